@@ -1,0 +1,99 @@
+"""The one exception tree of fedtss.
+
+A caller catches :class:`FedTSSError` (or one branch of it) and gets a message that says
+what went wrong and what to change. Errors about untrusted bytes never say *why* a sealed
+share failed to open (see :class:`InvalidSealedShare`), so callers cannot branch on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "FedTSSError",
+    "ConfigError",
+    "FormatError",
+    "StorageError",
+    "BlobNotFound",
+    "CIDMismatch",
+    "BlobTooLarge",
+    "ShareError",
+    "InvalidShare",
+    "InvalidSealedShare",
+    "NotEnoughShares",
+    "InconsistentShares",
+    "ChainError",
+    "ContractRevert",
+]
+
+
+class FedTSSError(Exception):
+    """Root of every error fedtss raises on purpose."""
+
+
+class ConfigError(FedTSSError):
+    """A configuration value is out of range or inconsistent; the message names the field."""
+
+
+class FormatError(FedTSSError):
+    """Bytes from storage, the chain or a file do not parse as the documented format."""
+
+
+class StorageError(FedTSSError):
+    """The content store could not put or get a blob."""
+
+
+class BlobNotFound(StorageError):
+    """No blob with this CID is in the store."""
+
+
+class CIDMismatch(StorageError):
+    """A blob's bytes do not hash to the CID it was fetched by."""
+
+
+class BlobTooLarge(StorageError):
+    """A blob is larger than the limit the caller set for it."""
+
+
+class ShareError(FedTSSError):
+    """Secret sharing failed: bad input shares or too few of them."""
+
+
+class InvalidShare(ShareError):
+    """A share is malformed: wrong length, wrong index, or values outside the field."""
+
+
+class InvalidSealedShare(ShareError):
+    """A sealed share did not open: wrong key, wrong context, or tampered bytes.
+
+    Like Fernet's ``InvalidToken``, one class covers every cause on purpose.
+    """
+
+
+class NotEnoughShares(ShareError):
+    """Fewer shares than the threshold (after excluding wrong ones) are available."""
+
+
+class InconsistentShares(ShareError):
+    """Shares do not lie on one polynomial of the expected degree.
+
+    ``holders`` names the share holders found wrong, when they could be identified.
+    """
+
+    def __init__(self, message: str, holders: Iterable[int] = ()) -> None:
+        super().__init__(message)
+        self.holders: tuple[int, ...] = tuple(sorted(holders))
+
+
+class ChainError(FedTSSError):
+    """A chain call failed: the node is unreachable or a transaction reverted."""
+
+
+class ContractRevert(ChainError):
+    """A contract call reverted with a decoded custom error, e.g. ``RoundWrongState``."""
+
+    def __init__(self, name: str, args: dict[str, object], message: str | None = None) -> None:
+        self.name = name
+        self.args_by_name = dict(args)
+        rendered = ", ".join(f"{k}={v}" for k, v in self.args_by_name.items())
+        super().__init__(message or f"contract reverted: {name}({rendered})")
