@@ -1,0 +1,236 @@
+"""Start and stop a local IPFS node that serves the Kubo RPC API (``/api/v0``).
+
+Two kinds of node, one lifecycle:
+
+- :class:`JsIpfsNode` runs the archived js-ipfs (npm ``ipfs`` 0.66.1) from the project's
+  ``node_modules``. kubo cannot be installed on every machine (it cannot on our CI
+  machine); js-ipfs serves the same ``/api/v0`` add/cat/pin/block calls, so tests and users
+  without kubo get a real daemon. Three things make it run offline on Node 20: a
+  ``Promise.withResolvers`` polyfill loaded with ``node --require``
+  (``orchestration/ipfs/polyfill.cjs``), empty ``Addresses.Swarm``, ``Addresses.Delegates``
+  and ``Bootstrap`` (it would otherwise dial the public network), and clients that put an
+  explicit ``Content-Type`` on every multipart part (see :mod:`fedtss.storage.kubo`).
+- :class:`KuboNode` runs a real ``ipfs`` (kubo) binary found on PATH, offline, on its own
+  repository.
+
+Both listen on 127.0.0.1 only. Port 0 (the default) lets the daemon pick a free port; the
+address it bound is read back from the ``api`` file the daemon writes into its repository,
+so there is no race between choosing a port and binding it. A node is ready when
+``/api/v0/version`` answers. :meth:`IpfsNode.stop` sends SIGTERM (both daemons shut down
+cleanly and release their repository lock on it) and SIGKILL only after a grace period.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from fedtss.errors import ConfigError, StorageError
+
+__all__ = ["IpfsNode", "JsIpfsNode", "KuboNode", "PROJECT_ROOT"]
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_POLYFILL = Path(__file__).resolve().parent / "ipfs" / "polyfill.cjs"
+_JSIPFS_CLI = Path("node_modules") / "ipfs" / "src" / "cli.js"
+
+_OFFLINE_ADDRESSES = {"Swarm": [], "Delegates": [], "Gateway": "", "RPC": ""}
+"""Listen on nothing but the RPC API and dial no one: the node is a local blob server."""
+
+
+class IpfsNode:
+    """One daemon process on its own repository; a context manager that stops it on exit.
+
+    ``state_dir`` holds ``repo/`` (the IPFS repository, kept between runs so blobs survive
+    a restart) and ``daemon.log`` (the daemon's stdout and stderr, read when it fails).
+    """
+
+    name = "ipfs"
+
+    def __init__(self, state_dir: str | os.PathLike[str], *, port: int = 0, startup_timeout: float = 60.0) -> None:
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"IPFS API port must be 0 (any free port) or 1-65535, got {port}")
+        self.state_dir = Path(state_dir)
+        self.repo_dir = self.state_dir / "repo"
+        self.log_path = self.state_dir / "daemon.log"
+        self.port = port
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._api_url: str | None = None
+
+    @property
+    def api_url(self) -> str:
+        """``http://127.0.0.1:<port>`` of the running daemon's RPC API."""
+        if self._api_url is None:
+            raise StorageError(f"the {self.name} node in {self.state_dir} is not running; call start() first")
+        return self._api_url
+
+    def start(self) -> str:
+        """Prepare the repository, start the daemon, wait until it answers; return its API URL."""
+        if self._process is not None:
+            return self.api_url
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_repo()
+        (self.repo_dir / "api").unlink(missing_ok=True)  # a stale file from a killed daemon
+        started = time.monotonic()
+        with open(self.log_path, "ab") as log_file:
+            self._process = subprocess.Popen(
+                self._command(),
+                env=self._environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it
+            )
+        try:
+            self._api_url = self._wait_until_ready(started + self.startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("%s node ready at %s after %.1f s (pid %d)", self.name, self._api_url,
+                 time.monotonic() - started, self._process.pid)
+        return self._api_url
+
+    def stop(self, *, grace: float = 10.0) -> None:
+        """Stop the daemon: SIGTERM, then SIGKILL if it has not exited after ``grace`` seconds."""
+        process, self._process, self._api_url = self._process, None, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            log.warning("%s node (pid %d) ignored SIGTERM for %.0f s; killing it", self.name, process.pid, grace)
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> IpfsNode:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _prepare_repo(self) -> None:
+        raise NotImplementedError
+
+    def _environment(self) -> dict[str, str]:
+        return {**os.environ, "IPFS_PATH": str(self.repo_dir)}
+
+    def _wait_until_ready(self, deadline: float) -> str:
+        """Poll for the ``api`` file, then for an answer from ``/api/v0/version``."""
+        while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                raise StorageError(f"{self.name} daemon exited during start-up; its output:\n{self._log_tail()}")
+            url = self._read_api_file()
+            if url is not None and _answers(url):
+                return url
+            time.sleep(0.05)
+        raise StorageError(f"{self.name} daemon did not answer within {self.startup_timeout:.0f} s "
+                           f"(raise startup_timeout?); its output:\n{self._log_tail()}")
+
+    def _read_api_file(self) -> str | None:
+        """Turn the ``/ip4/127.0.0.1/tcp/<port>[/http]`` multiaddr the daemon wrote into a URL."""
+        try:
+            parts = (self.repo_dir / "api").read_text().strip().split("/")
+        except FileNotFoundError:
+            return None
+        if len(parts) < 5 or parts[1] != "ip4" or parts[3] != "tcp":
+            return None
+        return f"http://{parts[2]}:{parts[4]}"
+
+    def _log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no output)"
+
+
+class JsIpfsNode(IpfsNode):
+    """js-ipfs 0.66.1 from ``node_modules``, offline, RPC API only."""
+
+    name = "js-ipfs"
+
+    def __init__(self, state_dir: str | os.PathLike[str], *, port: int = 0, startup_timeout: float = 60.0,
+                 project_root: str | os.PathLike[str] = PROJECT_ROOT, node: str | None = None) -> None:
+        super().__init__(state_dir, port=port, startup_timeout=startup_timeout)
+        self.cli = Path(project_root) / _JSIPFS_CLI
+        self.node = node or shutil.which("node")
+        if self.node is None:
+            raise ConfigError("js-ipfs needs Node.js: put `node` (v20) on PATH")
+        if not self.cli.is_file():
+            raise ConfigError(f"js-ipfs is not installed at {self.cli}: run `npm ci` in {project_root}")
+
+    def _command(self) -> list[str]:
+        return [self.node, "--require", str(_POLYFILL), str(self.cli), "daemon", "--offline",
+                "--enable-preload=false", "--init-config", str(self.state_dir / "init-config.json")]
+
+    def _environment(self) -> dict[str, str]:
+        environment = super()._environment()
+        environment.pop("DEBUG", None)  # its libp2p debug output would flood daemon.log
+        return environment
+
+    def _prepare_repo(self) -> None:
+        """Write the offline config: used by ``--init`` on a new repo, patched into an old one."""
+        (self.state_dir / "init-config.json").write_text(json.dumps(self._offline_config({})))
+        config_path = self.repo_dir / "config"
+        if config_path.is_file():
+            config = json.loads(config_path.read_text())
+            config_path.write_text(json.dumps(self._offline_config(config), indent=2))
+
+    def _offline_config(self, config: dict[str, object]) -> dict[str, object]:
+        addresses = dict(config.get("Addresses") or {})  # type: ignore[call-overload]
+        addresses.update(_OFFLINE_ADDRESSES, API=f"/ip4/127.0.0.1/tcp/{self.port}")
+        discovery = {"MDNS": {"Enabled": False}, "webRTCStar": {"Enabled": False}}
+        return {**config, "Addresses": addresses, "Bootstrap": [], "Discovery": discovery}
+
+
+class KuboNode(IpfsNode):
+    """A real kubo ``ipfs`` daemon, offline, on its own repository."""
+
+    name = "kubo"
+
+    def __init__(self, state_dir: str | os.PathLike[str], *, port: int = 0, startup_timeout: float = 60.0,
+                 ipfs: str | None = None) -> None:
+        super().__init__(state_dir, port=port, startup_timeout=startup_timeout)
+        self.ipfs = ipfs or shutil.which("ipfs")
+        if self.ipfs is None:
+            raise ConfigError("kubo is not installed: put its `ipfs` binary on PATH")
+
+    def _command(self) -> list[str]:
+        return [self.ipfs, "daemon", "--offline"]  # type: ignore[list-item]
+
+    def _prepare_repo(self) -> None:
+        if not (self.repo_dir / "config").is_file():
+            self._ipfs("init", "--profile", "test")  # test: no bootstrap peers, no MDNS
+        self._ipfs("config", "Addresses.API", f"/ip4/127.0.0.1/tcp/{self.port}")
+        self._ipfs("config", "Addresses.Gateway", "")
+        for key in ("Addresses.Swarm", "Bootstrap"):
+            self._ipfs("config", "--json", key, "[]")
+
+    def _ipfs(self, *args: str) -> None:
+        result = subprocess.run([self.ipfs, *args], env=self._environment(), capture_output=True,  # type: ignore[list-item]
+                                text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise StorageError(f"`ipfs {' '.join(args)}` failed in {self.repo_dir}: {result.stderr.strip()}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.post(f"{url}/api/v0/version", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
