@@ -1,0 +1,209 @@
+"""Sealing one Shamir share to one committee member, bound to where it belongs.
+
+A client encrypts share j of its update to member j's X25519 public key. The sealed share
+opens only with member j's private key *and* the exact context it was sealed for (chain id,
+contract, round, client, member index), so a sealed share copied into another round, another
+client's manifest or another member's slot does not open. Like pyca's Fernet, there are two
+verbs and one exception: :func:`open_share` raises :class:`InvalidSealedShare` for every
+failure, so a caller cannot branch on *why*.
+
+Construction (all primitives from pyca/cryptography, nothing hand-rolled)::
+
+    e, E      = ephemeral X25519 key pair from the caller's 32 random bytes (ephemeral_seed)
+    R         = recipient's X25519 public key
+    ctx       = encode_share_context(context)                      # 160 bytes, below
+    shared    = X25519(e, R)                                       # all-zero result refused
+    key       = HKDF-SHA256(shared, length=32, salt=E || R,
+                            info=b"fedtss sealed share v1\\x00" || ctx)
+    header    = MAGIC || VERSION || E                              # 37 bytes
+    sealed    = header || AES-256-GCM(key, nonce=12 zero bytes,
+                                      plaintext, aad=header || ctx) # ciphertext || 16-byte tag
+
+The nonce is fixed because every key is used once: the key depends on a fresh ephemeral key
+and on the context. A caller must therefore never reuse ``ephemeral_seed`` (pass
+``os.urandom(32)``); :func:`seal_share` takes it as a parameter only so that it is pure and
+test vectors are exact.
+
+Sealed format, version 1 (byte offsets)::
+
+    0   4  magic b"FTSS"
+    4   1  version 0x01
+    5  32  ephemeral X25519 public key E
+    37  L  AES-256-GCM ciphertext of the L-byte plaintext
+    37+L 16 GCM tag
+
+Context encoding (``ctx``), the Solidity ``abi.encode`` of five 32-byte words, so a contract
+could recompute it::
+
+    uint256 chain_id || address contract || uint256 round || address client || uint256 member_index
+
+AES-256-GCM was chosen over ChaCha20-Poly1305 by measurement on an 80 MiB plaintext on the
+project machine (x86-64 with AES-NI): the raw cipher ran at about 9.6 GB/s against 3.5 GB/s,
+and the whole ``seal_share`` / ``open_share`` at about 0.97 / 1.7 GB/s against 0.84 / 1.3 GB/s
+(allocating the fresh output dominates).
+The plaintext of one AEAD call is limited to 2**31 - 1 bytes by the library (a share vector
+of 2.6 * 10^8 coordinates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from fedtss._checks import UINT256_MAX, normalize_address, require_int
+from fedtss.errors import FormatError, InvalidSealedShare
+
+__all__ = [
+    "MAGIC",
+    "VERSION",
+    "OVERHEAD",
+    "ShareContext",
+    "encode_share_context",
+    "keypair_from_seed",
+    "public_key_from_private",
+    "seal_share",
+    "open_share",
+]
+
+MAGIC = b"FTSS"
+VERSION = 1
+_KEY_BYTES = 32
+_TAG_BYTES = 16
+_HEADER_BYTES = len(MAGIC) + 1 + _KEY_BYTES
+#: Bytes a sealed share adds to its plaintext.
+OVERHEAD = _HEADER_BYTES + _TAG_BYTES
+_NONCE = bytes(12)
+_HKDF_INFO = b"fedtss sealed share v1\x00"
+_MAX_PLAINTEXT = 2**31 - 1 - _TAG_BYTES
+
+
+@dataclass(frozen=True)
+class ShareContext:
+    """Where a sealed share belongs: one client's share for one member in one round.
+
+    Addresses are ``0x`` + 40 hex digits in any case (stored lowercase); ``member_index`` is
+    the member's 1-based position in the committee, i.e. its Shamir evaluation point.
+    """
+
+    chain_id: int
+    contract: str
+    round: int
+    client: str
+    member_index: int
+
+    def __post_init__(self) -> None:
+        require_int(self.chain_id, "chain_id", low=1, high=UINT256_MAX, error=FormatError)
+        require_int(self.round, "round", low=1, high=UINT256_MAX, error=FormatError)
+        require_int(self.member_index, "member_index", low=1, high=255, error=FormatError)
+        for name in ("contract", "client"):
+            address = normalize_address(getattr(self, name), name, error=FormatError)
+            object.__setattr__(self, name, address)
+
+
+def encode_share_context(context: ShareContext) -> bytes:
+    """The 160-byte canonical encoding of ``context`` (Solidity ``abi.encode`` layout)."""
+    return b"".join(
+        (
+            context.chain_id.to_bytes(32, "big"),
+            bytes.fromhex(context.contract[2:]).rjust(32, b"\x00"),
+            context.round.to_bytes(32, "big"),
+            bytes.fromhex(context.client[2:]).rjust(32, b"\x00"),
+            context.member_index.to_bytes(32, "big"),
+        )
+    )
+
+
+def _require_32_bytes(value: object, name: str) -> bytes:
+    if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) != _KEY_BYTES:
+        raise FormatError(f"{name} must be {_KEY_BYTES} bytes")
+    return bytes(value)
+
+
+def keypair_from_seed(seed: bytes) -> tuple[bytes, bytes]:
+    """Return ``(private_key, public_key)``, 32 bytes each, for a 32-byte random seed.
+
+    The seed is the X25519 private scalar itself (clamped by the library), so pass fresh
+    random bytes used for nothing else.
+    """
+    private = _require_32_bytes(seed, "seed")
+    return private, public_key_from_private(private)
+
+
+def public_key_from_private(private_key: bytes) -> bytes:
+    """The 32-byte X25519 public key of a 32-byte private key."""
+    key = X25519PrivateKey.from_private_bytes(_require_32_bytes(private_key, "private key"))
+    return key.public_key().public_bytes_raw()
+
+
+def _derive_key(shared: bytes, ephemeral: bytes, recipient: bytes, ctx: bytes) -> AESGCM:
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=_KEY_BYTES,
+        salt=ephemeral + recipient,
+        info=_HKDF_INFO + ctx,
+    )
+    return AESGCM(hkdf.derive(shared))
+
+
+def seal_share(
+    plaintext: bytes,
+    recipient_public_key: bytes,
+    context: ShareContext,
+    *,
+    ephemeral_seed: bytes,
+) -> bytes:
+    """Encrypt ``plaintext`` to one member for one context; pure given its inputs.
+
+    ``ephemeral_seed`` must be 32 fresh random bytes (``os.urandom(32)``), never reused.
+    Raises :class:`FormatError` for a malformed or low-order recipient key.
+    """
+    recipient = _require_32_bytes(recipient_public_key, "recipient public key")
+    ephemeral_key = X25519PrivateKey.from_private_bytes(
+        _require_32_bytes(ephemeral_seed, "ephemeral seed")
+    )
+    data = memoryview(plaintext).cast("B")
+    if data.nbytes > _MAX_PLAINTEXT:
+        raise FormatError(f"plaintext of {data.nbytes} bytes exceeds {_MAX_PLAINTEXT} bytes")
+    try:
+        shared = ephemeral_key.exchange(X25519PublicKey.from_public_bytes(recipient))
+    except ValueError:
+        raise FormatError("recipient public key is a low-order point, not a usable key") from None
+    ephemeral = ephemeral_key.public_key().public_bytes_raw()
+    header = MAGIC + bytes([VERSION]) + ephemeral
+    ctx = encode_share_context(context)
+    aead = _derive_key(shared, ephemeral, recipient, ctx)
+    # One copy after the cipher's own output, as fast as encrypt_into + bytes() measured.
+    return header + aead.encrypt(_NONCE, data, header + ctx)
+
+
+def open_share(sealed: bytes, recipient_private_key: bytes, context: ShareContext) -> bytes:
+    """Decrypt a sealed share; raise :class:`InvalidSealedShare` for *any* failure.
+
+    Wrong key, wrong context, a flipped bit, a truncated blob or an unknown version are
+    deliberately indistinguishable to the caller.
+    """
+    try:
+        data = memoryview(sealed).cast("B")
+        private_key = X25519PrivateKey.from_private_bytes(bytes(recipient_private_key))
+    except (TypeError, ValueError):
+        raise InvalidSealedShare("sealed share did not open") from None
+    if (
+        data.nbytes < OVERHEAD
+        or data[: len(MAGIC)] != MAGIC
+        or data[len(MAGIC)] != VERSION
+    ):
+        raise InvalidSealedShare("sealed share did not open")
+    ephemeral = bytes(data[len(MAGIC) + 1 : _HEADER_BYTES])
+    recipient = private_key.public_key().public_bytes_raw()
+    ctx = encode_share_context(context)
+    try:
+        shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral))
+        aead = _derive_key(shared, ephemeral, recipient, ctx)
+        return aead.decrypt(_NONCE, data[_HEADER_BYTES:], bytes(data[:_HEADER_BYTES]) + ctx)
+    except (InvalidTag, ValueError, OverflowError):
+        raise InvalidSealedShare("sealed share did not open") from None
