@@ -1,0 +1,487 @@
+"""Versioned binary formats for everything fedtss stores: share vectors, models, manifests.
+
+Every byte fetched from a content store is parsed by one decoder here, which takes a size
+limit and raises :class:`FormatError` naming what is wrong; nothing is ever unpickled.
+Integers are little-endian. Each format is versioned so that it can change without
+ambiguity.
+
+**Field vector** (a share, or a member's aggregate share), version 1::
+
+    offset size
+    0      4    magic b"FTFV"
+    4      1    version 0x01
+    5      1    kind: 1 = share, 2 = aggregate share (:class:`VectorKind`)
+    6      2    reserved, zero
+    8      8    length L (uint64, >= 1)
+    16     8·L  values, uint64 little-endian, each < p = 2^61 - 1
+
+**Model** (named float32 tensors), version 1::
+
+    0      4    magic b"FTMD"
+    4      1    version 0x01
+    5      3    reserved, zero
+    8      4    header length H (uint32)
+    12     H    header: canonical JSON (below), UTF-8
+    12+H   pad  zero bytes up to the next multiple of 8
+    ...    4·N  float32 little-endian data of every tensor, in header order (N elements)
+
+The header is ``{"tensors":[{"name":…,"offset":…,"shape":[…]},…]}`` with keys sorted and no
+spaces (``json.dumps(sort_keys=True, separators=(",", ":"))``); tensors are sorted by name,
+``offset`` counts elements from the start of the data and each tensor starts where the
+previous one ends. Names are 1-200 characters of ``[A-Za-z0-9_.:/-]``. There is exactly one
+valid encoding of a given set of tensors, and :func:`decode_model` rejects every other: honest
+committee members vote on the CID of the model blob, so equal models must give equal bytes.
+
+**Client manifest**, schema 1: canonical JSON (sorted keys, no spaces, UTF-8) of::
+
+    {"chain_id": int, "client": "0x…", "contract": "0x…", "n": int,
+     "quantization": {"clip_norm": float, "fractional_bits": int,
+                      "max_clients": int, "max_samples": int},
+     "round": int, "schema": 1, "share_cids": [CID of member 1's sealed share, …],
+     "t": int, "vector_length": int}
+
+``share_cids[j-1]`` is the CID (v1, base32, sha2-256, codec raw or dag-pb) of the sealed
+share for member j. ``chain_id`` and ``round`` are at most 2^53 - 1 so that every JSON reader
+parses them exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from math import prod
+from typing import Any
+
+import numpy as np
+from multiformats import CID
+from numpy.typing import NDArray
+
+from fedtss._checks import FIELD_PRIME, normalize_address, require_int
+from fedtss.errors import ConfigError, FormatError
+from fedtss.quantize import QuantizationConfig
+
+__all__ = [
+    "VectorKind",
+    "encode_field_vector",
+    "decode_field_vector",
+    "ModelLayout",
+    "encode_model",
+    "decode_model",
+    "flatten_model",
+    "unflatten_model",
+    "MANIFEST_SCHEMA",
+    "MANIFEST_MAX_BYTES",
+    "Manifest",
+    "encode_manifest",
+    "parse_manifest",
+]
+
+P = FIELD_PRIME
+
+# -- field vectors -----------------------------------------------------------------------
+
+_VECTOR_MAGIC = b"FTFV"
+_VECTOR_VERSION = 1
+_VECTOR_HEADER = struct.Struct("<4sBBHQ")
+
+
+class VectorKind(IntEnum):
+    """What a field vector blob holds; a decoder is told which one it expects."""
+
+    SHARE = 1
+    AGGREGATE_SHARE = 2
+
+
+def encode_field_vector(values: NDArray[np.uint64], *, kind: VectorKind) -> bytes:
+    """Encode a 1-D uint64 vector of field elements (each < p) as a field vector blob."""
+    kind = _vector_kind(kind)
+    if not isinstance(values, np.ndarray) or values.dtype != np.uint64 or values.ndim != 1:
+        raise FormatError("field vector must be a 1-D numpy uint64 array")
+    if values.size == 0:
+        raise FormatError("field vector must not be empty")
+    if int(values.max()) >= P:
+        raise FormatError("field vector holds a value >= p = 2^61 - 1")
+    header = _VECTOR_HEADER.pack(_VECTOR_MAGIC, _VECTOR_VERSION, kind, 0, values.size)
+    data = np.ascontiguousarray(values, dtype="<u8")
+    return b"".join((header, memoryview(data).cast("B")))
+
+
+def _vector_kind(kind: object) -> VectorKind:
+    try:
+        return VectorKind(kind)
+    except ValueError:
+        raise FormatError(f"unknown field vector kind {kind!r}") from None
+
+
+def decode_field_vector(
+    blob: bytes,
+    *,
+    kind: VectorKind,
+    max_bytes: int,
+    expected_length: int | None = None,
+) -> NDArray[np.uint64]:
+    """Parse a field vector blob of the expected ``kind``; return its values.
+
+    The result is a read-only view of ``blob`` (no copy); copy it to modify it.
+    """
+    kind = _vector_kind(kind)
+    data = _as_bytes_view(blob, max_bytes, "field vector")
+    if data.nbytes < _VECTOR_HEADER.size:
+        raise FormatError(f"field vector truncated: {data.nbytes} bytes, header needs 16")
+    magic, version, found_kind, reserved, length = _VECTOR_HEADER.unpack_from(data)
+    _check_magic_version(magic, version, _VECTOR_MAGIC, _VECTOR_VERSION, "field vector")
+    if found_kind != kind:
+        raise FormatError(f"field vector has kind {found_kind}, expected {int(kind)} ({kind.name})")
+    if reserved != 0:
+        raise FormatError("field vector reserved bytes are not zero")
+    if length == 0:
+        raise FormatError("field vector length is 0")
+    if expected_length is not None and length != expected_length:
+        raise FormatError(f"field vector has length {length}, expected {expected_length}")
+    _check_body_size(data.nbytes - _VECTOR_HEADER.size, 8 * length, "field vector")
+    values = np.frombuffer(data, dtype="<u8", count=length, offset=_VECTOR_HEADER.size)
+    if int(values.max()) >= P:
+        raise FormatError("field vector holds a value >= p = 2^61 - 1")
+    return values.view(np.uint64)
+
+
+def _as_bytes_view(blob: object, max_bytes: int, what: str) -> memoryview:
+    require_int(max_bytes, "max_bytes", low=0, high=2**62, error=ConfigError)
+    try:
+        data = memoryview(blob).cast("B")  # type: ignore[arg-type]
+    except TypeError:
+        raise FormatError(f"{what} must be bytes, got {type(blob).__name__}") from None
+    if data.nbytes > max_bytes:
+        raise FormatError(f"{what} of {data.nbytes} bytes exceeds the limit of {max_bytes}")
+    return data
+
+
+def _check_magic_version(
+    magic: bytes, version: int, expected_magic: bytes, expected_version: int, what: str
+) -> None:
+    if magic != expected_magic:
+        raise FormatError(f"not a {what}: magic {magic!r}, expected {expected_magic!r}")
+    if version != expected_version:
+        raise FormatError(f"{what} version {version} is not supported (only {expected_version})")
+
+
+def _check_body_size(actual: int, expected: int, what: str) -> None:
+    if actual < expected:
+        raise FormatError(f"{what} truncated: {actual} data bytes, header says {expected}")
+    if actual > expected:
+        raise FormatError(f"{what} has {actual - expected} trailing bytes after its data")
+
+
+# -- models ------------------------------------------------------------------------------
+
+_MODEL_MAGIC = b"FTMD"
+_MODEL_VERSION = 1
+_MODEL_PREFIX = struct.Struct("<4sB3sI")
+_TENSOR_NAME = re.compile(r"[A-Za-z0-9_.:/\-]{1,200}")
+_MAX_NDIM = 8
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """Names and shapes of a model's tensors, sorted by name: how a flat vector is cut."""
+
+    tensors: tuple[tuple[str, tuple[int, ...]], ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tensors, tuple) or not self.tensors:
+            raise FormatError("a model needs a tuple of at least one (name, shape) tensor")
+        for name, shape in self.tensors:
+            _check_tensor_spec(name, shape)
+        names = [name for name, _ in self.tensors]
+        if names != sorted(set(names)):
+            raise FormatError("model tensor names must be unique and sorted")
+
+    @property
+    def size(self) -> int:
+        """Total number of float32 elements."""
+        return sum(prod(shape) for _, shape in self.tensors)
+
+
+def _check_tensor_spec(name: object, shape: object) -> None:
+    if not isinstance(name, str) or _TENSOR_NAME.fullmatch(name) is None:
+        raise FormatError(f"tensor name {name!r:.80} is not 1-200 chars of [A-Za-z0-9_.:/-]")
+    if not isinstance(shape, tuple) or len(shape) > _MAX_NDIM:
+        raise FormatError(f"tensor {name}: shape must be a tuple of at most {_MAX_NDIM} ints")
+    for dim in shape:
+        require_int(dim, f"tensor {name} dimension", low=0, high=2**40, error=FormatError)
+
+
+def _layout_of(tensors: Mapping[str, NDArray[np.float32]]) -> ModelLayout:
+    if not isinstance(tensors, Mapping):
+        raise FormatError(f"model must be a mapping of names to arrays, got {type(tensors).__name__}")
+    for name, array in tensors.items():
+        if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+            raise FormatError(f"tensor {name!r:.80} must be a numpy float32 array")
+    for name in tensors:
+        _check_tensor_spec(name, ())
+    names = sorted(tensors)
+    return ModelLayout(tuple((name, tuple(tensors[name].shape)) for name in names))
+
+
+def _model_header(layout: ModelLayout) -> bytes:
+    entries, offset = [], 0
+    for name, shape in layout.tensors:
+        entries.append({"name": name, "offset": offset, "shape": list(shape)})
+        offset += prod(shape)
+    return _canonical_json({"tensors": entries})
+
+
+def _canonical_json(value: object) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _padding(header_length: int) -> int:
+    return -(_MODEL_PREFIX.size + header_length) % 8
+
+
+def encode_model(tensors: Mapping[str, NDArray[np.float32]]) -> bytes:
+    """Encode named float32 tensors; equal inputs give byte-identical blobs."""
+    layout = _layout_of(tensors)
+    header = _model_header(layout)
+    prefix = _MODEL_PREFIX.pack(_MODEL_MAGIC, _MODEL_VERSION, bytes(3), len(header))
+    parts: list[bytes | memoryview] = [prefix, header, bytes(_padding(len(header)))]
+    for name, _ in layout.tensors:
+        data = np.ascontiguousarray(tensors[name], dtype="<f4").reshape(-1)
+        parts.append(memoryview(data).cast("B"))
+    return b"".join(parts)
+
+
+def decode_model(blob: bytes, *, max_bytes: int) -> dict[str, NDArray[np.float32]]:
+    """Parse a model blob into ``{name: float32 array}`` in name order.
+
+    Arrays are read-only views of ``blob`` (no copy); copy them to train in place.
+    """
+    data = _as_bytes_view(blob, max_bytes, "model")
+    if data.nbytes < _MODEL_PREFIX.size:
+        raise FormatError(f"model truncated: {data.nbytes} bytes, prefix needs 12")
+    magic, version, reserved, header_length = _MODEL_PREFIX.unpack_from(data)
+    _check_magic_version(magic, version, _MODEL_MAGIC, _MODEL_VERSION, "model")
+    if reserved != bytes(3):
+        raise FormatError("model reserved bytes are not zero")
+    data_start = _MODEL_PREFIX.size + header_length + _padding(header_length)
+    if data_start > data.nbytes:
+        raise FormatError(f"model truncated: header of {header_length} bytes does not fit")
+    raw_header = bytes(data[_MODEL_PREFIX.size : _MODEL_PREFIX.size + header_length])
+    if any(data[_MODEL_PREFIX.size + header_length : data_start]):
+        raise FormatError("model header padding is not zero")
+    layout = _parse_model_header(raw_header)
+    _check_body_size(data.nbytes - data_start, 4 * layout.size, "model")
+    return _tensor_views(data, data_start, layout)
+
+
+def _parse_model_header(raw: bytes) -> ModelLayout:
+    header = _load_json(raw, "model header")
+    if not isinstance(header, dict) or set(header) != {"tensors"}:
+        raise FormatError('model header must be an object with the single key "tensors"')
+    entries = header["tensors"]
+    if not isinstance(entries, list):
+        raise FormatError("model header tensors must be a list")
+    specs = []
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) != {"name", "offset", "shape"}:
+            raise FormatError("each model tensor entry needs exactly name, offset and shape")
+        if not isinstance(entry["shape"], list):
+            raise FormatError(f"tensor {entry['name']!r:.80}: shape must be a list")
+        specs.append((entry["name"], tuple(entry["shape"])))
+    layout = ModelLayout(tuple(specs))
+    if _model_header(layout) != raw:
+        raise FormatError("model header is not in canonical form (offsets, order or spacing)")
+    return layout
+
+
+def _tensor_views(
+    data: memoryview, data_start: int, layout: ModelLayout
+) -> dict[str, NDArray[np.float32]]:
+    tensors, offset = {}, data_start
+    for name, shape in layout.tensors:
+        count = prod(shape)
+        flat = np.frombuffer(data, dtype="<f4", count=count, offset=offset)
+        tensors[name] = flat.view(np.float32).reshape(shape)
+        offset += 4 * count
+    return tensors
+
+
+def flatten_model(
+    tensors: Mapping[str, NDArray[np.float32]],
+) -> tuple[NDArray[np.float32], ModelLayout]:
+    """Concatenate float32 tensors in name order into one vector, with the layout to undo it."""
+    layout = _layout_of(tensors)
+    flat = np.concatenate([tensors[name].reshape(-1) for name, _ in layout.tensors])
+    return flat.astype(np.float32, copy=False), layout
+
+
+def unflatten_model(
+    flat: NDArray[np.float32], layout: ModelLayout
+) -> dict[str, NDArray[np.float32]]:
+    """Cut a flat float32 vector back into named tensors (views of ``flat``)."""
+    if not isinstance(flat, np.ndarray) or flat.dtype != np.float32 or flat.ndim != 1:
+        raise FormatError("flat model must be a 1-D numpy float32 array")
+    if flat.size != layout.size:
+        raise FormatError(f"flat model has {flat.size} elements, layout needs {layout.size}")
+    tensors, offset = {}, 0
+    for name, shape in layout.tensors:
+        count = prod(shape)
+        tensors[name] = flat[offset : offset + count].reshape(shape)
+        offset += count
+    return tensors
+
+
+# -- JSON --------------------------------------------------------------------------------
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise FormatError("JSON object has a duplicate key")
+    return result
+
+
+def _reject_constant(token: str) -> None:
+    raise FormatError(f"JSON constant {token} is not allowed")
+
+
+def _load_json(raw: bytes, what: str) -> object:
+    """Strict JSON: UTF-8 only, no duplicate keys, no NaN/Infinity; any failure is FormatError."""
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except FormatError as error:
+        raise FormatError(f"{what}: {error}") from None
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise FormatError(f"{what} is not valid UTF-8 JSON: {error}") from None
+
+
+# -- client manifests --------------------------------------------------------------------
+
+MANIFEST_SCHEMA = 1
+MANIFEST_MAX_BYTES = 64 * 1024
+_JSON_SAFE_INT = 2**53 - 1
+_CID_CODECS = frozenset({"raw", "dag-pb"})
+_MANIFEST_KEYS = frozenset(
+    {"schema", "chain_id", "contract", "round", "client", "n", "t", "vector_length",
+     "quantization", "share_cids"}
+)
+_QUANTIZATION_KEYS = frozenset({"clip_norm", "fractional_bits", "max_clients", "max_samples"})
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one client submitted in one round: where its n sealed shares are, and how to read them.
+
+    ``share_cids[j - 1]`` is the CID of the sealed share for committee member j;
+    ``vector_length`` is the length d + 1 of each share vector.
+    """
+
+    chain_id: int
+    contract: str
+    round: int
+    client: str
+    n: int
+    t: int
+    vector_length: int
+    quantization: QuantizationConfig
+    share_cids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        require_int(self.chain_id, "chain_id", low=1, high=_JSON_SAFE_INT, error=FormatError)
+        require_int(self.round, "round", low=1, high=_JSON_SAFE_INT, error=FormatError)
+        require_int(self.n, "n", low=2, high=255, error=FormatError)
+        require_int(self.t, "t", low=2, high=self.n, error=FormatError)
+        require_int(self.vector_length, "vector_length", low=2, high=2**40, error=FormatError)
+        for name in ("contract", "client"):
+            address = normalize_address(getattr(self, name), name, error=FormatError)
+            object.__setattr__(self, name, address)
+        if not isinstance(self.quantization, QuantizationConfig):
+            raise FormatError("quantization must be a QuantizationConfig")
+        if not isinstance(self.share_cids, (list, tuple)) or len(self.share_cids) != self.n:
+            raise FormatError(f"share_cids must list exactly n = {self.n} CIDs")
+        object.__setattr__(self, "share_cids", tuple(self.share_cids))
+        for member, cid in enumerate(self.share_cids, start=1):
+            _check_cid(cid, f"share_cids[{member - 1}] (member {member})")
+
+
+def _check_cid(value: object, name: str) -> None:
+    """Accept only CID v1, base32, sha2-256, codec raw or dag-pb: one string per CID."""
+    if not isinstance(value, str) or len(value) > 200:
+        raise FormatError(f"{name} must be a CID string")
+    try:
+        cid = CID.decode(value)
+        canonical = cid.encode("base32")
+        ok = (
+            cid.version == 1
+            and cid.codec.name in _CID_CODECS
+            and cid.hashfun.name == "sha2-256"
+            and len(cid.raw_digest) == 32
+        )
+    except Exception:  # multiformats raises several types for bad input
+        raise FormatError(f"{name} is not a valid CID: {value!r:.80}") from None
+    if not ok or canonical != value:
+        raise FormatError(
+            f"{name} must be a base32 CID v1 with sha2-256 and codec raw or dag-pb, got {value!r:.80}"
+        )
+
+
+def encode_manifest(manifest: Manifest) -> bytes:
+    """The canonical JSON bytes of ``manifest`` (sorted keys, no spaces, UTF-8)."""
+    q = manifest.quantization
+    return _canonical_json(
+        {
+            "schema": MANIFEST_SCHEMA,
+            "chain_id": manifest.chain_id,
+            "contract": manifest.contract,
+            "round": manifest.round,
+            "client": manifest.client,
+            "n": manifest.n,
+            "t": manifest.t,
+            "vector_length": manifest.vector_length,
+            "quantization": {
+                "clip_norm": q.clip_norm,
+                "fractional_bits": q.fractional_bits,
+                "max_clients": q.max_clients,
+                "max_samples": q.max_samples,
+            },
+            "share_cids": list(manifest.share_cids),
+        }
+    )
+
+
+def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manifest:
+    """Parse and validate a client manifest; raise :class:`FormatError` naming the bad field."""
+    data = _as_bytes_view(blob, max_bytes, "manifest")
+    document = _load_json(bytes(data), "manifest")
+    _require_keys(document, _MANIFEST_KEYS, "manifest")
+    require_int(document["schema"], "schema", low=MANIFEST_SCHEMA, high=MANIFEST_SCHEMA,
+                error=FormatError)
+    quantization = document["quantization"]
+    _require_keys(quantization, _QUANTIZATION_KEYS, "manifest quantization")
+    try:
+        config = QuantizationConfig(**quantization)
+    except ConfigError as error:
+        raise FormatError(f"manifest quantization: {error}") from None
+    if not isinstance(document["share_cids"], list):
+        raise FormatError("manifest share_cids must be a list")
+    fields = {key: document[key] for key in _MANIFEST_KEYS - {"schema", "quantization"}}
+    return Manifest(**fields, quantization=config)
+
+
+def _require_keys(document: object, expected: frozenset[str], what: str) -> None:
+    if not isinstance(document, dict):
+        raise FormatError(f"{what} must be a JSON object")
+    missing, unknown = expected - set(document), set(document) - expected
+    if missing:
+        raise FormatError(f"{what} is missing {', '.join(sorted(missing))}")
+    if unknown:
+        raise FormatError(f"{what} has unknown keys {', '.join(sorted(map(str, unknown)))[:200]}")
