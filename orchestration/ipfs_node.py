@@ -57,7 +57,8 @@ class IpfsNode:
 
     name = "ipfs"
 
-    def __init__(self, state_dir: str | os.PathLike[str], *, port: int = 0, startup_timeout: float = 60.0) -> None:
+    def __init__(self, state_dir: str | os.PathLike[str], *, port: int = 0,
+                 startup_timeout: float = 60.0) -> None:
         if not 0 <= port <= 65535:
             raise ConfigError(f"IPFS API port must be 0 (any free port) or 1-65535, got {port}")
         self.state_dir = Path(state_dir)
@@ -72,7 +73,7 @@ class IpfsNode:
     def api_url(self) -> str:
         """``http://127.0.0.1:<port>`` of the running daemon's RPC API."""
         if self._api_url is None:
-            raise StorageError(f"the {self.name} node in {self.state_dir} is not running; call start() first")
+            raise StorageError(f"the {self.name} node in {self.state_dir} is not running; start() it first")
         return self._api_url
 
     def start(self) -> str:
@@ -110,7 +111,8 @@ class IpfsNode:
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            log.warning("%s node (pid %d) ignored SIGTERM for %.0f s; killing it", self.name, process.pid, grace)
+            log.warning("%s node (pid %d) ignored SIGTERM for %.0f s; killing it",
+                        self.name, process.pid, grace)
             process.kill()
             process.wait()
 
@@ -135,7 +137,8 @@ class IpfsNode:
         """Poll for the ``api`` file, then for an answer from ``/api/v0/version``."""
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
-                raise StorageError(f"{self.name} daemon exited during start-up; its output:\n{self._log_tail()}")
+                raise StorageError(f"{self.name} daemon exited during start-up; its output:\n"
+                                   f"{self._log_tail()}")
             url = self._read_api_file()
             if url is not None and _answers(url):
                 return url
@@ -212,7 +215,7 @@ class KuboNode(IpfsNode):
             raise ConfigError("kubo is not installed: put its `ipfs` binary on PATH")
 
     def _command(self) -> list[str]:
-        return [self.ipfs, "daemon", "--offline"]  # type: ignore[list-item]
+        return [str(self.ipfs), "daemon", "--offline"]
 
     def _prepare_repo(self) -> None:
         if not (self.repo_dir / "config").is_file():
@@ -223,8 +226,9 @@ class KuboNode(IpfsNode):
             self._ipfs("config", "--json", key, "[]")
 
     def _ipfs(self, *args: str) -> None:
-        result = subprocess.run([self.ipfs, *args], env=self._environment(), capture_output=True,  # type: ignore[list-item]
-                                text=True, timeout=60, check=False)
+        command = [str(self.ipfs), *args]
+        result = subprocess.run(command, env=self._environment(), capture_output=True, text=True,
+                                timeout=60, check=False)
         if result.returncode != 0:
             raise StorageError(f"`ipfs {' '.join(args)}` failed in {self.repo_dir}: {result.stderr.strip()}")
 
