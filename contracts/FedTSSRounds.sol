@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IFedTSSRounds} from "./IFedTSSRounds.sol";
+
+/**
+ * @title FedTSSRounds
+ * @notice The coordinator of fedtss: there is no central server. See {IFedTSSRounds} for the
+ * types, errors and events, and DESIGN.md for one round end to end.
+ *
+ * Storage is laid out for the common path: a round's state, counts and deadlines share one
+ * slot; each client and each member has one slot, written at construction, that remembers
+ * the last round it acted in (so the "once per round" checks cost one warm write); the
+ * submission order is packed sixteen clients to a slot. No transaction loops over clients.
+ */
+contract FedTSSRounds is IFedTSSRounds {
+    uint64 private constant CODEC_RAW = 0x55;
+    uint64 private constant CODEC_DAG_PB = 0x70;
+    uint256 private constant MAX_COMMITTEE = 255;
+    uint256 private constant MAX_TARGET_CLIENTS = 256;
+    uint256 private constant MAX_ALLOWLIST = type(uint16).max;
+
+    /// @dev One slot per round, written together on every transition.
+    struct Round {
+        RoundState state;
+        RoundState stateAtFailure;
+        uint16 clients;
+        uint8 shares;
+        uint8 votes;
+        uint64 collectionDeadline;
+        uint64 committeeDeadline;
+    }
+
+    /// @dev One slot, for the training as a whole.
+    struct Training {
+        uint64 currentRound;
+        uint32 roundsFinalized;
+        uint32 finalizeUntil;
+        uint64 modelRound;
+        uint64 modelCodec;
+    }
+
+    /// @dev One slot per allowlisted client; `position` is 1-based (0: not allowlisted).
+    struct ClientSlot {
+        uint16 position;
+        uint64 lastRound;
+    }
+
+    /// @dev One slot per committee member; `index` is 1-based (0: not a member).
+    struct MemberSlot {
+        uint8 index;
+        uint64 lastShareRound;
+        uint64 lastVoteRound;
+    }
+
+    /// @notice The deployer; the only account that may start training and reopen rounds.
+    address public immutable operator;
+    /// @notice t: aggregate shares over one client set to reconstruct, and votes to finalize.
+    uint8 public immutable threshold;
+    /// @notice The fewest updates a round may aggregate.
+    uint16 public immutable minClients;
+    /// @notice The number of updates that closes collection at once.
+    uint16 public immutable targetClients;
+    /// @notice Seconds a round collects updates.
+    uint64 public immutable collectionPeriod;
+    /// @notice Seconds the committee has to aggregate, and again to vote.
+    uint64 public immutable aggregationPeriod;
+
+    Training private _training;
+    bytes32 private _modelDigest;
+    address[] private _committee;
+    bytes32[] private _sealingKeys;
+    address[] private _clients;
+    mapping(address account => MemberSlot) private _members;
+    mapping(address account => ClientSlot) private _clientSlots;
+    mapping(uint256 round => Round) private _rounds;
+    mapping(uint256 round => uint256 includedClients) private _includedClients;
+    /// @dev Allowlist positions (1-based, 16 bits each) in submission order, 16 to a word.
+    mapping(uint256 round => mapping(uint256 word => uint256 positions)) private _submitterWords;
+    mapping(uint256 round => mapping(uint256 includedClients => uint256 count)) private _shareCounts;
+    mapping(uint256 round => mapping(bytes32 modelKey => uint256 count)) private _voteCounts;
+
+    /**
+     * @notice Deploys the round contract; the caller becomes the operator.
+     *
+     * Requirements:
+     * - 2 <= committee size <= 255, one non-zero sealing key per member, no duplicates;
+     * - 2 <= threshold <= committee size;
+     * - 2 <= minClients <= targetClients <= 256, minClients <= allowlist size, no duplicate
+     *   or zero client;
+     * - both periods are positive.
+     */
+    constructor(Config memory config) {
+        uint256 n = config.committee.length;
+        if (n < 2 || n > MAX_COMMITTEE || config.sealingKeys.length != n) {
+            revert ConfigInvalidCommittee(n, config.sealingKeys.length);
+        }
+        if (config.threshold < 2 || config.threshold > n) revert ConfigInvalidThreshold(config.threshold, n);
+        uint256 allowlisted = config.clients.length;
+        if (
+            config.minClients < 2 || config.minClients > config.targetClients
+                || config.targetClients > MAX_TARGET_CLIENTS || config.minClients > allowlisted
+                || allowlisted > MAX_ALLOWLIST
+        ) revert ConfigInvalidClientLimits(config.minClients, config.targetClients, allowlisted);
+        if (config.collectionPeriod == 0 || config.aggregationPeriod == 0) {
+            revert ConfigInvalidPeriod(config.collectionPeriod, config.aggregationPeriod);
+        }
+        for (uint256 i = 0; i < n; ++i) {
+            address account = config.committee[i];
+            if (account == address(0)) revert ConfigZeroAddress();
+            if (_members[account].index != 0) revert ConfigDuplicateMember(account);
+            if (config.sealingKeys[i] == bytes32(0)) revert ConfigInvalidSealingKey(account);
+            _members[account].index = uint8(i + 1);
+        }
+        for (uint256 i = 0; i < allowlisted; ++i) {
+            address account = config.clients[i];
+            if (account == address(0)) revert ConfigZeroAddress();
+            if (_clientSlots[account].position != 0) revert ConfigDuplicateClient(account);
+            _clientSlots[account].position = uint16(i + 1);
+        }
+        operator = msg.sender;
+        threshold = config.threshold;
+        minClients = config.minClients;
+        targetClients = config.targetClients;
+        collectionPeriod = config.collectionPeriod;
+        aggregationPeriod = config.aggregationPeriod;
+        _committee = config.committee;
+        _sealingKeys = config.sealingKeys;
+        _clients = config.clients;
+    }
+
+    // ---------------------------------------------------------------------- transactions
+
+    /// @inheritdoc IFedTSSRounds
+    function startTraining(uint64 modelCodec, bytes32 modelDigest, uint64 rounds) external {
+        _requireOperator();
+        Training memory t = _training;
+        if (t.currentRound != 0 && t.roundsFinalized < t.finalizeUntil) revert TrainingInProgress(t.currentRound);
+        if (rounds == 0 || rounds > type(uint32).max - t.roundsFinalized) revert InvalidRoundCount(rounds);
+        _requireCid(modelCodec, modelDigest);
+
+        uint64 round = t.currentRound + 1;
+        t.finalizeUntil = uint32(t.roundsFinalized + rounds);
+        t.modelRound = 0;
+        t.modelCodec = modelCodec;
+        t.currentRound = round;
+        _training = t;
+        _modelDigest = modelDigest;
+        emit TrainingStarted(round, rounds);
+        _openRound(round, modelCodec, modelDigest);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function submitUpdate(uint256 round, uint64 codec, bytes32 digest) external {
+        Round storage r = _rounds[round];
+        _validateState(round, r.state, _bit(RoundState.Collecting));
+        ClientSlot storage client = _clientSlots[msg.sender];
+        uint16 position = client.position;
+        if (position == 0) revert NotAllowlistedClient(msg.sender);
+        if (client.lastRound == round) revert AlreadySubmitted(round, msg.sender);
+        uint64 deadline = r.collectionDeadline;
+        if (block.timestamp > deadline) revert RoundDeadlinePassed(round, deadline);
+        _requireCid(codec, digest);
+
+        uint16 index = r.clients;
+        client.lastRound = uint64(round);
+        _submitterWords[round][index >> 4] |= uint256(position) << ((index & 15) * 16);
+        r.clients = index + 1;
+        emit UpdateSubmitted(round, msg.sender, index, codec, digest);
+        if (index + 1 == targetClients) _closeCollection(round, r, index + 1);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function closeCollection(uint256 round) external {
+        Round storage r = _rounds[round];
+        _validateState(round, r.state, _bit(RoundState.Collecting));
+        uint64 deadline = r.collectionDeadline;
+        if (block.timestamp <= deadline) revert RoundDeadlineNotReached(round, deadline);
+        uint16 count = r.clients;
+        if (count < minClients) revert RoundNotEnoughClients(round, count, minClients);
+        _closeCollection(round, r, count);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function submitAggregateShare(uint256 round, uint64 codec, bytes32 digest, uint256 includedClients) external {
+        Round storage r = _rounds[round];
+        RoundState current = r.state;
+        _validateState(round, current, _bit(RoundState.Aggregating) | _bit(RoundState.Reconstructing));
+        MemberSlot storage m = _members[msg.sender];
+        uint8 memberIndex = m.index;
+        if (memberIndex == 0) revert NotCommitteeMember(msg.sender);
+        if (m.lastShareRound == round) revert AlreadySubmittedShare(round, msg.sender);
+        uint64 deadline = r.committeeDeadline;
+        if (block.timestamp > deadline) revert RoundDeadlinePassed(round, deadline);
+        _requireCid(codec, digest);
+        _requireClientSet(round, includedClients, r.clients);
+
+        m.lastShareRound = uint64(round);
+        uint256 count = ++_shareCounts[round][includedClients];
+        r.shares += 1;
+        emit AggregateShareSubmitted(round, msg.sender, memberIndex, codec, digest, includedClients);
+        if (current == RoundState.Aggregating && count == threshold) {
+            uint64 proposalDeadline = uint64(block.timestamp) + aggregationPeriod;
+            r.state = RoundState.Reconstructing;
+            r.committeeDeadline = proposalDeadline;
+            _includedClients[round] = includedClients;
+            emit ThresholdReached(round, includedClients, proposalDeadline);
+        }
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function proposeModel(uint256 round, uint64 codec, bytes32 digest) external {
+        Round storage r = _rounds[round];
+        _validateState(round, r.state, _bit(RoundState.Reconstructing));
+        MemberSlot storage m = _members[msg.sender];
+        if (m.index == 0) revert NotCommitteeMember(msg.sender);
+        if (m.lastVoteRound == round) revert AlreadyVoted(round, msg.sender);
+        uint64 deadline = r.committeeDeadline;
+        if (block.timestamp > deadline) revert RoundDeadlinePassed(round, deadline);
+        _requireCid(codec, digest);
+
+        m.lastVoteRound = uint64(round);
+        uint256 count = ++_voteCounts[round][_modelKey(codec, digest)];
+        r.votes += 1;
+        emit ModelProposed(round, msg.sender, codec, digest);
+        if (count == threshold) _finalize(round, r, codec, digest);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function failRound(uint256 round) external {
+        Round storage r = _rounds[round];
+        RoundState current = r.state;
+        _validateState(
+            round,
+            current,
+            _bit(RoundState.Collecting) | _bit(RoundState.Aggregating) | _bit(RoundState.Reconstructing)
+        );
+        uint64 deadline = current == RoundState.Collecting ? r.collectionDeadline : r.committeeDeadline;
+        if (block.timestamp <= deadline) revert RoundDeadlineNotReached(round, deadline);
+        if (current == RoundState.Collecting && r.clients >= minClients) revert RoundHasEnoughClients(round, r.clients);
+
+        r.state = RoundState.Failed;
+        r.stateAtFailure = current;
+        emit RoundFailed(round, current);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function reopenRound(uint256 round) external {
+        _validateState(round, _rounds[round].state, _bit(RoundState.Failed));
+        _requireOperator();
+        Training storage t = _training;
+        uint64 latest = t.currentRound;
+        if (round != latest) revert RoundNotLatest(round, latest);
+
+        t.currentRound = latest + 1;
+        _openRound(latest + 1, t.modelCodec, _modelDigest);
+    }
+
+    // ----------------------------------------------------------------------------- views
+
+    /// @inheritdoc IFedTSSRounds
+    function currentRound() external view returns (uint256) {
+        return _training.currentRound;
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function state(uint256 round) public view returns (RoundState) {
+        return _rounds[round].state;
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function roundInfo(uint256 round) external view returns (RoundInfo memory) {
+        Round memory r = _rounds[round];
+        return RoundInfo({
+            state: r.state,
+            stateAtFailure: r.stateAtFailure,
+            clients: r.clients,
+            shares: r.shares,
+            votes: r.votes,
+            collectionDeadline: r.collectionDeadline,
+            committeeDeadline: r.committeeDeadline,
+            includedClients: _includedClients[round]
+        });
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function latestModel() external view returns (uint256 finalizedRound, uint64 codec, bytes32 digest) {
+        Training memory t = _training;
+        return (t.modelRound, t.modelCodec, _modelDigest);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function trainingProgress() external view returns (uint64 roundsFinalized, uint64 finalizeUntil) {
+        Training memory t = _training;
+        return (t.roundsFinalized, t.finalizeUntil);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function committee() external view returns (address[] memory members, bytes32[] memory sealingKeys) {
+        return (_committee, _sealingKeys);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function member(address account)
+        external
+        view
+        returns (uint8 index, uint64 lastShareRound, uint64 lastVoteRound)
+    {
+        MemberSlot memory m = _members[account];
+        return (m.index, m.lastShareRound, m.lastVoteRound);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function clients() external view returns (address[] memory) {
+        return _clients;
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function isClient(address account) external view returns (bool) {
+        return _clientSlots[account].position != 0;
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function submitters(uint256 round) external view returns (address[] memory accounts) {
+        uint256 count = _rounds[round].clients;
+        accounts = new address[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            accounts[i] = _clients[_submitterPosition(round, i) - 1];
+        }
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function hasSubmitted(uint256 round, address account) external view returns (bool) {
+        ClientSlot memory client = _clientSlots[account];
+        if (client.position == 0 || client.lastRound < round) return false;
+        if (client.lastRound == round) return true;
+        uint256 count = _rounds[round].clients;
+        for (uint256 i = 0; i < count; ++i) {
+            if (_submitterPosition(round, i) == client.position) return true;
+        }
+        return false;
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function shareCount(uint256 round, uint256 includedClients) external view returns (uint256) {
+        return _shareCounts[round][includedClients];
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function voteCount(uint256 round, uint64 codec, bytes32 digest) external view returns (uint256) {
+        return _voteCounts[round][_modelKey(codec, digest)];
+    }
+
+    // -------------------------------------------------------------------------- internals
+
+    function _openRound(uint256 round, uint64 modelCodec, bytes32 modelDigest) private {
+        uint64 deadline = uint64(block.timestamp) + collectionPeriod;
+        _rounds[round] = Round({
+            state: RoundState.Collecting,
+            stateAtFailure: RoundState.None,
+            clients: 0,
+            shares: 0,
+            votes: 0,
+            collectionDeadline: deadline,
+            committeeDeadline: 0
+        });
+        emit RoundOpened(round, modelCodec, modelDigest, deadline);
+    }
+
+    function _closeCollection(uint256 round, Round storage r, uint256 count) private {
+        uint64 deadline = uint64(block.timestamp) + aggregationPeriod;
+        r.state = RoundState.Aggregating;
+        r.committeeDeadline = deadline;
+        emit CollectionClosed(round, count, deadline);
+    }
+
+    function _finalize(uint256 round, Round storage r, uint64 codec, bytes32 digest) private {
+        r.state = RoundState.Finalized;
+        Training memory t = _training;
+        t.roundsFinalized += 1;
+        t.modelRound = uint64(round);
+        t.modelCodec = codec;
+        bool more = t.roundsFinalized < t.finalizeUntil;
+        if (more) t.currentRound = uint64(round) + 1;
+        _training = t;
+        _modelDigest = digest;
+        emit RoundFinalized(round, codec, digest);
+        if (more) {
+            _openRound(round + 1, codec, digest);
+        } else {
+            emit TrainingCompleted(round, codec, digest);
+        }
+    }
+
+    /// @dev The one guard every round transaction starts with.
+    function _validateState(uint256 round, RoundState current, bytes32 allowedStates) private pure {
+        if (_bit(current) & allowedStates == bytes32(0)) revert RoundWrongState(round, allowedStates, current);
+    }
+
+    function _requireOperator() private view {
+        if (msg.sender != operator) revert NotOperator(msg.sender);
+    }
+
+    function _requireCid(uint64 codec, bytes32 digest) private pure {
+        if ((codec != CODEC_RAW && codec != CODEC_DAG_PB) || digest == bytes32(0)) revert InvalidCid(codec, digest);
+    }
+
+    function _requireClientSet(uint256 round, uint256 includedClients, uint256 count) private view {
+        bool beyond = count < 256 && (includedClients >> count) != 0;
+        if (beyond || _popcount(includedClients) < minClients) {
+            revert InvalidClientSet(round, includedClients, count, minClients);
+        }
+    }
+
+    function _submitterPosition(uint256 round, uint256 index) private view returns (uint256) {
+        return (_submitterWords[round][index >> 4] >> ((index & 15) * 16)) & 0xffff;
+    }
+
+    function _bit(RoundState s) private pure returns (bytes32) {
+        return bytes32(uint256(1) << uint8(s));
+    }
+
+    function _modelKey(uint64 codec, bytes32 digest) private pure returns (bytes32) {
+        return keccak256(abi.encode(codec, digest));
+    }
+
+    /// @dev Number of set bits, in constant gas (SWAR), so no transaction loops over clients.
+    function _popcount(uint256 x) private pure returns (uint256) {
+        unchecked {
+            x = x - ((x >> 1) & 0x5555555555555555555555555555555555555555555555555555555555555555);
+            x = (x & 0x3333333333333333333333333333333333333333333333333333333333333333)
+                + ((x >> 2) & 0x3333333333333333333333333333333333333333333333333333333333333333);
+            x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f;
+            x = (x + (x >> 8)) & 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff;
+            return (x * 0x0001000100010001000100010001000100010001000100010001000100010001) >> 240;
+        }
+    }
+}

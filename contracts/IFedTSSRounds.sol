@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/**
+ * @title IFedTSSRounds
+ * @notice The round state machine of fedtss: federated learning whose privacy comes from
+ * threshold (Shamir) secret sharing. Clients submit the CID of their sealed shares, the
+ * committee submits the CIDs of its aggregate shares, and t matching votes on the
+ * reconstructed model finalize a round and open the next one.
+ *
+ * This interface holds the types, the custom errors and the events; `FedTSSRounds` holds the
+ * behaviour.
+ *
+ * CIDs are passed as `(uint64 codec, bytes32 digest)`: a CID v1 with a sha2-256 multihash,
+ * codec `0x55` (raw) or `0x70` (dag-pb). The full CID is rebuilt off chain from these two.
+ *
+ * Rounds are numbered from 1. Only the latest round can be live (Collecting, Aggregating or
+ * Reconstructing); every earlier round is Finalized or Failed.
+ */
+interface IFedTSSRounds {
+    /// @notice The state of one round. `None` is a round that was never opened.
+    enum RoundState {
+        None,
+        Collecting,
+        Aggregating,
+        Reconstructing,
+        Finalized,
+        Failed
+    }
+
+    /// @notice The deployment configuration, fixed for the life of the contract.
+    /// @param committee The n committee members; member j (1-based) receives Shamir share x = j.
+    /// @param sealingKeys Each member's X25519 public key, in committee order, for sealing shares.
+    /// @param threshold t: shares needed to reconstruct and matching votes needed to finalize.
+    /// @param clients The allowlist of clients that may submit updates.
+    /// @param minClients The fewest submissions a round may aggregate (at least 2).
+    /// @param targetClients Submissions that close collection at once (at most 256).
+    /// @param collectionPeriod Seconds a round collects updates after it opens.
+    /// @param aggregationPeriod Seconds the committee has for each of its two phases.
+    struct Config {
+        address[] committee;
+        bytes32[] sealingKeys;
+        uint8 threshold;
+        address[] clients;
+        uint16 minClients;
+        uint16 targetClients;
+        uint64 collectionPeriod;
+        uint64 aggregationPeriod;
+    }
+
+    /// @notice Everything a (re)started agent needs to know about one round.
+    /// @param state The round's state.
+    /// @param stateAtFailure The state the round was in when it failed (None unless Failed).
+    /// @param clients Updates submitted so far (the submission order indexes bitmaps).
+    /// @param shares Aggregate shares submitted so far, over any client set.
+    /// @param votes Model votes cast so far, for any model.
+    /// @param collectionDeadline Last second at which updates are accepted.
+    /// @param committeeDeadline Last second of the current committee phase (0 while Collecting).
+    /// @param includedClients The client set that reached the threshold (0 before that).
+    struct RoundInfo {
+        RoundState state;
+        RoundState stateAtFailure;
+        uint16 clients;
+        uint8 shares;
+        uint8 votes;
+        uint64 collectionDeadline;
+        uint64 committeeDeadline;
+        uint256 includedClients;
+    }
+
+    // ---------------------------------------------------------------- configuration errors
+
+    /// @dev The threshold must satisfy 2 <= t <= n.
+    error ConfigInvalidThreshold(uint256 threshold, uint256 committeeSize);
+    /// @dev The committee must have between 2 and 255 members, each with one sealing key.
+    error ConfigInvalidCommittee(uint256 committeeSize, uint256 sealingKeys);
+    /// @dev A committee member or client is the zero address.
+    error ConfigZeroAddress();
+    /// @dev An address appears twice in the committee.
+    error ConfigDuplicateMember(address account);
+    /// @dev An address appears twice in the client allowlist.
+    error ConfigDuplicateClient(address account);
+    /// @dev A member's X25519 sealing key is zero.
+    error ConfigInvalidSealingKey(address member);
+    /// @dev Client limits must satisfy 2 <= minClients <= targetClients <= 256 and
+    /// minClients <= allowlist size.
+    error ConfigInvalidClientLimits(uint256 minClients, uint256 targetClients, uint256 allowlisted);
+    /// @dev Both time limits must be positive.
+    error ConfigInvalidPeriod(uint256 collectionPeriod, uint256 aggregationPeriod);
+
+    // ---------------------------------------------------------------------- caller errors
+
+    /// @dev Only the operator (the deployer) may call this.
+    error NotOperator(address account);
+    /// @dev `account` is not on the client allowlist.
+    error NotAllowlistedClient(address account);
+    /// @dev `account` is not a committee member.
+    error NotCommitteeMember(address account);
+
+    // ----------------------------------------------------------------------- round errors
+
+    /// @dev The round is in state `actual`; the call needs one of `expectedStates`, a bitmap
+    /// with bit `uint8(s)` set for each allowed state `s` (as OpenZeppelin's Governor does).
+    error RoundWrongState(uint256 round, bytes32 expectedStates, RoundState actual);
+    /// @dev The call's time limit for this round passed at `deadline`.
+    error RoundDeadlinePassed(uint256 round, uint64 deadline);
+    /// @dev The call is only allowed after `deadline`.
+    error RoundDeadlineNotReached(uint256 round, uint64 deadline);
+    /// @dev Collection cannot close with fewer than `minClients` updates: call `failRound`.
+    error RoundNotEnoughClients(uint256 round, uint256 clients, uint256 minClients);
+    /// @dev The round has enough updates to aggregate: call `closeCollection`, not `failRound`.
+    error RoundHasEnoughClients(uint256 round, uint256 clients);
+    /// @dev Only the latest round (`latest`) can be reopened.
+    error RoundNotLatest(uint256 round, uint256 latest);
+    /// @dev Training is running (round `round` is live or more rounds are requested).
+    error TrainingInProgress(uint256 round);
+    /// @dev The number of rounds to train must be positive.
+    error InvalidRoundCount(uint256 rounds);
+    /// @dev A CID must be v1 with codec 0x55 (raw) or 0x70 (dag-pb) and a non-zero digest.
+    error InvalidCid(uint64 codec, bytes32 digest);
+    /// @dev The included-clients bitmap names a client index >= `clients` or has fewer than
+    /// `minClients` bits set.
+    error InvalidClientSet(uint256 round, uint256 includedClients, uint256 clients, uint256 minClients);
+    /// @dev `account` already submitted an update in `round`.
+    error AlreadySubmitted(uint256 round, address account);
+    /// @dev `member` already submitted an aggregate share in `round`.
+    error AlreadySubmittedShare(uint256 round, address member);
+    /// @dev `member` already voted in `round`.
+    error AlreadyVoted(uint256 round, address member);
+
+    // ---------------------------------------------------------------------------- events
+
+    /**
+     * @notice Training started: `rounds` rounds will be finalized from the given model.
+     * @param firstRound The round opened by this call.
+     * @param rounds The number of rounds to finalize.
+     */
+    event TrainingStarted(uint256 indexed firstRound, uint64 rounds);
+
+    /**
+     * @notice A round opened for updates, training from the model `(modelCodec, modelDigest)`.
+     * @param round The round opened.
+     * @param modelCodec Codec of the CID of the model to train from.
+     * @param modelDigest sha2-256 digest of that CID.
+     * @param collectionDeadline Last second (block timestamp) at which updates are accepted.
+     */
+    event RoundOpened(uint256 indexed round, uint64 modelCodec, bytes32 modelDigest, uint64 collectionDeadline);
+
+    /**
+     * @notice A client submitted the CID of its manifest (its sealed shares).
+     * @dev The manifest CID is only in this event, not in storage: storing it would double
+     * the cost of `submitUpdate`. Read it with a log query for this round.
+     * @param round The round.
+     * @param client The client.
+     * @param index The submission order (0-based): the client's bit in included-client bitmaps.
+     * @param codec Codec of the manifest CID.
+     * @param digest sha2-256 digest of the manifest CID.
+     */
+    event UpdateSubmitted(uint256 indexed round, address indexed client, uint16 index, uint64 codec, bytes32 digest);
+
+    /**
+     * @notice Collection closed with `clients` updates; the committee aggregates them.
+     * @param round The round.
+     * @param clients The number of updates (bits 0..clients-1 of a bitmap are valid).
+     * @param aggregationDeadline Last second at which aggregate shares are accepted.
+     */
+    event CollectionClosed(uint256 indexed round, uint256 clients, uint64 aggregationDeadline);
+
+    /**
+     * @notice A committee member submitted the CID of its aggregate share.
+     * @dev The share CID is only in this event, not in storage (gas). Shares over different
+     * client sets are all recorded here and counted per set.
+     * @param round The round.
+     * @param member The member.
+     * @param memberIndex The member's 1-based index (its Shamir evaluation point).
+     * @param codec Codec of the aggregate share CID.
+     * @param digest sha2-256 digest of the aggregate share CID.
+     * @param includedClients Bitmap over submission order of the clients the share sums.
+     */
+    event AggregateShareSubmitted(
+        uint256 indexed round,
+        address indexed member,
+        uint8 memberIndex,
+        uint64 codec,
+        bytes32 digest,
+        uint256 includedClients
+    );
+
+    /**
+     * @notice t aggregate shares over one client set were submitted: the committee can
+     * reconstruct the sum of those clients' updates and vote on the new model.
+     * @param round The round.
+     * @param includedClients The client set that reached the threshold first.
+     * @param proposalDeadline Last second at which model votes are accepted.
+     */
+    event ThresholdReached(uint256 indexed round, uint256 includedClients, uint64 proposalDeadline);
+
+    /**
+     * @notice A committee member voted for a reconstructed model. Conflicting votes are
+     * recorded here and counted per model.
+     * @param round The round.
+     * @param member The member.
+     * @param codec Codec of the model CID.
+     * @param digest sha2-256 digest of the model CID.
+     */
+    event ModelProposed(uint256 indexed round, address indexed member, uint64 codec, bytes32 digest);
+
+    /**
+     * @notice t members voted for the same model: it is the round's result.
+     * @param round The round.
+     * @param codec Codec of the model CID.
+     * @param digest sha2-256 digest of the model CID.
+     */
+    event RoundFinalized(uint256 indexed round, uint64 codec, bytes32 digest);
+
+    /**
+     * @notice The requested number of rounds is finalized; no round is open.
+     * @param lastRound The round that finalized last.
+     * @param codec Codec of the final model CID.
+     * @param digest sha2-256 digest of the final model CID.
+     */
+    event TrainingCompleted(uint256 indexed lastRound, uint64 codec, bytes32 digest);
+
+    /**
+     * @notice The round missed a time limit and failed; the operator may reopen it.
+     * @param round The round.
+     * @param stateAtFailure The state the round was in: Collecting, Aggregating or Reconstructing.
+     */
+    event RoundFailed(uint256 indexed round, RoundState stateAtFailure);
+
+    // ---------------------------------------------------------------------- transactions
+
+    /**
+     * @notice Opens round `currentRound() + 1`, training from the model `(modelCodec,
+     * modelDigest)`, and keeps opening rounds until `rounds` of them are finalized.
+     *
+     * Requirements:
+     * - the caller is the operator;
+     * - no training is in progress (never started, or the last one completed);
+     * - `rounds` > 0 and the CID is valid.
+     *
+     * Emits {TrainingStarted} and {RoundOpened}.
+     */
+    function startTraining(uint64 modelCodec, bytes32 modelDigest, uint64 rounds) external;
+
+    /**
+     * @notice Submits the CID of the caller's manifest (its sealed shares) for `round`.
+     * Reaching `targetClients` closes collection in the same transaction.
+     *
+     * Requirements:
+     * - `round` is Collecting and its collection deadline has not passed;
+     * - the caller is allowlisted and has not submitted in `round`;
+     * - the CID is valid.
+     *
+     * Emits {UpdateSubmitted}, and {CollectionClosed} if the target is reached.
+     */
+    function submitUpdate(uint256 round, uint64 codec, bytes32 digest) external;
+
+    /**
+     * @notice Closes collection after the deadline. Anyone may call it (the keeper does).
+     *
+     * Requirements:
+     * - `round` is Collecting and its collection deadline has passed;
+     * - at least `minClients` updates were submitted (otherwise call {failRound}).
+     *
+     * Emits {CollectionClosed}.
+     */
+    function closeCollection(uint256 round) external;
+
+    /**
+     * @notice Submits the CID of the caller's aggregate share over the clients in
+     * `includedClients` (a bitmap over submission order). The t-th share over one set moves
+     * the round to Reconstructing. Shares are still accepted while Reconstructing: extra
+     * shares help the committee correct errors.
+     *
+     * Requirements:
+     * - `round` is Aggregating or Reconstructing and the phase's deadline has not passed;
+     * - the caller is a committee member and has not submitted a share in `round`;
+     * - `includedClients` has at least `minClients` bits, all below the number of updates;
+     * - the CID is valid.
+     *
+     * Emits {AggregateShareSubmitted}, and {ThresholdReached} for the t-th share over the
+     * first set to reach t.
+     */
+    function submitAggregateShare(uint256 round, uint64 codec, bytes32 digest, uint256 includedClients) external;
+
+    /**
+     * @notice Votes for the reconstructed model of `round`. The t-th vote for one model
+     * finalizes the round and opens the next one unless training is complete.
+     *
+     * Requirements:
+     * - `round` is Reconstructing and its proposal deadline has not passed;
+     * - the caller is a committee member and has not voted in `round`;
+     * - the CID is valid.
+     *
+     * Emits {ModelProposed}; on the t-th matching vote also {RoundFinalized} and then
+     * {RoundOpened} for the next round or {TrainingCompleted}.
+     */
+    function proposeModel(uint256 round, uint64 codec, bytes32 digest) external;
+
+    /**
+     * @notice Marks a stalled round Failed. Anyone may call it (the keeper does).
+     *
+     * Requirements:
+     * - `round` is Collecting, Aggregating or Reconstructing and that phase's deadline passed;
+     * - if Collecting, fewer than `minClients` updates were submitted (otherwise call
+     *   {closeCollection}).
+     *
+     * Emits {RoundFailed}.
+     */
+    function failRound(uint256 round) external;
+
+    /**
+     * @notice Opens round `round + 1` from the last finalized model (or the initial model)
+     * after `round` failed.
+     *
+     * Requirements:
+     * - the caller is the operator;
+     * - `round` is Failed and is the latest round.
+     *
+     * Emits {RoundOpened}.
+     */
+    function reopenRound(uint256 round) external;
+
+    // ----------------------------------------------------------------------------- views
+
+    /// @notice The latest round opened (0 before training starts).
+    function currentRound() external view returns (uint256);
+
+    /// @notice The state of `round` (None for a round never opened).
+    function state(uint256 round) external view returns (RoundState);
+
+    /// @notice State, counts, deadlines and agreed client set of `round`.
+    function roundInfo(uint256 round) external view returns (RoundInfo memory);
+
+    /// @notice The model the latest round trains from: the last finalized model, or the
+    /// initial model if no round has finalized yet (`finalizedRound` = 0).
+    function latestModel() external view returns (uint256 finalizedRound, uint64 codec, bytes32 digest);
+
+    /// @notice Rounds finalized since deployment, and the count at which training completes.
+    function trainingProgress() external view returns (uint64 roundsFinalized, uint64 finalizeUntil);
+
+    /// @notice The committee in index order (member j at position j-1) and their X25519 keys.
+    function committee() external view returns (address[] memory members, bytes32[] memory sealingKeys);
+
+    /// @notice A member's 1-based index (0 for non-members) and the last rounds in which it
+    /// submitted a share and voted (0 if never). Earlier rounds are in the events.
+    function member(address account)
+        external
+        view
+        returns (uint8 index, uint64 lastShareRound, uint64 lastVoteRound);
+
+    /// @notice The client allowlist.
+    function clients() external view returns (address[] memory);
+
+    /// @notice Whether `account` is on the client allowlist.
+    function isClient(address account) external view returns (bool);
+
+    /// @notice The clients that submitted in `round`, in submission order.
+    function submitters(uint256 round) external view returns (address[] memory);
+
+    /// @notice Whether `account` submitted an update in `round`.
+    function hasSubmitted(uint256 round, address account) external view returns (bool);
+
+    /// @notice Aggregate shares submitted in `round` over exactly the set `includedClients`.
+    function shareCount(uint256 round, uint256 includedClients) external view returns (uint256);
+
+    /// @notice Votes cast in `round` for the model `(codec, digest)`.
+    function voteCount(uint256 round, uint64 codec, bytes32 digest) external view returns (uint256);
+}

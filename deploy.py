@@ -1,0 +1,104 @@
+"""Compile and deploy the round contract; write the deployment record that agents read.
+
+    python deploy.py [--rpc-url URL] [--config config/local.toml] [--out build/deployment.json]
+
+The configuration is validated before anything is sent (a bad value raises a ConfigError
+naming the field). The deployer key comes from the environment variable FEDTSS_PRIVATE_KEY,
+or from an encrypted keystore named in the config (password from FEDTSS_KEYSTORE_PASSWORD,
+or asked), or, on a local anvil only (chain id 31337), from the config's dev_private_key.
+It is never a command-line argument. Starts nothing: the node must already run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from fedtss.chain import DeployerSettings, Deployment, compile_contracts, connect, deploy_rounds, load_config
+from fedtss.errors import ConfigError, FedTSSError
+
+__all__ = ["ANVIL_CHAIN_ID", "deploy", "main", "resolve_deployer"]
+
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+DEFAULT_CONFIG = Path("config/local.toml")
+DEFAULT_OUT = Path("build/deployment.json")
+ANVIL_CHAIN_ID = 31337
+
+
+def resolve_deployer(settings: DeployerSettings, chain_id: int, environ: Mapping[str, str]) -> LocalAccount:
+    """The deployer account, from the environment, a keystore or (anvil only) the dev key."""
+    if key := environ.get("FEDTSS_PRIVATE_KEY"):
+        return _account_from_key(key, "FEDTSS_PRIVATE_KEY")
+    if settings.keystore is not None:
+        try:
+            keyfile = json.loads(settings.keystore.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"deployer.keystore: cannot read {settings.keystore}: {exc}") from exc
+        password = environ.get("FEDTSS_KEYSTORE_PASSWORD") or getpass.getpass("keystore password: ")
+        try:
+            return Account.from_key(Account.decrypt(keyfile, password))
+        except ValueError as exc:
+            raise ConfigError(f"deployer.keystore: cannot decrypt {settings.keystore}: {exc}") from exc
+    if settings.dev_private_key is not None:
+        if chain_id != ANVIL_CHAIN_ID:
+            raise ConfigError(
+                f"deployer.dev_private_key: a public dev key is only used on anvil (chain id "
+                f"{ANVIL_CHAIN_ID}), this chain is {chain_id}; set FEDTSS_PRIVATE_KEY or deployer.keystore"
+            )
+        return _account_from_key(settings.dev_private_key, "deployer.dev_private_key")
+    raise ConfigError("deployer: set FEDTSS_PRIVATE_KEY or name deployer.keystore in the config")
+
+
+def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str]) -> Deployment:
+    """Validate, compile, deploy and write the record; returns it."""
+    config, settings = load_config(config_path)
+    artifact = compile_contracts()["FedTSSRounds"]
+    w3 = connect(rpc_url)
+    chain_id = w3.eth.chain_id
+    account = resolve_deployer(settings, chain_id, environ)
+    address, receipt = deploy_rounds(w3, account, artifact, config)
+    deployment = Deployment(
+        chain_id=chain_id,
+        address=address,
+        abi_path=artifact.path,
+        deploy_block=receipt["blockNumber"],
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        config=config,
+    )
+    deployment.write(out)
+    return deployment
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rpc-url", default=DEFAULT_RPC_URL, help=f"JSON-RPC node (default {DEFAULT_RPC_URL})")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"default {DEFAULT_CONFIG}")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"deployment record (default {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    try:
+        deployment = deploy(args.rpc_url, args.config, args.out, os.environ)
+    except FedTSSError as exc:
+        print(f"deploy.py: {exc}", file=sys.stderr)
+        return 1
+    print(deployment.address)
+    return 0
+
+
+def _account_from_key(key: str, field: str) -> LocalAccount:
+    try:
+        return Account.from_key(key)
+    except (ValueError, TypeError) as exc:
+        # The message of the library can echo key material: never include it.
+        raise ConfigError(f"{field}: not a valid 32-byte hex private key") from exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

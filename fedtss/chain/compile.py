@@ -1,0 +1,154 @@
+"""Compile the Solidity contracts through py-solc-x and write the build artifacts.
+
+py-solc-x needs a ``solc`` executable. A native solc of the pinned version is used when one
+is installed (``solcx.install_solc`` on a machine with internet); otherwise ``tools/solc``,
+a small wrapper around the pinned solc-js in ``node_modules``. Both compile the same
+standard-JSON input to the same bytecode and metadata (tests compare the metadata hash).
+
+Artifacts (ABI, bytecode, metadata) are written to ``build/contracts/<Name>.json`` by
+:func:`compile_contracts` only; nothing else writes there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import solcx
+from solcx.install import get_executable
+from solcx.exceptions import SolcError, SolcNotInstalled
+
+from fedtss.errors import ChainError
+
+__all__ = [
+    "BUILD_DIR",
+    "CONTRACTS_DIR",
+    "SOLC_VERSION",
+    "SOLC_WRAPPER",
+    "Artifact",
+    "compile_contracts",
+    "compiler_input",
+    "find_solc",
+    "load_artifact",
+    "native_solc",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS_DIR = REPO_ROOT / "contracts"
+BUILD_DIR = REPO_ROOT / "build" / "contracts"
+SOLC_WRAPPER = REPO_ROOT / "tools" / "solc"
+SOLC_VERSION = "0.8.37"
+EVM_VERSION = "prague"
+OPTIMIZER_RUNS = 200
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One compiled contract, as written to ``build/contracts/<name>.json``."""
+
+    name: str
+    abi: list[dict[str, Any]]
+    bytecode: str
+    deployed_bytecode: str
+    metadata: str
+    compiler: str
+
+    @property
+    def path(self) -> Path:
+        return BUILD_DIR / f"{self.name}.json"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "contractName": self.name,
+            "abi": self.abi,
+            "bytecode": self.bytecode,
+            "deployedBytecode": self.deployed_bytecode,
+            "metadata": self.metadata,
+            "compiler": self.compiler,
+        }
+
+
+def native_solc(version: str = SOLC_VERSION) -> Path | None:
+    """The native solc of ``version`` installed by py-solc-x, or None if there is none."""
+    try:
+        return Path(get_executable(version))
+    except SolcNotInstalled:
+        return None
+
+
+def find_solc(version: str = SOLC_VERSION) -> Path:
+    """The solc to compile with: native if installed, otherwise the solc-js wrapper."""
+    return native_solc(version) or SOLC_WRAPPER
+
+
+def compiler_input(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, Any]:
+    """The standard-JSON input for every ``.sol`` file, sources inlined (no import lookups)."""
+    sources = {
+        path.name: {"content": path.read_text(encoding="utf-8")}
+        for path in sorted(contracts_dir.glob("*.sol"))
+    }
+    if not sources:
+        raise ChainError(f"no .sol files in {contracts_dir}")
+    return {
+        "language": "Solidity",
+        "sources": sources,
+        "settings": {
+            "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
+            "evmVersion": EVM_VERSION,
+            "outputSelection": {
+                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]}
+            },
+        },
+    }
+
+
+def compile_contracts(
+    *,
+    solc_binary: Path | None = None,
+    contracts_dir: Path = CONTRACTS_DIR,
+    build_dir: Path | None = BUILD_DIR,
+) -> dict[str, Artifact]:
+    """Compile every contract; write one artifact file per contract unless ``build_dir`` is None."""
+    binary = solc_binary or find_solc()
+    try:
+        version = solcx.wrapper.get_solc_version(binary, with_commit_hash=True)
+        output = solcx.compile_standard(compiler_input(contracts_dir), solc_binary=binary)
+    except SolcError as exc:
+        raise ChainError(f"solc ({binary}) failed: {exc}") from exc
+    artifacts: dict[str, Artifact] = {}
+    for contracts in output["contracts"].values():
+        for name, compiled in contracts.items():
+            artifacts[name] = Artifact(
+                name=name,
+                abi=compiled["abi"],
+                bytecode="0x" + compiled["evm"]["bytecode"]["object"],
+                deployed_bytecode="0x" + compiled["evm"]["deployedBytecode"]["object"],
+                metadata=compiled["metadata"],
+                compiler=str(version),
+            )
+    if build_dir is not None:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        for artifact in artifacts.values():
+            (build_dir / f"{artifact.name}.json").write_text(
+                json.dumps(artifact.to_json(), indent=1), encoding="utf-8"
+            )
+    return artifacts
+
+
+def load_artifact(name: str = "FedTSSRounds", build_dir: Path = BUILD_DIR) -> Artifact:
+    """Read one artifact written by :func:`compile_contracts`."""
+    path = build_dir / f"{name}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ChainError(f"{path} does not exist: run `python deploy.py` or compile_contracts()") from exc
+    return Artifact(
+        name=data["contractName"],
+        abi=data["abi"],
+        bytecode=data["bytecode"],
+        deployed_bytecode=data["deployedBytecode"],
+        metadata=data["metadata"],
+        compiler=data["compiler"],
+    )

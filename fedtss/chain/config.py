@@ -1,0 +1,212 @@
+"""The deployment configuration of the round contract: one typed place, validated at load.
+
+A TOML file (``config/local.toml`` is the local default) is parsed by :func:`load_config`,
+which refuses a bad value before any transaction is sent, with a :class:`ConfigError` that
+names the field. :class:`RoundsConfig` mirrors the contract's ``IFedTSSRounds.Config``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_utils import is_hex_address, to_checksum_address
+
+from fedtss.errors import ConfigError
+from fedtss.sealing import keypair_from_seed
+
+__all__ = [
+    "DEV_SEALING_KEY_DOMAIN",
+    "DeployerSettings",
+    "Member",
+    "RoundsConfig",
+    "dev_sealing_keypair",
+    "load_config",
+    "parse_rounds_config",
+]
+
+#: Dev-only rule for members' X25519 keys on a local chain:
+#: private = sha256(DEV_SEALING_KEY_DOMAIN + 20 address bytes). Anyone can recompute these.
+DEV_SEALING_KEY_DOMAIN = b"fedtss-dev-x25519:"
+MAX_COMMITTEE = 255
+MAX_TARGET_CLIENTS = 256
+MAX_ALLOWLIST = 2**16 - 1
+UINT64_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class Member:
+    """A committee member: its account and the X25519 public key clients seal its shares to."""
+
+    address: str
+    sealing_key: bytes
+
+
+@dataclass(frozen=True)
+class RoundsConfig:
+    """The contract's constructor configuration (``IFedTSSRounds.Config``)."""
+
+    committee: tuple[Member, ...]
+    threshold: int
+    clients: tuple[str, ...]
+    min_clients: int
+    target_clients: int
+    collection_period: int
+    aggregation_period: int
+
+    def constructor_arg(self) -> tuple[Any, ...]:
+        """The ``Config`` struct as web3 encodes it."""
+        return (
+            [m.address for m in self.committee],
+            [m.sealing_key for m in self.committee],
+            self.threshold,
+            list(self.clients),
+            self.min_clients,
+            self.target_clients,
+            self.collection_period,
+            self.aggregation_period,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The form stored in the deployment record (and read back by :func:`parse_rounds_config`)."""
+        return {
+            "committee": [
+                {"address": m.address, "sealing_key": "0x" + m.sealing_key.hex()} for m in self.committee
+            ],
+            "threshold": self.threshold,
+            "clients": list(self.clients),
+            "min_clients": self.min_clients,
+            "target_clients": self.target_clients,
+            "collection_period": self.collection_period,
+            "aggregation_period": self.aggregation_period,
+        }
+
+
+@dataclass(frozen=True)
+class DeployerSettings:
+    """Where the deployer key comes from when ``FEDTSS_PRIVATE_KEY`` is not set."""
+
+    keystore: Path | None = None
+    dev_private_key: str | None = None
+
+
+def dev_sealing_keypair(address: str) -> tuple[bytes, bytes]:
+    """The dev-only X25519 key pair of ``address`` (see :data:`DEV_SEALING_KEY_DOMAIN`)."""
+    seed = hashlib.sha256(DEV_SEALING_KEY_DOMAIN + bytes.fromhex(_address(address, "address")[2:])).digest()
+    return keypair_from_seed(seed)
+
+
+def load_config(path: Path) -> tuple[RoundsConfig, DeployerSettings]:
+    """Parse and validate a deployment TOML file."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read deployment config {path}: {exc}") from exc
+    rounds = data.get("rounds")
+    if not isinstance(rounds, dict):
+        raise ConfigError(f"{path}: missing the [rounds] table")
+    deployer = data.get("deployer", {})
+    keystore = deployer.get("keystore")
+    settings = DeployerSettings(
+        keystore=(Path(path).parent / keystore) if keystore else None,
+        dev_private_key=deployer.get("dev_private_key"),
+    )
+    return parse_rounds_config(rounds), settings
+
+
+def parse_rounds_config(data: dict[str, Any]) -> RoundsConfig:
+    """Check every field of a ``[rounds]`` table (or a record's ``config``) and build the config."""
+    committee = tuple(_member(entry, i) for i, entry in enumerate(_list(data, "committee")))
+    config = RoundsConfig(
+        committee=committee,
+        threshold=_int(data, "threshold"),
+        clients=tuple(_address(a, f"clients[{i}]") for i, a in enumerate(_list(data, "clients"))),
+        min_clients=_int(data, "min_clients"),
+        target_clients=_int(data, "target_clients"),
+        collection_period=_int(data, "collection_period"),
+        aggregation_period=_int(data, "aggregation_period"),
+    )
+    _check_committee(config)
+    _check_clients(config)
+    for name in ("collection_period", "aggregation_period"):
+        if not 0 < getattr(config, name) <= UINT64_MAX:
+            raise ConfigError(f"{name}: must be a positive number of seconds, got {getattr(config, name)}")
+    return config
+
+
+def _check_committee(config: RoundsConfig) -> None:
+    n = len(config.committee)
+    if not 2 <= n <= MAX_COMMITTEE:
+        raise ConfigError(f"committee: needs 2 to {MAX_COMMITTEE} members, got {n}")
+    if config.threshold < 2:
+        raise ConfigError(f"threshold: must be at least 2 (one member alone would see the sum), got {config.threshold}")
+    if config.threshold > n:
+        raise ConfigError(f"threshold: t={config.threshold} exceeds the committee size n={n}")
+    _require_unique([m.address for m in config.committee], "committee")
+
+
+def _check_clients(config: RoundsConfig) -> None:
+    if config.min_clients < 2:
+        raise ConfigError(
+            f"min_clients: must be at least 2 (an aggregate of one client is its update), got {config.min_clients}"
+        )
+    if config.min_clients > config.target_clients:
+        raise ConfigError(f"min_clients: {config.min_clients} exceeds target_clients {config.target_clients}")
+    if config.target_clients > MAX_TARGET_CLIENTS:
+        raise ConfigError(f"target_clients: at most {MAX_TARGET_CLIENTS}, got {config.target_clients}")
+    if not config.min_clients <= len(config.clients) <= MAX_ALLOWLIST:
+        raise ConfigError(
+            f"clients: the allowlist has {len(config.clients)} entries; it needs at least "
+            f"min_clients={config.min_clients} and at most {MAX_ALLOWLIST}"
+        )
+    _require_unique(config.clients, "clients")
+
+
+def _require_unique(addresses: list[str] | tuple[str, ...], field: str) -> None:
+    seen: set[str] = set()
+    for i, address in enumerate(addresses):
+        if address in seen:
+            raise ConfigError(f"{field}[{i}]: duplicate address {address}")
+        seen.add(address)
+
+
+def _member(entry: Any, i: int) -> Member:
+    field = f"committee[{i}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{field}: expected a table with address and sealing_key")
+    address = _address(entry.get("address"), f"{field}.address")
+    key = entry.get("sealing_key")
+    if not isinstance(key, str):
+        raise ConfigError(f"{field}.sealing_key: missing (a 0x-prefixed 32-byte X25519 public key)")
+    try:
+        raw = bytes.fromhex(key.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32 or raw == bytes(32):
+        raise ConfigError(f"{field}.sealing_key: must be 32 non-zero bytes as 0x-prefixed hex, got {key!r}")
+    return Member(address=address, sealing_key=raw)
+
+
+def _address(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise ConfigError(f"{field}: not a 20-byte hex address: {value!r}")
+    if int(value, 16) == 0:
+        raise ConfigError(f"{field}: the zero address is not allowed")
+    return to_checksum_address(value)
+
+
+def _int(data: dict[str, Any], field: str) -> int:
+    value = data.get(field)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{field}: expected an integer, got {value!r}")
+    return value
+
+
+def _list(data: dict[str, Any], field: str) -> list[Any]:
+    value = data.get(field)
+    if not isinstance(value, list):
+        raise ConfigError(f"{field}: expected a list, got {value!r}")
+    return value

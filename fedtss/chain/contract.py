@@ -1,0 +1,345 @@
+"""Bindings for the round contract: connect, deploy, send transactions, read views and events.
+
+Every transaction is signed locally by an eth-account ``LocalAccount`` (so the same code talks
+to anvil and to any JSON-RPC node). A revert comes back as :class:`ContractRevert` with the
+custom error's name and named arguments, e.g. ``RoundWrongState(round=3, expectedStates=
+(RoundState.Collecting,), actual=RoundState.Aggregating)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_abi_to_4byte_selector, to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractLogicError, ContractPanicError, Web3Exception, Web3RPCError
+
+from fedtss.chain.compile import Artifact
+from fedtss.chain.config import RoundsConfig, parse_rounds_config
+from fedtss.errors import ChainError, ContractRevert
+
+__all__ = [
+    "ChainEvent",
+    "Deployment",
+    "RoundInfo",
+    "RoundState",
+    "RoundsContract",
+    "connect",
+    "deploy_rounds",
+    "load_deployment",
+]
+
+#: Gas added to every estimate: a vote estimated as ordinary can become the finalizing one
+#: (and a share the threshold one) if other transactions land first.
+GAS_HEADROOM = 150_000
+
+
+class RoundState(IntEnum):
+    """``IFedTSSRounds.RoundState``; ``Unopened`` is the contract's ``None`` (a Python keyword)."""
+
+    Unopened = 0
+    Collecting = 1
+    Aggregating = 2
+    Reconstructing = 3
+    Finalized = 4
+    Failed = 5
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
+
+    @classmethod
+    def from_bitmap(cls, bitmap: bytes | int) -> tuple[RoundState, ...]:
+        """The states set in an ``expectedStates`` bitmap (bit ``s`` for state ``s``)."""
+        value = int.from_bytes(bitmap, "big") if isinstance(bitmap, bytes) else bitmap
+        return tuple(s for s in cls if value >> s & 1)
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """``IFedTSSRounds.RoundInfo``: one round's state, counts and deadlines."""
+
+    state: RoundState
+    state_at_failure: RoundState
+    clients: int
+    shares: int
+    votes: int
+    collection_deadline: int
+    committee_deadline: int
+    included_clients: int
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One decoded contract event, with where it happened (for idempotent handling)."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The deployment record written by ``deploy.py`` and read by agents."""
+
+    chain_id: int
+    address: str
+    abi_path: Path
+    deploy_block: int
+    tx_hash: str
+    config: RoundsConfig
+
+    def to_json(self, relative_to: Path) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "address": self.address,
+            "abi_path": os.path.relpath(self.abi_path, relative_to),
+            "deploy_block": self.deploy_block,
+            "tx_hash": self.tx_hash,
+            "config": self.config.to_json(),
+        }
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(path.parent.resolve()), indent=2) + "\n", encoding="utf-8")
+
+
+def load_deployment(path: Path) -> Deployment:
+    """Read a deployment record; ``abi_path`` is resolved relative to the record's folder."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return Deployment(
+            chain_id=int(data["chain_id"]),
+            address=to_checksum_address(data["address"]),
+            abi_path=(Path(path).parent / data["abi_path"]).resolve(),
+            deploy_block=int(data["deploy_block"]),
+            tx_hash=str(data["tx_hash"]),
+            config=parse_rounds_config(data["config"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ChainError(f"cannot read deployment record {path}: {exc}") from exc
+
+
+def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
+    """A Web3 on ``rpc_url`` (http(s) JSON-RPC), checked to answer."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id
+    except (Web3Exception, OSError) as exc:
+        raise ChainError(f"no Ethereum JSON-RPC node answers at {rpc_url}: {exc}") from exc
+    return w3
+
+
+def deploy_rounds(w3: Web3, account: LocalAccount, artifact: Artifact, config: RoundsConfig) -> tuple[str, dict]:
+    """Deploy ``FedTSSRounds`` with ``config``; return its address and the receipt."""
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    decoder = _RevertDecoder(artifact.abi)
+    receipt = _send(w3, account, factory.constructor(config.constructor_arg()), decoder)
+    return to_checksum_address(receipt["contractAddress"]), receipt
+
+
+class RoundsContract:
+    """The round contract at ``address``: one method per transaction and per view."""
+
+    def __init__(self, w3: Web3, address: str, abi: list[dict[str, Any]]) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.contract = w3.eth.contract(address=self.address, abi=abi)
+        self._decoder = _RevertDecoder(abi)
+        self._events_by_topic = {
+            Web3.keccak(text=_signature(item)): item["name"] for item in abi if item["type"] == "event"
+        }
+
+    @classmethod
+    def from_deployment(cls, w3: Web3, deployment: Deployment) -> RoundsContract:
+        abi = json.loads(deployment.abi_path.read_text(encoding="utf-8"))
+        return cls(w3, deployment.address, abi["abi"] if isinstance(abi, dict) else abi)
+
+    # -------------------------------------------------------------------- transactions
+
+    def transact(self, account: LocalAccount, function: str, *args: Any) -> dict:
+        """Sign and send ``function(*args)``; return the receipt or raise ContractRevert."""
+        return _send(self.w3, account, self.contract.functions[function](*args), self._decoder)
+
+    def start_training(self, account: LocalAccount, codec: int, digest: bytes, rounds: int) -> dict:
+        return self.transact(account, "startTraining", codec, digest, rounds)
+
+    def submit_update(self, account: LocalAccount, round_: int, codec: int, digest: bytes) -> dict:
+        return self.transact(account, "submitUpdate", round_, codec, digest)
+
+    def close_collection(self, account: LocalAccount, round_: int) -> dict:
+        return self.transact(account, "closeCollection", round_)
+
+    def submit_aggregate_share(
+        self, account: LocalAccount, round_: int, codec: int, digest: bytes, included_clients: int
+    ) -> dict:
+        return self.transact(account, "submitAggregateShare", round_, codec, digest, included_clients)
+
+    def propose_model(self, account: LocalAccount, round_: int, codec: int, digest: bytes) -> dict:
+        return self.transact(account, "proposeModel", round_, codec, digest)
+
+    def fail_round(self, account: LocalAccount, round_: int) -> dict:
+        return self.transact(account, "failRound", round_)
+
+    def reopen_round(self, account: LocalAccount, round_: int) -> dict:
+        return self.transact(account, "reopenRound", round_)
+
+    # --------------------------------------------------------------------------- views
+
+    def call(self, function: str, *args: Any) -> Any:
+        """Read a view; a revert becomes ContractRevert."""
+        try:
+            return self.contract.functions[function](*args).call()
+        except ContractLogicError as exc:
+            raise self._decoder.decode(exc) from exc
+
+    def current_round(self) -> int:
+        return self.call("currentRound")
+
+    def state(self, round_: int) -> RoundState:
+        return RoundState(self.call("state", round_))
+
+    def round_info(self, round_: int) -> RoundInfo:
+        state, failed_from, *rest = self.call("roundInfo", round_)
+        return RoundInfo(RoundState(state), RoundState(failed_from), *rest)
+
+    def latest_model(self) -> tuple[int, int, bytes]:
+        """``(finalized round or 0 for the initial model, codec, digest)``."""
+        return tuple(self.call("latestModel"))
+
+    def training_progress(self) -> tuple[int, int]:
+        return tuple(self.call("trainingProgress"))
+
+    def committee(self) -> list[tuple[str, bytes]]:
+        """``[(member address, X25519 public key)]`` in index order (member j at j-1)."""
+        members, keys = self.call("committee")
+        return list(zip(members, keys, strict=True))
+
+    def threshold(self) -> int:
+        return self.call("threshold")
+
+    def member(self, account: str) -> tuple[int, int, int]:
+        """``(1-based index or 0, last share round, last vote round)``."""
+        return tuple(self.call("member", account))
+
+    def clients(self) -> list[str]:
+        return self.call("clients")
+
+    def submitters(self, round_: int) -> list[str]:
+        return self.call("submitters", round_)
+
+    def has_submitted(self, round_: int, account: str) -> bool:
+        return self.call("hasSubmitted", round_, account)
+
+    def share_count(self, round_: int, included_clients: int) -> int:
+        return self.call("shareCount", round_, included_clients)
+
+    def vote_count(self, round_: int, codec: int, digest: bytes) -> int:
+        return self.call("voteCount", round_, codec, digest)
+
+    # -------------------------------------------------------------------------- events
+
+    def events(self, receipt: dict) -> list[ChainEvent]:
+        """The contract's events in one receipt, in log order."""
+        return [self._decode_log(log) for log in receipt["logs"] if self._is_ours(log)]
+
+    def get_events(self, from_block: int, to_block: int | str = "latest") -> list[ChainEvent]:
+        """The contract's events in a block range, in chain order."""
+        logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": from_block, "toBlock": to_block})
+        return [self._decode_log(log) for log in logs if self._is_ours(log)]
+
+    def _is_ours(self, log: dict) -> bool:
+        return log["address"] == self.address and bool(log["topics"]) and log["topics"][0] in self._events_by_topic
+
+    def _decode_log(self, log: dict) -> ChainEvent:
+        name = self._events_by_topic[log["topics"][0]]
+        decoded = self.contract.events[name]().process_log(log)
+        args = {key: _plain(value) for key, value in decoded["args"].items()}
+        if "stateAtFailure" in args:
+            args["stateAtFailure"] = RoundState(args["stateAtFailure"])
+        return ChainEvent(
+            name=name,
+            args=args,
+            block_number=log["blockNumber"],
+            tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+            log_index=log["logIndex"],
+        )
+
+
+# ------------------------------------------------------------------------------ internals
+
+
+def _send(w3: Web3, account: LocalAccount, call: Any, decoder: _RevertDecoder) -> dict:
+    """Estimate (decoding a revert), sign, send and wait; a mined revert also raises."""
+    params = {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending")}
+    try:
+        estimate = call.estimate_gas(params)
+        tx = call.build_transaction({**params, "gas": estimate + GAS_HEADROOM})
+    except ContractLogicError as exc:
+        raise decoder.decode(exc) from exc
+    signed = account.sign_transaction(tx)
+    try:
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    except Web3RPCError as exc:
+        raise ChainError(f"the node refused the transaction from {account.address}: {exc}") from exc
+    if receipt["status"] != 1:
+        raise ChainError(f"transaction {tx_hash.hex()} reverted on chain (state changed after estimation)")
+    return receipt
+
+
+class _RevertDecoder:
+    """Turns revert data into ContractRevert(name, named args) using the ABI's errors."""
+
+    def __init__(self, abi: list[dict[str, Any]]) -> None:
+        self._errors = {function_abi_to_4byte_selector(item): item for item in abi if item["type"] == "error"}
+
+    def decode(self, exc: ContractLogicError) -> ChainError:
+        data = exc.data if isinstance(exc.data, str) else None
+        if isinstance(exc, ContractPanicError) or not data or len(data) < 10:
+            return ChainError(f"contract call failed: {exc.message or exc}")
+        raw = bytes.fromhex(data.removeprefix("0x"))
+        item = self._errors.get(raw[:4])
+        if item is None:
+            return ChainError(f"contract reverted with unknown error data {data}")
+        values = abi_decode([_abi_type(i) for i in item["inputs"]], raw[4:])
+        args = {i["name"]: _typed(i, v) for i, v in zip(item["inputs"], values, strict=True)}
+        return ContractRevert(item["name"], args)
+
+
+def _typed(item: dict[str, Any], value: Any) -> Any:
+    if item["name"] == "expectedStates":
+        return RoundState.from_bitmap(value)
+    if item.get("internalType", "").endswith("RoundState"):
+        return RoundState(value)
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return to_checksum_address(value)
+    return value
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    if item["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in item["components"])
+        return f"({inner}){item['type'][5:]}"
+    return item["type"]
+
+
+def _signature(item: dict[str, Any]) -> str:
+    return f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
