@@ -93,13 +93,14 @@ def _as_byte_view(data: Buffer) -> memoryview:
     try:
         view = memoryview(data)
     except TypeError as error:
-        raise FormatError(f"compute_cid needs bytes-like data, got {type(data).__name__}") from error
+        kind = type(data).__name__
+        raise FormatError(f"compute_cid needs bytes-like data, got {kind}") from error
     if not view.c_contiguous:
         raise FormatError("compute_cid needs a contiguous buffer; pass bytes(data) instead")
     if view.format == "B" and view.ndim == 1:
         return view
-    with view:
-        return view.cast("B")
+    with view:  # an empty view cannot be cast, and has nothing to hash anyway
+        return view.cast("B") if view.nbytes else memoryview(b"")
 
 
 def _check_layout(chunk_size: int, max_links: int) -> None:
@@ -144,7 +145,9 @@ def cid_from_parts(codec: int, digest: bytes) -> str:
             f"CID codec must be raw (0x55) or dag-pb (0x70), got {_describe_codec(codec)}"
         )
     if not isinstance(digest, (bytes, bytearray, memoryview)) or len(digest) != _DIGEST_SIZE:
-        raise FormatError(f"CID digest must be {_DIGEST_SIZE} bytes of sha2-256, got {digest!r:.80}")
+        raise FormatError(
+            f"CID digest must be {_DIGEST_SIZE} bytes of sha2-256, got {digest!r:.80}"
+        )
     return str(CID("base32", 1, codec, ("sha2-256", bytes(digest))))
 
 
