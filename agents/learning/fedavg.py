@@ -2,8 +2,9 @@
 
 One round of FedAvg as fedtss runs it:
 
-    delta_i  = flatten(local_i) - flatten(global)            (client i, float64)
-    u_i      = clip(delta_i, clip_norm) * samples_i           (then quantized and shared)
+    delta_i  = flatten(local_i) - flatten(global)            (client i, float32)
+    u_i      = clip(delta_i, clip_norm) * samples_i           (float64; fedtss.quantize does
+                                                               this, then quantizes and shares)
     mean     = sum_i u_i / sum_i samples_i                    (committee, after reconstruction)
     global'  = apply_mean_update(global, mean)                (float32, same bytes everywhere)
 
@@ -19,17 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedtss.errors import FormatError
+from fedtss.formats import flatten_model, unflatten_model
+from fedtss.quantize import clip_update
 
 from .data import ClientData
-from .model import Tensors, config_from_tensors
+from .model import Tensors
 from .train import TrainConfig, derive_training_seed, evaluate, train_locally
 
 __all__ = [
     "DEFAULT_CLIP_NORM",
     "FedAvgRound",
-    "flatten_tensors",
-    "unflatten_tensors",
-    "clip_update",
     "compute_delta",
     "compute_client_update",
     "apply_mean_update",
@@ -53,35 +53,18 @@ class FedAvgRound:
     update_norms: tuple[float, ...]
 
 
-def flatten_tensors(tensors: Mapping[str, np.ndarray]) -> np.ndarray:
-    """All tensors as one float32 vector, in the model's fixed name order."""
-    shapes = config_from_tensors(tensors).tensor_shapes()
-    return np.concatenate([np.asarray(tensors[name], dtype=np.float32).ravel() for name in shapes])
-
-
-def unflatten_tensors(flat: np.ndarray, like: Mapping[str, np.ndarray]) -> Tensors:
-    """Cut a flat float32 vector back into tensors shaped like ``like``."""
-    shapes = config_from_tensors(like).tensor_shapes()
-    sizes = [int(np.prod(shape)) for shape in shapes.values()]
-    if flat.ndim != 1 or flat.shape[0] != sum(sizes):
-        raise FormatError(f"flat model has shape {flat.shape}; the model needs ({sum(sizes)},)")
-    pieces = np.split(np.asarray(flat, dtype=np.float32), np.cumsum(sizes)[:-1])
-    return {name: piece.reshape(shape).copy() for (name, shape), piece in zip(shapes.items(), pieces)}
-
-
-def clip_update(delta: np.ndarray, clip_norm: float) -> np.ndarray:
-    """Scale ``delta`` down to L2 norm ``clip_norm`` if it is longer (placeholder)."""
-    norm = float(np.linalg.norm(delta))
-    if norm <= clip_norm:
-        return delta
-    return delta * (clip_norm / norm)
-
-
 def compute_delta(
     global_tensors: Mapping[str, np.ndarray], local_tensors: Mapping[str, np.ndarray]
 ) -> np.ndarray:
-    """``local - global`` as one float64 vector (exact for float32 inputs of the same model)."""
-    return flatten_tensors(local_tensors).astype(np.float64) - flatten_tensors(global_tensors)
+    """``local - global`` as one float32 vector (``fedtss.formats.flatten_model`` order).
+
+    This is what ``fedtss.quantize.quantize_update`` takes.
+    """
+    local_flat, local_layout = flatten_model(local_tensors)
+    global_flat, global_layout = flatten_model(global_tensors)
+    if local_layout != global_layout:
+        raise FormatError("local and global models have different tensor names or shapes")
+    return local_flat - global_flat
 
 
 def compute_client_update(
@@ -90,15 +73,14 @@ def compute_client_update(
     *,
     config: TrainConfig,
     seed: int,
-    clip_norm: float,
-) -> tuple[np.ndarray, int, float]:
-    """Train locally and return (clipped delta, samples, delta norm before clipping).
+) -> tuple[np.ndarray, int]:
+    """Train locally and return (float32 delta, samples), unclipped.
 
-    What a client agent feeds to quantization; the baseline uses the same function.
+    Exactly what a client agent passes to ``quantize_update`` (which clips, weights and
+    quantizes); the baseline clips and weights the same delta in float.
     """
     local, samples = train_locally(global_tensors, data, config=config, seed=seed)
-    delta = compute_delta(global_tensors, local)
-    return clip_update(delta, clip_norm), samples, float(np.linalg.norm(delta))
+    return compute_delta(global_tensors, local), samples
 
 
 def apply_mean_update(
@@ -106,18 +88,21 @@ def apply_mean_update(
 ) -> Tensors:
     """The next global model: ``global + mean update``, rounded once to float32.
 
+    ``mean_update_flat`` is in ``fedtss.formats.flatten_model`` order (tensors sorted by
+    name), as produced by ``dequantize_sum`` from the clients' :func:`compute_delta` vectors.
+
     The sum is taken in float64 and rounded to float32 once, element-wise: IEEE arithmetic
     makes this bit-identical on every machine, so honest committee members store identical
     model bytes and their votes carry the same CID.
     """
-    base = flatten_tensors(global_tensors)
+    base, layout = flatten_model(global_tensors)
     update = np.asarray(mean_update_flat)
     if update.ndim != 1 or update.shape != base.shape:
         raise FormatError(f"mean update has shape {update.shape}; the model needs {base.shape}")
     if not np.all(np.isfinite(update)):
         raise FormatError("mean update holds non-finite values")
     summed = (base.astype(np.float64) + update.astype(np.float64)).astype(np.float32)
-    return unflatten_tensors(summed, global_tensors)
+    return unflatten_model(summed, layout)
 
 
 def plaintext_fedavg(
@@ -140,17 +125,13 @@ def plaintext_fedavg(
     for round_number in range(1, rounds + 1):
         weighted_sum, total_samples, norms = None, 0, []
         for index, data in enumerate(clients):
-            clipped, samples, norm = compute_client_update(
-                tensors,
-                data,
-                config=train_config,
-                seed=derive_training_seed(seed, round_number, index),
-                clip_norm=clip_norm,
+            delta, samples = compute_client_update(
+                tensors, data, config=train_config, seed=derive_training_seed(seed, round_number, index)
             )
-            contribution = clipped * samples
+            contribution = clip_update(delta, clip_norm) * samples
             weighted_sum = contribution if weighted_sum is None else weighted_sum + contribution
             total_samples += samples
-            norms.append(norm)
+            norms.append(float(np.linalg.norm(delta.astype(np.float64))))
         tensors = apply_mean_update(tensors, weighted_sum / total_samples)
         accuracy, loss = evaluate(tensors, test.x, test.y)
         results.append(FedAvgRound(round_number, accuracy, loss, tensors, tuple(norms)))

@@ -1,9 +1,9 @@
 """The model every node trains: a small MLP, moved between nodes as named float32 tensors.
 
-On the wire a model is a mapping ``name -> float32 array`` (see ``fedtss.formats``); here it
-becomes a PyTorch module for training and back. The tensor names and their order are fixed
-(``hidden.weight, hidden.bias, output.weight, output.bias``) because the update math works on
-one flat vector in that order, and every honest committee member must produce the same bytes.
+On the wire a model is a mapping ``name -> float32 array`` (``fedtss.formats.encode_model``);
+here it becomes a PyTorch module for training and back. The tensor names are fixed
+(``hidden.bias, hidden.weight, output.bias, output.weight``, the name-sorted order in which
+``fedtss.formats`` lays them out and flattens them for the update math).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 from fedtss.errors import ConfigError, FormatError
 
@@ -48,23 +49,27 @@ class ModelConfig:
                 raise ConfigError(f"model {name} must be at least 1, got {getattr(self, name)}")
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Names and shapes of the model's tensors, in their fixed order."""
+        """Names and shapes of the model's tensors, sorted by name as fedtss.formats lays them out."""
         return {
-            "hidden.weight": (self.hidden, self.input_dim),
             "hidden.bias": (self.hidden,),
-            "output.weight": (self.num_classes, self.hidden),
+            "hidden.weight": (self.hidden, self.input_dim),
             "output.bias": (self.num_classes,),
+            "output.weight": (self.num_classes, self.hidden),
         }
 
 
 class MLP(nn.Module):
-    """input -> Linear -> ReLU -> Linear -> class logits."""
+    """input -> Linear -> ReLU -> Linear -> class logits.
+
+    Layers are created uninitialised (``skip_init``): values always come from a seeded
+    generator or from received tensors, never from PyTorch's global RNG.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.hidden = nn.Linear(config.input_dim, config.hidden)
-        self.output = nn.Linear(config.hidden, config.num_classes)
+        self.hidden = skip_init(nn.Linear, config.input_dim, config.hidden)
+        self.output = skip_init(nn.Linear, config.hidden, config.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(torch.relu(self.hidden(x)))
