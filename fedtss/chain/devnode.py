@@ -1,0 +1,93 @@
+"""A local anvil node for tests, benchmarks and one-machine runs, and its well-known accounts.
+
+:func:`start_anvil` runs ``node_modules/.bin/anvil`` on a free port and returns once it
+answers; :meth:`DevNode.stop` ends it. The accounts come from anvil's public test mnemonic:
+they are for local chains only.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import Web3Exception
+
+from fedtss.errors import ChainError
+
+__all__ = ["ANVIL", "ANVIL_MNEMONIC", "DevNode", "dev_accounts", "start_anvil"]
+
+ANVIL = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "anvil"
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+@dataclass
+class DevNode:
+    """A running anvil: its URL, a Web3 on it and the process (stop it with :meth:`stop`)."""
+
+    url: str
+    w3: Web3
+    process: subprocess.Popen
+
+    def increase_time(self, seconds: int) -> None:
+        """Move the chain clock forward and mine a block, so the next tx sees the new time."""
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.w3.provider.make_request("evm_mine", [])
+
+    def snapshot(self) -> str:
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]
+
+    def revert(self, snapshot_id: str) -> None:
+        if not self.w3.provider.make_request("evm_revert", [snapshot_id])["result"]:
+            raise ChainError(f"anvil could not revert to snapshot {snapshot_id}")
+
+    def timestamp(self) -> int:
+        return self.w3.eth.get_block("latest")["timestamp"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def dev_accounts(count: int) -> tuple[LocalAccount, ...]:
+    """anvil's well-known accounts 0..count-1 (public mnemonic, m/44'/60'/0'/0/i)."""
+    Account.enable_unaudited_hdwallet_features()
+    return tuple(Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count))
+
+
+def start_anvil(*, accounts: int = 30, port: int | None = None, timeout: float = 30.0) -> DevNode:
+    """Start anvil with ``accounts`` funded dev accounts; return once it answers."""
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(ANVIL), "--port", str(port), "--accounts", str(accounts), "--mnemonic", ANVIL_MNEMONIC],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    node = DevNode(url=url, w3=Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30})), process=process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ChainError(f"anvil exited with code {process.returncode} before answering at {url}")
+        try:
+            node.w3.eth.chain_id
+            return node
+        except (Web3Exception, OSError):
+            time.sleep(0.05)
+    node.stop()
+    raise ChainError(f"anvil did not answer at {url} within {timeout} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
