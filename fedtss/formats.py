@@ -351,8 +351,37 @@ def _reject_constant(token: str) -> None:
     raise FormatError(f"JSON constant {token} is not allowed")
 
 
+_MAX_JSON_DEPTH = 8
+_BACKSLASH, _QUOTE = ord("\\"), ord('"')
+_OPENERS, _CLOSERS = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
+
+
+def _json_depth(raw: bytes) -> int:
+    """Deepest ``[``/``{`` nesting outside strings, in linear time without recursion.
+
+    json's C scanner recurses once per level and can exhaust the C stack (a segfault, not an
+    exception) when a process raised its recursion limit, so nesting is bounded first. A
+    quote is escaped when an odd run of backslashes precedes it; bytes after JSON's first
+    syntax error may be misread here, but the parser stops at that error anyway.
+    """
+    text = np.frombuffer(raw, dtype=np.uint8)
+    if text.size == 0:
+        return 0
+    positions = np.arange(text.size)
+    last_plain = np.maximum.accumulate(np.where(text != _BACKSLASH, positions, -1))
+    run_before = np.empty(text.size, dtype=np.int64)
+    run_before[0] = 0
+    run_before[1:] = positions[:-1] - last_plain[:-1]
+    quotes = (text == _QUOTE) & (run_before % 2 == 0)
+    outside = np.cumsum(quotes) % 2 == 0
+    step = np.isin(text, _OPENERS).astype(np.int64) - np.isin(text, _CLOSERS)
+    return int(np.cumsum(np.where(outside, step, 0)).max())
+
+
 def _load_json(raw: bytes, what: str) -> object:
     """Strict JSON: UTF-8 only, no duplicate keys, no NaN/Infinity; any failure is FormatError."""
+    if _json_depth(raw) > _MAX_JSON_DEPTH:
+        raise FormatError(f"{what}: JSON nested deeper than {_MAX_JSON_DEPTH} levels")
     try:
         text = raw.decode("utf-8")
         return json.loads(
