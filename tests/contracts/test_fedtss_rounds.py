@@ -1,0 +1,486 @@
+"""FedTSSRounds on a real anvil: every transition, every revert, events and views.
+
+Accounts (see tests/fixtures/anvil.py): 0 operator, 1-5 committee (t = 3), 6-15 clients,
+16+ outsiders. Default limits: min_clients 3, target_clients 10, periods 600 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from fedtss.chain import RoundState
+from fedtss.errors import ContractRevert
+
+RAW, DAG_PB = 0x55, 0x70
+PERIOD = 600
+
+
+def digest(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+@contextmanager
+def reverts(name: str, **expected: object) -> Iterator[None]:
+    """Expect a ContractRevert named ``name`` whose args include ``expected``."""
+    with pytest.raises(ContractRevert) as info:
+        yield
+    assert info.value.name == name, str(info.value)
+    for key, value in expected.items():
+        assert info.value.args_by_name[key] == value, str(info.value)
+
+
+def names(rounds, receipt) -> list[str]:
+    return [e.name for e in rounds.events(receipt)]
+
+
+class Scenario:
+    """A deployed contract plus the roles, with steps that drive a round forward."""
+
+    def __init__(self, chain, rounds) -> None:
+        self.chain = chain
+        self.rounds = rounds
+        self.operator = chain.accounts[0]
+        self.members = chain.accounts[1:6]
+        self.clients = chain.accounts[6:16]
+        self.outsider = chain.accounts[20]
+
+    def start(self, rounds: int = 2) -> dict:
+        return self.rounds.start_training(self.operator, DAG_PB, digest("model-0"), rounds)
+
+    def submit(self, count: int, round_: int = 1) -> list[dict]:
+        return [self.rounds.submit_update(c, round_, RAW, digest(f"m{round_}-{c.address}")) for c in self.clients[:count]]
+
+    def to_aggregating(self, clients: int = 10, round_: int = 1) -> None:
+        if round_ == 1:
+            self.start()
+        self.submit(clients, round_)
+        if clients < 10:
+            self.chain.increase_time(PERIOD + 1)
+            self.rounds.close_collection(self.outsider, round_)
+
+    def share(self, member_index: int, included: int, round_: int = 1) -> dict:
+        member = self.members[member_index]
+        return self.rounds.submit_aggregate_share(member, round_, RAW, digest(f"a{round_}-{member_index}"), included)
+
+    def to_reconstructing(self, round_: int = 1, included: int = (1 << 10) - 1) -> None:
+        self.to_aggregating(round_=round_)
+        for j in range(3):
+            self.share(j, included, round_)
+
+    def vote(self, member_index: int, model: str, round_: int = 1) -> dict:
+        return self.rounds.propose_model(self.members[member_index], round_, RAW, digest(model))
+
+
+@pytest.fixture
+def s(chain, deploy) -> Scenario:
+    return Scenario(chain, deploy())
+
+
+# ------------------------------------------------------------------------ startTraining
+
+
+def test_start_training_opens_round_one_with_model_and_collection_deadline(s):
+    receipt = s.start(rounds=3)
+    opened = s.rounds.events(receipt)[-1]
+    assert names(s.rounds, receipt) == ["TrainingStarted", "RoundOpened"]
+    assert opened.args["round"] == 1
+    assert (opened.args["modelCodec"], opened.args["modelDigest"]) == (DAG_PB, digest("model-0"))
+    assert opened.args["collectionDeadline"] == s.chain.timestamp() + PERIOD
+    assert s.rounds.current_round() == 1
+    assert s.rounds.state(1) == RoundState.Collecting
+    assert s.rounds.latest_model() == (0, DAG_PB, digest("model-0"))
+    assert s.rounds.training_progress() == (0, 3)
+
+
+def test_start_training_by_non_operator_reverts(s):
+    with reverts("NotOperator", account=s.outsider.address):
+        s.rounds.start_training(s.outsider, RAW, digest("m"), 1)
+
+
+def test_start_training_while_training_reverts(s):
+    s.start()
+    with reverts("TrainingInProgress", round=1):
+        s.start()
+
+
+@pytest.mark.parametrize(("codec", "label"), [(0x71, "m"), (RAW, None)])
+def test_start_training_with_invalid_cid_reverts(s, codec, label):
+    model = digest(label) if label else bytes(32)
+    with reverts("InvalidCid", codec=codec, digest=model):
+        s.rounds.start_training(s.operator, codec, model, 1)
+
+
+def test_start_training_with_zero_rounds_reverts(s):
+    with reverts("InvalidRoundCount", rounds=0):
+        s.rounds.start_training(s.operator, RAW, digest("m"), 0)
+
+
+# ------------------------------------------------------------------------- submitUpdate
+
+
+def test_submit_update_emits_submission_order_index_and_records_submitter(s):
+    s.start()
+    receipts = s.submit(3)
+    events = [s.rounds.events(r)[0] for r in receipts]
+    assert [e.name for e in events] == ["UpdateSubmitted"] * 3
+    assert [e.args["index"] for e in events] == [0, 1, 2]
+    assert events[1].args["client"] == s.clients[1].address
+    assert (events[1].args["codec"], events[1].args["digest"]) == (RAW, digest(f"m1-{s.clients[1].address}"))
+    assert s.rounds.submitters(1) == [c.address for c in s.clients[:3]]
+    assert s.rounds.has_submitted(1, s.clients[2].address)
+    assert not s.rounds.has_submitted(1, s.clients[3].address)
+    assert s.rounds.round_info(1).clients == 3
+
+
+def test_submit_update_from_non_allowlisted_account_reverts(s):
+    s.start()
+    with reverts("NotAllowlistedClient", account=s.outsider.address):
+        s.rounds.submit_update(s.outsider, 1, RAW, digest("x"))
+
+
+def test_second_submission_in_a_round_reverts(s):
+    s.start()
+    s.submit(1)
+    with reverts("AlreadySubmitted", round=1, account=s.clients[0].address):
+        s.rounds.submit_update(s.clients[0], 1, RAW, digest("again"))
+
+
+def test_submit_after_collection_deadline_reverts(s):
+    s.start()
+    deadline = s.rounds.round_info(1).collection_deadline
+    s.chain.increase_time(PERIOD + 1)
+    with reverts("RoundDeadlinePassed", round=1, deadline=deadline):
+        s.submit(1)
+
+
+def test_submit_to_a_round_not_opened_reverts_with_wrong_state(s):
+    s.start()
+    with reverts("RoundWrongState", round=2, expectedStates=(RoundState.Collecting,), actual=RoundState.Unopened):
+        s.submit(1, round_=2)
+
+
+def test_submit_with_invalid_cid_reverts(s):
+    s.start()
+    with reverts("InvalidCid", codec=0x12):
+        s.rounds.submit_update(s.clients[0], 1, 0x12, digest("x"))
+
+
+def test_reaching_target_clients_closes_collection_in_the_same_transaction(s):
+    s.start()
+    last = s.submit(10)[-1]
+    assert names(s.rounds, last) == ["UpdateSubmitted", "CollectionClosed"]
+    closed = s.rounds.events(last)[1]
+    assert closed.args["clients"] == 10
+    assert closed.args["aggregationDeadline"] == s.chain.timestamp() + PERIOD
+    assert s.rounds.state(1) == RoundState.Aggregating
+    with reverts("RoundWrongState", actual=RoundState.Aggregating):
+        s.rounds.submit_update(s.clients[0], 1, RAW, digest("late"))
+
+
+# ---------------------------------------------------------------------- closeCollection
+
+
+def test_close_collection_before_deadline_reverts(s):
+    s.start()
+    s.submit(5)
+    with reverts("RoundDeadlineNotReached", round=1):
+        s.rounds.close_collection(s.outsider, 1)
+
+
+def test_close_collection_after_deadline_with_minimum_moves_to_aggregating(s):
+    s.start()
+    s.submit(3)
+    s.chain.increase_time(PERIOD + 1)
+    receipt = s.rounds.close_collection(s.outsider, 1)
+    assert names(s.rounds, receipt) == ["CollectionClosed"]
+    assert s.rounds.events(receipt)[0].args["clients"] == 3
+    assert s.rounds.state(1) == RoundState.Aggregating
+
+
+def test_close_collection_below_minimum_reverts_and_fail_round_fails_it(s):
+    s.start()
+    s.submit(2)
+    s.chain.increase_time(PERIOD + 1)
+    with reverts("RoundNotEnoughClients", round=1, clients=2, minClients=3):
+        s.rounds.close_collection(s.outsider, 1)
+    receipt = s.rounds.fail_round(s.outsider, 1)
+    failed = s.rounds.events(receipt)[0]
+    assert (failed.name, failed.args["stateAtFailure"]) == ("RoundFailed", RoundState.Collecting)
+    assert s.rounds.round_info(1).state_at_failure == RoundState.Collecting
+    assert s.rounds.state(1) == RoundState.Failed
+
+
+def test_fail_round_with_enough_clients_reverts_pointing_to_close_collection(s):
+    s.start()
+    s.submit(3)
+    s.chain.increase_time(PERIOD + 1)
+    with reverts("RoundHasEnoughClients", round=1, clients=3):
+        s.rounds.fail_round(s.outsider, 1)
+
+
+def test_fail_round_before_deadline_reverts(s):
+    s.start()
+    with reverts("RoundDeadlineNotReached", round=1):
+        s.rounds.fail_round(s.outsider, 1)
+
+
+# ----------------------------------------------------------------- submitAggregateShare
+
+
+def test_aggregate_share_is_recorded_with_member_index_and_client_set(s):
+    s.to_aggregating()
+    receipt = s.share(1, 0b111)
+    event = s.rounds.events(receipt)[0]
+    assert event.name == "AggregateShareSubmitted"
+    assert event.args["member"] == s.members[1].address
+    assert event.args["memberIndex"] == 2
+    assert event.args["includedClients"] == 0b111
+    assert event.args["digest"] == digest("a1-1")
+    assert s.rounds.share_count(1, 0b111) == 1
+    assert s.rounds.member(s.members[1].address) == (2, 1, 0)
+
+
+def test_share_in_collecting_reverts_with_wrong_state(s):
+    s.start()
+    with reverts("RoundWrongState", actual=RoundState.Collecting,
+                 expectedStates=(RoundState.Aggregating, RoundState.Reconstructing)):
+        s.share(0, 0b111)
+
+
+def test_share_from_non_member_reverts(s):
+    s.to_aggregating()
+    with reverts("NotCommitteeMember", account=s.outsider.address):
+        s.rounds.submit_aggregate_share(s.outsider, 1, RAW, digest("x"), 0b111)
+
+
+def test_second_share_from_a_member_reverts(s):
+    s.to_aggregating()
+    s.share(0, 0b111)
+    with reverts("AlreadySubmittedShare", round=1, member=s.members[0].address):
+        s.share(0, 0b1111)
+
+
+@pytest.mark.parametrize("included", [0b11, 1 << 10 | 0b111, 0])
+def test_share_over_too_few_clients_or_clients_beyond_submitters_reverts(s, included):
+    s.to_aggregating()
+    with reverts("InvalidClientSet", includedClients=included, clients=10, minClients=3):
+        s.share(0, included)
+
+
+def test_share_after_aggregation_deadline_reverts_and_round_can_fail(s):
+    s.to_aggregating()
+    s.chain.increase_time(PERIOD + 1)
+    with reverts("RoundDeadlinePassed", round=1):
+        s.share(0, 0b111)
+    receipt = s.rounds.fail_round(s.outsider, 1)
+    assert s.rounds.events(receipt)[0].args["stateAtFailure"] == RoundState.Aggregating
+
+
+def test_tth_share_over_the_same_set_reaches_threshold_in_the_same_transaction(s):
+    s.to_aggregating()
+    everyone = (1 << 10) - 1
+    assert names(s.rounds, s.share(0, everyone)) == ["AggregateShareSubmitted"]
+    assert names(s.rounds, s.share(1, everyone)) == ["AggregateShareSubmitted"]
+    receipt = s.share(2, everyone)
+    assert names(s.rounds, receipt) == ["AggregateShareSubmitted", "ThresholdReached"]
+    reached = s.rounds.events(receipt)[1]
+    assert reached.args["includedClients"] == everyone
+    assert reached.args["proposalDeadline"] == s.chain.timestamp() + PERIOD
+    info = s.rounds.round_info(1)
+    assert (info.state, info.shares, info.included_clients) == (RoundState.Reconstructing, 3, everyone)
+
+
+def test_shares_over_different_sets_are_counted_apart_and_first_set_to_reach_t_wins(s):
+    s.to_aggregating()
+    full, partial = (1 << 10) - 1, (1 << 9) - 1
+    s.share(0, full)
+    s.share(1, partial)
+    s.share(2, partial)
+    assert s.rounds.state(1) == RoundState.Aggregating
+    assert (s.rounds.share_count(1, full), s.rounds.share_count(1, partial)) == (1, 2)
+    receipt = s.share(3, partial)
+    assert names(s.rounds, receipt)[-1] == "ThresholdReached"
+    receipt = s.share(4, full)  # an extra share is still accepted, but the winner stays
+    assert names(s.rounds, receipt) == ["AggregateShareSubmitted"]
+    assert s.rounds.round_info(1).included_clients == partial
+    assert s.rounds.round_info(1).shares == 5
+
+
+# --------------------------------------------------------------------------- proposeModel
+
+
+def test_vote_before_threshold_reverts_with_wrong_state(s):
+    s.to_aggregating()
+    with reverts("RoundWrongState", expectedStates=(RoundState.Reconstructing,), actual=RoundState.Aggregating):
+        s.vote(0, "model-1")
+
+
+def test_vote_from_non_member_and_double_vote_revert(s):
+    s.to_reconstructing()
+    with reverts("NotCommitteeMember", account=s.outsider.address):
+        s.rounds.propose_model(s.outsider, 1, RAW, digest("model-1"))
+    s.vote(0, "model-1")
+    with reverts("AlreadyVoted", round=1, member=s.members[0].address):
+        s.vote(0, "model-other")
+
+
+def test_conflicting_votes_are_recorded_and_t_matching_votes_finalize_and_open_next_round(s):
+    s.to_reconstructing()
+    s.vote(0, "model-1")
+    receipt = s.vote(1, "model-bad")
+    assert names(s.rounds, receipt) == ["ModelProposed"]
+    assert s.rounds.vote_count(1, RAW, digest("model-bad")) == 1
+    s.vote(2, "model-1")
+    receipt = s.vote(3, "model-1")
+    assert names(s.rounds, receipt) == ["ModelProposed", "RoundFinalized", "RoundOpened"]
+    finalized, opened = s.rounds.events(receipt)[1:]
+    assert (finalized.args["round"], finalized.args["digest"]) == (1, digest("model-1"))
+    assert (opened.args["round"], opened.args["modelDigest"]) == (2, digest("model-1"))
+    assert s.rounds.vote_count(1, RAW, digest("model-1")) == 3
+    assert s.rounds.round_info(1).votes == 4
+    assert s.rounds.state(1) == RoundState.Finalized
+    assert (s.rounds.current_round(), s.rounds.state(2)) == (2, RoundState.Collecting)
+    assert s.rounds.latest_model() == (1, RAW, digest("model-1"))
+
+
+def test_vote_after_finalization_reverts_with_wrong_state(s):
+    s.to_reconstructing()
+    for j in range(3):
+        s.vote(j, "model-1")
+    with reverts("RoundWrongState", round=1, actual=RoundState.Finalized):
+        s.vote(3, "model-1")
+    with reverts("RoundWrongState", round=1, actual=RoundState.Finalized):
+        s.share(4, (1 << 10) - 1)
+
+
+def test_finalizing_the_last_requested_round_completes_training_and_allows_a_new_start(s):
+    s.rounds.start_training(s.operator, RAW, digest("model-0"), 1)
+    s.submit(10)
+    for j in range(3):
+        s.share(j, (1 << 10) - 1)
+    s.vote(0, "model-1")
+    s.vote(1, "model-1")
+    receipt = s.vote(2, "model-1")
+    assert names(s.rounds, receipt) == ["ModelProposed", "RoundFinalized", "TrainingCompleted"]
+    assert s.rounds.current_round() == 1
+    assert s.rounds.training_progress() == (1, 1)
+    receipt = s.rounds.start_training(s.operator, RAW, digest("model-1"), 1)
+    assert s.rounds.events(receipt)[-1].args["round"] == 2
+
+
+def test_vote_after_proposal_deadline_reverts_and_round_can_fail(s):
+    s.to_reconstructing()
+    s.chain.increase_time(PERIOD + 1)
+    with reverts("RoundDeadlinePassed", round=1):
+        s.vote(0, "model-1")
+    receipt = s.rounds.fail_round(s.outsider, 1)
+    assert s.rounds.events(receipt)[0].args["stateAtFailure"] == RoundState.Reconstructing
+
+
+def test_fail_round_on_a_finalized_round_reverts(s):
+    s.to_reconstructing()
+    for j in range(3):
+        s.vote(j, "model-1")
+    s.chain.increase_time(PERIOD + 1)
+    with reverts("RoundWrongState", round=1, actual=RoundState.Finalized):
+        s.rounds.fail_round(s.outsider, 1)
+
+
+# ---------------------------------------------------------------------------- reopenRound
+
+
+def _fail_first_round(s: Scenario) -> None:
+    s.start()
+    s.chain.increase_time(PERIOD + 1)
+    s.rounds.fail_round(s.outsider, 1)
+
+
+def test_reopen_failed_round_opens_the_next_from_the_initial_model(s):
+    _fail_first_round(s)
+    receipt = s.rounds.reopen_round(s.operator, 1)
+    opened = s.rounds.events(receipt)[0]
+    assert (opened.name, opened.args["round"], opened.args["modelDigest"]) == ("RoundOpened", 2, digest("model-0"))
+    assert s.rounds.current_round() == 2
+    assert s.rounds.state(1) == RoundState.Failed
+
+
+def test_reopen_after_a_finalized_round_uses_the_last_finalized_model(s):
+    s.to_reconstructing()
+    for j in range(3):
+        s.vote(j, "model-1")
+    s.chain.increase_time(PERIOD + 1)
+    s.rounds.fail_round(s.outsider, 2)
+    receipt = s.rounds.reopen_round(s.operator, 2)
+    assert s.rounds.events(receipt)[0].args["modelDigest"] == digest("model-1")
+
+
+def test_reopen_by_non_operator_or_of_a_live_or_old_round_reverts(s):
+    _fail_first_round(s)
+    with reverts("NotOperator", account=s.outsider.address):
+        s.rounds.reopen_round(s.outsider, 1)
+    s.rounds.reopen_round(s.operator, 1)
+    with reverts("RoundWrongState", round=2, expectedStates=(RoundState.Failed,), actual=RoundState.Collecting):
+        s.rounds.reopen_round(s.operator, 2)
+    s.chain.increase_time(PERIOD + 1)
+    s.rounds.fail_round(s.outsider, 2)
+    with reverts("RoundNotLatest", round=1, latest=2):
+        s.rounds.reopen_round(s.operator, 1)
+
+
+# ------------------------------------------------------------------------ views and config
+
+
+def test_views_return_committee_keys_clients_and_threshold(s):
+    config_members = s.members
+    committee = s.rounds.committee()
+    assert [address for address, _ in committee] == [m.address for m in config_members]
+    assert all(len(key) == 32 for _, key in committee)
+    assert s.rounds.threshold() == 3
+    assert s.rounds.clients() == [c.address for c in s.clients]
+    assert s.rounds.call("isClient", s.clients[0].address)
+    assert not s.rounds.call("isClient", s.outsider.address)
+    assert s.rounds.member(s.outsider.address) == (0, 0, 0)
+    assert s.rounds.call("operator") == s.operator.address
+    assert s.rounds.state(7) == RoundState.Unopened
+
+
+def test_has_submitted_answers_for_earlier_rounds_too(s):
+    s.to_reconstructing()
+    for j in range(3):
+        s.vote(j, "model-1")
+    s.rounds.submit_update(s.clients[4], 2, RAW, digest("r2"))
+    assert s.rounds.has_submitted(1, s.clients[4].address)
+    assert s.rounds.has_submitted(2, s.clients[4].address)
+    assert not s.rounds.has_submitted(2, s.clients[5].address)
+    assert s.rounds.submitters(2) == [s.clients[4].address]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"threshold": 6}, "ConfigInvalidThreshold"),
+        ({"threshold": 1}, "ConfigInvalidThreshold"),
+        ({"min_clients": 1}, "ConfigInvalidClientLimits"),
+        ({"min_clients": 11, "target_clients": 10}, "ConfigInvalidClientLimits"),
+        ({"collection_period": 0}, "ConfigInvalidPeriod"),
+    ],
+)
+def test_constructor_refuses_bad_configuration(deploy, overrides, error):
+    with reverts(error):
+        deploy(**overrides)
+
+
+def test_constructor_refuses_duplicate_member_and_zero_key(chain, deploy):
+    from dataclasses import replace
+
+    from tests.fixtures.anvil import default_rounds_config
+
+    committee = default_rounds_config(chain.accounts).committee
+    with reverts("ConfigDuplicateMember", account=committee[0].address):
+        deploy(committee=(*committee[:4], committee[0]))
+    with reverts("ConfigInvalidSealingKey", member=committee[1].address):
+        deploy(committee=(committee[0], replace(committee[1], sealing_key=bytes(32)), *committee[2:]))
