@@ -18,10 +18,14 @@ address it bound is read back from the ``api`` file the daemon writes into its r
 so there is no race between choosing a port and binding it. A node is ready when
 ``/api/v0/version`` answers. :meth:`IpfsNode.stop` sends SIGTERM (both daemons shut down
 cleanly and release their repository lock on it) and SIGKILL only after a grace period.
+
+``python -m orchestration.ipfs_node STATE_DIR [--port 5001]`` runs a js-ipfs node in the
+foreground for users without kubo, until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -36,7 +40,7 @@ import httpx
 
 from fedtss.errors import ConfigError, StorageError
 
-__all__ = ["IpfsNode", "JsIpfsNode", "KuboNode", "PROJECT_ROOT"]
+__all__ = ["IpfsNode", "JsIpfsNode", "KuboNode", "PROJECT_ROOT", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +85,8 @@ class IpfsNode:
         if self._process is not None:
             return self.api_url
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._clear_stale_files()
         self._prepare_repo()
-        (self.repo_dir / "api").unlink(missing_ok=True)  # a stale file from a killed daemon
         started = time.monotonic()
         with open(self.log_path, "ab") as log_file:
             self._process = subprocess.Popen(
@@ -133,6 +137,20 @@ class IpfsNode:
     def _environment(self) -> dict[str, str]:
         return {**os.environ, "IPFS_PATH": str(self.repo_dir)}
 
+    def _clear_stale_files(self) -> None:
+        """Remove what a killed daemon left behind, but never start a second daemon on a repo."""
+        url = self._read_api_file()
+        if url is None:
+            return
+        if _answers(url):
+            raise StorageError(f"a daemon already serves {self.repo_dir} at {url}: use it, or stop it first")
+        log.info("removing files left in %s by a %s daemon that is gone", self.repo_dir, self.name)
+        (self.repo_dir / "api").unlink(missing_ok=True)
+        self._clear_stale_lock()
+
+    def _clear_stale_lock(self) -> None:
+        """kubo's lock is an flock, released by the kernel when its holder dies: nothing to do."""
+
     def _wait_until_ready(self, deadline: float) -> str:
         """Poll for the ``api`` file, then for an answer from ``/api/v0/version``."""
         while time.monotonic() < deadline:
@@ -181,6 +199,10 @@ class JsIpfsNode(IpfsNode):
     def _command(self) -> list[str]:
         return [self.node, "--require", str(_POLYFILL), str(self.cli), "daemon", "--offline",
                 "--enable-preload=false", "--init-config", str(self.state_dir / "init-config.json")]
+
+    def _clear_stale_lock(self) -> None:
+        """js-ipfs locks with a directory it refreshes; a dead holder's lock blocks start for 20 s."""
+        shutil.rmtree(self.repo_dir / "repo.lock", ignore_errors=True)
 
     def _environment(self) -> dict[str, str]:
         environment = super()._environment()
@@ -238,3 +260,22 @@ def _answers(url: str) -> bool:
         return httpx.post(f"{url}/api/v0/version", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a js-ipfs node on ``STATE_DIR`` until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m orchestration.ipfs_node", description=main.__doc__)
+    parser.add_argument("state_dir", type=Path, help="directory for the node's repo/ and daemon.log")
+    parser.add_argument("--port", type=int, default=5001, help="RPC API port on 127.0.0.1 (0: any free)")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    with JsIpfsNode(arguments.state_dir, port=arguments.port) as node:
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # after start: the daemon must not inherit it
+        print(f"Kubo RPC API at {node.api_url}; Ctrl-C to stop", flush=True)
+        signal.sigwait(stop_signals)
+
+
+if __name__ == "__main__":
+    main()

@@ -73,7 +73,7 @@ class KuboStore:
     """
 
     def __init__(self, api_url: str, *, timeout: float = 30.0, fetch_timeout: float = 60.0,
-                 lookup_timeout: float = 2.0, offline: bool = False,
+                 lookup_timeout: float = 1.0, offline: bool = False,
                  transport: httpx.BaseTransport | None = None) -> None:
         limits = {"timeout": timeout, "fetch_timeout": fetch_timeout, "lookup_timeout": lookup_timeout}
         for name, value in limits.items():
