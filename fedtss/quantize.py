@@ -153,15 +153,27 @@ def _largest_fitting_samples(config: QuantizationConfig) -> int | None:
 def clip_update(delta: NDArray[np.floating], clip_norm: float) -> NDArray[np.float64]:
     """Scale ``delta`` so that its L2 norm is at most ``clip_norm``; returns float64.
 
-    Computed in float64 with numpy's pairwise summation, so the result is the same on every
+    Computed in float64 in a fixed summation order, so the result is the same on every
     machine for the same input; clipping bounds each client's influence on the average.
     """
     clip = require_positive_float(clip_norm, "clip_norm", error=ConfigError)
     values = _require_update(delta).astype(np.float64)
-    norm = math.sqrt(float(np.sum(np.square(values))))
+    norm = math.sqrt(_sum_of_squares(values))
     if norm > clip:
         values *= clip / norm
     return values
+
+
+def _sum_of_squares(values: NDArray[np.float64], block: int = 1 << 16) -> float:
+    """Σ x² in cache-sized blocks (a fixed summation order, and no d-sized temporary)."""
+    scratch = np.empty(min(block, values.size))
+    total = 0.0
+    for start in range(0, values.size, block):
+        part = values[start : start + block]
+        squares = scratch[: part.size]
+        np.multiply(part, part, out=squares)
+        total += float(squares.sum())
+    return total
 
 
 def _require_update(delta: object) -> NDArray[np.floating]:
@@ -194,7 +206,7 @@ def quantize_update(
     out = np.empty(d + 1, dtype=np.uint64)
     signed = out[:d].view(np.int64)
     np.copyto(signed, clipped, casting="unsafe")
-    np.add(signed, P, out=signed, where=signed < 0)
+    signed += (signed >> 63) & P  # x < 0 becomes p + x, without a masked (slow) pass
     out[d] = samples
     return out
 
@@ -219,8 +231,8 @@ def dequantize_sum(
             f"aggregate's sample count {total_samples} is outside [1, max_clients * "
             f"max_samples = {max_total}]: wrong shares or a different QuantizationConfig"
         )
-    signed = total[:-1].view(np.int64).copy()
-    np.subtract(signed, P, out=signed, where=signed > _HALF)
+    encoded = total[:-1].view(np.int64)
+    signed = encoded - (((_HALF - encoded) >> 63) & P)  # x > (p-1)/2 becomes x - p
     mean = signed.astype(np.float64)
     mean /= float(2**config.fractional_bits * total_samples)
     return mean, total_samples
