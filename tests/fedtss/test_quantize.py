@@ -204,3 +204,14 @@ def test_malformed_updates_are_rejected_with_the_reason(delta: object, reason: s
 def test_malformed_aggregates_are_rejected(total: np.ndarray, reason: str) -> None:
     with pytest.raises(FormatError, match=reason):
         dequantize_sum(total, QuantizationConfig(clip_norm=1.0))
+
+
+@pytest.mark.parametrize("parameter", ["clip_norm", "max_clients", "max_samples"])
+def test_each_suggested_value_fits(parameter: str) -> None:
+    arguments: dict[str, object] = {"clip_norm": 50.0, "fractional_bits": 30}
+    with pytest.raises(ConfigError) as refused:
+        QuantizationConfig(**arguments)  # type: ignore[arg-type]
+    found = re.search(rf"lower {parameter} to <= ([0-9.e+-]+)", str(refused.value))
+    assert found is not None
+    value = float(found.group(1)) if parameter == "clip_norm" else int(found.group(1))
+    QuantizationConfig(**{**arguments, parameter: value})  # type: ignore[arg-type]
