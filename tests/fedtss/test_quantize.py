@@ -208,7 +208,7 @@ def test_malformed_aggregates_are_rejected(total: np.ndarray, reason: str) -> No
 
 @pytest.mark.parametrize("parameter", ["clip_norm", "max_clients", "max_samples"])
 def test_each_suggested_value_fits(parameter: str) -> None:
-    arguments: dict[str, object] = {"clip_norm": 50.0, "fractional_bits": 30}
+    arguments: dict[str, object] = {"clip_norm": 50.0, "fractional_bits": 32}
     with pytest.raises(ConfigError) as refused:
         QuantizationConfig(**arguments)  # type: ignore[arg-type]
     found = re.search(rf"lower {parameter} to <= ([0-9.e+-]+)", str(refused.value))
