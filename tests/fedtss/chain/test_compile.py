@@ -1,0 +1,62 @@
+"""The solc-js wrapper answers like native solc, and compilation writes artifacts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import solcx
+
+from fedtss.chain.compile import SOLC_VERSION, SOLC_WRAPPER, compile_contracts, load_artifact, native_solc
+
+
+def test_wrapper_reports_the_pinned_version_the_way_py_solc_x_parses_it():
+    version = solcx.wrapper.get_solc_version(SOLC_WRAPPER, with_commit_hash=True)
+    assert str(version).startswith(SOLC_VERSION + "+commit.")
+
+
+def test_wrapper_passes_outputs_larger_than_a_pipe_buffer_intact(tmp_path):
+    # One contract's output with every selection is well over 64 KiB: solc-js alone truncates.
+    source = (SOLC_WRAPPER.parents[1] / "contracts" / "FedTSSRounds.sol").read_text()
+    interface = (SOLC_WRAPPER.parents[1] / "contracts" / "IFedTSSRounds.sol").read_text()
+    request = {
+        "language": "Solidity",
+        "sources": {"FedTSSRounds.sol": {"content": source}, "IFedTSSRounds.sol": {"content": interface}},
+        "settings": {"outputSelection": {"*": {"*": ["*"], "": ["ast"]}}},
+    }
+    out = subprocess.run(
+        [str(SOLC_WRAPPER), "--standard-json"], input=json.dumps(request), capture_output=True, text=True, check=True
+    ).stdout
+    assert len(out) > 65536
+    assert not out.startswith(">>>")
+    assert "FedTSSRounds" in json.loads(out)["contracts"]["FedTSSRounds.sol"]
+
+
+def test_wrapper_refuses_options_it_does_not_implement():
+    result = subprocess.run([str(SOLC_WRAPPER), "--bin", "x.sol"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "unsupported option" in result.stderr
+
+
+def test_compile_writes_artifacts_that_load_back(tmp_path, rounds_artifact):
+    artifacts = compile_contracts(build_dir=tmp_path)
+    loaded = load_artifact("FedTSSRounds", build_dir=tmp_path)
+    assert loaded == artifacts["FedTSSRounds"]
+    assert loaded.bytecode == rounds_artifact.bytecode  # deterministic
+    assert {item["name"] for item in loaded.abi if item["type"] == "function"} >= {
+        "startTraining", "submitUpdate", "closeCollection", "submitAggregateShare",
+        "proposeModel", "failRound", "reopenRound",
+    }
+
+
+def test_native_solc_and_wrapper_produce_the_same_metadata_hash(tmp_path, rounds_artifact):
+    native = native_solc(SOLC_VERSION)
+    if native is None:
+        pytest.skip(f"no native solc {SOLC_VERSION} installed (solcx.install_solc needs internet); "
+                    "this comparison did not run")
+    by_native = compile_contracts(solc_binary=native, build_dir=None)["FedTSSRounds"]
+    by_wrapper = compile_contracts(solc_binary=SOLC_WRAPPER, build_dir=None)["FedTSSRounds"]
+    # The metadata hash is the CBOR tail of the runtime bytecode; equal tails mean equal metadata.
+    assert by_native.deployed_bytecode[-106:] == by_wrapper.deployed_bytecode[-106:]
+    assert by_native.deployed_bytecode == by_wrapper.deployed_bytecode

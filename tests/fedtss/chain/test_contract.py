@@ -1,0 +1,80 @@
+"""Chain bindings: revert decoding, replayed transactions, events by block range, records."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from fedtss.chain import ChainEvent, Deployment, RoundsContract, RoundState, load_deployment
+from fedtss.errors import ChainError, ContractRevert
+from tests.fixtures.anvil import default_rounds_config
+
+
+def digest(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def test_revert_is_decoded_into_error_name_and_named_arguments(chain, deploy):
+    rounds = deploy()
+    with pytest.raises(ContractRevert) as info:
+        rounds.submit_update(chain.accounts[6], 1, 0x55, digest("x"))
+    assert info.value.name == "RoundWrongState"
+    assert info.value.args_by_name == {
+        "round": 1,
+        "expectedStates": (RoundState.Collecting,),
+        "actual": RoundState.Unopened,
+    }
+    assert "RoundWrongState(round=1" in str(info.value)
+    assert isinstance(info.value, ChainError)
+
+
+def test_replaying_the_same_signed_transaction_is_refused_and_changes_nothing(chain, deploy):
+    rounds = deploy()
+    operator = chain.accounts[0]
+    rounds.start_training(operator, 0x55, digest("m0"), 1)
+    client = chain.accounts[6]
+    call = rounds.contract.functions.submitUpdate(1, 0x55, digest("u"))
+    tx = call.build_transaction({"from": client.address, "nonce": chain.w3.eth.get_transaction_count(client.address)})
+    signed = client.sign_transaction(tx)
+    chain.w3.eth.wait_for_transaction_receipt(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
+    with pytest.raises(Exception, match="nonce"):
+        chain.w3.eth.send_raw_transaction(signed.raw_transaction)
+    assert rounds.round_info(1).clients == 1
+    assert rounds.submitters(1) == [client.address]
+
+
+def test_events_in_a_block_range_come_back_decoded_in_chain_order(chain, deploy):
+    rounds = deploy()
+    start = chain.w3.eth.block_number
+    rounds.start_training(chain.accounts[0], 0x70, digest("m0"), 1)
+    rounds.submit_update(chain.accounts[7], 1, 0x55, digest("u7"))
+    events = rounds.get_events(start)
+    assert [e.name for e in events] == ["TrainingStarted", "RoundOpened", "UpdateSubmitted"]
+    assert isinstance(events[2], ChainEvent)
+    assert events[2].args["client"] == chain.accounts[7].address
+    assert events[2].block_number > events[1].block_number
+
+
+def test_deployment_record_round_trips_and_binds_the_same_contract(chain, deploy, rounds_artifact, tmp_path):
+    rounds = deploy()
+    record = Deployment(
+        chain_id=chain.w3.eth.chain_id,
+        address=rounds.address,
+        abi_path=tmp_path / "FedTSSRounds.json",
+        deploy_block=chain.w3.eth.block_number,
+        tx_hash="0x" + "00" * 32,
+        config=default_rounds_config(chain.accounts),
+    )
+    record.abi_path.write_text('{"abi": ' + __import__("json").dumps(rounds_artifact.abi) + "}")
+    record.write(tmp_path / "records" / "deployment.json")
+    loaded = load_deployment(tmp_path / "records" / "deployment.json")
+    assert loaded == record
+    bound = RoundsContract.from_deployment(chain.w3, loaded)
+    assert bound.committee() == rounds.committee()
+
+
+def test_unreadable_deployment_record_raises_chain_error(tmp_path):
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ChainError, match="bad.json"):
+        load_deployment(tmp_path / "bad.json")
