@@ -1,0 +1,247 @@
+"""The keeper: sends the transactions a contract cannot send itself.
+
+A contract never wakes up on its own. When a round's collection deadline passes without the
+target number of updates, somebody must send ``closeCollection`` (enough updates) or
+``failRound`` (too few); when the committee misses its aggregation or proposal deadline,
+somebody must send ``failRound``; and, if the operator wants training to go on after a
+failure, ``reopenRound``. The keeper is that somebody.
+
+Every few seconds it reads the latest round's :class:`~fedtss.chain.RoundInfo` and the
+chain's clock, decides with the pure :func:`decide_action`, and sends at most one
+transaction. The clock is the timestamp of the block the transaction would land in (the
+``pending`` block, falling back to ``latest``), never the wall clock: the contract compares
+deadlines with ``block.timestamp``, so a keeper on a machine whose clock is off still acts
+at the right time. Several keepers at once are harmless: whoever lands second gets a revert
+(wrong state, deadline not reached) that is logged as "already done" and ignored.
+
+    fedtss keeper --config keeper.toml       (or python -m orchestration.keeper --config ...)
+
+The configuration is a node config (``[node]``: ``rpc_url`` over http(s), ``deployment``,
+and ``private_key_env`` or ``keystore`` + ``password_env``) plus an optional ``[keeper]``
+table: ``interval_seconds`` (default 2.0) and ``reopen_failed`` (default false; reopening
+needs the operator's key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from eth_account.signers.local import LocalAccount
+from web3.exceptions import Web3Exception
+
+from fedtss.chain import RoundInfo, RoundsContract, RoundState, connect, load_deployment
+from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, load_account
+from fedtss.errors import ChainError, ConfigError, ContractRevert
+
+__all__ = [
+    "KeeperAction",
+    "KeeperConfig",
+    "Keeper",
+    "decide_action",
+    "load_keeper_config",
+    "main",
+    "run_keeper",
+]
+
+log = logging.getLogger("fedtss.keeper")
+
+#: Reverts that mean "someone else already moved this round on": expected with several keepers.
+_RACE_REVERTS = frozenset(
+    {"RoundWrongState", "RoundDeadlineNotReached", "RoundHasEnoughClients", "RoundNotEnoughClients",
+     "RoundNotLatest"}
+)
+_LIVE_COMMITTEE_STATES = (RoundState.Aggregating, RoundState.Reconstructing)
+
+
+class KeeperAction(StrEnum):
+    """The transactions a keeper may send, named as in the contract."""
+
+    CLOSE_COLLECTION = "closeCollection"
+    FAIL_ROUND = "failRound"
+    REOPEN_ROUND = "reopenRound"
+
+
+@dataclass(frozen=True)
+class KeeperConfig:
+    """Where the chain is, which contract, whose key, and how often to look."""
+
+    rpc_url: str
+    deployment: Path
+    private_key_env: str = DEFAULT_KEY_ENV
+    keystore: Path | None = None
+    password_env: str = DEFAULT_PASSWORD_ENV
+    interval_seconds: float = 2.0
+    reopen_failed: bool = False
+
+
+def decide_action(info: RoundInfo, now: int, *, min_clients: int, reopen_failed: bool) -> KeeperAction | None:
+    """What the latest round needs at chain time ``now``, or None.
+
+    Deadlines are inclusive ("last second at which ... is accepted"), so a deadline has
+    passed when ``now > deadline``, exactly as the contract checks it.
+    """
+    if info.state is RoundState.Collecting and now > info.collection_deadline:
+        return KeeperAction.CLOSE_COLLECTION if info.clients >= min_clients else KeeperAction.FAIL_ROUND
+    if info.state in _LIVE_COMMITTEE_STATES and now > info.committee_deadline:
+        return KeeperAction.FAIL_ROUND
+    if info.state is RoundState.Failed and reopen_failed:
+        return KeeperAction.REOPEN_ROUND
+    return None
+
+
+class Keeper:
+    """One keeper on one deployment; :meth:`tick` looks once and acts at most once."""
+
+    def __init__(self, contract: RoundsContract, account: LocalAccount, *, min_clients: int,
+                 reopen_failed: bool = False) -> None:
+        self.contract = contract
+        self.account = account
+        self.min_clients = min_clients
+        self.reopen_failed = reopen_failed
+
+    def chain_time(self) -> int:
+        """The timestamp the next transaction would see: the pending block's, else the latest's."""
+        eth = self.contract.w3.eth
+        try:
+            return int(eth.get_block("pending")["timestamp"])
+        except (Web3Exception, ValueError, KeyError):
+            return int(eth.get_block("latest")["timestamp"])
+
+    def tick(self) -> KeeperAction | None:
+        """Read the latest round and send what it needs; return the action sent, if any.
+
+        Never raises for a chain that is briefly unreachable or a race lost to another
+        keeper: both are logged and the next tick tries again.
+        """
+        try:
+            round_ = self.contract.current_round()
+            if round_ == 0:
+                return None
+            action = decide_action(self.contract.round_info(round_), self.chain_time(),
+                                   min_clients=self.min_clients, reopen_failed=self.reopen_failed)
+            if action is None:
+                return None
+            return self._send(action, round_)
+        except ChainError as exc:
+            log.warning("role=keeper event=chain_error error=%s", exc)
+        except (Web3Exception, OSError) as exc:
+            log.warning("role=keeper event=node_unreachable error=%s", exc)
+        return None
+
+    def _send(self, action: KeeperAction, round_: int) -> KeeperAction | None:
+        try:
+            receipt = self.contract.transact(self.account, action.value, round_)
+        except ContractRevert as exc:
+            if exc.name not in _RACE_REVERTS:
+                raise
+            log.info("role=keeper address=%s round=%d action=%s event=already_done revert=%s",
+                     self.account.address, round_, action, exc.name)
+            return None
+        log.info("role=keeper address=%s round=%d action=%s tx=0x%s gas=%d", self.account.address,
+                 round_, action, bytes(receipt["transactionHash"]).hex(), receipt["gasUsed"])
+        return action
+
+
+def load_keeper_config(path: Path) -> KeeperConfig:
+    """Read ``[node]`` and ``[keeper]`` from a TOML file; a bad field raises ConfigError naming it."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read keeper config {path}: {exc}") from exc
+    node, keeper = data.get("node"), data.get("keeper", {})
+    if not isinstance(node, dict) or not isinstance(keeper, dict):
+        raise ConfigError(f"{path}: needs a [node] table (rpc_url, deployment) and optionally [keeper]")
+    rpc_url = _string(node, "rpc_url", path)
+    if not rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: node.rpc_url must be http(s):// for the keeper (it polls), got {rpc_url!r}")
+    interval = keeper.get("interval_seconds", 2.0)
+    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not 0.1 <= interval <= 3600:
+        raise ConfigError(f"{path}: keeper.interval_seconds must be a number of seconds in [0.1, 3600]")
+    reopen = keeper.get("reopen_failed", False)
+    if not isinstance(reopen, bool):
+        raise ConfigError(f"{path}: keeper.reopen_failed must be true or false")
+    keystore = node.get("keystore")
+    return KeeperConfig(
+        rpc_url=rpc_url,
+        deployment=Path(_string(node, "deployment", path)),
+        private_key_env=str(node.get("private_key_env", DEFAULT_KEY_ENV)),
+        keystore=Path(keystore) if keystore else None,
+        password_env=str(node.get("password_env", DEFAULT_PASSWORD_ENV)),
+        interval_seconds=float(interval),
+        reopen_failed=reopen,
+    )
+
+
+def build_keeper(config: KeeperConfig) -> Keeper:
+    """Connect, load the deployment and the key, and return a ready keeper."""
+    deployment = load_deployment(config.deployment)
+    w3 = connect(config.rpc_url)
+    if w3.eth.chain_id != deployment.chain_id:
+        raise ConfigError(f"the node at {config.rpc_url} is chain {w3.eth.chain_id}, but the deployment "
+                          f"record {config.deployment} is for chain {deployment.chain_id}")
+    account = load_account(keystore=config.keystore, password_env=config.password_env,
+                           key_env=config.private_key_env)
+    return Keeper(RoundsContract.from_deployment(w3, deployment), account,
+                  min_clients=deployment.config.min_clients, reopen_failed=config.reopen_failed)
+
+
+def run_keeper(config: KeeperConfig) -> None:
+    """Tick every ``interval_seconds`` until SIGINT or SIGTERM."""
+    keeper = build_keeper(config)
+    scheduler = BlockingScheduler()
+    scheduler.add_job(keeper.tick, "interval", seconds=config.interval_seconds, max_instances=1,
+                      coalesce=True, id="keeper-tick")
+    _stop_on_signals(lambda: scheduler.shutdown(wait=False))
+    log.info("role=keeper address=%s contract=%s event=started interval=%.1fs reopen_failed=%s",
+             keeper.account.address, keeper.contract.address, config.interval_seconds, config.reopen_failed)
+    keeper.tick()
+    scheduler.start()
+    log.info("role=keeper event=stopped")
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _string(table: dict, key: str, path: Path) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: node.{key} must be a non-empty string")
+    return value
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """One line per event, key=value, to stderr."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fedtss keeper", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, required=True, help="node config with [node] and [keeper]")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        run_keeper(load_keeper_config(args.config))
+    except (ConfigError, ChainError) as exc:
+        print(f"fedtss keeper: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The keeper on a real anvil: closes, fails and reopens rounds by chain time, races harmlessly."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import pytest
+
+from fedtss.chain import RoundInfo, RoundState
+from orchestration.keeper import Keeper, KeeperAction, decide_action, load_keeper_config
+from fedtss.errors import ConfigError
+
+RAW = 0x55
+PERIOD = 60
+
+
+def _digest(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def _info(state: RoundState, *, clients: int = 0, collection: int = 100, committee: int = 0) -> RoundInfo:
+    return RoundInfo(state, RoundState.Unopened, clients, 0, 0, collection, committee, 0)
+
+
+@pytest.mark.parametrize(
+    ("info", "now", "expected"),
+    [
+        (_info(RoundState.Collecting, clients=5), 100, None),
+        (_info(RoundState.Collecting, clients=3), 101, KeeperAction.CLOSE_COLLECTION),
+        (_info(RoundState.Collecting, clients=2), 101, KeeperAction.FAIL_ROUND),
+        (_info(RoundState.Aggregating, committee=200), 200, None),
+        (_info(RoundState.Aggregating, committee=200), 201, KeeperAction.FAIL_ROUND),
+        (_info(RoundState.Reconstructing, committee=200), 201, KeeperAction.FAIL_ROUND),
+        (_info(RoundState.Finalized), 10**9, None),
+        (_info(RoundState.Failed), 10**9, None),
+    ],
+)
+def test_decide_action_acts_only_after_a_deadline_has_passed(info: RoundInfo, now: int, expected) -> None:
+    assert decide_action(info, now, min_clients=3, reopen_failed=False) == expected
+
+
+def test_decide_action_reopens_a_failed_round_only_when_configured() -> None:
+    failed = _info(RoundState.Failed)
+    assert decide_action(failed, 0, min_clients=3, reopen_failed=True) is KeeperAction.REOPEN_ROUND
+    assert decide_action(failed, 0, min_clients=3, reopen_failed=False) is None
+
+
+@pytest.fixture
+def rounds(chain, deploy):
+    """A fresh contract with short periods, training started (round 1 Collecting)."""
+    contract = deploy(collection_period=PERIOD, aggregation_period=PERIOD)
+    contract.start_training(chain.accounts[0], RAW, _digest("model0"), 3)
+    return contract
+
+
+def _submit(contract, chain, count: int) -> None:
+    for i in range(count):
+        contract.submit_update(chain.accounts[6 + i], 1, RAW, _digest(f"update{i}"))
+
+
+def test_keeper_waits_for_the_collection_deadline_by_chain_time(chain, rounds) -> None:
+    _submit(rounds, chain, 3)
+    keeper = Keeper(rounds, chain.accounts[20], min_clients=3)
+    assert keeper.tick() is None
+    assert rounds.state(1) is RoundState.Collecting
+
+
+def test_keeper_closes_collection_with_enough_updates_after_the_deadline(chain, rounds) -> None:
+    _submit(rounds, chain, 3)
+    chain.increase_time(PERIOD + 1)
+    keeper = Keeper(rounds, chain.accounts[20], min_clients=3)
+    assert keeper.tick() is KeeperAction.CLOSE_COLLECTION
+    assert rounds.state(1) is RoundState.Aggregating
+
+
+def test_keeper_fails_a_round_with_too_few_updates_and_reopens_it_when_configured(chain, rounds) -> None:
+    _submit(rounds, chain, 2)
+    chain.increase_time(PERIOD + 1)
+    keeper = Keeper(rounds, chain.accounts[0], min_clients=3, reopen_failed=True)
+    assert keeper.tick() is KeeperAction.FAIL_ROUND
+    assert rounds.state(1) is RoundState.Failed
+    assert keeper.tick() is KeeperAction.REOPEN_ROUND
+    assert rounds.current_round() == 2
+    assert rounds.state(2) is RoundState.Collecting
+
+
+def test_keeper_fails_a_round_whose_committee_missed_its_deadline(chain, rounds) -> None:
+    _submit(rounds, chain, 3)
+    chain.increase_time(PERIOD + 1)
+    keeper = Keeper(rounds, chain.accounts[20], min_clients=3)
+    keeper.tick()
+    assert keeper.tick() is None
+    chain.increase_time(PERIOD + 1)
+    assert keeper.tick() is KeeperAction.FAIL_ROUND
+    assert rounds.round_info(1).state_at_failure is RoundState.Aggregating
+
+
+def test_a_second_keeper_that_lost_the_race_logs_it_and_carries_on(chain, rounds, caplog) -> None:
+    _submit(rounds, chain, 3)
+    chain.increase_time(PERIOD + 1)
+    first = Keeper(rounds, chain.accounts[20], min_clients=3)
+    second = Keeper(rounds, chain.accounts[21], min_clients=3)
+    # The second keeper read the round before the first one acted: it still decides to close.
+    info, now = rounds.round_info(1), second.chain_time()
+    assert first.tick() is KeeperAction.CLOSE_COLLECTION
+    action = decide_action(info, now, min_clients=3, reopen_failed=False)
+    with caplog.at_level(logging.INFO, logger="fedtss.keeper"):
+        assert second._send(action, 1) is None
+    assert "already_done revert=RoundWrongState" in caplog.text
+    assert rounds.state(1) is RoundState.Aggregating
+
+
+def test_keeper_without_the_operator_key_cannot_reopen_and_says_so(chain, rounds, caplog) -> None:
+    _submit(rounds, chain, 2)
+    chain.increase_time(PERIOD + 1)
+    keeper = Keeper(rounds, chain.accounts[20], min_clients=3, reopen_failed=True)
+    keeper.tick()
+    with caplog.at_level(logging.WARNING, logger="fedtss.keeper"):
+        assert keeper.tick() is None
+    assert "NotOperator" in caplog.text
+    assert rounds.state(1) is RoundState.Failed
+
+
+def test_keeper_config_refuses_a_websocket_url_and_bad_fields(tmp_path) -> None:
+    path = tmp_path / "keeper.toml"
+    path.write_text('[node]\nrpc_url = "ws://127.0.0.1:8545"\ndeployment = "d.json"\n')
+    with pytest.raises(ConfigError, match="rpc_url"):
+        load_keeper_config(path)
+    path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\n[keeper]\ninterval_seconds = 0\n')
+    with pytest.raises(ConfigError, match="interval_seconds"):
+        load_keeper_config(path)
+    path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\n[keeper]\nreopen_failed = true\n')
+    config = load_keeper_config(path)
+    assert config.reopen_failed and config.interval_seconds == 2.0
