@@ -1,0 +1,336 @@
+"""A node's configuration: one TOML file per agent process, loaded into frozen dataclasses.
+
+    python -m agents.client --config runs/demo/nodes/client-3.toml
+    python -m agents.aggregator --config runs/demo/nodes/member-2.toml
+
+Every value is checked at load, and a bad one raises :class:`ConfigError` naming the file
+and the field (``client-3.toml: [client] epochs: …``), so a process never starts half-set-up.
+The file holds no secret: keys come from environment variables or an encrypted keystore
+named here. Relative paths are taken relative to the directory the process runs in (the
+launcher runs every agent from the repository root), not to the config file::
+
+    [node]
+    rpc_url = "ws://127.0.0.1:8545"          # ws:// -> subscription, http:// -> polling
+    deployment = "runs/demo/deployment.json"  # record written by deploy.py
+    store = "runs/demo/store"                 # a directory (LocalStore) or http://host:port (Kubo RPC)
+    state_dir = "runs/demo/nodes/client-3"    # checkpoint (last handled block), nothing secret
+    private_key_env = "FEDTSS_PRIVATE_KEY"    # or keystore = "file.json" + password_env / password_file
+    # http_url = "http://127.0.0.1:8545"      # transactions and views (default: rpc_url, ws -> http)
+    max_blob_bytes = 268435456                # size limit on every get
+
+    [federation]                              # identical for every node of one federation
+    seed = 7
+    fractional_bits = 16
+    clip_norm = 10.0
+    max_clients = 1000
+    max_samples = 10000
+    hidden = 64
+
+    [client]                                  # only in a client's file
+    data = "runs/demo/data/client-3.npz"      # .npz (x, y) or .csv (last column = label)
+    index = 3                                 # 0-based; seeds local training per round
+    epochs = 5
+    batch_size = 16
+    learning_rate = 0.05
+    momentum = 0.9
+
+    [aggregator]                              # only in a committee member's file
+    sealing_key_env = "FEDTSS_SEALING_KEY"    # X25519 private key hex, or sealing_key_file = "…"
+    share_wait_seconds = 3.0                  # after ThresholdReached, wait this long for more shares
+
+Training defaults are those of :class:`agents.learning.TrainConfig` (they reach the demo's
+target); ``clip_norm`` defaults to :data:`agents.learning.DEFAULT_CLIP_NORM`.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from agents.learning import DEFAULT_CLIP_NORM, ModelConfig, TrainConfig
+from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, DEFAULT_SEALING_KEY_ENV
+from fedtss.errors import ConfigError
+from fedtss.quantize import QuantizationConfig
+
+__all__ = [
+    "AggregatorSettings",
+    "ClientSettings",
+    "FederationSettings",
+    "NodeConfig",
+    "NodeSettings",
+    "Role",
+    "load_node_config",
+    "parse_node_config",
+]
+
+Role = Literal["client", "aggregator"]
+
+DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
+_TRAIN_DEFAULTS = TrainConfig()
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """``[node]``: where the chain, the deployment record, the store and the checkpoint are.
+
+    ``rpc_url`` feeds the event source (ws:// subscribes, http:// polls); transactions and
+    views go over HTTP to ``http_url``, which defaults to ``rpc_url`` with ws -> http (one
+    port serves both on anvil and geth). The account key comes from the variable
+    ``private_key_env``, or from ``keystore`` decrypted with the password in
+    ``password_file`` or the variable ``password_env`` (:func:`fedtss.chain.keys.load_account`).
+    """
+
+    rpc_url: str
+    deployment: Path
+    store: str
+    state_dir: Path
+    http_url: str = ""
+    private_key_env: str = DEFAULT_KEY_ENV
+    keystore: Path | None = None
+    password_env: str = DEFAULT_PASSWORD_ENV
+    password_file: Path | None = None
+    max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
+
+
+@dataclass(frozen=True)
+class FederationSettings:
+    """``[federation]``: what every node of one federation must agree on."""
+
+    seed: int = 0
+    fractional_bits: int = 16
+    clip_norm: float = DEFAULT_CLIP_NORM
+    max_clients: int = 1000
+    max_samples: int = 10_000
+    hidden: int = ModelConfig().hidden
+
+    @property
+    def quantization(self) -> QuantizationConfig:
+        return QuantizationConfig(
+            clip_norm=self.clip_norm,
+            fractional_bits=self.fractional_bits,
+            max_clients=self.max_clients,
+            max_samples=self.max_samples,
+        )
+
+    @property
+    def model(self) -> ModelConfig:
+        return ModelConfig(hidden=self.hidden)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """``[client]``: the client's own data and how it trains."""
+
+    data: Path
+    index: int
+    epochs: int = _TRAIN_DEFAULTS.epochs
+    batch_size: int = _TRAIN_DEFAULTS.batch_size
+    learning_rate: float = _TRAIN_DEFAULTS.lr
+    momentum: float = _TRAIN_DEFAULTS.momentum
+
+    @property
+    def training(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.learning_rate,
+            momentum=self.momentum,
+        )
+
+
+@dataclass(frozen=True)
+class AggregatorSettings:
+    """``[aggregator]``: where the member's X25519 key is and how long it waits for shares."""
+
+    sealing_key_env: str = DEFAULT_SEALING_KEY_ENV
+    sealing_key_file: Path | None = None
+    share_wait_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One agent's whole configuration; ``client`` or ``aggregator`` is set, per ``role``."""
+
+    path: Path
+    role: Role
+    node: NodeSettings
+    federation: FederationSettings
+    client: ClientSettings | None = None
+    aggregator: AggregatorSettings | None = None
+
+
+def load_node_config(path: str | Path, *, role: Role) -> NodeConfig:
+    """Read and validate the TOML file at ``path`` for an agent of ``role``."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the node config ({exc.strerror})") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_node_config(document, role=role, path=path)
+
+
+def parse_node_config(document: Mapping[str, Any], *, role: Role, path: Path) -> NodeConfig:
+    """Validate an already-parsed config document (the launcher builds these in memory too)."""
+    if role not in ("client", "aggregator"):
+        raise ConfigError(f"{path}: unknown role {role!r}; expected 'client' or 'aggregator'")
+    tables = _Tables(document, path)
+    tables.only({"node", "federation", role})
+    config = NodeConfig(
+        path=path,
+        role=role,
+        node=_node_settings(tables.table("node")),
+        federation=_federation_settings(tables.table("federation", required=False)),
+        client=_client_settings(tables.table("client")) if role == "client" else None,
+        aggregator=_aggregator_settings(tables.table("aggregator", required=False))
+        if role == "aggregator"
+        else None,
+    )
+    return config
+
+
+# ------------------------------------------------------------------------------ tables
+
+
+class _Tables:
+    """The top-level tables of one file, for error messages that name file and table."""
+
+    def __init__(self, document: Mapping[str, Any], path: Path) -> None:
+        self.document, self.path = document, path
+
+    def only(self, allowed: set[str]) -> None:
+        unknown = sorted(set(self.document) - allowed)
+        if unknown:
+            raise ConfigError(f"{self.path}: unknown table(s) {unknown}; this role reads {sorted(allowed)}")
+
+    def table(self, name: str, *, required: bool = True) -> _Table:
+        value = self.document.get(name)
+        if value is None and not required:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.path}: missing the [{name}] table")
+        return _Table(value, f"{self.path}: [{name}]")
+
+
+class _Table:
+    """Typed reads from one table; every read names the field on failure; unknown keys refused."""
+
+    def __init__(self, values: dict[str, Any], where: str) -> None:
+        self.values, self.where, self.read = values, where, set()
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.where} {key}: {message}")
+
+    def get(self, key: str, default: Any, check: Callable[[Any], bool], expected: str) -> Any:
+        self.read.add(key)
+        if key not in self.values:
+            if default is _REQUIRED:
+                raise self.fail(key, f"missing; expected {expected}")
+            return default
+        value = self.values[key]
+        if isinstance(value, bool) or not check(value):
+            raise self.fail(key, f"expected {expected}, got {value!r:.80}")
+        return value
+
+    def text(self, key: str, default: Any = None) -> str | None:
+        return self.get(key, default, lambda v: isinstance(v, str) and v != "", "a non-empty string")
+
+    def path(self, key: str, default: Any = None) -> Path | None:
+        value = self.text(key, default)
+        return Path(value) if isinstance(value, str) else value
+
+    def integer(self, key: str, default: Any, low: int, high: int) -> int:
+        return self.get(key, default, lambda v: isinstance(v, int) and low <= v <= high, f"an integer in [{low}, {high}]")
+
+    def number(self, key: str, default: Any, *, low: float = 0.0, low_inclusive: bool = False) -> float:
+        def ok(v: Any) -> bool:
+            return isinstance(v, (int, float)) and math.isfinite(v) and (v >= low if low_inclusive else v > low)
+
+        bound = f">= {low}" if low_inclusive else f"> {low}"
+        return float(self.get(key, default, ok, f"a finite number {bound}"))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.values) - self.read)
+        if unknown:
+            raise ConfigError(f"{self.where}: unknown key(s) {unknown}; check their spelling")
+
+
+_REQUIRED = object()
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def _node_settings(table: _Table) -> NodeSettings:
+    rpc_url = _url(table, "rpc_url", table.text("rpc_url", _REQUIRED), ("ws", "wss", "http", "https"))
+    default_http = "http" + rpc_url[2:] if rpc_url.startswith("ws") else rpc_url
+    settings = NodeSettings(
+        rpc_url=rpc_url,
+        deployment=table.path("deployment", _REQUIRED),
+        store=table.text("store", _REQUIRED),
+        state_dir=table.path("state_dir", _REQUIRED),
+        http_url=_url(table, "http_url", table.text("http_url", default_http), ("http", "https")),
+        private_key_env=table.text("private_key_env", DEFAULT_KEY_ENV),
+        keystore=table.path("keystore"),
+        password_env=table.text("password_env", DEFAULT_PASSWORD_ENV),
+        password_file=table.path("password_file"),
+        max_blob_bytes=table.integer("max_blob_bytes", DEFAULT_MAX_BLOB_BYTES, 1024, 2**40),
+    )
+    table.done()
+    return settings
+
+
+def _url(table: _Table, key: str, url: str, schemes: tuple[str, ...]) -> str:
+    if not url.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+        raise table.fail(key, f"must start with {' or '.join(s + '://' for s in schemes)}")
+    return url
+
+
+def _federation_settings(table: _Table) -> FederationSettings:
+    defaults = FederationSettings()
+    settings = FederationSettings(
+        seed=table.integer("seed", defaults.seed, -(2**63), 2**63 - 1),
+        fractional_bits=table.integer("fractional_bits", defaults.fractional_bits, 0, 60),
+        clip_norm=table.number("clip_norm", defaults.clip_norm),
+        max_clients=table.integer("max_clients", defaults.max_clients, 1, 2**40),
+        max_samples=table.integer("max_samples", defaults.max_samples, 1, 2**40),
+        hidden=table.integer("hidden", defaults.hidden, 1, 2**20),
+    )
+    table.done()
+    try:
+        settings.quantization  # noqa: B018 - checks that sums cannot wrap around the field
+    except ConfigError as exc:
+        raise ConfigError(f"{table.where}: {exc}") from exc
+    return settings
+
+
+def _client_settings(table: _Table) -> ClientSettings:
+    d = _TRAIN_DEFAULTS
+    momentum = table.number("momentum", d.momentum, low_inclusive=True)
+    if momentum >= 1:
+        raise table.fail("momentum", f"must be in [0, 1), got {momentum}")
+    settings = ClientSettings(
+        data=table.path("data", _REQUIRED),
+        index=table.integer("index", _REQUIRED, 0, 2**31),
+        epochs=table.integer("epochs", d.epochs, 1, 10_000),
+        batch_size=table.integer("batch_size", d.batch_size, 1, 2**20),
+        learning_rate=table.number("learning_rate", d.lr),
+        momentum=momentum,
+    )
+    table.done()
+    return settings
+
+
+def _aggregator_settings(table: _Table) -> AggregatorSettings:
+    settings = AggregatorSettings(
+        sealing_key_env=table.text("sealing_key_env", DEFAULT_SEALING_KEY_ENV),
+        sealing_key_file=table.path("sealing_key_file"),
+        share_wait_seconds=table.number("share_wait_seconds", 3.0, low_inclusive=True),
+    )
+    table.done()
+    return settings

@@ -1,0 +1,88 @@
+"""Node config files: every field validated at load, errors naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.config import load_node_config
+from fedtss.errors import ConfigError
+
+NODE = """
+[node]
+rpc_url = "ws://127.0.0.1:8545"
+deployment = "runs/demo/deployment.json"
+store = "runs/demo/store"
+state_dir = "runs/demo/nodes/x"
+"""
+FEDERATION = """
+[federation]
+seed = 7
+clip_norm = 5.0
+hidden = 32
+"""
+CLIENT = """
+[client]
+data = "runs/demo/data/client-3.npz"
+index = 3
+epochs = 2
+"""
+AGGREGATOR = """
+[aggregator]
+sealing_key_env = "MEMBER_KEY"
+share_wait_seconds = 0.5
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "node.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_client_config_loads_with_defaults_filled_in(tmp_path: Path) -> None:
+    config = load_node_config(_write(tmp_path, NODE + FEDERATION + CLIENT), role="client")
+    assert config.node.http_url == "http://127.0.0.1:8545"
+    assert config.node.private_key_env == "FEDTSS_PRIVATE_KEY"
+    assert config.federation.quantization.clip_norm == 5.0
+    assert config.federation.model.hidden == 32
+    assert config.client is not None and config.client.training.epochs == 2
+    assert config.client.index == 3 and config.aggregator is None
+
+
+def test_aggregator_config_loads(tmp_path: Path) -> None:
+    config = load_node_config(_write(tmp_path, NODE + FEDERATION + AGGREGATOR), role="aggregator")
+    assert config.aggregator is not None
+    assert config.aggregator.sealing_key_env == "MEMBER_KEY"
+    assert config.aggregator.share_wait_seconds == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "role", "names"),
+    [
+        (NODE + CLIENT.replace("epochs = 2", "epochs = 0"), "client", "[client] epochs"),
+        (NODE + CLIENT.replace("epochs = 2", "epochs = true"), "client", "[client] epochs"),
+        (NODE + CLIENT.replace("index = 3", ""), "client", "[client] index"),
+        (NODE + CLIENT + "\n[aggregator]\n", "client", "unknown table"),
+        (NODE.replace("ws://", "ftp://"), "aggregator", "[node] rpc_url"),
+        (NODE.replace('store = "runs/demo/store"', ""), "aggregator", "[node] store"),
+        (NODE + "max_blob_bytes = 10\n", "aggregator", "[node] max_blob_bytes"),
+        (NODE + "privat_key_env = 'X'\n", "aggregator", "privat_key_env"),
+        (NODE + FEDERATION.replace("5.0", "-1.0"), "aggregator", "[federation] clip_norm"),
+        (NODE + "[federation]\nmax_samples = 1099511627776\n", "aggregator", "overflow the field"),
+        (NODE + AGGREGATOR.replace("0.5", "-1"), "aggregator", "[aggregator] share_wait_seconds"),
+        (NODE + "[node", "aggregator", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_refused_naming_file_and_field(tmp_path: Path, text: str, role: str, names: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_node_config(path, role=role)  # type: ignore[arg-type]
+    assert names in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_node_config(tmp_path / "absent.toml", role="client")
