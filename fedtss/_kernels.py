@@ -23,7 +23,7 @@ much as the arithmetic; the callers turn a non-zero count into a named error.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, set_parallel_chunksize
 
 __all__ = [
     "BLOCK",
@@ -35,6 +35,11 @@ __all__ = [
 # Coordinates per block: (t - 1) coefficient rows of BLOCK words stay in L2 while all n
 # evaluation points are computed from them.
 BLOCK = 2048
+# Blocks handed to a thread at a time. Dynamic hand-out instead of numba's default static
+# halves: on a shared machine one core is often busy, and the free one then takes more. (Set
+# from Python around each call: calling set_parallel_chunksize inside a kernel would make it
+# uncacheable.)
+CHUNK_BLOCKS = 4
 
 _P = np.uint64(2**61 - 1)
 _M32 = np.uint64(0xFFFFFFFF)
@@ -80,7 +85,7 @@ def _mulmod_split(a, b1, b0):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def share_words(secret, words, out, offset):
+def _share_words(secret, words, out, offset):
     """Evaluate f(x) = secret + Σ_k c_k x^k at x = 1..n for coordinates offset .. offset + w.
 
     ``words`` is (t - 1, w) raw keystream for those coordinates, c_k[offset + i] =
@@ -120,7 +125,7 @@ def share_words(secret, words, out, offset):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def lagrange_combine4(out, s0, s1, s2, s3, weights, accumulate):
+def _lagrange_combine4(out, s0, s1, s2, s3, weights, accumulate):
     """out = (out if accumulate else 0) + Σ_j weights[j]·s_j (mod p), four vectors at once.
 
     Fewer than four holders are passed by repeating a vector with weight 0; more are done in
@@ -160,7 +165,7 @@ def lagrange_combine4(out, s0, s1, s2, s3, weights, accumulate):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def project(r, share):
+def _project(r, share):
     """Return (Σ_i r[i]·share[i] mod p, count of share values >= p); r must be in [0, p)."""
     d = share.shape[0]
     nblocks = (d + BLOCK - 1) // BLOCK
@@ -180,3 +185,23 @@ def project(r, share):
     for b in range(nblocks):
         total = _fold(total + partial[b])
     return _canonical(total), bad
+
+
+def _dynamically_scheduled(kernel):
+    """Wrap a parallel kernel so its blocks are handed out CHUNK_BLOCKS at a time."""
+
+    def run(*args):
+        previous = set_parallel_chunksize(CHUNK_BLOCKS)
+        try:
+            return kernel(*args)
+        finally:
+            set_parallel_chunksize(previous)
+
+    run.__name__ = kernel.__name__.lstrip("_")
+    run.__doc__ = kernel.__doc__
+    return run
+
+
+share_words = _dynamically_scheduled(_share_words)
+lagrange_combine4 = _dynamically_scheduled(_lagrange_combine4)
+project = _dynamically_scheduled(_project)
