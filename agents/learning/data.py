@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from fedtss.errors import ConfigError, FormatError
 
@@ -99,6 +97,11 @@ def load_digits_split(*, test_fraction: float, seed: int) -> tuple[ClientData, C
     Stratifying keeps every digit in the test set in its natural proportion, so accuracy
     is comparable across seeds.
     """
+    # Imported here: scikit-learn takes ~1 s to import, and a client that brings its own
+    # file never needs it.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target.astype(np.int64)
