@@ -1,0 +1,290 @@
+"""The contract's events as one ordered stream, over WebSocket or HTTP, surviving reconnects.
+
+An agent writes::
+
+    source = EventSource.from_deployment(rpc_url, deployment)
+    checkpoint = Checkpoint.for_deployment(state_dir / "checkpoint.json", deployment)
+    await run_handlers(source, handle, checkpoint)
+
+and ``handle(event)`` is called once per contract event, in chain order (block, then log
+index), starting after the checkpoint.
+
+HANDLERS MUST BE IDEMPOTENT. The checkpoint advances only after every event of a block was
+handled, so an agent that crashes (or is killed) mid-block sees *all* events of that block
+again when it restarts, including those it already handled. A handler must therefore check
+the chain before it acts (e.g. ``has_submitted(round, me)`` before ``submitUpdate``, or the
+member's ``lastShareRound`` before ``submitAggregateShare``) and make re-running a no-op.
+At most the events of one block are re-delivered; none are lost.
+
+How events are found. The source always reads logs with ``eth_getLogs`` over a block range
+``(last delivered, head - confirmations]``, in ranges of at most ``max_block_range`` blocks;
+what differs is how it learns that the head moved:
+
+- ``ws://`` / ``wss://`` URL: web3.py 8 ``AsyncWeb3(WebSocketProvider)`` with an
+  ``eth_subscribe("newHeads")`` subscription, read with ``socket.process_subscriptions()``.
+  A head notification only wakes the source; the logs come from ``eth_getLogs`` on the same
+  connection. A ``logs`` subscription would deliver logs a round trip sooner, but it cannot
+  say when a block's logs are complete (and nodes do not order ``logs`` and ``newHeads``
+  notifications), which the checkpoint needs. If no head arrives for ``idle_check`` seconds
+  the source asks for the head anyway, which also notices a silently dead connection.
+- ``http://`` / ``https://`` URL: polling ``eth_blockNumber`` every ``poll_interval``
+  seconds, for nodes without WebSocket. anvil serves both on one port.
+
+On a connection error the source logs one line (the node's scheme, host and port only: a
+URL path may hold an API key), waits with exponential backoff and jitter, reconnects and
+catches up from the last block it delivered, so events emitted while it was away are
+delivered, in order, once.
+
+Reorgs. Local chains (anvil) do not reorganize. On a chain that does, pass
+``confirmations=k``: only logs of blocks ``<= head - k`` are delivered, so a reorg shallower
+than ``k`` blocks never reaches a handler (at the cost of ``k`` blocks of latency). Deeper
+reorgs are not handled: logs already delivered are never withdrawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, aclosing
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from web3 import AsyncHTTPProvider, AsyncWeb3, Web3, WebSocketProvider
+from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
+from websockets.exceptions import WebSocketException
+
+from fedtss.chain.checkpoint import Checkpoint
+from fedtss.chain.contract import ChainEvent, Deployment, RoundsContract
+from fedtss.errors import ConfigError
+
+__all__ = ["Backoff", "ChainEvent", "EventBatch", "EventSource", "run_handlers"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_INTERVAL_S = 1.0
+DEFAULT_IDLE_CHECK_S = 5.0
+DEFAULT_MAX_BLOCK_RANGE = 1000
+REQUEST_TIMEOUT_S = 30.0
+
+#: Errors after which reconnecting can help: the node went away, timed out or refused.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes TimeoutError and aiohttp's connection errors
+    aiohttp.ClientError,
+    WebSocketException,
+    ProviderConnectionError,
+    TimeExhausted,
+    Web3RPCError,
+)
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """All of the contract's events in blocks ``first_block..last_block`` (maybe none), in order."""
+
+    events: tuple[ChainEvent, ...]
+    first_block: int
+    last_block: int
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: attempt k waits ``min(maximum, initial * factor**(k-1))``
+    times a random factor in [0.5, 1), so that agents restarted together do not reconnect in step."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return min(self.maximum, self.initial * self.factor ** (attempt - 1)) * (0.5 + rng.random() / 2)
+
+
+class EventSource:
+    """The events of one contract at ``address`` on the node at ``url`` (see the module doc)."""
+
+    def __init__(
+        self,
+        url: str,
+        address: str,
+        abi: list[dict[str, Any]],
+        *,
+        confirmations: int = 0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        idle_check: float = DEFAULT_IDLE_CHECK_S,
+        max_block_range: int = DEFAULT_MAX_BLOCK_RANGE,
+        backoff: Backoff = Backoff(),
+        rng: random.Random | None = None,
+    ) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme not in ("ws", "wss", "http", "https"):
+            raise ConfigError(f"rpc url: expected ws://, wss://, http:// or https://, got {_display(url)}")
+        if confirmations < 0 or max_block_range < 1:
+            raise ConfigError("confirmations must be >= 0 and max_block_range >= 1")
+        self.url = url
+        self.transport = "websocket" if scheme.startswith("ws") else "polling"
+        self.confirmations = confirmations
+        self.poll_interval = poll_interval
+        self.idle_check = idle_check
+        self.max_block_range = max_block_range
+        self.backoff = backoff
+        self._rng = rng or random.Random()
+        _hide_url_in_web3_logs(url)
+        # Decoding needs no node: an offline Web3 only holds the ABI.
+        self._decoder = RoundsContract(Web3(), address, abi)
+        self.address = self._decoder.address
+
+    @classmethod
+    def from_deployment(cls, url: str, deployment: Deployment, **options: Any) -> EventSource:
+        """The source for the contract of a deployment record (address and ABI file)."""
+        rounds = RoundsContract.from_deployment(Web3(), deployment)
+        return cls(url, rounds.address, rounds.contract.abi, **options)
+
+    def __repr__(self) -> str:
+        return f"EventSource({_display(self.url)}, {self.address}, {self.transport})"
+
+    async def events(self, after_block: int, until_block: int | None = None) -> AsyncIterator[ChainEvent]:
+        """Every event after ``after_block`` in chain order, forever or through ``until_block``."""
+        async with aclosing(self.batches(after_block, until_block)) as batches:
+            async for batch in batches:
+                for event in batch.events:
+                    yield event
+
+    async def batches(self, after_block: int, until_block: int | None = None) -> AsyncIterator[EventBatch]:
+        """Consecutive batches covering every block after ``after_block``, reconnecting as needed.
+
+        A batch is yielded only when its blocks are complete, so a consumer that has
+        handled it may record ``last_block`` as done. Endless, unless ``until_block`` is
+        given: then the last batch ends exactly at that block.
+        """
+        last = after_block
+        attempt = 0
+        while until_block is None or last < until_block:
+            try:
+                async with self._connect() as w3:
+                    async for batch in self._follow(w3, last, until_block):
+                        attempt = 0
+                        last = batch.last_block
+                        yield batch
+            except TRANSIENT_ERRORS as exc:
+                attempt += 1
+                delay = self.backoff.delay(attempt, self._rng)
+                log.warning(
+                    "chain connection to %s failed (%s); reconnecting in %.1f s (attempt %d), then catching up after block %d",
+                    _display(self.url), type(exc).__name__, delay, attempt, last,
+                )
+                await asyncio.sleep(delay)
+
+    # -------------------------------------------------------------------------- internals
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncWeb3]:
+        if self.transport == "polling":
+            # No retries inside web3: the retry policy (and its logging) is ours.
+            provider = AsyncHTTPProvider(
+                self.url, request_kwargs={"timeout": REQUEST_TIMEOUT_S}, exception_retry_configuration=None
+            )
+            try:
+                yield AsyncWeb3(provider)
+            finally:
+                await provider.disconnect()  # closes its cached aiohttp session
+            return
+        provider = WebSocketProvider(self.url, max_connection_retries=1, request_timeout=REQUEST_TIMEOUT_S)
+        async with AsyncWeb3(provider) as w3:
+            yield w3
+
+    async def _follow(self, w3: AsyncWeb3, last: int, until_block: int | None) -> AsyncIterator[EventBatch]:
+        wait_for_head = await self._head_waiter(w3)
+        while until_block is None or last < until_block:
+            head = await w3.eth.block_number - self.confirmations
+            async for batch in self._catch_up(w3, last, head if until_block is None else min(head, until_block)):
+                last = batch.last_block
+                yield batch
+            if until_block is None or last < until_block:
+                await wait_for_head()
+
+    async def _head_waiter(self, w3: AsyncWeb3) -> Callable[[], Awaitable[None]]:
+        """A coroutine function that returns when the head may have moved."""
+        if self.transport == "polling":
+            return lambda: asyncio.sleep(self.poll_interval)
+        await w3.eth.subscribe("newHeads")
+        heads = w3.socket.process_subscriptions()
+
+        async def next_head() -> None:
+            try:
+                await asyncio.wait_for(anext(heads), self.idle_check)
+            except TimeoutError:
+                pass  # no block for a while: look at the head anyway
+
+        return next_head
+
+    async def _catch_up(self, w3: AsyncWeb3, last: int, head: int) -> AsyncIterator[EventBatch]:
+        """Batches for blocks ``last+1..head`` in ranges of at most ``max_block_range`` blocks."""
+        while last < head:
+            first, last = last + 1, min(head, last + self.max_block_range)
+            logs = await w3.eth.get_logs({"address": self.address, "fromBlock": first, "toBlock": last})
+            ordered = sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
+            yield EventBatch(tuple(self._decoder.events({"logs": ordered})), first, last)
+
+
+async def run_handlers(
+    source: EventSource,
+    handle: Callable[[ChainEvent], Awaitable[None]],
+    checkpoint: Checkpoint,
+    *,
+    until_block: int | None = None,
+) -> None:
+    """Feed every event after the checkpoint to ``handle``, advancing the checkpoint per block.
+
+    ``handle`` MUST BE IDEMPOTENT: after a crash the events of the block being handled are
+    delivered again (see the module doc). An exception from ``handle`` stops the loop and
+    propagates, leaving the checkpoint before that event's block. Runs forever, or returns
+    once every block through ``until_block`` is handled (the checkpoint is then exactly there).
+    """
+    async with aclosing(source.batches(checkpoint.block, until_block)) as batches:
+        async for batch in batches:
+            for block_number, events in groupby(batch.events, key=lambda event: event.block_number):
+                for event in events:
+                    await handle(event)
+                checkpoint.save(block_number)
+            checkpoint.save(batch.last_block)
+
+
+def _display(url: str) -> str:
+    """Scheme, host and port of ``url``: never its path, query or credentials (API keys live there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+#: web3.py's providers log their endpoint at INFO ("Connecting to: <url>").
+WEB3_PROVIDER_LOGGERS = ("web3.providers.WebSocketProvider", "web3.providers.AsyncHTTPProvider")
+
+
+class _RedactUrl(logging.Filter):
+    """Rewrites one URL to its scheme, host and port in web3.py's log records."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url, self.shown = url, _display(url)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and self.url in record.args:
+            record.args = tuple(self.shown if arg == self.url else arg for arg in record.args)
+        if isinstance(record.msg, str) and self.url in record.msg:
+            record.msg = record.msg.replace(self.url, self.shown)
+        return True
+
+
+def _hide_url_in_web3_logs(url: str) -> None:
+    """Keep a URL's path and credentials (where API keys live) out of web3.py's own log lines."""
+    if _display(url) == url.rstrip("/"):
+        return
+    for name in WEB3_PROVIDER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactUrl) and f.url == url for f in logger.filters):
+            logger.addFilter(_RedactUrl(url))

@@ -1,0 +1,133 @@
+"""Fixtures for the event-stream tests: a deployed contract with its deployment record, and an
+anvil that can be stopped and started again on the same port with its state kept (--state)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import Web3Exception
+
+from fedtss.chain import Artifact, Deployment, RoundsContract, deploy_rounds
+from fedtss.chain.devnode import ANVIL, ANVIL_MNEMONIC, dev_accounts
+from tests.fixtures.anvil import default_rounds_config
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+def digest(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A FedTSSRounds on a node: bindings, its deployment record and the accounts to drive it."""
+
+    rounds: RoundsContract
+    deployment: Deployment
+    accounts: tuple[LocalAccount, ...]
+
+    def start_training(self) -> int:
+        """startTraining: TrainingStarted and RoundOpened in one block; returns that block."""
+        return self.rounds.start_training(self.accounts[0], 0x55, digest("model-0"), 1)["blockNumber"]
+
+    def submit(self, client: int) -> int:
+        """submitUpdate of round 1 by client ``client`` (0-based); returns its block."""
+        receipt = self.rounds.submit_update(self.accounts[6 + client], 1, 0x55, digest(f"update-{client}"))
+        return receipt["blockNumber"]
+
+
+def deploy_with_record(
+    w3: Web3, accounts: tuple[LocalAccount, ...], artifact: Artifact, folder: Path, **overrides: object
+) -> Deployed:
+    """Deploy FedTSSRounds and write its ABI beside a Deployment record, as deploy.py does."""
+    config = replace(default_rounds_config(accounts), **overrides)
+    address, receipt = deploy_rounds(w3, accounts[0], artifact, config)
+    abi_path = folder / "FedTSSRounds.abi.json"
+    abi_path.write_text(json.dumps({"abi": artifact.abi}), encoding="utf-8")
+    deployment = Deployment(
+        chain_id=w3.eth.chain_id,
+        address=address,
+        abi_path=abi_path,
+        deploy_block=receipt["blockNumber"],
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        config=config,
+    )
+    return Deployed(RoundsContract(w3, address, artifact.abi), deployment, accounts)
+
+
+@pytest.fixture
+def deployed(chain, rounds_artifact, tmp_path) -> Deployed:
+    """A fresh contract on the session's anvil (target 3 clients, so the 3rd update closes)."""
+    return deploy_with_record(chain.w3, chain.accounts, rounds_artifact, tmp_path, target_clients=3)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RestartableAnvil:
+    """anvil on a fixed port with ``--state``: :meth:`stop` dumps the chain, :meth:`start` reloads it."""
+
+    def __init__(self, state: Path) -> None:
+        self.port = _free_port()
+        self.state = state
+        self.http_url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.w3 = Web3(Web3.HTTPProvider(self.http_url, request_kwargs={"timeout": 30}))
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(ANVIL), "--port", str(self.port), "--accounts", "20", "--mnemonic", ANVIL_MNEMONIC,
+             "--state", str(self.state)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"anvil exited with code {self.process.returncode} on port {self.port}")
+            try:
+                self.w3.eth.chain_id
+                return
+            except (Web3Exception, OSError):
+                time.sleep(0.05)
+        raise RuntimeError(f"anvil did not answer on port {self.port} within {STARTUP_TIMEOUT_S} s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def restartable_anvil(tmp_path) -> Iterator[RestartableAnvil]:
+    node = RestartableAnvil(tmp_path / "anvil-state.json")
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def accounts() -> tuple[LocalAccount, ...]:
+    return dev_accounts(20)

@@ -1,0 +1,218 @@
+"""The event stream against real anvil: WebSocket and polling agree, checkpoints resume exactly,
+a crash re-delivers one block, and a node restart loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import pytest
+
+from fedtss.chain.checkpoint import Checkpoint
+from fedtss.chain.events import Backoff, ChainEvent, EventSource, run_handlers
+from fedtss.errors import ConfigError
+from tests.fedtss.chain.conftest import deploy_with_record
+
+FAST = {"poll_interval": 0.05, "idle_check": 0.5, "backoff": Backoff(initial=0.2, maximum=1.0)}
+TIMEOUT_S = 15.0
+
+
+def ws(url: str) -> str:
+    return url.replace("http://", "ws://")
+
+
+def where(event: ChainEvent) -> tuple[int, int]:
+    return event.block_number, event.log_index
+
+
+async def collect(source: EventSource, after_block: int, count: int) -> list[ChainEvent]:
+    """The first ``count`` events after ``after_block``."""
+    events: list[ChainEvent] = []
+    async for event in source.events(after_block):
+        events.append(event)
+        if len(events) == count:
+            return events
+    return events
+
+
+async def drive(deployed, actions) -> None:
+    """Send the transactions one by one from a thread, so live consumers run meanwhile."""
+    for action in actions:
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(action)
+
+
+def test_websocket_and_polling_deliver_the_same_events_in_chain_order(chain, deployed):
+    after = deployed.deployment.deploy_block
+    sources = [
+        EventSource.from_deployment(ws(chain.url), deployed.deployment, **FAST),
+        EventSource.from_deployment(chain.url, deployed.deployment, **FAST),
+    ]
+    assert [s.transport for s in sources] == ["websocket", "polling"]
+    actions = [deployed.start_training, lambda: deployed.submit(0), lambda: deployed.submit(1), lambda: deployed.submit(2)]
+
+    async def scenario():
+        consumers = [asyncio.create_task(collect(s, after, 6)) for s in sources]
+        await drive(deployed, actions)  # the consumers are already listening: these arrive live
+        return await asyncio.wait_for(asyncio.gather(*consumers), TIMEOUT_S)
+
+    over_websocket, over_polling = asyncio.run(scenario())
+    assert over_websocket == over_polling
+    assert [e.name for e in over_websocket] == [
+        "TrainingStarted", "RoundOpened", "UpdateSubmitted", "UpdateSubmitted", "UpdateSubmitted", "CollectionClosed",
+    ]
+    assert [where(e) for e in over_websocket] == sorted(where(e) for e in over_websocket)
+    assert [e.args["client"] for e in over_websocket if e.name == "UpdateSubmitted"] == [
+        a.address for a in deployed.accounts[6:9]
+    ]
+    assert over_websocket == deployed.rounds.get_events(after)  # same decoding as the bindings
+
+
+def test_catch_up_from_a_checkpoint_delivers_exactly_the_missed_events(chain, deployed, tmp_path):
+    path = tmp_path / "agent" / "checkpoint.json"
+    deployed.start_training()
+    first_head = deployed.submit(0)
+    deployed.submit(1)
+    second_head = deployed.submit(2)
+
+    def run_until(head: int, transport_url: str) -> list[ChainEvent]:
+        handled: list[ChainEvent] = []
+
+        async def handle(event: ChainEvent) -> None:
+            handled.append(event)
+
+        checkpoint = Checkpoint.for_deployment(path, deployed.deployment)  # a fresh process reads the file
+        source = EventSource.from_deployment(transport_url, deployed.deployment, max_block_range=2, **FAST)
+        asyncio.run(asyncio.wait_for(run_handlers(source, handle, checkpoint, until_block=head), TIMEOUT_S))
+        assert checkpoint.block == head
+        return handled
+
+    before_restart = run_until(first_head, chain.url)
+    after_restart = run_until(second_head, ws(chain.url))
+
+    everything = deployed.rounds.get_events(deployed.deployment.deploy_block)
+    assert before_restart + after_restart == everything
+    assert [e.name for e in after_restart] == ["UpdateSubmitted", "UpdateSubmitted", "CollectionClosed"]
+    assert all(e.block_number > first_head for e in after_restart)
+
+
+def test_a_crash_mid_block_redelivers_only_that_block(chain, deployed, tmp_path):
+    path = tmp_path / "checkpoint.json"
+    deployed.start_training()
+    deployed.submit(0)
+    deployed.submit(1)
+    closing_block = deployed.submit(2)  # UpdateSubmitted and CollectionClosed in one block
+
+    class Crash(Exception):
+        pass
+
+    handled: list[ChainEvent] = []
+
+    async def crash_on_close(event: ChainEvent) -> None:
+        if event.name == "CollectionClosed":
+            raise Crash
+        handled.append(event)
+
+    async def record(event: ChainEvent) -> None:
+        handled.append(event)
+
+    source = EventSource.from_deployment(chain.url, deployed.deployment, **FAST)
+    with pytest.raises(Crash):
+        asyncio.run(run_handlers(source, crash_on_close, Checkpoint.for_deployment(path, deployed.deployment)))
+    restarted = Checkpoint.for_deployment(path, deployed.deployment)
+    assert restarted.block == closing_block - 1
+    first_run = list(handled)
+    handled.clear()
+    asyncio.run(asyncio.wait_for(run_handlers(source, record, restarted, until_block=closing_block), TIMEOUT_S))
+
+    assert [e.name for e in handled] == ["UpdateSubmitted", "CollectionClosed"]
+    assert {e.block_number for e in handled} == {closing_block}
+    assert handled[0] == first_run[-1]  # the one event handled twice, from the crashed block
+    assert first_run[:-1] + handled == deployed.rounds.get_events(deployed.deployment.deploy_block)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_reconnects_after_the_node_restarts_and_catches_up_events_emitted_while_down(
+    transport, restartable_anvil, accounts, rounds_artifact, tmp_path, caplog
+):
+    node = restartable_anvil
+    deployed = deploy_with_record(node.w3, accounts, rounds_artifact, tmp_path, target_clients=3)
+    url = node.ws_url if transport == "websocket" else node.http_url
+    source = EventSource.from_deployment(url, deployed.deployment, rng=random.Random(1), **FAST)
+    seen: list[ChainEvent] = []
+    first_two = asyncio.Event()
+
+    async def consume() -> None:
+        async for event in source.events(deployed.deployment.deploy_block):
+            seen.append(event)
+            if len(seen) == 2:
+                first_two.set()
+            if len(seen) == 4:
+                return
+
+    async def scenario() -> None:
+        consumer = asyncio.create_task(consume())
+        await asyncio.to_thread(deployed.start_training)
+        await asyncio.wait_for(first_two.wait(), TIMEOUT_S)
+        await asyncio.to_thread(node.stop)  # the consumer loses its node...
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(node.start)  # ...which comes back with its state
+        await asyncio.to_thread(deployed.submit, 0)  # emitted before the consumer is back
+        await asyncio.to_thread(deployed.submit, 1)
+        await asyncio.wait_for(consumer, TIMEOUT_S)
+
+    with caplog.at_level(logging.WARNING, logger="fedtss.chain.events"):
+        asyncio.run(scenario())
+
+    assert seen == deployed.rounds.get_events(deployed.deployment.deploy_block)
+    assert [e.name for e in seen] == ["TrainingStarted", "RoundOpened", "UpdateSubmitted", "UpdateSubmitted"]
+    reconnects = [r.getMessage() for r in caplog.records if "reconnecting in" in r.getMessage()]
+    assert reconnects, "the lost connection was not logged"
+    assert all(f"127.0.0.1:{node.port}" in line for line in reconnects)
+
+
+def test_confirmations_hold_back_the_newest_blocks(chain, deployed):
+    deployed.start_training()
+    last = deployed.submit(0)
+    source = EventSource.from_deployment(chain.url, deployed.deployment, confirmations=1, **FAST)
+
+    async def first_batch():
+        async for batch in source.batches(deployed.deployment.deploy_block):
+            return batch
+
+    batch = asyncio.run(asyncio.wait_for(first_batch(), TIMEOUT_S))
+    assert batch.last_block == last - 1
+    assert [e.name for e in batch.events] == ["TrainingStarted", "RoundOpened"]
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_maximum():
+    backoff = Backoff(initial=1.0, maximum=8.0, factor=2.0)
+    rng = random.Random(7)
+    delays = [backoff.delay(attempt, rng) for attempt in range(1, 8)]
+    bounds = [1, 2, 4, 8, 8, 8, 8]
+    assert all(bound / 2 <= d < bound for d, bound in zip(delays, bounds))
+    assert len({round(d / b, 6) for d, b in zip(delays, bounds)}) > 1  # jittered, not a fixed ratio
+
+
+def test_a_url_without_a_known_scheme_is_refused_without_echoing_its_path():
+    with pytest.raises(ConfigError) as info:
+        EventSource("ftp://node.example:1/v3/secret-api-key", "0x" + "11" * 20, [])
+    assert "secret-api-key" not in str(info.value)
+    assert "ftp://node.example:1" in str(info.value)
+
+
+def test_an_unreachable_node_is_retried_and_logged_without_the_url_path(caplog):
+    secret_url = "ws://127.0.0.1:9/v3/secret-api-key"  # port 9 (discard): nothing listens
+    source = EventSource(secret_url, "0x" + "11" * 20, [], backoff=Backoff(initial=0.05, maximum=0.1))
+
+    async def attempt_for_a_while():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(source.batches(0)), 0.6)
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(attempt_for_a_while())
+    reconnects = [r for r in caplog.records if "reconnecting in" in r.getMessage()]
+    assert len(reconnects) >= 2
+    assert "ws://127.0.0.1:9" in reconnects[0].getMessage()
+    assert "secret-api-key" not in caplog.text
