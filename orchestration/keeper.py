@@ -16,7 +16,8 @@ at the right time. Several keepers at once are harmless: whoever lands second ge
 
     fedtss keeper --config keeper.toml       (or python -m orchestration.keeper --config ...)
 
-The configuration is a node config (``[node]``: ``rpc_url`` over http(s), ``deployment``,
+The configuration is a node config (``[node]``: ``rpc_url`` or ``http_url`` (the keeper
+polls over HTTP; ws:// becomes http:// as for agents), ``deployment``,
 and ``private_key_env`` or ``keystore`` + ``password_env``) plus an optional ``[keeper]``
 table: ``interval_seconds`` (default 2.0) and ``reopen_failed`` (default false; reopening
 needs the operator's key).
@@ -161,9 +162,12 @@ def load_keeper_config(path: Path) -> KeeperConfig:
     node, keeper = data.get("node"), data.get("keeper", {})
     if not isinstance(node, dict) or not isinstance(keeper, dict):
         raise ConfigError(f"{path}: needs a [node] table (rpc_url, deployment) and optionally [keeper]")
-    rpc_url = _string(node, "rpc_url", path)
-    if not rpc_url.startswith(("http://", "https://")):
-        raise ConfigError(f"{path}: node.rpc_url must be http(s):// for the keeper (it polls), got {rpc_url!r}")
+    rpc_url = node.get("http_url") or _string(node, "rpc_url", path)
+    if isinstance(rpc_url, str) and rpc_url.startswith(("ws://", "wss://")):
+        rpc_url = "http" + rpc_url[2:]  # as agents do: one port serves both on anvil and geth
+    if not isinstance(rpc_url, str) or not rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: node.rpc_url (or node.http_url) must be an http(s):// or ws(s):// URL, "
+                          f"got {rpc_url!r}")
     interval = keeper.get("interval_seconds", 2.0)
     if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not 0.1 <= interval <= 3600:
         raise ConfigError(f"{path}: keeper.interval_seconds must be a number of seconds in [0.1, 3600]")

@@ -122,9 +122,11 @@ def test_keeper_without_the_operator_key_cannot_reopen_and_says_so(chain, rounds
     assert rounds.state(1) is RoundState.Failed
 
 
-def test_keeper_config_refuses_a_websocket_url_and_bad_fields(tmp_path) -> None:
+def test_keeper_config_polls_over_http_and_refuses_bad_fields(tmp_path) -> None:
     path = tmp_path / "keeper.toml"
     path.write_text('[node]\nrpc_url = "ws://127.0.0.1:8545"\ndeployment = "d.json"\n')
+    assert load_keeper_config(path).rpc_url == "http://127.0.0.1:8545"
+    path.write_text('[node]\nrpc_url = "ftp://127.0.0.1"\ndeployment = "d.json"\n')
     with pytest.raises(ConfigError, match="rpc_url"):
         load_keeper_config(path)
     path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\n[keeper]\ninterval_seconds = 0\n')
