@@ -1,0 +1,253 @@
+"""``fedtss``: the one command-line entry point.
+
+    fedtss demo       a whole federation on this machine (anvil + local store + agents + keeper)
+    fedtss node       a local chain that keeps its state in runs/<name>/ (stays up until Ctrl-C)
+    fedtss deploy     compile and deploy the round contract (deploy.py)
+    fedtss client     run a client agent          (python -m agents.client --config FILE)
+    fedtss aggregator run a committee member      (python -m agents.aggregator --config FILE)
+    fedtss keeper     close, fail (and reopen) rounds whose deadline passed
+    fedtss start      the operator opens training from an initial model
+    fedtss status     the current round and its state, read from the chain
+
+Keys never come from the command line: ``FEDTSS_PRIVATE_KEY`` (or a keystore named in a node
+config), ``FEDTSS_SEALING_KEY`` for members. Every error is one line that says what to change.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fedtss.errors import FedTSSError
+
+__all__ = ["app"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="fedtss: federated learning with threshold secret sharing, coordinated by a contract.")
+console = Console()
+errors = Console(stderr=True)
+
+_ANVIL_CHAIN_ID = 31337
+_RUNS = Path("runs")
+
+
+def _fail(command: str, exc: Exception, code: int = 2) -> typer.Exit:
+    errors.print(f"[red]fedtss {command}:[/red] {exc}", highlight=False)
+    return typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    name: Annotated[str, typer.Option(help="run folder runs/<name>/ (replaced if it exists)")] = "demo",
+    clients: Annotated[int, typer.Option(help="number of clients N")] = 10,
+    committee: Annotated[int, typer.Option(help="committee size n")] = 5,
+    threshold: Annotated[int, typer.Option(help="threshold t (shares to reconstruct, votes to finalize)")] = 3,
+    rounds: Annotated[int, typer.Option(help="rounds to train")] = 10,
+    min_clients: Annotated[int, typer.Option(help="fewest updates a round aggregates")] = 3,
+    seed: Annotated[int, typer.Option(help="seeds the data split, the initial model and training")] = 0,
+    alpha: Annotated[float, typer.Option(help="Dirichlet alpha of the non-IID split (smaller: more skewed)")] = 0.5,
+    collection_period: Annotated[int, typer.Option(help="seconds a round collects updates")] = 120,
+    aggregation_period: Annotated[int, typer.Option(help="seconds for each committee phase")] = 60,
+    reopen_failed: Annotated[bool, typer.Option(help="the keeper reopens a failed round")] = False,
+) -> None:
+    """Run a whole federation here; write runs/<name>/report.json and accuracy.png.
+
+    Exit status 1 if a round failed.
+    """
+    from orchestration.launcher import FederationSpec, run_demo
+
+    try:
+        spec = FederationSpec(name=name, clients=clients, committee=committee, threshold=threshold, rounds=rounds,
+                              min_clients=min(min_clients, clients), seed=seed, alpha=alpha,
+                              collection_period=collection_period, aggregation_period=aggregation_period,
+                              reopen_failed=reopen_failed)
+        status = run_demo(spec, console=console)
+    except KeyboardInterrupt:
+        errors.print("fedtss demo: interrupted; every process it started is stopped")
+        raise typer.Exit(130) from None
+    except FedTSSError as exc:
+        raise _fail("demo", exc, 1) from None
+    raise typer.Exit(status)
+
+
+# ------------------------------------------------------------------------ local chain
+
+
+@app.command()
+def node(
+    name: Annotated[str, typer.Option(help="keep the chain in runs/<name>/chain-state.json")] = "demo",
+    port: Annotated[int, typer.Option(help="JSON-RPC and WebSocket port on 127.0.0.1")] = 8545,
+    accounts: Annotated[int, typer.Option(help="funded dev accounts (0 = operator)")] = 30,
+) -> None:
+    """A local chain (anvil) that reloads and saves runs/<name>/chain-state.json; Ctrl-C stops it.
+
+    Reopens a finished demo: its deployment record, store and logs stay in runs/<name>/.
+    """
+    from orchestration.node import chain_state_exists, start_local_chain
+
+    run_dir = _RUNS / name
+    state_file = run_dir / "chain-state.json"
+    reopened = chain_state_exists(state_file)
+    try:
+        chain = start_local_chain(state_file, accounts=accounts, port=port, log_path=None)
+    except FedTSSError as exc:
+        raise _fail("node", exc) from None
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        console.print(f"anvil at {chain.url} (ws://127.0.0.1:{port}), chain state "
+                      f"{'reloaded from' if reopened else 'will be saved to'} {state_file}")
+        console.print(f"local store: {run_dir / 'store'} (a directory; agents open it by path)")
+        deployment = run_dir / "deployment.json"
+        if deployment.is_file():
+            console.print(f"deployment record: {deployment}  ->  fedtss status --rpc-url {chain.url} "
+                          f"--deployment {deployment}")
+        console.print("Ctrl-C to stop (the chain state is written on the way out)")
+        while not stop["now"] and chain.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        chain.stop()
+    console.print(f"stopped; chain state in {state_file}")
+
+
+@app.command()
+def deploy(
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC node")] = "http://127.0.0.1:8545",
+    config: Annotated[Path, typer.Option(help="deployment config (TOML)")] = Path("config/local.toml"),
+    out: Annotated[Path, typer.Option(help="where to write the deployment record")] = Path("build/deployment.json"),
+) -> None:
+    """Compile and deploy the round contract; the key comes from FEDTSS_PRIVATE_KEY or the config."""
+    from orchestration.launcher import load_deploy_script
+
+    try:
+        deployment = load_deploy_script().deploy(rpc_url, config, out, os.environ)
+    except FedTSSError as exc:
+        raise _fail("deploy", exc) from None
+    console.print(f"FedTSSRounds at {deployment.address} on chain {deployment.chain_id}; record {out}")
+
+
+# ----------------------------------------------------------------------------- agents
+
+
+@app.command()
+def client(config: Annotated[Path, typer.Option(help="the client's node config (TOML)")]) -> None:
+    """Run a client agent: train on its own data and submit sealed shares each round."""
+    from agents.client import build_client_agent
+    from agents.runtime import main
+
+    raise typer.Exit(main(["--config", str(config)], role="client", build=build_client_agent))
+
+
+@app.command()
+def aggregator(config: Annotated[Path, typer.Option(help="the member's node config (TOML)")]) -> None:
+    """Run a committee member: aggregate its shares, reconstruct, vote on the model."""
+    from agents.aggregator import build_aggregator_agent
+    from agents.runtime import main
+
+    raise typer.Exit(main(["--config", str(config)], role="aggregator", build=build_aggregator_agent))
+
+
+@app.command()
+def keeper(config: Annotated[Path, typer.Option(help="node config with [node] and optional [keeper]")]) -> None:
+    """Close collection, fail stalled rounds (and reopen them if configured) by chain time."""
+    from orchestration.keeper import main
+
+    raise typer.Exit(main(["--config", str(config)]))
+
+
+# ---------------------------------------------------------------------------- operator
+
+
+@app.command()
+def start(
+    deployment: Annotated[Path, typer.Option(help="deployment record")],
+    store: Annotated[str, typer.Option(help="store directory or Kubo RPC URL http://host:port")],
+    rounds: Annotated[int, typer.Option(help="rounds to train")] = 10,
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC node")] = "http://127.0.0.1:8545",
+    seed: Annotated[int, typer.Option(help="seeds the initial model (as [federation] seed)")] = 0,
+    hidden: Annotated[int, typer.Option(help="hidden units of the MLP (as [federation] hidden)")] = 64,
+) -> None:
+    """The operator stores the seeded initial model and opens training (startTraining).
+
+    The operator key comes from FEDTSS_PRIVATE_KEY; on a local anvil without it, the dev
+    operator key (anvil account 0) is used.
+    """
+    from agents.learning import ModelConfig, initial_tensors
+    from fedtss.chain import RoundsContract, connect, load_deployment
+    from fedtss.chain.devnode import dev_accounts
+    from fedtss.chain.keys import load_account
+    from fedtss.cid import cid_to_parts
+    from fedtss.formats import encode_model
+    from fedtss.storage import open_store
+
+    try:
+        record = load_deployment(deployment)
+        w3 = connect(rpc_url)
+        if "FEDTSS_PRIVATE_KEY" not in os.environ and w3.eth.chain_id == _ANVIL_CHAIN_ID:
+            account = dev_accounts(1)[0]
+            console.print("no FEDTSS_PRIVATE_KEY: using anvil's dev operator key (local chain only)")
+        else:
+            account = load_account()
+        model_cid = open_store(store).put(encode_model(initial_tensors(ModelConfig(hidden=hidden), seed=seed)))
+        contract = RoundsContract.from_deployment(w3, record)
+        receipt = contract.start_training(account, *cid_to_parts(model_cid), rounds)
+    except FedTSSError as exc:
+        raise _fail("start", exc) from None
+    console.print(f"training started: {rounds} rounds from model {model_cid}, round "
+                  f"{contract.current_round()} open (tx 0x{bytes(receipt['transactionHash']).hex()})")
+
+
+@app.command()
+def status(
+    deployment: Annotated[Path, typer.Option(help="deployment record")] = Path("runs/demo/deployment.json"),
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC node")] = "http://127.0.0.1:8545",
+) -> None:
+    """The current round, its state, counts and deadlines, and the latest model, from the chain."""
+    from fedtss.chain import RoundsContract, connect, load_deployment
+    from fedtss.cid import cid_from_parts
+
+    try:
+        record = load_deployment(deployment)
+        w3 = connect(rpc_url)
+        contract = RoundsContract.from_deployment(w3, record)
+        round_ = contract.current_round()
+        finalized, codec, digest = contract.latest_model()
+        done, until = contract.training_progress()
+        now = w3.eth.get_block("latest")["timestamp"]
+    except FedTSSError as exc:
+        raise _fail("status", exc) from None
+    console.print(f"contract {contract.address} on chain {record.chain_id}; chain time {now}")
+    console.print(f"rounds finalized {done} (training until {until})")
+    if round_ == 0:
+        console.print("training not started (round 0)")
+        return
+    info = contract.round_info(round_)
+    console.print(f"round {round_}: {info.state}"
+                  + (f" (failed while {info.state_at_failure})" if info.state.name == "Failed" else ""))
+    console.print(f"  updates {info.clients}, aggregate shares {info.shares}, votes {info.votes}, "
+                  f"included clients {bin(info.included_clients).count('1')}")
+    console.print(f"  collection deadline {info.collection_deadline} ({info.collection_deadline - now:+d} s), "
+                  f"committee deadline {info.committee_deadline}"
+                  + (f" ({info.committee_deadline - now:+d} s)" if info.committee_deadline else ""))
+    label = f"round {finalized}" if finalized else "initial model"
+    if any(digest):
+        console.print(f"latest model ({label}): {cid_from_parts(codec, bytes(digest))}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""What a run measured: per-round records, the live table, ``report.json`` and the accuracy plot.
+
+``report.json`` keys (the issue's list, plus a few extras marked *)::
+
+    config            the federation's sizes, periods, seeds and training settings
+    rounds            per round: round, state ("Finalized" | "Failed"), model_cid, participants
+                      (clients in the aggregated set), accuracy, loss (held-out test set),
+                      gas (per transaction type, summed over the round's transactions),
+                      seconds (per phase: collecting, aggregating, reconstructing, total),
+                      submitted*, failed_in*
+    plaintext_fedavg  {"accuracy": [...], "loss"*: [...]}: plaintext FedAvg on the same
+                      partition, model and seeds, computed in the launcher's own process
+    total_seconds     the whole command, set-up included
+    federation_seconds*  from startTraining to the last round's end
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+__all__ = ["PHASES", "RoundRecord", "build_report", "plot_accuracy", "render_table", "write_report"]
+
+#: Phases of a round, each timed from the event that starts it to the one that ends it.
+PHASES = ("collecting", "aggregating", "reconstructing")
+
+
+@dataclass
+class RoundRecord:
+    """One round as the launcher saw it on chain; times are ``time.monotonic()`` readings."""
+
+    round: int
+    opened_at: float
+    state: str = "Collecting"
+    submitted: int = 0
+    participants: int | None = None
+    model_cid: str | None = None
+    accuracy: float | None = None
+    loss: float | None = None
+    failed_in: str | None = None
+    gas: dict[str, int] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("Finalized", "Failed")
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds per phase that has both ends observed, and ``total`` once the round ended."""
+        points = [("collecting", self.opened_at), ("aggregating", self.marks.get("closed")),
+                  ("reconstructing", self.marks.get("threshold")), ("end", self.marks.get("end"))]
+        result: dict[str, float] = {}
+        for (phase, start), (_, stop) in zip(points, points[1:]):
+            if start is not None and stop is not None:
+                result[phase] = round(stop - start, 2)
+        if "end" in self.marks:
+            result["total"] = round(self.marks["end"] - self.opened_at, 2)
+        return result
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "state": self.state,
+            "model_cid": self.model_cid,
+            "participants": self.participants,
+            "submitted": self.submitted,
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "gas": dict(sorted(self.gas.items())),
+            "seconds": self.seconds(),
+            "failed_in": self.failed_in,
+        }
+
+
+def build_report(config: dict[str, Any], records: Sequence[RoundRecord], plaintext_accuracy: Sequence[float],
+                 plaintext_loss: Sequence[float], *, total_seconds: float,
+                 federation_seconds: float | None) -> dict[str, Any]:
+    """The ``report.json`` document."""
+    return {
+        "config": config,
+        "rounds": [record.to_json() for record in records],
+        "plaintext_fedavg": {"accuracy": list(plaintext_accuracy), "loss": list(plaintext_loss)},
+        "total_seconds": round(total_seconds, 2),
+        "federation_seconds": None if federation_seconds is None else round(federation_seconds, 2),
+    }
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def plot_accuracy(report: dict[str, Any], path: Path) -> None:
+    """A PNG of test accuracy per round: the committee's model beside plaintext FedAvg."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    from matplotlib import pyplot as plt
+
+    rounds = [r for r in report["rounds"] if r["accuracy"] is not None]
+    baseline = report["plaintext_fedavg"]["accuracy"]
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    axes.plot([r["round"] for r in rounds], [100 * r["accuracy"] for r in rounds], "o-",
+              label="fedtss (threshold-shared FedAvg)")
+    if baseline:
+        axes.plot(range(1, len(baseline) + 1), [100 * a for a in baseline], "s--", label="plaintext FedAvg")
+    axes.set_xlabel("round")
+    axes.set_ylabel("test accuracy (%)")
+    config = report["config"]
+    axes.set_title(f"{config.get('clients')} clients, committee {config.get('committee')}, "
+                   f"t = {config.get('threshold')}")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def render_table(records: Sequence[RoundRecord], *, title: str = "fedtss rounds") -> Table:
+    """The live per-round table: round, state, participants, accuracy, gas, seconds per phase."""
+    table = Table(title=title)
+    for column in ("round", "state", "participants", "accuracy", "loss", "gas", *PHASES, "total s"):
+        table.add_column(column, justify="left" if column == "state" else "right")
+    for record in records:
+        seconds = record.seconds()
+        participants = (f"{record.participants}/{record.submitted}" if record.participants is not None
+                        else f"-/{record.submitted}")
+        table.add_row(
+            str(record.round),
+            record.state + (f" ({record.failed_in})" if record.failed_in else ""),
+            participants,
+            "-" if record.accuracy is None else f"{100 * record.accuracy:.2f}%",
+            "-" if record.loss is None else f"{record.loss:.4f}",
+            f"{sum(record.gas.values()):,}" if record.gas else "-",
+            *(f"{seconds[p]:.1f}" if p in seconds else "-" for p in PHASES),
+            f"{seconds['total']:.1f}" if "total" in seconds else "-",
+        )
+    return table
