@@ -133,7 +133,8 @@ def partition_dirichlet(
             return parts
     raise ConfigError(
         f"no Dirichlet(alpha={alpha}) partition gave every one of {num_clients} clients "
-        f"{min_samples} samples in {_MAX_PARTITION_ATTEMPTS} draws; raise alpha or lower min_samples"
+        f"{min_samples} samples in {_MAX_PARTITION_ATTEMPTS} draws; "
+        "raise alpha or lower min_samples"
     )
 
 

@@ -120,13 +120,16 @@ def plaintext_fedavg(
     Client i trains in round r (1-based) with ``derive_training_seed(seed, r, i)``, as the
     client agents do, so the baseline and the secure run see the same local updates.
     """
-    tensors: Tensors = {name: np.array(value, dtype=np.float32) for name, value in initial_tensors.items()}
+    tensors: Tensors = {
+        name: np.array(value, dtype=np.float32) for name, value in initial_tensors.items()
+    }
     results = []
     for round_number in range(1, rounds + 1):
         weighted_sum, total_samples, norms = None, 0, []
         for index, data in enumerate(clients):
+            client_seed = derive_training_seed(seed, round_number, index)
             delta, samples = compute_client_update(
-                tensors, data, config=train_config, seed=derive_training_seed(seed, round_number, index)
+                tensors, data, config=train_config, seed=client_seed
             )
             contribution = clip_update(delta, clip_norm) * samples
             weighted_sum = contribution if weighted_sum is None else weighted_sum + contribution

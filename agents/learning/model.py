@@ -49,7 +49,7 @@ class ModelConfig:
                 raise ConfigError(f"model {name} must be at least 1, got {getattr(self, name)}")
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Names and shapes of the model's tensors, sorted by name as fedtss.formats lays them out."""
+        """Names and shapes of the tensors, sorted by name as fedtss.formats lays them out."""
         return {
             "hidden.bias": (self.hidden,),
             "hidden.weight": (self.hidden, self.input_dim),
@@ -118,7 +118,9 @@ def config_from_tensors(tensors: Mapping[str, np.ndarray]) -> ModelConfig:
     out = np.asarray(tensors["output.weight"])
     if weight.ndim != 2 or out.ndim != 2:
         raise FormatError("model weights must be 2-D arrays")
-    config = ModelConfig(input_dim=weight.shape[1], hidden=weight.shape[0], num_classes=out.shape[0])
+    config = ModelConfig(
+        input_dim=weight.shape[1], hidden=weight.shape[0], num_classes=out.shape[0]
+    )
     for name, shape in config.tensor_shapes().items():
         array = np.asarray(tensors[name])
         if array.shape != shape or array.dtype != np.float32:

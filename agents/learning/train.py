@@ -108,7 +108,9 @@ def _sgd_momentum_step(
         parameter.sub_(velocity, alpha=config.lr)
 
 
-def evaluate(tensors: Mapping[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def evaluate(
+    tensors: Mapping[str, np.ndarray], x: np.ndarray, y: np.ndarray
+) -> tuple[float, float]:
     """Return (accuracy in [0, 1], mean cross-entropy loss) of a model on (x, y)."""
     torch.set_num_threads(1)
     model = tensors_to_model(tensors)

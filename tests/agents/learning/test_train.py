@@ -54,7 +54,8 @@ def test_local_training_lowers_the_loss_on_own_data(
 
 
 def test_evaluate_reports_accuracy_and_loss_of_a_random_model(federation) -> None:
-    accuracy, loss = evaluate(initial_tensors(ModelConfig(), seed=0), federation.test.x, federation.test.y)
+    start = initial_tensors(ModelConfig(), seed=0)
+    accuracy, loss = evaluate(start, federation.test.x, federation.test.y)
     assert 0.0 <= accuracy < 0.3  # chance level is 0.1
     assert loss == pytest.approx(np.log(10), rel=0.1)
 
