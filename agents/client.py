@@ -1,0 +1,245 @@
+"""The client agent: on ``RoundOpened``, train locally and submit sealed shares of the update.
+
+    python -m agents.client --config runs/demo/nodes/client-3.toml
+
+One round, top to bottom:
+
+1. :func:`on_round_opened` decides: skip if this account is not allowlisted, already
+   submitted (``hasSubmitted``), the round is no longer collecting, or its deadline passed;
+2. :func:`train_and_submit` fetches the global model by CID (size-limited), trains on the
+   client's own data (:mod:`agents.learning`, seeded per round and client index);
+3. :func:`prepare_update` (pure) quantizes the clipped, sample-weighted delta, splits it
+   t-of-n (:func:`fedtss.shamir.share_vector`, fresh key), seals share j to member j's
+   X25519 key bound to (chain, contract, round, client, j), and writes the manifest;
+4. :func:`publish_update` stores the sealed shares and the manifest, and the client sends
+   ``submitUpdate(round, manifest CID)``.
+
+The plaintext update never leaves this process: only sealed shares are stored.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from agents.config import ClientSettings, FederationSettings
+from agents.learning import (
+    ClientData,
+    compute_client_update,
+    derive_training_seed,
+    load_client_file,
+)
+from agents.learning.model import config_from_tensors
+from agents.runtime import Handler, Node, Outcome, Skip, main
+from fedtss.chain import ChainEvent, RoundState
+from fedtss.cid import cid_from_parts, cid_to_parts, compute_cid
+from fedtss.errors import ConfigError, FormatError, StorageError
+from fedtss.formats import Manifest, VectorKind, decode_model, encode_field_vector, encode_manifest
+from fedtss.quantize import QuantizationConfig, quantize_update
+from fedtss.sealing import ShareContext, seal_share
+from fedtss.shamir import share_vector
+
+__all__ = [
+    "HANDLERS",
+    "ClientAgent",
+    "ClientView",
+    "PreparedUpdate",
+    "TrainAndSubmit",
+    "UpdateContext",
+    "build_client_agent",
+    "fetch_model",
+    "on_round_opened",
+    "prepare_update",
+    "publish_update",
+    "train_and_submit",
+]
+
+
+# ------------------------------------------------------------------------ decide
+
+
+@dataclass(frozen=True)
+class ClientView:
+    """The chain's answers the client decides on, read just before deciding."""
+
+    allowlisted: bool
+    submitted: bool
+    state: RoundState
+
+
+@dataclass(frozen=True)
+class TrainAndSubmit:
+    """Train on the round's model and submit sealed shares of the update."""
+
+    round: int
+    model_cid: str
+
+
+def on_round_opened(view: ClientView, event: ChainEvent, now: int) -> list[TrainAndSubmit | Skip]:
+    round_ = event.args["round"]
+    if not view.allowlisted:
+        return [Skip(round_, "not on the client allowlist")]
+    if view.submitted:
+        return [Skip(round_, "already submitted in this round")]
+    if view.state != RoundState.Collecting:
+        return [Skip(round_, f"round is {view.state}, not Collecting")]
+    if now > event.args["collectionDeadline"]:
+        return [Skip(round_, "collection deadline passed")]
+    model_cid = cid_from_parts(event.args["modelCodec"], event.args["modelDigest"])
+    return [TrainAndSubmit(round_, model_cid)]
+
+
+HANDLERS: Mapping[str, Handler] = {"RoundOpened": on_round_opened}
+
+
+# ------------------------------------------------------------------ pure pipeline
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    """Where an update belongs: every sealed share and the manifest are bound to it."""
+
+    chain_id: int
+    contract: str
+    round: int
+    client: str
+
+    def for_member(self, member_index: int) -> ShareContext:
+        return ShareContext(self.chain_id, self.contract, self.round, self.client, member_index)
+
+
+@dataclass(frozen=True)
+class PreparedUpdate:
+    """What a client stores: n sealed shares (member j's at j - 1) and the manifest naming them."""
+
+    sealed_shares: tuple[bytes, ...] = field(repr=False)
+    manifest: Manifest
+    manifest_blob: bytes = field(repr=False)
+
+
+def prepare_update(
+    delta: NDArray[np.float32],
+    samples: int,
+    *,
+    context: UpdateContext,
+    member_keys: Sequence[bytes],
+    threshold: int,
+    quantization: QuantizationConfig,
+    sharing_key: bytes,
+    ephemeral_seeds: Sequence[bytes],
+) -> PreparedUpdate:
+    """Quantize, share t-of-n, seal share j to ``member_keys[j - 1]``, and describe it all.
+
+    Pure: ``sharing_key`` (32 bytes) and one 32-byte ``ephemeral_seeds`` entry per member are
+    the only randomness; pass fresh ``os.urandom(32)`` values (tests pin them).
+    """
+    if len(ephemeral_seeds) != len(member_keys):
+        raise FormatError(f"need one ephemeral seed per member: {len(ephemeral_seeds)} for {len(member_keys)}")
+    vector = quantize_update(delta, samples, quantization)
+    shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
+    sealed = tuple(
+        seal_share(encode_field_vector(shares[j - 1], kind=VectorKind.SHARE), key, context.for_member(j),
+                   ephemeral_seed=seed)
+        for j, (key, seed) in enumerate(zip(member_keys, ephemeral_seeds, strict=True), start=1)
+    )
+    manifest = Manifest(
+        chain_id=context.chain_id,
+        contract=context.contract,
+        round=context.round,
+        client=context.client,
+        n=len(member_keys),
+        t=threshold,
+        vector_length=vector.size,
+        quantization=quantization,
+        share_cids=tuple(compute_cid(blob) for blob in sealed),
+    )
+    return PreparedUpdate(sealed, manifest, encode_manifest(manifest))
+
+
+# ---------------------------------------------------------------------- the edge
+
+
+def fetch_model(node: Node, cid: str, federation: FederationSettings) -> dict[str, NDArray[np.float32]]:
+    """The model blob ``cid`` from the store, parsed and checked to be this federation's MLP."""
+    blob = node.store.get(cid, max_bytes=node.max_blob_bytes)
+    tensors = decode_model(blob, max_bytes=node.max_blob_bytes)
+    shape = config_from_tensors(tensors)
+    if shape.hidden != federation.hidden:
+        raise FormatError(f"model {cid} has {shape.hidden} hidden units; the federation says {federation.hidden}")
+    return tensors
+
+
+def publish_update(node: Node, prepared: PreparedUpdate) -> str:
+    """Store the sealed shares, then the manifest; return the manifest's CID."""
+    for expected, blob in zip(prepared.manifest.share_cids, prepared.sealed_shares, strict=True):
+        stored = node.store.put(blob)
+        if stored != expected:
+            raise StorageError(f"the store named a sealed share {stored}, its CID is {expected}")
+    return node.store.put(prepared.manifest_blob)
+
+
+def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
+                     random_bytes: Callable[[int], bytes] = os.urandom) -> Outcome:
+    node, settings, federation = agent.node, agent.settings, agent.federation
+    global_tensors = fetch_model(node, action.model_cid, federation)
+    seed = derive_training_seed(federation.seed, action.round, settings.index)
+    delta, samples = compute_client_update(global_tensors, agent.data, config=settings.training, seed=seed)
+    committee = node.contract.committee()
+    prepared = prepare_update(
+        delta,
+        samples,
+        context=UpdateContext(node.deployment.chain_id, node.deployment.address, action.round, node.address),
+        member_keys=[key for _, key in committee],
+        threshold=node.contract.threshold(),
+        quantization=federation.quantization,
+        sharing_key=random_bytes(32),
+        ephemeral_seeds=[random_bytes(32) for _ in committee],
+    )
+    manifest_cid = publish_update(node, prepared)
+    receipt = node.contract.submit_update(node.account, action.round, *cid_to_parts(manifest_cid))
+    return Outcome(cid=manifest_cid, tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+                   note=f"samples={samples}")
+
+
+# ------------------------------------------------------------------------ the agent
+
+
+@dataclass
+class ClientAgent:
+    """A client process: its node, its data and how it trains."""
+
+    node: Node
+    settings: ClientSettings
+    federation: FederationSettings
+    data: ClientData
+    role: str = "client"
+    handlers: Mapping[str, Handler] = field(default_factory=lambda: HANDLERS)
+
+    def observe(self, event: ChainEvent) -> ClientView:
+        round_, contract, me = event.args["round"], self.node.contract, self.node.address
+        return ClientView(
+            allowlisted=contract.call("isClient", me),
+            submitted=contract.has_submitted(round_, me),
+            state=contract.state(round_),
+        )
+
+    def execute(self, action: TrainAndSubmit) -> Outcome:
+        return train_and_submit(self, action)
+
+
+def build_client_agent(node: Node) -> ClientAgent:
+    """The client of ``node``'s config, with its data loaded and checked."""
+    settings = node.config.client
+    if settings is None:
+        raise ConfigError(f"{node.config.path}: a client needs a [client] table")
+    data = load_client_file(settings.data)
+    return ClientAgent(node=node, settings=settings, federation=node.config.federation, data=data)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], role="client", build=build_client_agent))

@@ -1,0 +1,245 @@
+"""The small runner both agents share: load config, connect, follow events, act, checkpoint.
+
+One event, top to bottom (:func:`handle_event`):
+
+1. ``agent.observe(event)`` reads the chain's views the decision needs (has this account
+   already submitted? what state is the round in?) into a small frozen *view*;
+2. the role's handler for the event, ``on_<event>(view, event, now) -> list[Action]``,
+   decides: it is pure, so tests drive it without a chain;
+3. ``agent.execute(action)`` does the work at the edge (fetch, train or aggregate, store,
+   send the transaction) and returns an :class:`Outcome`;
+4. one log line per event handled: role, address, round, event, action, CID, tx hash,
+   seconds. Never a key, a share or an update.
+
+Restarts. :func:`run_agent` feeds events from :class:`fedtss.chain.events.EventSource`
+after the checkpoint in ``state_dir``; after a crash the events of at most one block come
+again, and step 1 makes the second delivery a no-op (the views say "already submitted").
+Agents persist nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from eth_account.signers.local import LocalAccount
+
+from agents.config import NodeConfig, Role, load_node_config
+from fedtss.chain import ChainEvent, Deployment, RoundsContract, connect, load_deployment
+from fedtss.chain.checkpoint import Checkpoint
+from fedtss.chain.events import EventSource, run_handlers
+from fedtss.chain.keys import load_account
+from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError
+from fedtss.storage import ContentStore, open_store
+
+__all__ = [
+    "Agent",
+    "Handler",
+    "Node",
+    "Outcome",
+    "Skip",
+    "connect_node",
+    "format_fields",
+    "handle_event",
+    "main",
+    "run_agent",
+]
+
+log = logging.getLogger("fedtss.agents")
+
+CHECKPOINT_FILE = "checkpoint.json"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """The action of deciding to do nothing, with the reason (it is logged)."""
+
+    round: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an executed action left behind: the CID it stored and the transaction it sent."""
+
+    cid: str | None = None
+    tx_hash: str | None = None
+    note: str = ""
+
+
+Handler = Callable[[Any, ChainEvent, int], list[Any]]
+
+
+class Agent(Protocol):
+    """A role: its node, its handlers by event name, how it observes and how it acts."""
+
+    role: str
+    node: Node
+    handlers: Mapping[str, Handler]
+
+    def observe(self, event: ChainEvent) -> Any: ...
+
+    def execute(self, action: Any) -> Outcome: ...
+
+
+@dataclass
+class Node:
+    """One agent's connections: the contract, its account and the content store."""
+
+    config: NodeConfig
+    deployment: Deployment
+    contract: RoundsContract
+    account: LocalAccount
+    store: ContentStore
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    @property
+    def max_blob_bytes(self) -> int:
+        return self.config.node.max_blob_bytes
+
+    def chain_time(self) -> int:
+        """The latest block's timestamp: the clock the contract's deadlines are in."""
+        return int(self.contract.w3.eth.get_block("latest")["timestamp"])
+
+    def round_events(self, round_: int, name: str, *, to_block: int | str = "latest") -> list[ChainEvent]:
+        """The contract's ``name`` events of one round, in chain order.
+
+        Scans from the deploy block: fine for a demo's few hundred blocks; a long-lived
+        federation would want a topic filter on the indexed round (see the README).
+        """
+        events = self.contract.get_events(self.deployment.deploy_block, to_block)
+        return [e for e in events if e.name == name and e.args.get("round") == round_]
+
+
+def connect_node(config: NodeConfig, environ: Mapping[str, str]) -> Node:
+    """Open everything a node config names; raises ConfigError/ChainError saying what to fix."""
+    deployment = load_deployment(config.node.deployment)
+    w3 = connect(config.node.http_url)
+    if w3.eth.chain_id != deployment.chain_id:
+        raise ConfigError(
+            f"{config.path}: the node at http_url is chain {w3.eth.chain_id}, the deployment "
+            f"record {config.node.deployment} is for chain {deployment.chain_id}"
+        )
+    account = load_account(
+        keystore=config.node.keystore,
+        password_file=config.node.password_file,
+        password_env=config.node.password_env,
+        key_env=config.node.private_key_env,
+        environ=environ,
+    )
+    return Node(
+        config=config,
+        deployment=deployment,
+        contract=RoundsContract.from_deployment(w3, deployment),
+        account=account,
+        store=open_store(config.node.store),
+    )
+
+
+# ------------------------------------------------------------------------- one event
+
+
+def handle_event(agent: Agent, event: ChainEvent) -> list[Outcome]:
+    """Observe, decide, act and log for one event; returns what the actions left behind.
+
+    A revert (another node was faster, a deadline passed) or a refused input is logged and
+    the agent moves on; a lost connection to the node propagates, so the process restarts
+    and handles the event again (idempotently).
+    """
+    handler = agent.handlers.get(event.name)
+    if handler is None:
+        return []
+    actions = handler(agent.observe(event), event, agent.node.chain_time())
+    return [_execute(agent, event, action) for action in actions]
+
+
+def _execute(agent: Agent, event: ChainEvent, action: Any) -> Outcome:
+    started = time.monotonic()
+    fields: dict[str, Any] = {"role": agent.role, "address": agent.node.address,
+                              "round": event.args.get("round"), "event": event.name}
+    if isinstance(action, Skip):
+        log.info(format_fields(**fields, action="skip", reason=action.reason))
+        return Outcome(note=action.reason)
+    name = _action_name(action)
+    try:
+        outcome = agent.execute(action)
+    except ContractRevert as exc:
+        log.warning(format_fields(**fields, action=name, reverted=exc.name))
+        return Outcome(note=f"reverted: {exc.name}")
+    except ChainError:
+        raise
+    except FedTSSError as exc:
+        log.error(format_fields(**fields, action=name, failed=type(exc).__name__, detail=str(exc)))
+        return Outcome(note=f"failed: {type(exc).__name__}")
+    seconds = round(time.monotonic() - started, 3)
+    log.info(format_fields(**fields, action=name, cid=outcome.cid, tx=outcome.tx_hash,
+                           note=outcome.note or None, seconds=seconds))
+    return outcome
+
+
+def _action_name(action: Any) -> str:
+    """``SubmitUpdate`` -> ``submit_update``: the name in log lines."""
+    name = type(action).__name__
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def format_fields(**fields: Any) -> str:
+    """``key=value`` pairs, None left out; values with spaces are quoted (one line per event)."""
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = str(value).replace("\n", " ")
+        parts.append(f"{key}={text!r}" if " " in text or not text else f"{key}={text}")
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------------- the loop
+
+
+async def run_agent(agent: Agent, *, until_block: int | None = None, **source_options: Any) -> None:
+    """Handle every event after the checkpoint, forever (or up to ``until_block``)."""
+    node = agent.node
+    source = EventSource.from_deployment(node.config.node.rpc_url, node.deployment, **source_options)
+    checkpoint = Checkpoint.for_deployment(Path(node.config.node.state_dir) / CHECKPOINT_FILE, node.deployment)
+    log.info(format_fields(role=agent.role, address=node.address, started=source.transport,
+                           after_block=checkpoint.block))
+
+    async def handle(event: ChainEvent) -> None:
+        # Training and waiting block: run them off the loop so the WebSocket stays answered.
+        await asyncio.to_thread(handle_event, agent, event)
+
+    await run_handlers(source, handle, checkpoint, until_block=until_block)
+
+
+def main(argv: Sequence[str] | None, *, role: Role, build: Callable[[Node], Agent],
+         environ: Mapping[str, str] | None = None) -> int:
+    """``python -m agents.<role> --config FILE``: returns the process exit status."""
+    import os
+
+    parser = argparse.ArgumentParser(prog=f"python -m agents.{role}", description=f"Run a fedtss {role} agent.")
+    parser.add_argument("--config", type=Path, required=True, help="the node's TOML config file")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        config = load_node_config(args.config, role=role)
+        agent = build(connect_node(config, os.environ if environ is None else environ))
+        asyncio.run(run_agent(agent))
+    except FedTSSError as exc:
+        log.error(format_fields(role=role, stopped=type(exc).__name__, detail=str(exc)))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
