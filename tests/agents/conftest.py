@@ -1,0 +1,229 @@
+"""A whole small federation in one process, on the session's anvil and a LocalStore in tmp_path.
+
+:func:`federation` deploys a fresh contract, writes the deployment record, one TOML node
+config per agent and each client's data file, stores the initial model, opens training, and
+builds the agents exactly as ``python -m agents.<role> --config`` does (config loader,
+``connect_node``, keys from an environment mapping). :meth:`Federation.drive` then plays the
+role of the event runtime: it reads the contract's events in chain order and hands each one
+to every agent, until no new event appears. The separate-process tests live in
+tests/orchestration.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.aggregator import AggregatorAgent, build_aggregator_agent
+from agents.client import ClientAgent, build_client_agent
+from agents.config import load_node_config
+from agents.learning import (
+    DataConfig,
+    Federation as Partition,
+    ModelConfig,
+    TrainConfig,
+    apply_mean_update,
+    compute_client_update,
+    derive_training_seed,
+    initial_tensors,
+    make_federation,
+)
+from agents.runtime import Agent, Outcome, connect_node, handle_event
+from fedtss.chain import Artifact, ChainEvent, Deployment, Member, RoundsConfig, RoundsContract, deploy_rounds
+from fedtss.chain import dev_sealing_keypair
+from fedtss.cid import cid_from_parts, cid_to_parts
+from fedtss.formats import decode_model, encode_model
+from fedtss.quantize import clip_update, quantization_error_bound
+from fedtss.storage import LocalStore
+from tests.fixtures.anvil import AnvilNode
+
+SEED = 7
+HIDDEN = 16
+EPOCHS = 1
+CLIP_NORM = 10.0
+
+
+@dataclass
+class Federation:
+    """The deployed contract, the shared store and the agents, plus what the test needs to check."""
+
+    chain: AnvilNode
+    contract: RoundsContract
+    store: LocalStore
+    partition: Partition
+    initial_tensors: dict[str, np.ndarray]
+    clients: list[ClientAgent]
+    members: list[AggregatorAgent]
+    next_block: int
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    outcomes: list[tuple[str, ChainEvent, Outcome]] = field(default_factory=list)
+
+    @property
+    def agents(self) -> list[Agent]:
+        return [*self.clients, *self.members]
+
+    def events(self) -> list[ChainEvent]:
+        """Every event of this federation's contract so far."""
+        return self.contract.get_events(self.clients[0].node.deployment.deploy_block)
+
+    def drive(
+        self,
+        agents: Sequence[Agent] | Callable[[ChainEvent], Sequence[Agent]] | None = None,
+        *,
+        max_passes: int = 20,
+    ) -> list[ChainEvent]:
+        """Deliver every new event, in chain order, to each agent in turn, until the chain is quiet.
+
+        ``agents`` may be a function of the event, to choose who hears it first.
+        """
+        delivered = []
+        for _ in range(max_passes):
+            head = self.chain.w3.eth.block_number
+            if head < self.next_block:
+                return delivered
+            new = self.contract.get_events(self.next_block, head)
+            self.next_block = head + 1
+            for event in new:
+                self.deliver(event, agents(event) if callable(agents) else agents)
+            delivered += new
+        raise AssertionError("the federation never went quiet")
+
+    def deliver(self, event: ChainEvent, agents: Sequence[Agent] | None = None) -> None:
+        for agent in self.agents if agents is None else agents:
+            started = time.monotonic()
+            outcomes = handle_event(agent, event)
+            self.seconds[event.name] += time.monotonic() - started
+            self.outcomes += [(agent.node.address, event, o) for o in outcomes]
+
+    def finalized_model(self, round_: int = 1) -> tuple[str, dict[str, np.ndarray]]:
+        """The CID and tensors of the model the round finalized."""
+        (event,) = [e for e in self.events() if e.name == "RoundFinalized" and e.args["round"] == round_]
+        cid = cid_from_parts(event.args["codec"], event.args["digest"])
+        return cid, decode_model(self.store.get(cid, max_bytes=1 << 24), max_bytes=1 << 24)
+
+    def client_update(self, index: int, round_: int = 1) -> tuple[np.ndarray, int]:
+        """Client ``index``'s (delta, samples) in round 1, computed as its agent does."""
+        return compute_client_update(self.initial_tensors, self.partition.clients[index],
+                                     config=TrainConfig(epochs=EPOCHS), seed=derive_training_seed(SEED, round_, index))
+
+    def plaintext_fedavg(self, included: Sequence[int]) -> dict[str, np.ndarray]:
+        """Clipped, sample-weighted FedAvg of the included clients' round-1 updates, in float."""
+        total, samples = 0.0, 0
+        for index in included:
+            delta, count = self.client_update(index)
+            total = total + clip_update(delta, CLIP_NORM) * count
+            samples += count
+        return apply_mean_update(self.initial_tensors, total / samples)
+
+    def assert_model_is_fedavg_of(self, included: Sequence[int]) -> None:
+        """The finalized model equals plaintext FedAvg of ``included`` within the quantization error."""
+        _, model = self.finalized_model()
+        expected = self.plaintext_fedavg(included)
+        samples = sum(self.partition.clients[i].num_samples for i in included)
+        bound = quantization_error_bound(self.clients[0].federation.quantization,
+                                         clients=len(included), total_samples=samples)
+        for name, value in expected.items():
+            gap = np.abs(model[name].astype(np.float64) - value.astype(np.float64))
+            allowed = bound + np.spacing(np.abs(value)).astype(np.float64)  # one float32 rounding
+            assert np.all(gap <= allowed), f"{name}: gap {gap.max():.3g} exceeds {allowed.max():.3g}"
+
+    def votes(self, round_: int = 1) -> dict[str, str]:
+        """Member address -> CID it voted for."""
+        return {e.args["member"]: cid_from_parts(e.args["codec"], e.args["digest"])
+                for e in self.events() if e.name == "ModelProposed" and e.args["round"] == round_}
+
+
+@dataclass(frozen=True)
+class FederationShape:
+    clients: int = 3
+    members: int = 3
+    threshold: int = 2
+    min_clients: int = 2
+
+
+def _rounds_config(chain: AnvilNode, shape: FederationShape) -> RoundsConfig:
+    members = chain.accounts[1 : 1 + shape.members]
+    return RoundsConfig(
+        committee=tuple(Member(a.address, dev_sealing_keypair(a.address)[1]) for a in members),
+        threshold=shape.threshold,
+        clients=tuple(a.address for a in chain.accounts[10 : 10 + shape.clients]),
+        min_clients=shape.min_clients,
+        target_clients=shape.clients,
+        collection_period=600,
+        aggregation_period=600,
+    )
+
+
+def _node_toml(tmp_path: Path, name: str, chain: AnvilNode, role_table: str) -> Path:
+    path = tmp_path / "nodes" / f"{name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"""
+[node]
+rpc_url = "{chain.url}"
+deployment = "{tmp_path / 'deployment.json'}"
+store = "{tmp_path / 'store'}"
+state_dir = "{tmp_path / 'state' / name}"
+private_key_env = "KEY_{name.upper().replace('-', '_')}"
+
+[federation]
+seed = {SEED}
+clip_norm = {CLIP_NORM}
+hidden = {HIDDEN}
+{role_table}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def build_federation(tmp_path: Path, chain: AnvilNode, artifact: Artifact, shape: FederationShape) -> Federation:
+    config = _rounds_config(chain, shape)
+    address, receipt = deploy_rounds(chain.w3, chain.accounts[0], artifact, config)
+    (tmp_path / "FedTSSRounds.json").write_text(json.dumps({"abi": artifact.abi}), encoding="utf-8")
+    Deployment(chain.w3.eth.chain_id, address, tmp_path / "FedTSSRounds.json", receipt["blockNumber"],
+               "0x" + bytes(receipt["transactionHash"]).hex(), config).write(tmp_path / "deployment.json")
+    partition = make_federation(DataConfig(num_clients=shape.clients, seed=SEED))
+    environ: dict[str, str] = {}
+    clients, members = [], []
+    for i, account in enumerate(chain.accounts[10 : 10 + shape.clients]):
+        data = tmp_path / "data" / f"client-{i}.npz"
+        data.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(data, x=partition.clients[i].x, y=partition.clients[i].y)
+        path = _node_toml(tmp_path, f"client-{i}", chain,
+                          f'[client]\ndata = "{data}"\nindex = {i}\nepochs = {EPOCHS}\n')
+        environ[f"KEY_CLIENT_{i}"] = account.key.hex()
+        clients.append(build_client_agent(connect_node(load_node_config(path, role="client"), environ)))
+    for j, account in enumerate(chain.accounts[1 : 1 + shape.members], start=1):
+        environ[f"KEY_MEMBER_{j}"] = account.key.hex()
+        environ[f"SEALING_{j}"] = dev_sealing_keypair(account.address)[0].hex()
+        path = _node_toml(tmp_path, f"member-{j}", chain,
+                          f'[aggregator]\nsealing_key_env = "SEALING_{j}"\nshare_wait_seconds = 0.0\n')
+        node = connect_node(load_node_config(path, role="aggregator"), environ)
+        members.append(build_aggregator_agent(node, environ))
+    store = LocalStore(tmp_path / "store")
+    tensors = initial_tensors(ModelConfig(hidden=HIDDEN), seed=SEED)
+    contract = clients[0].node.contract
+    contract.start_training(chain.accounts[0], *cid_to_parts(store.put(encode_model(tensors))), 1)
+    return Federation(chain, contract, store, partition, tensors, clients, members,
+                      next_block=receipt["blockNumber"])
+
+
+@pytest.fixture
+def make_federation_in(
+    chain: AnvilNode, rounds_artifact: Artifact, tmp_path: Path
+) -> Iterator[Callable[..., Federation]]:
+    """``make(clients=3, members=3, threshold=2)``: a fresh federation with round 1 open."""
+
+    def make(**shape: int) -> Federation:
+        return build_federation(tmp_path, chain, rounds_artifact, FederationShape(**shape))
+
+    yield make
+

@@ -1,0 +1,277 @@
+"""Committee members: whole rounds in one process on anvil, with bad clients and a bad member.
+
+The agents are built from TOML configs by the same code as ``python -m agents.aggregator``;
+tests/agents/conftest.py hands them the contract's real events in chain order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import fields, replace
+
+import numpy as np
+import pytest
+
+from agents.aggregator import (
+    AggregateAndSubmit,
+    AggregatorAgent,
+    MemberView,
+    ReconstructAndPropose,
+    aggregate_shares,
+    compute_aggregate,
+    fetch_aggregate_shares,
+    on_collection_closed,
+    on_threshold_reached,
+    publish_aggregate,
+    reconstruct_model,
+    round_model,
+)
+from agents.client import ClientAgent, PreparedUpdate, UpdateContext, prepare_update
+from agents.runtime import Skip
+from fedtss import field as gf
+from fedtss.chain import ChainEvent, RoundState
+from fedtss.cid import cid_to_parts, compute_cid
+from fedtss.formats import encode_manifest, flatten_model
+from fedtss.quantize import QuantizationConfig
+from fedtss.shamir import share_vector
+from tests.agents.conftest import Federation
+
+LOGGER = "fedtss.agents"
+
+
+def _event(name: str, **args: object) -> ChainEvent:
+    return ChainEvent(name=name, args=args, block_number=1, tx_hash="0x00", log_index=0)
+
+
+def _view(**overrides: object) -> MemberView:
+    values = dict(member_index=2, last_share_round=0, last_vote_round=0, state=RoundState.Aggregating,
+                  committee_deadline=1000)
+    return MemberView(**{**values, **overrides})
+
+
+# ---------------------------------------------------------------- handlers (no chain)
+
+
+def test_collection_closed_makes_a_member_aggregate_once() -> None:
+    event = _event("CollectionClosed", round=4, clients=3, aggregationDeadline=1000)
+    assert on_collection_closed(_view(), event, now=10) == [AggregateAndSubmit(4)]
+    for view, now in [
+        (_view(member_index=0), 10),
+        (_view(last_share_round=4), 10),
+        (_view(state=RoundState.Finalized), 10),
+        (_view(), 1001),
+    ]:
+        (action,) = on_collection_closed(view, event, now)
+        assert isinstance(action, Skip) and action.round == 4
+
+
+def test_threshold_reached_makes_a_member_vote_once() -> None:
+    event = _event("ThresholdReached", round=4, includedClients=0b101, proposalDeadline=2000)
+    reconstructing = _view(state=RoundState.Reconstructing)
+    assert on_threshold_reached(reconstructing, event, now=10) == [ReconstructAndPropose(4, 0b101, 2000)]
+    for view, now in [
+        (replace(reconstructing, last_vote_round=4), 10),
+        (replace(reconstructing, state=RoundState.Finalized), 10),
+        (reconstructing, 2001),
+    ]:
+        (action,) = on_threshold_reached(view, event, now)
+        assert isinstance(action, Skip)
+
+
+# ------------------------------------------------------------------ pure pipelines
+
+
+def test_reconstruct_model_names_a_wrong_member_and_gives_the_same_blob_with_any_key() -> None:
+    rng = np.random.default_rng(3)
+    tensors = {"w": rng.standard_normal(7).astype(np.float32)}
+    total = np.append(rng.integers(0, 1 << 20, 7, dtype=np.uint64), np.uint64(100))
+    shares = share_vector(total, threshold=2, holders=4, key=bytes(32))
+    by_member = {j: shares[j - 1] for j in range(1, 5)}
+    by_member[3] = gf.add(by_member[3], np.ones(8, dtype=np.uint64))
+    quantization = QuantizationConfig(clip_norm=10.0)
+    one = reconstruct_model(tensors, by_member, threshold=2, quantization=quantization, key=b"\x01" * 32)
+    two = reconstruct_model(tensors, by_member, threshold=2, quantization=quantization, key=b"\x02" * 32)
+    assert one.excluded_members == (3,) and two.excluded_members == (3,)
+    assert one.blob == two.blob and one.total_samples == 100
+
+
+def test_aggregate_shares_sums_in_order_and_sets_one_bit_per_client() -> None:
+    shares = {0: np.array([1, 2], np.uint64), 3: np.array([gf.MODULUS - 1, 5], np.uint64)}
+    total, bitmap = aggregate_shares(shares, 2)
+    assert total.tolist() == [0, 7] and bitmap == 0b1001
+
+
+# ------------------------------------------------------------- whole rounds on anvil
+
+
+def test_full_round_gives_plaintext_fedavg_and_one_model_cid(make_federation_in, caplog) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    started = time.monotonic()
+    fed.drive()
+    total = time.monotonic() - started
+
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+    final_cid, _ = fed.finalized_model()
+    assert set(fed.votes().values()) == {final_cid}
+    # The member whose vote came too late reconstructs the same bytes too.
+    late = next(m for m in fed.members if m.node.address not in fed.votes())
+    _, tensors = round_model(late, 1)
+    shares = fetch_aggregate_shares(late, 1, 0b111, flatten_model(tensors)[1].size + 1)
+    model = reconstruct_model(tensors, shares, threshold=2, quantization=late.federation.quantization,
+                              key=b"\x07" * 32)
+    assert compute_cid(model.blob) == final_cid
+    phases = {name: round(fed.seconds[name], 2) for name in ("RoundOpened", "CollectionClosed", "ThresholdReached")}
+    print(f"\nin-process round, 3 clients, n=3, t=2: {phases} total={total:.2f}s")
+    assert sum("action=reconstruct_and_propose" in r.getMessage() for r in caplog.records) == 2
+
+
+def _prepare(fed: Federation, index: int, *, round_for_member: dict[int, int] | None = None) -> PreparedUpdate:
+    """Client ``index``'s honest round-1 update, with some members' shares sealed for other rounds."""
+    agent: ClientAgent = fed.clients[index]
+    node = agent.node
+    keys = [key for _, key in node.contract.committee()]
+    delta, samples = fed.client_update(index)
+
+    def prepared(round_: int) -> PreparedUpdate:
+        context = UpdateContext(node.deployment.chain_id, node.deployment.address, round_, node.address)
+        return prepare_update(delta, samples, context=context, member_keys=keys, threshold=node.contract.threshold(),
+                              quantization=agent.federation.quantization, sharing_key=b"\x05" * 32,
+                              ephemeral_seeds=[bytes([9 + j]) * 32 for j in range(len(keys))])
+
+    honest = prepared(1)
+    sealed = list(honest.sealed_shares)
+    for member, round_ in (round_for_member or {}).items():
+        sealed[member - 1] = prepared(round_).sealed_shares[member - 1]
+    return _with_shares(honest, sealed)
+
+
+def _with_shares(prepared: PreparedUpdate, sealed: list[bytes]) -> PreparedUpdate:
+    manifest = replace(prepared.manifest, share_cids=tuple(compute_cid(blob) for blob in sealed))
+    return PreparedUpdate(tuple(sealed), manifest, encode_manifest(manifest))
+
+
+def _submit(fed: Federation, index: int, manifest_blob: bytes, shares: tuple[bytes, ...] = ()) -> str:
+    """Store the blobs and send ``submitUpdate`` as client ``index`` (the test plays that client)."""
+    for blob in shares:
+        fed.store.put(blob)
+    cid = fed.store.put(manifest_blob)
+    fed.contract.submit_update(fed.clients[index].node.account, 1, *cid_to_parts(cid))
+    return cid
+
+
+def _excluded(caplog, address: str) -> set[str]:
+    """The reasons logged for excluding the client at ``address`` (one per member that did)."""
+    return {
+        r.getMessage().split("reason=")[1]
+        for r in caplog.records
+        if f"excluded_client={address}" in r.getMessage()
+    }
+
+
+def test_bad_clients_are_excluded_with_a_logged_reason_and_the_round_finalizes(make_federation_in, caplog) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(clients=6, members=3, threshold=2)
+    fed.drive(fed.clients[:2])  # clients 0 and 1 are honest agents
+    # 2: a manifest CID that points at garbage.
+    _submit(fed, 2, b"this is not a manifest")
+    # 3: its share for member 1 is sealed for round 2; members 2 and 3 open theirs.
+    wrong_round = _prepare(fed, 3, round_for_member={1: 2})
+    _submit(fed, 3, wrong_round.manifest_blob, wrong_round.sealed_shares)
+    # 4: its manifest's bytes in the store no longer match the CID it submitted.
+    honest = _prepare(fed, 4)
+    cid = _submit(fed, 4, honest.manifest_blob, honest.sealed_shares)
+    fed.store.path_of(cid).write_bytes(honest.manifest_blob.replace(b'"round":1', b'"round":2'))
+    # 5: every share blob is one byte longer than a share can be.
+    five = _prepare(fed, 5)
+    padded = _with_shares(five, [blob + b"\x00" for blob in five.sealed_shares])
+    _submit(fed, 5, padded.manifest_blob, padded.sealed_shares)
+
+    fed.drive(fed.members)
+
+    addresses = [c.node.address for c in fed.clients]
+    assert _excluded(caplog, addresses[2]) == {"FormatError"}
+    assert _excluded(caplog, addresses[3]) == {"InvalidSealedShare"}
+    assert _excluded(caplog, addresses[4]) == {"CIDMismatch"}
+    assert _excluded(caplog, addresses[5]) == {"BlobTooLarge"}
+    assert sum(f"excluded_client={addresses[3]}" in r.getMessage() for r in caplog.records) == 1
+    assert fed.contract.state(1) == RoundState.Finalized
+    (reached,) = [e for e in fed.events() if e.name == "ThresholdReached"]
+    assert reached.args["includedClients"] == 0b1011  # members 2 and 3 agreed first
+    fed.assert_model_is_fedavg_of([0, 1, 3])
+
+
+def test_a_client_splitting_the_committee_cannot_stop_one_set_from_winning(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=4, threshold=2)
+    fed.drive(fed.clients[:2])
+    split = _prepare(fed, 2, round_for_member={3: 2, 4: 2})
+    _submit(fed, 2, split.manifest_blob, split.sealed_shares)
+    m1, m2, m3, m4 = fed.members
+    # Members 3 and 4 (who exclude client 2) post first, so the smaller set reaches t first;
+    # members 1 and 2 (who include it) are the first to hear ThresholdReached.
+    fed.drive(lambda e: [m3, m4, m1, m2] if e.name == "CollectionClosed" else [m1, m2, m3, m4])
+
+    shares = {e.args["memberIndex"]: e.args["includedClients"] for e in fed.events()
+              if e.name == "AggregateShareSubmitted"}
+    assert shares == {3: 0b011, 4: 0b011, 1: 0b111, 2: 0b111}
+    (reached,) = [e for e in fed.events() if e.name == "ThresholdReached"]
+    assert reached.args["includedClients"] == 0b011
+    final_cid, _ = fed.finalized_model()
+    assert fed.votes() == {m1.node.address: final_cid, m2.node.address: final_cid}
+    fed.assert_model_is_fedavg_of([0, 1])
+
+
+class WrongShareMember(AggregatorAgent):
+    """A member that posts its honest aggregate share plus one in every coordinate."""
+
+    def execute(self, action):
+        if isinstance(action, AggregateAndSubmit):
+            aggregate, bitmap = compute_aggregate(self, action.round)
+            return publish_aggregate(self, action.round, gf.add(aggregate, np.ones_like(aggregate)), bitmap)
+        return super().execute(action)
+
+
+@pytest.mark.parametrize(("members", "threshold"), [(4, 2), (5, 3)])
+def test_a_member_posting_a_wrong_aggregate_share_is_named_and_excluded(
+    make_federation_in, caplog, members: int, threshold: int
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(clients=3, members=members, threshold=threshold)
+    honest = fed.members[1]
+    fed.members[1] = WrongShareMember(**{f.name: getattr(honest, f.name) for f in fields(honest)})
+    fed.drive()
+
+    bad = honest.node.address
+    named = [r.getMessage() for r in caplog.records if f"member_address={bad}" in r.getMessage()]
+    assert named and all("excluded_member=2" in m and "InconsistentShares" in m for m in named)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+    final_cid, _ = fed.finalized_model()
+    assert set(fed.votes().values()) == {final_cid}
+
+
+def test_events_delivered_again_after_a_round_send_nothing(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    fed.drive()
+    nonces = {a.node.address: fed.chain.w3.eth.get_transaction_count(a.node.address) for a in fed.agents}
+    before = len(fed.outcomes)
+    for event in fed.events():  # a restarted agent re-reads the chain from its checkpoint
+        fed.deliver(event)
+    assert {a: fed.chain.w3.eth.get_transaction_count(a) for a in nonces} == nonces
+    again = fed.outcomes[before:]
+    assert len(again) == 3 + 3 + 3  # RoundOpened x 3 clients, CollectionClosed and ThresholdReached x 3 members
+    assert all(o.tx_hash is None and o.note for _, _, o in again)
+
+
+def test_a_member_restarted_mid_round_submits_its_share_once(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    fed.drive(fed.clients)
+    (closed,) = [e for e in fed.events() if e.name == "CollectionClosed"]
+    member = fed.members[0]
+    nonce = fed.chain.w3.eth.get_transaction_count(member.node.address)
+    fed.deliver(closed, [member])
+    fed.deliver(closed, [member])  # the same block's events, re-delivered after a crash
+    assert fed.chain.w3.eth.get_transaction_count(member.node.address) == nonce + 1
+    assert fed.outcomes[-1][2].note == "already posted an aggregate share in this round"
