@@ -1,0 +1,124 @@
+"""The client agent: when it acts, what it stores (sealed shares only), and that it submits once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.client import (
+    ClientView,
+    TrainAndSubmit,
+    UpdateContext,
+    on_round_opened,
+    prepare_update,
+)
+from agents.runtime import Skip, handle_event
+from fedtss.chain import ChainEvent, RoundState, dev_sealing_keypair
+from fedtss.cid import cid_from_parts, compute_cid
+from fedtss.errors import InvalidSealedShare
+from fedtss.formats import VectorKind, decode_field_vector, parse_manifest
+from fedtss.quantize import QuantizationConfig, quantize_update
+from fedtss.sealing import ShareContext, open_share
+from fedtss.shamir import reconstruct_at_zero
+from tests.agents.conftest import Federation
+
+DIGEST = bytes(range(32))
+CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+CLIENT = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
+MEMBERS = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+           "0x90F79bf6EB2c4f870365E785982E1f101E93b906"]
+
+
+def _opened(round_: int = 2, deadline: int = 1000) -> ChainEvent:
+    args = {"round": round_, "modelCodec": 0x55, "modelDigest": DIGEST, "collectionDeadline": deadline}
+    return ChainEvent(name="RoundOpened", args=args, block_number=5, tx_hash="0x00", log_index=0)
+
+
+def test_round_opened_makes_an_allowlisted_client_train_on_the_rounds_model() -> None:
+    view = ClientView(allowlisted=True, submitted=False, state=RoundState.Collecting)
+    assert on_round_opened(view, _opened(), now=999) == [TrainAndSubmit(2, cid_from_parts(0x55, DIGEST))]
+
+
+@pytest.mark.parametrize(
+    ("view", "now", "reason"),
+    [
+        (ClientView(False, False, RoundState.Collecting), 10, "allowlist"),
+        (ClientView(True, True, RoundState.Collecting), 10, "already submitted"),
+        (ClientView(True, False, RoundState.Aggregating), 10, "Aggregating"),
+        (ClientView(True, False, RoundState.Collecting), 1001, "deadline"),
+    ],
+)
+def test_round_opened_is_skipped_with_a_reason(view: ClientView, now: int, reason: str) -> None:
+    (action,) = on_round_opened(view, _opened(), now)
+    assert isinstance(action, Skip) and reason in action.reason
+
+
+def _prepared(round_: int = 3):
+    delta = np.linspace(-0.5, 0.5, 10, dtype=np.float32)
+    keys = [dev_sealing_keypair(m)[1] for m in MEMBERS]
+    prepared = prepare_update(
+        delta, 40, context=UpdateContext(31337, CONTRACT, round_, CLIENT), member_keys=keys, threshold=2,
+        quantization=QuantizationConfig(clip_norm=10.0), sharing_key=b"\x01" * 32,
+        ephemeral_seeds=[bytes([2 + j]) * 32 for j in range(3)],
+    )
+    return delta, prepared
+
+
+def test_prepared_update_is_pure_given_its_randomness() -> None:
+    _, one = _prepared()
+    _, two = _prepared()
+    assert one.sealed_shares == two.sealed_shares and one.manifest_blob == two.manifest_blob
+
+
+def test_each_member_opens_its_share_and_any_two_give_the_quantized_update() -> None:
+    delta, prepared = _prepared()
+    manifest = parse_manifest(prepared.manifest_blob)
+    assert manifest.share_cids == tuple(compute_cid(blob) for blob in prepared.sealed_shares)
+    assert (manifest.round, manifest.n, manifest.t, manifest.vector_length) == (3, 3, 2, 11)
+    shares = {}
+    for j, member in enumerate(MEMBERS, start=1):
+        plaintext = open_share(prepared.sealed_shares[j - 1], dev_sealing_keypair(member)[0],
+                               ShareContext(31337, CONTRACT, 3, CLIENT, j))
+        shares[j] = decode_field_vector(plaintext, kind=VectorKind.SHARE, max_bytes=1 << 20)
+    expected = quantize_update(delta, 40, QuantizationConfig(clip_norm=10.0))
+    assert np.array_equal(reconstruct_at_zero({1: shares[1], 3: shares[3]}), expected)
+    assert not any(expected.tobytes() in blob for blob in prepared.sealed_shares)
+
+
+def test_a_share_does_not_open_for_another_member_or_round() -> None:
+    _, prepared = _prepared()
+    private_1 = dev_sealing_keypair(MEMBERS[0])[0]
+    with pytest.raises(InvalidSealedShare):
+        open_share(prepared.sealed_shares[1], private_1, ShareContext(31337, CONTRACT, 3, CLIENT, 1))
+    with pytest.raises(InvalidSealedShare):
+        open_share(prepared.sealed_shares[0], private_1, ShareContext(31337, CONTRACT, 4, CLIENT, 1))
+
+
+def test_a_client_stores_only_sealed_shares_and_its_manifest_and_submits_once(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    (opened,) = [e for e in fed.events() if e.name == "RoundOpened"]
+    client = fed.clients[0]
+    before = _blob_files(fed)
+    nonce = fed.chain.w3.eth.get_transaction_count(client.node.address)
+
+    (first,) = handle_event(client, opened)
+    (second,) = handle_event(client, opened)  # the same event again, as after a crash
+
+    assert fed.chain.w3.eth.get_transaction_count(client.node.address) == nonce + 1
+    assert second.tx_hash is None and second.note == "already submitted in this round"
+    (submitted,) = [e for e in fed.events() if e.name == "UpdateSubmitted"]
+    assert cid_from_parts(submitted.args["codec"], submitted.args["digest"]) == first.cid
+    manifest = parse_manifest(fed.store.get(first.cid, max_bytes=1 << 16))
+    assert manifest.client == client.node.address.lower() and manifest.round == 1
+    for j, cid in enumerate(manifest.share_cids, start=1):
+        sealed = fed.store.get(cid, max_bytes=1 << 20)
+        assert sealed[:4] == b"FTSS"  # a sealed share, never a plain field vector
+        member = fed.members[j - 1]
+        open_share(sealed, member.sealing_key.private_key, ShareContext(
+            fed.clients[0].node.deployment.chain_id, fed.contract.address, 1, client.node.address, j))
+    stored = {fed.store.path_of(cid) for cid in (first.cid, *manifest.share_cids)}
+    assert _blob_files(fed) - before == stored  # nothing else: no plaintext update
+
+
+def _blob_files(fed: Federation) -> set:
+    return {path for path in (fed.store.root / "blobs").rglob("*") if path.is_file()}
