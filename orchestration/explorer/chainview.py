@@ -1,0 +1,675 @@
+"""What the explorer and the operator CLI read from a federation: rounds, parties, transactions.
+
+:class:`FederationView` turns the contract's views and events into plain records
+(:class:`Overview`, :class:`RoundSummary`, :class:`RoundDetail`, :class:`TxDetail`, ...) that
+a template or a rich table renders as they are. It only reads: it holds no account and never
+signs. Events are fetched once and then incrementally (a finished block never changes on the
+chains we inspect), receipts and block timestamps are cached by hash and number, so a page
+costs a handful of RPC calls however long the federation ran.
+
+A dropped node surfaces as :class:`~fedtss.errors.ChainError` from every method; the caller
+shows it and simply asks again later (nothing here is left half-updated by a failed call).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils import is_hex_address, to_checksum_address
+from web3 import Web3
+from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
+
+from fedtss.chain import ChainEvent, Deployment, RoundInfo, RoundsContract, RoundState
+from fedtss.cid import cid_from_parts, is_valid_cid, parse_cid
+from fedtss.errors import ChainError, FedTSSError
+
+__all__ = [
+    "AddressDetail",
+    "BlockSummary",
+    "CidUse",
+    "Exclusion",
+    "FederationView",
+    "Mark",
+    "Overview",
+    "RoundDetail",
+    "RoundSummary",
+    "Share",
+    "Submission",
+    "TxDetail",
+    "Vote",
+    "bitmap_indices",
+    "chain_now",
+    "classify_query",
+    "read_log_exclusions",
+]
+
+#: Transport failures of a node that went away: every one becomes a ChainError.
+_NODE_ERRORS = (Web3Exception, OSError, ValueError)
+_TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+#: How far back the address page scans blocks on a node without Otterscan's ``ots_`` API.
+ADDRESS_SCAN_BLOCKS = 2000
+
+
+# ------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One step of a round's timeline: which event, in which block, at what chain time."""
+
+    label: str
+    block: int
+    timestamp: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A client's update: its submission index is its bit in included-client bitmaps."""
+
+    index: int
+    client: str
+    manifest_cid: str
+    tx_hash: str
+    block: int
+    gas_used: int
+    included: bool | None  # None until the committee agreed on a client set
+
+
+@dataclass(frozen=True)
+class Share:
+    """A member's aggregate share and the client set it sums."""
+
+    member_index: int
+    member: str
+    cid: str
+    included_clients: tuple[int, ...]
+    matches_agreed_set: bool | None
+    tx_hash: str
+    block: int
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A member's vote for a reconstructed model."""
+
+    member: str
+    model_cid: str
+    matches: bool | None  # agrees with the finalized model (or the leading one while open)
+    tx_hash: str
+    block: int
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A party left out of a round, who says so and why."""
+
+    party: str
+    kind: str  # "client" or "member"
+    reason: str
+    source: str  # "chain" or the log file that reported it
+
+
+@dataclass
+class RoundSummary:
+    """One row of the rounds list."""
+
+    round: int
+    state: RoundState
+    marks: list[Mark] = field(default_factory=list)
+    submitted: int = 0
+    participants: int | None = None
+    model_cid: str | None = None  # the model the round trains from
+    result_cid: str | None = None  # the finalized model
+    failed_in: RoundState | None = None
+
+    def mark(self, label: str) -> Mark | None:
+        return next((m for m in self.marks if m.label == label), None)
+
+
+@dataclass
+class RoundDetail:
+    """Everything the round page shows."""
+
+    summary: RoundSummary
+    info: RoundInfo
+    submissions: list[Submission]
+    shares: list[Share]
+    votes: list[Vote]
+    exclusions: list[Exclusion]
+    agreed_set: tuple[int, ...] | None
+    gas_by_kind: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The federation at a glance."""
+
+    chain_id: int
+    rpc_url: str
+    address: str
+    operator: str | None
+    committee: tuple[tuple[int, str, str], ...]  # (index, address, sealing key hex)
+    threshold: int
+    clients: tuple[str, ...]
+    min_clients: int
+    target_clients: int
+    collection_period: int
+    aggregation_period: int
+    current_round: int
+    info: RoundInfo | None
+    head_block: int
+    chain_time: int
+    latest_model_cid: str | None
+    latest_model_round: int
+    rounds_finalized: int
+    finalize_until: int
+    submitted: tuple[str, ...]
+
+    @property
+    def deadline(self) -> int | None:
+        """The deadline that matters now: collection while Collecting, else the committee's."""
+        if self.info is None or self.info.state not in (RoundState.Collecting, RoundState.Aggregating,
+                                                          RoundState.Reconstructing):
+            return None
+        if self.info.state is RoundState.Collecting:
+            return self.info.collection_deadline
+        return self.info.committee_deadline
+
+
+@dataclass(frozen=True)
+class BlockSummary:
+    number: int
+    hash: str
+    timestamp: int
+    gas_used: int
+    transactions: tuple[tuple[str, str, str], ...]  # (hash, from, short description)
+
+
+@dataclass
+class TxDetail:
+    hash: str
+    block: int | None
+    from_: str
+    to: str | None
+    value: int
+    nonce: int
+    status: int | None
+    gas_used: int | None
+    gas_limit: int
+    effective_gas_price: int | None
+    function: str | None
+    arguments: list[tuple[str, str]]
+    events: list[tuple[str, list[tuple[str, str]], int]]  # (name, args, log index)
+    other_logs: int
+    created: str | None
+    round: int | None
+
+
+@dataclass
+class AddressDetail:
+    address: str
+    roles: list[str]
+    balance: int
+    nonce: int
+    is_contract: bool
+    transactions: list[tuple[str, int, str]]  # (hash, block, description)
+    scanned: str  # how the list was found, shown to the reader
+
+
+@dataclass(frozen=True)
+class CidUse:
+    """Where a CID appears on chain."""
+
+    kind: str
+    round: int
+    party: str | None
+    tx_hash: str
+    block: int
+
+
+# ------------------------------------------------------------------------ pure helpers
+
+
+def bitmap_indices(bitmap: int) -> tuple[int, ...]:
+    """The set bits of an included-clients bitmap (submission indices)."""
+    return tuple(i for i in range(bitmap.bit_length()) if bitmap >> i & 1)
+
+
+def chain_now(latest_block_timestamp: int, wall_clock: float) -> int:
+    """The time the next block will carry: anvil stamps it with the later of the two."""
+    return max(latest_block_timestamp, int(wall_clock))
+
+
+def classify_query(text: str, *, current_round: int) -> tuple[str, str]:
+    """What a search box entry names: ``(kind, normalized value)``; kind "unknown" if nothing.
+
+    Plain numbers are rounds while they are at most the current round, blocks otherwise;
+    "block N" or "#N" always mean a block.
+    """
+    query = text.strip()
+    lowered = query.lower()
+    for prefix in ("block ", "#"):
+        if lowered.startswith(prefix) and lowered[len(prefix):].strip().isdigit():
+            return "block", str(int(lowered[len(prefix):]))
+    if lowered.startswith("round ") and lowered[6:].strip().isdigit():
+        return "round", str(int(lowered[6:]))
+    if query.isdigit():
+        number = int(query)
+        return ("round", str(number)) if 1 <= number <= current_round else ("block", str(number))
+    if _TX_HASH.match(query):
+        return "hash", query.lower()
+    if is_hex_address(query):
+        return "address", to_checksum_address(query)
+    if is_valid_cid(query):
+        return "cid", parse_cid(query)
+    return "unknown", query
+
+
+_LOG_EXCLUSION = re.compile(
+    r"\baddress=(?P<reporter>0x[0-9a-fA-F]{40})\b.*?\bround=(?P<round>\d+)\b.*?"
+    r"\b(?:excluded_client=(?P<client>0x[0-9a-fA-F]{40})|excluded_member=(?P<member>\d+)"
+    r"(?: member_address=(?P<member_address>0x[0-9a-fA-F]{40}))?)\b.*?\breason=(?P<reason>\S+)"
+)
+
+
+def read_log_exclusions(lines: Iterable[str], round_: int, source: str) -> list[Exclusion]:
+    """Exclusions the agents logged for ``round_`` (``excluded_client=`` / ``excluded_member=``)."""
+    found: list[Exclusion] = []
+    for line in lines:
+        match = _LOG_EXCLUSION.search(line)
+        if match is None or int(match["round"]) != round_:
+            continue
+        reporter = to_checksum_address(match["reporter"])
+        if match["client"]:
+            party, kind = to_checksum_address(match["client"]), "client"
+        else:
+            party = to_checksum_address(match["member_address"]) if match["member_address"] else f"member {match['member']}"
+            kind = "member"
+        found.append(Exclusion(party, kind, f"{match['reason']} (reported by {reporter})", source))
+    return found
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _cid(codec: int, digest: bytes) -> str | None:
+    try:
+        return cid_from_parts(codec, bytes(digest))
+    except FedTSSError:
+        return None
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bytes):
+        return _hex(value)
+    if isinstance(value, RoundState):
+        return value.name
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_render(v) for v in value) + "]"
+    return str(value)
+
+
+_CID_PAIRS = (("codec", "digest"), ("modelCodec", "modelDigest"))
+
+
+def render_arguments(args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Arguments as ``(name, text)``; a (codec, digest) pair gains the CID it encodes."""
+    rendered = [(name, _render(value)) for name, value in args.items()]
+    for codec_key, digest_key in _CID_PAIRS:
+        if codec_key in args and digest_key in args:
+            cid = _cid(int(args[codec_key]), bytes(args[digest_key]))
+            if cid:
+                rendered.append(("cid" if codec_key == "codec" else "modelCid", cid))
+    if "includedClients" in args:
+        rendered.append(("includedClients (indices)", _render(list(bitmap_indices(int(args["includedClients"]))))))
+    return rendered
+
+
+# ------------------------------------------------------------------------------- reader
+
+
+class FederationView:
+    """Read-only access to one deployed federation on one JSON-RPC node."""
+
+    def __init__(self, rpc_url: str, deployment: Deployment, *, run_dir: Path | None = None,
+                 timeout: float = 5.0) -> None:
+        self.rpc_url = rpc_url
+        self.deployment = deployment
+        self.run_dir = run_dir
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self.contract = RoundsContract.from_deployment(self.w3, deployment)
+        self._lock = threading.RLock()
+        self._events: list[ChainEvent] = []
+        self._next_block = deployment.deploy_block
+        self._receipts: dict[str, dict] = {}
+        self._timestamps: dict[int, int] = {}
+        self._operator: str | None = None
+
+    # ----------------------------------------------------------------------- plumbing
+
+    def _rpc(self, what: str, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except (FedTSSError, TransactionNotFound, BlockNotFound):
+            raise
+        except _NODE_ERRORS as exc:
+            raise ChainError(f"the node at {self.rpc_url} did not answer ({what}): {exc}") from exc
+
+    def head(self) -> tuple[int, int]:
+        """``(latest block number, its timestamp)``."""
+        block = self._rpc("latest block", self.w3.eth.get_block, "latest")
+        return block["number"], block["timestamp"]
+
+    def events(self) -> list[ChainEvent]:
+        """Every event of the contract so far, in chain order (fetched incrementally)."""
+        with self._lock:
+            head, _ = self.head()
+            if head < self._next_block - 1:  # the chain went back (a new node, a revert): start over
+                self._events, self._next_block = [], self.deployment.deploy_block
+                self._receipts.clear()
+                self._timestamps.clear()
+            if head >= self._next_block:
+                fresh = self._rpc("contract events", self.contract.get_events, self._next_block, head)
+                self._events.extend(fresh)
+                self._next_block = head + 1
+            return list(self._events)
+
+    def receipt(self, tx_hash: str) -> dict:
+        with self._lock:
+            if tx_hash not in self._receipts:
+                self._receipts[tx_hash] = dict(self._rpc("receipt", self.w3.eth.get_transaction_receipt, tx_hash))
+            return self._receipts[tx_hash]
+
+    def timestamp(self, block: int) -> int:
+        with self._lock:
+            if block not in self._timestamps:
+                self._timestamps[block] = self._rpc("block", self.w3.eth.get_block, block)["timestamp"]
+            return self._timestamps[block]
+
+    def operator(self) -> str | None:
+        """The deployer, who alone may start training and reopen rounds."""
+        if self._operator is None:
+            try:
+                tx = self._rpc("deployment tx", self.w3.eth.get_transaction, self.deployment.tx_hash)
+                self._operator = to_checksum_address(tx["from"])
+            except (ChainError, TransactionNotFound):
+                return None
+        return self._operator
+
+    def _view(self, what: str, call: Any, *args: Any) -> Any:
+        return self._rpc(what, call, *args)
+
+    # ----------------------------------------------------------------------- overview
+
+    def overview(self) -> Overview:
+        config = self.deployment.config
+        current = self._view("currentRound", self.contract.current_round)
+        info = self._view("roundInfo", self.contract.round_info, current) if current else None
+        finalized_round, codec, digest = self._view("latestModel", self.contract.latest_model)
+        done, until = self._view("trainingProgress", self.contract.training_progress)
+        committee = self._view("committee", self.contract.committee)
+        head, timestamp = self.head()
+        submitted = tuple(self._view("submitters", self.contract.submitters, current)) if current else ()
+        return Overview(
+            chain_id=self._rpc("chain id", lambda: self.w3.eth.chain_id),
+            rpc_url=self.rpc_url,
+            address=self.contract.address,
+            operator=self.operator(),
+            committee=tuple((j, address, _hex(key)) for j, (address, key) in enumerate(committee, start=1)),
+            threshold=config.threshold,
+            clients=tuple(self._view("clients", self.contract.clients)),
+            min_clients=config.min_clients,
+            target_clients=config.target_clients,
+            collection_period=config.collection_period,
+            aggregation_period=config.aggregation_period,
+            current_round=current,
+            info=info,
+            head_block=head,
+            chain_time=chain_now(timestamp, time.time()),
+            latest_model_cid=_cid(codec, digest) if any(bytes(digest)) else None,
+            latest_model_round=finalized_round,
+            rounds_finalized=done,
+            finalize_until=until,
+            submitted=submitted,
+        )
+
+    # ------------------------------------------------------------------------- rounds
+
+    def rounds(self) -> list[RoundSummary]:
+        """Every opened round with its timeline, oldest first."""
+        summaries: dict[int, RoundSummary] = {}
+        for event in self.events():
+            round_ = event.args.get("round")
+            if round_ is None:
+                continue
+            if event.name == "RoundOpened":
+                summaries[round_] = RoundSummary(round=round_, state=RoundState.Collecting,
+                                                 model_cid=_cid(event.args["modelCodec"], event.args["modelDigest"]))
+            summary = summaries.get(round_)
+            if summary is not None:
+                self._apply(summary, event)
+        for summary in summaries.values():
+            summary.state = self._view("state", self.contract.state, summary.round)
+        return [summaries[r] for r in sorted(summaries)]
+
+    def _apply(self, summary: RoundSummary, event: ChainEvent) -> None:
+        labels = {"RoundOpened": "opened", "CollectionClosed": "collection closed",
+                  "ThresholdReached": "threshold reached", "RoundFinalized": "finalized", "RoundFailed": "failed"}
+        if event.name in labels:
+            summary.marks.append(Mark(labels[event.name], event.block_number, self.timestamp(event.block_number),
+                                      event.tx_hash))
+        if event.name == "UpdateSubmitted":
+            summary.submitted += 1
+        elif event.name == "ThresholdReached":
+            summary.participants = len(bitmap_indices(event.args["includedClients"]))
+        elif event.name == "RoundFinalized":
+            summary.result_cid = _cid(event.args["codec"], event.args["digest"])
+        elif event.name == "RoundFailed":
+            summary.failed_in = event.args["stateAtFailure"]
+
+    def round(self, round_: int) -> RoundDetail | None:
+        """One round in full, or None if it was never opened."""
+        summary = next((s for s in self.rounds() if s.round == round_), None)
+        if summary is None:
+            return None
+        events = [e for e in self.events() if e.args.get("round") == round_]
+        info = self._view("roundInfo", self.contract.round_info, round_)
+        agreed = bitmap_indices(info.included_clients) if info.included_clients else None
+        submissions = [self._submission(e, agreed) for e in events if e.name == "UpdateSubmitted"]
+        shares = [self._share(e, agreed) for e in events if e.name == "AggregateShareSubmitted"]
+        votes = self._votes([e for e in events if e.name == "ModelProposed"], summary.result_cid)
+        exclusions = self._exclusions(round_, submissions, shares, votes)
+        gas: dict[str, int] = {}
+        for tx_hash in dict.fromkeys(e.tx_hash for e in events):
+            name = self.function_name(tx_hash) or "?"
+            gas[name] = gas.get(name, 0) + self.receipt(tx_hash)["gasUsed"]
+        return RoundDetail(summary, info, submissions, shares, votes, exclusions, agreed, gas)
+
+    def _submission(self, event: ChainEvent, agreed: tuple[int, ...] | None) -> Submission:
+        index = event.args["index"]
+        return Submission(index, event.args["client"], _cid(event.args["codec"], event.args["digest"]) or "?",
+                          event.tx_hash, event.block_number, self.receipt(event.tx_hash)["gasUsed"],
+                          None if agreed is None else index in agreed)
+
+    def _share(self, event: ChainEvent, agreed: tuple[int, ...] | None) -> Share:
+        included = bitmap_indices(event.args["includedClients"])
+        return Share(event.args["memberIndex"], event.args["member"],
+                     _cid(event.args["codec"], event.args["digest"]) or "?", included,
+                     None if agreed is None else included == agreed, event.tx_hash, event.block_number,
+                     self.receipt(event.tx_hash)["gasUsed"])
+
+    def _votes(self, events: Sequence[ChainEvent], result: str | None) -> list[Vote]:
+        cids = [_cid(e.args["codec"], e.args["digest"]) or "?" for e in events]
+        leading = result or (max(set(cids), key=cids.count) if cids else None)
+        unanimous = result is None and len(set(cids)) <= 1
+        return [Vote(e.args["member"], cid, None if unanimous and result is None else cid == leading, e.tx_hash,
+                     e.block_number, self.receipt(e.tx_hash)["gasUsed"]) for e, cid in zip(events, cids)]
+
+    def _exclusions(self, round_: int, submissions: Sequence[Submission], shares: Sequence[Share],
+                    votes: Sequence[Vote]) -> list[Exclusion]:
+        found = [Exclusion(s.client, "client", f"submission {s.index} is not in the agreed client set", "chain")
+                 for s in submissions if s.included is False]
+        found += [Exclusion(s.member, "member", f"aggregate share over clients {list(s.included_clients)}, "
+                            "not the agreed set", "chain") for s in shares if s.matches_agreed_set is False]
+        found += [Exclusion(v.member, "member", f"voted for {v.model_cid}, not the finalized model", "chain")
+                  for v in votes if v.matches is False]
+        return found + self._logged_exclusions(round_)
+
+    def _logged_exclusions(self, round_: int) -> list[Exclusion]:
+        logs = self.run_dir / "logs" if self.run_dir else None
+        if logs is None or not logs.is_dir():
+            return []
+        found: list[Exclusion] = []
+        for path in sorted(logs.glob("member-*.log")):
+            with path.open(encoding="utf-8", errors="replace") as lines:
+                found += read_log_exclusions(lines, round_, path.name)
+        unique = {(e.party, e.kind, e.reason): e for e in found}
+        return list(unique.values())
+
+    # -------------------------------------------------------------------------- chain
+
+    def latest_blocks(self, count: int = 20) -> list[BlockSummary]:
+        head, _ = self.head()
+        return [self.block(n) for n in range(head, max(-1, head - count), -1)]
+
+    def block(self, number_or_hash: int | str) -> BlockSummary | None:
+        try:
+            block = self._rpc("block", self.w3.eth.get_block, number_or_hash, True)
+        except BlockNotFound:
+            return None
+        txs = tuple((_hex(tx["hash"]), tx["from"], self.describe_tx(tx)) for tx in block["transactions"])
+        return BlockSummary(block["number"], _hex(block["hash"]), block["timestamp"], block["gasUsed"], txs)
+
+    def describe_tx(self, tx: Mapping[str, Any]) -> str:
+        """One line: the contract function called, a deployment, or a plain transfer."""
+        if tx.get("to") is None:
+            return "contract creation"
+        if to_checksum_address(tx["to"]) != self.contract.address:
+            return f"to {tx['to']}"
+        try:
+            function, args = self.contract.contract.decode_function_input(tx["input"])
+        except ValueError:
+            return "unknown call"
+        if "round" in args:
+            return f"{function.fn_name}(round {args['round']})"
+        return function.fn_name
+
+    def function_name(self, tx_hash: str) -> str | None:
+        tx = self._rpc("transaction", self.w3.eth.get_transaction, tx_hash)
+        if tx.get("to") is None or to_checksum_address(tx["to"]) != self.contract.address:
+            return None
+        try:
+            return self.contract.contract.decode_function_input(tx["input"])[0].fn_name
+        except ValueError:
+            return None
+
+    def transaction(self, tx_hash: str) -> TxDetail | None:
+        try:
+            tx = self._rpc("transaction", self.w3.eth.get_transaction, tx_hash)
+        except TransactionNotFound:
+            return None
+        try:
+            receipt = self.receipt(tx_hash) if tx.get("blockNumber") is not None else None
+        except TransactionNotFound:
+            receipt = None
+        function, arguments, round_ = None, [], None
+        ours = tx.get("to") is not None and to_checksum_address(tx["to"]) == self.contract.address
+        if ours:
+            try:
+                fn, args = self.contract.contract.decode_function_input(tx["input"])
+                function, arguments, round_ = fn.fn_name, render_arguments(args), args.get("round")
+            except ValueError:
+                function = "unknown function"
+        elif tx.get("to") is None:
+            function = "contract creation"
+        events = []
+        other = 0
+        if receipt is not None:
+            decoded = self.contract.events(receipt)
+            events = [(e.name, render_arguments(e.args), e.log_index) for e in decoded]
+            other = len(receipt["logs"]) - len(decoded)
+            round_ = round_ or next((e.args["round"] for e in decoded if "round" in e.args), None)
+        created = receipt.get("contractAddress") if receipt else None
+        return TxDetail(
+            hash=_hex(tx["hash"]), block=tx.get("blockNumber"), from_=tx["from"], to=tx.get("to"),
+            value=tx["value"], nonce=tx["nonce"], status=receipt["status"] if receipt else None,
+            gas_used=receipt["gasUsed"] if receipt else None, gas_limit=tx["gas"],
+            effective_gas_price=receipt.get("effectiveGasPrice") if receipt else None,
+            function=function, arguments=arguments, events=events, other_logs=other,
+            created=to_checksum_address(created) if created else None, round=round_,
+        )
+
+    def roles(self, address: str) -> list[str]:
+        """What ``address`` is in this federation (several roles are possible)."""
+        config = self.deployment.config
+        roles = []
+        if address == self.contract.address:
+            roles.append("the round contract")
+        if address == self.operator():
+            roles.append("operator (deployer: starts training, reopens rounds)")
+        for j, member in enumerate(config.committee, start=1):
+            if member.address == address:
+                roles.append(f"committee member {j} of {len(config.committee)} (Shamir point x = {j})")
+        if address in config.clients:
+            roles.append(f"allowlisted client {config.clients.index(address) + 1} of {len(config.clients)}")
+        return roles
+
+    def address(self, address: str, *, limit: int = 50) -> AddressDetail:
+        address = to_checksum_address(address)
+        balance = self._rpc("balance", self.w3.eth.get_balance, address)
+        nonce = self._rpc("nonce", self.w3.eth.get_transaction_count, address)
+        code = self._rpc("code", self.w3.eth.get_code, address)
+        transactions, scanned = self._address_transactions(address, limit)
+        return AddressDetail(address, self.roles(address), balance, nonce, len(code) > 0, transactions, scanned)
+
+    def _address_transactions(self, address: str, limit: int) -> tuple[list[tuple[str, int, str]], str]:
+        """From Otterscan's index when the node has it (anvil does), else a scan of recent blocks."""
+        try:
+            answer = self._rpc("ots_searchTransactionsBefore", self.w3.provider.make_request,
+                               "ots_searchTransactionsBefore", [address, 0, limit])
+            if "result" in answer:
+                txs = answer["result"]["txs"]
+                return [(tx["hash"], int(tx["blockNumber"], 16), self.describe_tx(tx)) for tx in txs], \
+                    "the node's ots_searchTransactionsBefore index"
+        except ChainError:
+            raise
+        except (KeyError, TypeError):
+            pass
+        head, _ = self.head()
+        first = max(0, head - ADDRESS_SCAN_BLOCKS + 1)
+        found: list[tuple[str, int, str]] = []
+        for number in range(head, first - 1, -1):
+            block = self._rpc("block", self.w3.eth.get_block, number, True)
+            for tx in block["transactions"]:
+                if address in (tx["from"], tx.get("to")):
+                    found.append((_hex(tx["hash"]), number, self.describe_tx(tx)))
+            if len(found) >= limit:
+                break
+        return found[:limit], f"a scan of blocks {first}..{head}"
+
+    def cid_uses(self, cid: str) -> list[CidUse]:
+        """Every event that names ``cid``: model, manifest, aggregate share, vote or result."""
+        kinds = {"RoundOpened": "model the round trains from", "UpdateSubmitted": "client manifest",
+                 "AggregateShareSubmitted": "aggregate share", "ModelProposed": "model vote",
+                 "RoundFinalized": "finalized model", "TrainingCompleted": "final model"}
+        uses = []
+        for event in self.events():
+            if event.name not in kinds:
+                continue
+            codec = event.args.get("codec", event.args.get("modelCodec"))
+            digest = event.args.get("digest", event.args.get("modelDigest"))
+            if _cid(codec, digest) == cid:
+                party = event.args.get("client") or event.args.get("member")
+                round_ = event.args.get("round", event.args.get("lastRound"))
+                uses.append(CidUse(kinds[event.name], round_, party, event.tx_hash, event.block_number))
+        return uses
