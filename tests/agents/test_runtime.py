@@ -6,7 +6,10 @@ import asyncio
 import logging
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from agents.client import build_client_agent
 from agents.runtime import CHECKPOINT_FILE, format_fields, main, run_agent
@@ -21,10 +24,16 @@ def _run_until_head(agent, fed: Federation) -> int:
     return head
 
 
-def test_an_agent_catches_up_from_its_checkpoint_and_a_restart_sends_nothing(make_federation_in, caplog) -> None:
+@pytest.mark.parametrize("scheme", ["http", "ws"])
+def test_an_agent_catches_up_from_its_checkpoint_and_a_restart_sends_nothing(
+    make_federation_in, caplog, scheme: str
+) -> None:
     caplog.set_level(logging.INFO, logger="fedtss.agents")
     fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
     client = fed.clients[0]
+    settings = client.node.config.node
+    url = scheme + settings.rpc_url.removeprefix("http")
+    client.node.config = replace(client.node.config, node=replace(settings, rpc_url=url))
     me = client.node.address
     checkpoint = Path(client.node.config.node.state_dir) / CHECKPOINT_FILE
 
