@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -225,8 +226,6 @@ async def run_agent(agent: Agent, *, until_block: int | None = None, **source_op
 def main(argv: Sequence[str] | None, *, role: Role, build: Callable[[Node], Agent],
          environ: Mapping[str, str] | None = None) -> int:
     """``python -m agents.<role> --config FILE``: returns the process exit status."""
-    import os
-
     parser = argparse.ArgumentParser(prog=f"python -m agents.{role}", description=f"Run a fedtss {role} agent.")
     parser.add_argument("--config", type=Path, required=True, help="the node's TOML config file")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
