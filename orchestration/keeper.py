@@ -38,9 +38,10 @@ from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from eth_account.signers.local import LocalAccount
-from web3.exceptions import Web3Exception
+from web3.exceptions import ContractLogicError, Web3Exception, Web3RPCError
 
 from fedtss.chain import RoundInfo, RoundsContract, RoundState, connect, load_deployment
+from fedtss.chain.contract import GAS_HEADROOM
 from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, load_account
 from fedtss.errors import ChainError, ConfigError, ContractRevert
 
@@ -141,7 +142,7 @@ class Keeper:
 
     def _send(self, action: KeeperAction, round_: int) -> KeeperAction | None:
         try:
-            receipt = self.contract.transact(self.account, action.value, round_)
+            receipt = self._transact_on_pending(action.value, round_)
         except ContractRevert as exc:
             if exc.name not in _RACE_REVERTS:
                 raise
@@ -151,6 +152,33 @@ class Keeper:
         log.info("role=keeper address=%s round=%d action=%s tx=0x%s gas=%d", self.account.address,
                  round_, action, bytes(receipt["transactionHash"]).hex(), receipt["gasUsed"])
         return action
+
+
+    def _transact_on_pending(self, function: str, round_: int) -> dict:
+        """Estimate against the pending block, then sign, send and wait for the receipt.
+
+        ``RoundsContract.transact`` estimates against the latest block. On a chain that mines
+        only when a transaction arrives (anvil's default), the latest block can be older than
+        a deadline that has passed, and the estimate reverts with RoundDeadlineNotReached
+        although the transaction itself would land in a block stamped now. The pending block
+        carries the time the transaction will see.
+        """
+        w3, address = self.contract.w3, self.account.address
+        call = self.contract.contract.functions[function](round_)
+        params = {"from": address, "nonce": w3.eth.get_transaction_count(address, "pending")}
+        try:
+            estimate = call.estimate_gas(params, block_identifier="pending")
+        except ContractLogicError as exc:
+            raise self.contract._decoder.decode(exc) from exc  # the bindings' own revert decoder
+        signed = self.account.sign_transaction(call.build_transaction({**params, "gas": estimate + GAS_HEADROOM}))
+        try:
+            receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+        except Web3RPCError as exc:
+            raise ChainError(f"the node refused {function}({round_}) from {address}: {exc}") from exc
+        if receipt["status"] != 1:
+            # Mined after another keeper's transaction changed the round: the same race as a revert.
+            raise ContractRevert("RoundWrongState", {"round": round_}, f"{function}({round_}) reverted on chain")
+        return receipt
 
 
 def load_keeper_config(path: Path) -> KeeperConfig:

@@ -76,6 +76,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MODEL_MAX_BYTES = 64 * 1024 * 1024
 _STOP_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.2
+_READY = re.compile(r"\bstarted=|\bevent=started\b")
 _CHILD_ENV_DROP = ("FEDTSS_PRIVATE_KEY", "FEDTSS_SEALING_KEY", "FEDTSS_KEYSTORE_PASSWORD")
 
 
@@ -303,6 +304,27 @@ class LocalFederation:
         raise ConfigError(f"no node named {name!r}: expected keeper, client-0..client-{self.spec.clients - 1} "
                           f"or member-1..member-{self.spec.committee}")
 
+    def wait_until_ready(self, names: Iterable[str] | None = None, *, timeout: float = 120.0) -> None:
+        """Wait until each named process (default: all started) logged that it follows the chain.
+
+        Agents log ``started=<transport>`` once their event source is up, the keeper
+        ``event=started``: opening a round before that would spend its collection period on
+        Python start-up (PyTorch and web3 take seconds to import on a busy machine).
+        """
+        pending = set(self.processes if names is None else names)
+        deadline = time.monotonic() + timeout
+        while pending:
+            for name in list(pending):
+                process = self.processes[name]
+                if process.poll() is not None:
+                    raise FedTSSError(f"{name} exited with code {process.returncode} during start-up; the end "
+                                      f"of {self.log_path(name)}:\n{self.log_tail(name)}")
+                if _READY.search(self.log_path(name).read_text(errors="replace")):
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise FedTSSError(f"{sorted(pending)} did not start within {timeout:.0f} s; see {self.logs_dir}")
+            time.sleep(_POLL_SECONDS)
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one node's process group and wait for it to exit."""
         process = self.processes.get(name)
@@ -503,6 +525,9 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
         console.print(f"anvil at {federation.chain.url}, contract {federation.contract.address}, "
                       f"store {federation.store_dir}")
         federation.start_agents()
+        federation.wait_until_ready()
+        console.print(f"{len(federation.processes)} agent processes ready after "
+                      f"{time.monotonic() - started:.1f} s; opening training")
         tracker = RoundTracker(federation)
         federation.start_training()
         training_started = time.monotonic()

@@ -121,10 +121,11 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> None:
 
 
 def render_table(records: Sequence[RoundRecord], *, title: str = "fedtss rounds") -> Table:
-    """The live per-round table: round, state, participants, accuracy, gas, seconds per phase."""
+    """The live per-round table: round, state, clients (aggregated/submitted), accuracy, gas, seconds per phase."""
     table = Table(title=title)
-    for column in ("round", "state", "participants", "accuracy", "loss", "gas", *PHASES, "total s"):
-        table.add_column(column, justify="left" if column == "state" else "right")
+    for column in ("round", "state", "clients", "accuracy", "loss", "gas", "collect s", "aggregate s",
+                   "reconstruct s", "total s"):
+        table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
     for record in records:
         seconds = record.seconds()
         participants = (f"{record.participants}/{record.submitted}" if record.participants is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 import pytest
 
@@ -135,3 +136,17 @@ def test_keeper_config_polls_over_http_and_refuses_bad_fields(tmp_path) -> None:
     path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\n[keeper]\nreopen_failed = true\n')
     config = load_keeper_config(path)
     assert config.reopen_failed and config.interval_seconds == 2.0
+
+
+def test_keeper_acts_on_an_idle_chain_whose_latest_block_predates_the_deadline(chain, deploy) -> None:
+    # anvil mines only on transactions: no block after the deadline, yet the next one is stamped now.
+    contract = deploy(collection_period=2, aggregation_period=PERIOD)
+    contract.start_training(chain.accounts[0], RAW, _digest("model0"), 3)
+    _submit(contract, chain, 3)
+    deadline = contract.round_info(1).collection_deadline
+    keeper = Keeper(contract, chain.accounts[20], min_clients=3)
+    while keeper.chain_time() <= deadline:
+        time.sleep(0.2)
+    assert chain.timestamp() <= deadline
+    assert keeper.tick() is KeeperAction.CLOSE_COLLECTION
+    assert contract.state(1) is RoundState.Aggregating

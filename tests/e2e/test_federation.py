@@ -1,0 +1,113 @@
+"""End to end on anvil, one OS process per agent: the result, and the faults a federation must survive.
+
+Every test runs real processes (``python -m agents.client``, ``agents.aggregator``,
+``orchestration.keeper``) started by the demo's own launcher, and reads the outcome from
+the chain's events and the store.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.learning import apply_mean_update, compute_client_update, derive_training_seed
+from fedtss.chain import ChainEvent
+from fedtss.cid import cid_from_parts
+from fedtss.quantize import QuantizationConfig, clip_update, quantization_error_bound
+from orchestration.launcher import LocalFederation, RoundTracker
+
+from .conftest import ROUND_TIMEOUT
+
+pytestmark = pytest.mark.slow
+
+
+def _plaintext_round(federation: LocalFederation, model: dict, round_: int) -> tuple[dict, int]:
+    """One round of clipped, sample-weighted FedAvg in float from ``model``, with the clients' seeds."""
+    spec = federation.spec
+    weighted, total = None, 0
+    for index, data in enumerate(federation.data.clients):
+        seed = derive_training_seed(spec.seed, round_, index)
+        delta, samples = compute_client_update(model, data, config=spec.train, seed=seed)
+        contribution = clip_update(delta, spec.clip_norm) * samples
+        weighted = contribution if weighted is None else weighted + contribution
+        total += samples
+    return apply_mean_update(model, weighted / total), total
+
+
+def _model_cid_opened(tracker: RoundTracker, round_: int) -> str:
+    opened = tracker.round_events(round_, "RoundOpened")[0]
+    return cid_from_parts(opened.args["modelCodec"], bytes(opened.args["modelDigest"]))
+
+
+def _by(events: list[ChainEvent], field: str, address: str) -> list[ChainEvent]:
+    return [e for e in events if e.args[field] == address]
+
+
+def test_two_rounds_finalize_the_plaintext_fedavg_of_the_same_client_updates(small_federation) -> None:
+    federation, tracker = small_federation()
+    tracker.wait_until(lambda t: t.completed, timeout=2 * ROUND_TIMEOUT)
+    spec = federation.spec
+    quantization = QuantizationConfig(clip_norm=spec.clip_norm, fractional_bits=spec.fractional_bits)
+    previous_cid = federation.initial_model_cid
+    for round_ in (1, 2):
+        record = tracker.records[round_]
+        assert record.state == "Finalized" and record.participants == 3
+        assert _model_cid_opened(tracker, round_) == previous_cid
+        model_in = federation.load_model(previous_cid)
+        expected, total_samples = _plaintext_round(federation, model_in, round_)
+        finalized = federation.load_model(record.model_cid)
+        bound = quantization_error_bound(quantization, clients=3, total_samples=total_samples)
+        for name, value in expected.items():
+            # Quantization moves the float64 mean by <= bound; each side then rounds once to float32.
+            tolerance = bound + np.spacing(np.abs(value))
+            assert np.all(np.abs(finalized[name] - value) <= tolerance), name
+        assert not all(np.array_equal(finalized[n], model_in[n]) for n in model_in), "the model did not move"
+        previous_cid = record.model_cid
+
+
+def test_a_client_that_never_submits_leaves_the_round_to_the_others(small_federation) -> None:
+    federation, tracker = small_federation(skip=("client-2",), rounds=1, collection_period=8)
+    tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
+    record = tracker.records[1]
+    assert record.state == "Finalized"
+    assert record.submitted == 2 and record.participants == 2
+    assert record.gas.get("closeCollection", 0) > 0, "the keeper closed collection after the deadline"
+
+
+def test_an_aggregator_killed_after_collection_closes_leaves_the_round_to_t_members(small_federation) -> None:
+    federation, tracker = small_federation(rounds=1)
+    tracker.wait_until(lambda t: 1 in t.records and "closed" in t.records[1].marks, timeout=ROUND_TIMEOUT)
+    federation.kill("member-3")
+    tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
+    assert tracker.records[1].state == "Finalized"
+    killed = federation.members[2].address
+    assert _by(tracker.round_events(1, "ModelProposed"), "member", killed) == []
+    assert len(tracker.round_events(1, "ModelProposed")) == 2
+
+
+def test_an_agent_killed_and_restarted_mid_round_catches_up_and_submits_once(small_federation) -> None:
+    federation, tracker = small_federation(rounds=2)
+    tracker.wait_until(lambda t: 1 in t.records and "closed" in t.records[1].marks, timeout=ROUND_TIMEOUT)
+    federation.kill("member-1")
+    tracker.wait_until(lambda t: "threshold" in t.records[1].marks, timeout=ROUND_TIMEOUT)
+    federation.start("member-1")
+    tracker.wait_until(lambda t: t.completed, timeout=2 * ROUND_TIMEOUT)
+    restarted = federation.members[0].address
+    for round_ in (1, 2):
+        assert tracker.records[round_].state == "Finalized"
+        assert len(_by(tracker.round_events(round_, "AggregateShareSubmitted"), "member", restarted)) == 1
+        assert len(_by(tracker.round_events(round_, "ModelProposed"), "member", restarted)) <= 1
+
+
+def test_a_stalled_round_is_failed_by_the_keeper_and_reopened(small_federation) -> None:
+    federation, tracker = small_federation(skip=("client-1", "client-2"), rounds=1, collection_period=6,
+                                           reopen_failed=True)
+    tracker.wait_until(lambda t: 2 in t.records, timeout=ROUND_TIMEOUT)
+    assert tracker.records[1].state == "Failed" and tracker.records[1].failed_in == "Collecting"
+    assert tracker.records[1].gas.get("failRound", 0) > 0
+    assert federation.contract.state(2).name == "Collecting"
+    assert _model_cid_opened(tracker, 2) == federation.initial_model_cid
+    federation.start("client-1")
+    federation.start("client-2")
+    tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
+    assert tracker.records[2].state == "Finalized" and tracker.records[2].participants == 3
