@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             record = measure_case(d, n, t)
             record.update(first_call)
             records.append(record)
-    console = Console()
+    console = Console(width=160)
     console.print(render(records, first_call))
     if not args.quick:
         RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)

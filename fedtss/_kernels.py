@@ -101,26 +101,29 @@ def _share_words(secret, words, out, offset):
     for b in prange(nblocks):
         lo = b * BLOCK
         width = min(BLOCK, width_all - lo)
-        acc = np.empty(width, dtype=np.uint64)
         base = offset + lo
+        # Slices, then 0-based loops: indexing with an offset (row[lo + i]) defeats LLVM's
+        # vectorizer (negative-index wraparound) and measured 3x slower.
+        sec = secret[base : base + width]
+        acc = np.empty(width, dtype=np.uint64)
         for i in range(width):
-            bad_secret += secret[base + i] >= _P
+            bad_secret += sec[i] >= _P
         for k in range(degree):
-            row = words[k]
+            row = words[k, lo : lo + width]
             for i in range(width):
-                rejected += (row[lo + i] & _P) == _P
+                rejected += (row[i] & _P) == _P
         for xi in range(1, n + 1):
             x = np.uint64(xi)
-            top = words[degree - 1]
+            top = words[degree - 1, lo : lo + width]
             for i in range(width):
-                acc[i] = top[lo + i] & _P
+                acc[i] = top[i] & _P
             for k in range(degree - 2, -1, -1):
-                row = words[k]
+                row = words[k, lo : lo + width]
                 for i in range(width):
-                    acc[i] = _horner_step(acc[i], x, row[lo + i] & _P)
-            dest = out[xi - 1]
+                    acc[i] = _horner_step(acc[i], x, row[i] & _P)
+            dest = out[xi - 1, base : base + width]
             for i in range(width):
-                dest[base + i] = _canonical(_horner_step(acc[i], x, secret[base + i]))
+                dest[i] = _canonical(_horner_step(acc[i], x, sec[i]))
     return rejected, bad_secret
 
 
@@ -146,21 +149,26 @@ def _lagrange_combine4(out, s0, s1, s2, s3, weights, accumulate):
     for b in prange(nblocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, d)
-        for i in range(lo, hi):
-            a0 = s0[i]
-            a1 = s1[i]
-            a2 = s2[i]
-            a3 = s3[i]
+        v0 = s0[lo:hi]
+        v1 = s1[lo:hi]
+        v2 = s2[lo:hi]
+        v3 = s3[lo:hi]
+        dest = out[lo:hi]
+        for i in range(hi - lo):
+            a0 = v0[i]
+            a1 = v1[i]
+            a2 = v2[i]
+            a3 = v3[i]
             bad += (a0 >= _P) + (a1 >= _P) + (a2 >= _P) + (a3 >= _P)
             # Each folded term is < 2**61 + 4, so the sum of five stays below 2**64.
             total = (
-                (out[i] if accumulate else _ZERO)
+                (dest[i] if accumulate else _ZERO)
                 + _fold(_mulmod_split(a0 & _P, w0h, w0l))
                 + _fold(_mulmod_split(a1 & _P, w1h, w1l))
                 + _fold(_mulmod_split(a2 & _P, w2h, w2l))
                 + _fold(_mulmod_split(a3 & _P, w3h, w3l))
             )
-            out[i] = _canonical(total)
+            dest[i] = _canonical(total)
     return bad
 
 
@@ -175,10 +183,12 @@ def _project(r, share):
         lo = b * BLOCK
         hi = min(lo + BLOCK, d)
         acc = np.uint64(0)
-        for i in range(lo, hi):
-            a = share[i]
+        vector = share[lo:hi]
+        weights = r[lo:hi]
+        for i in range(hi - lo):
+            a = vector[i]
             bad += a >= _P
-            ri = r[i]
+            ri = weights[i]
             acc = _fold(acc + _fold(_mulmod_split(a & _P, ri >> _S32, ri & _M32)))
         partial[b] = acc
     total = np.uint64(0)
