@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -250,19 +251,24 @@ class RoundsContract:
 
     # -------------------------------------------------------------------------- events
 
-    def events(self, receipt: dict) -> list[ChainEvent]:
+    def decode_logs(self, logs: Iterable[Mapping[str, Any]]) -> list[ChainEvent]:
+        """The contract's events among raw ``logs`` (from a receipt or ``eth_getLogs``), in the
+        order given; logs of other contracts or of unknown events are left out."""
+        return [self._decode_log(log) for log in logs if self._is_ours(log)]
+
+    def events(self, receipt: Mapping[str, Any]) -> list[ChainEvent]:
         """The contract's events in one receipt, in log order."""
-        return [self._decode_log(log) for log in receipt["logs"] if self._is_ours(log)]
+        return self.decode_logs(receipt["logs"])
 
     def get_events(self, from_block: int, to_block: int | str = "latest") -> list[ChainEvent]:
         """The contract's events in a block range, in chain order."""
         logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": from_block, "toBlock": to_block})
-        return [self._decode_log(log) for log in logs if self._is_ours(log)]
+        return self.decode_logs(logs)
 
-    def _is_ours(self, log: dict) -> bool:
+    def _is_ours(self, log: Mapping[str, Any]) -> bool:
         return log["address"] == self.address and bool(log["topics"]) and log["topics"][0] in self._events_by_topic
 
-    def _decode_log(self, log: dict) -> ChainEvent:
+    def _decode_log(self, log: Mapping[str, Any]) -> ChainEvent:
         name = self._events_by_topic[log["topics"][0]]
         decoded = self.contract.events[name]().process_log(log)
         args = {key: _plain(value) for key, value in decoded["args"].items()}

@@ -228,7 +228,7 @@ class EventSource:
             first, last = last + 1, min(head, last + self.max_block_range)
             logs = await w3.eth.get_logs({"address": self.address, "fromBlock": first, "toBlock": last})
             ordered = sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
-            yield EventBatch(tuple(self._decoder.events({"logs": ordered})), first, last)
+            yield EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last)
 
 
 async def run_handlers(

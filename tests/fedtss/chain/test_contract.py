@@ -56,6 +56,17 @@ def test_events_in_a_block_range_come_back_decoded_in_chain_order(chain, deploy)
     assert events[2].block_number > events[1].block_number
 
 
+def test_decode_logs_keeps_only_this_contracts_events_in_the_order_given(chain, deploy):
+    ours, other = deploy(), deploy()
+    start = chain.w3.eth.block_number + 1
+    other.start_training(chain.accounts[0], 0x70, digest("other"), 1)
+    receipt = ours.start_training(chain.accounts[0], 0x70, digest("m0"), 1)
+    logs = chain.w3.eth.get_logs({"fromBlock": start, "toBlock": "latest"})  # both contracts
+    assert {log["address"] for log in logs} == {ours.address, other.address}
+    assert ours.decode_logs(logs) == ours.events(receipt)
+    assert [e.name for e in ours.decode_logs(reversed(logs))] == ["RoundOpened", "TrainingStarted"]
+
+
 def test_deployment_record_round_trips_and_binds_the_same_contract(chain, deploy, rounds_artifact, tmp_path):
     rounds = deploy()
     record = Deployment(
