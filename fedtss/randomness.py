@@ -121,15 +121,16 @@ def uniform_field_elements(key: bytes, count: int, *, label: bytes) -> NDArray[n
 
 
 def _encrypt_zeros_into(encryptor, target: NDArray[np.uint8]) -> None:
-    # update_into needs block_size - 1 spare bytes after each output, so the last partial
-    # chunk goes through a small temporary buffer.
+    # update_into writes straight into ``target`` (no copies) but wants block_size - 1 = 15
+    # spare bytes after its output, so the last 15 bytes go through a tiny temporary.
     total = target.size
+    zeros = memoryview(_ZEROS)
     done = 0
-    while total - done >= _CHUNK_BYTES + 15:
-        encryptor.update_into(_ZEROS, target[done:])
-        done += _CHUNK_BYTES
-    tail = encryptor.update(_ZEROS[: total - done])
-    target[done:] = np.frombuffer(tail, dtype=np.uint8)
+    while (piece := min(_CHUNK_BYTES, total - done - 15)) > 0:
+        encryptor.update_into(zeros[:piece], target[done:])
+        done += piece
+    if done < total:
+        target[done:] = np.frombuffer(encryptor.update(bytes(total - done)), dtype=np.uint8)
 
 
 def _describe(key: object) -> str:
