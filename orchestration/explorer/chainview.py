@@ -14,6 +14,7 @@ shows it and simply asks again later (nothing here is left half-updated by a fai
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -319,12 +320,22 @@ def _render(value: Any) -> str:
     return str(value)
 
 
+def _render_argument(name: str, value: Any) -> str:
+    """Codecs with their multicodec name, deadlines with their UTC time."""
+    if name.lower().endswith("codec") and isinstance(value, int):
+        return f"{value} (0x{value:x} {_CODECS.get(value, 'unknown codec')})"
+    if name.lower().endswith("deadline") and isinstance(value, int) and value:
+        return f"{value} ({datetime.fromtimestamp(value, UTC):%Y-%m-%d %H:%M:%S} UTC)"
+    return _render(value)
+
+
+_CODECS = {0x55: "raw", 0x70: "dag-pb"}
 _CID_PAIRS = (("codec", "digest"), ("modelCodec", "modelDigest"))
 
 
 def render_arguments(args: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Arguments as ``(name, text)``; a (codec, digest) pair gains the CID it encodes."""
-    rendered = [(name, _render(value)) for name, value in args.items()]
+    rendered = [(name, _render_argument(name, value)) for name, value in args.items()]
     for codec_key, digest_key in _CID_PAIRS:
         if codec_key in args and digest_key in args:
             cid = _cid(int(args[codec_key]), bytes(args[digest_key]))
@@ -406,20 +417,21 @@ class FederationView:
                 return None
         return self._operator
 
-    def _view(self, what: str, call: Any, *args: Any) -> Any:
+    def read(self, what: str, call: Any, *args: Any) -> Any:
+        """``call(*args)`` with a dropped node turned into a ChainError naming ``what``."""
         return self._rpc(what, call, *args)
 
     # ----------------------------------------------------------------------- overview
 
     def overview(self) -> Overview:
         config = self.deployment.config
-        current = self._view("currentRound", self.contract.current_round)
-        info = self._view("roundInfo", self.contract.round_info, current) if current else None
-        finalized_round, codec, digest = self._view("latestModel", self.contract.latest_model)
-        done, until = self._view("trainingProgress", self.contract.training_progress)
-        committee = self._view("committee", self.contract.committee)
+        current = self.read("currentRound", self.contract.current_round)
+        info = self.read("roundInfo", self.contract.round_info, current) if current else None
+        finalized_round, codec, digest = self.read("latestModel", self.contract.latest_model)
+        done, until = self.read("trainingProgress", self.contract.training_progress)
+        committee = self.read("committee", self.contract.committee)
         head, timestamp = self.head()
-        submitted = tuple(self._view("submitters", self.contract.submitters, current)) if current else ()
+        submitted = tuple(self.read("submitters", self.contract.submitters, current)) if current else ()
         return Overview(
             chain_id=self._rpc("chain id", lambda: self.w3.eth.chain_id),
             rpc_url=self.rpc_url,
@@ -427,7 +439,7 @@ class FederationView:
             operator=self.operator(),
             committee=tuple((j, address, _hex(key)) for j, (address, key) in enumerate(committee, start=1)),
             threshold=config.threshold,
-            clients=tuple(self._view("clients", self.contract.clients)),
+            clients=tuple(self.read("clients", self.contract.clients)),
             min_clients=config.min_clients,
             target_clients=config.target_clients,
             collection_period=config.collection_period,
@@ -459,7 +471,7 @@ class FederationView:
             if summary is not None:
                 self._apply(summary, event)
         for summary in summaries.values():
-            summary.state = self._view("state", self.contract.state, summary.round)
+            summary.state = self.read("state", self.contract.state, summary.round)
         return [summaries[r] for r in sorted(summaries)]
 
     def _apply(self, summary: RoundSummary, event: ChainEvent) -> None:
@@ -483,7 +495,7 @@ class FederationView:
         if summary is None:
             return None
         events = [e for e in self.events() if e.args.get("round") == round_]
-        info = self._view("roundInfo", self.contract.round_info, round_)
+        info = self.read("roundInfo", self.contract.round_info, round_)
         agreed = bitmap_indices(info.included_clients) if info.included_clients else None
         submissions = [self._submission(e, agreed) for e in events if e.name == "UpdateSubmitted"]
         shares = [self._share(e, agreed) for e in events if e.name == "AggregateShareSubmitted"]

@@ -1,0 +1,275 @@
+"""The explorer's web app: server-rendered pages over a :class:`FederationView`, read-only.
+
+Every page is plain HTML from a Jinja2 template; ``static/explorer.js`` polls ``/api/head``
+and, when a new block arrives, fetches the same page again with the ``X-Fedtss-Partial``
+header and swaps the ``<main>`` content, so pages follow a running federation without a
+reload. When the node does not answer, a page says so (HTTP 503) and the script keeps
+polling; the next answer brings the page back.
+
+The app holds no key and sends no transaction: the only JSON-RPC calls it makes are reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from web3.exceptions import BlockNotFound, TransactionNotFound
+
+from fedtss.chain import RoundState
+from fedtss.errors import ChainError, FedTSSError
+from fedtss.storage import LocalStore
+from orchestration.explorer.chainview import FederationView, bitmap_indices, chain_now, classify_query
+from orchestration.explorer.chart import line_chart, report_series
+
+__all__ = ["PARTIAL_HEADER", "create_app"]
+
+HERE = Path(__file__).resolve().parent
+PARTIAL_HEADER = "X-Fedtss-Partial"
+_REPORT_MAX_BYTES = 8 * 1024 * 1024
+_LIVE_STATES = (RoundState.Collecting, RoundState.Aggregating, RoundState.Reconstructing)
+
+
+def create_app(view: FederationView, *, report_path: Path | None = None, store: LocalStore | None = None,
+               poll_seconds: float = 2.0, title: str = "fedtss explorer") -> Starlette:
+    """The ASGI app; ``report_path`` (a run's report.json) adds accuracy and loss charts."""
+    env = _environment()
+    pages = _Pages(view, env, report_path, store, poll_seconds, title)
+    routes = [
+        Route("/", pages.overview),
+        Route("/rounds", pages.rounds),
+        Route("/rounds/{number:int}", pages.round),
+        Route("/blocks", pages.blocks),
+        Route("/blocks/{ref}", pages.block),
+        Route("/tx/{tx_hash}", pages.transaction),
+        Route("/address/{address}", pages.address),
+        Route("/cid/{cid}", pages.cid),
+        Route("/search", pages.search),
+        Route("/api/head", pages.api_head),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(routes=routes)
+
+
+# ---------------------------------------------------------------------------- filters
+
+
+def _short(value: str | None, keep: int = 6) -> str:
+    if not value:
+        return ""
+    return value if len(value) <= 2 * keep + 3 else f"{value[:keep + 2]}…{value[-keep:]}"
+
+
+def _when(timestamp: int | None) -> str:
+    if not timestamp:
+        return ""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _iso(timestamp: int | None) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else ""
+
+
+def _ether(wei: int) -> str:
+    return f"{wei / 10**18:,.6f} ETH"
+
+
+def _gwei(wei: int | None) -> str:
+    return "" if wei is None else f"{wei / 10**9:,.3f} gwei"
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(short=_short, when=_when, iso=_iso, ether=_ether, gwei=_gwei,
+                       thousands=lambda n: "" if n is None else f"{n:,}", indices=bitmap_indices)
+    return env
+
+
+# ------------------------------------------------------------------------------ pages
+
+
+class _Pages:
+    """One method per route; each builds a context from the view and renders one template."""
+
+    def __init__(self, view: FederationView, env: Environment, report_path: Path | None, store: LocalStore | None,
+                 poll_seconds: float, title: str) -> None:
+        self.view, self.env, self.report_path, self.store = view, env, report_path, store
+        self.poll_seconds, self.title = poll_seconds, title
+
+    def _render(self, request: Request, template: str, build: Callable[[], dict[str, Any]], *,
+                section: str) -> Response:
+        partial = request.headers.get(PARTIAL_HEADER) == "1"
+        base = {"partial": partial, "section": section, "title": self.title, "poll_seconds": self.poll_seconds,
+                "rpc_url": self.view.rpc_url, "contract": self.view.contract.address, "RoundState": RoundState,
+                "live_states": _LIVE_STATES, "request_path": request.url.path}
+        try:
+            context = build()
+        except ChainError as exc:
+            html = self.env.get_template("error.html").render(**base, error=str(exc))
+            return HTMLResponse(html, status_code=503)
+        if context is None:
+            html = self.env.get_template("not_found.html").render(**base, what=request.url.path)
+            return HTMLResponse(html, status_code=404)
+        html = self.env.get_template(template).render(**base, **context)
+        return HTMLResponse(html)
+
+    def _head(self) -> dict[str, int]:
+        head, timestamp = self.view.head()
+        return {"head": head, "chain_time": chain_now(timestamp, time.time())}
+
+    def _report(self) -> dict[str, Any] | None:
+        if self.report_path is None or not self.report_path.is_file():
+            return None
+        try:
+            if self.report_path.stat().st_size > _REPORT_MAX_BYTES:
+                return None
+            report = json.loads(self.report_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return report if isinstance(report, dict) else None
+
+    def _charts(self, highlight: int | None = None) -> dict[str, Any]:
+        report = self._report()
+        if report is None:
+            return {"report": None}
+        accuracy, loss = report_series(report)
+        return {"report": report,
+                "accuracy_chart": line_chart(accuracy, title="Test accuracy per round", unit="%",
+                                             highlight=highlight),
+                "loss_chart": line_chart(loss, title="Test loss per round", unit="", highlight=highlight),
+                "report_rounds": {r.get("round"): r for r in report.get("rounds", []) if isinstance(r, dict)}}
+
+    # ---------------------------------------------------------------------- routes
+
+    def overview(self, request: Request) -> Response:
+        def build() -> dict[str, Any]:
+            overview = self.view.overview()
+            return {"o": overview, "rounds": self.view.rounds()[-5:][::-1], **self._charts(overview.current_round)}
+
+        return self._render(request, "overview.html", build, section="overview")
+
+    def rounds(self, request: Request) -> Response:
+        def build() -> dict[str, Any]:
+            head = self._head()
+            return {"rounds": self.view.rounds()[::-1], **head, **self._charts()}
+
+        return self._render(request, "rounds.html", build, section="rounds")
+
+    def round(self, request: Request) -> Response:
+        number = request.path_params["number"]
+
+        def build() -> dict[str, Any] | None:
+            detail = self.view.round(number)
+            if detail is None:
+                return None
+            return {"r": detail, "n": number, **self._head(), **self._charts(number),
+                    "last_round": self.view.overview().current_round}
+
+        return self._render(request, "round.html", build, section="rounds")
+
+    def blocks(self, request: Request) -> Response:
+        return self._render(request, "blocks.html", lambda: {"blocks": self.view.latest_blocks(25)},
+                            section="blocks")
+
+    def block(self, request: Request) -> Response:
+        ref = request.path_params["ref"]
+
+        def build() -> dict[str, Any] | None:
+            if not (ref.isdigit() or (ref.startswith("0x") and len(ref) == 66)):
+                return None
+            block = self.view.block(int(ref) if ref.isdigit() else ref)
+            return None if block is None else {"b": block, "head": self.view.head()[0]}
+
+        return self._render(request, "block.html", build, section="blocks")
+
+    def transaction(self, request: Request) -> Response:
+        tx_hash = request.path_params["tx_hash"]
+
+        def build() -> dict[str, Any] | None:
+            if classify_query(tx_hash, current_round=0)[0] != "hash":
+                return None
+            tx = self.view.transaction(tx_hash)
+            return None if tx is None else {"tx": tx}
+
+        return self._render(request, "tx.html", build, section="blocks")
+
+    def address(self, request: Request) -> Response:
+        kind, address = classify_query(request.path_params["address"], current_round=0)
+
+        def build() -> dict[str, Any] | None:
+            return None if kind != "address" else {"a": self.view.address(address)}
+
+        return self._render(request, "address.html", build, section="blocks")
+
+    def cid(self, request: Request) -> Response:
+        kind, cid = classify_query(request.path_params["cid"], current_round=0)
+
+        def build() -> dict[str, Any] | None:
+            if kind != "cid":
+                return None
+            size = None
+            if self.store is not None and self.store.has(cid):
+                size = self.store.path_of(cid).stat().st_size
+            return {"cid": cid, "uses": self.view.cid_uses(cid), "size": size, "has_store": self.store is not None}
+
+        return self._render(request, "cid.html", build, section="overview")
+
+    def search(self, request: Request) -> Response:
+        query = request.query_params.get("q", "").strip()
+
+        def build() -> dict[str, Any]:
+            if not query:
+                return {"query": query, "message": "Type a round number, block number, transaction or block "
+                                                   "hash, address or CID."}
+            target = self._resolve(query)
+            if target is not None:
+                raise _Redirect(target)
+            return {"query": query, "message": f"Nothing in this federation matches “{query}”."}
+
+        try:
+            return self._render(request, "search.html", build, section="search")
+        except _Redirect as redirect:
+            return RedirectResponse(redirect.target, status_code=303)
+
+    def _resolve(self, query: str) -> str | None:
+        kind, value = classify_query(query, current_round=self.view.overview().current_round)
+        if kind in ("round", "address", "cid"):
+            return {"round": "/rounds/", "address": "/address/", "cid": "/cid/"}[kind] + value
+        if kind == "block":
+            return f"/blocks/{value}" if int(value) <= self.view.head()[0] else None
+        if kind == "hash":
+            try:
+                if self.view.transaction(value) is not None:
+                    return f"/tx/{value}"
+            except TransactionNotFound:
+                pass
+            try:
+                if self.view.block(value) is not None:
+                    return f"/blocks/{value}"
+            except BlockNotFound:
+                return None
+        return None
+
+    def api_head(self, request: Request) -> Response:
+        try:
+            head = self._head()
+            return JSONResponse({"ok": True, **head})
+        except FedTSSError as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, status_code=503)
+
+
+class _Redirect(Exception):
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target

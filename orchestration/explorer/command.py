@@ -1,0 +1,160 @@
+"""``fedtss explorer``: serve the explorer for a finished run or a running federation.
+
+    fedtss explorer runs/demo [--port 8000]                     reopen a finished run
+    fedtss explorer --rpc-url URL --deployment FILE             attach to any JSON-RPC node
+    fedtss explorer runs/demo --rpc-url http://127.0.0.1:8545   attach to a run that is still going
+
+Reopening starts anvil from the project's node_modules on a free port with
+``--load-state runs/<name>/chain-state.json``: that flag only loads (``--state`` would also
+write the file back on exit), so the run folder is never changed. That anvil is stopped when
+the explorer stops.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from web3 import Web3
+from web3.exceptions import Web3Exception
+
+from fedtss.chain import Deployment, load_deployment
+from fedtss.chain.devnode import ANVIL
+from fedtss.errors import ChainError, ConfigError, FedTSSError
+from fedtss.storage import LocalStore
+
+__all__ = ["ReopenedChain", "RunFiles", "explorer", "find_run_files", "reopen_chain"]
+
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """What the explorer reads from a run folder (anything but the deployment may be absent)."""
+
+    run_dir: Path
+    deployment: Path
+    chain_state: Path
+    store: Path
+    report: Path
+
+
+def find_run_files(run_dir: Path) -> RunFiles:
+    """The launcher's layout of ``runs/<name>/``; a ConfigError says what is missing."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run folder (run `fedtss demo` first, or pass --rpc-url and "
+                          "--deployment to attach to a running federation)")
+    files = RunFiles(run_dir, run_dir / "deployment.json", run_dir / "chain-state.json", run_dir / "store",
+                     run_dir / "report.json")
+    if not files.deployment.is_file():
+        raise ConfigError(f"{files.deployment}: missing; this folder holds no deployed federation")
+    return files
+
+
+@dataclass
+class ReopenedChain:
+    """An anvil serving a saved chain, read-only; :meth:`stop` ends it."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def reopen_chain(state_file: Path, *, port: int | None = None, timeout: float = 30.0) -> ReopenedChain:
+    """Start anvil with ``--load-state state_file`` (never written back); return once it answers."""
+    from orchestration.node import free_port
+
+    if not ANVIL.is_file():
+        raise ConfigError(f"anvil is not installed at {ANVIL}: run `make install` (npm ci)")
+    if not state_file.is_file() or state_file.stat().st_size == 0:
+        raise ConfigError(f"{state_file}: no saved chain state (anvil writes it when the run's chain stops; "
+                          "is the run still going? then attach with --rpc-url)")
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([str(ANVIL), "--port", str(port), "--load-state", str(state_file)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    chain = ReopenedChain(url, process)
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 5}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ChainError(f"anvil exited with code {process.returncode} while loading {state_file}")
+        try:
+            w3.eth.block_number
+            return chain
+        except (Web3Exception, OSError):
+            time.sleep(0.05)
+    chain.stop()
+    raise ChainError(f"anvil did not answer at {url} within {timeout} s while loading {state_file}")
+
+
+def _check_deployment(w3_url: str, deployment: Deployment) -> None:
+    w3 = Web3(Web3.HTTPProvider(w3_url, request_kwargs={"timeout": 5}))
+    try:
+        chain_id = w3.eth.chain_id
+        code = w3.eth.get_code(deployment.address)
+    except (Web3Exception, OSError) as exc:
+        raise ChainError(f"no Ethereum JSON-RPC node answers at {w3_url}: {exc}") from exc
+    if chain_id != deployment.chain_id:
+        raise ConfigError(f"the node at {w3_url} is chain {chain_id}; the deployment record says "
+                          f"{deployment.chain_id}")
+    if not code:
+        raise ConfigError(f"no contract at {deployment.address} on the node at {w3_url}: wrong node or record?")
+
+
+def explorer(
+    run_dir: Annotated[Path | None, typer.Argument(help="a run folder (runs/<name>) to reopen or attach to")] = None,
+    rpc_url: Annotated[str | None, typer.Option(help="attach to this JSON-RPC node instead of reopening")] = None,
+    deployment: Annotated[Path | None, typer.Option(help="deployment record (default: RUN_DIR/deployment.json)")] = None,
+    port: Annotated[int, typer.Option(help="serve on http://127.0.0.1:PORT")] = 8000,
+    host: Annotated[str, typer.Option(help="address to listen on (keep 127.0.0.1 unless you mean it)")] = "127.0.0.1",
+    report: Annotated[Path | None, typer.Option(help="report.json for the charts (default: RUN_DIR/report.json)")] = None,
+    poll: Annotated[float, typer.Option(help="seconds between the pages' checks for new blocks")] = 2.0,
+) -> None:
+    """A read-only web explorer of a federation: rounds, parties, transactions, charts.
+
+    It never signs or sends a transaction.
+    """
+    import uvicorn
+
+    from orchestration.explorer.app import create_app
+    from orchestration.explorer.chainview import FederationView
+
+    chain: ReopenedChain | None = None
+    try:
+        files = find_run_files(run_dir) if run_dir is not None else None
+        if files is None and (rpc_url is None or deployment is None):
+            raise ConfigError("give a run folder (fedtss explorer runs/demo) or both --rpc-url and --deployment")
+        record = load_deployment(deployment or files.deployment)
+        if rpc_url is None:
+            console.print(f"reopening {files.chain_state} in a read-only anvil ...")
+            chain = reopen_chain(files.chain_state)
+            rpc_url = chain.url
+        _check_deployment(rpc_url, record)
+        store = LocalStore(files.store) if files is not None and files.store.is_dir() else None
+        view = FederationView(rpc_url, record, run_dir=files.run_dir if files else None)
+        app = create_app(view, report_path=report or (files.report if files else None), store=store,
+                         poll_seconds=poll)
+        console.print(f"fedtss explorer on http://{host}:{port}/  (node {rpc_url}, contract {record.address}); "
+                      "Ctrl-C to stop")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    except FedTSSError as exc:
+        console.print(f"[red]fedtss explorer:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        if chain is not None:
+            chain.stop()
