@@ -12,7 +12,7 @@ Artifacts (ABI, bytecode, metadata) are written to ``build/contracts/<Name>.json
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,19 @@ class Artifact:
     deployed_bytecode: str
     metadata: str
     compiler: str
+    #: The folder the artifact file was written to (None: not written), so that a deployment
+    #: record names the ABI file of *this* compilation, not the repository's default one.
+    build_dir: Path | None = field(default=BUILD_DIR, compare=False)
 
     @property
     def path(self) -> Path:
-        return BUILD_DIR / f"{self.name}.json"
+        """The artifact file (``<build_dir>/<name>.json``); ChainError if it was never written."""
+        if self.build_dir is None:
+            raise ChainError(
+                f"the {self.name} artifact was compiled with build_dir=None, so no file holds it: "
+                "compile with a build_dir to get a path"
+            )
+        return Path(self.build_dir) / f"{self.name}.json"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +136,7 @@ def compile_contracts(
                 deployed_bytecode="0x" + compiled["evm"]["deployedBytecode"]["object"],
                 metadata=compiled["metadata"],
                 compiler=str(version),
+                build_dir=build_dir,
             )
     if build_dir is not None:
         build_dir.mkdir(parents=True, exist_ok=True)
@@ -151,4 +161,5 @@ def load_artifact(name: str = "FedTSSRounds", build_dir: Path = BUILD_DIR) -> Ar
         deployed_bytecode=data["deployedBytecode"],
         metadata=data["metadata"],
         compiler=data["compiler"],
+        build_dir=build_dir,
     )

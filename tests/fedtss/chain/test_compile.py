@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
 import solcx
 
-from fedtss.chain.compile import SOLC_VERSION, SOLC_WRAPPER, compile_contracts, load_artifact, native_solc
+from fedtss.chain.compile import BUILD_DIR, SOLC_VERSION, SOLC_WRAPPER, compile_contracts, load_artifact, native_solc
+from fedtss.errors import ChainError
 
 
 def test_wrapper_reports_the_pinned_version_the_way_py_solc_x_parses_it():
@@ -48,6 +50,18 @@ def test_compile_writes_artifacts_that_load_back(tmp_path, rounds_artifact):
         "startTraining", "submitUpdate", "closeCollection", "submitAggregateShare",
         "proposeModel", "failRound", "reopenRound",
     }
+
+
+def test_artifact_path_names_the_file_of_its_own_build_dir(rounds_artifact):
+    # rounds_artifact was compiled into a temporary build_dir, not the repository's build/.
+    assert rounds_artifact.path.parent != BUILD_DIR
+    assert json.loads(rounds_artifact.path.read_text())["abi"] == rounds_artifact.abi
+    assert load_artifact("FedTSSRounds", build_dir=rounds_artifact.path.parent).path == rounds_artifact.path
+
+
+def test_artifact_compiled_without_a_build_dir_has_no_path(rounds_artifact):
+    with pytest.raises(ChainError, match="build_dir=None"):
+        replace(rounds_artifact, build_dir=None).path
 
 
 def test_native_solc_and_wrapper_produce_the_same_metadata_hash(tmp_path, rounds_artifact):
