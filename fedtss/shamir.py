@@ -162,9 +162,9 @@ def is_consistent(
     """Whether all the shares lie on one polynomial of degree < threshold (w.h.p. 1 - 2**-61)."""
     _check_threshold(threshold)
     holders, vectors = _validated_shares(shares)
+    projections = _project_all(dict(zip(holders, vectors)), key)  # also checks values < p
     if len(holders) <= threshold:
         return True  # any m <= t values lie on some polynomial of degree < t
-    projections = _project_all(dict(zip(holders, vectors)), key)
     try:
         decoded = decode(holders, projections, threshold)
     except DecodingFailure:
