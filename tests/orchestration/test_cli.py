@@ -1,0 +1,36 @@
+"""The fedtss CLI: every subcommand is there, and errors are one line that says what to change."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from orchestration.cli import app
+
+runner = CliRunner()
+
+
+def test_every_subcommand_the_issue_lists_is_there() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "node", "deploy", "client", "aggregator", "keeper", "start", "status"):
+        assert command in result.output
+
+
+def test_status_without_a_deployment_record_says_which_file_is_missing(tmp_path) -> None:
+    result = runner.invoke(app, ["status", "--deployment", str(tmp_path / "none.json")])
+    assert result.exit_code == 2
+    assert "none.json" in result.output and "Traceback" not in result.output
+
+
+def test_demo_refuses_a_threshold_above_the_committee_before_starting_anything(tmp_path) -> None:
+    result = runner.invoke(app, ["demo", "--name", "x", "--committee", "3", "--threshold", "4"])
+    assert result.exit_code == 1
+    assert "threshold" in result.output
+
+
+def test_keeper_with_a_bad_config_exits_with_a_message(tmp_path) -> None:
+    config = tmp_path / "keeper.toml"
+    config.write_text("[keeper]\n")
+    result = runner.invoke(app, ["keeper", "--config", str(config)])
+    assert result.exit_code == 2
+

@@ -1,0 +1,52 @@
+"""report.json has the issue's keys, seconds per phase come from observed events, the plot is a PNG."""
+
+from __future__ import annotations
+
+import json
+
+from orchestration.report import RoundRecord, build_report, plot_accuracy, render_table, write_report
+from rich.console import Console
+
+
+def _finished_round() -> RoundRecord:
+    record = RoundRecord(round=1, opened_at=100.0, submitted=3, participants=3, state="Finalized",
+                         model_cid="bafkreiabc", accuracy=0.9, loss=0.3, gas={"submitUpdate": 3, "proposeModel": 2})
+    record.marks.update(closed=102.5, threshold=103.0, end=104.25)
+    return record
+
+
+def test_seconds_are_measured_per_phase_between_the_events_that_bound_it() -> None:
+    assert _finished_round().seconds() == {"collecting": 2.5, "aggregating": 0.5, "reconstructing": 1.25,
+                                           "total": 4.25}
+
+
+def test_a_failed_round_has_only_the_phases_it_reached() -> None:
+    record = RoundRecord(round=2, opened_at=10.0, state="Failed", failed_in="Collecting")
+    record.marks["end"] = 16.0
+    assert record.seconds() == {"total": 6.0}
+
+
+def test_report_json_has_the_keys_the_issue_lists(tmp_path) -> None:
+    report = build_report({"clients": 3, "committee": 3, "threshold": 2}, [_finished_round()], [0.91], [0.28],
+                          total_seconds=12.345, federation_seconds=4.0)
+    write_report(report, tmp_path / "report.json")
+    loaded = json.loads((tmp_path / "report.json").read_text())
+    assert set(loaded) >= {"config", "rounds", "plaintext_fedavg", "total_seconds"}
+    assert set(loaded["rounds"][0]) >= {"round", "state", "model_cid", "participants", "accuracy", "loss", "gas",
+                                        "seconds"}
+    assert loaded["plaintext_fedavg"]["accuracy"] == [0.91]
+    assert loaded["total_seconds"] == 12.35
+
+
+def test_the_plot_is_written_as_a_png(tmp_path) -> None:
+    report = build_report({"clients": 3, "committee": 3, "threshold": 2}, [_finished_round()], [0.91], [0.28],
+                          total_seconds=1.0, federation_seconds=1.0)
+    plot_accuracy(report, tmp_path / "accuracy.png")
+    assert (tmp_path / "accuracy.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_table_shows_accuracy_participants_and_gas() -> None:
+    console = Console(width=160, record=True)
+    console.print(render_table([_finished_round()]))
+    text = console.export_text()
+    assert "90.00%" in text and "3/3" in text and "Finalized" in text and "5" in text
