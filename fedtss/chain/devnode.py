@@ -1,8 +1,14 @@
 """A local anvil node for tests, benchmarks and one-machine runs, and its well-known accounts.
 
-:func:`start_anvil` runs ``node_modules/.bin/anvil`` on a free port and returns once it
-answers; :meth:`DevNode.stop` ends it. The accounts come from anvil's public test mnemonic:
-they are for local chains only.
+:func:`start_anvil` runs ``node_modules/.bin/anvil`` (on a free port unless one is given)
+and returns once it answers; :meth:`DevNode.stop` ends it. The accounts come from anvil's
+public test mnemonic: they are for local chains only.
+
+With ``state=FILE`` (``anvil --state``) the chain outlives the process: anvil loads ``FILE``
+at start if it exists and writes the whole chain (state, blocks, receipts, logs) back to it
+when it exits on SIGTERM or SIGINT, which :meth:`DevNode.stop` sends (SIGKILL, its fallback
+after 10 s, writes nothing). Started again with the same ``state`` and ``port``, the node
+answers at the same URL with the same chain, so clients reconnect to it unchanged.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
-from fedtss.errors import ChainError
+from fedtss.errors import ChainError, ConfigError
 
-__all__ = ["ANVIL", "ANVIL_MNEMONIC", "DevNode", "dev_accounts", "start_anvil"]
+__all__ = ["ANVIL", "ANVIL_MNEMONIC", "DevNode", "dev_accounts", "free_port", "start_anvil"]
 
 ANVIL = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "anvil"
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -33,6 +39,11 @@ class DevNode:
     url: str
     w3: Web3
     process: subprocess.Popen
+
+    @property
+    def ws_url(self) -> str:
+        """The same node over WebSocket (anvil serves both on one port)."""
+        return "ws" + self.url.removeprefix("http")
 
     def increase_time(self, seconds: int) -> None:
         """Move the chain clock forward and mine a block, so the next tx sees the new time."""
@@ -64,20 +75,38 @@ def dev_accounts(count: int) -> tuple[LocalAccount, ...]:
     return tuple(Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count))
 
 
-def start_anvil(*, accounts: int = 30, port: int | None = None, timeout: float = 30.0) -> DevNode:
-    """Start anvil with ``accounts`` funded dev accounts; return once it answers."""
-    port = port or _free_port()
+def start_anvil(
+    *,
+    accounts: int = 30,
+    port: int | None = None,
+    state: Path | None = None,
+    log_path: Path | None = None,
+    new_session: bool = False,
+    timeout: float = 30.0,
+) -> DevNode:
+    """Start anvil with ``accounts`` funded dev accounts; return once it answers.
+
+    ``port``: a fixed port (default: a free one), so a restarted node keeps its URL.
+    ``state``: ``anvil --state FILE`` (see the module doc). ``log_path``: anvil's output is
+    appended there instead of discarded. ``new_session``: anvil gets its own session, so a
+    Ctrl-C in the terminal reaches only the caller, which can then stop anvil last, in order.
+    """
+    if not ANVIL.is_file():
+        raise ConfigError(f"anvil is not installed at {ANVIL}: run `npm ci` in the repository")
+    fixed_port = port is not None
+    port = port if fixed_port else free_port()
     url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(ANVIL), "--port", str(port), "--accounts", str(accounts), "--mnemonic", ANVIL_MNEMONIC],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [str(ANVIL), "--port", str(port), "--accounts", str(accounts), "--mnemonic", ANVIL_MNEMONIC]
+    if state is not None:
+        Path(state).parent.mkdir(parents=True, exist_ok=True)
+        command += ["--state", str(state)]
+    process = _spawn(command, log_path, new_session=new_session)
     node = DevNode(url=url, w3=Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30})), process=process)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ChainError(f"anvil exited with code {process.returncode} before answering at {url}")
+            hints = (f"; see {log_path}" if log_path else "") + (f" (is port {port} in use?)" if fixed_port else "")
+            raise ChainError(f"anvil exited with code {process.returncode} before answering at {url}{hints}")
         try:
             node.w3.eth.chain_id
             return node
@@ -87,7 +116,17 @@ def start_anvil(*, accounts: int = 30, port: int | None = None, timeout: float =
     raise ChainError(f"anvil did not answer at {url} within {timeout} s")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _spawn(command: list[str], log_path: Path | None, *, new_session: bool) -> subprocess.Popen:
+    if log_path is None:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=new_session)
+    with open(log_path, "ab") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=new_session)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,13 +12,10 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import Web3Exception
 
 from fedtss.chain import Artifact, Deployment, RoundsContract, deploy_rounds
-from fedtss.chain.devnode import ANVIL, ANVIL_MNEMONIC, dev_accounts
+from fedtss.chain.devnode import DevNode, dev_accounts, free_port, start_anvil
 from tests.fixtures.anvil import default_rounds_config
-
-STARTUP_TIMEOUT_S = 30.0
 
 
 def digest(label: str) -> bytes:
@@ -71,51 +65,24 @@ def deployed(chain, rounds_artifact, tmp_path) -> Deployed:
     return deploy_with_record(chain.w3, chain.accounts, rounds_artifact, tmp_path, target_clients=3)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class RestartableAnvil:
     """anvil on a fixed port with ``--state``: :meth:`stop` dumps the chain, :meth:`start` reloads it."""
 
     def __init__(self, state: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.state = state
         self.http_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.w3 = Web3(Web3.HTTPProvider(self.http_url, request_kwargs={"timeout": 30}))
-        self.process: subprocess.Popen | None = None
+        self.node: DevNode | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [str(ANVIL), "--port", str(self.port), "--accounts", "20", "--mnemonic", ANVIL_MNEMONIC,
-             "--state", str(self.state)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"anvil exited with code {self.process.returncode} on port {self.port}")
-            try:
-                self.w3.eth.chain_id
-                return
-            except (Web3Exception, OSError):
-                time.sleep(0.05)
-        raise RuntimeError(f"anvil did not answer on port {self.port} within {STARTUP_TIMEOUT_S} s")
+        self.node = start_anvil(accounts=20, port=self.port, state=self.state)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
 
 
 @pytest.fixture

@@ -1,0 +1,38 @@
+"""The local anvil: a fixed port and --state let a stopped node come back with its chain."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from fedtss.chain.devnode import dev_accounts, free_port, start_anvil
+from fedtss.errors import ChainError
+
+
+def test_a_node_restarted_on_its_state_file_and_port_keeps_its_chain_and_url(tmp_path):
+    state, port = tmp_path / "chain" / "state.json", free_port()
+    sender, receiver = dev_accounts(2)
+    node = start_anvil(accounts=2, port=port, state=state)
+    try:
+        tx = node.w3.eth.send_transaction({"from": sender.address, "to": receiver.address, "value": 12345})
+        block = node.w3.eth.wait_for_transaction_receipt(tx)["blockNumber"]
+    finally:
+        node.stop()  # SIGTERM: anvil writes the chain to the state file
+    assert state.is_file()
+    again = start_anvil(accounts=2, port=port, state=state)
+    try:
+        assert again.url == node.url and again.ws_url == f"ws://127.0.0.1:{port}"
+        assert again.w3.eth.block_number == block
+        assert again.w3.eth.get_transaction(tx)["value"] == 12345
+    finally:
+        again.stop()
+
+
+def test_a_fixed_port_already_taken_is_named_in_the_error(tmp_path):
+    with socket.socket() as holder:  # bound, not listening: anvil cannot bind, nothing answers
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        with pytest.raises(ChainError, match=f"is port {port} in use"):
+            start_anvil(accounts=1, port=port, log_path=tmp_path / "anvil.log")
+    assert (tmp_path / "anvil.log").stat().st_size > 0  # anvil's own reason is kept there
