@@ -538,6 +538,9 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
                     lambda t: t.finished(stop_on_failure=not spec.reopen_failed), timeout=timeout,
                     on_poll=lambda: live.update(render_table(list(tracker.records.values()))),
                 )
+        except FedTSSError as exc:
+            # An agent died or the run timed out: report what was measured, then fail.
+            console.print(f"[red]fedtss demo: {exc}[/red]", highlight=False)
         finally:
             records = [tracker.records[r] for r in sorted(tracker.records)]
             federation_seconds = time.monotonic() - training_started
