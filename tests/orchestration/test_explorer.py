@@ -1,0 +1,232 @@
+"""The explorer in a real headless Chromium against a real anvil with a two-round federation.
+
+Also: a node that goes away and comes back (the page says so, then recovers without a reload),
+reopening a saved chain read-only, and the pure helpers (search classification, charts, logs).
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from fedtss.chain.devnode import dev_accounts
+from fedtss.cid import cid_to_parts
+from orchestration.explorer.app import PARTIAL_HEADER, create_app
+from orchestration.explorer.chainview import FederationView, classify_query, read_log_exclusions
+from orchestration.explorer.chart import Series, line_chart, report_series
+from orchestration.explorer.command import reopen_chain
+from orchestration.node import free_port, start_local_chain
+from tests.fixtures.anvil import AnvilNode
+from tests.fixtures.browser import ARTIFACTS, serve_app
+from tests.fixtures.federation import REPORT_ROUNDS, deploy_federation
+
+WAIT_SECONDS = 20
+
+
+def _wait(browser, condition, message: str):
+    return WebDriverWait(browser, WAIT_SECONDS).until(condition, message)
+
+
+def _text(browser, css: str) -> str:
+    return browser.find_element(By.CSS_SELECTOR, css).text
+
+
+# ------------------------------------------------------------------------------ pages
+
+
+def test_overview_shows_the_current_round_its_state_and_the_latest_model(browser, explorer_url,
+                                                                         two_round_federation) -> None:
+    browser.get(explorer_url + "/")
+    current = browser.find_element(By.ID, "current-round")
+    assert (current.get_attribute("data-round"), current.get_attribute("data-state")) == ("2", "Finalized")
+    assert current.text == "Round 2"
+    assert _text(browser, "#latest-model") == two_round_federation.models[2]
+    assert _text(browser, "#chain-id") == "31337"
+
+
+def test_round_page_lists_exactly_the_clients_that_submitted(browser, explorer_url, two_round_federation) -> None:
+    fed = two_round_federation
+    browser.get(explorer_url + "/rounds/1")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#submissions tbody tr")
+    assert [row.get_attribute("data-client") for row in rows] == fed.submitters[1]
+    manifests = [row.find_element(By.CSS_SELECTOR, "a[href^='/cid/']").get_attribute("href").rsplit("/", 1)[1]
+                 for row in rows]
+    assert manifests == [fed.manifests[(1, c)] for c in fed.submitters[1]]
+    votes = [row.find_elements(By.TAG_NAME, "td")[2].text for row in browser.find_elements(By.CSS_SELECTOR,
+                                                                                            "#votes tbody tr")]
+    assert votes == ["matching", "conflicting", "matching"]
+    assert _text(browser, "#round-accuracy") == f"{100 * REPORT_ROUNDS[0]['accuracy']:.2f}%"
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart title")
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1366, max(900, height))
+    try:
+        assert browser.save_screenshot(str(ARTIFACTS / "explorer-round-1.png"))
+    finally:
+        browser.set_window_size(1366, 900)
+    browser.get(explorer_url + "/rounds/2")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#submissions tbody tr")
+    assert [row.get_attribute("data-client") for row in rows] == fed.submitters[2]
+
+
+def test_transaction_page_shows_the_decoded_call_receipt_and_events(browser, explorer_url,
+                                                                    two_round_federation) -> None:
+    fed = two_round_federation
+    client = fed.submitters[1][0]
+    browser.get(explorer_url + "/tx/" + fed.txs[f"submit 1 {client}"])
+    assert _text(browser, "#tx-function") == "submitUpdate"
+    arguments = {row.find_element(By.TAG_NAME, "th").text: row.find_element(By.TAG_NAME, "td").text
+                 for row in browser.find_elements(By.CSS_SELECTOR, "#tx-arguments tbody tr")}
+    assert arguments["round"] == "1"
+    assert arguments["digest"] == "0x" + cid_to_parts(fed.manifests[(1, client)])[1].hex()
+    assert browser.find_element(By.CSS_SELECTOR, "#tx-arguments a[href^='/cid/']").get_attribute("title") == \
+        fed.manifests[(1, client)]
+    assert _text(browser, "#tx-status") == "success"
+    assert "UpdateSubmitted" in browser.find_element(By.ID, "events-h").find_element(By.XPATH, "..").text
+
+
+def _search(browser, explorer_url: str, text: str) -> None:
+    browser.get(explorer_url + "/")
+    box = browser.find_element(By.CSS_SELECTOR, "form[role=search] input[name=q]")
+    assert browser.find_element(By.CSS_SELECTOR, "label[for=q]").text == "Search"
+    box.send_keys(text, Keys.ENTER)
+
+
+def test_search_box_finds_a_cid(browser, explorer_url, two_round_federation) -> None:
+    fed = two_round_federation
+    client = fed.submitters[1][1]
+    _search(browser, explorer_url, fed.manifests[(1, client)])
+    _wait(browser, lambda b: "/cid/" in b.current_url, "search did not open the CID page")
+    assert _text(browser, "#cid") == fed.manifests[(1, client)]
+    uses = _text(browser, "#cid-uses")
+    assert "client manifest" in uses and client in uses
+
+
+def test_search_box_finds_an_address_and_its_role(browser, explorer_url, two_round_federation) -> None:
+    member = two_round_federation.anvil.accounts[2].address
+    _search(browser, explorer_url, member.lower())
+    _wait(browser, lambda b: "/address/" in b.current_url, "search did not open the address page")
+    assert _text(browser, "#address") == member
+    assert "committee member 2 of 3" in _text(browser, "#roles")
+    assert "proposeModel(round 1)" in _text(browser, "#address-txs")
+
+
+def test_search_resolves_rounds_blocks_and_hashes_and_says_when_nothing_matches(explorer_url,
+                                                                             two_round_federation) -> None:
+    fed = two_round_federation
+    with httpx.Client(base_url=explorer_url) as http:
+        def target(q: str) -> str:
+            response = http.get("/search", params={"q": q})
+            return response.headers.get("location", f"({response.status_code})")
+
+        assert target("2") == "/rounds/2"
+        assert target("block 3") == "/blocks/3"
+        assert target(fed.txs["start"]) == f"/tx/{fed.txs['start']}"
+        assert target("0x" + "ab" * 32) == "(200)"
+        assert "Nothing in this federation matches" in http.get("/search", params={"q": "hello"}).text
+
+
+def test_pages_that_do_not_exist_answer_404_and_partial_requests_return_only_the_content(explorer_url) -> None:
+    with httpx.Client(base_url=explorer_url) as http:
+        assert http.get("/rounds/99").status_code == 404
+        assert http.get("/tx/0x1234").status_code == 404
+        partial = http.get("/rounds", headers={PARTIAL_HEADER: "1"})
+        assert partial.status_code == 200
+        assert "<html" not in partial.text and "<h1>Rounds</h1>" in partial.text
+        head = http.get("/api/head").json()
+        assert head["ok"] and head["head"] > 0
+
+
+# ------------------------------------------------------- a live federation, a node away
+
+
+def test_pages_follow_the_chain_and_survive_a_node_that_goes_away(browser, rounds_artifact, tmp_path) -> None:
+    """New blocks update the page without a reload; a stopped node shows the error; a restarted
+    node (same port, same saved state) brings the page back. Then the saved chain reopens read-only."""
+    state_file, port = tmp_path / "chain-state.json", free_port()
+    node = start_local_chain(state_file, accounts=10, port=port)
+    try:
+        fed = deploy_federation(AnvilNode(node, dev_accounts(10)), rounds_artifact, tmp_path / "run")
+        view = FederationView(node.url, fed.deployment, run_dir=fed.run_dir, timeout=2.0)
+        with serve_app(create_app(view, poll_seconds=0.3)) as url:
+            browser.get(url + "/")
+            assert browser.find_element(By.ID, "current-round").get_attribute("data-round") == "0"
+            browser.execute_script("window.__notReloaded = true;")
+            model = fed.store.put(b"model zero")
+            fed.contract.start_training(fed.anvil.accounts[0], *cid_to_parts(model), 1)
+            _wait(browser, lambda b: b.find_element(By.ID, "current-round").get_attribute("data-state")
+                  == "Collecting", "the overview did not show the opened round")
+            assert browser.execute_script("return window.__notReloaded === true;")
+            assert "left)" in _text(browser, ".countdown")
+
+            node.stop()
+            banner = _wait(browser, lambda b: b.find_element(By.ID, "node-error") if
+                           b.find_element(By.ID, "node-error").is_displayed() else False,
+                           "no error shown while the node was away")
+            assert "does not answer" in banner.text
+            with httpx.Client(base_url=url) as http:
+                down = http.get("/rounds/1")
+                assert down.status_code == 503 and str(port) in down.text
+
+            node = start_local_chain(state_file, accounts=10, port=port)
+            _wait(browser, lambda b: not b.find_element(By.ID, "node-error").is_displayed(),
+                  "the error stayed after the node came back")
+            assert browser.find_element(By.ID, "current-round").get_attribute("data-state") == "Collecting"
+            assert browser.execute_script("return window.__notReloaded === true;")
+    finally:
+        node.stop()
+    saved = (state_file.stat().st_mtime_ns, state_file.read_bytes())
+    reopened = reopen_chain(state_file)
+    try:
+        view = FederationView(reopened.url, fed.deployment)
+        assert [(r.round, r.state.name) for r in view.rounds()] == [(1, "Collecting")]
+    finally:
+        reopened.stop()
+    assert (state_file.stat().st_mtime_ns, state_file.read_bytes()) == saved  # read-only: never written back
+
+
+# ------------------------------------------------------------------------- pure helpers
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2", ("round", "2")), ("round 7", ("round", "7")), ("9", ("block", "9")), ("#2", ("block", "2")),
+    ("block 1", ("block", "1")), ("0x" + "0f" * 32, ("hash", "0x" + "0f" * 32)),
+    ("0x70997970c51812dc3a010c7d01b50e0d17dc79c8", ("address", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")),
+    ("bafkreiegdx2uvlztflfvjfrxblowxamqkse726ivuf7it7qvbm7fhsvrrq",
+     ("cid", "bafkreiegdx2uvlztflfvjfrxblowxamqkse726ivuf7it7qvbm7fhsvrrq")),
+    ("not a thing", ("unknown", "not a thing")),
+])
+def test_classify_query_names_what_a_search_entry_is(text: str, expected: tuple[str, str]) -> None:
+    assert classify_query(text, current_round=3) == expected
+
+
+def test_logged_exclusions_are_read_for_their_round_only() -> None:
+    lines = [
+        "2026 WARNING fedtss.agents role=aggregator address=0x70997970C51812dc3A010C7d01b50e0d17dc79C8 round=3 "
+        "excluded_client=0x976EA74026E726554dB657fA54763abd0C3a0aa9 reason=InvalidSealedShare",
+        "2026 WARNING fedtss.agents role=aggregator address=0x70997970C51812dc3A010C7d01b50e0d17dc79C8 round=4 "
+        "excluded_member=2 member_address=0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC reason=InconsistentShares",
+        "2026 INFO fedtss.agents role=aggregator round=3 action=aggregate",
+    ]
+    round3 = read_log_exclusions(lines, 3, "member-1.log")
+    assert [(e.party, e.kind) for e in round3] == [("0x976EA74026E726554dB657fA54763abd0C3a0aa9", "client")]
+    assert "InvalidSealedShare" in round3[0].reason
+    round4 = read_log_exclusions(lines, 4, "member-1.log")
+    assert [(e.party, e.kind) for e in round4] == [("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "member")]
+
+
+def test_chart_plots_every_round_of_the_report_and_describes_it_for_screen_readers() -> None:
+    report = {"rounds": [{"round": 1, "accuracy": 0.5, "loss": 1.0}, {"round": 2, "accuracy": 0.9, "loss": None}],
+              "plaintext_fedavg": {"accuracy": [0.55, 0.85]}}
+    accuracy, loss = report_series(report)
+    assert [s.points for s in accuracy] == [((1, 50.0), (2, 90.0)), ((1, pytest.approx(55.0)), (2, 85.0))]
+    assert [s.points for s in loss] == [((1, 1.0),)]
+    svg = str(line_chart(accuracy, title="Accuracy", unit="%", highlight=2))
+    assert svg.count("<circle") == 4 and 'class="highlight"' in svg
+    assert "round 2 90.00%" in svg and "<title" in svg
+    assert str(line_chart([Series("x", (), "s")], title="Empty", unit="")) == ""
