@@ -3,26 +3,26 @@
     python deploy.py [--rpc-url URL] [--config config/local.toml] [--out build/deployment.json]
 
 The configuration is validated before anything is sent (a bad value raises a ConfigError
-naming the field). The deployer key comes from the environment variable FEDTSS_PRIVATE_KEY,
+naming the field). The deployer key comes from the environment variable FEDTSS_PRIVATE_KEY
 or from an encrypted keystore named in the config (password from FEDTSS_KEYSTORE_PASSWORD,
-or asked), or, on a local anvil only (chain id 31337), from the config's dev_private_key.
-It is never a command-line argument. Starts nothing: the node must already run.
+or asked), never both; or, on a local anvil only (chain id 31337), from the config's
+dev_private_key. It is never a command-line argument. Starts nothing: the node must already run.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from fedtss.chain import DeployerSettings, Deployment, compile_contracts, connect, deploy_rounds, load_config
+from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, load_account
 from fedtss.errors import ConfigError, FedTSSError
 
 __all__ = ["ANVIL_CHAIN_ID", "deploy", "main", "resolve_deployer"]
@@ -33,28 +33,33 @@ DEFAULT_OUT = Path("build/deployment.json")
 ANVIL_CHAIN_ID = 31337
 
 
-def resolve_deployer(settings: DeployerSettings, chain_id: int, environ: Mapping[str, str]) -> LocalAccount:
-    """The deployer account, from the environment, a keystore or (anvil only) the dev key."""
-    if key := environ.get("FEDTSS_PRIVATE_KEY"):
-        return _account_from_key(key, "FEDTSS_PRIVATE_KEY")
-    if settings.keystore is not None:
-        try:
-            keyfile = json.loads(settings.keystore.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"deployer.keystore: cannot read {settings.keystore}: {exc}") from exc
-        password = environ.get("FEDTSS_KEYSTORE_PASSWORD") or getpass.getpass("keystore password: ")
-        try:
-            return Account.from_key(Account.decrypt(keyfile, password))
-        except ValueError as exc:
-            raise ConfigError(f"deployer.keystore: cannot decrypt {settings.keystore}: {exc}") from exc
+def resolve_deployer(
+    settings: DeployerSettings,
+    chain_id: int,
+    environ: Mapping[str, str],
+    *,
+    ask_password: Callable[[str], str] = getpass.getpass,
+) -> LocalAccount:
+    """The deployer account: ``FEDTSS_PRIVATE_KEY`` or the config's keystore, else (anvil only)
+    the config's dev key.
+
+    The first two go through :func:`fedtss.chain.keys.load_account`, as every agent's key
+    does, so setting both is refused rather than one silently winning. A keystore's password
+    is ``FEDTSS_KEYSTORE_PASSWORD``, or asked with ``ask_password`` when that is unset.
+    """
+    key_in_environ = bool(environ.get(DEFAULT_KEY_ENV))
+    if settings.keystore is not None or key_in_environ:
+        if settings.keystore is not None and not key_in_environ and not environ.get(DEFAULT_PASSWORD_ENV):
+            environ = {**environ, DEFAULT_PASSWORD_ENV: ask_password("keystore password: ")}
+        return load_account(keystore=settings.keystore, environ=environ)
     if settings.dev_private_key is not None:
         if chain_id != ANVIL_CHAIN_ID:
             raise ConfigError(
                 f"deployer.dev_private_key: a public dev key is only used on anvil (chain id "
-                f"{ANVIL_CHAIN_ID}), this chain is {chain_id}; set FEDTSS_PRIVATE_KEY or deployer.keystore"
+                f"{ANVIL_CHAIN_ID}), this chain is {chain_id}; set {DEFAULT_KEY_ENV} or deployer.keystore"
             )
         return _account_from_key(settings.dev_private_key, "deployer.dev_private_key")
-    raise ConfigError("deployer: set FEDTSS_PRIVATE_KEY or name deployer.keystore in the config")
+    raise ConfigError(f"deployer: set {DEFAULT_KEY_ENV} or name deployer.keystore in the config")
 
 
 def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str]) -> Deployment:

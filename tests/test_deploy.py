@@ -10,6 +10,7 @@ from eth_account import Account
 
 import deploy
 from fedtss.chain import DeployerSettings, RoundsContract, load_deployment
+from fedtss.chain.keys import write_keystore
 from fedtss.errors import ConfigError
 
 LOCAL = Path(__file__).resolve().parents[1] / "config" / "local.toml"
@@ -45,21 +46,40 @@ def test_dev_key_is_refused_on_a_chain_other_than_anvil():
         deploy.resolve_deployer(DeployerSettings(dev_private_key="0x" + "11" * 32), 1, {})
 
 
-def test_environment_key_takes_precedence_over_the_config():
+def test_environment_key_takes_precedence_over_the_dev_key():
     key = "0x" + "22" * 32
     account = deploy.resolve_deployer(DeployerSettings(dev_private_key="0x" + "11" * 32), 1, {"FEDTSS_PRIVATE_KEY": key})
     assert account.address == Account.from_key(key).address
 
 
+def test_environment_key_and_keystore_together_are_refused(tmp_path):
+    keystore = tmp_path / "k.json"
+    write_keystore(keystore, "0x" + "33" * 32, "pw", scrypt_n=2)
+    environ = {"FEDTSS_PRIVATE_KEY": "0x" + "22" * 32, "FEDTSS_KEYSTORE_PASSWORD": "pw"}
+    with pytest.raises(ConfigError, match="unset FEDTSS_PRIVATE_KEY"):
+        deploy.resolve_deployer(DeployerSettings(keystore=keystore), 1, environ)
+
+
 def test_encrypted_keystore_is_decrypted_with_the_password_from_the_environment(tmp_path):
     key = "0x" + "33" * 32
     keystore = tmp_path / "k.json"
-    keystore.write_text(json.dumps(Account.encrypt(key, "pw", iterations=2)))
+    write_keystore(keystore, key, "pw", scrypt_n=2)
     settings = DeployerSettings(keystore=keystore)
     account = deploy.resolve_deployer(settings, 1, {"FEDTSS_KEYSTORE_PASSWORD": "pw"})
     assert account.address == Account.from_key(key).address
     with pytest.raises(ConfigError, match="cannot decrypt"):
         deploy.resolve_deployer(settings, 1, {"FEDTSS_KEYSTORE_PASSWORD": "wrong"})
+
+
+def test_keystore_password_is_asked_when_the_environment_has_none(tmp_path):
+    key = "0x" + "44" * 32
+    keystore = tmp_path / "k.json"
+    write_keystore(keystore, key, "typed", scrypt_n=2)
+    prompts: list[str] = []
+    account = deploy.resolve_deployer(DeployerSettings(keystore=keystore), 1, {},
+                                      ask_password=lambda prompt: prompts.append(prompt) or "typed")
+    assert account.address == Account.from_key(key).address
+    assert prompts == ["keystore password: "]
 
 
 def test_missing_key_source_is_refused():
