@@ -402,7 +402,16 @@ def _wait_for(view: FederationView, round_: int, wanted: tuple[RoundState, ...],
 # ---------------------------------------------------------------------------- registration
 
 
+def _command_name(command: Any) -> str:
+    return command.name or command.callback.__name__.strip("_").replace("_", "-")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the operator's commands to the ``fedtss`` app (status, rounds, round, start, fail, reopen, wait)."""
-    for command in operator_app.registered_commands:
-        app.registered_commands.append(command)
+    """Add the operator's commands to the ``fedtss`` app (status, rounds, round, start, fail, reopen, wait).
+
+    A command of the same name already on ``app`` is replaced, so that ``fedtss status`` is
+    this module's (with --json and the submitters) whatever was registered before.
+    """
+    ours = {_command_name(c) for c in operator_app.registered_commands}
+    app.registered_commands[:] = [c for c in app.registered_commands if _command_name(c) not in ours]
+    app.registered_commands.extend(operator_app.registered_commands)

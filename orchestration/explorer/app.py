@@ -145,7 +145,7 @@ class _Pages:
             return {"report": None}
         accuracy, loss = report_series(report)
         return {"report": report,
-                "accuracy_chart": line_chart(accuracy, title="Test accuracy per round", unit="%",
+                "accuracy_chart": line_chart(accuracy, title="Test accuracy per round (%)", unit="%",
                                              highlight=highlight),
                 "loss_chart": line_chart(loss, title="Test loss per round", unit="", highlight=highlight),
                 "report_rounds": {r.get("round"): r for r in report.get("rounds", []) if isinstance(r, dict)}}

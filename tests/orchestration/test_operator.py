@@ -186,3 +186,26 @@ def test_start_needs_exactly_one_model_source(fresh) -> None:
     code, output = _run("start", *args)
     assert code == 2
     assert "--store" in output and "--model-cid" in output
+
+
+def test_register_puts_every_operator_command_on_an_app_replacing_same_named_ones(fed_args) -> None:
+    import typer
+
+    from orchestration.operator import register
+
+    app = typer.Typer()
+
+    @app.command()
+    def status() -> None:
+        typer.echo("the old status")
+
+    @app.command()
+    def demo() -> None:
+        typer.echo("demo")
+
+    register(app)
+    help_text = RUNNER.invoke(app, ["--help"]).output
+    for command in ("status", "rounds", "round", "start", "fail", "reopen", "wait", "demo"):
+        assert command in help_text
+    result = RUNNER.invoke(app, ["status", *fed_args, "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["current_round"] == 2
