@@ -245,6 +245,14 @@ def status(
         console.print(f"latest model ({label}): {cid_from_parts(codec, bytes(digest))}")
 
 
+# Operator commands (status, rounds, round, start, fail, reopen, wait; replacing the two above) and the explorer.
+from orchestration.explorer.command import explorer  # noqa: E402
+from orchestration.operator import register as _register_operator  # noqa: E402
+
+app.command()(explorer)
+_register_operator(app)
+
+
 def main() -> None:
     app()
 
