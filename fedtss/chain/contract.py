@@ -161,6 +161,12 @@ class RoundsContract:
         self._events_by_topic = {
             Web3.keccak(text=_signature(item)): item["name"] for item in abi if item["type"] == "event"
         }
+        #: Event name -> topic 0, for the events whose first indexed argument is ``round``.
+        self._round_topics = {
+            item["name"]: "0x" + Web3.keccak(text=_signature(item)).hex().removeprefix("0x")
+            for item in abi
+            if item["type"] == "event" and _first_indexed(item) == "round"
+        }
 
     @classmethod
     def from_deployment(cls, w3: Web3, deployment: Deployment) -> RoundsContract:
@@ -265,6 +271,27 @@ class RoundsContract:
         logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": from_block, "toBlock": to_block})
         return self.decode_logs(logs)
 
+    def get_round_events(
+        self, round_: int, name: str | None = None, *, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[ChainEvent]:
+        """The contract's events of round ``round_`` (only ``name`` if given), in chain order.
+
+        The node filters on the indexed ``round`` topic, so this reads one round's logs, not
+        the whole history. Events whose first indexed value is not a ``round``
+        (``TrainingStarted``, ``TrainingCompleted``) are never included.
+        """
+        if name is None:
+            kinds = list(self._round_topics.values())
+        elif name in self._round_topics:
+            kinds = self._round_topics[name]
+        else:
+            raise ChainError(f"{name} is not an event indexed by round; use one of {sorted(self._round_topics)}")
+        round_topic = "0x" + round_.to_bytes(32, "big").hex()
+        logs = self.w3.eth.get_logs({
+            "address": self.address, "fromBlock": from_block, "toBlock": to_block, "topics": [kinds, round_topic],
+        })
+        return self.decode_logs(logs)
+
     def _is_ours(self, log: Mapping[str, Any]) -> bool:
         return log["address"] == self.address and bool(log["topics"]) and log["topics"][0] in self._events_by_topic
 
@@ -345,6 +372,10 @@ def _abi_type(item: dict[str, Any]) -> str:
         inner = ",".join(_abi_type(c) for c in item["components"])
         return f"({inner}){item['type'][5:]}"
     return item["type"]
+
+
+def _first_indexed(event: dict[str, Any]) -> str | None:
+    return next((i["name"] for i in event["inputs"] if i.get("indexed")), None)
 
 
 def _signature(item: dict[str, Any]) -> str:

@@ -67,6 +67,28 @@ def test_decode_logs_keeps_only_this_contracts_events_in_the_order_given(chain, 
     assert [e.name for e in ours.decode_logs(reversed(logs))] == ["RoundOpened", "TrainingStarted"]
 
 
+def test_round_events_are_filtered_by_the_indexed_round_on_the_node(chain, deploy):
+    rounds, other = deploy(), deploy()
+    start = chain.w3.eth.block_number + 1
+    rounds.start_training(chain.accounts[0], 0x70, digest("m0"), 2)
+    other.start_training(chain.accounts[0], 0x70, digest("other"), 1)  # its round 1 is not ours
+    rounds.submit_update(chain.accounts[6], 1, 0x55, digest("u6"))
+    chain.increase_time(601)
+    rounds.fail_round(chain.accounts[0], 1)
+    rounds.reopen_round(chain.accounts[0], 1)
+    rounds.submit_update(chain.accounts[7], 2, 0x55, digest("u7"))
+    everything = rounds.get_events(start)
+    for round_ in (1, 2):
+        # TrainingStarted's indexed value is firstRound, not round: it is not a round-1 event.
+        expected = [e for e in everything if e.args.get("round") == round_]
+        assert rounds.get_round_events(round_, from_block=start) == expected
+    assert [e.name for e in rounds.get_round_events(1)] == ["RoundOpened", "UpdateSubmitted", "RoundFailed"]
+    (update,) = rounds.get_round_events(2, "UpdateSubmitted")
+    assert update.args["client"] == chain.accounts[7].address
+    with pytest.raises(ChainError, match="TrainingStarted is not an event indexed by round"):
+        rounds.get_round_events(1, "TrainingStarted")
+
+
 def test_deployment_record_round_trips_and_binds_the_same_contract(chain, deploy, rounds_artifact, tmp_path):
     rounds = deploy()
     record = Deployment(
