@@ -173,7 +173,8 @@ class _Pages:
             detail = self.view.round(number)
             if detail is None:
                 return None
-            return {"r": detail, "n": number, **self._head(), **self._charts(number),
+            return {"r": detail, "n": number, "threshold": self.view.deployment.config.threshold,
+                    **self._head(), **self._charts(number),
                     "last_round": self.view.overview().current_round}
 
         return self._render(request, "round.html", build, section="rounds")

@@ -503,8 +503,10 @@ class FederationView:
         exclusions = self._exclusions(round_, submissions, shares, votes)
         gas: dict[str, int] = {}
         for tx_hash in dict.fromkeys(e.tx_hash for e in events):
-            name = self.function_name(tx_hash) or "?"
-            gas[name] = gas.get(name, 0) + self.receipt(tx_hash)["gasUsed"]
+            name, call_round = self.decoded_call(tx_hash)
+            if call_round not in (None, round_) and name != "reopenRound":
+                continue  # e.g. the vote that finalized round n-1 also opened round n: it is n-1's gas
+            gas[name or "?"] = gas.get(name or "?", 0) + self.receipt(tx_hash)["gasUsed"]
         return RoundDetail(summary, info, submissions, shares, votes, exclusions, agreed, gas)
 
     def _submission(self, event: ChainEvent, agreed: tuple[int, ...] | None) -> Submission:
@@ -576,14 +578,16 @@ class FederationView:
             return f"{function.fn_name}(round {args['round']})"
         return function.fn_name
 
-    def function_name(self, tx_hash: str) -> str | None:
+    def decoded_call(self, tx_hash: str) -> tuple[str | None, int | None]:
+        """``(function name, its round argument)`` of a call to the contract; Nones otherwise."""
         tx = self._rpc("transaction", self.w3.eth.get_transaction, tx_hash)
         if tx.get("to") is None or to_checksum_address(tx["to"]) != self.contract.address:
-            return None
+            return None, None
         try:
-            return self.contract.contract.decode_function_input(tx["input"])[0].fn_name
+            function, args = self.contract.contract.decode_function_input(tx["input"])
         except ValueError:
-            return None
+            return None, None
+        return function.fn_name, args.get("round")
 
     def transaction(self, tx_hash: str) -> TxDetail | None:
         try:

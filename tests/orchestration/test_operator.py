@@ -209,3 +209,14 @@ def test_register_puts_every_operator_command_on_an_app_replacing_same_named_one
         assert command in help_text
     result = RUNNER.invoke(app, ["status", *fed_args, "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["current_round"] == 2
+
+
+def test_round_gas_counts_each_transaction_of_that_round_once(two_round_federation, fed_args) -> None:
+    fed = two_round_federation
+    code, output = _run("round", "2", *fed_args, "--json")
+    gas = json.loads(output)["gas"]
+    round2 = [h for label, h in fed.txs.items() if label.split()[1:2] == ["2"]]
+    expected = sum(fed.anvil.w3.eth.get_transaction_receipt(h)["gasUsed"] for h in round2)
+    assert code == 0
+    assert set(gas) == {"submitUpdate", "closeCollection", "submitAggregateShare", "proposeModel"}
+    assert sum(gas.values()) == expected  # not the round-1 vote that opened round 2
