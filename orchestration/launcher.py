@@ -517,6 +517,7 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
     started = time.monotonic()
     _raise_on_sigterm()
     federation_seconds: float | None = None
+    setup_seconds: float | None = None
     records: list[RoundRecord] = []
     with LocalFederation(spec) as federation:
         console.print(f"[bold]fedtss demo[/bold] {spec.clients} clients, committee {spec.committee} "
@@ -531,6 +532,7 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
         tracker = RoundTracker(federation)
         federation.start_training()
         training_started = time.monotonic()
+        setup_seconds = training_started - started
         timeout = spec.rounds * (spec.collection_period + 2 * spec.aggregation_period) + 60
         try:
             with Live(render_table([]), console=console, refresh_per_second=4) as live:
@@ -538,7 +540,9 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
                     lambda t: t.finished(stop_on_failure=not spec.reopen_failed), timeout=timeout,
                     on_poll=lambda: live.update(render_table(list(tracker.records.values()))),
                 )
+            console.print()
         except FedTSSError as exc:
+            console.print()
             # An agent died or the run timed out: report what was measured, then fail.
             console.print(f"[red]fedtss demo: {exc}[/red]", highlight=False)
         finally:
@@ -552,7 +556,8 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
         train_config=spec.train, clip_norm=spec.clip_norm, seed=spec.seed, test=data.test,
     )
     report = build_report(spec.to_json(), records, [r.accuracy for r in baseline], [r.loss for r in baseline],
-                          total_seconds=time.monotonic() - started, federation_seconds=federation_seconds)
+                          total_seconds=time.monotonic() - started, federation_seconds=federation_seconds,
+                          setup_seconds=setup_seconds)
     write_report(report, spec.run_dir / "report.json")
     plot_accuracy(report, spec.run_dir / "accuracy.png")
     _print_summary(console, report, spec)
@@ -571,7 +576,8 @@ def _print_summary(console: Console, report: dict[str, Any], spec: FederationSpe
     failed = [r["round"] for r in rounds if r["state"] == "Failed"]
     if failed:
         console.print(f"[red]failed rounds: {failed}[/red]; see {spec.run_dir / 'logs'}")
-    console.print(f"total {report['total_seconds']:.1f} s (federation {report['federation_seconds']:.1f} s); "
+    console.print(f"total {report['total_seconds']:.1f} s (set-up {report['setup_seconds']:.1f} s, federation "
+                  f"{report['federation_seconds']:.1f} s); "
                   f"report {spec.run_dir / 'report.json'}, plot {spec.run_dir / 'accuracy.png'}")
 
 

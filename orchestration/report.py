@@ -11,7 +11,11 @@
     plaintext_fedavg  {"accuracy": [...], "loss"*: [...]}: plaintext FedAvg on the same
                       partition, model and seeds, computed in the launcher's own process
     total_seconds     the whole command, set-up included
+    setup_seconds*    run folder, anvil, deploy, data, agents started and ready
     federation_seconds*  from startTraining to the last round's end
+
+Gas is read from the receipts of the transactions that emitted events; a transaction that
+reverted on chain (a vote mined after the round finalized) emits none and is not counted.
 """
 
 from __future__ import annotations
@@ -79,13 +83,14 @@ class RoundRecord:
 
 def build_report(config: dict[str, Any], records: Sequence[RoundRecord], plaintext_accuracy: Sequence[float],
                  plaintext_loss: Sequence[float], *, total_seconds: float,
-                 federation_seconds: float | None) -> dict[str, Any]:
+                 federation_seconds: float | None, setup_seconds: float | None = None) -> dict[str, Any]:
     """The ``report.json`` document."""
     return {
         "config": config,
         "rounds": [record.to_json() for record in records],
         "plaintext_fedavg": {"accuracy": list(plaintext_accuracy), "loss": list(plaintext_loss)},
         "total_seconds": round(total_seconds, 2),
+        "setup_seconds": None if setup_seconds is None else round(setup_seconds, 2),
         "federation_seconds": None if federation_seconds is None else round(federation_seconds, 2),
     }
 
