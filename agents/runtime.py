@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from eth_account.signers.local import LocalAccount
 
 from agents.config import NodeConfig, Role, load_node_config
-from fedtss.chain import ChainEvent, Deployment, RoundsContract, connect, load_deployment
+from fedtss.chain import ChainEvent, Deployment, RoundsContract, connect, load_deployment, redact_node_urls
 from fedtss.chain.checkpoint import Checkpoint
 from fedtss.chain.events import EventSource, run_handlers
 from fedtss.chain.keys import load_account
@@ -234,6 +234,7 @@ def main(argv: Sequence[str] | None, *, role: Role, build: Callable[[Node], Agen
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         config = load_node_config(args.config, role=role)
+        redact_node_urls(config.node.rpc_url, config.node.http_url)  # before web3 logs anything
         agent = build(connect_node(config, os.environ if environ is None else environ))
         asyncio.run(run_agent(agent))
     except FedTSSError as exc:

@@ -23,6 +23,7 @@ from fedtss.chain.contract import (
     deploy_rounds,
     load_deployment,
 )
+from fedtss.chain.redaction import display_url, redact_node_urls
 
 __all__ = [
     "Artifact",
@@ -38,9 +39,11 @@ __all__ = [
     "connect",
     "deploy_rounds",
     "dev_sealing_keypair",
+    "display_url",
     "find_solc",
     "load_artifact",
     "load_config",
     "load_deployment",
     "parse_rounds_config",
+    "redact_node_urls",
 ]

@@ -24,6 +24,7 @@ from web3.exceptions import ContractLogicError, ContractPanicError, Web3Exceptio
 
 from fedtss.chain.compile import Artifact
 from fedtss.chain.config import RoundsConfig, parse_rounds_config
+from fedtss.chain.redaction import display_url, redact_node_urls, redact_urls
 from fedtss.errors import ChainError, ContractRevert
 
 __all__ = [
@@ -133,12 +134,18 @@ def load_deployment(path: Path) -> Deployment:
 
 
 def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
-    """A Web3 on ``rpc_url`` (http(s) JSON-RPC), checked to answer."""
+    """A Web3 on ``rpc_url`` (http(s) JSON-RPC), checked to answer.
+
+    The URL's path and query (where a hosted node's API key lives) are kept out of log
+    lines (:func:`~fedtss.chain.redaction.redact_node_urls`) and out of the error.
+    """
+    redact_node_urls(rpc_url)
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     try:
         w3.eth.chain_id
     except (Web3Exception, OSError) as exc:
-        raise ChainError(f"no Ethereum JSON-RPC node answers at {rpc_url}: {exc}") from exc
+        detail = redact_urls(str(exc), rpc_url)
+        raise ChainError(f"no Ethereum JSON-RPC node answers at {display_url(rpc_url)}: {detail}") from None
     return w3
 
 

@@ -60,6 +60,7 @@ from websockets.exceptions import WebSocketException
 
 from fedtss.chain.checkpoint import Checkpoint
 from fedtss.chain.contract import ChainEvent, Deployment, RoundsContract
+from fedtss.chain.redaction import display_url, redact_node_urls
 from fedtss.errors import ConfigError
 
 __all__ = ["Backoff", "ChainEvent", "EventBatch", "EventSource", "run_handlers"]
@@ -122,7 +123,7 @@ class EventSource:
     ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("ws", "wss", "http", "https"):
-            raise ConfigError(f"rpc url: expected ws://, wss://, http:// or https://, got {_display(url)}")
+            raise ConfigError(f"rpc url: expected ws://, wss://, http:// or https://, got {display_url(url)}")
         if confirmations < 0 or max_block_range < 1:
             raise ConfigError("confirmations must be >= 0 and max_block_range >= 1")
         self.url = url
@@ -133,7 +134,7 @@ class EventSource:
         self.max_block_range = max_block_range
         self.backoff = backoff
         self._rng = rng or random.Random()
-        _hide_url_in_web3_logs(url)
+        redact_node_urls(url)  # web3.py logs its endpoint: keep the key out of every log line
         # Decoding needs no node: an offline Web3 only holds the ABI.
         self._decoder = RoundsContract(Web3(), address, abi)
         self.address = self._decoder.address
@@ -145,7 +146,7 @@ class EventSource:
         return cls(url, rounds.address, rounds.contract.abi, **options)
 
     def __repr__(self) -> str:
-        return f"EventSource({_display(self.url)}, {self.address}, {self.transport})"
+        return f"EventSource({display_url(self.url)}, {self.address}, {self.transport})"
 
     async def events(self, after_block: int, until_block: int | None = None) -> AsyncIterator[ChainEvent]:
         """Every event after ``after_block`` in chain order, forever or through ``until_block``."""
@@ -175,7 +176,7 @@ class EventSource:
                 delay = self.backoff.delay(attempt, self._rng)
                 log.warning(
                     "chain connection to %s failed (%s); reconnecting in %.1f s (attempt %d), then catching up after block %d",
-                    _display(self.url), type(exc).__name__, delay, attempt, last,
+                    display_url(self.url), type(exc).__name__, delay, attempt, last,
                 )
                 await asyncio.sleep(delay)
 
@@ -252,39 +253,3 @@ async def run_handlers(
                     await handle(event)
                 checkpoint.save(block_number)
             checkpoint.save(batch.last_block)
-
-
-def _display(url: str) -> str:
-    """Scheme, host and port of ``url``: never its path, query or credentials (API keys live there)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-
-
-#: web3.py's providers log their endpoint at INFO ("Connecting to: <url>").
-WEB3_PROVIDER_LOGGERS = ("web3.providers.WebSocketProvider", "web3.providers.AsyncHTTPProvider")
-
-
-class _RedactUrl(logging.Filter):
-    """Rewrites one URL to its scheme, host and port in web3.py's log records."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        self.url, self.shown = url, _display(url)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and self.url in record.args:
-            record.args = tuple(self.shown if arg == self.url else arg for arg in record.args)
-        if isinstance(record.msg, str) and self.url in record.msg:
-            record.msg = record.msg.replace(self.url, self.shown)
-        return True
-
-
-def _hide_url_in_web3_logs(url: str) -> None:
-    """Keep a URL's path and credentials (where API keys live) out of web3.py's own log lines."""
-    if _display(url) == url.rstrip("/"):
-        return
-    for name in WEB3_PROVIDER_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactUrl) and f.url == url for f in logger.filters):
-            logger.addFilter(_RedactUrl(url))
