@@ -12,6 +12,7 @@ the explorer stops.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -116,6 +117,10 @@ def _check_deployment(w3_url: str, deployment: Deployment) -> None:
         raise ConfigError(f"no contract at {deployment.address} on the node at {w3_url}: wrong node or record?")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def explorer(
     run_dir: Annotated[Path | None, typer.Argument(help="a run folder (runs/<name>) to reopen or attach to")] = None,
     rpc_url: Annotated[str | None, typer.Option(help="attach to this JSON-RPC node instead of reopening")] = None,
@@ -151,6 +156,9 @@ def explorer(
                          poll_seconds=poll)
         console.print(f"fedtss explorer on http://{host}:{port}/  (node {rpc_url}, contract {record.address}); "
                       "Ctrl-C to stop")
+        # uvicorn re-raises the SIGTERM it shut down on; make that an exception so the
+        # `finally` below still stops the anvil this command started.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     except FedTSSError as exc:
         console.print(f"[red]fedtss explorer:[/red] {exc}", highlight=False)

@@ -1,0 +1,93 @@
+"""`fedtss explorer runs/<name>` as a user runs it: a separate process that reopens the saved
+chain read-only, serves the pages, and stops its anvil when it is stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fedtss.chain.devnode import dev_accounts
+from orchestration.explorer.command import find_run_files
+from orchestration.node import free_port, start_local_chain
+from tests.fixtures.anvil import AnvilNode
+from tests.fixtures.federation import deploy_federation, run_two_rounds
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            child = int(status.parent.name)
+            found |= {child} | _children(child)
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+def test_explorer_command_reopens_a_finished_run_and_stops_its_anvil_on_sigterm(rounds_artifact, tmp_path) -> None:
+    run_dir = tmp_path / "runs" / "demo"
+    node = start_local_chain(run_dir / "chain-state.json", accounts=10)
+    try:
+        run_two_rounds(deploy_federation(AnvilNode(node, dev_accounts(10)), rounds_artifact, run_dir))
+    finally:
+        node.stop()  # writes chain-state.json, as the launcher's anvil does
+    saved = (run_dir / "chain-state.json").read_bytes()
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "explorer", str(run_dir), "--port",
+                                str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline, page = time.monotonic() + 60, None
+        while page is None and time.monotonic() < deadline and process.poll() is None:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/rounds", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert page is not None, process.stderr.read().decode() if process.poll() is not None else "no answer"
+        assert page.status_code == 200 and page.text.count("state-finalized") == 2
+        anvils = _children(process.pid)
+        assert anvils, "the explorer started no anvil"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    deadline = time.monotonic() + 15
+    while _alive(anvils) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leftover = _alive(anvils)
+    for pid in leftover:  # never leave a stray anvil behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not leftover, "anvil outlived the explorer"
+    assert (run_dir / "chain-state.json").read_bytes() == saved
+
+
+def test_a_folder_without_a_deployment_record_is_refused_with_what_to_do(tmp_path) -> None:
+    from fedtss.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fedtss demo"):
+        find_run_files(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="deployment.json"):
+        find_run_files(tmp_path / "empty")
