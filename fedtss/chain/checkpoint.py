@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fedtss.chain._files import write_atomically
+from fedtss._files import write_atomically
 from fedtss.chain.contract import Deployment
 from fedtss.errors import ConfigError
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from fedtss.chain._files import read_secret_file, write_atomically
+from fedtss._files import read_secret_file, write_atomically
 from fedtss.errors import ConfigError
 from fedtss.sealing import public_key_from_private
 

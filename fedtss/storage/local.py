@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
+from fedtss._files import write_atomically
 from fedtss.cid import compute_cid
 from fedtss.errors import BlobNotFound, ConfigError, StorageError
 from fedtss.storage.base import canonical_cid, check_size_limit, too_large, verify_blob
@@ -58,8 +58,7 @@ class LocalStore:
         cid = compute_cid(data)
         path = self.path_of(cid)
         try:
-            path.parent.mkdir(exist_ok=True)
-            self._write_atomically(path, data)
+            write_atomically(path, data, mode=_FILE_MODE, temp_dir=self._tmp)
         except OSError as error:
             raise StorageError(f"cannot write blob {cid} ({len(data)} bytes) in {self.root}: {error}") \
                 from error
@@ -90,26 +89,3 @@ class LocalStore:
     def has(self, cid: str) -> bool:
         """Whether a file for ``cid`` exists (its content is checked only by :meth:`get`)."""
         return self.path_of(cid).is_file()
-
-    def _write_atomically(self, path: Path, data: bytes) -> None:
-        descriptor, temporary = tempfile.mkstemp(dir=self._tmp, prefix=path.name[-16:] + ".")
-        try:
-            with os.fdopen(descriptor, "wb") as blob:
-                os.fchmod(blob.fileno(), _FILE_MODE)
-                blob.write(data)
-                blob.flush()
-                os.fsync(blob.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable, so a crash cannot forget a blob already announced."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -1,7 +1,8 @@
-"""Small file helpers shared by the checkpoint and the key loaders.
+"""Small file helpers for the parts of fedtss that sit at the disk's edge (private).
 
-Both write files that must never be seen half-written (a checkpoint read after a crash, a
-keystore read by another process), and both read files that may hold secrets.
+The local blob store, the agents' checkpoint and the key writers all write files that must
+never be seen half-written (a blob announced on chain, a checkpoint read after a crash, a
+keystore read by another process); the key loaders read files that may hold secrets.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from fedtss.errors import ConfigError
 __all__ = ["read_secret_file", "write_atomically"]
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o600, temp_dir: Path | None = None) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half.
 
-    The bytes go to a temporary file in the same folder, are fsynced, and the file is
-    renamed over ``path``; the folder is fsynced too, so the rename survives a power cut.
+    The bytes go to a temporary file (in ``temp_dir``, which must be on the same file system,
+    or else beside ``path``), are fsynced, and the file is renamed over ``path``; the folder
+    is fsynced too, so the rename survives a power cut.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    folder = path.parent if temp_dir is None else Path(temp_dir)
+    fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
