@@ -6,8 +6,8 @@
     fedtss client     run a client agent          (python -m agents.client --config FILE)
     fedtss aggregator run a committee member      (python -m agents.aggregator --config FILE)
     fedtss keeper     close, fail (and reopen) rounds whose deadline passed
-    fedtss start      the operator opens training from an initial model
-    fedtss status     the current round and its state, read from the chain
+    fedtss start, status, rounds, round, fail, reopen, wait   the operator's commands (orchestration.operator)
+    fedtss explorer   the web explorer
 
 Keys never come from the command line: ``FEDTSS_PRIVATE_KEY`` (or a keystore named in a node
 config), ``FEDTSS_SEALING_KEY`` for members. Every error is one line that says what to change.
@@ -33,7 +33,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 errors = Console(stderr=True)
 
-_ANVIL_CHAIN_ID = 31337
 _RUNS = Path("runs")
 
 
@@ -166,86 +165,7 @@ def keeper(config: Annotated[Path, typer.Option(help="node config with [node] an
     raise typer.Exit(main(["--config", str(config)]))
 
 
-# ---------------------------------------------------------------------------- operator
-
-
-@app.command()
-def start(
-    deployment: Annotated[Path, typer.Option(help="deployment record")],
-    store: Annotated[str, typer.Option(help="store directory or Kubo RPC URL http://host:port")],
-    rounds: Annotated[int, typer.Option(help="rounds to train")] = 10,
-    rpc_url: Annotated[str, typer.Option(help="JSON-RPC node")] = "http://127.0.0.1:8545",
-    seed: Annotated[int, typer.Option(help="seeds the initial model (as [federation] seed)")] = 0,
-    hidden: Annotated[int, typer.Option(help="hidden units of the MLP (as [federation] hidden)")] = 64,
-) -> None:
-    """The operator stores the seeded initial model and opens training (startTraining).
-
-    The operator key comes from FEDTSS_PRIVATE_KEY; on a local anvil without it, the dev
-    operator key (anvil account 0) is used.
-    """
-    from agents.learning import ModelConfig, initial_tensors
-    from fedtss.chain import RoundsContract, connect, load_deployment
-    from fedtss.chain.devnode import dev_accounts
-    from fedtss.chain.keys import load_account
-    from fedtss.cid import cid_to_parts
-    from fedtss.formats import encode_model
-    from fedtss.storage import open_store
-
-    try:
-        record = load_deployment(deployment)
-        w3 = connect(rpc_url)
-        if "FEDTSS_PRIVATE_KEY" not in os.environ and w3.eth.chain_id == _ANVIL_CHAIN_ID:
-            account = dev_accounts(1)[0]
-            console.print("no FEDTSS_PRIVATE_KEY: using anvil's dev operator key (local chain only)")
-        else:
-            account = load_account()
-        model_cid = open_store(store).put(encode_model(initial_tensors(ModelConfig(hidden=hidden), seed=seed)))
-        contract = RoundsContract.from_deployment(w3, record)
-        receipt = contract.start_training(account, *cid_to_parts(model_cid), rounds)
-    except FedTSSError as exc:
-        raise _fail("start", exc) from None
-    console.print(f"training started: {rounds} rounds from model {model_cid}, round "
-                  f"{contract.current_round()} open (tx 0x{bytes(receipt['transactionHash']).hex()})")
-
-
-@app.command()
-def status(
-    deployment: Annotated[Path, typer.Option(help="deployment record")] = Path("runs/demo/deployment.json"),
-    rpc_url: Annotated[str, typer.Option(help="JSON-RPC node")] = "http://127.0.0.1:8545",
-) -> None:
-    """The current round, its state, counts and deadlines, and the latest model, from the chain."""
-    from fedtss.chain import RoundsContract, connect, load_deployment
-    from fedtss.cid import cid_from_parts
-
-    try:
-        record = load_deployment(deployment)
-        w3 = connect(rpc_url)
-        contract = RoundsContract.from_deployment(w3, record)
-        round_ = contract.current_round()
-        finalized, codec, digest = contract.latest_model()
-        done, until = contract.training_progress()
-        now = w3.eth.get_block("latest")["timestamp"]
-    except FedTSSError as exc:
-        raise _fail("status", exc) from None
-    console.print(f"contract {contract.address} on chain {record.chain_id}; chain time {now}")
-    console.print(f"rounds finalized {done} (training until {until})")
-    if round_ == 0:
-        console.print("training not started (round 0)")
-        return
-    info = contract.round_info(round_)
-    console.print(f"round {round_}: {info.state}"
-                  + (f" (failed while {info.state_at_failure})" if info.state.name == "Failed" else ""))
-    console.print(f"  updates {info.clients}, aggregate shares {info.shares}, votes {info.votes}, "
-                  f"included clients {bin(info.included_clients).count('1')}")
-    console.print(f"  collection deadline {info.collection_deadline} ({info.collection_deadline - now:+d} s), "
-                  f"committee deadline {info.committee_deadline}"
-                  + (f" ({info.committee_deadline - now:+d} s)" if info.committee_deadline else ""))
-    label = f"round {finalized}" if finalized else "initial model"
-    if any(digest):
-        console.print(f"latest model ({label}): {cid_from_parts(codec, bytes(digest))}")
-
-
-# Operator commands (status, rounds, round, start, fail, reopen, wait; replacing the two above) and the explorer.
+# Operator commands (status, rounds, round, start, fail, reopen, wait) and the explorer.
 from orchestration.explorer.command import explorer  # noqa: E402
 from orchestration.operator import register as _register_operator  # noqa: E402
 
