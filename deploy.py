@@ -18,11 +18,18 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from fedtss.chain import DeployerSettings, Deployment, compile_contracts, connect, deploy_rounds, load_config
-from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, load_account
+from fedtss.chain import (
+    DeployerSettings,
+    Deployment,
+    compile_contracts,
+    connect,
+    deploy_rounds,
+    load_config,
+    transaction_hash,
+)
+from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, account_from_key, load_account
 from fedtss.errors import ConfigError, FedTSSError
 
 __all__ = ["ANVIL_CHAIN_ID", "deploy", "main", "resolve_deployer"]
@@ -58,7 +65,7 @@ def resolve_deployer(
                 f"deployer.dev_private_key: a public dev key is only used on anvil (chain id "
                 f"{ANVIL_CHAIN_ID}), this chain is {chain_id}; set {DEFAULT_KEY_ENV} or deployer.keystore"
             )
-        return _account_from_key(settings.dev_private_key, "deployer.dev_private_key")
+        return account_from_key(settings.dev_private_key, "deployer.dev_private_key")
     raise ConfigError(f"deployer: set {DEFAULT_KEY_ENV} or name deployer.keystore in the config")
 
 
@@ -75,7 +82,7 @@ def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str
         address=address,
         abi_path=artifact.path,
         deploy_block=receipt["blockNumber"],
-        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        tx_hash=transaction_hash(receipt),
         config=config,
     )
     deployment.write(out)
@@ -95,14 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(deployment.address)
     return 0
-
-
-def _account_from_key(key: str, field: str) -> LocalAccount:
-    try:
-        return Account.from_key(key)
-    except (ValueError, TypeError) as exc:
-        # The message of the library can echo key material: never include it.
-        raise ConfigError(f"{field}: not a valid 32-byte hex private key") from exc
 
 
 if __name__ == "__main__":

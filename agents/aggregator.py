@@ -40,7 +40,7 @@ from agents.client import fetch_model
 from agents.learning import apply_mean_update
 from agents.runtime import Handler, Node, Outcome, Skip, format_fields, log, main
 from fedtss import field as gf
-from fedtss.chain import ChainEvent, RoundState
+from fedtss.chain import ChainEvent, RoundState, transaction_hash
 from fedtss.chain.keys import SealingKey, load_sealing_key
 from fedtss.cid import cid_from_parts, cid_to_parts
 from fedtss.errors import ConfigError, FormatError, ShareError, StorageError
@@ -337,7 +337,7 @@ def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np
         return Outcome(note=f"only {included} clients opened, below min_clients: nothing posted")
     cid = node.store.put(encode_field_vector(aggregate, kind=VectorKind.AGGREGATE_SHARE))
     receipt = node.contract.submit_aggregate_share(node.account, round_, *cid_to_parts(cid), bitmap)
-    return Outcome(cid=cid, tx_hash=_tx(receipt), note=f"included={bitmap:#x}")
+    return Outcome(cid=cid, tx_hash=transaction_hash(receipt), note=f"included={bitmap:#x}")
 
 
 def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> Outcome:
@@ -396,12 +396,8 @@ def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropos
         _log_bad_member(agent, action.round, index, committee[index - 1][0], "InconsistentShares")
     cid = node.store.put(model.blob)
     receipt = node.contract.propose_model(node.account, action.round, *cid_to_parts(cid))
-    return Outcome(cid=cid, tx_hash=_tx(receipt),
+    return Outcome(cid=cid, tx_hash=transaction_hash(receipt),
                    note=f"shares={sorted(shares)} used={list(model.used_members)} samples={model.total_samples}")
-
-
-def _tx(receipt: Mapping) -> str:
-    return "0x" + bytes(receipt["transactionHash"]).hex()
 
 
 # ------------------------------------------------------------------------ the agent

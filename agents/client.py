@@ -36,7 +36,7 @@ from agents.learning import (
 )
 from agents.learning.model import config_from_tensors
 from agents.runtime import Handler, Node, Outcome, Skip, main
-from fedtss.chain import ChainEvent, RoundState
+from fedtss.chain import ChainEvent, RoundState, transaction_hash
 from fedtss.cid import cid_from_parts, cid_to_parts, compute_cid
 from fedtss.errors import ConfigError, FormatError, StorageError
 from fedtss.formats import Manifest, VectorKind, decode_model, encode_field_vector, encode_manifest
@@ -202,7 +202,7 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
     )
     manifest_cid = publish_update(node, prepared)
     receipt = node.contract.submit_update(node.account, action.round, *cid_to_parts(manifest_cid))
-    return Outcome(cid=manifest_cid, tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+    return Outcome(cid=manifest_cid, tx_hash=transaction_hash(receipt),
                    note=f"samples={samples}")
 
 

@@ -22,6 +22,7 @@ from fedtss.chain.contract import (
     connect,
     deploy_rounds,
     load_deployment,
+    transaction_hash,
 )
 from fedtss.chain.redaction import display_url, redact_node_urls
 
@@ -46,4 +47,5 @@ __all__ = [
     "load_deployment",
     "parse_rounds_config",
     "redact_node_urls",
+    "transaction_hash",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "connect",
     "deploy_rounds",
     "load_deployment",
+    "transaction_hash",
 ]
 
 #: Gas added to every estimate: a vote estimated as ordinary can become the finalizing one
@@ -131,6 +132,12 @@ def load_deployment(path: Path) -> Deployment:
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ChainError(f"cannot read deployment record {path}: {exc}") from exc
+
+
+def transaction_hash(receipt_or_log: Mapping[str, Any]) -> str:
+    """The ``0x``-hex hash of the transaction of a receipt or a log: how records and log lines
+    name a transaction (web3 returns HexBytes, whose ``hex()`` has no ``0x`` prefix)."""
+    return "0x" + bytes(receipt_or_log["transactionHash"]).hex()
 
 
 def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
@@ -312,7 +319,7 @@ class RoundsContract:
             name=name,
             args=args,
             block_number=log["blockNumber"],
-            tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+            tx_hash=transaction_hash(log),
             log_index=log["logIndex"],
         )
 

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_PASSWORD_ENV",
     "DEFAULT_SEALING_KEY_ENV",
     "SealingKey",
+    "account_from_key",
     "load_account",
     "load_sealing_key",
     "write_keystore",
@@ -78,7 +79,7 @@ def load_account(
     if keystore is not None:
         return _decrypt_keystore(Path(keystore), _keystore_password(password_file, password_env, environ))
     if raw_key:
-        return _account_from_hex(raw_key, f"the variable {key_env}")
+        return account_from_key(raw_key, f"the variable {key_env}")
     raise ConfigError(f"no account key: name a keystore file in the node config, or set {key_env}")
 
 
@@ -89,7 +90,7 @@ def write_keystore(path: Path, private_key: bytes | str, password: str, *, scryp
     """
     if not password:
         raise ConfigError(f"refusing to write the keystore {path} with an empty password")
-    account = _account_from_hex(private_key, "the private key to store")
+    account = account_from_key(private_key, "the private key to store")
     keyfile = Account.encrypt(account.key, password, kdf="scrypt", iterations=scrypt_n)
     write_atomically(Path(path), json.dumps(keyfile).encode())
     return account.address
@@ -120,6 +121,16 @@ def write_sealing_key(path: Path, private_key: bytes) -> SealingKey:
     return key
 
 
+def account_from_key(key: bytes | str, source: str) -> LocalAccount:
+    """The account of a raw private key (hex or bytes); ``source`` names where it came from
+    in the error, which never echoes the key."""
+    try:
+        return Account.from_key(key.strip() if isinstance(key, str) else key)
+    except (ValueError, TypeError):
+        # The library's message can echo key material: never chain it into ours.
+        raise ConfigError(f"{source} is not a 32-byte hex private key") from None
+
+
 # ------------------------------------------------------------------------------ internals
 
 
@@ -146,14 +157,6 @@ def _decrypt_keystore(path: Path, password: str) -> LocalAccount:
     except ValueError as exc:
         # eth-keyfile says "MAC mismatch" for a wrong password; nothing key-derived is echoed.
         raise ConfigError(f"cannot decrypt the keystore file {path}: wrong password? ({exc})") from exc
-
-
-def _account_from_hex(key: bytes | str, source: str) -> LocalAccount:
-    try:
-        return Account.from_key(key.strip() if isinstance(key, str) else key)
-    except (ValueError, TypeError):
-        # The library's message can echo key material: never chain it into ours.
-        raise ConfigError(f"{source} is not a 32-byte hex private key") from None
 
 
 def _sealing_key_from_hex(text: str, source: str) -> SealingKey:

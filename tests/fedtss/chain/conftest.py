@@ -13,7 +13,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from fedtss.chain import Artifact, Deployment, RoundsContract, deploy_rounds
+from fedtss.chain import Artifact, Deployment, RoundsContract, deploy_rounds, transaction_hash
 from fedtss.chain.devnode import DevNode, dev_accounts, free_port, start_anvil
 from tests.fixtures.anvil import default_rounds_config
 
@@ -53,7 +53,7 @@ def deploy_with_record(
         address=address,
         abi_path=abi_path,
         deploy_block=receipt["blockNumber"],
-        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        tx_hash=transaction_hash(receipt),
         config=config,
     )
     return Deployed(RoundsContract(w3, address, artifact.abi), deployment, accounts)
