@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -24,7 +24,13 @@ $(NODE_STAMP): package.json package-lock.json
 demo: install
 	$(VENV)/bin/fedtss demo
 
-test: install
+# The explorer's tests drive Debian's headless Chromium through its chromedriver (Selenium is
+# given both paths; nothing downloads a browser). Installed here, as root, when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
+
+test: install browser
 	$(PY) -m pytest
 
 bench: install
