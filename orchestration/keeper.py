@@ -38,10 +38,11 @@ from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from eth_account.signers.local import LocalAccount
-from web3.exceptions import ContractLogicError, Web3Exception, Web3RPCError
+from web3.exceptions import Web3Exception
 
-from fedtss.chain import RoundInfo, RoundsContract, RoundState, connect, load_deployment
-from fedtss.chain.contract import GAS_HEADROOM
+from fedtss.chain import (
+    RoundInfo, RoundsContract, RoundState, connect, display_url, load_deployment, redact_node_urls,
+)
 from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, load_account
 from fedtss.errors import ChainError, ConfigError, ContractRevert
 
@@ -142,7 +143,7 @@ class Keeper:
 
     def _send(self, action: KeeperAction, round_: int) -> KeeperAction | None:
         try:
-            receipt = self._transact_on_pending(action.value, round_)
+            receipt = self.contract.transact(self.account, action.value, round_)
         except ContractRevert as exc:
             if exc.name not in _RACE_REVERTS:
                 raise
@@ -152,33 +153,6 @@ class Keeper:
         log.info("role=keeper address=%s round=%d action=%s tx=0x%s gas=%d", self.account.address,
                  round_, action, bytes(receipt["transactionHash"]).hex(), receipt["gasUsed"])
         return action
-
-
-    def _transact_on_pending(self, function: str, round_: int) -> dict:
-        """Estimate against the pending block, then sign, send and wait for the receipt.
-
-        ``RoundsContract.transact`` estimates against the latest block. On a chain that mines
-        only when a transaction arrives (anvil's default), the latest block can be older than
-        a deadline that has passed, and the estimate reverts with RoundDeadlineNotReached
-        although the transaction itself would land in a block stamped now. The pending block
-        carries the time the transaction will see.
-        """
-        w3, address = self.contract.w3, self.account.address
-        call = self.contract.contract.functions[function](round_)
-        params = {"from": address, "nonce": w3.eth.get_transaction_count(address, "pending")}
-        try:
-            estimate = call.estimate_gas(params, block_identifier="pending")
-        except ContractLogicError as exc:
-            raise self.contract._decoder.decode(exc) from exc  # the bindings' own revert decoder
-        signed = self.account.sign_transaction(call.build_transaction({**params, "gas": estimate + GAS_HEADROOM}))
-        try:
-            receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
-        except Web3RPCError as exc:
-            raise ChainError(f"the node refused {function}({round_}) from {address}: {exc}") from exc
-        if receipt["status"] != 1:
-            # Mined after another keeper's transaction changed the round: the same race as a revert.
-            raise ContractRevert("RoundWrongState", {"round": round_}, f"{function}({round_}) reverted on chain")
-        return receipt
 
 
 def load_keeper_config(path: Path) -> KeeperConfig:
@@ -219,7 +193,7 @@ def build_keeper(config: KeeperConfig) -> Keeper:
     deployment = load_deployment(config.deployment)
     w3 = connect(config.rpc_url)
     if w3.eth.chain_id != deployment.chain_id:
-        raise ConfigError(f"the node at {config.rpc_url} is chain {w3.eth.chain_id}, but the deployment "
+        raise ConfigError(f"the node at {display_url(config.rpc_url)} is chain {w3.eth.chain_id}, but the deployment "
                           f"record {config.deployment} is for chain {deployment.chain_id}")
     account = load_account(keystore=config.keystore, password_env=config.password_env,
                            key_env=config.private_key_env)
@@ -268,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        run_keeper(load_keeper_config(args.config))
+        config = load_keeper_config(args.config)
+        redact_node_urls(config.rpc_url)
+        run_keeper(config)
     except (ConfigError, ChainError) as exc:
         print(f"fedtss keeper: {exc}", file=sys.stderr)
         return 2

@@ -331,7 +331,9 @@ def _send(w3: Web3, account: LocalAccount, call: Any, decoder: _RevertDecoder) -
     """Estimate (decoding a revert), sign, send and wait; a mined revert also raises."""
     params = {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending")}
     try:
-        estimate = call.estimate_gas(params)
+        # Estimate on the pending block: its timestamp is "now", so a deadline that has passed
+        # in wall-clock time has passed here too, even on an idle chain whose last block is old.
+        estimate = call.estimate_gas(params, block_identifier="pending")
         tx = call.build_transaction({**params, "gas": estimate + GAS_HEADROOM})
     except ContractLogicError as exc:
         raise decoder.decode(exc) from exc
@@ -342,8 +344,29 @@ def _send(w3: Web3, account: LocalAccount, call: Any, decoder: _RevertDecoder) -
     except Web3RPCError as exc:
         raise ChainError(f"the node refused the transaction from {account.address}: {exc}") from exc
     if receipt["status"] != 1:
-        raise ChainError(f"transaction {tx_hash.hex()} reverted on chain (state changed after estimation)")
+        raise explain_mined_revert(call, account, receipt, decoder)
     return receipt
+
+
+def explain_mined_revert(call: Any, account: LocalAccount, receipt: Mapping[str, Any],
+                         decoder: _RevertDecoder) -> ChainError:
+    """Name the custom error of a transaction that passed estimation but reverted when mined.
+
+    That happens when another transaction changed the state first (a late vote after t matching
+    votes already finalized the round): replaying the call on the state it was mined into gives
+    the same ``ContractRevert`` an estimate would have, so callers handle both races alike.
+    """
+    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+    try:
+        call.call({"from": account.address}, block_identifier=receipt["blockNumber"])
+    except ContractLogicError as exc:
+        error = decoder.decode(exc)
+        if isinstance(error, ContractRevert):
+            return ContractRevert(error.name, error.args_by_name,
+                                  f"transaction {tx_hash} reverted when mined: {error}")
+        return error
+    return ChainError(f"transaction {tx_hash} reverted when mined, and replaying it on the "
+                      "state after its block does not revert: inspect it in the explorer")
 
 
 class _RevertDecoder:

@@ -111,3 +111,26 @@ def test_unreadable_deployment_record_raises_chain_error(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ChainError, match="bad.json"):
         load_deployment(tmp_path / "bad.json")
+
+
+def test_a_transaction_mined_as_a_revert_is_named_like_an_estimated_one(chain, deploy):
+    """A tx that lost a race (it passed estimation, then reverted when mined) gets the same
+    ContractRevert, so agents treat a late vote as the skip it is rather than crashing."""
+    from fedtss.chain.contract import explain_mined_revert
+
+    rounds = deploy()
+    outsider = chain.accounts[20]
+    call = rounds.contract.functions.startTraining(0x55, digest("m0"), 1)
+    # Explicit gas skips estimation, so the revert happens only when the tx is mined.
+    tx = call.build_transaction({"from": outsider.address, "gas": 200_000,
+                                 "nonce": chain.w3.eth.get_transaction_count(outsider.address)})
+    tx_hash = chain.w3.eth.send_raw_transaction(outsider.sign_transaction(tx).raw_transaction)
+    receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash)
+    assert receipt["status"] == 0
+
+    error = explain_mined_revert(call, outsider, receipt, rounds._decoder)
+
+    assert isinstance(error, ContractRevert)
+    assert error.name == "NotOperator"
+    assert error.args_by_name == {"account": outsider.address}
+    assert "reverted when mined" in str(error)
