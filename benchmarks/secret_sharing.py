@@ -74,7 +74,7 @@ def peak_allocated(function: Callable[[], object]) -> int:
 
 
 def repeats_for(d: int) -> int:
-    return 3 if d >= 10**7 else 7 if d >= 10**6 else 15
+    return 5 if d >= 10**7 else 9 if d >= 10**6 else 15
 
 
 def measure_case(d: int, n: int, t: int) -> dict[str, object]:
