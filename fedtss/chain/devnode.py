@@ -80,6 +80,7 @@ def start_anvil(
     accounts: int = 30,
     port: int | None = None,
     state: Path | None = None,
+    load_state: Path | None = None,
     log_path: Path | None = None,
     new_session: bool = False,
     timeout: float = 30.0,
@@ -87,12 +88,18 @@ def start_anvil(
     """Start anvil with ``accounts`` funded dev accounts; return once it answers.
 
     ``port``: a fixed port (default: a free one), so a restarted node keeps its URL.
-    ``state``: ``anvil --state FILE`` (see the module doc). ``log_path``: anvil's output is
+    ``state``: ``anvil --state FILE`` (see the module doc). ``load_state``: ``anvil
+    --load-state FILE``, which only reads it (the file is never written back), to reopen a
+    saved chain read-only; give at most one of the two. ``log_path``: anvil's output is
     appended there instead of discarded. ``new_session``: anvil gets its own session, so a
     Ctrl-C in the terminal reaches only the caller, which can then stop anvil last, in order.
     """
     if not ANVIL.is_file():
         raise ConfigError(f"anvil is not installed at {ANVIL}: run `npm ci` in the repository")
+    if state is not None and load_state is not None:
+        raise ConfigError("give start_anvil either state= (read and write back) or load_state= (read only), not both")
+    if load_state is not None and (not Path(load_state).is_file() or Path(load_state).stat().st_size == 0):
+        raise ConfigError(f"{load_state}: no saved chain state to load")
     fixed_port = port is not None
     port = port if fixed_port else free_port()
     url = f"http://127.0.0.1:{port}"
@@ -100,6 +107,8 @@ def start_anvil(
     if state is not None:
         Path(state).parent.mkdir(parents=True, exist_ok=True)
         command += ["--state", str(state)]
+    if load_state is not None:
+        command += ["--load-state", str(load_state)]
     process = _spawn(command, log_path, new_session=new_session)
     node = DevNode(url=url, w3=Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30})), process=process)
     deadline = time.monotonic() + timeout

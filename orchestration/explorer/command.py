@@ -13,8 +13,6 @@ the explorer stops.
 from __future__ import annotations
 
 import signal
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +23,7 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from fedtss.chain import Deployment, load_deployment
-from fedtss.chain.devnode import ANVIL
+from fedtss.chain.devnode import DevNode, start_anvil
 from fedtss.errors import ChainError, ConfigError, FedTSSError
 from fedtss.storage import LocalStore
 
@@ -58,49 +56,19 @@ def find_run_files(run_dir: Path) -> RunFiles:
     return files
 
 
-@dataclass
-class ReopenedChain:
-    """An anvil serving a saved chain, read-only; :meth:`stop` ends it."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+# The reopened chain is a DevNode (``url``, ``process``, ``stop()``); the old name stays for callers.
+ReopenedChain = DevNode
 
 
 def reopen_chain(state_file: Path, *, port: int | None = None, timeout: float = 30.0) -> ReopenedChain:
     """Start anvil with ``--load-state state_file`` (never written back); return once it answers."""
-    from orchestration.node import free_port
-
-    if not ANVIL.is_file():
-        raise ConfigError(f"anvil is not installed at {ANVIL}: run `make install` (npm ci)")
     if not state_file.is_file() or state_file.stat().st_size == 0:
         raise ConfigError(f"{state_file}: no saved chain state (anvil writes it when the run's chain stops; "
                           "is the run still going? then attach with --rpc-url)")
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([str(ANVIL), "--port", str(port), "--load-state", str(state_file)],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    chain = ReopenedChain(url, process)
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 5}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ChainError(f"anvil exited with code {process.returncode} while loading {state_file}")
-        try:
-            w3.eth.block_number
-            return chain
-        except (Web3Exception, OSError):
-            time.sleep(0.05)
-    chain.stop()
-    raise ChainError(f"anvil did not answer at {url} within {timeout} s while loading {state_file}")
+    try:
+        return start_anvil(port=port or None, load_state=state_file, new_session=True, timeout=timeout)
+    except ChainError as exc:
+        raise ChainError(f"{exc} (while loading {state_file})") from exc
 
 
 def _check_deployment(w3_url: str, deployment: Deployment) -> None:

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from fedtss.chain.devnode import dev_accounts, free_port, start_anvil
-from fedtss.errors import ChainError
+from fedtss.errors import ChainError, ConfigError
 
 
 def test_a_node_restarted_on_its_state_file_and_port_keeps_its_chain_and_url(tmp_path):
@@ -27,6 +27,22 @@ def test_a_node_restarted_on_its_state_file_and_port_keeps_its_chain_and_url(tmp
         assert again.w3.eth.get_transaction(tx)["value"] == 12345
     finally:
         again.stop()
+    saved = (state.stat().st_mtime_ns, state.read_bytes())
+    reopened = start_anvil(load_state=state)  # read-only: loads the chain, never writes it back
+    try:
+        assert reopened.w3.eth.get_transaction(tx)["value"] == 12345
+        reopened.w3.eth.send_transaction({"from": sender.address, "to": receiver.address, "value": 1})
+    finally:
+        reopened.stop()
+    assert (state.stat().st_mtime_ns, state.read_bytes()) == saved
+
+
+def test_load_state_refuses_a_missing_file_and_a_second_state_option(tmp_path):
+    with pytest.raises(ConfigError, match="no saved chain state"):
+        start_anvil(load_state=tmp_path / "absent.json")
+    (tmp_path / "s.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not both"):
+        start_anvil(state=tmp_path / "s.json", load_state=tmp_path / "s.json")
 
 
 def test_a_fixed_port_already_taken_is_named_in_the_error(tmp_path):
