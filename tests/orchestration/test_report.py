@@ -49,4 +49,17 @@ def test_the_table_shows_accuracy_participants_and_gas() -> None:
     console = Console(width=160, record=True)
     console.print(render_table([_finished_round()]))
     text = console.export_text()
-    assert "90.00%" in text and "3/3" in text and "Finalized" in text and "5" in text
+    assert "90.00" in text and "3/3" in text and "Finalized" in text and "5" in text
+
+
+def test_the_table_is_not_cut_at_80_columns_the_width_of_a_log_or_pipe() -> None:
+    big = _finished_round()
+    big.submitted, big.participants, big.gas = 100, 100, {"submitUpdate": 12_345_678}
+    big.marks.update(closed=220.0, threshold=280.0, end=340.0)
+    failed = RoundRecord(round=12, opened_at=0.0, submitted=100, state="Failed", failed_in="Reconstructing")
+    failed.marks["end"] = 400.0
+    console = Console(width=80, record=True)
+    console.print(render_table([big, failed]))
+    text = console.export_text()
+    assert "\u2026" not in text  # rich marks a cut cell with an ellipsis
+    assert "Finalized" in text and "100/100" in text and "12,345,678" in text and "Failed (recon)" in text
