@@ -15,6 +15,12 @@ Restarts. :func:`run_agent` feeds events from :class:`fedtss.chain.events.EventS
 after the checkpoint in ``state_dir``; after a crash the events of at most one block come
 again, and step 1 makes the second delivery a no-op (the views say "already submitted").
 Agents persist nothing else.
+
+A node or store that goes away mid-event (connection refused, timeout, the node refusing a
+transaction) does not stop the agent: :func:`handle_event_retrying` logs the error's class,
+waits with exponential backoff and handles the same event again from step 1, for as long as
+it takes, since nothing restarts an agent process and skipping the event would miss a step.
+Any other error stops the process with status 1.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import asyncio
 import logging
 import os
+import random
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +42,7 @@ from eth_account.signers.local import LocalAccount
 from agents.config import NodeConfig, Role, load_node_config
 from fedtss.chain import ChainEvent, Deployment, RoundsContract, connect, load_deployment, redact_node_urls
 from fedtss.chain.checkpoint import Checkpoint
-from fedtss.chain.events import EventSource, run_handlers
+from fedtss.chain.events import TRANSIENT_ERRORS, Backoff, EventSource, run_handlers
 from fedtss.chain.keys import load_account
 from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError
 from fedtss.storage import ContentStore, open_store
@@ -49,6 +56,8 @@ __all__ = [
     "connect_node",
     "format_fields",
     "handle_event",
+    "handle_event_retrying",
+    "is_transient",
     "main",
     "run_agent",
 ]
@@ -154,14 +163,50 @@ def handle_event(agent: Agent, event: ChainEvent) -> list[Outcome]:
     """Observe, decide, act and log for one event; returns what the actions left behind.
 
     A revert (another node was faster, a deadline passed) or a refused input is logged and
-    the agent moves on; a lost connection to the node propagates, so the process restarts
-    and handles the event again (idempotently).
+    the agent moves on; a lost connection to the node propagates, and
+    :func:`handle_event_retrying` handles the event again (idempotently).
     """
     handler = agent.handlers.get(event.name)
     if handler is None:
         return []
     actions = handler(agent.observe(event), event, agent.node.chain_time())
     return [_execute(agent, event, action) for action in actions]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether handling the event again later can succeed: the node (or its connection) failed,
+    not the contract (a revert) and not our input."""
+    if isinstance(exc, ContractRevert):
+        return False
+    if isinstance(exc, TRANSIENT_ERRORS):  # OSError covers requests' and httpx's connection errors
+        return True
+    return isinstance(exc, ChainError) and isinstance(exc.__cause__, TRANSIENT_ERRORS)
+
+
+def handle_event_retrying(agent: Agent, event: ChainEvent, *, backoff: Backoff = Backoff(),
+                          sleep: Callable[[float], None] = time.sleep,
+                          rng: random.Random | None = None) -> list[Outcome]:
+    """:func:`handle_event`, again after a backoff for as long as the node is unreachable.
+
+    Each retry starts from ``observe``, so an action whose transaction went through before
+    the connection dropped is seen as done and not sent twice. The log line names the
+    error's class only: the messages of connection errors carry the node's URL (and the API
+    key in its path).
+    """
+    rng = rng or random.Random()
+    attempt = 0
+    while True:
+        try:
+            return handle_event(agent, event)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            attempt += 1
+            delay = backoff.delay(attempt, rng)
+            log.warning(format_fields(role=agent.role, address=agent.node.address, round=event.args.get("round"),
+                                      event=event.name, retry=attempt, error=type(exc).__name__,
+                                      wait=round(delay, 1)))
+            sleep(delay)
 
 
 def _execute(agent: Agent, event: ChainEvent, action: Any) -> Outcome:
@@ -178,7 +223,7 @@ def _execute(agent: Agent, event: ChainEvent, action: Any) -> Outcome:
         log.warning(format_fields(**fields, action=name, reverted=exc.name))
         return Outcome(note=f"reverted: {exc.name}")
     except ChainError:
-        raise
+        raise  # the node, not the input: handle_event_retrying decides
     except FedTSSError as exc:
         log.error(format_fields(**fields, action=name, failed=type(exc).__name__, detail=str(exc)))
         return Outcome(note=f"failed: {type(exc).__name__}")
@@ -218,7 +263,7 @@ async def run_agent(agent: Agent, *, until_block: int | None = None, **source_op
 
     async def handle(event: ChainEvent) -> None:
         # Training and waiting block: run them off the loop so the WebSocket stays answered.
-        await asyncio.to_thread(handle_event, agent, event)
+        await asyncio.to_thread(handle_event_retrying, agent, event)
 
     await run_handlers(source, handle, checkpoint, until_block=until_block)
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
+from web3.exceptions import Web3RPCError
 
 from agents.client import build_client_agent
-from agents.runtime import CHECKPOINT_FILE, format_fields, main, run_agent
+from agents.runtime import CHECKPOINT_FILE, Outcome, format_fields, handle_event_retrying, is_transient, main, run_agent
+from fedtss.chain import ChainEvent
+from fedtss.chain.events import Backoff
+from fedtss.errors import ChainError, ContractRevert, FormatError
 from tests.agents.conftest import Federation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,3 +74,66 @@ def test_the_agents_run_as_modules() -> None:
 def test_log_fields_are_one_line_and_leave_out_empty_values() -> None:
     line = format_fields(role="client", round=3, cid=None, reason="deadline\npassed", note="")
     assert line == "role=client round=3 reason='deadline passed' note=''"
+
+
+class _FlakyNodeAgent:
+    """A stand-in agent whose node refuses the first ``failures`` connections (a real node
+    cannot be made to drop at an exact point of a handler here), then answers."""
+
+    role = "client"
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures, self.error, self.executed = failures, error, 0
+        self.node = self
+        self.address = "0x00000000000000000000000000000000000000c1"
+        self.handlers = {"RoundOpened": lambda view, event, now: [event.args["round"]]}
+
+    def chain_time(self) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        return 0
+
+    def observe(self, event):
+        return None
+
+    def execute(self, action) -> Outcome:
+        self.executed += 1
+        return Outcome(cid="bafk-test")
+
+
+def _round_opened() -> ChainEvent:
+    return ChainEvent("RoundOpened", {"round": 4}, block_number=9, tx_hash="0x01", log_index=0)
+
+
+def test_a_dropped_node_is_retried_with_backoff_and_the_event_handled_once(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="fedtss.agents")
+    dropped = requests.ConnectionError("HTTPConnectionPool(host='node', port=443): url: /v3/SECRET-API-KEY")
+    agent, waits = _FlakyNodeAgent(2, dropped), []
+
+    outcomes = handle_event_retrying(agent, _round_opened(), backoff=Backoff(initial=1.0), sleep=waits.append,
+                                     rng=random.Random(0))
+
+    assert [o.cid for o in outcomes] == ["bafk-test"] and agent.executed == 1
+    assert len(waits) == 2 and 0.5 <= waits[0] < 1.0 and 1.0 <= waits[1] < 2.0
+    retries = [r.getMessage() for r in caplog.records if "retry=" in r.getMessage()]
+    assert len(retries) == 2 and "error=ConnectionError" in retries[0] and "event=RoundOpened" in retries[0]
+    assert not any("SECRET-API-KEY" in r.getMessage() for r in caplog.records)
+
+
+def test_a_node_refusing_a_transaction_is_transient_but_a_revert_or_bad_input_is_not() -> None:
+    try:
+        raise ChainError("the node refused the transaction") from Web3RPCError("nonce too low")
+    except ChainError as exc:
+        refused = exc
+    assert is_transient(refused) and is_transient(TimeoutError())
+    assert not is_transient(ContractRevert("RoundWrongState", {}))
+    assert not is_transient(ChainError("contract reverted with unknown error data 0x12345678"))
+    assert not is_transient(FormatError("manifest round does not match"))
+
+
+def test_an_error_that_is_not_the_nodes_stops_the_agent_without_retrying() -> None:
+    agent, waits = _FlakyNodeAgent(1, ChainError("contract call failed: panic")), []
+    with pytest.raises(ChainError, match="panic"):
+        handle_event_retrying(agent, _round_opened(), sleep=waits.append)
+    assert waits == [] and agent.executed == 0
