@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 from agents.config import AggregatorSettings, FederationSettings
 from agents.client import fetch_model
 from agents.learning import apply_mean_update
-from agents.runtime import Handler, Node, Outcome, Skip, format_fields, log, main
+from agents.runtime import Handler, Node, Outcome, Skip, format_fields, is_transient, log, main
 from fedtss import field as gf
 from fedtss.chain import ChainEvent, RoundState, transaction_hash
 from fedtss.chain.keys import SealingKey, load_sealing_key
@@ -230,6 +230,8 @@ def collect_client_shares(
                 private_key=private_key, max_blob_bytes=max_blob_bytes,
             )
         except CLIENT_FAULTS as exc:
+            if is_transient(exc):
+                raise  # our own store is unreachable: not this client's fault
             excluded.append(Exclusion(submission, type(exc).__name__))
     return shares, excluded
 
@@ -373,6 +375,8 @@ def fetch_aggregate_shares(agent: AggregatorAgent, round_: int, included: int,
             shares[member] = decode_field_vector(blob, kind=VectorKind.AGGREGATE_SHARE,
                                                  max_bytes=field_vector_bytes(length), expected_length=length)
         except CLIENT_FAULTS as exc:
+            if is_transient(exc):
+                raise  # our own store is unreachable: not this member's fault
             _log_bad_member(agent, round_, member, event.args["member"], type(exc).__name__)
     return shares
 

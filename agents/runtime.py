@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 from eth_account.signers.local import LocalAccount
 
 from agents.config import NodeConfig, Role, load_node_config
@@ -44,7 +45,7 @@ from fedtss.chain import ChainEvent, Deployment, RoundsContract, connect, load_d
 from fedtss.chain.checkpoint import Checkpoint
 from fedtss.chain.events import TRANSIENT_ERRORS, Backoff, EventSource, run_handlers
 from fedtss.chain.keys import load_account
-from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError
+from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError, StorageError
 from fedtss.storage import ContentStore, open_store
 
 __all__ = [
@@ -174,12 +175,18 @@ def handle_event(agent: Agent, event: ChainEvent) -> list[Outcome]:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether handling the event again later can succeed: the node (or its connection) failed,
-    not the contract (a revert) and not our input."""
+    """Whether handling the event again later can succeed: the node, or our own store's daemon,
+    could not be reached; not the contract (a revert) and not the input.
+
+    Only a refused *connection* to the store counts: a blob that is slow or cut off mid-way
+    may be a client's doing, and retrying it forever would let that client stall a member.
+    """
     if isinstance(exc, ContractRevert):
         return False
-    if isinstance(exc, TRANSIENT_ERRORS):  # OSError covers requests' and httpx's connection errors
+    if isinstance(exc, TRANSIENT_ERRORS):  # OSError covers requests' connection errors
         return True
+    if isinstance(exc, StorageError):
+        return isinstance(exc.__cause__, httpx.ConnectError)
     return isinstance(exc, ChainError) and isinstance(exc.__cause__, TRANSIENT_ERRORS)
 
 
@@ -225,6 +232,8 @@ def _execute(agent: Agent, event: ChainEvent, action: Any) -> Outcome:
     except ChainError:
         raise  # the node, not the input: handle_event_retrying decides
     except FedTSSError as exc:
+        if is_transient(exc):
+            raise  # our store is down: handle_event_retrying tries again
         log.error(format_fields(**fields, action=name, failed=type(exc).__name__, detail=str(exc)))
         return Outcome(note=f"failed: {type(exc).__name__}")
     seconds = round(time.monotonic() - started, 3)
@@ -283,6 +292,8 @@ def main(argv: Sequence[str] | None, *, role: Role, build: Callable[[Node], Agen
         agent = build(connect_node(config, os.environ if environ is None else environ))
         asyncio.run(run_agent(agent))
     except FedTSSError as exc:
+        if is_transient(exc):
+            raise  # our store is down: handle_event_retrying tries again
         log.error(format_fields(role=role, stopped=type(exc).__name__, detail=str(exc)))
         return 1
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ tests/agents/conftest.py hands them the contract's real events in chain order.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import fields, replace
 
@@ -18,7 +19,10 @@ from agents.aggregator import (
     AggregatorAgent,
     MemberView,
     ReconstructAndPropose,
+    RoundTerms,
+    Submission,
     aggregate_shares,
+    collect_client_shares,
     compute_aggregate,
     fetch_aggregate_shares,
     on_collection_closed,
@@ -28,13 +32,15 @@ from agents.aggregator import (
     round_model,
 )
 from agents.client import ClientAgent, PreparedUpdate, UpdateContext, prepare_update
-from agents.runtime import Skip
+from agents.runtime import Skip, is_transient
 from fedtss import field as gf
 from fedtss.chain import ChainEvent, RoundState
 from fedtss.cid import cid_to_parts, compute_cid
+from fedtss.errors import StorageError
 from fedtss.formats import encode_manifest, flatten_model
 from fedtss.quantize import QuantizationConfig
 from fedtss.shamir import share_vector
+from fedtss.storage import KuboStore
 from tests.agents.conftest import Federation
 
 LOGGER = "fedtss.agents"
@@ -275,3 +281,19 @@ def test_a_member_restarted_mid_round_submits_its_share_once(make_federation_in)
     fed.deliver(closed, [member])  # the same block's events, re-delivered after a crash
     assert fed.chain.w3.eth.get_transaction_count(member.node.address) == nonce + 1
     assert fed.outcomes[-1][2].note == "already posted an aggregate share in this round"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_own_store_stops_aggregation_instead_of_excluding_every_client() -> None:
+    store = KuboStore(f"http://127.0.0.1:{_closed_port()}", timeout=2.0)
+    terms = RoundTerms(31337, "0x" + "ab" * 20, 1, n=3, t=2, vector_length=5, quantization=QuantizationConfig(clip_norm=1.0))
+    submission = Submission(0, "0x" + "cd" * 20, compute_cid(b"manifest"))
+    with pytest.raises(StorageError, match="cannot reach") as raised:
+        collect_client_shares(store, [submission], terms, member_index=1, private_key=bytes(range(1, 33)),
+                              max_blob_bytes=1 << 20)
+    assert is_transient(raised.value)

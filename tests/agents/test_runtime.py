@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 import requests
 from web3.exceptions import Web3RPCError
@@ -18,7 +19,7 @@ from agents.client import build_client_agent
 from agents.runtime import CHECKPOINT_FILE, Outcome, format_fields, handle_event_retrying, is_transient, main, run_agent
 from fedtss.chain import ChainEvent
 from fedtss.chain.events import Backoff
-from fedtss.errors import ChainError, ContractRevert, FormatError
+from fedtss.errors import BlobNotFound, ChainError, ContractRevert, FormatError, StorageError
 from tests.agents.conftest import Federation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,3 +138,16 @@ def test_an_error_that_is_not_the_nodes_stops_the_agent_without_retrying() -> No
     with pytest.raises(ChainError, match="panic"):
         handle_event_retrying(agent, _round_opened(), sleep=waits.append)
     assert waits == [] and agent.executed == 0
+
+
+def test_a_missing_or_slow_blob_is_the_inputs_fault_but_an_unreachable_store_is_transient() -> None:
+    try:
+        raise StorageError("cannot reach the IPFS daemon") from httpx.ConnectError("refused")
+    except StorageError as exc:
+        unreachable = exc
+    try:
+        raise StorageError("did not answer in time") from httpx.ReadTimeout("slow")
+    except StorageError as exc:
+        slow = exc
+    assert is_transient(unreachable)
+    assert not is_transient(slow) and not is_transient(BlobNotFound("blob bafk is not in the store"))
