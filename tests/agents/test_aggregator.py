@@ -22,6 +22,7 @@ from agents.aggregator import (
     RoundTerms,
     Submission,
     aggregate_shares,
+    check_manifest,
     collect_client_shares,
     compute_aggregate,
     fetch_aggregate_shares,
@@ -36,8 +37,8 @@ from agents.runtime import Skip, is_transient
 from fedtss import field as gf
 from fedtss.chain import ChainEvent, RoundState
 from fedtss.cid import cid_to_parts, compute_cid
-from fedtss.errors import StorageError
-from fedtss.formats import encode_manifest, flatten_model
+from fedtss.errors import FormatError, StorageError
+from fedtss.formats import Manifest, encode_manifest, flatten_model
 from fedtss.quantize import QuantizationConfig
 from fedtss.shamir import share_vector
 from fedtss.storage import KuboStore
@@ -297,3 +298,29 @@ def test_an_unreachable_own_store_stops_aggregation_instead_of_excluding_every_c
         collect_client_shares(store, [submission], terms, member_index=1, private_key=bytes(range(1, 33)),
                               max_blob_bytes=1 << 20)
     assert is_transient(raised.value)
+
+
+_TERMS = RoundTerms(31337, "0x" + "AB" * 20, 3, n=3, t=2, vector_length=5,
+                    quantization=QuantizationConfig(clip_norm=1.0))
+_CLIENT = Submission(0, "0x" + "CD" * 20, compute_cid(b"manifest"))
+
+
+def _manifest(**overrides: object) -> Manifest:
+    values = dict(chain_id=31337, contract="0x" + "ab" * 20, round=3, client="0x" + "cd" * 20, n=3, t=2,
+                  vector_length=5, quantization=QuantizationConfig(clip_norm=1.0),
+                  share_cids=tuple(compute_cid(bytes([j])) for j in range(3)))
+    return Manifest(**{**values, **overrides})
+
+
+def test_a_manifest_for_this_round_and_client_passes_whatever_the_address_case() -> None:
+    check_manifest(_manifest(), _CLIENT, _TERMS)
+
+
+@pytest.mark.parametrize("field_name, value", [
+    ("chain_id", 1), ("contract", "0x" + "ee" * 20), ("round", 2), ("client", "0x" + "ee" * 20),
+    ("n", 4), ("t", 3), ("vector_length", 6), ("quantization", QuantizationConfig(clip_norm=2.0)),
+])
+def test_a_manifest_for_another_contract_round_client_or_federation_is_refused(field_name: str, value: object) -> None:
+    extra = {"share_cids": tuple(compute_cid(bytes([j])) for j in range(4))} if field_name == "n" else {}
+    with pytest.raises(FormatError, match=f"manifest {field_name} does not match"):
+        check_manifest(_manifest(**{field_name: value, **extra}), _CLIENT, _TERMS)
