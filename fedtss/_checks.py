@@ -33,7 +33,11 @@ def require_positive_float(value: object, name: str, *, error: type[FedTSSError]
     """Return ``value`` as a float if it is a finite real number > 0, else raise ``error``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise error(f"{name} must be a number, got {type(value).__name__}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int beyond float range, e.g. 400 digits in a parsed manifest
+        bits = value.bit_length()
+        raise error(f"{name} must be finite and > 0, got an integer of {bits} bits") from None
     if not (math.isfinite(result) and result > 0):
         raise error(f"{name} must be finite and > 0, got {value!r}")
     return result

@@ -278,6 +278,7 @@ def _mutated_manifest(path: tuple[str, ...], value: object) -> bytes:
         (("t",), 4, "t must"),
         (("vector_length",), 1, "vector_length"),
         (("quantization", "clip_norm"), -1.0, "clip_norm"),
+        (("quantization", "clip_norm"), 10**400, "clip_norm must be finite"),
         (("quantization", "fractional_bits"), 50, "overflow"),
         (("quantization", "max_samples"), KeyError, "missing max_samples"),
         (("quantization", "extra"), 1, "unknown keys extra"),
