@@ -37,7 +37,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from fedtss.chain import RoundsContract, RoundState, load_deployment
-from fedtss.errors import ConfigError, ContractRevert, FedTSSError
+from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError
 from orchestration.explorer.chainview import FederationView, Overview, RoundDetail, RoundSummary, chain_now
 
 __all__ = ["ANVIL_CHAIN_ID", "operator_app", "register", "signer"]
@@ -60,8 +60,15 @@ AsJson = Annotated[bool, typer.Option("--json", help="print one JSON document in
 
 
 def _open(rpc_url: str, deployment: Path) -> FederationView:
+    if not deployment.is_file():
+        raise ConfigError(f"no deployment record at {deployment}: pass --deployment FILE (`fedtss demo` writes "
+                          "runs/<name>/deployment.json, `fedtss deploy` writes build/deployment.json)")
     view = FederationView(rpc_url, load_deployment(deployment), run_dir=deployment.parent)
-    view.head()  # fail here, with the node's URL, if nothing answers
+    try:
+        view.head()  # fail here, with the node's URL, if nothing answers
+    except ChainError as exc:
+        raise ChainError(f"{exc}; pass --rpc-url URL for another node, or start a local one with "
+                         "`fedtss node`") from exc
     return view
 
 

@@ -27,6 +27,7 @@ from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
 
 from fedtss.chain import ChainEvent, Deployment, RoundInfo, RoundsContract, RoundState
+from fedtss.chain.redaction import display_url, redact_urls
 from fedtss.cid import cid_from_parts, is_valid_cid, parse_cid
 from fedtss.errors import ChainError, FedTSSError
 
@@ -374,7 +375,8 @@ class FederationView:
         except (FedTSSError, TransactionNotFound, BlockNotFound):
             raise
         except _NODE_ERRORS as exc:
-            raise ChainError(f"the node at {self.rpc_url} did not answer ({what}): {exc}") from exc
+            raise ChainError(f"the node at {display_url(self.rpc_url)} did not answer ({what}): "
+                             f"{_reason(exc, self.rpc_url)}") from exc
 
     def head(self) -> tuple[int, int]:
         """``(latest block number, its timestamp)``."""
@@ -434,7 +436,7 @@ class FederationView:
         submitted = tuple(self.read("submitters", self.contract.submitters, current)) if current else ()
         return Overview(
             chain_id=self._rpc("chain id", lambda: self.w3.eth.chain_id),
-            rpc_url=self.rpc_url,
+            rpc_url=display_url(self.rpc_url),  # a hosted node's URL carries its API key
             address=self.contract.address,
             operator=self.operator(),
             committee=tuple((j, address, _hex(key)) for j, (address, key) in enumerate(committee, start=1)),
@@ -689,3 +691,12 @@ class FederationView:
                 round_ = event.args.get("round", event.args.get("lastRound"))
                 uses.append(CidUse(kinds[event.name], round_, party, event.tx_hash, event.block_number))
         return uses
+
+
+def _reason(exc: BaseException, rpc_url: str) -> str:
+    """Why a node did not answer, in a few words: a refused connection is by far the most common
+    case, and urllib3's full retry chain buried it in three lines of pool internals."""
+    text = str(exc)
+    if isinstance(exc, OSError) and ("Connection refused" in text or "Errno 111" in text):
+        return "connection refused (is a node running there?)"
+    return redact_urls(text, rpc_url)

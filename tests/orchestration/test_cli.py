@@ -20,6 +20,18 @@ def test_status_without_a_deployment_record_says_which_file_is_missing(tmp_path)
     result = runner.invoke(app, ["status", "--deployment", str(tmp_path / "none.json")])
     assert result.exit_code == 2
     assert "none.json" in result.output and "Traceback" not in result.output
+    assert "--deployment" in result.output  # names the flag that fixes it
+
+
+def test_status_with_no_node_running_names_the_url_and_the_flag_in_a_few_lines(two_round_federation) -> None:
+    from fedtss.chain.devnode import free_port
+
+    record = two_round_federation.deployment_path
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = runner.invoke(app, ["status", "--rpc-url", url, "--deployment", str(record)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert url in result.output and "--rpc-url" in result.output and "connection refused" in result.output
+    assert "HTTPConnectionPool" not in result.output
 
 
 def test_demo_refuses_a_threshold_above_the_committee_before_starting_anything(tmp_path) -> None:
