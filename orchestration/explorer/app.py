@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from fedtss.chain import RoundState
+from fedtss.chain.redaction import display_url
 from fedtss.errors import ChainError, FedTSSError
 from fedtss.storage import LocalStore
 from orchestration.explorer.chainview import FederationView, bitmap_indices, chain_now, classify_query
@@ -111,7 +112,8 @@ class _Pages:
                 section: str) -> Response:
         partial = request.headers.get(PARTIAL_HEADER) == "1"
         base = {"partial": partial, "section": section, "title": self.title, "poll_seconds": self.poll_seconds,
-                "rpc_url": self.view.rpc_url, "contract": self.view.contract.address, "RoundState": RoundState,
+                "rpc_url": display_url(self.view.rpc_url),  # never a hosted node's API key on a page
+                "contract": self.view.contract.address, "RoundState": RoundState,
                 "live_states": _LIVE_STATES, "request_path": request.url.path}
         try:
             context = build()

@@ -24,6 +24,7 @@ from web3.exceptions import Web3Exception
 
 from fedtss.chain import Deployment, load_deployment
 from fedtss.chain.devnode import DevNode, start_anvil
+from fedtss.chain.redaction import display_url, redact_urls
 from fedtss.errors import ChainError, ConfigError, FedTSSError
 from fedtss.storage import LocalStore
 
@@ -77,12 +78,14 @@ def _check_deployment(w3_url: str, deployment: Deployment) -> None:
         chain_id = w3.eth.chain_id
         code = w3.eth.get_code(deployment.address)
     except (Web3Exception, OSError) as exc:
-        raise ChainError(f"no Ethereum JSON-RPC node answers at {w3_url}: {exc}") from exc
+        raise ChainError(f"no Ethereum JSON-RPC node answers at {display_url(w3_url)}: "
+                         f"{redact_urls(str(exc), w3_url)}") from exc
     if chain_id != deployment.chain_id:
-        raise ConfigError(f"the node at {w3_url} is chain {chain_id}; the deployment record says "
+        raise ConfigError(f"the node at {display_url(w3_url)} is chain {chain_id}; the deployment record says "
                           f"{deployment.chain_id}")
     if not code:
-        raise ConfigError(f"no contract at {deployment.address} on the node at {w3_url}: wrong node or record?")
+        raise ConfigError(f"no contract at {deployment.address} on the node at {display_url(w3_url)}: "
+                          "wrong node or record?")
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -122,7 +125,8 @@ def explorer(
         view = FederationView(rpc_url, record, run_dir=files.run_dir if files else None)
         app = create_app(view, report_path=report or (files.report if files else None), store=store,
                          poll_seconds=poll)
-        console.print(f"fedtss explorer on http://{host}:{port}/  (node {rpc_url}, contract {record.address}); "
+        console.print(f"fedtss explorer on http://{host}:{port}/  (node {display_url(rpc_url)}, "
+                      f"contract {record.address}); "
                       "Ctrl-C to stop")
         # uvicorn re-raises the SIGTERM it shut down on; make that an exception so the
         # `finally` below still stops the anvil this command started.

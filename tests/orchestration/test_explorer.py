@@ -230,3 +230,12 @@ def test_chart_plots_every_round_of_the_report_and_describes_it_for_screen_reade
     assert svg.count("<circle") == 4 and 'class="highlight"' in svg
     assert "round 2 90.00%" in svg and "<title" in svg
     assert str(line_chart([Series("x", (), "s")], title="Empty", unit="")) == ""
+
+
+def test_a_hosted_nodes_api_key_in_the_url_never_reaches_a_page_or_an_error(two_round_federation) -> None:
+    secret_url = f"http://127.0.0.1:{free_port()}/v3/SECRETKEY123?token=SECRETTOKEN"  # nothing listens there
+    view = FederationView(secret_url, two_round_federation.deployment, timeout=2.0)
+    with serve_app(create_app(view, poll_seconds=60)) as url, httpx.Client(base_url=url) as http:
+        page = http.get("/rounds/1")
+    assert page.status_code == 503 and "127.0.0.1" in page.text
+    assert "SECRETKEY123" not in page.text and "SECRETTOKEN" not in page.text
