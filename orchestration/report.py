@@ -137,7 +137,7 @@ def render_table(records: Sequence[RoundRecord], *, title: str = "fedtss rounds"
     terminal (CI logs, ``| tee``), where a wider table was cut into "Final…" and "89.1…". The
     loss is left to report.json for the same reason.
     """
-    table = Table(title=title, caption="clients: aggregated/submitted; accuracy on the test set; seconds per phase",
+    table = Table(title=title, caption="clients: aggregated/submitted; seconds per phase",
                   box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
     for column in ("round", "state", "clients", "acc %", "gas", *_SHORT.values(), "total"):
         table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
