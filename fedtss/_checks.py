@@ -53,6 +53,7 @@ def normalize_address(value: object, name: str, *, error: type[FedTSSError]) -> 
         raise error(f"{name} must be a 0x-prefixed 20-byte hex address, got {value!r:.60}")
     return value.lower()
 
-#: The field modulus p = 2**61 - 1. It must equal ``fedtss.field.P`` (owned by the field
-#: module); tests/fedtss/test_quantize.py checks that they match.
+#: The field modulus p = 2**61 - 1. It must equal ``fedtss.field.MODULUS`` (owned by the field
+#: module); it is repeated here so that sealing, which needs these checks, does not import
+#: numpy. tests/fedtss/test_quantize.py checks that they match.
 FIELD_PRIME = 2**61 - 1

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, set_parallel_chunksize
 
+from fedtss.field import MODULUS
+
 __all__ = [
     "BLOCK",
     "share_words",
@@ -41,7 +43,7 @@ BLOCK = 2048
 # uncacheable.)
 CHUNK_BLOCKS = 4
 
-_P = np.uint64(2**61 - 1)
+_P = np.uint64(MODULUS)
 _M32 = np.uint64(0xFFFFFFFF)
 _M29 = np.uint64((1 << 29) - 1)
 _S32 = np.uint64(32)
