@@ -298,4 +298,7 @@ def main(argv: Sequence[str] | None, *, role: Role, build: Callable[[Node], Agen
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug or an error of a library: logged, so its traceback is redacted
+        log.error(format_fields(role=role, stopped=type(exc).__name__), exc_info=True)
+        return 1
     return 0

@@ -17,7 +17,7 @@ from web3.exceptions import Web3RPCError
 
 from agents.client import build_client_agent
 from agents.runtime import CHECKPOINT_FILE, Outcome, format_fields, handle_event_retrying, is_transient, main, run_agent
-from fedtss.chain import ChainEvent
+from fedtss.chain import ChainEvent, redact_node_urls
 from fedtss.chain.events import Backoff
 from fedtss.errors import BlobNotFound, ChainError, ContractRevert, FormatError, StorageError
 from tests.agents.conftest import Federation
@@ -151,3 +151,21 @@ def test_a_missing_or_slow_blob_is_the_inputs_fault_but_an_unreachable_store_is_
         slow = exc
     assert is_transient(unreachable)
     assert not is_transient(slow) and not is_transient(BlobNotFound("blob bafk is not in the store"))
+
+
+def test_an_unexpected_error_stops_the_agent_with_status_1_and_keeps_the_node_key_out_of_the_log(
+    make_federation_in, caplog
+) -> None:
+    fed: Federation = make_federation_in(clients=2, members=2, threshold=2)
+    client = fed.clients[0]
+    redact_node_urls("https://node.example/v3/SECRET-API-KEY")  # as main does for its config's URLs
+
+    def build(node):
+        raise requests.ConnectionError("HTTPSConnectionPool(host='node.example'): url: /v3/SECRET-API-KEY")
+
+    status = main(["--config", str(client.node.config.path)], role="client", build=build,
+                  environ={"KEY_CLIENT_0": client.node.account.key.hex()})
+
+    assert status == 1
+    assert "stopped=ConnectionError" in caplog.text and "Traceback" in caplog.text
+    assert "SECRET-API-KEY" not in caplog.text
