@@ -17,8 +17,12 @@ sample-weighted average ``Σ_i samples_i · c_i / S`` of the clipped updates.
 
 Exactness. The modular sum equals the integer sum as long as every partial sum stays within
 ``±(p-1)/2``. :func:`check_capacity` (called by :class:`QuantizationConfig` itself) refuses a
-configuration unless ``max_clients · (clip_norm · max_samples · 2^f · (1 + 2^-52) + 1)`` and
-``max_clients · max_samples`` are both ``<= (p-1)/2``.
+configuration unless ``max_clients · (clip_norm · max_samples · 2^f · (1 + 2^-51) + 1)`` and
+``max_clients · max_samples`` are both ``<= (p-1)/2``. The slack is the real worst case of
+float64 rounding: the squares of float32 values are exact in float64 and a rounded sum of
+them is never below its largest term, so the computed norm is ``>= |Δw_j|``; then
+``clip_norm / norm``, the product with ``Δw_j`` and the product with ``samples · 2^f`` (itself
+exact) round once each, ``(1 + 2^-53)^3 < 1 + 2^-51``, and ``rint`` adds at most 1/2.
 
 Error bound. Per coordinate and per client, rounding to an integer moves ``q_j`` by at most
 1/2, and computing ``c_j · samples · 2^f`` in float64 moves it by at most
@@ -56,8 +60,9 @@ __all__ = [
 
 P = FIELD_PRIME
 _HALF = (P - 1) // 2
-#: Relative slack for float64 rounding in clipping and in ``c · samples · 2^f``.
-_FLOAT_SLACK = Fraction(1, 2**52)
+#: Relative slack for float64 rounding in clipping and in ``c · samples · 2^f``: three
+#: roundings of 2^-53 each (see the module docstring).
+_FLOAT_SLACK = Fraction(1, 2**51)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,25 @@ def test_sum_at_full_capacity_does_not_wrap_around() -> None:
         assert mean.tolist() == [sign, 0.0]
 
 
+@pytest.mark.parametrize(("samples", "bits", "clients"), [(1, 60, 1), (7, 57, 1), (10_000, 16, 1000)])
+def test_largest_accepted_clip_norm_fits_even_when_every_rounding_goes_up(
+    samples: int, bits: int, clients: int
+) -> None:
+    # Worst |q_j| of one client: three float64 roundings (clip / norm, times delta_j, times
+    # samples * 2^f) of relative 2^-53 each, then rint's 1/2.
+    low, high = 0.0, float(2**62)
+    for _ in range(200):
+        middle = (low + high) / 2
+        try:
+            QuantizationConfig(middle, fractional_bits=bits, max_clients=clients,
+                               max_samples=samples)
+            low = middle
+        except ConfigError:
+            high = middle
+    worst = Fraction(low) * samples * 2**bits * (1 + Fraction(1, 2**53)) ** 3 + Fraction(1, 2)
+    assert clients * worst <= (P - 1) // 2
+
+
 def test_sample_count_travels_as_the_last_coordinate() -> None:
     config = QuantizationConfig(clip_norm=1.0)
     quantized = quantize_update(np.zeros(5, dtype=np.float32), 1234, config)
