@@ -19,6 +19,9 @@ contract FedTSSRounds is IFedTSSRounds {
     uint256 private constant MAX_COMMITTEE = 255;
     uint256 private constant MAX_TARGET_CLIENTS = 256;
     uint256 private constant MAX_ALLOWLIST = type(uint16).max;
+    /// @dev Longest time limit: `block.timestamp + period` must fit in the uint64 deadlines, or
+    /// every `startTraining` would revert on overflow and the deployment would be unusable.
+    uint256 private constant MAX_PERIOD = type(uint32).max;
 
     /// @dev One slot per round, written together on every transition.
     struct Round {
@@ -88,7 +91,8 @@ contract FedTSSRounds is IFedTSSRounds {
      * - 2 <= threshold <= committee size;
      * - 2 <= minClients <= targetClients <= 256, minClients <= allowlist size, no duplicate
      *   or zero client;
-     * - both periods are positive.
+     * - allowlist size <= 65535;
+     * - both periods are positive and at most 2**32 - 1 seconds.
      */
     constructor(Config memory config) {
         uint256 n = config.committee.length;
@@ -102,7 +106,10 @@ contract FedTSSRounds is IFedTSSRounds {
                 || config.targetClients > MAX_TARGET_CLIENTS || config.minClients > allowlisted
                 || allowlisted > MAX_ALLOWLIST
         ) revert ConfigInvalidClientLimits(config.minClients, config.targetClients, allowlisted);
-        if (config.collectionPeriod == 0 || config.aggregationPeriod == 0) {
+        if (
+            config.collectionPeriod == 0 || config.aggregationPeriod == 0 || config.collectionPeriod > MAX_PERIOD
+                || config.aggregationPeriod > MAX_PERIOD
+        ) {
             revert ConfigInvalidPeriod(config.collectionPeriod, config.aggregationPeriod);
         }
         for (uint256 i = 0; i < n; ++i) {
@@ -332,7 +339,7 @@ contract FedTSSRounds is IFedTSSRounds {
     /// @inheritdoc IFedTSSRounds
     function hasSubmitted(uint256 round, address account) external view returns (bool) {
         ClientSlot memory client = _clientSlots[account];
-        if (client.position == 0 || client.lastRound < round) return false;
+        if (client.position == 0 || client.lastRound < round || round == 0) return false;
         if (client.lastRound == round) return true;
         uint256 count = _rounds[round].clients;
         for (uint256 i = 0; i < count; ++i) {

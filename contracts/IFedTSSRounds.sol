@@ -83,9 +83,10 @@ interface IFedTSSRounds {
     /// @dev A member's X25519 sealing key is zero.
     error ConfigInvalidSealingKey(address member);
     /// @dev Client limits must satisfy 2 <= minClients <= targetClients <= 256 and
-    /// minClients <= allowlist size.
+    /// minClients <= allowlist size <= 65535.
     error ConfigInvalidClientLimits(uint256 minClients, uint256 targetClients, uint256 allowlisted);
-    /// @dev Both time limits must be positive.
+    /// @dev Both time limits must be positive and at most 2**32 - 1 seconds (so that every
+    /// deadline, `block.timestamp + period`, fits in a uint64).
     error ConfigInvalidPeriod(uint256 collectionPeriod, uint256 aggregationPeriod);
 
     // ---------------------------------------------------------------------- caller errors
@@ -333,8 +334,8 @@ interface IFedTSSRounds {
     /// @notice State, counts, deadlines and agreed client set of `round`.
     function roundInfo(uint256 round) external view returns (RoundInfo memory);
 
-    /// @notice The model the latest round trains from: the last finalized model, or the
-    /// initial model if no round has finalized yet (`finalizedRound` = 0).
+    /// @notice The model the latest round trains from: the last model finalized since the
+    /// latest {startTraining}, or that call's initial model (`finalizedRound` = 0).
     function latestModel() external view returns (uint256 finalizedRound, uint64 codec, bytes32 digest);
 
     /// @notice Rounds finalized since deployment, and the count at which training completes.

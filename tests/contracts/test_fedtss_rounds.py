@@ -484,3 +484,21 @@ def test_constructor_refuses_duplicate_member_and_zero_key(chain, deploy):
         deploy(committee=(*committee[:4], committee[0]))
     with reverts("ConfigInvalidSealingKey", member=committee[1].address):
         deploy(committee=(committee[0], replace(committee[1], sealing_key=bytes(32)), *committee[2:]))
+
+
+# ------------------------------------------------------------------- views and limits
+
+
+def test_has_submitted_is_false_for_round_zero_which_never_exists(s):
+    s.start()
+    assert not s.rounds.has_submitted(0, s.clients[0].address)
+
+
+def test_constructor_refuses_a_period_whose_deadline_would_overflow(chain, deploy):
+    with reverts("ConfigInvalidPeriod"):
+        deploy(collection_period=2**64 - 1)
+    with reverts("ConfigInvalidPeriod"):
+        deploy(aggregation_period=2**32)
+    largest = deploy(collection_period=2**32 - 1, aggregation_period=2**32 - 1)
+    largest.start_training(chain.accounts[0], RAW, digest("m"), 1)  # its deadlines still fit
+    assert largest.round_info(1).collection_deadline == chain.timestamp() + 2**32 - 1
