@@ -486,6 +486,52 @@ def test_constructor_refuses_duplicate_member_and_zero_key(chain, deploy):
         deploy(committee=(committee[0], replace(committee[1], sealing_key=bytes(32)), *committee[2:]))
 
 
+# ------------------------------------------------------------------ deadline boundaries
+
+
+def _next_block_at(s: Scenario, timestamp: int) -> None:
+    """Mine the next transaction at exactly ``timestamp`` (anvil's evm_setNextBlockTimestamp)."""
+    s.chain.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+
+
+def test_update_at_the_exact_collection_deadline_is_accepted_and_close_is_not(s):
+    s.start()
+    s.submit(2)
+    deadline = s.rounds.round_info(1).collection_deadline
+    _next_block_at(s, deadline)
+    receipt = s.rounds.submit_update(s.clients[2], 1, RAW, digest("last-second"))
+    assert s.chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] == deadline
+    _next_block_at(s, deadline + 1)
+    receipt = s.rounds.close_collection(s.outsider, 1)
+    assert s.rounds.events(receipt)[0].args["clients"] == 3
+
+
+def test_fail_round_at_the_exact_committee_deadline_reverts_and_one_second_later_fails(s):
+    s.to_aggregating()
+    deadline = s.rounds.round_info(1).committee_deadline
+    s.chain.increase_time(deadline - s.chain.timestamp() - 1)
+    with reverts("RoundDeadlineNotReached", round=1, deadline=deadline):
+        s.rounds.fail_round(s.outsider, 1)
+    _next_block_at(s, deadline)
+    receipt = s.share(0, 0b111)  # the last second still belongs to the committee
+    assert s.chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] == deadline
+    _next_block_at(s, deadline + 1)
+    assert names(s.rounds, s.rounds.fail_round(s.outsider, 1)) == ["RoundFailed"]
+
+
+def test_replaying_a_signed_submission_is_refused_and_counts_once(s):
+    s.start()
+    client = s.clients[0]
+    call = s.rounds.contract.functions.submitUpdate(1, RAW, digest("once"))
+    tx = call.build_transaction({"from": client.address, "nonce": s.chain.w3.eth.get_transaction_count(client.address),
+                                 "gas": 200_000})
+    raw = client.sign_transaction(tx).raw_transaction
+    s.chain.w3.eth.wait_for_transaction_receipt(s.chain.w3.eth.send_raw_transaction(raw))
+    with pytest.raises(Exception, match="nonce"):
+        s.chain.w3.eth.send_raw_transaction(raw)
+    assert s.rounds.round_info(1).clients == 1
+
+
 # ------------------------------------------------------------------- views and limits
 
 
