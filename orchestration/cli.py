@@ -158,7 +158,7 @@ def aggregator(config: Annotated[Path, typer.Option(help="the member's node conf
 
 
 @app.command()
-def keeper(config: Annotated[Path, typer.Option(help="node config with [node] and optional [keeper]")]) -> None:
+def keeper(config: Annotated[Path, typer.Option(help="node config with \\[node] and optional \\[keeper]")]) -> None:
     """Close collection, fail stalled rounds (and reopen them if configured) by chain time."""
     from orchestration.keeper import main
 

@@ -294,8 +294,9 @@ def start(
     store: Annotated[str | None, typer.Option(help="store directory or Kubo RPC URL for the initial model")] = None,
     model_cid: Annotated[str | None, typer.Option(help="train from this stored model instead")] = None,
     rounds_: Annotated[int, typer.Option("--rounds", help="rounds to train")] = 10,
-    seed: Annotated[int, typer.Option(help="seeds the initial model (as [federation] seed)")] = 0,
-    hidden: Annotated[int, typer.Option(help="hidden units of the MLP (as [federation] hidden)")] = 64,
+    # "\\[" : typer renders help as rich markup, which swallowed a bare "[federation]".
+    seed: Annotated[int, typer.Option(help="seeds the initial model (as \\[federation] seed)")] = 0,
+    hidden: Annotated[int, typer.Option(help="hidden units of the MLP (as \\[federation] hidden)")] = 64,
     rpc_url: RpcUrl = DEFAULT_RPC_URL, deployment: DeploymentPath = DEFAULT_DEPLOYMENT, as_json: AsJson = False,
 ) -> None:
     """Open training (startTraining) from --model-cid, or from the seeded initial model put in --store."""

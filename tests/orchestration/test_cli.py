@@ -46,3 +46,11 @@ def test_keeper_with_a_bad_config_exits_with_a_message(tmp_path) -> None:
     result = runner.invoke(app, ["keeper", "--config", str(config)])
     assert result.exit_code == 2
 
+
+
+def test_help_texts_keep_their_bracketed_config_sections() -> None:
+    result = runner.invoke(app, ["start", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "[federation] seed" in result.output and "[federation] hidden" in result.output
+    keeper = runner.invoke(app, ["keeper", "--help"], terminal_width=200)
+    assert "[node] and optional [keeper]" in keeper.output
