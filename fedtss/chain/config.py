@@ -8,6 +8,7 @@ names the field. :class:`RoundsConfig` mirrors the contract's ``IFedTSSRounds.Co
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,10 @@ DEV_SEALING_KEY_DOMAIN = b"fedtss-dev-x25519:"
 MAX_COMMITTEE = 255
 MAX_TARGET_CLIENTS = 256
 MAX_ALLOWLIST = 2**16 - 1
-UINT64_MAX = 2**64 - 1
+#: Longest time limit, as in the contract: every deadline (block timestamp + period) must fit
+#: in a uint64, or the contract could be deployed and then never start a round.
+MAX_PERIOD = 2**32 - 1
+_SEALING_KEY = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -108,17 +112,28 @@ def load_config(path: Path) -> tuple[RoundsConfig, DeployerSettings]:
     rounds = data.get("rounds")
     if not isinstance(rounds, dict):
         raise ConfigError(f"{path}: missing the [rounds] table")
-    deployer = data.get("deployer", {})
+    return parse_rounds_config(rounds), _deployer_settings(data.get("deployer", {}), Path(path))
+
+
+def _deployer_settings(deployer: Any, path: Path) -> DeployerSettings:
+    if not isinstance(deployer, dict):
+        raise ConfigError(f"{path}: deployer must be a table ([deployer]), got a {type(deployer).__name__}")
+    for field in ("keystore", "dev_private_key"):
+        value = deployer.get(field)
+        if value is not None and (not isinstance(value, str) or not value):
+            # The value may be a key: name the field and its type, never the value.
+            raise ConfigError(f"deployer.{field}: expected a non-empty string, got {type(value).__name__}")
     keystore = deployer.get("keystore")
-    settings = DeployerSettings(
-        keystore=(Path(path).parent / keystore) if keystore else None,
+    return DeployerSettings(
+        keystore=(path.parent / keystore) if keystore else None,
         dev_private_key=deployer.get("dev_private_key"),
     )
-    return parse_rounds_config(rounds), settings
 
 
 def parse_rounds_config(data: dict[str, Any]) -> RoundsConfig:
     """Check every field of a ``[rounds]`` table (or a record's ``config``) and build the config."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"rounds: expected a table of settings, got {type(data).__name__}")
     committee = tuple(_member(entry, i) for i, entry in enumerate(_list(data, "committee")))
     config = RoundsConfig(
         committee=committee,
@@ -132,8 +147,8 @@ def parse_rounds_config(data: dict[str, Any]) -> RoundsConfig:
     _check_committee(config)
     _check_clients(config)
     for name in ("collection_period", "aggregation_period"):
-        if not 0 < getattr(config, name) <= UINT64_MAX:
-            raise ConfigError(f"{name}: must be a positive number of seconds, got {getattr(config, name)}")
+        if not 0 < getattr(config, name) <= MAX_PERIOD:
+            raise ConfigError(f"{name}: must be 1 to {MAX_PERIOD} seconds, got {getattr(config, name)}")
     return config
 
 
@@ -181,11 +196,8 @@ def _member(entry: Any, i: int) -> Member:
     key = entry.get("sealing_key")
     if not isinstance(key, str):
         raise ConfigError(f"{field}.sealing_key: missing (a 0x-prefixed 32-byte X25519 public key)")
-    try:
-        raw = bytes.fromhex(key.removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32 or raw == bytes(32):
+    raw = bytes.fromhex(key[2:]) if _SEALING_KEY.fullmatch(key) else b""
+    if raw == b"" or raw == bytes(32):
         raise ConfigError(f"{field}.sealing_key: must be 32 non-zero bytes as 0x-prefixed hex, got {key!r}")
     return Member(address=address, sealing_key=raw)
 
@@ -195,6 +207,11 @@ def _address(value: Any, field: str) -> str:
         raise ConfigError(f"{field}: not a 20-byte hex address: {value!r}")
     if int(value, 16) == 0:
         raise ConfigError(f"{field}: the zero address is not allowed")
+    digits = value[-40:]
+    if digits not in (digits.lower(), digits.upper()) and to_checksum_address(value)[-40:] != digits:
+        # Mixed case is an EIP-55 checksum; a wrong one is a typo that would lock the account out.
+        raise ConfigError(f"{field}: {value} fails its EIP-55 checksum (mixed-case hex), so it is probably "
+                          "mistyped: copy the address again (all-lowercase hex skips the check)")
     return to_checksum_address(value)
 
 

@@ -50,6 +50,8 @@ def _with(table: dict, **changes) -> dict:
         ({"target_clients": 300}, "target_clients"),
         ({"collection_period": 0}, "collection_period"),
         ({"aggregation_period": -5}, "aggregation_period"),
+        ({"collection_period": 2**64 - 1}, "collection_period"),
+        ({"aggregation_period": 2**32}, "aggregation_period"),
         ({"threshold": "3"}, "threshold"),
         ({"clients": ["0x1234"]}, "clients[0]"),
     ],
@@ -71,7 +73,8 @@ def test_duplicate_client_is_refused(rounds_table):
         parse_rounds_config(_with(rounds_table, clients=[clients[0], clients[1], clients[0].lower()]))
 
 
-@pytest.mark.parametrize("key", ["0x1234", "0x" + "00" * 32, "0x" + "zz" * 32, None])
+@pytest.mark.parametrize("key", ["0x1234", "0x" + "00" * 32, "0x" + "zz" * 32, None, "ab" * 32,
+                                 "0x" + "ab " * 31 + "ab"])
 def test_malformed_sealing_key_is_refused(rounds_table, key):
     committee = copy.deepcopy(rounds_table["committee"])
     committee[2]["sealing_key"] = key
@@ -87,3 +90,34 @@ def test_committee_of_one_is_refused(rounds_table):
 def test_config_round_trips_through_the_record_form():
     config, _ = load_config(LOCAL)
     assert parse_rounds_config(config.to_json()) == config
+
+
+def test_mixed_case_address_with_a_wrong_checksum_is_refused_and_lowercase_is_accepted(rounds_table):
+    clients = list(rounds_table["clients"])
+    good = clients[1]
+    letter = next(i for i, c in enumerate(good) if i > 1 and c.isalpha())
+    clients[1] = good[:letter] + good[letter].swapcase() + good[letter + 1:]  # one case flipped: a typo
+    with pytest.raises(ConfigError, match=r"^clients\[1\]: .*EIP-55 checksum"):
+        parse_rounds_config(_with(rounds_table, clients=clients))
+    clients[1] = good.lower()
+    assert parse_rounds_config(_with(rounds_table, clients=clients)).clients[1] == good
+
+
+@pytest.mark.parametrize(
+    ("deployer", "field"),
+    [('deployer = "0xsecret"', "deployer must be a table"), ("[deployer]\nkeystore = 5", "deployer.keystore"),
+     ("[deployer]\ndev_private_key = 12", "deployer.dev_private_key")],
+)
+def test_malformed_deployer_settings_are_refused_naming_the_field_not_the_value(tmp_path, deployer, field):
+    body = LOCAL.read_text()
+    start, end = body.index("[deployer]"), body.index("[rounds]")
+    path = tmp_path / "deploy.toml"
+    path.write_text(body[:start] + deployer + "\n\n" + body[end:])
+    with pytest.raises(ConfigError, match=re.escape(field)) as info:
+        load_config(path)
+    assert "secret" not in str(info.value)
+
+
+def test_a_record_whose_config_is_not_a_table_is_refused():
+    with pytest.raises(ConfigError, match="^rounds: expected a table"):
+        parse_rounds_config(["not", "a", "table"])
