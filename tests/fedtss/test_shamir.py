@@ -163,21 +163,33 @@ def _joint_bins(shares: np.ndarray, holders: list[int], bins: int) -> np.ndarray
     return np.bincount(cells, minlength=bins ** len(holders))
 
 
-def test_t_minus_1_shares_are_distributed_independently_of_the_secret() -> None:
-    threshold, holders, d, bins = 3, 5, 40_000, 8
-    zero = np.zeros(d, dtype=np.uint64)
-    top = np.full(d, P - 1, dtype=np.uint64)
+def _privacy_pvalues(threshold: int) -> tuple[float, float]:
+    """p-values of the binned shares of holders 2 and 5, for the secrets 0 and (p - 1) / 2.
+
+    Returns (two-sample test: same distribution for both secrets, smallest uniformity test).
+    The second secret is half the field away from 0: p - 1 would be -1, a neighbour of 0 whose
+    binned shares look the same as 0's even when the shares reveal the secret.
+    """
+    d, bins = 40_000, 8
     counts = []
-    for secret, seed in ((zero, 21), (top, 22)):
-        shares = share_vector(secret, threshold=threshold, holders=holders, key=key_of(seed))
+    for value, seed in ((0, 21), ((P - 1) // 2, 22)):
+        secret = np.full(d, value, dtype=np.uint64)
+        shares = share_vector(secret, threshold=threshold, holders=5, key=key_of(seed))
         counts.append(_joint_bins(shares, [2, 5], bins))
-    # Two-sample test: same distribution for both secrets; and each one uniform.
-    assert stats.chi2_contingency(np.array(counts)).pvalue > 1e-4
-    for histogram in counts:
-        assert stats.chisquare(histogram).pvalue > 1e-4
-    # The test can fail: t shares (or a secret itself) are far from that distribution.
-    leaky = [_joint_bins(np.vstack([zero, zero]), [1, 2], bins), counts[0]]
-    assert stats.chi2_contingency(np.array(leaky) + 1).pvalue < 1e-10
+    same = stats.chi2_contingency(np.array(counts) + 1).pvalue
+    uniform = min(stats.chisquare(histogram).pvalue for histogram in counts)
+    return same, uniform
+
+
+def test_t_minus_1_shares_are_distributed_independently_of_the_secret() -> None:
+    same, uniform = _privacy_pvalues(threshold=3)
+    assert same > 1e-4 and uniform > 1e-4
+
+
+def test_privacy_check_fails_when_the_two_shares_determine_the_secret() -> None:
+    # The same check on a sharing one degree too low (threshold 2: holders 2 and 5 suffice).
+    same, uniform = _privacy_pvalues(threshold=2)
+    assert same < 1e-10 and uniform < 1e-10
 
 
 @settings(max_examples=20, deadline=None)
