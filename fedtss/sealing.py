@@ -189,7 +189,10 @@ def open_share(sealed: bytes, recipient_private_key: bytes, context: ShareContex
     """
     try:
         data = memoryview(sealed).cast("B")
-        private_key = X25519PrivateKey.from_private_bytes(bytes(recipient_private_key))
+        # Through a memoryview, not bytes(): bytes(10**30) raises OverflowError and bytes(32)
+        # would silently be an all-zero key.
+        key = bytes(memoryview(recipient_private_key).cast("B"))
+        private_key = X25519PrivateKey.from_private_bytes(key)
     except (TypeError, ValueError):
         raise InvalidSealedShare("sealed share did not open") from None
     if (

@@ -92,7 +92,7 @@ def test_unknown_version_fails_to_open_even_if_otherwise_intact() -> None:
         open_share(relabelled, PRIVATE, CONTEXT)
 
 
-@pytest.mark.parametrize("bad", [b"short", None, "not bytes", bytes(33)])
+@pytest.mark.parametrize("bad", [b"short", None, "not bytes", bytes(33), 32, 10**30, [0] * 32])
 def test_malformed_private_key_or_blob_raises_only_invalid_sealed_share(bad: object) -> None:
     with pytest.raises(InvalidSealedShare):
         open_share(SEALED, bad, CONTEXT)  # type: ignore[arg-type]
