@@ -13,8 +13,16 @@ error correction per coordinate: every share vector is projected onto one random
 scalar per holder that is a Shamir share of r·u under the same polynomial degree. Reed-Solomon
 decoding of those m scalars (Gao's algorithm, :mod:`fedtss._reed_solomon`) names up to
 floor((m - t) / 2) wrong holders; a wrong vector escapes the projection with probability
-1/p ~ 2**-61. The full vector is then interpolated from t of the remaining holders. Cost per
-coordinate: one projection pass over the shares plus one Lagrange pass.
+1/p ~ 2**-61 (then it may be among the t holders interpolated from, and the result is wrong).
+The full vector is then interpolated from t of the remaining holders. Cost per coordinate: one
+projection pass over the shares plus one Lagrange pass.
+
+What decoding cannot do: e wrong holders who know their own shares can put them on another
+polynomial g that agrees with the true one at t - 1 honest points; once e + floor((m - t) / 2)
+>= m - t + 1, the shares are within the decoding radius of g, and g's secret is returned with
+honest holders named as wrong. For example 2 colluders among m = 5, t = 3 shift the secret by
+any vector they choose. Correction is only safe when no more than floor((m - t) / 2) holders
+can be wrong, e.g. m >= 3t - 2 if up to t - 1 may collude.
 """
 
 from __future__ import annotations
@@ -144,7 +152,9 @@ def reconstruct_checked(
     ``key`` (32 fresh bytes from os.urandom, unknown to the holders) seeds the projection
     vector. Raises :class:`NotEnoughShares` with fewer than ``threshold`` shares and
     :class:`InconsistentShares` when the shares do not lie within floor((m - t) / 2) errors
-    of one polynomial of degree < t; never returns an unchecked result when m > t.
+    of one polynomial of degree < t; never returns an unchecked result when m > t. More
+    wrong holders than that, if they collude, can make it return a wrong secret (see the
+    module docstring).
     """
     _check_threshold(threshold)
     holders, vectors = _validated_shares(shares)
