@@ -23,6 +23,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # error messages name TOML tables: [rounds]
 
 from fedtss.errors import FedTSSError
 
@@ -37,7 +38,7 @@ _RUNS = Path("runs")
 
 
 def _fail(command: str, exc: Exception, code: int = 2) -> typer.Exit:
-    errors.print(f"[red]fedtss {command}:[/red] {exc}", highlight=False)
+    errors.print(f"[red]fedtss {command}:[/red] {escape(str(exc))}", highlight=False)
     return typer.Exit(code)
 
 

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
+from rich.markup import escape  # error messages name TOML tables: [rounds]
 from rich.live import Live
 
 from agents.config import parse_node_config
@@ -544,7 +545,7 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
         except FedTSSError as exc:
             console.print()
             # An agent died or the run timed out: report what was measured, then fail.
-            console.print(f"[red]fedtss demo: {exc}[/red]", highlight=False)
+            console.print(f"[red]fedtss demo: {escape(str(exc))}[/red]", highlight=False)
         finally:
             records = [tracker.records[r] for r in sorted(tracker.records)]
             federation_seconds = time.monotonic() - training_started

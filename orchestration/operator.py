@@ -33,6 +33,7 @@ from typing import Annotated, Any
 import typer
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
+from rich.markup import escape  # error messages name TOML tables: [rounds]
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -109,7 +110,7 @@ def _fail(command: str, exc: Exception, as_json: bool) -> typer.Exit:
             document.update(revert=exc.name, args=exc.args_by_name)
         _print_json(document)
     else:
-        errors.print(f"[red]fedtss {command}:[/red] {exc}", highlight=False)
+        errors.print(f"[red]fedtss {command}:[/red] {escape(str(exc))}", highlight=False)
     return typer.Exit(1 if isinstance(exc, ContractRevert) else 2)
 
 

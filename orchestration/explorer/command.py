@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # error messages name TOML tables: [rounds]
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
@@ -133,7 +134,7 @@ def explorer(
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     except FedTSSError as exc:
-        console.print(f"[red]fedtss explorer:[/red] {exc}", highlight=False)
+        console.print(f"[red]fedtss explorer:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     finally:
         if chain is not None:

@@ -54,3 +54,11 @@ def test_help_texts_keep_their_bracketed_config_sections() -> None:
     assert "[federation] seed" in result.output and "[federation] hidden" in result.output
     keeper = runner.invoke(app, ["keeper", "--help"], terminal_width=200)
     assert "[node] and optional [keeper]" in keeper.output
+
+
+def test_an_error_naming_a_toml_table_keeps_the_table_name(tmp_path) -> None:
+    config = tmp_path / "deploy.toml"
+    config.write_text("[deployer]\n")
+    result = runner.invoke(app, ["deploy", "--config", str(config), "--rpc-url", "http://127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "missing the [rounds] table" in " ".join(result.output.split())
