@@ -69,9 +69,23 @@ def resolve_deployer(
     raise ConfigError(f"deployer: set {DEFAULT_KEY_ENV} or name deployer.keystore in the config")
 
 
+def _check_record_path(out: Path) -> None:
+    """Refuse a record path that cannot be written before deploying, not after: a contract
+    deployed without its record is paid for and hard to find."""
+    if out.is_dir():
+        raise ConfigError(f"--out: {out} is a directory; name the record file, e.g. {out / 'deployment.json'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create the folder of {out}: {exc}") from exc
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ConfigError(f"--out: {out} is not writable")
+
+
 def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str]) -> Deployment:
     """Validate, compile, deploy and write the record; returns it."""
     config, settings = load_config(config_path)
+    _check_record_path(Path(out))
     artifact = compile_contracts()["FedTSSRounds"]
     w3 = connect(rpc_url)
     chain_id = w3.eth.chain_id
@@ -85,7 +99,13 @@ def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str
         tx_hash=transaction_hash(receipt),
         config=config,
     )
-    deployment.write(out)
+    try:
+        deployment.write(Path(out))
+    except OSError as exc:
+        raise ConfigError(
+            f"--out: deployed {address} (transaction {deployment.tx_hash}, block {deployment.deploy_block}) "
+            f"but could not write the record {out}: {exc}"
+        ) from exc
     return deployment
 
 
@@ -100,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FedTSSError as exc:
         print(f"deploy.py: {exc}", file=sys.stderr)
         return 1
-    print(deployment.address)
+    print(deployment.address)  # stdout holds the address alone, for scripts
+    print(f"FedTSSRounds on chain {deployment.chain_id}, block {deployment.deploy_block}; record {args.out}",
+          file=sys.stderr)
     return 0
 
 

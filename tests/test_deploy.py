@@ -85,3 +85,11 @@ def test_keystore_password_is_asked_when_the_environment_has_none(tmp_path):
 def test_missing_key_source_is_refused():
     with pytest.raises(ConfigError, match="FEDTSS_PRIVATE_KEY"):
         deploy.resolve_deployer(DeployerSettings(), 31337, {})
+
+
+def test_a_record_path_that_is_a_directory_is_refused_before_any_transaction(chain, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FEDTSS_PRIVATE_KEY", raising=False)
+    nonce = chain.w3.eth.get_transaction_count(chain.accounts[0].address)
+    assert deploy.main(["--rpc-url", chain.url, "--config", str(LOCAL), "--out", str(tmp_path)]) == 1
+    assert "--out:" in capsys.readouterr().err
+    assert chain.w3.eth.get_transaction_count(chain.accounts[0].address) == nonce
