@@ -13,7 +13,8 @@ Member j, in one round:
    ``submitAggregateShare(round, CID, includedBitmap)``.
 2. ``ThresholdReached(round, set)`` -> :func:`on_threshold_reached`;
    :func:`reconstruct_and_propose` waits until all n members posted (or
-   ``share_wait_seconds``), fetches every aggregate share over exactly ``set``, and
+   ``share_wait_seconds``; longer while only t shares are there, see
+   :func:`wait_for_shares`), fetches every aggregate share over exactly ``set``, and
    :func:`reconstruct_model` (pure) reconstructs with error correction (naming wrong
    members), dequantizes and applies the mean update. Every honest member gets the same
    model bytes, stores them and votes ``proposeModel(round, CID)``.
@@ -75,6 +76,7 @@ __all__ = [
     "check_manifest",
     "collect_client_shares",
     "field_vector_bytes",
+    "is_worth_waiting",
     "on_collection_closed",
     "on_threshold_reached",
     "open_client_share",
@@ -347,17 +349,38 @@ def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> 
     return publish_aggregate(agent, action.round, aggregate, bitmap)
 
 
+def is_worth_waiting(*, posted: int, over_set: int, members: int, threshold: int,
+                     waited: float, share_wait: float, remaining: float) -> bool:
+    """Whether a member should wait longer for aggregate shares before reconstructing.
+
+    ``posted`` shares so far (any set), ``over_set`` of them over the winning client set,
+    ``waited`` seconds since ThresholdReached, ``remaining`` seconds to the proposal deadline
+    when it arrived. First every member's share is awaited for at most ``share_wait``: shares
+    beyond t let the reconstruction find and exclude a wrong one. If only t shares over the
+    set are there by then, nothing can be checked, and a wrong share among them would be
+    reconstructed and voted for by every honest member that used it (t such votes finalize
+    it); so the member waits on for one more, up to half the time left, and only then goes
+    ahead with t (a committee with a member down must still finish the round).
+    """
+    if posted >= members:
+        return False
+    if waited < min(share_wait, remaining / 2):
+        return True
+    return over_set <= threshold and waited < remaining / 2
+
+
 def wait_for_shares(agent: AggregatorAgent, action: ReconstructAndPropose,
                     sleep: Callable[[float], None] = time.sleep) -> None:
-    """Wait until every member posted a share, ``share_wait_seconds`` passed, or the deadline nears.
-
-    More shares than t let the reconstruction find and exclude a wrong one.
-    """
+    """Poll the chain until :func:`is_worth_waiting` says the shares are enough."""
     node = agent.node
     members = len(node.deployment.config.committee)
-    budget = min(agent.settings.share_wait_seconds, max(0, action.proposal_deadline - node.chain_time()) / 2)
-    stop = time.monotonic() + budget
-    while node.contract.round_info(action.round).shares < members and time.monotonic() < stop:
+    threshold = node.contract.threshold()
+    remaining = max(0.0, action.proposal_deadline - node.chain_time())
+    started = time.monotonic()
+    while is_worth_waiting(posted=node.contract.round_info(action.round).shares,
+                           over_set=node.contract.share_count(action.round, action.included_clients),
+                           members=members, threshold=threshold, waited=time.monotonic() - started,
+                           share_wait=agent.settings.share_wait_seconds, remaining=remaining):
         sleep(_POLL_SECONDS)
 
 
@@ -396,6 +419,10 @@ def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropos
     model = reconstruct_model(tensors, shares, threshold=node.contract.threshold(),
                               quantization=agent.federation.quantization, key=random_bytes(32))
     committee = node.contract.committee()
+    if len(shares) == node.contract.threshold():
+        log.warning(format_fields(role=agent.role, address=node.address, round=action.round,
+                                  unchecked_shares=",".join(map(str, sorted(shares))),
+                                  note="only t aggregate shares: a wrong one could not be detected"))
     for index in model.excluded_members:
         _log_bad_member(agent, action.round, index, committee[index - 1][0], "InconsistentShares")
     cid = node.store.put(model.blob)

@@ -26,6 +26,7 @@ from agents.aggregator import (
     collect_client_shares,
     compute_aggregate,
     fetch_aggregate_shares,
+    is_worth_waiting,
     on_collection_closed,
     on_threshold_reached,
     publish_aggregate,
@@ -84,6 +85,29 @@ def test_threshold_reached_makes_a_member_vote_once() -> None:
     ]:
         (action,) = on_threshold_reached(view, event, now)
         assert isinstance(action, Skip)
+
+
+def _worth_waiting(**overrides: float) -> bool:
+    values = dict(posted=3, over_set=3, members=5, threshold=3, waited=0.0, share_wait=1.0, remaining=60.0)
+    return is_worth_waiting(**{**values, **overrides})
+
+
+def test_a_member_waits_for_every_share_only_up_to_share_wait_when_more_than_t_are_in() -> None:
+    assert _worth_waiting(posted=3, over_set=3, waited=0.5)
+    assert not _worth_waiting(posted=4, over_set=4, waited=1.0)  # 4 > t: a wrong one can be found
+    assert not _worth_waiting(posted=5, over_set=5, waited=0.0)  # everybody posted: nothing to wait for
+
+
+def test_a_member_with_only_t_shares_waits_on_for_one_that_can_check_them_until_half_the_time_left() -> None:
+    assert _worth_waiting(posted=3, over_set=3, waited=1.0)
+    assert _worth_waiting(posted=4, over_set=3, waited=29.0)  # the 4th share is over another client set
+    assert not _worth_waiting(posted=3, over_set=3, waited=30.0)  # a member is down: go ahead with t
+    assert not _worth_waiting(posted=5, over_set=3, waited=1.0)  # every member posted: no more will come
+
+
+def test_a_member_never_waits_past_half_the_time_to_the_proposal_deadline() -> None:
+    assert not _worth_waiting(posted=4, over_set=4, waited=0.5, share_wait=10.0, remaining=1.0)
+    assert not _worth_waiting(posted=3, over_set=3, waited=0.0, remaining=0.0)
 
 
 # ------------------------------------------------------------------ pure pipelines
