@@ -12,7 +12,9 @@ import pytest
 
 from agents.learning import apply_mean_update, compute_client_update, derive_training_seed
 from fedtss.chain import ChainEvent
-from fedtss.cid import cid_from_parts
+from fedtss.cid import cid_from_parts, cid_to_parts
+from fedtss.field import MODULUS
+from fedtss.formats import VectorKind, encode_field_vector, flatten_model
 from fedtss.quantize import QuantizationConfig, clip_update, quantization_error_bound
 from orchestration.launcher import LocalFederation, RoundTracker
 
@@ -43,25 +45,29 @@ def _by(events: list[ChainEvent], field: str, address: str) -> list[ChainEvent]:
     return [e for e in events if e.args[field] == address]
 
 
+def _assert_is_plaintext_fedavg(federation: LocalFederation, model_in: dict, finalized_cid: str,
+                                round_: int) -> None:
+    spec = federation.spec
+    quantization = QuantizationConfig(clip_norm=spec.clip_norm, fractional_bits=spec.fractional_bits)
+    expected, total_samples = _plaintext_round(federation, model_in, round_)
+    finalized = federation.load_model(finalized_cid)
+    bound = quantization_error_bound(quantization, clients=spec.clients, total_samples=total_samples)
+    for name, value in expected.items():
+        # Quantization moves the float64 mean by <= bound; each side then rounds once to float32.
+        tolerance = bound + np.spacing(np.abs(value))
+        assert np.all(np.abs(finalized[name] - value) <= tolerance), name
+    assert not all(np.array_equal(finalized[n], model_in[n]) for n in model_in), "the model did not move"
+
+
 def test_two_rounds_finalize_the_plaintext_fedavg_of_the_same_client_updates(small_federation) -> None:
     federation, tracker = small_federation()
     tracker.wait_until(lambda t: t.completed, timeout=2 * ROUND_TIMEOUT)
-    spec = federation.spec
-    quantization = QuantizationConfig(clip_norm=spec.clip_norm, fractional_bits=spec.fractional_bits)
     previous_cid = federation.initial_model_cid
     for round_ in (1, 2):
         record = tracker.records[round_]
         assert record.state == "Finalized" and record.participants == 3
         assert _model_cid_opened(tracker, round_) == previous_cid
-        model_in = federation.load_model(previous_cid)
-        expected, total_samples = _plaintext_round(federation, model_in, round_)
-        finalized = federation.load_model(record.model_cid)
-        bound = quantization_error_bound(quantization, clients=3, total_samples=total_samples)
-        for name, value in expected.items():
-            # Quantization moves the float64 mean by <= bound; each side then rounds once to float32.
-            tolerance = bound + np.spacing(np.abs(value))
-            assert np.all(np.abs(finalized[name] - value) <= tolerance), name
-        assert not all(np.array_equal(finalized[n], model_in[n]) for n in model_in), "the model did not move"
+        _assert_is_plaintext_fedavg(federation, federation.load_model(previous_cid), record.model_cid, round_)
         previous_cid = record.model_cid
 
 
@@ -94,6 +100,8 @@ def test_an_agent_killed_and_restarted_mid_round_catches_up_and_submits_once(sma
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
     restarted = federation.clients[0].address
     assert len(_by(tracker.round_events(1, "UpdateSubmitted"), "client", restarted)) == 1
+    # One transaction from its account in all: no second submission was even attempted on chain.
+    assert federation.contract.w3.eth.get_transaction_count(restarted) == 1
     assert tracker.records[1].state == "Finalized" and tracker.records[1].participants == 3
 
 
@@ -107,5 +115,34 @@ def test_a_stalled_round_is_failed_by_the_keeper_and_reopened(small_federation) 
     assert _model_cid_opened(tracker, 2) == federation.initial_model_cid
     federation.start("client-1")
     federation.start("client-2")
+    # The two clients start (importing PyTorch) only now, with 6 s to submit: on a loaded machine
+    # round 2 may fail too and be reopened in its turn. Each reopened round trains from model 0.
+    tracker.wait_until(lambda t: t.completed, timeout=2 * ROUND_TIMEOUT)
+    last = max(tracker.records)
+    assert [tracker.records[r].state for r in range(2, last)] == ["Failed"] * (last - 2)
+    assert tracker.records[last].state == "Finalized" and tracker.records[last].participants >= 2
+    assert _model_cid_opened(tracker, last) == federation.initial_model_cid
+
+
+def test_a_member_posting_a_wrong_aggregate_share_is_named_and_the_model_is_still_fedavg(small_federation) -> None:
+    # Committee 4, t = 2: floor((4 - 2) / 2) = 1 wrong share can be corrected. The test plays
+    # member 4 (its process never starts) and posts random field values over the full client
+    # set as soon as collection closes; the honest members wait for every share.
+    federation, tracker = small_federation(skip=("member-4",), rounds=1, committee=4, share_wait_seconds=20.0)
+    tracker.wait_until(lambda t: 1 in t.records and "closed" in t.records[1].marks, timeout=ROUND_TIMEOUT)
+    model_in = federation.load_model(federation.initial_model_cid)
+    length = flatten_model(model_in)[1].size + 1
+    garbage = np.random.default_rng(5).integers(0, MODULUS, length, dtype=np.uint64)
+    cid = federation.store.put(encode_field_vector(garbage, kind=VectorKind.AGGREGATE_SHARE))
+    federation.contract.submit_aggregate_share(federation.members[3], 1, *cid_to_parts(cid), 0b111)
+
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
-    assert tracker.records[2].state == "Finalized" and tracker.records[2].participants == 3
+    record = tracker.records[1]
+    assert record.state == "Finalized" and record.participants == 3
+    _assert_is_plaintext_fedavg(federation, model_in, record.model_cid, 1)
+    bad = federation.members[3].address
+    for name in ("member-1", "member-2", "member-3"):
+        log = federation.log_path(name).read_text()
+        assert f"excluded_member=4 member_address={bad} reason=InconsistentShares" in log, name
+    votes = tracker.round_events(1, "ModelProposed")
+    assert bad not in {v.args["member"] for v in votes}
