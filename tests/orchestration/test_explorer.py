@@ -145,8 +145,14 @@ def test_pages_that_do_not_exist_answer_404_and_partial_requests_return_only_the
 # ------------------------------------------------------- a live federation, a node away
 
 
+_FOCUS_FIRST_LINK = "const a = document.querySelector('#content a[href]'); a.focus(); return a.getAttribute('href');"
+_FOCUSED_LINK = ("const a = document.activeElement; "
+                 "return document.getElementById('content').contains(a) ? a.getAttribute('href') : null;")
+
+
 def test_pages_follow_the_chain_and_survive_a_node_that_goes_away(browser, rounds_artifact, tmp_path) -> None:
-    """New blocks update the page without a reload; a stopped node shows the error; a restarted
+    """New blocks update the page without a reload, keeping keyboard focus, and the live region
+    stays quiet while nothing happens; a stopped node shows the error; a restarted
     node (same port, same saved state) brings the page back. Then the saved chain reopens read-only."""
     state_file, port = tmp_path / "chain-state.json", free_port()
     node = start_local_chain(state_file, accounts=10, port=port)
@@ -157,11 +163,16 @@ def test_pages_follow_the_chain_and_survive_a_node_that_goes_away(browser, round
             browser.get(url + "/")
             assert browser.find_element(By.ID, "current-round").get_attribute("data-round") == "0"
             browser.execute_script("window.__notReloaded = true;")
+            spoken = _text(browser, "#live-status")
+            time.sleep(1.0)  # three polls of an idle chain
+            assert _text(browser, "#live-status") == spoken, "the live region spoke with nothing new to say"
+            focused = browser.execute_script(_FOCUS_FIRST_LINK)
             model = fed.store.put(b"model zero")
             fed.contract.start_training(fed.anvil.accounts[0], *cid_to_parts(model), 1)
             _wait(browser, lambda b: b.find_element(By.ID, "current-round").get_attribute("data-state")
                   == "Collecting", "the overview did not show the opened round")
             assert browser.execute_script("return window.__notReloaded === true;")
+            assert browser.execute_script(_FOCUSED_LINK) == focused, "the update moved keyboard focus"
             assert "left)" in _text(browser, ".countdown")
 
             node.stop()

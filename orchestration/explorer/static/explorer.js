@@ -1,23 +1,49 @@
 // fedtss explorer: follow the chain without a reload. Polls /api/head; on a new block (or when
 // the node comes back) it fetches this page again with X-Fedtss-Partial and swaps <main>.
+// For screen readers: the live region speaks only when the node goes away or comes back (the
+// block number is shown beside it, outside the region), and a swap keeps keyboard focus on
+// the same control inside <main>.
 (function () {
   "use strict";
   const pollMs = Math.max(500, 1000 * Number(document.body.dataset.pollSeconds || 2));
   const main = document.getElementById("content");
   const banner = document.getElementById("node-error");
   const status = document.getElementById("live-status");
+  const headLabel = document.getElementById("live-head");
+  const FOCUSABLE = "a[href], button, input, select, textarea, [tabindex]";
   let lastHead = null;
   let offline = false;
   let chainOffset = 0; // chain time minus this browser's clock, in seconds
 
   function say(text) { if (status && status.textContent !== text) status.textContent = text; }
 
+  let shownHtml = null;
+
+  // Where keyboard focus is inside <main>: the control's link target (links come and go as
+  // rounds appear, so an index alone would land on another one) and its position.
+  function focusedControl() {
+    const active = document.activeElement;
+    if (!active || active === main || !main.contains(active)) return null;
+    return { href: active.getAttribute("href"), index: Array.prototype.indexOf.call(main.querySelectorAll(FOCUSABLE), active) };
+  }
+
+  function restoreFocus(control) {
+    const controls = Array.prototype.slice.call(main.querySelectorAll(FOCUSABLE));
+    const again = controls.find(function (el) { return control.href !== null && el.getAttribute("href") === control.href; })
+      || controls[control.index];
+    if (again) again.focus({ preventScroll: true });
+  }
+
   async function refresh() {
     const response = await fetch(location.href, { headers: { "X-Fedtss-Partial": "1" }, cache: "no-store" });
-    if (response.ok || response.status === 503 || response.status === 404) {
-      main.innerHTML = await response.text();
-      tickCountdowns();
-    }
+    if (!(response.ok || response.status === 503 || response.status === 404)) return;
+    const html = await response.text();
+    if (html === shownHtml) return;
+    const focused = focusedControl();
+    main.innerHTML = html;
+    shownHtml = html;
+    if (focused) restoreFocus(focused);
+    tickCountdowns();
   }
 
   async function poll() {
@@ -29,10 +55,14 @@
       const changed = lastHead !== null && answer.head !== lastHead;
       const pageShowsError = main.querySelector("[data-node-error]") !== null;
       if (offline || changed || pageShowsError) await refresh();
-      if (offline) { banner.hidden = true; banner.textContent = ""; }
+      if (offline) {
+        banner.hidden = true;
+        banner.textContent = "";
+        say("The node is back; following the chain again.");
+      }
       offline = false;
       lastHead = answer.head;
-      say("Live: block #" + answer.head + ", updated " + new Date().toLocaleTimeString() + ".");
+      if (headLabel) headLabel.textContent = "Block #" + answer.head + ", checked " + new Date().toLocaleTimeString() + ".";
     } catch (error) {
       offline = true;
       banner.hidden = false;
