@@ -3,8 +3,10 @@
 Hypothesis drives every transaction (and clock jumps) from operator, members, clients and an
 outsider on a real anvil; each example starts from an evm_snapshot and is reverted after.
 After every step the views are checked against the events seen so far:
-states only move forward, counts match events, no account is counted twice, a finalized
-model has exactly t matching votes, and only the latest round can be live.
+states only move forward, counts match events, no account is counted twice, only allowlisted
+clients and committee members are ever counted, ThresholdReached comes with the t-th share
+over its set, a finalized model has exactly t matching votes and its transaction opens the
+next round (or completes training), and only the latest round can be live.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ RAW = 0x55
 THRESHOLD = 3
 LIVE = {RoundState.Collecting, RoundState.Aggregating, RoundState.Reconstructing}
 TERMINAL = {RoundState.Finalized, RoundState.Failed}
+#: Where one transaction can take a round: one step forward, or Failed from a live state.
+NEXT = {
+    RoundState.Unopened: {RoundState.Unopened, RoundState.Collecting},
+    RoundState.Collecting: {RoundState.Collecting, RoundState.Aggregating, RoundState.Failed},
+    RoundState.Aggregating: {RoundState.Aggregating, RoundState.Reconstructing, RoundState.Failed},
+    RoundState.Reconstructing: {RoundState.Reconstructing, RoundState.Finalized, RoundState.Failed},
+    RoundState.Finalized: {RoundState.Finalized},
+    RoundState.Failed: {RoundState.Failed},
+}
 #: Successful calls and events over all examples, to check the search reaches every state.
 STATS: Counter = Counter()
 
@@ -182,12 +193,11 @@ class RoundsMachine(RuleBasedStateMachine):
         self._check_state_moves_forward(round_, info.state, current)
         self._check_counts_match_events(round_, info)
         self._check_threshold_and_finalization(round_, info)
+        self._check_only_entitled_accounts_are_counted(round_)
 
     def _check_state_moves_forward(self, round_: int, state: RoundState, current: int) -> None:
         before = self.last_state.get(round_, RoundState.Unopened)
-        assert state >= before, (round_, before, state)
-        if before in TERMINAL:
-            assert state == before
+        assert state in NEXT[before], (round_, before, state)
         if round_ < current:
             assert state in TERMINAL
         failed = self._by("RoundFailed", round_)
@@ -208,15 +218,28 @@ class RoundsMachine(RuleBasedStateMachine):
         voters = [e.args["member"] for e in self._by("ModelProposed", round_)]
         assert info.votes == len(voters) == len(set(voters))
 
+    def _check_only_entitled_accounts_are_counted(self, round_: int) -> None:
+        accounts = self.node.accounts
+        allowlist = {a.address for a in accounts[6:12]}
+        committee = {a.address for a in accounts[1:6]}
+        assert {e.args["client"] for e in self._by("UpdateSubmitted", round_)} <= allowlist
+        assert {e.args["member"] for e in self._by("AggregateShareSubmitted", round_)} <= committee
+        assert {e.args["member"] for e in self._by("ModelProposed", round_)} <= committee
+
     def _check_threshold_and_finalization(self, round_: int, info) -> None:
         reached = self._by("ThresholdReached", round_)
         assert len(reached) <= 1
         if reached:
             assert info.included_clients == reached[0].args["includedClients"]
-            assert self.rounds.share_count(round_, info.included_clients) >= THRESHOLD
+            over_set = [e for e in self._by("AggregateShareSubmitted", round_)
+                        if e.args["includedClients"] == info.included_clients]
+            assert len(over_set) >= THRESHOLD
+            assert over_set[THRESHOLD - 1].tx_hash == reached[0].tx_hash, "not reached by the t-th share"
         finalized = self._by("RoundFinalized", round_)
         assert (info.state == RoundState.Finalized) == (len(finalized) == 1)
         if finalized:
+            same_tx = {(e.name, e.args.get("round")) for e in self.events if e.tx_hash == finalized[0].tx_hash}
+            assert ("RoundOpened", round_ + 1) in same_tx or any(name == "TrainingCompleted" for name, _ in same_tx)
             model = (finalized[0].args["codec"], finalized[0].args["digest"])
             assert self.rounds.vote_count(round_, *model) == THRESHOLD
             votes = Counter((e.args["codec"], e.args["digest"]) for e in self._by("ModelProposed", round_))
