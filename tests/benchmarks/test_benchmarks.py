@@ -1,0 +1,36 @@
+"""The benchmarks still run and write the records the README and the issues quote.
+
+Shape only, on tiny inputs: the figures themselves are measured by ``make bench`` and never
+asserted here (a timing assertion on a shared two-core machine would be noise).
+"""
+
+from __future__ import annotations
+
+from benchmarks import gas, secret_sharing
+
+SECRET_SHARING_KEYS = {
+    "d", "n", "t", "share_seconds", "reconstruct_seconds", "checked_reconstruct_seconds", "floor_seconds",
+    "seal_mb_per_s", "peak_bytes", "upload_bytes_per_client", "float32_update_bytes",
+}
+
+
+def test_the_secret_sharing_benchmark_measures_one_case_with_every_reported_key() -> None:
+    record = secret_sharing.measure_case(4099, 5, 3)
+    assert SECRET_SHARING_KEYS <= record.keys()
+    assert (record["d"], record["n"], record["t"]) == (4099, 5, 3)
+    assert all(record[k] > 0 for k in ("share_seconds", "reconstruct_seconds", "floor_seconds", "peak_bytes"))
+    # Five sealed shares of 8 bytes per coordinate, plus headers and the manifest.
+    assert record["upload_bytes_per_client"] > 5 * 8 * 4099
+    table = secret_sharing.render([record], {"first_call_compile_seconds": 1.0, "first_call_cached_seconds": 0.1})
+    assert table.row_count == 1
+
+
+def test_the_gas_benchmark_runs_one_round_and_reports_every_transaction_of_it() -> None:
+    result = gas.measure_round()
+    counts = {name: stats["count"] for name, stats in result["calls"].items()}
+    assert counts == {"startTraining": 1, "submitUpdate": gas.CLIENTS, "submitAggregateShare": gas.COMMITTEE,
+                      "proposeModel": gas.THRESHOLD - 1, "proposeModel:finalizing": 1}
+    assert all(stats["median"] <= stats["max"] for stats in result["calls"].values())
+    calls = result["calls"].values()
+    assert sum(s["max"] for s in calls) <= result["round_total"] <= sum(s["max"] * s["count"] for s in calls)
+    assert "proposeModel:finalizing" in gas.format_table(result)
