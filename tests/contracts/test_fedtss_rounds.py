@@ -548,3 +548,96 @@ def test_constructor_refuses_a_period_whose_deadline_would_overflow(chain, deplo
     largest = deploy(collection_period=2**32 - 1, aggregation_period=2**32 - 1)
     largest.start_training(chain.accounts[0], RAW, digest("m"), 1)  # its deadlines still fit
     assert largest.round_info(1).collection_deadline == chain.timestamp() + 2**32 - 1
+
+
+# ------------------------------------------------- the remaining reverts, one branch each
+
+
+def _raw_deploy(chain, rounds_artifact, config_tuple: tuple) -> None:
+    """Deploy with a hand-made ``Config`` struct (what RoundsConfig cannot even express)."""
+    from fedtss.chain.contract import _RevertDecoder, _send
+
+    factory = chain.w3.eth.contract(abi=rounds_artifact.abi, bytecode=rounds_artifact.bytecode)
+    _send(chain.w3, chain.accounts[0], factory.constructor(config_tuple), _RevertDecoder(rounds_artifact.abi))
+
+
+def test_constructor_refuses_a_committee_without_one_key_per_member_or_of_one(chain, rounds_artifact):
+    from tests.fixtures.anvil import default_rounds_config
+
+    arg = list(default_rounds_config(chain.accounts).constructor_arg())
+    with reverts("ConfigInvalidCommittee", committeeSize=5, sealingKeys=4):
+        _raw_deploy(chain, rounds_artifact, tuple([arg[0], arg[1][:4], *arg[2:]]))
+    with reverts("ConfigInvalidCommittee", committeeSize=1, sealingKeys=1):
+        _raw_deploy(chain, rounds_artifact, tuple([arg[0][:1], arg[1][:1], *arg[2:]]))
+
+
+def test_constructor_refuses_zero_and_duplicate_clients_and_a_target_beyond_256(chain, deploy):
+    from tests.fixtures.anvil import default_rounds_config
+
+    clients = default_rounds_config(chain.accounts).clients
+    with reverts("ConfigZeroAddress"):
+        deploy(clients=(*clients[:9], "0x" + "00" * 20))
+    with reverts("ConfigDuplicateClient", account=clients[0]):
+        deploy(clients=(*clients[:9], clients[0]))
+    with reverts("ConfigInvalidClientLimits", minClients=3, targetClients=257, allowlisted=10):
+        deploy(target_clients=257)
+    with reverts("ConfigInvalidClientLimits", minClients=11, targetClients=12, allowlisted=10):
+        deploy(min_clients=11, target_clients=12)
+
+
+def test_start_training_while_the_latest_round_is_failed_reverts_until_it_is_reopened(s):
+    _fail_first_round(s)
+    with reverts("TrainingInProgress", round=1):
+        s.start()
+    s.rounds.reopen_round(s.operator, 1)
+    assert s.rounds.state(2) == RoundState.Collecting
+
+
+def test_start_training_with_a_round_count_that_would_overflow_reverts(s):
+    with reverts("InvalidRoundCount", rounds=2**64 - 1):
+        s.rounds.start_training(s.operator, RAW, digest("m"), 2**64 - 1)
+
+
+def test_close_collection_outside_collecting_reverts_with_wrong_state(s):
+    with reverts("RoundWrongState", round=1, actual=RoundState.Unopened):
+        s.rounds.close_collection(s.outsider, 1)
+    s.to_aggregating()
+    with reverts("RoundWrongState", round=1, actual=RoundState.Aggregating):
+        s.rounds.close_collection(s.outsider, 1)
+
+
+def test_share_and_vote_with_invalid_cid_revert(s):
+    s.to_reconstructing()
+    with reverts("InvalidCid", codec=0x71):
+        s.rounds.submit_aggregate_share(s.members[3], 1, 0x71, digest("a"), (1 << 10) - 1)
+    with reverts("InvalidCid", codec=RAW, digest=bytes(32)):
+        s.rounds.propose_model(s.members[0], 1, RAW, bytes(32))
+
+
+def test_a_late_share_while_reconstructing_reverts_with_deadline_passed(s):
+    s.to_reconstructing()
+    deadline = s.rounds.round_info(1).committee_deadline
+    s.chain.increase_time(PERIOD + 1)
+    with reverts("RoundDeadlinePassed", round=1, deadline=deadline):
+        s.share(3, (1 << 10) - 1)
+
+
+def test_fail_round_and_votes_on_unopened_or_failed_rounds_revert_with_wrong_state(s):
+    with reverts("RoundWrongState", round=1, actual=RoundState.Unopened):
+        s.rounds.fail_round(s.outsider, 1)
+    _fail_first_round(s)
+    with reverts("RoundWrongState", round=1, actual=RoundState.Failed):
+        s.rounds.fail_round(s.outsider, 1)
+    with reverts("RoundWrongState", round=1, actual=RoundState.Failed):
+        s.vote(0, "model-1")
+
+
+def test_a_round_one_call_sent_again_once_round_two_is_open_reverts_with_wrong_state(s):
+    s.to_reconstructing()
+    for j in range(3):
+        s.vote(j, "model-1")
+    assert s.rounds.state(2) == RoundState.Collecting
+    with reverts("RoundWrongState", round=1, actual=RoundState.Finalized):
+        s.rounds.submit_update(s.clients[0], 1, RAW, digest("again"))
+    with reverts("RoundWrongState", round=1, actual=RoundState.Finalized):
+        s.share(4, (1 << 10) - 1)
