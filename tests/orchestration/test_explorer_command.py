@@ -91,3 +91,33 @@ def test_a_folder_without_a_deployment_record_is_refused_with_what_to_do(tmp_pat
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="deployment.json"):
         find_run_files(tmp_path / "empty")
+
+
+def test_explorer_command_attaches_to_a_running_node_and_starts_no_chain_of_its_own(rounds_artifact, tmp_path) -> None:
+    run_dir = tmp_path / "live"
+    node = start_local_chain(tmp_path / "chain-state.json", accounts=10)
+    try:
+        fed = deploy_federation(AnvilNode(node, dev_accounts(10)), rounds_artifact, run_dir)
+        run_two_rounds(fed)
+        blocks_before = node.w3.eth.block_number
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orchestration.cli", "explorer", "--rpc-url", node.url, "--deployment",
+             str(run_dir / "deployment.json"), "--port", str(port)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+        try:
+            deadline, page = time.monotonic() + 60, None
+            while page is None and time.monotonic() < deadline and process.poll() is None:
+                try:
+                    page = httpx.get(f"http://127.0.0.1:{port}/rounds/2", timeout=5)
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            assert page is not None, process.stderr.read().decode() if process.poll() is not None else "no answer"
+            assert page.status_code == 200 and "state-finalized" in page.text
+            assert _children(process.pid) == set(), "attaching must not start an anvil"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)
+        assert node.w3.eth.block_number == blocks_before  # read-only: it sent nothing
+    finally:
+        node.stop()

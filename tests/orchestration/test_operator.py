@@ -172,6 +172,15 @@ def test_fail_then_reopen_a_stalled_round_and_wait_sees_it(fresh, chain) -> None
     assert contract.state(2) is RoundState.Collecting
 
 
+def test_reopen_of_a_live_round_reverts_naming_the_state_it_needs_and_prints_it_for_people(fresh) -> None:
+    args, contract = fresh
+    _run("start", "--model-cid", MODEL_CID, *args)
+    code, output = _run("reopen", "1", *args)
+    assert code == 1
+    assert "RoundWrongState" in output and "round=1" in output and "Collecting" in output
+    assert contract.current_round() == 1
+
+
 def test_wait_gives_up_after_its_timeout(fresh) -> None:
     args, _ = fresh
     _run("start", "--model-cid", MODEL_CID, *args)
