@@ -181,12 +181,22 @@ def seal_share(
     return header + aead.encrypt(_NONCE, data, header + ctx)
 
 
+#: The one message of every failure to open: it lists the causes without saying which one.
+_DID_NOT_OPEN = (
+    "sealed share did not open: it is sealed to another key or for another context (chain, "
+    "contract, round, client, member), or its bytes were altered, truncated or of another version"
+)
+
+
 def open_share(sealed: bytes, recipient_private_key: bytes, context: ShareContext) -> bytes:
     """Decrypt a sealed share; raise :class:`InvalidSealedShare` for *any* failure.
 
     Wrong key, wrong context, a flipped bit, a truncated blob or an unknown version are
     deliberately indistinguishable to the caller.
     """
+    if not isinstance(context, ShareContext):
+        raise InvalidSealedShare(f"{_DID_NOT_OPEN} (the context given is a {type(context).__name__}, "
+                                 "not a ShareContext)")
     try:
         data = memoryview(sealed).cast("B")
         # Through a memoryview, not bytes(): bytes(10**30) raises OverflowError and bytes(32)
@@ -194,13 +204,13 @@ def open_share(sealed: bytes, recipient_private_key: bytes, context: ShareContex
         key = bytes(memoryview(recipient_private_key).cast("B"))
         private_key = X25519PrivateKey.from_private_bytes(key)
     except (TypeError, ValueError):
-        raise InvalidSealedShare("sealed share did not open") from None
+        raise InvalidSealedShare(_DID_NOT_OPEN) from None
     if (
         data.nbytes < OVERHEAD
         or data[: len(MAGIC)] != MAGIC
         or data[len(MAGIC)] != VERSION
     ):
-        raise InvalidSealedShare("sealed share did not open")
+        raise InvalidSealedShare(_DID_NOT_OPEN)
     ephemeral = bytes(data[len(MAGIC) + 1 : _HEADER_BYTES])
     recipient = private_key.public_key().public_bytes_raw()
     ctx = encode_share_context(context)
@@ -209,4 +219,4 @@ def open_share(sealed: bytes, recipient_private_key: bytes, context: ShareContex
         aead = _derive_key(shared, ephemeral, recipient, ctx)
         return aead.decrypt(_NONCE, data[_HEADER_BYTES:], bytes(data[:_HEADER_BYTES]) + ctx)
     except (InvalidTag, ValueError, OverflowError):
-        raise InvalidSealedShare("sealed share did not open") from None
+        raise InvalidSealedShare(_DID_NOT_OPEN) from None

@@ -56,6 +56,23 @@ def test_sealed_share_does_not_open_with_another_members_key() -> None:
         open_share(SEALED, other_private, CONTEXT)
 
 
+def test_a_replayed_share_fails_with_one_message_that_lists_the_causes_without_naming_one() -> None:
+    replayed = dataclasses.replace(CONTEXT, round=5)
+    messages = set()
+    for sealed, key, context in [(SEALED, PRIVATE, replayed), (SEALED[:-1], PRIVATE, CONTEXT),
+                                 (SEALED, keypair_from_seed(bytes([1]) * 32)[0], CONTEXT)]:
+        with pytest.raises(InvalidSealedShare) as raised:
+            open_share(sealed, key, context)
+        messages.add(str(raised.value))
+    (message,) = messages
+    assert "another key" in message and "another context" in message and "round" in message
+
+
+def test_a_context_that_is_not_a_share_context_fails_like_any_other_bad_input() -> None:
+    with pytest.raises(InvalidSealedShare, match="not a ShareContext"):
+        open_share(SEALED, PRIVATE, dataclasses.asdict(CONTEXT))
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("chain_id", 1), ("contract", "0x" + "11" * 20), ("round", 5),
