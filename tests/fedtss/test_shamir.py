@@ -154,17 +154,26 @@ def test_every_t_subset_reconstructs_and_t_minus_1_do_not() -> None:
         assert not np.array_equal(reconstruct_at_zero(rows_of(shares, list(subset))), secret)
 
 
-def _joint_bins(shares: np.ndarray, holders: list[int], bins: int) -> np.ndarray:
-    # Each share value falls in one of ``bins`` equal ranges of [0, p); the joint bin of the
-    # holders' values is a histogram cell.
+def _joint_bins(shares: np.ndarray, holders: list[int], bins: int, part: str) -> np.ndarray:
+    # Each share value falls in one of ``bins`` cells, by its top bits (equal ranges of [0, p))
+    # or by its low bits (value mod bins); the joint cell of the holders' values is a histogram
+    # cell. "lagrange" bins the one value these holders' shares would reconstruct if they were
+    # enough (their Lagrange combination at 0): the statistic a one-degree-short sharing fails.
+    if part == "lagrange":
+        combined = reconstruct_at_zero(rows_of(shares, holders))
+        return np.bincount((combined // np.uint64(P // bins + 1)).astype(np.int64), minlength=bins)
     cells = np.zeros(shares.shape[1], dtype=np.int64)
     for j in holders:
-        cells = cells * bins + (shares[j - 1] // np.uint64(P // bins + 1)).astype(np.int64)
+        if part == "high":
+            cell = shares[j - 1] // np.uint64(P // bins + 1)
+        else:
+            cell = shares[j - 1] % np.uint64(bins)
+        cells = cells * bins + cell.astype(np.int64)
     return np.bincount(cells, minlength=bins ** len(holders))
 
 
-def _privacy_pvalues(threshold: int) -> tuple[float, float]:
-    """p-values of the binned shares of holders 2 and 5, for the secrets 0 and (p - 1) / 2.
+def _privacy_pvalues(threshold: int, holders: int, seen_by: list[int], part: str) -> tuple[float, float]:
+    """p-values of the binned shares of the holders ``seen_by``, for the secrets 0 and (p - 1) / 2.
 
     Returns (two-sample test: same distribution for both secrets, smallest uniformity test).
     The second secret is half the field away from 0: p - 1 would be -1, a neighbour of 0 whose
@@ -174,21 +183,32 @@ def _privacy_pvalues(threshold: int) -> tuple[float, float]:
     counts = []
     for value, seed in ((0, 21), ((P - 1) // 2, 22)):
         secret = np.full(d, value, dtype=np.uint64)
-        shares = share_vector(secret, threshold=threshold, holders=5, key=key_of(seed))
-        counts.append(_joint_bins(shares, [2, 5], bins))
+        shares = share_vector(secret, threshold=threshold, holders=holders, key=key_of(seed))
+        counts.append(_joint_bins(shares, seen_by, bins, part))
     same = stats.chi2_contingency(np.array(counts) + 1).pvalue
     uniform = min(stats.chisquare(histogram).pvalue for histogram in counts)
     return same, uniform
 
 
-def test_t_minus_1_shares_are_distributed_independently_of_the_secret() -> None:
-    same, uniform = _privacy_pvalues(threshold=3)
+#: (t, n, the t - 1 holders whose shares are looked at together)
+PRIVACY_CASES = [(3, 5, [2, 5]), (4, 7, [1, 3, 7])]
+
+
+@pytest.mark.parametrize("part", ["high", "low", "lagrange"])
+@pytest.mark.parametrize(("threshold", "holders", "seen_by"), PRIVACY_CASES)
+def test_t_minus_1_shares_are_distributed_independently_of_the_secret(threshold, holders, seen_by, part) -> None:
+    same, uniform = _privacy_pvalues(threshold, holders, seen_by, part)
     assert same > 1e-4 and uniform > 1e-4
 
 
-def test_privacy_check_fails_when_the_two_shares_determine_the_secret() -> None:
-    # The same check on a sharing one degree too low (threshold 2: holders 2 and 5 suffice).
-    same, uniform = _privacy_pvalues(threshold=2)
+@pytest.mark.parametrize(("threshold", "holders", "seen_by", "part"), [
+    (3, 5, [2, 5], "high"), (3, 5, [2, 5], "low"), (3, 5, [2, 5], "lagrange"), (4, 7, [1, 3, 7], "lagrange"),
+    # (Coarse bins of three shares cannot see a relation with large coefficients: for [1, 3, 7]
+    # only the Lagrange statistic has the power to fail, so only it is the control there.)
+])
+def test_privacy_check_fails_when_the_shares_seen_determine_the_secret(threshold, holders, seen_by, part) -> None:
+    # The same check on a sharing one degree too low: the holders seen now suffice.
+    same, uniform = _privacy_pvalues(threshold - 1, holders, seen_by, part)
     assert same < 1e-10 and uniform < 1e-10
 
 
