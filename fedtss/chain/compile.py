@@ -12,6 +12,9 @@ Artifacts (ABI, bytecode, metadata) are written to ``build/contracts/<Name>.json
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,11 +83,23 @@ class Artifact:
 
 
 def native_solc(version: str = SOLC_VERSION) -> Path | None:
-    """The native solc of ``version`` installed by py-solc-x, or None if there is none."""
+    """A native solc of exactly ``version``: py-solc-x's install, else ``solc`` on PATH; or None.
+
+    A ``solc`` on PATH (a package manager's, a release binary) is used only if its
+    ``--version`` names ``version``: another version would compile other bytecode.
+    """
     try:
         return Path(get_executable(version))
     except SolcNotInstalled:
+        pass
+    on_path = shutil.which("solc")
+    if on_path is None or Path(on_path).resolve() == SOLC_WRAPPER.resolve():
         return None
+    try:
+        answer = subprocess.run([on_path, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(on_path) if re.search(rf"Version: {re.escape(version)}\+", answer) else None
 
 
 def find_solc(version: str = SOLC_VERSION) -> Path:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import solcx
@@ -67,10 +69,36 @@ def test_artifact_compiled_without_a_build_dir_has_no_path(rounds_artifact):
 def test_native_solc_and_wrapper_produce_the_same_metadata_hash(tmp_path, rounds_artifact):
     native = native_solc(SOLC_VERSION)
     if native is None:
-        pytest.skip(f"no native solc {SOLC_VERSION} installed (solcx.install_solc needs internet); "
+        pytest.skip(f"no native solc {SOLC_VERSION} installed (solcx.install_solc needs internet; none on PATH); "
                     "this comparison did not run")
     by_native = compile_contracts(solc_binary=native, build_dir=None)["FedTSSRounds"]
     by_wrapper = compile_contracts(solc_binary=SOLC_WRAPPER, build_dir=None)["FedTSSRounds"]
     # The metadata hash is the CBOR tail of the runtime bytecode; equal tails mean equal metadata.
     assert by_native.deployed_bytecode[-106:] == by_wrapper.deployed_bytecode[-106:]
     assert by_native.deployed_bytecode == by_wrapper.deployed_bytecode
+
+
+def _solc_on_path(tmp_path, monkeypatch, version_line: str) -> Path:
+    """A stand-in ``solc`` on PATH that only answers --version (py-solc-x's install hidden)."""
+    import fedtss.chain.compile as compile_module
+    from solcx.exceptions import SolcNotInstalled
+
+    def not_installed(version):
+        raise SolcNotInstalled(version)
+
+    monkeypatch.setattr(compile_module, "get_executable", not_installed)
+    fake = tmp_path / "solc"
+    fake.write_text(f"#!/bin/sh\necho 'solc, the solidity compiler commandline interface'\necho '{version_line}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    return fake
+
+
+def test_a_solc_on_path_of_the_pinned_version_is_taken_as_native(tmp_path, monkeypatch):
+    fake = _solc_on_path(tmp_path, monkeypatch, f"Version: {SOLC_VERSION}+commit.abcdef12.Linux.g++")
+    assert native_solc(SOLC_VERSION) == fake
+
+
+def test_a_solc_on_path_of_another_version_is_ignored(tmp_path, monkeypatch):
+    _solc_on_path(tmp_path, monkeypatch, "Version: 0.8.20+commit.a1b79de6.Linux.g++")
+    assert native_solc(SOLC_VERSION) is None
