@@ -6,6 +6,7 @@
     fedtss client     run a client agent          (python -m agents.client --config FILE)
     fedtss aggregator run a committee member      (python -m agents.aggregator --config FILE)
     fedtss keeper     close, fail (and reopen) rounds whose deadline passed
+    fedtss keys       new keys for a node of a real federation (account keystore, sealing key)
     fedtss start, status, rounds, round, fail, reopen, wait   the operator's commands (orchestration.operator)
     fedtss explorer   the web explorer
 
@@ -164,6 +165,60 @@ def keeper(config: Annotated[Path, typer.Option(help="node config with \\[node] 
     from orchestration.keeper import main
 
     raise typer.Exit(main(["--config", str(config)]))
+
+
+# ------------------------------------------------------------------------------- keys
+
+keys = typer.Typer(no_args_is_help=True, help="New keys for a node of a real federation; secrets go to files only.")
+app.add_typer(keys, name="keys")
+
+
+def _refuse_existing(command: str, path: Path) -> None:
+    if path.exists():
+        raise _fail(command, FedTSSError(f"{path} exists: a key file is never overwritten (move it away first)"))
+
+
+@keys.command("account")
+def new_account(
+    out: Annotated[Path, typer.Option(help="keystore file to write (mode 0600; never overwritten)")],
+    password_env: Annotated[str, typer.Option(help="variable holding the keystore password; "
+                                                   "asked for twice when it is not set")] = "FEDTSS_KEYSTORE_PASSWORD",
+) -> None:
+    """A new Ethereum account in an encrypted keystore (scrypt); prints its address.
+
+    Name the file as `keystore` in the node config; fund the address on your network, and put
+    it in the deployment config (the allowlist or the committee).
+    """
+    from eth_account import Account
+
+    from fedtss.chain.keys import write_keystore
+
+    _refuse_existing("keys account", out)
+    password = os.environ.get(password_env) or typer.prompt("keystore password", hide_input=True,
+                                                            confirmation_prompt=True)
+    try:
+        address = write_keystore(out, Account.create().key, password)
+    except FedTSSError as exc:
+        raise _fail("keys account", exc) from None
+    typer.echo(f"address {address}; keystore {out}")  # plain: one line to copy, never wrapped
+
+
+@keys.command("sealing")
+def new_sealing_key(
+    out: Annotated[Path, typer.Option(help="file for the X25519 private key, hex (mode 0600; never overwritten)")],
+) -> None:
+    """A committee member's new X25519 sealing key; prints the public key for the deployment config.
+
+    Name the file as `sealing_key_file` in the member's \\[aggregator] table; put the printed public key as `sealing_key` of its \\[\\[rounds.committee]] entry.
+    """
+    from fedtss.chain.keys import write_sealing_key
+
+    _refuse_existing("keys sealing", out)
+    try:
+        key = write_sealing_key(out, os.urandom(32))
+    except FedTSSError as exc:
+        raise _fail("keys sealing", exc) from None
+    typer.echo(f'sealing_key = "0x{key.public_key.hex()}"   # public; the private key is in {out}')
 
 
 # Operator commands (status, rounds, round, start, fail, reopen, wait) and the explorer.

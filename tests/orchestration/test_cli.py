@@ -62,3 +62,29 @@ def test_an_error_naming_a_toml_table_keeps_the_table_name(tmp_path) -> None:
     result = runner.invoke(app, ["deploy", "--config", str(config), "--rpc-url", "http://127.0.0.1:1"])
     assert result.exit_code == 2
     assert "missing the [rounds] table" in " ".join(result.output.split())
+
+
+def test_keys_sealing_writes_a_private_file_whose_key_the_member_loads_and_prints_its_public_key(tmp_path) -> None:
+    from fedtss.chain.keys import load_sealing_key
+
+    out = tmp_path / "member.key"
+    result = runner.invoke(app, ["keys", "sealing", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o077 == 0
+    key = load_sealing_key(key_file=out, environ={})
+    assert f'sealing_key = "0x{key.public_key.hex()}"' in result.output
+    assert key.private_key.hex() not in result.output
+
+
+def test_keys_account_writes_a_keystore_the_node_loads_and_never_overwrites_one(tmp_path) -> None:
+    from fedtss.chain.keys import load_account
+
+    out = tmp_path / "client.json"
+    result = runner.invoke(app, ["keys", "account", "--out", str(out)], env={"FEDTSS_KEYSTORE_PASSWORD": "pw"})
+    assert result.exit_code == 0, result.output
+    account = load_account(keystore=out, environ={"FEDTSS_KEYSTORE_PASSWORD": "pw"})
+    assert f"address {account.address}" in result.output
+    before = out.read_bytes()
+    again = runner.invoke(app, ["keys", "account", "--out", str(out)], env={"FEDTSS_KEYSTORE_PASSWORD": "pw"})
+    assert again.exit_code == 2 and "never overwritten" in again.output
+    assert out.read_bytes() == before
