@@ -83,6 +83,7 @@ class KeeperConfig:
     private_key_env: str = DEFAULT_KEY_ENV
     keystore: Path | None = None
     password_env: str = DEFAULT_PASSWORD_ENV
+    password_file: Path | None = None
     interval_seconds: float = 2.0
     reopen_failed: bool = False
 
@@ -176,13 +177,14 @@ def load_keeper_config(path: Path) -> KeeperConfig:
     reopen = keeper.get("reopen_failed", False)
     if not isinstance(reopen, bool):
         raise ConfigError(f"{path}: keeper.reopen_failed must be true or false")
-    keystore = node.get("keystore")
+    keystore, password_file = node.get("keystore"), node.get("password_file")
     return KeeperConfig(
         rpc_url=rpc_url,
         deployment=Path(_string(node, "deployment", path)),
         private_key_env=str(node.get("private_key_env", DEFAULT_KEY_ENV)),
         keystore=Path(keystore) if keystore else None,
         password_env=str(node.get("password_env", DEFAULT_PASSWORD_ENV)),
+        password_file=Path(password_file) if password_file else None,
         interval_seconds=float(interval),
         reopen_failed=reopen,
     )
@@ -195,8 +197,8 @@ def build_keeper(config: KeeperConfig) -> Keeper:
     if w3.eth.chain_id != deployment.chain_id:
         raise ConfigError(f"the node at {display_url(config.rpc_url)} is chain {w3.eth.chain_id}, but the deployment "
                           f"record {config.deployment} is for chain {deployment.chain_id}")
-    account = load_account(keystore=config.keystore, password_env=config.password_env,
-                           key_env=config.private_key_env)
+    account = load_account(keystore=config.keystore, password_file=config.password_file,
+                           password_env=config.password_env, key_env=config.private_key_env)
     return Keeper(RoundsContract.from_deployment(w3, deployment), account,
                   min_clients=deployment.config.min_clients, reopen_failed=config.reopen_failed)
 

@@ -150,3 +150,20 @@ def test_keeper_acts_on_an_idle_chain_whose_latest_block_predates_the_deadline(c
     assert chain.timestamp() <= deadline
     assert keeper.tick() is KeeperAction.CLOSE_COLLECTION
     assert contract.state(1) is RoundState.Aggregating
+
+
+def test_keeper_config_takes_a_keystore_with_its_password_in_a_file_as_agents_do(tmp_path) -> None:
+    from fedtss.chain.keys import load_account, write_keystore
+
+    keystore, password = tmp_path / "keeper.json", tmp_path / "password"
+    address = write_keystore(keystore, "0x" + "11" * 32, "secret", scrypt_n=2**4)
+    password.write_text("secret\n")
+    password.chmod(0o600)
+    path = tmp_path / "keeper.toml"
+    path.write_text(f'[node]\nrpc_url = "http://x"\ndeployment = "d.json"\nkeystore = "{keystore}"\n'
+                    f'password_file = "{password}"\n')
+    config = load_keeper_config(path)
+    assert config.password_file == password
+    account = load_account(keystore=config.keystore, password_file=config.password_file,
+                           password_env=config.password_env, key_env=config.private_key_env, environ={})
+    assert account.address == address
