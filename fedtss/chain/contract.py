@@ -218,6 +218,24 @@ class RoundsContract:
 
     # --------------------------------------------------------------------------- views
 
+    def explain_revert(self, tx: Mapping[str, Any]) -> ChainError | None:
+        """Why a mined transaction to this contract reverted, by replaying it read-only.
+
+        The call is re-run with ``eth_call`` (nothing is signed or sent) on the state before
+        its block, then after it if the node keeps no state that old, and its custom error is
+        decoded. None when the node can replay neither or the replay does not revert.
+        """
+        call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx.get("value", 0)}
+        for block in (tx["blockNumber"] - 1, tx["blockNumber"]):
+            try:
+                self.w3.eth.call(call, block_identifier=max(block, 0))
+                return None
+            except ContractLogicError as exc:
+                return self._decoder.decode(exc)
+            except (Web3Exception, OSError, ValueError):
+                continue
+        return None
+
     def call(self, function: str, *args: Any) -> Any:
         """Read a view; a revert becomes ContractRevert."""
         try:

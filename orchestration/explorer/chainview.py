@@ -214,6 +214,7 @@ class TxDetail:
     other_logs: int
     created: str | None
     round: int | None
+    revert: str | None = None  # the decoded custom error of a reverted call to the contract
 
 
 @dataclass
@@ -618,13 +619,17 @@ class FederationView:
             other = len(receipt["logs"]) - len(decoded)
             round_ = round_ or next((e.args["round"] for e in decoded if "round" in e.args), None)
         created = receipt.get("contractAddress") if receipt else None
+        revert = None
+        if ours and receipt is not None and receipt["status"] == 0:
+            explained = self._rpc("replay of the reverted call", self.contract.explain_revert, tx)
+            revert = str(explained).removeprefix("contract reverted: ") if explained is not None else None
         return TxDetail(
             hash=_hex(tx["hash"]), block=tx.get("blockNumber"), from_=tx["from"], to=tx.get("to"),
             value=tx["value"], nonce=tx["nonce"], status=receipt["status"] if receipt else None,
             gas_used=receipt["gasUsed"] if receipt else None, gas_limit=tx["gas"],
             effective_gas_price=receipt.get("effectiveGasPrice") if receipt else None,
             function=function, arguments=arguments, events=events, other_logs=other,
-            created=to_checksum_address(created) if created else None, round=round_,
+            created=to_checksum_address(created) if created else None, round=round_, revert=revert,
         )
 
     def roles(self, address: str) -> list[str]:

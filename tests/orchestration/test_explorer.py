@@ -250,3 +250,29 @@ def test_a_hosted_nodes_api_key_in_the_url_never_reaches_a_page_or_an_error(two_
         page = http.get("/rounds/1")
     assert page.status_code == 503 and "127.0.0.1" in page.text
     assert "SECRETKEY123" not in page.text and "SECRETTOKEN" not in page.text
+
+
+def test_a_reverted_transaction_shows_the_custom_error_replayed_read_only(chain, deploy, rounds_artifact, tmp_path) -> None:
+    import json
+
+    from fedtss.chain import Deployment
+    from tests.fixtures.anvil import default_rounds_config
+
+    contract = deploy()
+    abi_path = tmp_path / "abi.json"
+    abi_path.write_text(json.dumps(rounds_artifact.abi), encoding="utf-8")
+    deployment = Deployment(chain_id=31337, address=contract.address, abi_path=abi_path,
+                            deploy_block=chain.w3.eth.block_number, tx_hash="0x" + "00" * 32,
+                            config=default_rounds_config(chain.accounts))
+    client = chain.accounts[6]
+    # An explicit gas limit skips estimation, so the node mines the call and it reverts on chain.
+    call = contract.contract.functions.submitUpdate(99, 0x55, b"\x01" * 32).build_transaction(
+        {"from": client.address, "gas": 200_000, "nonce": chain.w3.eth.get_transaction_count(client.address)})
+    tx_hash = chain.w3.eth.send_raw_transaction(client.sign_transaction(call).raw_transaction)
+    assert chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 0
+    blocks_before = chain.w3.eth.block_number
+
+    detail = FederationView(chain.url, deployment).transaction("0x" + bytes(tx_hash).hex())
+    assert detail.status == 0 and detail.function == "submitUpdate"
+    assert detail.revert.startswith("RoundWrongState(round=99")
+    assert chain.w3.eth.block_number == blocks_before  # replayed with eth_call: nothing sent
