@@ -241,6 +241,10 @@ interface IFedTSSRounds {
      * - `rounds` > 0 and the CID is valid.
      *
      * Emits {TrainingStarted} and {RoundOpened}.
+     *
+     * @param modelCodec Multicodec of the initial model's CID (0x55 raw, 0x70 dag-pb).
+     * @param modelDigest SHA-256 digest of the initial model's CID.
+     * @param rounds How many rounds to finalize before training completes.
      */
     function startTraining(uint64 modelCodec, bytes32 modelDigest, uint64 rounds) external;
 
@@ -254,6 +258,10 @@ interface IFedTSSRounds {
      * - the CID is valid.
      *
      * Emits {UpdateSubmitted}, and {CollectionClosed} if the target is reached.
+     *
+     * @param round The round being collected (the latest).
+     * @param codec Multicodec of the manifest's CID: 0x55 (raw) for a blob of one chunk, 0x70 (dag-pb) above.
+     * @param digest SHA-256 digest of the manifest's CID (its multihash without the prefix).
      */
     function submitUpdate(uint256 round, uint64 codec, bytes32 digest) external;
 
@@ -265,6 +273,8 @@ interface IFedTSSRounds {
      * - at least `minClients` updates were submitted (otherwise call {failRound}).
      *
      * Emits {CollectionClosed}.
+     *
+     * @param round The round whose collection deadline passed.
      */
     function closeCollection(uint256 round) external;
 
@@ -282,6 +292,11 @@ interface IFedTSSRounds {
      *
      * Emits {AggregateShareSubmitted}, and {ThresholdReached} for the t-th share over the
      * first set to reach t.
+     *
+     * @param round The round being aggregated.
+     * @param codec Multicodec of the aggregate share's CID: 0x55 (raw) for a blob of one chunk, 0x70 (dag-pb) above.
+     * @param digest SHA-256 digest of the aggregate share's CID (its multihash without the prefix).
+     * @param includedClients Bit i set: the i-th submitter's share is in this aggregate.
      */
     function submitAggregateShare(uint256 round, uint64 codec, bytes32 digest, uint256 includedClients) external;
 
@@ -296,6 +311,10 @@ interface IFedTSSRounds {
      *
      * Emits {ModelProposed}; on the t-th matching vote also {RoundFinalized} and then
      * {RoundOpened} for the next round or {TrainingCompleted}.
+     *
+     * @param round The round being reconstructed.
+     * @param codec Multicodec of the model's CID: 0x55 (raw) for a blob of one chunk, 0x70 (dag-pb) above.
+     * @param digest SHA-256 digest of the model's CID (its multihash without the prefix).
      */
     function proposeModel(uint256 round, uint64 codec, bytes32 digest) external;
 
@@ -308,6 +327,8 @@ interface IFedTSSRounds {
      *   {closeCollection}).
      *
      * Emits {RoundFailed}.
+     *
+     * @param round The stalled round (the latest).
      */
     function failRound(uint256 round) external;
 
@@ -320,6 +341,8 @@ interface IFedTSSRounds {
      * - `round` is Failed and is the latest round.
      *
      * Emits {RoundOpened}.
+     *
+     * @param round The failed round; round + 1 is opened.
      */
     function reopenRound(uint256 round) external;
 
