@@ -29,6 +29,9 @@ what differs is how it learns that the head moved:
   the source asks for the head anyway, which also notices a silently dead connection.
 - ``http://`` / ``https://`` URL: polling ``eth_blockNumber`` every ``poll_interval``
   seconds, for nodes without WebSocket. anvil serves both on one port.
+- A ``ws://`` URL whose node answers over HTTP but refuses the WebSocket upgrade (an
+  HTTP-only JSON-RPC endpoint) falls back to polling the same host over ``http://``, logged
+  once. A node that does not answer at all is retried as below, never switched.
 
 On a connection error the source logs one line (the node's scheme, host and port only: a
 URL path may hold an API key), waits with exponential backoff and jitter, reconnects and
@@ -56,7 +59,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3, WebSocketProvider
 from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidHandshake, WebSocketException
 
 from fedtss.chain.checkpoint import Checkpoint
 from fedtss.chain.contract import ChainEvent, Deployment, RoundsContract
@@ -172,6 +175,8 @@ class EventSource:
                         last = batch.last_block
                         yield batch
             except TRANSIENT_ERRORS as exc:
+                if self._falls_back_to_polling(exc):
+                    continue
                 attempt += 1
                 delay = self.backoff.delay(attempt, self._rng)
                 log.warning(
@@ -181,6 +186,17 @@ class EventSource:
                 await asyncio.sleep(delay)
 
     # -------------------------------------------------------------------------- internals
+
+    def _falls_back_to_polling(self, exc: BaseException) -> bool:
+        """Switch a WebSocket source to HTTP polling if the node refused the upgrade itself."""
+        refused = isinstance(exc, ProviderConnectionError) and isinstance(exc.__cause__, InvalidHandshake)
+        if self.transport != "websocket" or not refused:
+            return False
+        self.url = "http" + self.url[2:]  # ws://h -> http://h, wss://h -> https://h
+        self.transport = "polling"
+        log.warning("the node at %s answers HTTP but refuses WebSocket (%s); polling eth_getLogs over %s instead",
+                    display_url(self.url), type(exc.__cause__).__name__, urlsplit(self.url).scheme)
+        return True
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncWeb3]:

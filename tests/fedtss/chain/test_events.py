@@ -216,3 +216,56 @@ def test_an_unreachable_node_is_retried_and_logged_without_the_url_path(caplog):
     assert len(reconnects) >= 2
     assert "ws://127.0.0.1:9" in reconnects[0].getMessage()
     assert "secret-api-key" not in caplog.text
+
+
+class _HttpOnlyNode:
+    """A JSON-RPC endpoint without WebSocket: forwards POSTs to anvil, answers 405 to anything else."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+        import urllib.request
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = urllib.request.Request(upstream, body, {"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    data = answer.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - a WebSocket upgrade is a GET
+                self.send_error(405, "no WebSocket here")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_websocket_url_to_a_node_without_websocket_falls_back_to_polling_and_misses_nothing(
+        chain, deployed, caplog):
+    node = _HttpOnlyNode(chain.url)
+    try:
+        after = deployed.deployment.deploy_block
+        deployed.start_training()
+        deployed.submit(0)
+        source = EventSource.from_deployment(ws(node.url), deployed.deployment, **FAST)
+        with caplog.at_level(logging.WARNING, logger="fedtss.chain.events"):
+            events = asyncio.run(asyncio.wait_for(collect(source, after, 3), TIMEOUT_S))
+    finally:
+        node.close()
+    assert source.transport == "polling" and source.url == node.url
+    assert events == deployed.rounds.get_events(after)
+    assert "refuses WebSocket" in caplog.text and "polling eth_getLogs" in caplog.text
