@@ -31,7 +31,7 @@ from fedtss.chain.redaction import display_url
 from fedtss.errors import ChainError, FedTSSError
 from fedtss.storage import LocalStore
 from orchestration.explorer.chainview import FederationView, bitmap_indices, chain_now, classify_query
-from orchestration.explorer.chart import line_chart, report_series
+from orchestration.explorer.chart import data_table, line_chart, report_series
 
 __all__ = ["PARTIAL_HEADER", "create_app"]
 
@@ -150,6 +150,7 @@ class _Pages:
                 "accuracy_chart": line_chart(accuracy, title="Test accuracy per round (%)", unit="%",
                                              highlight=highlight),
                 "loss_chart": line_chart(loss, title="Test loss per round", unit="", highlight=highlight),
+                "chart_table": data_table(accuracy, loss),
                 "report_rounds": {r.get("round"): r for r in report.get("rounds", []) if isinstance(r, dict)}}
 
     # ---------------------------------------------------------------------- routes

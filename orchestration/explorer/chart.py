@@ -1,7 +1,8 @@
 """Accuracy and loss across rounds as inline SVG, drawn on the server (no JavaScript, no build).
 
 Pure: takes the ``rounds`` list of a run's ``report.json`` and returns markup. Each chart has
-a ``<title>`` and ``<desc>`` for screen readers; the page also shows the numbers as a table.
+a ``<title>`` and ``<desc>`` for screen readers, and :func:`data_table` gives the same numbers as a
+table under the charts (for screen readers, and to copy them).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-__all__ = ["Series", "line_chart", "report_series"]
+__all__ = ["Series", "data_table", "line_chart", "report_series"]
 
 WIDTH, HEIGHT = 420, 200
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 12, 14, 34
@@ -46,6 +47,27 @@ def report_series(report: Mapping[str, Any]) -> tuple[list[Series], list[Series]
 def _points(rounds: Sequence[Mapping[str, Any]], key: str, scale: float) -> tuple[tuple[int, float], ...]:
     return tuple((int(r["round"]), float(r[key]) * scale) for r in rounds
                  if isinstance(r.get(key), (int, float)) and isinstance(r.get("round"), int))
+
+
+def data_table(accuracy: Sequence[Series], loss: Sequence[Series]) -> Markup:
+    """The charts' numbers, one row per round and one column per line, in a closed <details>."""
+    columns = ([(f"{s.label} accuracy (%)", dict(s.points), "{:.2f}") for s in accuracy]
+               + [(f"{s.label} loss", dict(s.points), "{:.4f}") for s in loss])
+    rounds = sorted({r for _, values, _ in columns for r in values})
+    if not rounds:
+        return Markup("")
+    head = "".join(f'<th scope="col">{escape(name)}</th>' for name, _, _ in columns)
+    body = "".join(
+        f'<tr><th scope="row">{r}</th>'
+        + "".join(f"<td>{fmt.format(values[r]) if r in values else '-'}</td>" for _, values, fmt in columns)
+        + "</tr>"
+        for r in rounds
+    )
+    return Markup(
+        '<details class="chart-data"><summary>The numbers behind the charts</summary><table>'
+        '<caption class="sr-only">Test accuracy and loss per round</caption>'
+        f'<thead><tr><th scope="col">Round</th>{head}</tr></thead><tbody>{body}</tbody></table></details>'
+    )
 
 
 def line_chart(series: Sequence[Series], *, title: str, unit: str, highlight: int | None = None) -> Markup:

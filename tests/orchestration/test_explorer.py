@@ -18,7 +18,7 @@ from fedtss.chain.devnode import dev_accounts
 from fedtss.cid import cid_to_parts
 from orchestration.explorer.app import PARTIAL_HEADER, create_app
 from orchestration.explorer.chainview import FederationView, classify_query, read_log_exclusions
-from orchestration.explorer.chart import Series, line_chart, report_series
+from orchestration.explorer.chart import Series, data_table, line_chart, report_series
 from orchestration.explorer.command import reopen_chain
 from orchestration.node import free_port, start_local_chain
 from tests.fixtures.anvil import AnvilNode
@@ -241,6 +241,16 @@ def test_chart_plots_every_round_of_the_report_and_describes_it_for_screen_reade
     assert svg.count("<circle") == 4 and 'class="highlight"' in svg
     assert "round 2 90.00%" in svg and "<title" in svg
     assert str(line_chart([Series("x", (), "s")], title="Empty", unit="")) == ""
+
+
+def test_the_charts_numbers_come_as_a_table_with_a_row_per_round_and_a_column_per_line() -> None:
+    report = {"rounds": [{"round": 1, "accuracy": 0.5, "loss": 1.0}, {"round": 2, "accuracy": 0.9, "loss": None}],
+              "plaintext_fedavg": {"accuracy": [0.55, 0.85]}}
+    table = str(data_table(*report_series(report)))
+    assert table.startswith("<details") and "<caption" in table
+    assert table.count('<th scope="row">') == 2 and table.count('<th scope="col">') == 4
+    assert "<tr><th scope=\"row\">2</th><td>90.00</td><td>85.00</td><td>-</td></tr>" in table
+    assert str(data_table([], [])) == ""
 
 
 def test_a_hosted_nodes_api_key_in_the_url_never_reaches_a_page_or_an_error(two_round_federation) -> None:
