@@ -416,10 +416,11 @@ def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropos
     _, tensors = round_model(agent, action.round)
     length = flatten_model(tensors)[1].size + 1
     shares = fetch_aggregate_shares(agent, action.round, action.included_clients, length)
-    model = reconstruct_model(tensors, shares, threshold=node.contract.threshold(),
+    threshold = node.contract.threshold()
+    model = reconstruct_model(tensors, shares, threshold=threshold,
                               quantization=agent.federation.quantization, key=random_bytes(32))
     committee = node.contract.committee()
-    if len(shares) == node.contract.threshold():
+    if len(shares) == threshold:
         log.warning(format_fields(role=agent.role, address=node.address, round=action.round,
                                   unchecked_shares=",".join(map(str, sorted(shares))),
                                   note="only t aggregate shares: a wrong one could not be detected"))
