@@ -146,3 +146,18 @@ def test_a_member_posting_a_wrong_aggregate_share_is_named_and_the_model_is_stil
         assert f"excluded_member=4 member_address={bad} reason=InconsistentShares" in log, name
     votes = tracker.round_events(1, "ModelProposed")
     assert bad not in {v.args["member"] for v in votes}
+
+
+def test_a_member_killed_and_restarted_mid_round_catches_up_and_acts_once(small_federation) -> None:
+    federation, tracker = small_federation(rounds=1)
+    tracker.wait_until(lambda t: 1 in t.records and "closed" in t.records[1].marks, timeout=ROUND_TIMEOUT)
+    federation.kill("member-1")  # before, while or after it posts its aggregate share
+    federation.start("member-1")
+    tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
+    assert tracker.records[1].state == "Finalized"
+    member = federation.members[0].address
+    shares = _by(tracker.round_events(1, "AggregateShareSubmitted"), "member", member)
+    votes = _by(tracker.round_events(1, "ModelProposed"), "member", member)
+    assert len(shares) <= 1 and len(votes) <= 1
+    # Every transaction it sent is one of those: nothing was sent twice, nothing reverted.
+    assert federation.contract.w3.eth.get_transaction_count(member) == len(shares) + len(votes)
