@@ -307,7 +307,14 @@ def start(
         if (store is None) == (model_cid is None):
             raise ConfigError("give exactly one of --store (to store the seeded initial model) or --model-cid")
         view = _open(rpc_url, deployment)
-        cid = parse_cid(model_cid) if model_cid else _store_initial_model(store, seed=seed, hidden=hidden)
+        if model_cid:
+            cid = parse_cid(model_cid)
+        elif as_json:
+            cid = _store_initial_model(store, seed=seed, hidden=hidden)
+        else:  # loading PyTorch and building the model takes seconds on a small machine
+            with console.status("building the seeded initial model and storing it ..."):
+                cid = _store_initial_model(store, seed=seed, hidden=hidden)
+            console.print(f"initial model stored as {cid}")
         account = signer(view)
         _send(view, "start", f"startTraining({cid}, rounds={rounds_})",
               lambda c: c.start_training(account, *cid_to_parts(cid), rounds_), as_json)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fedtss.chain import Deployment, RoundState
-from fedtss.cid import cid_from_parts
+from fedtss.cid import cid_from_parts, cid_to_parts
 from orchestration.operator import operator_app
 from tests.fixtures.federation import TwoRoundFederation
 
@@ -136,6 +136,17 @@ def test_start_confirms_the_transaction_with_hash_block_gas_and_events(fresh) ->
     assert sent["block"] > 0 and sent["gas_used"] > 21_000 and sent["tx"].startswith("0x")
     assert [e["name"] for e in sent["events"]] == ["TrainingStarted", "RoundOpened"]
     assert contract.state(1) is RoundState.Collecting
+
+
+def test_start_from_a_store_puts_the_seeded_model_there_and_opens_round_one_from_it(fresh, tmp_path) -> None:
+    from fedtss.storage import LocalStore
+
+    args, contract = fresh
+    code, output = _run("start", "--store", str(tmp_path / "store"), "--rounds", "2", *args)
+    assert code == 0, output
+    stored = output.split("initial model stored as ")[1].split()[0]
+    assert LocalStore(tmp_path / "store").has(stored)
+    assert contract.latest_model()[1:] == cid_to_parts(stored)
 
 
 def test_start_twice_reverts_with_the_decoded_custom_error(fresh) -> None:
