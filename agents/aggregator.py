@@ -13,8 +13,8 @@ Member j, in one round:
    ``submitAggregateShare(round, CID, includedBitmap)``.
 2. ``ThresholdReached(round, set)`` -> :func:`on_threshold_reached`;
    :func:`reconstruct_and_propose` waits until all n members posted (or
-   ``share_wait_seconds``; longer while only t shares are there, see
-   :func:`wait_for_shares`), fetches every aggregate share over exactly ``set``, and
+   ``share_wait_seconds``; longer while only t shares are there, and again for one more
+   when the shares it has are inconsistent, see :func:`is_worth_waiting`), fetches every aggregate share over exactly ``set``, and
    :func:`reconstruct_model` (pure) reconstructs with error correction (naming wrong
    members), dequantizes and applies the mean update. Every honest member gets the same
    model bytes, stores them and votes ``proposeModel(round, CID)``.
@@ -44,7 +44,7 @@ from fedtss import field as gf
 from fedtss.chain import ChainEvent, RoundState, transaction_hash
 from fedtss.chain.keys import SealingKey, load_sealing_key
 from fedtss.cid import cid_from_parts, cid_to_parts
-from fedtss.errors import ConfigError, FormatError, ShareError, StorageError
+from fedtss.errors import ConfigError, FormatError, InconsistentShares, ShareError, StorageError
 from fedtss.formats import (
     MANIFEST_MAX_BYTES,
     Manifest,
@@ -349,38 +349,43 @@ def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> 
     return publish_aggregate(agent, action.round, aggregate, bitmap)
 
 
-def is_worth_waiting(*, posted: int, over_set: int, members: int, threshold: int,
+def is_worth_waiting(*, posted: int, over_set: int, members: int, wanted: int,
                      waited: float, share_wait: float, remaining: float) -> bool:
     """Whether a member should wait longer for aggregate shares before reconstructing.
 
     ``posted`` shares so far (any set), ``over_set`` of them over the winning client set,
-    ``waited`` seconds since ThresholdReached, ``remaining`` seconds to the proposal deadline
-    when it arrived. First every member's share is awaited for at most ``share_wait``: shares
-    beyond t let the reconstruction find and exclude a wrong one. If only t shares over the
-    set are there by then, nothing can be checked, and a wrong share among them would be
-    reconstructed and voted for by every honest member that used it (t such votes finalize
-    it); so the member waits on for one more, up to half the time left, and only then goes
-    ahead with t (a committee with a member down must still finish the round).
+    ``wanted`` the number over the set it is waiting for, ``waited`` seconds since it heard
+    ThresholdReached, ``remaining`` seconds then left to the proposal deadline. Every member's
+    share is awaited for at most ``share_wait`` (more shares let the reconstruction exclude
+    more wrong ones); beyond that only while fewer than ``wanted`` are in, and at most half
+    the time left, so a committee with a member down still finishes the round.
     """
     if posted >= members:
-        return False
+        return False  # nobody is left to post
     if waited < min(share_wait, remaining / 2):
         return True
-    return over_set <= threshold and waited < remaining / 2
+    return over_set < wanted and waited < remaining / 2
 
 
-def wait_for_shares(agent: AggregatorAgent, action: ReconstructAndPropose,
-                    sleep: Callable[[float], None] = time.sleep) -> None:
-    """Poll the chain until :func:`is_worth_waiting` says the shares are enough."""
+@dataclass(frozen=True)
+class _Waiting:
+    """When the member heard ThresholdReached, and how long it then had to vote."""
+
+    started: float
+    remaining: float
+
+
+def wait_for_shares(agent: AggregatorAgent, action: ReconstructAndPropose, since: _Waiting, *,
+                    wanted: int, share_wait: float, sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Poll the chain while :func:`is_worth_waiting`; return whether ``wanted`` shares are in."""
     node = agent.node
     members = len(node.deployment.config.committee)
-    threshold = node.contract.threshold()
-    remaining = max(0.0, action.proposal_deadline - node.chain_time())
-    started = time.monotonic()
-    while is_worth_waiting(posted=node.contract.round_info(action.round).shares,
-                           over_set=node.contract.share_count(action.round, action.included_clients),
-                           members=members, threshold=threshold, waited=time.monotonic() - started,
-                           share_wait=agent.settings.share_wait_seconds, remaining=remaining):
+    while True:
+        over_set = node.contract.share_count(action.round, action.included_clients)
+        if not is_worth_waiting(posted=node.contract.round_info(action.round).shares, over_set=over_set,
+                                members=members, wanted=wanted, waited=time.monotonic() - since.started,
+                                share_wait=share_wait, remaining=since.remaining):
+            return over_set >= wanted
         sleep(_POLL_SECONDS)
 
 
@@ -411,14 +416,31 @@ def _log_bad_member(agent: AggregatorAgent, round_: int, index: int, address: st
 
 def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropose,
                             random_bytes: Callable[[int], bytes] = os.urandom) -> Outcome:
+    """Wait for the shares, reconstruct (naming wrong members), store the model and vote.
+
+    t shares cannot be checked at all, so the member first waits for a (t+1)-th (see
+    :func:`is_worth_waiting`). t+1 shares detect a wrong one but one more is needed to exclude
+    it: on InconsistentShares the member waits for another share and tries again, while time
+    is left, instead of giving up its vote.
+    """
     node = agent.node
-    wait_for_shares(agent, action)
+    threshold = node.contract.threshold()
+    since = _Waiting(time.monotonic(), max(0.0, action.proposal_deadline - node.chain_time()))
+    wait_for_shares(agent, action, since, wanted=threshold + 1, share_wait=agent.settings.share_wait_seconds)
     _, tensors = round_model(agent, action.round)
     length = flatten_model(tensors)[1].size + 1
-    shares = fetch_aggregate_shares(agent, action.round, action.included_clients, length)
-    threshold = node.contract.threshold()
-    model = reconstruct_model(tensors, shares, threshold=threshold,
-                              quantization=agent.federation.quantization, key=random_bytes(32))
+    while True:
+        posted = node.contract.share_count(action.round, action.included_clients)
+        shares = fetch_aggregate_shares(agent, action.round, action.included_clients, length)
+        try:
+            model = reconstruct_model(tensors, shares, threshold=threshold,
+                                      quantization=agent.federation.quantization, key=random_bytes(32))
+            break
+        except InconsistentShares:
+            if not wait_for_shares(agent, action, since, wanted=posted + 1, share_wait=0.0):
+                raise
+            log.info(format_fields(role=agent.role, address=node.address, round=action.round,
+                                   note="shares inconsistent; retrying with one more share"))
     committee = node.contract.committee()
     if len(shares) == threshold:
         log.warning(format_fields(role=agent.role, address=node.address, round=action.round,

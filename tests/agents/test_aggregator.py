@@ -88,13 +88,13 @@ def test_threshold_reached_makes_a_member_vote_once() -> None:
 
 
 def _worth_waiting(**overrides: float) -> bool:
-    values = dict(posted=3, over_set=3, members=5, threshold=3, waited=0.0, share_wait=1.0, remaining=60.0)
+    values = dict(posted=3, over_set=3, members=5, wanted=4, waited=0.0, share_wait=1.0, remaining=60.0)
     return is_worth_waiting(**{**values, **overrides})
 
 
-def test_a_member_waits_for_every_share_only_up_to_share_wait_when_more_than_t_are_in() -> None:
-    assert _worth_waiting(posted=3, over_set=3, waited=0.5)
-    assert not _worth_waiting(posted=4, over_set=4, waited=1.0)  # 4 > t: a wrong one can be found
+def test_a_member_waits_for_every_share_only_up_to_share_wait_once_t_plus_1_are_in() -> None:
+    assert _worth_waiting(posted=4, over_set=4, waited=0.5)  # everybody's share helps exclude more
+    assert not _worth_waiting(posted=4, over_set=4, waited=1.0)  # t + 1: a wrong one can be detected
     assert not _worth_waiting(posted=5, over_set=5, waited=0.0)  # everybody posted: nothing to wait for
 
 
@@ -103,6 +103,13 @@ def test_a_member_with_only_t_shares_waits_on_for_one_that_can_check_them_until_
     assert _worth_waiting(posted=4, over_set=3, waited=29.0)  # the 4th share is over another client set
     assert not _worth_waiting(posted=3, over_set=3, waited=30.0)  # a member is down: go ahead with t
     assert not _worth_waiting(posted=5, over_set=3, waited=1.0)  # every member posted: no more will come
+
+
+def test_after_inconsistent_shares_a_member_waits_for_one_more_without_the_share_wait() -> None:
+    # t + 1 = 4 shares detected a wrong one; a 5th lets the reconstruction exclude it.
+    assert _worth_waiting(posted=4, over_set=4, wanted=5, waited=20.0, share_wait=0.0)
+    assert not _worth_waiting(posted=4, over_set=4, wanted=5, waited=30.0, share_wait=0.0)
+    assert not _worth_waiting(posted=5, over_set=5, wanted=5, waited=1.0, share_wait=0.0)
 
 
 def test_a_member_never_waits_past_half_the_time_to_the_proposal_deadline() -> None:
