@@ -36,7 +36,7 @@ launcher runs every agent from the repository root), not to the config file::
 
     [aggregator]                              # only in a committee member's file
     sealing_key_env = "FEDTSS_SEALING_KEY"    # X25519 private key hex, or sealing_key_file = "…"
-    share_wait_seconds = 3.0                  # after ThresholdReached, wait up to this long for every member's share (with only t in, or inconsistent shares, longer: up to half the time left)
+    share_wait_seconds = 3.0                  # for every member's share after ThresholdReached (longer with only t in)
 
 Training defaults are those of :class:`agents.learning.TrainConfig` (they reach the demo's
 target); ``clip_norm`` defaults to :data:`agents.learning.DEFAULT_CLIP_NORM`.
