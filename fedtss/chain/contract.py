@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_abi_to_4byte_selector, to_checksum_address
 from web3 import Web3
@@ -221,20 +222,15 @@ class RoundsContract:
     def explain_revert(self, tx: Mapping[str, Any]) -> ChainError | None:
         """Why a mined transaction to this contract reverted, by replaying it read-only.
 
-        The call is re-run with ``eth_call`` (nothing is signed or sent) on the state before
-        its block, then after it if the node keeps no state that old, and its custom error is
-        decoded. None when the node can replay neither or the replay does not revert.
+        The call is re-run with ``eth_call`` (nothing is signed or sent) on the state after its
+        block, where a lost race (a deadline passed, a round moved on) reverts again, then on
+        the state before it; the first revert's custom error is decoded. None when neither
+        replay reverts or the node keeps no such state.
         """
         call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx.get("value", 0)}
-        for block in (tx["blockNumber"] - 1, tx["blockNumber"]):
-            try:
-                self.w3.eth.call(call, block_identifier=max(block, 0))
-                return None
-            except ContractLogicError as exc:
-                return self._decoder.decode(exc)
-            except (Web3Exception, OSError, ValueError):
-                continue
-        return None
+        block = tx["blockNumber"]
+        return _replayed_error(lambda at: self.w3.eth.call(call, block_identifier=at), (block, block - 1),
+                               self._decoder)
 
     def call(self, function: str, *args: Any) -> Any:
         """Read a view; a revert becomes ContractRevert."""
@@ -375,16 +371,26 @@ def explain_mined_revert(call: Any, account: LocalAccount, receipt: Mapping[str,
     the same ``ContractRevert`` an estimate would have, so callers handle both races alike.
     """
     tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-    try:
-        call.call({"from": account.address}, block_identifier=receipt["blockNumber"])
-    except ContractLogicError as exc:
-        error = decoder.decode(exc)
-        if isinstance(error, ContractRevert):
-            return ContractRevert(error.name, error.args_by_name,
-                                  f"transaction {tx_hash} reverted when mined: {error}")
+    error = _replayed_error(lambda at: call.call({"from": account.address}, block_identifier=at),
+                            (receipt["blockNumber"],), decoder)
+    if isinstance(error, ContractRevert):
+        return ContractRevert(error.name, error.args_by_name, f"transaction {tx_hash} reverted when mined: {error}")
+    if error is not None:
         return error
     return ChainError(f"transaction {tx_hash} reverted when mined, and replaying it on the "
-                      "state after its block does not revert: inspect it in the explorer")
+                      "state after its block names no error: inspect it in the explorer")
+
+
+def _replayed_error(replay: Callable[[int], Any], blocks: Iterable[int], decoder: _RevertDecoder) -> ChainError | None:
+    """The decoded error of the first of ``blocks`` on whose state ``replay(block)`` reverts."""
+    for block in blocks:
+        try:
+            replay(max(block, 0))
+        except ContractLogicError as exc:
+            return decoder.decode(exc)
+        except (Web3Exception, OSError, ValueError):
+            continue  # the node cannot replay on that state (pruned, gone): try the next
+    return None
 
 
 class _RevertDecoder:
@@ -401,7 +407,10 @@ class _RevertDecoder:
         item = self._errors.get(raw[:4])
         if item is None:
             return ChainError(f"contract reverted with unknown error data {data}")
-        values = abi_decode([_abi_type(i) for i in item["inputs"]], raw[4:])
+        try:
+            values = abi_decode([_abi_type(i) for i in item["inputs"]], raw[4:])
+        except (DecodingError, ValueError):  # short or garbled argument bytes
+            return ChainError(f"contract reverted with {item['name']} but malformed arguments: {data}")
         args = {i["name"]: _typed(i, v) for i, v in zip(item["inputs"], values, strict=True)}
         return ContractRevert(item["name"], args)
 

@@ -275,14 +275,24 @@ def test_a_reverted_transaction_shows_the_custom_error_replayed_read_only(chain,
                             deploy_block=chain.w3.eth.block_number, tx_hash="0x" + "00" * 32,
                             config=default_rounds_config(chain.accounts))
     client = chain.accounts[6]
-    # An explicit gas limit skips estimation, so the node mines the call and it reverts on chain.
-    call = contract.contract.functions.submitUpdate(99, 0x55, b"\x01" * 32).build_transaction(
-        {"from": client.address, "gas": 200_000, "nonce": chain.w3.eth.get_transaction_count(client.address)})
-    tx_hash = chain.w3.eth.send_raw_transaction(client.sign_transaction(call).raw_transaction)
-    assert chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 0
+
+    def mined_revert(round_: int) -> str:
+        # An explicit gas limit skips estimation, so the node mines the call and it reverts on chain.
+        call = contract.contract.functions.submitUpdate(round_, 0x55, b"\x01" * 32).build_transaction(
+            {"from": client.address, "gas": 200_000, "nonce": chain.w3.eth.get_transaction_count(client.address)})
+        tx_hash = chain.w3.eth.send_raw_transaction(client.sign_transaction(call).raw_transaction)
+        assert chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 0
+        return "0x" + bytes(tx_hash).hex()
+
+    view = FederationView(chain.url, deployment)
+    wrong_round = mined_revert(99)
+    contract.start_training(chain.accounts[0], 0x55, b"\x02" * 32, 1)
+    chain.increase_time(601)
+    late = mined_revert(1)  # reverts only on the state of its own block: the deadline just passed
     blocks_before = chain.w3.eth.block_number
 
-    detail = FederationView(chain.url, deployment).transaction("0x" + bytes(tx_hash).hex())
+    detail = view.transaction(wrong_round)
     assert detail.status == 0 and detail.function == "submitUpdate"
     assert detail.revert.startswith("RoundWrongState(round=99")
+    assert view.transaction(late).revert.startswith("RoundDeadlinePassed(round=1")
     assert chain.w3.eth.block_number == blocks_before  # replayed with eth_call: nothing sent

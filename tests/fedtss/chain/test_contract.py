@@ -134,3 +134,12 @@ def test_a_transaction_mined_as_a_revert_is_named_like_an_estimated_one(chain, d
     assert error.name == "NotOperator"
     assert error.args_by_name == {"account": outsider.address}
     assert "reverted when mined" in str(error)
+
+
+def test_revert_data_with_a_known_selector_but_garbled_arguments_is_a_chain_error_not_a_crash(deploy):
+    from web3.exceptions import ContractLogicError
+
+    rounds = deploy()
+    selector = next(bytes(k).hex() for k, item in rounds._decoder._errors.items() if item["name"] == "NotOperator")
+    error = rounds._decoder.decode(ContractLogicError("execution reverted", data="0x" + selector + "00" * 5))
+    assert type(error) is ChainError and "NotOperator" in str(error) and "malformed" in str(error)
