@@ -29,9 +29,10 @@ what differs is how it learns that the head moved:
   the source asks for the head anyway, which also notices a silently dead connection.
 - ``http://`` / ``https://`` URL: polling ``eth_blockNumber`` every ``poll_interval``
   seconds, for nodes without WebSocket. anvil serves both on one port.
-- A ``ws://`` URL whose node answers over HTTP but refuses the WebSocket upgrade (an
-  HTTP-only JSON-RPC endpoint) falls back to polling the same host over ``http://``, logged
-  once. A node that does not answer at all is retried as below, never switched.
+- A ``ws://`` URL whose node answers over HTTP but has no WebSocket (it answers the upgrade
+  with 200, 400, 404, 405 or 501) falls back to polling the same host over ``http://``,
+  logged once. A node that does not answer, or refuses for now (401, 403, 429, 5xx), is
+  retried as below, never switched.
 
 On a connection error the source logs one line (the node's scheme, host and port only: a
 URL path may hold an API key), waits with exponential backoff and jitter, reconnects and
@@ -59,7 +60,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3, WebSocketProvider
 from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
-from websockets.exceptions import InvalidHandshake, WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from fedtss.chain.checkpoint import Checkpoint
 from fedtss.chain.contract import ChainEvent, Deployment, RoundsContract
@@ -74,6 +75,11 @@ DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_IDLE_CHECK_S = 5.0
 DEFAULT_MAX_BLOCK_RANGE = 1000
 REQUEST_TIMEOUT_S = 30.0
+
+#: HTTP answers to a WebSocket upgrade that mean "no WebSocket here" (an HTTP-only JSON-RPC
+#: endpoint), not "not now" or "not you": 401/403 (a bad API key), 429 (rate limit) and 5xx
+#: from a proxy before a restarting node are retried on WebSocket like a connection error.
+_NO_WEBSOCKET_STATUSES = frozenset({200, 400, 404, 405, 501})
 
 #: Errors after which reconnecting can help: the node went away, timed out or refused.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -189,7 +195,9 @@ class EventSource:
 
     def _falls_back_to_polling(self, exc: BaseException) -> bool:
         """Switch a WebSocket source to HTTP polling if the node refused the upgrade itself."""
-        refused = isinstance(exc, ProviderConnectionError) and isinstance(exc.__cause__, InvalidHandshake)
+        cause = exc.__cause__
+        refused = (isinstance(exc, ProviderConnectionError) and isinstance(cause, InvalidStatus)
+                   and cause.response.status_code in _NO_WEBSOCKET_STATUSES)
         if self.transport != "websocket" or not refused:
             return False
         self.url = "http" + self.url[2:]  # ws://h -> http://h, wss://h -> https://h

@@ -221,12 +221,14 @@ def test_an_unreachable_node_is_retried_and_logged_without_the_url_path(caplog):
 class _HttpOnlyNode:
     """A JSON-RPC endpoint without WebSocket: forwards POSTs to anvil, answers 405 to anything else."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, upgrade_status: int = 405) -> None:
         import http.server
         import threading
         import urllib.request
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # as real JSON-RPC servers answer
+
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 request = urllib.request.Request(upstream, body, {"Content-Type": "application/json"})
@@ -239,7 +241,7 @@ class _HttpOnlyNode:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:  # noqa: N802 - a WebSocket upgrade is a GET
-                self.send_error(405, "no WebSocket here")
+                self.send_error(upgrade_status, "no WebSocket here")
 
             def log_message(self, *args) -> None:
                 pass
@@ -269,3 +271,14 @@ def test_a_websocket_url_to_a_node_without_websocket_falls_back_to_polling_and_m
     assert source.transport == "polling" and source.url == node.url
     assert events == deployed.rounds.get_events(after)
     assert "refuses WebSocket" in caplog.text and "polling eth_getLogs" in caplog.text
+
+
+def test_a_node_that_refuses_websocket_for_now_is_retried_on_websocket_not_switched(chain, deployed) -> None:
+    node = _HttpOnlyNode(chain.url, upgrade_status=429)  # rate limited: WebSocket may work later
+    try:
+        source = EventSource.from_deployment(ws(node.url), deployed.deployment, **FAST)
+        with pytest.raises(TimeoutError):
+            asyncio.run(asyncio.wait_for(collect(source, deployed.deployment.deploy_block, 1), 2.0))
+    finally:
+        node.close()
+    assert source.transport == "websocket" and source.url == ws(node.url)
