@@ -159,8 +159,11 @@ def test_pages_follow_the_chain_and_survive_a_node_that_goes_away(browser, round
     try:
         fed = deploy_federation(AnvilNode(node, dev_accounts(10)), rounds_artifact, tmp_path / "run")
         view = FederationView(node.url, fed.deployment, run_dir=fed.run_dir, timeout=2.0)
-        with serve_app(create_app(view, poll_seconds=0.3)) as url:
+        report = tmp_path / "report.json"  # charts, and their numbers in a <details>
+        report.write_text('{"rounds": [{"round": 1, "accuracy": 0.9, "loss": 0.3}]}')
+        with serve_app(create_app(view, report_path=report, poll_seconds=0.3)) as url:
             browser.get(url + "/")
+            browser.execute_script("document.querySelector('details.chart-data').open = true;")
             assert browser.find_element(By.ID, "current-round").get_attribute("data-round") == "0"
             browser.execute_script("window.__notReloaded = true;")
             spoken = _text(browser, "#live-status")
@@ -173,6 +176,8 @@ def test_pages_follow_the_chain_and_survive_a_node_that_goes_away(browser, round
                   == "Collecting", "the overview did not show the opened round")
             assert browser.execute_script("return window.__notReloaded === true;")
             assert browser.execute_script(_FOCUSED_LINK) == focused, "the update moved keyboard focus"
+            assert browser.execute_script("return document.querySelector('details.chart-data').open;"), \
+                "the update closed the table the reader opened"
             assert "left)" in _text(browser, ".countdown")
 
             node.stop()

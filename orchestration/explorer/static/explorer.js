@@ -10,7 +10,7 @@
   const banner = document.getElementById("node-error");
   const status = document.getElementById("live-status");
   const headLabel = document.getElementById("live-head");
-  const FOCUSABLE = "a[href], button, input, select, textarea, [tabindex]";
+  const FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
   let lastHead = null;
   let offline = false;
   let chainOffset = 0; // chain time minus this browser's clock, in seconds
@@ -29,9 +29,26 @@
 
   function restoreFocus(control) {
     const controls = Array.prototype.slice.call(main.querySelectorAll(FOCUSABLE));
-    const again = controls.find(function (el) { return control.href !== null && el.getAttribute("href") === control.href; })
-      || controls[control.index];
+    let again = controls[control.index];
+    if (control.href !== null) { // the same link target, nearest to where it was (links repeat)
+      let best = Infinity;
+      controls.forEach(function (el, i) {
+        if (el.getAttribute("href") === control.href && Math.abs(i - control.index) < best) {
+          best = Math.abs(i - control.index);
+          again = el;
+        }
+      });
+    }
     if (again) again.focus({ preventScroll: true });
+  }
+
+  // A swap must not close what the reader opened (the charts' numbers are in a <details>).
+  function openDetails() {
+    return Array.prototype.map.call(main.querySelectorAll("details"), function (d) { return d.open; });
+  }
+
+  function reopenDetails(wasOpen) {
+    main.querySelectorAll("details").forEach(function (d, i) { if (wasOpen[i]) d.open = true; });
   }
 
   async function refresh() {
@@ -40,8 +57,10 @@
     const html = await response.text();
     if (html === shownHtml) return;
     const focused = focusedControl();
+    const wasOpen = openDetails();
     main.innerHTML = html;
     shownHtml = html;
+    reopenDetails(wasOpen);
     if (focused) restoreFocus(focused);
     tickCountdowns();
   }
