@@ -17,12 +17,15 @@ from fedtss.errors import ConfigError
 __all__ = ["read_secret_file", "write_atomically"]
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int = 0o600, temp_dir: Path | None = None) -> None:
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o600, temp_dir: Path | None = None,
+                     exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half.
 
     The bytes go to a temporary file (in ``temp_dir``, which must be on the same file system,
     or else beside ``path``), are fsynced, and the file is renamed over ``path``; the folder
-    is fsynced too, so the rename survives a power cut.
+    is fsynced too, so the rename survives a power cut. With ``exclusive`` the temporary file
+    is hard-linked to ``path`` instead, which fails with FileExistsError if ``path`` exists,
+    even if it appeared a moment ago (a key file must never replace another).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +37,11 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o600, temp_dir: Pa
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp_name, path)
+        if exclusive:
+            os.link(temp_name, path)
+            os.unlink(temp_name)
+        else:
+            os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise

@@ -174,6 +174,7 @@ app.add_typer(keys, name="keys")
 
 
 def _refuse_existing(command: str, path: Path) -> None:
+    """Say so before asking for a password; the write itself refuses too (files appear meanwhile)."""
     if path.exists():
         raise _fail(command, FedTSSError(f"{path} exists: a key file is never overwritten (move it away first)"))
 
@@ -197,7 +198,7 @@ def new_account(
     password = os.environ.get(password_env) or typer.prompt("keystore password", hide_input=True,
                                                             confirmation_prompt=True)
     try:
-        address = write_keystore(out, Account.create().key, password)
+        address = write_keystore(out, Account.create().key, password, overwrite=False)
     except FedTSSError as exc:
         raise _fail("keys account", exc) from None
     typer.echo(f"address {address}; keystore {out}")  # plain: one line to copy, never wrapped
@@ -215,7 +216,7 @@ def new_sealing_key(
 
     _refuse_existing("keys sealing", out)
     try:
-        key = write_sealing_key(out, os.urandom(32))
+        key = write_sealing_key(out, os.urandom(32), overwrite=False)
     except FedTSSError as exc:
         raise _fail("keys sealing", exc) from None
     typer.echo(f'sealing_key = "0x{key.public_key.hex()}"   # public; the private key is in {out}')

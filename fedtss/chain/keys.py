@@ -83,16 +83,18 @@ def load_account(
     raise ConfigError(f"no account key: name a keystore file in the node config, or set {key_env}")
 
 
-def write_keystore(path: Path, private_key: bytes | str, password: str, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> str:
+def write_keystore(path: Path, private_key: bytes | str, password: str, *, scrypt_n: int = DEFAULT_SCRYPT_N,
+                   overwrite: bool = True) -> str:
     """Encrypt ``private_key`` into a keystore file at ``path`` (mode 0600); return its address.
 
     ``scrypt_n`` below the default is only for tests: it makes the password cheap to guess.
+    With ``overwrite=False`` an existing file (even one created meanwhile) raises ConfigError.
     """
     if not password:
         raise ConfigError(f"refusing to write the keystore {path} with an empty password")
     account = account_from_key(private_key, "the private key to store")
     keyfile = Account.encrypt(account.key, password, kdf="scrypt", iterations=scrypt_n)
-    write_atomically(Path(path), json.dumps(keyfile).encode())
+    _write_key_file(Path(path), json.dumps(keyfile).encode(), overwrite)
     return account.address
 
 
@@ -114,10 +116,13 @@ def load_sealing_key(
     raise ConfigError(f"no sealing key: name a sealing key file in the node config, or set {key_env}")
 
 
-def write_sealing_key(path: Path, private_key: bytes) -> SealingKey:
-    """Write a 32-byte X25519 private key as hex to ``path`` (mode 0600); return the key pair."""
+def write_sealing_key(path: Path, private_key: bytes, *, overwrite: bool = True) -> SealingKey:
+    """Write a 32-byte X25519 private key as hex to ``path`` (mode 0600); return the key pair.
+
+    With ``overwrite=False`` an existing file (even one created meanwhile) raises ConfigError.
+    """
     key = _sealing_key_from_bytes(private_key, "the sealing key to store")
-    write_atomically(Path(path), (key.private_key.hex() + "\n").encode())
+    _write_key_file(Path(path), (key.private_key.hex() + "\n").encode(), overwrite)
     return key
 
 
@@ -132,6 +137,17 @@ def account_from_key(key: bytes | str, source: str) -> LocalAccount:
 
 
 # ------------------------------------------------------------------------------ internals
+
+
+def _write_key_file(path: Path, data: bytes, overwrite: bool) -> None:
+    try:
+        write_atomically(path, data, exclusive=not overwrite)
+    except FileExistsError as exc:
+        if path.exists():
+            raise ConfigError(f"{path} exists: a key file is never overwritten (move it away first)") from None
+        raise ConfigError(f"cannot write the key file {path}: {exc.strerror}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write the key file {path}: {exc.strerror}") from None
 
 
 def _keystore_password(password_file: Path | None, password_env: str, environ: Mapping[str, str]) -> str:

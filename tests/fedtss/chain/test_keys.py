@@ -133,3 +133,22 @@ def test_missing_sealing_key_and_world_readable_key_file_are_refused(tmp_path):
     os.chmod(path, 0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         load_sealing_key(key_file=path, environ={})
+
+
+def test_a_key_file_written_without_overwrite_never_replaces_one_that_exists(tmp_path) -> None:
+    path = tmp_path / "member.key"
+    path.write_text("someone else's key\n")
+    with pytest.raises(ConfigError, match="never overwritten"):
+        write_sealing_key(path, SEALING_PRIVATE, overwrite=False)
+    with pytest.raises(ConfigError, match="never overwritten"):
+        write_keystore(path, PRIVATE_KEY, "pw", scrypt_n=CHEAP_SCRYPT_N, overwrite=False)
+    assert path.read_text() == "someone else's key\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["member.key"]  # no temporary file left behind
+
+
+def test_a_key_file_that_cannot_be_written_is_a_config_error_naming_it(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")  # so its "folder" cannot be made
+    for overwrite in (True, False):
+        with pytest.raises(ConfigError, match="cannot write the key file .*member.key"):
+            write_sealing_key(blocker / "member.key", SEALING_PRIVATE, overwrite=overwrite)
