@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -68,7 +69,8 @@ def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path) -> None:
         deadline = time.monotonic() + 300
         while "opening training" not in seen:  # every agent is up: the most there is to stop
             assert time.monotonic() < deadline and demo.poll() is None, seen
-            seen += demo.stdout.readline()
+            if select.select([demo.stdout], [], [], 1.0)[0]:  # never block past the deadline
+                seen += demo.stdout.readline()
         assert len(_processes_mentioning(str(tmp_path))) >= 3 + 3 + 2  # agents, keeper, anvil
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)

@@ -152,18 +152,27 @@ def test_keeper_acts_on_an_idle_chain_whose_latest_block_predates_the_deadline(c
     assert contract.state(1) is RoundState.Aggregating
 
 
-def test_keeper_config_takes_a_keystore_with_its_password_in_a_file_as_agents_do(tmp_path) -> None:
-    from fedtss.chain.keys import load_account, write_keystore
+def test_keeper_config_takes_a_keystore_with_its_password_in_a_file_as_agents_do(chain, deploy, rounds_artifact,
+                                                                                   tmp_path) -> None:
+    import json
 
+    from fedtss.chain import Deployment
+    from fedtss.chain.keys import write_keystore
+    from orchestration.keeper import build_keeper
+    from tests.fixtures.anvil import default_rounds_config
+
+    contract = deploy()
+    (tmp_path / "abi.json").write_text(json.dumps(rounds_artifact.abi), encoding="utf-8")
+    Deployment(chain_id=31337, address=contract.address, abi_path=tmp_path / "abi.json",
+               deploy_block=chain.w3.eth.block_number, tx_hash="0x" + "00" * 32,
+               config=default_rounds_config(chain.accounts)).write(tmp_path / "deployment.json")
     keystore, password = tmp_path / "keeper.json", tmp_path / "password"
     address = write_keystore(keystore, "0x" + "11" * 32, "secret", scrypt_n=2**4)
     password.write_text("secret\n")
     password.chmod(0o600)
     path = tmp_path / "keeper.toml"
-    path.write_text(f'[node]\nrpc_url = "http://x"\ndeployment = "d.json"\nkeystore = "{keystore}"\n'
-                    f'password_file = "{password}"\n')
+    path.write_text(f'[node]\nrpc_url = "{chain.url}"\ndeployment = "{tmp_path / "deployment.json"}"\n'
+                    f'keystore = "{keystore}"\npassword_file = "{password}"\n')
     config = load_keeper_config(path)
     assert config.password_file == password
-    account = load_account(keystore=config.keystore, password_file=config.password_file,
-                           password_env=config.password_env, key_env=config.private_key_env, environ={})
-    assert account.address == address
+    assert build_keeper(config).account.address == address  # no FEDTSS_KEYSTORE_PASSWORD needed
