@@ -167,7 +167,7 @@ def test_pages_follow_the_chain_and_survive_a_node_that_goes_away(browser, round
             assert browser.find_element(By.ID, "current-round").get_attribute("data-round") == "0"
             browser.execute_script("window.__notReloaded = true;")
             spoken = _text(browser, "#live-status")
-            time.sleep(1.0)  # three polls of an idle chain
+            time.sleep(1.2)  # two polls (every 0.5 s at least) of an idle chain
             assert _text(browser, "#live-status") == spoken, "the live region spoke with nothing new to say"
             focused = browser.execute_script(_FOCUS_FIRST_LINK)
             model = fed.store.put(b"model zero")
