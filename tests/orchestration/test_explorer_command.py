@@ -47,6 +47,27 @@ def _alive(pids: set[int]) -> set[int]:
     return alive
 
 
+def _start_explorer(*args: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``fedtss explorer ARGS`` as a separate process on a free port."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "explorer", *args, "--port", str(port)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, "COLUMNS": "200"})
+    return process, port
+
+
+def _page_once_up(process: subprocess.Popen[bytes], url: str) -> httpx.Response:
+    """The page at ``url`` as soon as the explorer answers (it starts in seconds, not minutes)."""
+    deadline, page = time.monotonic() + 60, None
+    while page is None and time.monotonic() < deadline and process.poll() is None:
+        try:
+            page = httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    assert page is not None, process.stderr.read().decode() if process.poll() is not None else "no answer"
+    return page
+
+
 def test_explorer_command_reopens_a_finished_run_and_stops_its_anvil_on_sigterm(rounds_artifact, tmp_path) -> None:
     run_dir = tmp_path / "runs" / "demo"
     node = start_local_chain(run_dir / "chain-state.json", accounts=10)
@@ -55,18 +76,9 @@ def test_explorer_command_reopens_a_finished_run_and_stops_its_anvil_on_sigterm(
     finally:
         node.stop()  # writes chain-state.json, as the launcher's anvil does
     saved = (run_dir / "chain-state.json").read_bytes()
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "explorer", str(run_dir), "--port",
-                                str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**os.environ, "COLUMNS": "200"})
+    process, port = _start_explorer(str(run_dir))
     try:
-        deadline, page = time.monotonic() + 60, None
-        while page is None and time.monotonic() < deadline and process.poll() is None:
-            try:
-                page = httpx.get(f"http://127.0.0.1:{port}/rounds", timeout=5)
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert page is not None, process.stderr.read().decode() if process.poll() is not None else "no answer"
+        page = _page_once_up(process, f"http://127.0.0.1:{port}/rounds")
         assert page.status_code == 200 and page.text.count("state-finalized") == 2
         anvils = _children(process.pid)
         assert anvils, "the explorer started no anvil"
@@ -100,19 +112,9 @@ def test_explorer_command_attaches_to_a_running_node_and_starts_no_chain_of_its_
         fed = deploy_federation(AnvilNode(node, dev_accounts(10)), rounds_artifact, run_dir)
         run_two_rounds(fed)
         blocks_before = node.w3.eth.block_number
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "orchestration.cli", "explorer", "--rpc-url", node.url, "--deployment",
-             str(run_dir / "deployment.json"), "--port", str(port)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+        process, port = _start_explorer("--rpc-url", node.url, "--deployment", str(run_dir / "deployment.json"))
         try:
-            deadline, page = time.monotonic() + 60, None
-            while page is None and time.monotonic() < deadline and process.poll() is None:
-                try:
-                    page = httpx.get(f"http://127.0.0.1:{port}/rounds/2", timeout=5)
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            assert page is not None, process.stderr.read().decode() if process.poll() is not None else "no answer"
+            page = _page_once_up(process, f"http://127.0.0.1:{port}/rounds/2")
             assert page.status_code == 200 and "state-finalized" in page.text
             assert _children(process.pid) == set(), "attaching must not start an anvil"
         finally:
