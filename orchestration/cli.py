@@ -174,7 +174,7 @@ app.add_typer(keys, name="keys")
 
 
 def _refuse_existing(command: str, path: Path) -> None:
-    """Say so before asking for a password; the write itself refuses too (files appear meanwhile)."""
+    """Say so before asking for a password; the write itself refuses too (a file may appear meanwhile)."""
     if path.exists():
         raise _fail(command, FedTSSError(f"{path} exists: a key file is never overwritten (move it away first)"))
 
@@ -214,7 +214,6 @@ def new_sealing_key(
     """
     from fedtss.chain.keys import write_sealing_key
 
-    _refuse_existing("keys sealing", out)
     try:
         key = write_sealing_key(out, os.urandom(32), overwrite=False)
     except FedTSSError as exc:

@@ -142,11 +142,9 @@ def account_from_key(key: bytes | str, source: str) -> LocalAccount:
 def _write_key_file(path: Path, data: bytes, overwrite: bool) -> None:
     try:
         write_atomically(path, data, exclusive=not overwrite)
-    except FileExistsError as exc:
-        if path.exists():
-            raise ConfigError(f"{path} exists: a key file is never overwritten (move it away first)") from None
-        raise ConfigError(f"cannot write the key file {path}: {exc.strerror}") from None
     except OSError as exc:
+        if isinstance(exc, FileExistsError) and path.exists():
+            raise ConfigError(f"{path} exists: a key file is never overwritten (move it away first)") from None
         raise ConfigError(f"cannot write the key file {path}: {exc.strerror}") from None
 
 
