@@ -6,6 +6,10 @@ header and swaps the ``<main>`` content, so pages follow a running federation wi
 reload. When the node does not answer, a page says so (HTTP 503) and the script keeps
 polling; the next answer brings the page back.
 
+Path and query parameters are parsed by :mod:`orchestration.explorer.params` alone: a
+parameter that names nothing the explorer could show gets a 400 page saying what was wrong,
+one that is well formed but not on this chain a 404 page.
+
 The app holds no key and sends no transaction: the only JSON-RPC calls it makes are reads.
 """
 
@@ -14,12 +18,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -30,8 +34,18 @@ from fedtss.chain import RoundState
 from fedtss.chain.redaction import display_url
 from fedtss.errors import ChainError, FedTSSError
 from fedtss.storage import LocalStore
-from orchestration.explorer.chainview import FederationView, bitmap_indices, chain_now, classify_query
+from orchestration.explorer.chainview import FederationView, bitmap_indices, chain_now, classify_query, utc_datetime
 from orchestration.explorer.chart import data_table, line_chart, report_series
+from orchestration.explorer.params import (
+    BadRequest,
+    parse_address,
+    parse_block_ref,
+    parse_cid_param,
+    parse_hash,
+    parse_round,
+    parse_search,
+    shown,
+)
 
 __all__ = ["PARTIAL_HEADER", "create_app"]
 
@@ -49,7 +63,7 @@ def create_app(view: FederationView, *, report_path: Path | None = None, store: 
     routes = [
         Route("/", pages.overview),
         Route("/rounds", pages.rounds),
-        Route("/rounds/{number:int}", pages.round),
+        Route("/rounds/{number}", pages.round),
         Route("/blocks", pages.blocks),
         Route("/blocks/{ref}", pages.block),
         Route("/tx/{tx_hash}", pages.transaction),
@@ -59,7 +73,7 @@ def create_app(view: FederationView, *, report_path: Path | None = None, store: 
         Route("/api/head", pages.api_head),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: pages.http_error})
 
 
 # ---------------------------------------------------------------------------- filters
@@ -72,13 +86,13 @@ def _short(value: str | None, keep: int = 6) -> str:
 
 
 def _when(timestamp: int | None) -> str:
-    if not timestamp:
-        return ""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = utc_datetime(timestamp) if timestamp else None
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else str(timestamp or "")
 
 
 def _iso(timestamp: int | None) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else ""
+    when = utc_datetime(timestamp) if timestamp else None
+    return when.isoformat() if when else ""
 
 
 def _ether(wei: int) -> str:
@@ -108,23 +122,35 @@ class _Pages:
         self.view, self.env, self.report_path, self.store = view, env, report_path, store
         self.poll_seconds, self.title = poll_seconds, title
 
-    def _render(self, request: Request, template: str, build: Callable[[], dict[str, Any]], *,
-                section: str) -> Response:
-        partial = request.headers.get(PARTIAL_HEADER) == "1"
-        base = {"partial": partial, "section": section, "title": self.title, "poll_seconds": self.poll_seconds,
+    def _page(self, request: Request, template: str, *, section: str, status_code: int = 200,
+              **context: Any) -> HTMLResponse:
+        base = {"partial": request.headers.get(PARTIAL_HEADER) == "1", "section": section, "title": self.title,
+                "poll_seconds": self.poll_seconds,
                 "rpc_url": display_url(self.view.rpc_url),  # never a hosted node's API key on a page
                 "contract": self.view.contract.address, "RoundState": RoundState,
                 "live_states": _LIVE_STATES, "request_path": request.url.path}
+        return HTMLResponse(self.env.get_template(template).render(**base, **context), status_code=status_code)
+
+    def _render(self, request: Request, template: str, build: Callable[[], dict[str, Any] | None], *,
+                section: str) -> Response:
+        """``build()`` reads the chain; it raises BadRequest for a parameter it cannot use (400),
+        returns None for one naming nothing on this chain (404), and ChainError is a node away (503)."""
         try:
             context = build()
+        except BadRequest as exc:
+            return self._page(request, "bad_request.html", section=section, status_code=400, message=str(exc))
         except ChainError as exc:
-            html = self.env.get_template("error.html").render(**base, error=str(exc))
-            return HTMLResponse(html, status_code=503)
+            return self._page(request, "error.html", section=section, status_code=503, error=str(exc))
         if context is None:
-            html = self.env.get_template("not_found.html").render(**base, what=request.url.path)
-            return HTMLResponse(html, status_code=404)
-        html = self.env.get_template(template).render(**base, **context)
-        return HTMLResponse(html)
+            return self._page(request, "not_found.html", section=section, status_code=404, what=request.url.path)
+        return self._page(request, template, section=section, **context)
+
+    def http_error(self, request: Request, exc: HTTPException) -> Response:
+        """A path no route takes (404) or a method no page answers (405), as a page."""
+        if exc.status_code == 404:
+            return self._page(request, "not_found.html", section="overview", status_code=404, what=request.url.path)
+        return self._page(request, "bad_request.html", section="overview", status_code=exc.status_code,
+                          message=f"{request.method} {shown(request.url.path)}: {exc.detail}")
 
     def _head(self) -> dict[str, int]:
         head, timestamp = self.view.head()
@@ -170,9 +196,8 @@ class _Pages:
         return self._render(request, "rounds.html", build, section="rounds")
 
     def round(self, request: Request) -> Response:
-        number = request.path_params["number"]
-
         def build() -> dict[str, Any] | None:
+            number = parse_round(request.path_params["number"])
             detail = self.view.round(number)
             if detail is None:
                 return None
@@ -187,41 +212,28 @@ class _Pages:
                             section="blocks")
 
     def block(self, request: Request) -> Response:
-        ref = request.path_params["ref"]
-
         def build() -> dict[str, Any] | None:
-            if not (ref.isdigit() or (ref.startswith("0x") and len(ref) == 66)):
-                return None
-            block = self.view.block(int(ref) if ref.isdigit() else ref)
+            block = self.view.block(parse_block_ref(request.path_params["ref"]))
             return None if block is None else {"b": block, "head": self.view.head()[0]}
 
         return self._render(request, "block.html", build, section="blocks")
 
     def transaction(self, request: Request) -> Response:
-        tx_hash = request.path_params["tx_hash"]
-
         def build() -> dict[str, Any] | None:
-            if classify_query(tx_hash, current_round=0)[0] != "hash":
-                return None
-            tx = self.view.transaction(tx_hash)
+            tx = self.view.transaction(parse_hash(request.path_params["tx_hash"]))
             return None if tx is None else {"tx": tx}
 
         return self._render(request, "tx.html", build, section="blocks")
 
     def address(self, request: Request) -> Response:
-        kind, address = classify_query(request.path_params["address"], current_round=0)
-
-        def build() -> dict[str, Any] | None:
-            return None if kind != "address" else {"a": self.view.address(address)}
+        def build() -> dict[str, Any]:
+            return {"a": self.view.address(parse_address(request.path_params["address"]))}
 
         return self._render(request, "address.html", build, section="blocks")
 
     def cid(self, request: Request) -> Response:
-        kind, cid = classify_query(request.path_params["cid"], current_round=0)
-
-        def build() -> dict[str, Any] | None:
-            if kind != "cid":
-                return None
+        def build() -> dict[str, Any]:
+            cid = parse_cid_param(request.path_params["cid"])
             size = None
             if self.store is not None and self.store.has(cid):
                 size = self.store.path_of(cid).stat().st_size
@@ -230,13 +242,17 @@ class _Pages:
         return self._render(request, "cid.html", build, section="overview")
 
     def search(self, request: Request) -> Response:
-        query = request.query_params.get("q", "").strip()
-
         def build() -> dict[str, Any]:
+            query = parse_search(request.query_params.get("q", ""))
             if not query:
                 return {"query": query, "message": "Type a round number, block number, transaction or block "
                                                    "hash, address or CID."}
-            target = self._resolve(query)
+            kind, value = classify_query(query, current_round=self.view.overview().current_round)
+            if kind == "unknown":
+                raise BadRequest(f"{shown(query)} is not a round number, a block number, a transaction or block "
+                                 "hash, an address or a CID (numbers are written in the digits 0-9, at most 78 "
+                                 "of them)")
+            target = self._resolve(kind, value)
             if target is not None:
                 raise _Redirect(target)
             return {"query": query, "message": f"Nothing in this federation matches “{query}”."}
@@ -246,8 +262,7 @@ class _Pages:
         except _Redirect as redirect:
             return RedirectResponse(redirect.target, status_code=303)
 
-    def _resolve(self, query: str) -> str | None:
-        kind, value = classify_query(query, current_round=self.view.overview().current_round)
+    def _resolve(self, kind: str, value: str) -> str | None:
         if kind in ("round", "address", "cid"):
             return {"round": "/rounds/", "address": "/address/", "cid": "/cid/"}[kind] + value
         if kind == "block":

@@ -22,19 +22,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_abi.exceptions import DecodingError
 from eth_utils import is_hex_address, to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
+from web3.contract import Contract
 from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
 
 from fedtss.chain import ChainEvent, Deployment, RoundInfo, RoundsContract, RoundState
 from fedtss.chain.redaction import display_url, redact_urls
 from fedtss.cid import cid_from_parts, is_valid_cid, parse_cid
 from fedtss.errors import ChainError, FedTSSError
+from orchestration.explorer.params import decimal_or_none
 
 __all__ = [
     "AddressDetail",
     "BlockSummary",
     "CidUse",
+    "DecodedCall",
     "Exclusion",
     "FederationView",
     "Mark",
@@ -48,12 +53,16 @@ __all__ = [
     "bitmap_indices",
     "chain_now",
     "classify_query",
+    "decode_call",
     "read_log_exclusions",
+    "utc_datetime",
 ]
 
 #: Transport failures of a node that went away: every one becomes a ChainError.
 _NODE_ERRORS = (Web3Exception, OSError, ValueError)
-_TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+#: Everything decoding calldata can raise: a selector of no function, short or garbled arguments.
+_CALL_DECODING_ERRORS = (DecodingError, Web3Exception, ValueError, TypeError, OverflowError)
 #: How far back the address page scans blocks on a node without Otterscan's ``ots_`` API.
 ADDRESS_SCAN_BLOCKS = 2000
 
@@ -215,6 +224,8 @@ class TxDetail:
     created: str | None
     round: int | None
     revert: str | None = None  # the decoded custom error of a reverted call to the contract
+    input_data: str = "0x"  # the raw calldata, always shown
+    call_problem: str | None = None  # why a call to the contract did not decode
 
 
 @dataclass
@@ -239,6 +250,30 @@ class CidUse:
     block: int
 
 
+@dataclass(frozen=True)
+class DecodedCall:
+    """Calldata sent to the round contract: the function and arguments, or why they did not decode.
+
+    Anyone can send any bytes to the contract and have them mined (a reverted call is still
+    a transaction), so calldata is untrusted input: it is decoded by :func:`decode_call`
+    alone, and a page shows an undecodable call as such, with its raw bytes.
+    """
+
+    data: bytes
+    function: str | None = None  # the function the selector names, if any
+    args: Mapping[str, Any] | None = None  # None when the arguments did not decode
+    problem: str | None = None  # why the call did not decode, for the reader
+
+    def describe(self) -> str:
+        """One line for a list of transactions."""
+        if self.problem is not None:
+            what = f"{self.function}(…)" if self.function else f"selector {_hex(self.data[:4])}"
+            return f"undecodable call: {what}, {len(self.data):,} bytes"
+        if "round" in self.args:
+            return f"{self.function}(round {self.args['round']})"
+        return self.function
+
+
 # ------------------------------------------------------------------------ pure helpers
 
 
@@ -256,19 +291,19 @@ def classify_query(text: str, *, current_round: int) -> tuple[str, str]:
     """What a search box entry names: ``(kind, normalized value)``; kind "unknown" if nothing.
 
     Plain numbers are rounds while they are at most the current round, blocks otherwise;
-    "block N" or "#N" always mean a block.
+    "block N" or "#N" always mean a block. Numbers are written in the digits 0-9 (``"²"`` is
+    no number) and have at most 78 digits; anything else is "unknown". Never raises.
     """
     query = text.strip()
     lowered = query.lower()
     for prefix in ("block ", "#"):
-        if lowered.startswith(prefix) and lowered[len(prefix):].strip().isdigit():
-            return "block", str(int(lowered[len(prefix):]))
-    if lowered.startswith("round ") and lowered[6:].strip().isdigit():
-        return "round", str(int(lowered[6:]))
-    if query.isdigit():
-        number = int(query)
+        if lowered.startswith(prefix) and (number := decimal_or_none(lowered[len(prefix):].strip())) is not None:
+            return "block", str(number)
+    if lowered.startswith("round ") and (number := decimal_or_none(lowered[6:].strip())) is not None:
+        return "round", str(number)
+    if (number := decimal_or_none(query)) is not None:
         return ("round", str(number)) if 1 <= number <= current_round else ("block", str(number))
-    if _TX_HASH.match(query):
+    if _TX_HASH.fullmatch(query):
         return "hash", query.lower()
     if is_hex_address(query):
         return "address", to_checksum_address(query)
@@ -327,8 +362,37 @@ def _render_argument(name: str, value: Any) -> str:
     if name.lower().endswith("codec") and isinstance(value, int):
         return f"{value} (0x{value:x} {_CODECS.get(value, 'unknown codec')})"
     if name.lower().endswith("deadline") and isinstance(value, int) and value:
-        return f"{value} ({datetime.fromtimestamp(value, UTC):%Y-%m-%d %H:%M:%S} UTC)"
+        when = utc_datetime(value)
+        return f"{value} ({when:%Y-%m-%d %H:%M:%S} UTC)" if when else str(value)
     return _render(value)
+
+
+def utc_datetime(timestamp: int) -> datetime | None:
+    """``timestamp`` in UTC; None when it is beyond what Python's calendar holds (a uint64 can be)."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def decode_call(contract: Contract, data: bytes | str) -> DecodedCall:
+    """``data`` sent to ``contract``, decoded; never raises (the result says what did not decode)."""
+    try:
+        raw = bytes(HexBytes(data))
+    except _CALL_DECODING_ERRORS:
+        return DecodedCall(b"", problem="the input is not hex data")
+    if len(raw) < 4:
+        return DecodedCall(raw, problem=f"{len(raw)} bytes of input, too short for a 4-byte function selector")
+    try:
+        function = contract.get_function_by_selector(raw[:4]).fn_name
+    except _CALL_DECODING_ERRORS:
+        return DecodedCall(raw, problem=f"selector {_hex(raw[:4])} names no function of the round contract")
+    try:
+        _, args = contract.decode_function_input(raw)
+    except _CALL_DECODING_ERRORS as exc:
+        return DecodedCall(raw, function, problem=f"the arguments of {function} do not decode: "
+                                                  f"{type(exc).__name__}: {str(exc)[:200].rstrip('.')}")
+    return DecodedCall(raw, function, dict(args))
 
 
 _CODECS = {0x55: "raw", 0x70: "dag-pb"}
@@ -573,24 +637,15 @@ class FederationView:
             return "contract creation"
         if to_checksum_address(tx["to"]) != self.contract.address:
             return f"to {tx['to']}"
-        try:
-            function, args = self.contract.contract.decode_function_input(tx["input"])
-        except ValueError:
-            return "unknown call"
-        if "round" in args:
-            return f"{function.fn_name}(round {args['round']})"
-        return function.fn_name
+        return decode_call(self.contract.contract, tx.get("input", b"")).describe()
 
     def decoded_call(self, tx_hash: str) -> tuple[str | None, int | None]:
         """``(function name, its round argument)`` of a call to the contract; Nones otherwise."""
         tx = self._rpc("transaction", self.w3.eth.get_transaction, tx_hash)
         if tx.get("to") is None or to_checksum_address(tx["to"]) != self.contract.address:
             return None, None
-        try:
-            function, args = self.contract.contract.decode_function_input(tx["input"])
-        except ValueError:
-            return None, None
-        return function.fn_name, args.get("round")
+        call = decode_call(self.contract.contract, tx["input"])
+        return (None, None) if call.args is None else (call.function, call.args.get("round"))
 
     def transaction(self, tx_hash: str) -> TxDetail | None:
         try:
@@ -601,14 +656,14 @@ class FederationView:
             receipt = self.receipt(tx_hash) if tx.get("blockNumber") is not None else None
         except TransactionNotFound:
             receipt = None
-        function, arguments, round_ = None, [], None
+        function, arguments, round_, problem = None, [], None, None
         ours = tx.get("to") is not None and to_checksum_address(tx["to"]) == self.contract.address
         if ours:
-            try:
-                fn, args = self.contract.contract.decode_function_input(tx["input"])
-                function, arguments, round_ = fn.fn_name, render_arguments(args), args.get("round")
-            except ValueError:
-                function = "unknown function"
+            call = decode_call(self.contract.contract, tx["input"])
+            if call.args is None:
+                function, problem = "undecodable call", call.problem
+            else:
+                function, arguments, round_ = call.function, render_arguments(call.args), call.args.get("round")
         elif tx.get("to") is None:
             function = "contract creation"
         events = []
@@ -630,6 +685,7 @@ class FederationView:
             effective_gas_price=receipt.get("effectiveGasPrice") if receipt else None,
             function=function, arguments=arguments, events=events, other_logs=other,
             created=to_checksum_address(created) if created else None, round=round_, revert=revert,
+            input_data=_hex(tx["input"]), call_problem=problem,
         )
 
     def roles(self, address: str) -> list[str]:

@@ -1,20 +1,29 @@
 """The explorer in a real headless Chromium against a real anvil with a two-round federation.
 
 Also: a node that goes away and comes back (the page says so, then recovers without a reload),
-reopening a saved chain read-only, and the pure helpers (search classification, charts, logs).
+reopening a saved chain read-only, hostile input (calls mined with garbled calldata, odd path
+and query parameters: never a 5xx, always a page saying what was wrong), and the pure helpers
+(search classification, charts, logs).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 import pytest
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_abi_to_4byte_selector
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from fedtss.chain.devnode import dev_accounts
+from fedtss.chain.devnode import dev_accounts, start_anvil
 from fedtss.cid import cid_to_parts
 from orchestration.explorer.app import PARTIAL_HEADER, create_app
 from orchestration.explorer.chainview import FederationView, classify_query, read_log_exclusions
@@ -23,7 +32,7 @@ from orchestration.explorer.command import reopen_chain
 from orchestration.node import free_port, start_local_chain
 from tests.fixtures.anvil import AnvilNode
 from tests.fixtures.browser import ARTIFACTS, serve_app
-from tests.fixtures.federation import REPORT_ROUNDS, deploy_federation
+from tests.fixtures.federation import REPORT_ROUNDS, TwoRoundFederation, deploy_federation, run_two_rounds
 
 WAIT_SECONDS = 20
 
@@ -128,13 +137,16 @@ def test_search_resolves_rounds_blocks_and_hashes_and_says_when_nothing_matches(
         assert target("block 3") == "/blocks/3"
         assert target(fed.txs["start"]) == f"/tx/{fed.txs['start']}"
         assert target("0x" + "ab" * 32) == "(200)"
-        assert "Nothing in this federation matches" in http.get("/search", params={"q": "hello"}).text
+        assert "Nothing in this federation matches" in http.get("/search", params={"q": "0x" + "ab" * 32}).text
+        hello = http.get("/search", params={"q": "hello"})
+        assert hello.status_code == 400 and "is not a round number" in hello.text
 
 
 def test_pages_that_do_not_exist_answer_404_and_partial_requests_return_only_the_content(explorer_url) -> None:
     with httpx.Client(base_url=explorer_url) as http:
         assert http.get("/rounds/99").status_code == 404
-        assert http.get("/tx/0x1234").status_code == 404
+        assert http.get("/tx/0x" + "12" * 32).status_code == 404
+        assert http.get("/tx/0x1234").status_code == 400  # not a hash at all: the page says so
         partial = http.get("/rounds", headers={PARTIAL_HEADER: "1"})
         assert partial.status_code == 200
         assert "<html" not in partial.text and "<h1>Rounds</h1>" in partial.text
@@ -301,3 +313,238 @@ def test_a_reverted_transaction_shows_the_custom_error_replayed_read_only(chain,
     assert detail.revert.startswith("RoundWrongState(round=99")
     assert view.transaction(late).revert.startswith("RoundDeadlinePassed(round=1")
     assert chain.w3.eth.block_number == blocks_before  # replayed with eth_call: nothing sent
+
+
+# ------------------------------------------------------------------------ hostile input
+#
+# Anyone with a funded account can have any bytes mined as a call to the contract (it reverts,
+# but it is a transaction on every page that lists it), and anyone who reaches the explorer can
+# type any URL. Neither may make a page answer 5xx: an undecodable call is shown as such with
+# its raw data, a parameter that names nothing gets a 400 page saying what was wrong.
+
+
+def _selector(abi: list[dict], name: str) -> bytes:
+    return function_abi_to_4byte_selector(next(item for item in abi if item.get("name") == name))
+
+
+def _odd_calldata(abi: list[dict]) -> dict[str, bytes]:
+    submit = _selector(abi, "submitUpdate")
+    round_1, codec, digest = (1).to_bytes(32, "big"), (0x55).to_bytes(32, "big"), b"\x01" * 32
+    return {
+        "truncated arguments": submit + round_1 + codec[:10],
+        "selector only": _selector(abi, "proposeModel"),
+        "garbled arguments": submit + round_1 + b"\xff" * 24 + codec[24:] + digest,  # a uint64 with dirty bits
+        "unknown selector": bytes.fromhex("deadbeef") + bytes(64),
+        "shorter than a selector": b"\x12\x34",
+    }
+
+
+@dataclass(frozen=True)
+class MinedCall:
+    data: bytes
+    tx_hash: str
+    block: int
+
+
+@dataclass(frozen=True)
+class HostileChain:
+    """A two-round federation on its own anvil, plus odd calls from an account with no role."""
+
+    fed: TwoRoundFederation
+    view: FederationView
+    url: str
+    sender: str
+    calls: dict[str, MinedCall]
+
+
+def _mine_raw_call(fed: TwoRoundFederation, sender: LocalAccount, data: bytes) -> MinedCall:
+    """Sign and send ``data`` to the contract as it is; an explicit gas limit skips estimation,
+    so the node mines it (and it reverts on chain) as any node would for anyone."""
+    w3 = fed.anvil.w3
+    tx = {"to": fed.contract.address, "data": data, "value": 0, "gas": 100_000, "chainId": w3.eth.chain_id,
+          "nonce": w3.eth.get_transaction_count(sender.address), "maxFeePerGas": 2 * w3.eth.gas_price + 10**9,
+          "maxPriorityFeePerGas": 10**9}
+    tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    assert receipt["status"] == 0  # the contract refuses every one of them
+    return MinedCall(data, "0x" + bytes(tx_hash).hex(), receipt["blockNumber"])
+
+
+@pytest.fixture(scope="module")
+def hostile_chain(rounds_artifact, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileChain]:
+    """Its own anvil, so the session's chain and the other tests' pages are left as they were."""
+    node = start_anvil(accounts=10)
+    try:
+        fed = run_two_rounds(deploy_federation(AnvilNode(node, dev_accounts(10)), rounds_artifact,
+                                               tmp_path_factory.mktemp("hostile") / "run"))
+        sender = fed.anvil.accounts[5]  # funded, and nothing in the federation
+        calls = {name: _mine_raw_call(fed, sender, data) for name, data in _odd_calldata(rounds_artifact.abi).items()}
+        view = FederationView(node.url, fed.deployment, run_dir=fed.run_dir)
+        with serve_app(create_app(view, report_path=fed.run_dir / "report.json", store=fed.store,
+                                  poll_seconds=0.5)) as url:
+            yield HostileChain(fed, view, url, sender.address, calls)
+    finally:
+        node.stop()
+
+
+ODD_CALLS = ("truncated arguments", "selector only", "garbled arguments", "unknown selector", "shorter than a selector")
+
+
+@pytest.mark.parametrize("name", ODD_CALLS)
+def test_a_mined_call_with_undecodable_calldata_is_shown_with_its_raw_data_on_every_page(hostile_chain,
+                                                                                       name: str) -> None:
+    call = hostile_chain.calls[name]
+    with httpx.Client(base_url=hostile_chain.url) as http:
+        tx = http.get(f"/tx/{call.tx_hash}")
+        assert tx.status_code == 200
+        assert "undecodable call" in tx.text
+        assert f'id="tx-input">0x{call.data.hex()}<' in tx.text, "the page does not show the raw calldata"
+        for path in (f"/blocks/{call.block}", "/blocks", f"/address/{hostile_chain.sender}"):
+            page = http.get(path)
+            assert page.status_code == 200, f"{path} answered {page.status_code}"
+            assert call.tx_hash in page.text and "undecodable call" in page.text, path
+        assert http.get("/rounds/1").status_code == 200
+
+
+def test_any_calldata_sent_to_the_contract_is_described_and_never_raises(hostile_chain) -> None:
+    """Random bytes, alone or after each of the contract's selectors: decoding says what it
+    found or why it found nothing, and raises nothing at all."""
+    view = hostile_chain.view
+    abi = hostile_chain.fed.contract.contract.abi
+    selectors = [function_abi_to_4byte_selector(item) for item in abi if item["type"] == "function"]
+    calldata = st.one_of(st.binary(max_size=300),
+                         st.builds(bytes.__add__, st.sampled_from(selectors), st.binary(max_size=300)))
+
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=calldata)
+    def check(data: bytes) -> None:
+        line = view.describe_tx({"to": view.contract.address, "input": data})
+        from orchestration.explorer.chainview import decode_call  # the one decoder every page uses
+
+        decoded = decode_call(view.contract.contract, data)
+        assert decoded.data == data
+        assert (decoded.problem is None) == (decoded.args is not None)
+        assert ("undecodable call" in line) == (decoded.problem is not None)
+
+    check()
+
+
+# (path, what the 400 page must say)
+BAD_INPUT = [
+    ("/blocks/²", "is not a block number"),
+    ("/blocks/-1", "is not a block number"),
+    ("/blocks/%20", "is not a block number"),
+    ("/blocks/" + "9" * 5000, "too large for a block number"),
+    ("/blocks/18446744073709551616", "too large for a block number"),
+    ("/blocks/0x12zz", "is not a block hash"),
+    ("/rounds/²", "is not a round number"),
+    ("/rounds/" + "1" * 5000, "too large for a round number"),
+    ("/rounds/-1", "is not a round number"),
+    ("/rounds/0", "they start at 1"),
+    ("/rounds/0x10", "is not a round number"),
+    ("/rounds/%F0%9F%92%A5", "is not a round number"),
+    ("/tx/²", "is not a transaction hash"),
+    ("/tx/0x1234", "is not a transaction hash"),
+    ("/tx/0x" + "ab" * 32 + "%0A", "is not a transaction hash"),
+    ("/address/²", "is not an address"),
+    ("/address/0x" + "zz" * 20, "is not an address"),
+    ("/cid/²", "is not a CID"),
+    ("/cid/b" + "a" * 5000, "is not a CID"),
+    ("/search?q=²", "is not a round number"),
+    ("/search?q=block%20²", "is not a round number"),
+    ("/search?q=round%20³", "is not a round number"),
+    ("/search?q=%23" + "9" * 100, "is not a round number"),
+    ("/search?q=" + "9" * 5000, "characters long"),
+    ("/search?q=-1", "is not a round number"),
+    ("/search?q=0xzz", "is not a round number"),
+    ("/search?q=%00", "is not a round number"),
+]
+
+
+@pytest.mark.parametrize(("path", "message"), BAD_INPUT,
+                         ids=[p if len(p) < 50 else f"{p[:20]}...({len(p)} chars)" for p, _ in BAD_INPUT])
+def test_a_parameter_that_names_nothing_answers_400_saying_what_was_wrong(hostile_chain, path: str,
+                                                                          message: str) -> None:
+    with httpx.Client(base_url=hostile_chain.url) as http:
+        page = http.get(path)
+        partial = http.get(path, headers={PARTIAL_HEADER: "1"})
+    assert page.status_code == 400, f"{path} answered {page.status_code}"
+    assert "<h1>Bad request</h1>" in page.text and message in page.text
+    assert partial.status_code == 400 and "<html" not in partial.text and message in partial.text
+
+
+@pytest.mark.parametrize("path", ["/rounds/99", "/rounds/" + str(2**256 - 1), "/blocks/18446744073709551615",
+                                  "/blocks/0x" + "ab" * 32, "/tx/0x" + "ab" * 32, "/no/such/page"])
+def test_a_well_formed_parameter_naming_nothing_on_this_chain_answers_a_404_page(hostile_chain, path: str) -> None:
+    page = httpx.get(hostile_chain.url + path)
+    assert page.status_code == 404 and "<h1>Not found</h1>" in page.text
+
+
+_ODD_TEXT = st.one_of(
+    st.text(max_size=90),
+    st.text(st.characters(categories=["Nd", "No", "Nl"]), min_size=1, max_size=90),  # '²', '٣', 'Ⅻ'
+    st.text("0123456789²³¹٣", min_size=1, max_size=90),  # str.isdigit() says yes, int() may not
+    st.text("0123456789", min_size=70, max_size=6000),
+    st.builds(str.__add__, st.sampled_from(["0x", "-", "block ", "#", "round ", " "]),
+              st.text("0123456789abcdefxyz²\n", max_size=90)),
+)
+
+
+@pytest.mark.parametrize("route", ["/rounds/{}", "/blocks/{}", "/tx/{}", "/address/{}", "/cid/{}", "/search?q={}"])
+def test_no_path_or_query_parameter_makes_a_page_answer_5xx(hostile_chain, route: str) -> None:
+    with httpx.Client(base_url=hostile_chain.url) as http:
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(text=_ODD_TEXT)
+        @example(text="²")
+        @example(text="9" * 5000)
+        @example(text="1" + "0" * 20)
+        def check(text: str) -> None:
+            page = http.get(route.format(quote(text, safe="")))
+            assert page.status_code in (200, 303, 307, 400, 404), f"{route.format(text)[:80]!r}: {page.status_code}"
+            if page.status_code == 400:
+                assert 'id="bad-request"' in page.text
+
+        check()
+
+
+@pytest.mark.parametrize("text", ["²", "block ²", "round " + "9" * 5000, "#-1", "٣", "9" * 79],
+                         ids=["superscript", "block superscript", "round 5000 digits", "negative block",
+                              "arabic-indic digit", "79 digits"])
+def test_classify_query_says_unknown_for_a_number_not_written_in_at_most_78_ascii_digits(text: str) -> None:
+    assert classify_query(text, current_round=3) == ("unknown", text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_ODD_TEXT)
+@example(text="²")
+def test_classify_query_never_raises(text: str) -> None:
+    kind, value = classify_query(text, current_round=3)
+    assert kind in ("round", "block", "hash", "address", "cid", "unknown")
+
+
+def test_browser_shows_undecodable_calls_with_their_raw_data_and_bad_input_with_what_was_wrong(
+        browser, hostile_chain) -> None:
+    url, call = hostile_chain.url, hostile_chain.calls["truncated arguments"]
+    browser.get(f"{url}/tx/{call.tx_hash}")
+    assert _text(browser, "#tx-function") == "undecodable call"
+    assert "submitUpdate" in _text(browser, "#tx-undecodable")
+    assert _text(browser, "#tx-input") == "0x" + call.data.hex()
+    assert _text(browser, "#tx-status").startswith("reverted")
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "explorer-undecodable-call.png"))
+    for path in (f"/blocks/{call.block}", "/blocks", f"/address/{hostile_chain.sender}"):
+        browser.get(url + path)
+        assert "undecodable call: submitUpdate(…)" in _text(browser, "#content"), path
+
+    browser.get(url + "/blocks/²")
+    assert _text(browser, "h1") == "Bad request"
+    assert browser.save_screenshot(str(ARTIFACTS / "explorer-bad-request.png"))
+    assert "“²” is not a block number" in _text(browser, "#bad-request")
+    browser.get(url + "/rounds/" + "1" * 5000)
+    assert "too large for a round number" in _text(browser, "#bad-request")
+    _search(browser, url, "²")
+    _wait(browser, lambda b: "/search" in b.current_url, "the search did not answer")
+    assert "is not a round number" in _text(browser, "#bad-request")
+    _search(browser, url, "1")  # and a good query still finds its round
+    _wait(browser, lambda b: b.current_url.endswith("/rounds/1"), "search did not open round 1")
