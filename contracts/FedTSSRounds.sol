@@ -201,6 +201,7 @@ contract FedTSSRounds is IFedTSSRounds {
         if (block.timestamp > deadline) revert RoundDeadlinePassed(round, deadline);
         _requireCid(codec, digest);
         _requireClientSet(round, includedClients, r.clients);
+        if (current == RoundState.Reconstructing) _requireFixedClientSet(round, includedClients);
 
         m.lastShareRound = uint64(round);
         uint256 count = ++_shareCounts[round][includedClients];
@@ -417,6 +418,13 @@ contract FedTSSRounds is IFedTSSRounds {
         if (beyond || _popcount(includedClients) < minClients) {
             revert InvalidClientSet(round, includedClients, count, minClients);
         }
+    }
+
+    /// @dev After the threshold only the set that reached it may gather shares: a second set
+    /// with t public shares would make the difference of two public sums public.
+    function _requireFixedClientSet(uint256 round, uint256 includedClients) private view {
+        uint256 fixedClients = _includedClients[round];
+        if (includedClients != fixedClients) revert RoundClientSetFixed(round, fixedClients, includedClients);
     }
 
     function _submitterPosition(uint256 round, uint256 index) private view returns (uint256) {

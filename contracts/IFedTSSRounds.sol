@@ -52,7 +52,8 @@ interface IFedTSSRounds {
     /// @param state The round's state.
     /// @param stateAtFailure The state the round was in when it failed (None unless Failed).
     /// @param clients Updates submitted so far (the submission order indexes bitmaps).
-    /// @param shares Aggregate shares submitted so far, over any client set.
+    /// @param shares Aggregate shares submitted so far (over any set before the threshold, over
+    /// `includedClients` only after it).
     /// @param votes Model votes cast so far, for any model.
     /// @param collectionDeadline Last second at which updates are accepted.
     /// @param committeeDeadline Last second of the current committee phase (0 while Collecting).
@@ -122,6 +123,11 @@ interface IFedTSSRounds {
     /// @dev The included-clients bitmap names a client index >= `clients` or has fewer than
     /// `minClients` bits set.
     error InvalidClientSet(uint256 round, uint256 includedClients, uint256 clients, uint256 minClients);
+    /// @dev `round` reached the threshold over the client set `fixedClients`; an aggregate share
+    /// over any other set (`givenClients`) is refused, so that no second set can gather t public
+    /// shares: two public sums over different sets would reveal the updates of the clients in
+    /// only one of them.
+    error RoundClientSetFixed(uint256 round, uint256 fixedClients, uint256 givenClients);
     /// @dev `account` already submitted an update in `round`.
     error AlreadySubmitted(uint256 round, address account);
     /// @dev `member` already submitted an aggregate share in `round`.
@@ -169,8 +175,9 @@ interface IFedTSSRounds {
 
     /**
      * @notice A committee member submitted the CID of its aggregate share.
-     * @dev The share CID is only in this event, not in storage (gas). Shares over different
-     * client sets are all recorded here and counted per set.
+     * @dev The share CID is only in this event, not in storage (gas). Before the threshold,
+     * shares over different client sets are all recorded here and counted per set; after
+     * {ThresholdReached}, only shares over its set are accepted.
      * @param round The round.
      * @param member The member.
      * @param memberIndex The member's 1-based index (its Shamir evaluation point).
@@ -190,8 +197,10 @@ interface IFedTSSRounds {
     /**
      * @notice t aggregate shares over one client set were submitted: the committee can
      * reconstruct the sum of those clients' updates and vote on the new model.
+     * @dev This fixes the round's client set: from now on an aggregate share over any other
+     * set reverts with {RoundClientSetFixed}, so it is the only set that ever has t shares.
      * @param round The round.
-     * @param includedClients The client set that reached the threshold first.
+     * @param includedClients The client set that reached the threshold first, now the only one accepted.
      * @param proposalDeadline Last second at which model votes are accepted.
      */
     event ThresholdReached(uint256 indexed round, uint256 includedClients, uint64 proposalDeadline);
@@ -281,13 +290,17 @@ interface IFedTSSRounds {
     /**
      * @notice Submits the CID of the caller's aggregate share over the clients in
      * `includedClients` (a bitmap over submission order). The t-th share over one set moves
-     * the round to Reconstructing. Shares are still accepted while Reconstructing: extra
-     * shares help the committee correct errors.
+     * the round to Reconstructing and fixes that set as the round's only one. Shares over it
+     * are still accepted while Reconstructing (extra shares help the committee correct
+     * errors); shares over any other set are refused from then on, so that no two sets ever
+     * both have t public shares (the difference of their sums would reveal a client's update).
+     * A member that cannot include every client of the fixed set posts nothing.
      *
      * Requirements:
      * - `round` is Aggregating or Reconstructing and the phase's deadline has not passed;
      * - the caller is a committee member and has not submitted a share in `round`;
      * - `includedClients` has at least `minClients` bits, all below the number of updates;
+     * - if `round` is Reconstructing, `includedClients` is the set of its {ThresholdReached};
      * - the CID is valid.
      *
      * Emits {AggregateShareSubmitted}, and {ThresholdReached} for the t-th share over the
@@ -354,7 +367,7 @@ interface IFedTSSRounds {
     /// @notice The state of `round` (None for a round never opened).
     function state(uint256 round) external view returns (RoundState);
 
-    /// @notice State, counts, deadlines and agreed client set of `round`.
+    /// @notice State, counts, deadlines and agreed (fixed) client set of `round`.
     function roundInfo(uint256 round) external view returns (RoundInfo memory);
 
     /// @notice The model the latest round trains from: the last model finalized since the

@@ -304,10 +304,44 @@ def test_shares_over_different_sets_are_counted_apart_and_first_set_to_reach_t_w
     assert (s.rounds.share_count(1, full), s.rounds.share_count(1, partial)) == (1, 2)
     receipt = s.share(3, partial)
     assert names(s.rounds, receipt)[-1] == "ThresholdReached"
-    receipt = s.share(4, full)  # an extra share is still accepted, but the winner stays
+    with reverts("RoundClientSetFixed", round=1, fixedClients=partial, givenClients=full):
+        s.share(4, full)  # the losing set stays one short of t for good
+    assert (s.rounds.share_count(1, full), s.rounds.share_count(1, partial)) == (1, 3)
+    receipt = s.share(4, partial)  # an extra share over the winning set is still accepted
     assert names(s.rounds, receipt) == ["AggregateShareSubmitted"]
     assert s.rounds.round_info(1).included_clients == partial
     assert s.rounds.round_info(1).shares == 5
+
+
+@pytest.mark.parametrize("other", [(1 << 9) - 1, (1 << 10) - 2, 0b111])
+def test_share_over_another_set_after_threshold_reverts_naming_both_sets(s, other):
+    everyone = (1 << 10) - 1
+    s.to_reconstructing(included=everyone)
+    with reverts("RoundClientSetFixed", round=1, fixedClients=everyone, givenClients=other):
+        s.share(3, other)
+    assert s.rounds.share_count(1, other) == 0
+    assert s.rounds.member(s.members[3].address) == (4, 0, 0), "a refused share leaves the member free to post"
+    receipt = s.share(3, everyone)
+    assert names(s.rounds, receipt) == ["AggregateShareSubmitted"]
+    assert s.rounds.share_count(1, everyone) == 4
+    assert s.rounds.round_info(1).shares == 4
+
+
+def test_a_round_failed_after_threshold_accepts_no_share_and_its_reopening_counts_sets_afresh(s):
+    everyone, partial = (1 << 10) - 1, (1 << 9) - 1
+    s.to_reconstructing(included=everyone)
+    s.chain.increase_time(PERIOD + 1)
+    s.rounds.fail_round(s.outsider, 1)
+    with reverts("RoundWrongState", round=1, actual=RoundState.Failed):
+        s.share(3, partial)
+    s.rounds.reopen_round(s.operator, 1)
+    s.to_aggregating(round_=2)
+    for j in range(3):
+        s.share(j, partial, round_=2)
+    assert s.rounds.round_info(2).included_clients == partial
+    with reverts("RoundClientSetFixed", round=2, fixedClients=partial, givenClients=everyone):
+        s.share(3, everyone, round_=2)
+    assert (s.rounds.share_count(1, partial), s.rounds.share_count(2, everyone)) == (0, 0)
 
 
 # --------------------------------------------------------------------------- proposeModel

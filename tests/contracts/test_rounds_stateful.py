@@ -5,7 +5,8 @@ outsider on a real anvil; each example starts from an evm_snapshot and is revert
 After every step the views are checked against the events seen so far:
 states only move forward, counts match events, no account is counted twice, only allowlisted
 clients and committee members are ever counted, ThresholdReached comes with the t-th share
-over its set, a finalized model has exactly t matching votes and its transaction opens the
+over its set, after which no share over any other set is accepted (so no two sets ever both
+have t shares), a finalized model has exactly t matching votes and its transaction opens the
 next round (or completes training), and only the latest round can be live.
 """
 
@@ -75,7 +76,8 @@ class RoundsMachine(RuleBasedStateMachine):
     def _send(self, function: str, sender_index: int, *args: object) -> None:
         try:
             receipt = self.rounds.transact(self.senders[sender_index % len(self.senders)], function, *args)
-        except ContractRevert:
+        except ContractRevert as exc:
+            STATS[f"reverted:{exc.name}"] += 1
             return  # a refused call changes nothing; the invariants check that
         self.events.extend(self.rounds.events(receipt))
         STATS[function] += 1
@@ -193,6 +195,7 @@ class RoundsMachine(RuleBasedStateMachine):
         self._check_state_moves_forward(round_, info.state, current)
         self._check_counts_match_events(round_, info)
         self._check_threshold_and_finalization(round_, info)
+        self._check_one_client_set_gathers_shares_after_the_threshold(round_)
         self._check_only_entitled_accounts_are_counted(round_)
 
     def _check_state_moves_forward(self, round_: int, state: RoundState, current: int) -> None:
@@ -225,6 +228,23 @@ class RoundsMachine(RuleBasedStateMachine):
         assert {e.args["client"] for e in self._by("UpdateSubmitted", round_)} <= allowlist
         assert {e.args["member"] for e in self._by("AggregateShareSubmitted", round_)} <= committee
         assert {e.args["member"] for e in self._by("ModelProposed", round_)} <= committee
+
+    def _check_one_client_set_gathers_shares_after_the_threshold(self, round_: int) -> None:
+        """Two sets with t public aggregate shares each would reveal the difference of their
+        sums (one client's update): once ThresholdReached fixed a set, no other set's count moves."""
+        events = [e for e in self.events if e.args.get("round") == round_
+                  and e.name in ("AggregateShareSubmitted", "ThresholdReached")]
+        reached = [i for i, e in enumerate(events) if e.name == "ThresholdReached"]
+        counts = Counter(e.args["includedClients"] for e in events if e.name == "AggregateShareSubmitted")
+        assert sum(1 for n in counts.values() if n >= THRESHOLD) == len(reached), counts
+        if not reached:
+            return
+        fixed = events[reached[0]].args["includedClients"]
+        after = {e.args["includedClients"] for e in events[reached[0] + 1:] if e.name == "AggregateShareSubmitted"}
+        assert after <= {fixed}, (fixed, after)
+        for included in counts:
+            if included != fixed:
+                assert self.rounds.share_count(round_, included) < THRESHOLD
 
     def _check_threshold_and_finalization(self, round_: int, info) -> None:
         reached = self._by("ThresholdReached", round_)
@@ -259,5 +279,6 @@ def test_random_call_sequences_keep_the_round_invariants(anvil, rounds_artifact)
         ),
     )
     # The search must have exercised the whole round, failures and reopening included.
-    for name in ("RoundFinalized", "ThresholdReached", "RoundFailed", "reopenRound", "CollectionClosed"):
+    for name in ("RoundFinalized", "ThresholdReached", "RoundFailed", "reopenRound", "CollectionClosed",
+                 "reverted:RoundClientSetFixed"):
         assert STATS[name] > 0, (name, sorted(STATS.items()))
