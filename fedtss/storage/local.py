@@ -11,12 +11,20 @@ same blob at once both rename identical bytes onto the same name: whichever land
 wins and nothing is lost. The directory is not trusted: every read checks the size limit
 from the file's size before reading, then re-hashes the bytes and refuses a blob that does
 not match its CID. Only CIDs and sizes are logged, never contents.
+
+Only regular files are served. Anyone who can write under the root could plant a symlink (to
+a file outside it, or a loop), a FIFO (whose open or read blocks until a writer comes) or a
+device where a blob should be, so :meth:`LocalStore.get` walks ``blobs/<shard>/<name>`` one
+component at a time without following symlinks, opens the blob non-blocking, and checks the
+*opened* descriptor is a regular file before reading: what was checked is what is read.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 from pathlib import Path
 
 from fedtss._files import write_atomically
@@ -71,7 +79,7 @@ class LocalStore:
         path = self.path_of(cid)
         source = f"local store {self.root}"
         try:
-            with open(path, "rb") as blob:
+            with os.fdopen(self._open_blob(cid, path), "rb") as blob:
                 size = os.fstat(blob.fileno()).st_size
                 if size > max_bytes:
                     raise too_large(cid, size, max_bytes, source=source)
@@ -87,5 +95,48 @@ class LocalStore:
         return data
 
     def has(self, cid: str) -> bool:
-        """Whether a file for ``cid`` exists (its content is checked only by :meth:`get`)."""
-        return self.path_of(cid).is_file()
+        """Whether a regular file for ``cid`` exists (its content is checked only by :meth:`get`)."""
+        path = self.path_of(cid)
+        try:
+            return stat.S_ISDIR(os.lstat(path.parent).st_mode) and stat.S_ISREG(os.lstat(path).st_mode)
+        except OSError:
+            return False
+
+    def _open_blob(self, cid: str, path: Path) -> int:
+        """A descriptor on the regular file at ``path``, reached without following any symlink.
+
+        Each component below ``blobs/`` is opened relative to the descriptor of the one above
+        with ``O_NOFOLLOW``, so nothing can be swapped in between a check and the open; the
+        blob is opened ``O_NONBLOCK`` (a FIFO then opens at once instead of waiting for a
+        writer) and its type is checked on the open descriptor.
+        """
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        descriptors: list[int] = []
+        try:
+            descriptors.append(os.open(self._blobs, flags | os.O_DIRECTORY))
+            descriptors.append(os.open(path.parent.name, flags | os.O_DIRECTORY, dir_fd=descriptors[-1]))
+            blob = os.open(path.name, flags | os.O_NONBLOCK, dir_fd=descriptors[-1])
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):  # a symlink, or a file where a folder should be
+                raise StorageError(f"refusing blob {cid}: {path} or a folder above it in the local store "
+                                   f"is a symlink or not a folder") from error
+            raise
+        finally:
+            for descriptor in descriptors:
+                os.close(descriptor)
+        try:
+            mode = os.fstat(blob).st_mode
+            if not stat.S_ISREG(mode):
+                raise StorageError(f"refusing blob {cid}: {path} is not a regular file "
+                                   f"({_describe_file_type(mode)})")
+            os.set_blocking(blob, True)
+        except BaseException:
+            os.close(blob)
+            raise
+        return blob
+
+
+def _describe_file_type(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+             stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a folder"}
+    return next((name for is_kind, name in kinds.items() if is_kind(mode)), f"file type {stat.S_IFMT(mode):o}")

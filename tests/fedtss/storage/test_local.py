@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -133,3 +134,82 @@ def test_concurrent_writers_of_the_same_blob_and_readers_never_see_a_partial_blo
     assert errors == []
     assert list((tmp_path / "tmp").iterdir()) == []
     assert LocalStore(tmp_path).get(cid, max_bytes=len(data)) == data
+
+
+# ---------------------------------------------------------------- only regular files are served
+
+def _get_within(store: LocalStore, cid: str, seconds: float = 5.0) -> BaseException | bytes:
+    """``store.get`` in a daemon thread: a read that blocks (on a FIFO) fails the test, not hangs it."""
+    outcome: list[BaseException | bytes] = []
+
+    def read() -> None:
+        try:
+            outcome.append(store.get(cid, max_bytes=MB))
+        except BaseException as error:  # noqa: BLE001 - returned to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"get({cid}) was still blocked after {seconds} s")
+    return outcome[0]
+
+
+def _planted(store: LocalStore, data: bytes) -> tuple[str, Path]:
+    """The CID of ``data`` and the (empty) place where its blob would live."""
+    cid = compute_cid(data)
+    path = store.path_of(cid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return cid, path
+
+
+def test_get_refuses_a_symlink_even_to_the_right_bytes(store: LocalStore, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"the right bytes, outside the store")
+    cid, path = _planted(store, outside.read_bytes())
+    path.symlink_to(outside)
+    outcome = _get_within(store, cid)
+    assert isinstance(outcome, StorageError) and not isinstance(outcome, BlobNotFound)
+    assert "symlink" in str(outcome)
+    assert not store.has(cid)
+
+
+def test_get_refuses_a_blob_under_a_symlinked_shard_folder(store: LocalStore, tmp_path: Path) -> None:
+    data = b"reached through a symlinked folder"
+    cid, path = _planted(store, data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / path.name).write_bytes(data)
+    path.parent.rmdir()
+    path.parent.symlink_to(elsewhere, target_is_directory=True)
+    outcome = _get_within(store, cid)
+    assert isinstance(outcome, StorageError) and not isinstance(outcome, BlobNotFound)
+    assert not store.has(cid)
+
+
+def test_get_refuses_a_fifo_at_once_instead_of_blocking(store: LocalStore) -> None:
+    cid, path = _planted(store, b"a FIFO sits where this blob should be")
+    os.mkfifo(path)
+    outcome = _get_within(store, cid)
+    assert isinstance(outcome, StorageError) and "FIFO" in str(outcome)
+    assert not store.has(cid)
+
+
+def test_get_refuses_a_device(store: LocalStore) -> None:
+    cid, path = _planted(store, b"a device sits where this blob should be")
+    try:
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    outcome = _get_within(store, cid)
+    assert isinstance(outcome, StorageError) and "character device" in str(outcome)
+    assert not store.has(cid)
+
+
+def test_get_refuses_a_folder_where_a_blob_should_be(store: LocalStore) -> None:
+    cid, path = _planted(store, b"a folder sits where this blob should be")
+    path.mkdir()
+    outcome = _get_within(store, cid)
+    assert isinstance(outcome, StorageError) and "not a regular file (a folder)" in str(outcome)
+    assert not store.has(cid)
