@@ -11,10 +11,11 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from fedtss.errors import ConfigError
 
-__all__ = ["read_secret_file", "write_atomically"]
+__all__ = ["open_private_log", "read_secret_file", "write_atomically"]
 
 
 def write_atomically(path: Path, data: bytes, *, mode: int = 0o600, temp_dir: Path | None = None,
@@ -46,6 +47,22 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o600, temp_dir: Pa
         Path(temp_name).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """``path`` opened for appending, readable by its owner only (0600, even if it existed).
+
+    For a child process's output: anvil's start-up banner lists every dev account's private
+    key, and a log is no place to decide what else a process may print. A symlink at
+    ``path`` is refused rather than followed.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "ab")
 
 
 def read_secret_file(path: Path, what: str) -> str:

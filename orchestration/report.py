@@ -13,6 +13,8 @@
     total_seconds     the whole command, set-up included
     setup_seconds*    run folder, anvil, deploy, data, agents started and ready
     federation_seconds*  from startTraining to the last round's end
+    process_exits*    agent or keeper processes that ended while the federation ran: name,
+                      exit code (negative: killed by that signal), seconds into training, round
 
 Gas is read from the receipts of the transactions that emitted events; a transaction that
 reverted on chain (a vote mined after the round finalized) emits none and is not counted.
@@ -28,8 +30,9 @@ from typing import Any
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
-__all__ = ["PHASES", "RoundRecord", "build_report", "plot_accuracy", "render_table", "write_report"]
+__all__ = ["PHASES", "ProcessExit", "RoundRecord", "build_report", "plot_accuracy", "render_table", "write_report"]
 
 #: Phases of a round, each timed from the event that starts it to the one that ends it.
 PHASES = ("collecting", "aggregating", "reconstructing")
@@ -82,9 +85,32 @@ class RoundRecord:
         }
 
 
+@dataclass(frozen=True)
+class ProcessExit:
+    """A node's process that ended while the federation ran: which one, how, and when.
+
+    ``code`` is the process's exit status, negative for the signal that killed it;
+    ``seconds`` counts from the start of training; ``round`` is the latest round opened then.
+    """
+
+    name: str
+    code: int
+    seconds: float
+    round: int | None
+
+    def describe(self) -> str:
+        how = f"killed by signal {-self.code}" if self.code < 0 else f"exited with code {self.code}"
+        when = f"round {self.round}" if self.round else "before round 1"
+        return f"{self.name} {how} {self.seconds:.1f} s into training, {when}"  # fits the table's width
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "code": self.code, "seconds": round(self.seconds, 2), "round": self.round}
+
+
 def build_report(config: dict[str, Any], records: Sequence[RoundRecord], plaintext_accuracy: Sequence[float],
                  plaintext_loss: Sequence[float], *, total_seconds: float,
-                 federation_seconds: float | None, setup_seconds: float | None = None) -> dict[str, Any]:
+                 federation_seconds: float | None, setup_seconds: float | None = None,
+                 process_exits: Sequence[ProcessExit] = ()) -> dict[str, Any]:
     """The ``report.json`` document."""
     return {
         "config": config,
@@ -93,6 +119,7 @@ def build_report(config: dict[str, Any], records: Sequence[RoundRecord], plainte
         "total_seconds": round(total_seconds, 2),
         "setup_seconds": None if setup_seconds is None else round(setup_seconds, 2),
         "federation_seconds": None if federation_seconds is None else round(federation_seconds, 2),
+        "process_exits": [exit_.to_json() for exit_ in process_exits],
     }
 
 
@@ -132,15 +159,19 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> None:
 _SHORT = {"collecting": "collect", "aggregating": "aggr", "reconstructing": "recon"}
 
 
-def render_table(records: Sequence[RoundRecord], *, title: str = "fedtss rounds") -> Table:
+def render_table(records: Sequence[RoundRecord], *, title: str = "fedtss rounds",
+                 process_exits: Sequence[ProcessExit] = ()) -> Table:
     """The live per-round table: round, state, clients (aggregated/submitted), accuracy, gas, seconds per phase.
 
     Narrow on purpose: it fits in 80 columns, the width rich assumes when the output is not a
     terminal (CI logs, ``| tee``), where a wider table was cut into "Final…" and "89.1…". The
-    loss is left to report.json for the same reason.
+    loss is left to report.json for the same reason. A process that ended is named below the
+    rows, with when and in which round, as soon as the launcher sees it.
     """
-    table = Table(title=title, caption="clients: aggregated/submitted; seconds per phase",
-                  box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    caption = Text("clients: aggregated/submitted; seconds per phase")
+    for exit_ in process_exits:
+        caption.append("\n" + exit_.describe(), style="red")
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
     for column in ("round", "state", "clients", "acc %", "gas", *_SHORT.values(), "total"):
         table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
     for record in records:

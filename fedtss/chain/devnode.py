@@ -24,6 +24,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
+from fedtss._files import open_private_log
 from fedtss.errors import ChainError, ConfigError
 
 __all__ = ["ANVIL", "ANVIL_MNEMONIC", "DevNode", "dev_accounts", "free_port", "start_anvil"]
@@ -93,6 +94,7 @@ def start_anvil(
     saved chain read-only; give at most one of the two. ``log_path``: anvil's output is
     appended there instead of discarded. ``new_session``: anvil gets its own session, so a
     Ctrl-C in the terminal reaches only the caller, which can then stop anvil last, in order.
+    The log is private (0600): anvil's start-up banner prints every dev account's private key.
     """
     if not ANVIL.is_file():
         raise ConfigError(f"anvil is not installed at {ANVIL}: run `npm ci` in the repository")
@@ -136,6 +138,6 @@ def _spawn(command: list[str], log_path: Path | None, *, new_session: bool) -> s
     if log_path is None:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=new_session)
-    with open(log_path, "ab") as output:  # the child keeps its own copy of the descriptor
+    with open_private_log(log_path) as output:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
                                 stderr=subprocess.STDOUT, start_new_session=new_session)

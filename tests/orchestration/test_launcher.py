@@ -1,14 +1,19 @@
-"""Launcher pieces that need no processes: the spec's checks and the generated configs."""
+"""Launcher pieces: the spec's checks, the generated configs, and what a run leaves on disk."""
 
 from __future__ import annotations
 
+import stat
 import tomllib
 
 import pytest
+from rich.console import Console
 
 from agents.config import parse_node_config
 from fedtss.errors import ConfigError
-from orchestration.launcher import FederationSpec, _toml
+from fedtss.chain import dev_sealing_keypair
+from fedtss.chain.devnode import dev_accounts
+from orchestration.launcher import FederationSpec, LocalFederation, RoundTracker, _toml
+from orchestration.report import render_table
 
 
 @pytest.mark.parametrize(
@@ -46,3 +51,55 @@ def test_generated_toml_parses_back_and_is_a_valid_node_config(tmp_path) -> None
     assert parsed == document
     config = parse_node_config(parsed, role="client", path=tmp_path / "client-2.toml")
     assert config.client.index == 2 and config.node.http_url == "http://127.0.0.1:8545"
+
+
+@pytest.mark.slow  # starts anvil and three agent processes (about 20 s)
+def test_no_file_of_a_run_that_others_may_read_holds_a_private_key(tmp_path) -> None:
+    """The whole class: every file a prepared and started run leaves (anvil's log with its
+    banner, agents' logs, configs, the saved chain, checkpoints) is searched for the hex of
+    every dev account key and every member's sealing key; only 0600 files may hold one."""
+    spec = FederationSpec(name="keys", clients=2, committee=2, threshold=2, min_clients=2, rounds=1,
+                          runs_dir=tmp_path / "runs")
+    federation = LocalFederation(spec)
+    try:
+        federation.prepare()
+        federation.start_agents(skip=["client-1"])
+        federation.wait_until_ready()
+    finally:
+        federation.close()  # anvil writes chain-state.json on the way out
+    secrets = [bytes(account.key).hex() for account in dev_accounts(spec.accounts)]
+    secrets += [dev_sealing_keypair(member.address)[0].hex() for member in federation.members]
+    banner = federation.log_path("anvil").read_text(encoding="utf-8", errors="replace").lower()
+    assert secrets[0] in banner  # the search below can see a key where one is written
+    readable_by_others = stat.S_IRGRP | stat.S_IROTH
+    leaks = []
+    for path in sorted(p for p in spec.run_dir.rglob("*") if p.is_file()):
+        if path.stat().st_mode & readable_by_others:
+            text = path.read_bytes().decode("latin-1").lower()
+            leaks += [f"{path.relative_to(spec.run_dir)} holds key {secrets.index(s)}" for s in secrets if s in text]
+    assert leaks == []
+
+
+@pytest.mark.slow  # starts anvil, two members and the keeper (about 15 s)
+def test_a_member_that_dies_is_named_with_when_and_its_round_and_the_run_knows_it_cannot_finish(tmp_path) -> None:
+    spec = FederationSpec(name="exits", clients=2, committee=2, threshold=2, min_clients=2, rounds=1,
+                          runs_dir=tmp_path / "runs")
+    federation = LocalFederation(spec)
+    try:
+        federation.prepare()
+        federation.start_agents(skip=federation.client_names)
+        federation.wait_until_ready()
+        tracker = RoundTracker(federation, evaluate_models=False)
+        federation.start_training()
+        tracker.wait_until(lambda t: 1 in t.records, timeout=30)
+        assert tracker.note_exits() == [] and tracker.stalled_by_exits() is not None  # no client runs
+        federation.kill("member-2")
+        [exit_] = tracker.note_exits()
+        assert (exit_.name, exit_.code, exit_.round) == ("member-2", -9, 1) and exit_.seconds > 0
+        assert tracker.note_exits() == []  # each exit is told once
+        console = Console(width=80, record=True)
+        console.print(render_table(list(tracker.records.values()), process_exits=tracker.process_exits))
+        assert "member-2 killed by signal 9" in console.export_text()
+        assert tracker.stalled_by_exits() == "1 of 2 members are running, fewer than t = 2: no round can finalize"
+    finally:
+        federation.close()

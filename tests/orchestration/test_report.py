@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from orchestration.report import RoundRecord, build_report, plot_accuracy, render_table, write_report
+from orchestration.report import ProcessExit, RoundRecord, build_report, plot_accuracy, render_table, write_report
 from rich.console import Console
 
 
@@ -63,3 +63,18 @@ def test_the_table_is_not_cut_at_80_columns_the_width_of_a_log_or_pipe() -> None
     text = console.export_text()
     assert "\u2026" not in text  # rich marks a cut cell with an ellipsis
     assert "Finalized" in text and "100/100" in text and "12,345,678" in text and "Failed (recon)" in text
+
+
+def test_the_table_names_a_process_that_ended_with_when_and_in_which_round() -> None:
+    exits = [ProcessExit("member-2", 1, 34.25, 3), ProcessExit("client-0", -9, 2.0, None)]
+    console = Console(width=80, record=True)
+    console.print(render_table([_finished_round()], process_exits=exits))
+    text = console.export_text()
+    assert "member-2 exited with code 1 34.2 s into training, round 3" in text
+    assert "client-0 killed by signal 9 2.0 s into training, before round 1" in text
+
+
+def test_report_json_records_the_processes_that_ended() -> None:
+    report = build_report({}, [_finished_round()], [0.9], [0.3], total_seconds=1.0, federation_seconds=1.0,
+                          process_exits=[ProcessExit("keeper", 2, 5.555, 1)])
+    assert report["process_exits"] == [{"name": "keeper", "code": 2, "seconds": 5.55, "round": 1}]
