@@ -23,6 +23,7 @@ from eth_account.signers.local import LocalAccount
 from fedtss.chain import (
     DeployerSettings,
     Deployment,
+    committee_warning,
     compile_contracts,
     connect,
     deploy_rounds,
@@ -82,9 +83,17 @@ def _check_record_path(out: Path) -> None:
         raise ConfigError(f"--out: {out} is not writable")
 
 
-def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str]) -> Deployment:
-    """Validate, compile, deploy and write the record; returns it."""
+def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str],
+           warn: Callable[[str], None] | None = None) -> Deployment:
+    """Validate, compile, deploy and write the record; returns it.
+
+    ``warn`` is told, before anything is sent, what a valid but fragile config risks
+    (:func:`~fedtss.chain.config.committee_warning`).
+    """
     config, settings = load_config(config_path)
+    caution = committee_warning(len(config.committee), config.threshold)
+    if caution is not None and warn is not None:
+        warn(caution)
     _check_record_path(Path(out))
     artifact = compile_contracts()["FedTSSRounds"]
     w3 = connect(rpc_url)
@@ -116,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"deployment record (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     try:
-        deployment = deploy(args.rpc_url, args.config, args.out, os.environ)
+        deployment = deploy(args.rpc_url, args.config, args.out, os.environ,
+                            warn=lambda message: print(f"deploy.py: warning: {message}", file=sys.stderr))
     except FedTSSError as exc:
         print(f"deploy.py: {exc}", file=sys.stderr)
         return 1

@@ -43,6 +43,10 @@ def _fail(command: str, exc: Exception, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _warn(command: str, message: str) -> None:
+    errors.print(f"[yellow]fedtss {command}: warning:[/yellow] {escape(message)}", highlight=False)
+
+
 # ------------------------------------------------------------------------------- demo
 
 
@@ -132,7 +136,8 @@ def deploy(
     from orchestration.launcher import load_deploy_script
 
     try:
-        deployment = load_deploy_script().deploy(rpc_url, config, out, os.environ)
+        deployment = load_deploy_script().deploy(rpc_url, config, out, os.environ, warn=lambda message: _warn(
+            "deploy", message))
     except FedTSSError as exc:
         raise _fail("deploy", exc) from None
     console.print(f"FedTSSRounds at {deployment.address} on chain {deployment.chain_id}; record {out}")

@@ -8,6 +8,10 @@
     fedtss reopen N            reopenRound(N): open the next round from the last finalized model
     fedtss wait                wait until a round reaches a state (or training completes), with progress
 
+``status`` and ``round N`` also name the members that posted no aggregate share or no vote
+once the round reached the phase that asks for one, and say what to do about a failed or
+overdue round (``fedtss reopen N``).
+
 Every command takes ``--rpc-url`` and ``--deployment`` and prints rich tables; ``--json``
 prints one JSON document instead, for scripts. After each transaction it confirms what was
 sent (hash, block, gas, events); a revert names the contract's custom error and its
@@ -23,9 +27,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,11 +41,19 @@ from rich.markup import escape  # error messages name TOML tables: [rounds]
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fedtss.chain import RoundsContract, RoundState, load_deployment
+from fedtss.chain import RoundInfo, RoundsContract, RoundState, load_deployment
 from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError
-from orchestration.explorer.chainview import FederationView, Overview, RoundDetail, RoundSummary, chain_now
+from orchestration.explorer.chainview import (
+    FederationView,
+    Overview,
+    RoundDetail,
+    RoundSummary,
+    Share,
+    Vote,
+    chain_now,
+)
 
-__all__ = ["ANVIL_CHAIN_ID", "operator_app", "register", "signer"]
+__all__ = ["ANVIL_CHAIN_ID", "RoundGaps", "compute_round_gaps", "operator_app", "register", "signer"]
 
 ANVIL_CHAIN_ID = 31337
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
@@ -133,10 +145,71 @@ def _left(deadline: int, now: int) -> str:
     return f"{seconds // 60} min {seconds % 60} s left" if seconds >= 60 else f"{seconds} s left"
 
 
+# ------------------------------------------------------------------- who is missing, what next
+
+
+@dataclass(frozen=True)
+class RoundGaps:
+    """Members (number from 1, address) that did not post what the round's phase asks of them,
+    and the operator's next step when the round will not end by itself."""
+
+    without_share: tuple[tuple[int, str], ...]
+    without_vote: tuple[tuple[int, str], ...]
+    next_step: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"members_without_share": [a for _, a in self.without_share],
+                "members_without_vote": [a for _, a in self.without_vote], "next_step": self.next_step}
+
+    def lines(self) -> list[str]:
+        said = [f"{what}: " + ", ".join(f"member {j} ({a})" for j, a in members)
+                for what, members in (("no aggregate share from", self.without_share),
+                                      ("no vote from", self.without_vote)) if members]
+        return said + ([f"next: {self.next_step}"] if self.next_step else [])
+
+
+def compute_round_gaps(number: int, info: RoundInfo, committee: Sequence[str], shares: Sequence[Share],
+                       votes: Sequence[Vote], *, current_round: int, now: int) -> RoundGaps:
+    """Who is missing from round ``number`` and what to do: pure, from what the chain says.
+
+    Shares are asked for once collection closed, votes once the threshold was reached (for a
+    failed round, the phase it failed in counts). A failed latest round is reopened with
+    ``fedtss reopen``; a committee phase past its deadline is failed first (``fedtss fail``),
+    which the keeper does by itself when it runs.
+    """
+    reached = info.state_at_failure if info.state is RoundState.Failed else info.state
+    members = tuple(enumerate(committee, start=1))
+    posted, voted = {s.member for s in shares}, {v.member for v in votes}
+    without_share = tuple(m for m in members if m[1] not in posted) if reached >= RoundState.Aggregating else ()
+    without_vote = tuple(m for m in members if m[1] not in voted) if reached >= RoundState.Reconstructing else ()
+    next_step = None
+    if info.state is RoundState.Failed and number == current_round:
+        next_step = (f"round {number} failed; `fedtss reopen {number}` opens round {number + 1} from the last "
+                     "finalized model (the operator's key)")
+    elif info.state in (RoundState.Aggregating, RoundState.Reconstructing) and now > info.committee_deadline:
+        next_step = (f"round {number} is past its committee deadline; `fedtss fail {number}` marks it Failed (a "
+                     f"running keeper does), then `fedtss reopen {number}` opens round {number + 1}")
+    return RoundGaps(without_share, without_vote, next_step)
+
+
+def _round_gaps(view: FederationView, number: int, info: RoundInfo, detail: RoundDetail | None = None,
+                *, current_round: int | None = None, committee: Sequence[str] | None = None) -> RoundGaps:
+    """:func:`compute_round_gaps` with what it needs read from the chain (only what is not given)."""
+    if detail is None and info.state not in (RoundState.Unopened, RoundState.Collecting):
+        detail = view.round(number)  # a collecting round asks nothing of the committee yet
+    if committee is None:
+        committee = [address for address, _ in view.read("committee", view.contract.committee)]
+    if current_round is None:
+        current_round = view.read("currentRound", view.contract.current_round)
+    _, timestamp = view.head()
+    return compute_round_gaps(number, info, committee, detail.shares if detail else (), detail.votes if detail else (),
+                              current_round=current_round, now=chain_now(timestamp, time.time()))
+
+
 # --------------------------------------------------------------------------------- reads
 
 
-def _status_document(o: Overview) -> dict[str, Any]:
+def _status_document(o: Overview, gaps: RoundGaps | None) -> dict[str, Any]:
     document: dict[str, Any] = {
         "chain_id": o.chain_id, "contract": o.address, "head_block": o.head_block, "chain_time": o.chain_time,
         "current_round": o.current_round, "rounds_finalized": o.rounds_finalized,
@@ -151,6 +224,8 @@ def _status_document(o: Overview) -> dict[str, Any]:
                         seconds_left=None if o.deadline is None else o.deadline - o.chain_time)
         if o.info.state is RoundState.Failed:
             document["failed_while"] = _state(o.info.state_at_failure)
+    if gaps is not None:
+        document.update(gaps.to_json())
     return document
 
 
@@ -159,9 +234,12 @@ def status(rpc_url: RpcUrl = DEFAULT_RPC_URL, deployment: DeploymentPath = DEFAU
            as_json: AsJson = False) -> None:
     """The current round, its state, who has submitted and the time left, from the chain."""
     with _errors_as_exit("status", as_json):
-        o = _open(rpc_url, deployment).overview()
+        view = _open(rpc_url, deployment)
+        o = view.overview()
+        gaps = None if o.info is None else _round_gaps(view, o.current_round, o.info, current_round=o.current_round,
+                                                       committee=[address for _, address, _ in o.committee])
     if as_json:
-        _print_json(_status_document(o))
+        _print_json(_status_document(o, gaps))
         return
     console.print(f"contract [bold]{o.address}[/bold] on chain {o.chain_id}, block {o.head_block}")
     if o.info is None:
@@ -175,6 +253,8 @@ def status(rpc_url: RpcUrl = DEFAULT_RPC_URL, deployment: DeploymentPath = DEFAU
         console.print(line)
         console.print(f"updates {o.info.clients} (target {o.target_clients}, min {o.min_clients}), "
                       f"aggregate shares {o.info.shares}, votes {o.info.votes} (t = {o.threshold})")
+        for line in gaps.lines():
+            console.print(escape(line), highlight=False)
     table = Table(title=f"clients in round {o.current_round}" if o.current_round else "clients")
     table.add_column("#", justify="right")
     table.add_column("client")
@@ -228,11 +308,13 @@ def round_(number: Annotated[int, typer.Argument(help="the round number (from 1)
            as_json: AsJson = False) -> None:
     """One round in detail: clients that submitted, aggregate shares, votes, exclusions, gas."""
     with _errors_as_exit("round", as_json):
-        detail = _open(rpc_url, deployment).round(number)
+        view = _open(rpc_url, deployment)
+        detail = view.round(number)
         if detail is None:
             raise ConfigError(f"round {number} was never opened (see `fedtss rounds`)")
+        gaps = _round_gaps(view, number, detail.info, detail)
     if as_json:
-        _print_json(_detail_document(detail))
+        _print_json({**_detail_document(detail), **gaps.to_json()})
         return
     s = detail.summary
     console.print(f"round [bold]{number}[/bold]: [bold]{_state(detail.info.state)}[/bold]; trained from "
@@ -248,6 +330,8 @@ def round_(number: Annotated[int, typer.Argument(help="the round number (from 1)
     console.print(_table("model votes", ("member", "model CID", "vote", "gas"),
                          [(v.member, v.model_cid, "-" if v.matches is None else "matching" if v.matches
                            else "CONFLICTING", f"{v.gas_used:,}") for v in detail.votes]))
+    for line in gaps.lines():
+        console.print(escape(line), highlight=False)
     for e in detail.exclusions:
         console.print(f"excluded {e.kind} {e.party}: {e.reason} (source: {e.source})")
     console.print("gas: " + ", ".join(f"{k} {v:,}" for k, v in sorted(detail.gas_by_kind.items()))

@@ -93,3 +93,23 @@ def test_a_record_path_that_is_a_directory_is_refused_before_any_transaction(cha
     assert deploy.main(["--rpc-url", chain.url, "--config", str(LOCAL), "--out", str(tmp_path)]) == 1
     assert "--out:" in capsys.readouterr().err
     assert chain.w3.eth.get_transaction_count(chain.accounts[0].address) == nonce
+
+
+def test_deploy_warns_before_sending_when_the_committee_cannot_correct_one_wrong_member(chain, tmp_path, capsys,
+                                                                                      monkeypatch):
+    monkeypatch.delenv("FEDTSS_PRIVATE_KEY", raising=False)
+    fragile = tmp_path / "fragile.toml"
+    fragile.write_text(LOCAL.read_text().replace("threshold = 3", "threshold = 4"))  # n = 5 < t + 2
+    out = tmp_path / "deployment.json"
+    assert deploy.main(["--rpc-url", chain.url, "--config", str(fragile), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "deploy.py: warning: a committee of n=5 with threshold t=4 cannot correct a single wrong member" \
+        in captured.err
+    assert "warning" not in captured.out and load_deployment(out).config.threshold == 4
+
+
+def test_deploy_of_a_committee_that_corrects_one_wrong_member_warns_nothing(chain, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FEDTSS_PRIVATE_KEY", raising=False)
+    out = tmp_path / "deployment.json"
+    assert deploy.main(["--rpc-url", chain.url, "--config", str(LOCAL), "--out", str(out)]) == 0  # n = 5, t = 3
+    assert "warning" not in capsys.readouterr().err

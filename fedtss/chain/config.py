@@ -24,6 +24,7 @@ __all__ = [
     "DeployerSettings",
     "Member",
     "RoundsConfig",
+    "committee_warning",
     "dev_sealing_keypair",
     "load_config",
     "parse_rounds_config",
@@ -103,11 +104,34 @@ def dev_sealing_keypair(address: str) -> tuple[bytes, bytes]:
     return keypair_from_seed(seed)
 
 
+def committee_warning(committee_size: int, threshold: int) -> str | None:
+    """What a committee of n members with threshold t cannot survive, when n < t + 2; else None.
+
+    Members reconstruct from m >= t shares with error correction, which locates
+    floor((m - t) / 2) wrong shares: correcting one wrong member needs n >= t + 2 shares.
+    The deployment is still valid (the contract accepts any 2 <= t <= n); this says what it risks.
+    """
+    n, t = committee_size, threshold
+    if n >= t + 2:
+        return None
+    if n == t:
+        consequence = ("every member's share is needed, so one member offline stalls every round, and one "
+                       "wrong share cannot even be detected: all members reconstruct the same wrong model")
+    else:
+        consequence = ("a wrong share is detected but cannot be told from the right ones, so the round "
+                       "fails when one member posts a wrong share (reopen it with `fedtss reopen`)")
+    return (f"a committee of n={n} with threshold t={t} cannot correct a single wrong member "
+            f"(that needs n >= t + 2 = {t + 2}): {consequence}; add members or lower t")
+
+
 def load_config(path: Path) -> tuple[RoundsConfig, DeployerSettings]:
     """Parse and validate a deployment TOML file."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except FileNotFoundError:
+        raise ConfigError(f"no deployment config at {path}: pass --config FILE (config/local.toml is the "
+                          "local example)") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read deployment config {path}: {exc}") from exc
     rounds = data.get("rounds")
     if not isinstance(rounds, dict):

@@ -26,7 +26,7 @@ from web3.exceptions import ContractLogicError, ContractPanicError, Web3Exceptio
 from fedtss.chain.compile import Artifact
 from fedtss.chain.config import RoundsConfig, parse_rounds_config
 from fedtss.chain.redaction import display_url, redact_node_urls, redact_urls
-from fedtss.errors import ChainError, ContractRevert
+from fedtss.errors import ChainError, ConfigError, ContractRevert
 
 __all__ = [
     "ChainEvent",
@@ -120,9 +120,22 @@ class Deployment:
 
 
 def load_deployment(path: Path) -> Deployment:
-    """Read a deployment record; ``abi_path`` is resolved relative to the record's folder."""
+    """Read a deployment record; ``abi_path`` is resolved relative to the record's folder.
+
+    A record that is not there (or not a readable file) is a :class:`ConfigError` that says
+    how to get one: it is a wrong path or a missing deployment, never worth retrying.
+    """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no deployment record at {path}: deploy first (`fedtss deploy` or `python deploy.py "
+                          "--out FILE`; `fedtss demo` writes runs/<name>/deployment.json), or fix the "
+                          "deployment path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read the deployment record {path}: {reason}") from None
+    try:
+        data = json.loads(text)
         return Deployment(
             chain_id=int(data["chain_id"]),
             address=to_checksum_address(data["address"]),
@@ -185,7 +198,13 @@ class RoundsContract:
 
     @classmethod
     def from_deployment(cls, w3: Web3, deployment: Deployment) -> RoundsContract:
-        abi = json.loads(deployment.abi_path.read_text(encoding="utf-8"))
+        try:
+            abi = json.loads(deployment.abi_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"cannot read the contract ABI {deployment.abi_path} that the deployment record "
+                              f"names ({reason}): compile again (`python deploy.py` writes build/) or "
+                              "restore the file") from None
         return cls(w3, deployment.address, abi["abi"] if isinstance(abi, dict) else abi)
 
     # -------------------------------------------------------------------- transactions

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import pytest
 from typer.testing import CliRunner
 
 from orchestration.cli import app
+from orchestration.launcher import PROJECT_ROOT
 
 runner = CliRunner()
 
@@ -88,3 +94,69 @@ def test_keys_account_writes_a_keystore_the_node_loads_and_never_overwrites_one(
     again = runner.invoke(app, ["keys", "account", "--out", str(out)], env={"FEDTSS_KEYSTORE_PASSWORD": "pw"})
     assert again.exit_code == 2 and "never overwritten" in again.output
     assert out.read_bytes() == before
+
+
+def test_demo_warns_when_the_committee_cannot_correct_one_wrong_member(tmp_path, monkeypatch) -> None:
+    """The warning comes before the run starts; prepare() is replaced by a failure only so
+    that the test ends there instead of running a whole demo."""
+    from fedtss.errors import FedTSSError
+    from orchestration.launcher import LocalFederation
+
+    def stop_here(self: LocalFederation) -> None:
+        raise FedTSSError("stopped by the test before anything started")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(LocalFederation, "prepare", stop_here)
+    fragile = runner.invoke(app, ["demo", "--name", "x", "--committee", "3", "--threshold", "2"])
+    said = " ".join(fragile.output.split())  # rich wraps the console's lines
+    assert "warning: a committee of n=3 with threshold t=2 cannot correct a single wrong member" in said
+    assert "stopped by the test" in said
+    sound = runner.invoke(app, ["demo", "--name", "x", "--committee", "4", "--threshold", "2"])
+    assert "stopped by the test" in sound.output and "warning" not in sound.output
+
+
+_NODE_WITHOUT_RECORD = """
+[node]
+rpc_url = "ws://127.0.0.1:1"
+deployment = "{record}"
+store = "{folder}/store"
+state_dir = "{folder}/state"
+"""
+
+
+@pytest.mark.parametrize("entry_point", ["client", "aggregator", "keeper", "status", "round", "explorer"])
+def test_every_entry_point_given_a_missing_deployment_record_says_so_in_one_line(tmp_path, entry_point: str) -> None:
+    """Each process as a user starts it: the record's path and how to get a record, on one line
+    (an agent used to take the missing file for a node outage and print an 88-line traceback)."""
+    record = tmp_path / "nowhere" / "deployment.json"
+    config = tmp_path / "node.toml"
+    config.write_text(_NODE_WITHOUT_RECORD.format(record=record, folder=tmp_path)
+                      + {"client": '[client]\ndata = "d.npz"\nindex = 0\n', "aggregator": "[aggregator]\n"}
+                      .get(entry_point, ""))
+    command = {
+        "client": ["-m", "agents.client", "--config", str(config)],
+        "aggregator": ["-m", "agents.aggregator", "--config", str(config)],
+        "keeper": ["-m", "orchestration.keeper", "--config", str(config)],
+        "status": ["-m", "orchestration.cli", "status", "--deployment", str(record)],
+        "round": ["-m", "orchestration.cli", "round", "1", "--deployment", str(record)],
+        "explorer": ["-m", "orchestration.cli", "explorer", "--rpc-url", "http://127.0.0.1:1", "--deployment",
+                     str(record)],
+    }[entry_point]
+    environment = {**os.environ, "COLUMNS": "500", "FEDTSS_PRIVATE_KEY": "0x" + "11" * 32,
+                   "FEDTSS_SEALING_KEY": "22" * 32}
+    done = subprocess.run([sys.executable, *command], cwd=PROJECT_ROOT, env=environment, capture_output=True,
+                          text=True, timeout=120)
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode != 0
+    assert len(lines) == 1, lines[:12]
+    assert str(record) in lines[0] and "`fedtss deploy`" in lines[0]  # what to do about it
+
+
+def test_deploy_given_a_missing_config_says_so_in_one_line(tmp_path) -> None:
+    absent = tmp_path / "absent.toml"
+    done = subprocess.run([sys.executable, "deploy.py", "--config", str(absent), "--rpc-url", "http://127.0.0.1:1",
+                           "--out", str(tmp_path / "d.json")], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stdout == "" and done.stderr.strip().count("\n") == 0
+    assert str(absent) in done.stderr and "--config" in done.stderr

@@ -240,3 +240,50 @@ def test_round_gas_counts_each_transaction_of_that_round_once(two_round_federati
     assert code == 0
     assert set(gas) == {"submitUpdate", "closeCollection", "submitAggregateShare", "proposeModel"}
     assert sum(gas.values()) == expected  # not the round-1 vote that opened round 2
+
+
+# ------------------------------------------------------------ who is missing, what to do next
+
+
+def test_round_names_the_member_that_posted_no_share_and_no_vote(two_round_federation, fed_args) -> None:
+    silent = two_round_federation.anvil.accounts[3].address  # member 3 sat round 2 out
+    code, output = _run("round", "2", *fed_args, "--json")
+    detail = json.loads(output)
+    assert code == 0
+    assert detail["members_without_share"] == [silent] and detail["members_without_vote"] == [silent]
+    assert detail["next_step"] is None  # finalized: nothing to do
+    code, output = _run("round", "2", *fed_args)
+    assert f"no aggregate share from: member 3 ({silent})" in output and f"no vote from: member 3 ({silent})" in output
+    everyone = json.loads(_run("round", "1", *fed_args, "--json")[1])
+    assert everyone["members_without_share"] == [] and everyone["members_without_vote"] == []
+
+
+def test_status_names_the_members_missing_from_the_current_round(two_round_federation, fed_args) -> None:
+    silent = two_round_federation.anvil.accounts[3].address
+    document = json.loads(_run("status", *fed_args, "--json")[1])
+    assert document["members_without_share"] == [silent] and document["members_without_vote"] == [silent]
+    assert f"no vote from: member 3 ({silent})" in _run("status", *fed_args)[1]
+
+
+def test_a_stalled_then_failed_round_names_the_silent_members_and_suggests_reopen(fresh, chain) -> None:
+    args, contract = fresh
+    accounts = chain.accounts
+    _run("start", "--model-cid", MODEL_CID, *args)
+    for client in accounts[6:9]:
+        contract.submit_update(client, 1, *cid_to_parts(MODEL_CID))
+    chain.increase_time(PERIOD + 1)
+    contract.close_collection(accounts[0], 1)
+    contract.submit_aggregate_share(accounts[1], 1, *cid_to_parts(MODEL_CID), 0b111)
+    silent = [a.address for a in accounts[2:6]]
+    aggregating = json.loads(_run("status", *args, "--json")[1])
+    assert aggregating["members_without_share"] == silent and aggregating["members_without_vote"] == []
+    assert aggregating["next_step"] is None  # the deadline is still ahead
+    chain.increase_time(PERIOD + 1)
+    overdue = json.loads(_run("round", "1", *args, "--json")[1])
+    assert "`fedtss fail 1`" in overdue["next_step"] and "`fedtss reopen 1`" in overdue["next_step"]
+    assert _run("fail", "1", *args)[0] == 0
+    code, output = _run("status", *args)
+    assert code == 0
+    assert f"no aggregate share from: member 2 ({silent[0]})" in output
+    assert "next: round 1 failed; `fedtss reopen 1` opens round 2" in output
+    assert json.loads(_run("round", "1", *args, "--json")[1])["members_without_vote"] == []  # failed before votes

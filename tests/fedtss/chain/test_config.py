@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fedtss.chain import dev_sealing_keypair, load_config, parse_rounds_config
+from fedtss.chain import committee_warning, dev_sealing_keypair, load_config, parse_rounds_config
 from fedtss.errors import ConfigError
 from fedtss.sealing import public_key_from_private
 
@@ -121,3 +121,22 @@ def test_malformed_deployer_settings_are_refused_naming_the_field_not_the_value(
 def test_a_record_whose_config_is_not_a_table_is_refused():
     with pytest.raises(ConfigError, match="^rounds: expected a table"):
         parse_rounds_config(["not", "a", "table"])
+
+
+@pytest.mark.parametrize(("n", "t"), [(4, 2), (5, 3), (255, 2)])
+def test_a_committee_of_at_least_t_plus_2_gets_no_warning(n: int, t: int) -> None:
+    assert committee_warning(n, t) is None
+
+
+@pytest.mark.parametrize(("n", "t", "says"), [
+    (3, 2, "detected but cannot be told from the right ones"),
+    (5, 4, "fedtss reopen"),
+    (2, 2, "one member offline stalls every round"),
+    (5, 5, "cannot even be detected"),
+])
+def test_a_committee_below_t_plus_2_is_warned_that_it_cannot_correct_one_wrong_member(n: int, t: int,
+                                                                                     says: str) -> None:
+    warning = committee_warning(n, t)
+    assert warning is not None
+    assert f"n={n} with threshold t={t} cannot correct a single wrong member" in warning
+    assert f"n >= t + 2 = {t + 2}" in warning and says in warning

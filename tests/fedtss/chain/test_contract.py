@@ -143,3 +143,22 @@ def test_revert_data_with_a_known_selector_but_garbled_arguments_is_a_chain_erro
     selector = next(bytes(k).hex() for k, item in rounds._decoder._errors.items() if item["name"] == "NotOperator")
     error = rounds._decoder.decode(ContractLogicError("execution reverted", data="0x" + selector + "00" * 5))
     assert type(error) is ChainError and "NotOperator" in str(error) and "malformed" in str(error)
+
+
+def test_a_missing_deployment_record_is_a_config_error_that_says_how_to_get_one(tmp_path):
+    """Not a ChainError wrapping FileNotFoundError: agents took that for a node outage to retry."""
+    from fedtss.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no deployment record at .*absent\.json: deploy first") as info:
+        load_deployment(tmp_path / "absent.json")
+    assert info.value.__cause__ is None and "\n" not in str(info.value)
+
+
+def test_a_record_whose_abi_file_is_gone_is_a_config_error_naming_it(chain, deploy, tmp_path, rounds_artifact):
+    from fedtss.errors import ConfigError
+
+    rounds = deploy()
+    record = Deployment(chain_id=31337, address=rounds.address, abi_path=tmp_path / "gone.json", deploy_block=1,
+                        tx_hash="0x" + "00" * 32, config=default_rounds_config(chain.accounts))
+    with pytest.raises(ConfigError, match=r"cannot read the contract ABI .*gone\.json"):
+        RoundsContract.from_deployment(chain.w3, record)
