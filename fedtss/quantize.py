@@ -113,10 +113,21 @@ def check_capacity(config: QuantizationConfig) -> None:
     worst = clients * _worst_client_value(clip, samples, f)
     raise ConfigError(
         f"quantization could overflow the field: max_clients * max_samples * clip_norm * "
-        f"2^fractional_bits = {clients} * {samples} * {clip:g} * 2^{f} ~ {float(worst):.3e} "
+        f"2^fractional_bits = {clients} * {samples} * {clip:g} * 2^{f} ~ {_scientific(worst)} "
         f"exceeds the signed limit (p-1)/2 = {_HALF:.3e} (p = 2^61 - 1); "
         f"{_suggestions(config)}"
     )
+
+
+def _scientific(value: Fraction) -> str:
+    """``value`` (> 0) as ``1.234e+56`` without converting it to float.
+
+    The numbers come from manifests too, where a client may put the largest float there is:
+    ``float()`` of their product would raise OverflowError while this message is built.
+    """
+    exponent = len(str(math.floor(value))) - 1 if value >= 1 else 0
+    mantissa = float(value / Fraction(10) ** exponent) if exponent else float(value)
+    return f"{mantissa:.3f}e+{exponent:02d}"
 
 
 def _suggestions(config: QuantizationConfig) -> str:

@@ -399,3 +399,68 @@ def test_fuzzed_input_raises_format_error_or_decodes(decoder: str, data: st.Data
         _decode_any(decoder, blob)
     except FormatError:
         pass
+
+
+# -- fuzzing: well-formed JSON carrying any value, numbers at and beyond every limit -------
+
+#: Numbers a client may write in JSON: float and uint64 limits, and far beyond them.
+EXTREME_NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0, -1, 2**31, 2**53 + 1, 2**61 - 1, 2**63, 2**64 - 1, 2**64, 2**256, 10**4000,
+                     1.7976931348623157e308, 2.2250738585072014e-308, 5e-324, -0.0]),
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | EXTREME_NUMBERS | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def manifest_documents(draw: st.DrawFn) -> bytes:
+    """The valid manifest with one to four fields (quantization's included) set to any JSON value."""
+    document = json.loads(MANIFEST_BLOB)
+    paths = [(key,) for key in document] + [("quantization", key) for key in document["quantization"]]
+    for path in draw(st.lists(st.sampled_from(paths), min_size=1, max_size=4, unique=True)):
+        parent = document if len(path) == 1 else document[path[0]]
+        if isinstance(parent, dict):  # quantization itself may have been replaced already
+            parent[path[-1]] = draw(st.one_of(EXTREME_NUMBERS, JSON_VALUES))
+    return json.dumps(document).encode()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(blob=manifest_documents())
+def test_a_manifest_with_any_values_in_its_fields_raises_format_error_or_parses(blob: bytes) -> None:
+    # The class behind a member-stopping crash: an absurd clip_norm or capacity made the
+    # quantization check raise OverflowError while it wrote its own message.
+    try:
+        parse_manifest(blob)
+    except FormatError:
+        pass
+
+
+@pytest.mark.parametrize("quantization", [
+    {"clip_norm": 1.7976931348623157e308, "fractional_bits": 60, "max_clients": 2**40, "max_samples": 2**40},
+    {"clip_norm": 1e300, "fractional_bits": 16, "max_clients": 1000, "max_samples": 10000},
+    {"clip_norm": 10**400, "fractional_bits": 16, "max_clients": 1000, "max_samples": 10000},
+    {"clip_norm": 5e-324, "fractional_bits": 60, "max_clients": 2**40, "max_samples": 2**40},
+])
+def test_a_manifest_with_absurd_quantization_is_a_format_error_naming_it(quantization: dict) -> None:
+    document = json.loads(MANIFEST_BLOB)
+    document["quantization"] = quantization
+    with pytest.raises(FormatError, match="manifest quantization"):
+        parse_manifest(json.dumps(document).encode())
+
+
+@settings(max_examples=2000, deadline=None)
+@given(length=st.sampled_from([1, 2, 2**32, 2**61, 2**63, 2**64 - 1]),
+       values=st.lists(st.sampled_from([0, 1, P - 1, P, 2**63, 2**64 - 1]), max_size=4),
+       tail=st.binary(max_size=16))
+def test_a_field_vector_header_with_any_length_raises_format_error_or_decodes(length: int, values: list[int],
+                                                                              tail: bytes) -> None:
+    blob = struct.pack("<4sBBHQ", b"FTFV", 1, int(SHARE), 0, length) + struct.pack(f"<{len(values)}Q", *values) + tail
+    try:
+        decode_field_vector(blob, kind=SHARE, max_bytes=LIMIT)
+    except FormatError:
+        pass
