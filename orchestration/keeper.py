@@ -18,9 +18,17 @@ at the right time. Several keepers at once are harmless: whoever lands second ge
 
 The configuration is a node config (``[node]``: ``rpc_url`` or ``http_url`` (the keeper
 polls over HTTP; ws:// becomes http:// as for agents), ``deployment``,
-and ``private_key_env`` or ``keystore`` + ``password_env``) plus an optional ``[keeper]``
-table: ``interval_seconds`` (default 2.0) and ``reopen_failed`` (default false; reopening
-needs the operator's key).
+and ``private_key_env`` or ``keystore`` + ``password_env``, optionally ``confirmations``)
+plus an optional ``[keeper]`` table: ``interval_seconds`` (default 2.0) and
+``reopen_failed`` (default false; reopening needs the operator's key).
+
+Confirmations. With ``confirmations = k > 0`` the keeper decides on the round and the clock
+as they were ``k`` blocks below the head (the state and timestamp of that block), as agents
+handle only events ``k`` blocks deep: it never acts on a state a reorganization may still
+take back. ``k = 0`` (the default, right for a local dev chain) reads the latest state and
+the pending block's clock. Whatever it decides, the contract checks again when the
+transaction lands, and a keeper whose transaction was reorganized away simply sees the round
+still needing it at a later tick: it keeps no state to rewind.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import Web3Exception
 
+from agents.config import MAX_CONFIRMATIONS
 from fedtss.chain import (
     RoundInfo, RoundsContract, RoundState, connect, display_url, load_deployment, redact_node_urls,
 )
@@ -86,6 +95,7 @@ class KeeperConfig:
     password_file: Path | None = None
     interval_seconds: float = 2.0
     reopen_failed: bool = False
+    confirmations: int = 0
 
 
 def decide_action(info: RoundInfo, now: int, *, min_clients: int, reopen_failed: bool) -> KeeperAction | None:
@@ -104,14 +114,20 @@ def decide_action(info: RoundInfo, now: int, *, min_clients: int, reopen_failed:
 
 
 class Keeper:
-    """One keeper on one deployment; :meth:`tick` looks once and acts at most once."""
+    """One keeper on one deployment; :meth:`tick` looks once and acts at most once.
+
+    ``confirmations``: how deep the block it decides on is (see the module doc);
+    ``deploy_block``: before it, there is no contract to read.
+    """
 
     def __init__(self, contract: RoundsContract, account: LocalAccount, *, min_clients: int,
-                 reopen_failed: bool = False) -> None:
+                 reopen_failed: bool = False, confirmations: int = 0, deploy_block: int = 0) -> None:
         self.contract = contract
         self.account = account
         self.min_clients = min_clients
         self.reopen_failed = reopen_failed
+        self.confirmations = confirmations
+        self.deploy_block = deploy_block
 
     def chain_time(self) -> int:
         """The timestamp the next transaction would see: the pending block's, else the latest's."""
@@ -128,11 +144,11 @@ class Keeper:
         keeper: both are logged and the next tick tries again.
         """
         try:
-            round_ = self.contract.current_round()
-            if round_ == 0:
+            looked = self._look()
+            if looked is None:
                 return None
-            action = decide_action(self.contract.round_info(round_), self.chain_time(),
-                                   min_clients=self.min_clients, reopen_failed=self.reopen_failed)
+            round_, info, now = looked
+            action = decide_action(info, now, min_clients=self.min_clients, reopen_failed=self.reopen_failed)
             if action is None:
                 return None
             return self._send(action, round_)
@@ -141,6 +157,27 @@ class Keeper:
         except (Web3Exception, OSError) as exc:
             log.warning("role=keeper event=node_unreachable error=%s", exc)
         return None
+
+    def _look(self) -> tuple[int, RoundInfo, int] | None:
+        """The latest round, its info and the clock to judge it by; None before round 1.
+
+        With confirmations, all three come from the block ``confirmations`` below the head,
+        so that they describe one state; the views are read at that block.
+        """
+        if not self.confirmations:
+            round_ = self.contract.current_round()
+            return (round_, self.contract.round_info(round_), self.chain_time()) if round_ else None
+        eth = self.contract.w3.eth
+        number = eth.block_number - self.confirmations
+        if number < self.deploy_block:
+            return None
+        views = self.contract.contract.functions
+        round_ = views.currentRound().call(block_identifier=number)
+        if round_ == 0:
+            return None
+        state, failed_from, *rest = views.roundInfo(round_).call(block_identifier=number)
+        info = RoundInfo(RoundState(state), RoundState(failed_from), *rest)
+        return round_, info, int(eth.get_block(number)["timestamp"])
 
     def _send(self, action: KeeperAction, round_: int) -> KeeperAction | None:
         try:
@@ -177,6 +214,11 @@ def load_keeper_config(path: Path) -> KeeperConfig:
     reopen = keeper.get("reopen_failed", False)
     if not isinstance(reopen, bool):
         raise ConfigError(f"{path}: keeper.reopen_failed must be true or false")
+    confirmations = node.get("confirmations", 0)
+    if (not isinstance(confirmations, int) or isinstance(confirmations, bool)
+            or not 0 <= confirmations <= MAX_CONFIRMATIONS):
+        raise ConfigError(f"{path}: node.confirmations must be an integer in [0, {MAX_CONFIRMATIONS}], "
+                          f"got {confirmations!r:.40}")
     keystore, password_file = node.get("keystore"), node.get("password_file")
     return KeeperConfig(
         rpc_url=rpc_url,
@@ -187,6 +229,7 @@ def load_keeper_config(path: Path) -> KeeperConfig:
         password_file=Path(password_file) if password_file else None,
         interval_seconds=float(interval),
         reopen_failed=reopen,
+        confirmations=confirmations,
     )
 
 
@@ -200,7 +243,8 @@ def build_keeper(config: KeeperConfig) -> Keeper:
     account = load_account(keystore=config.keystore, password_file=config.password_file,
                            password_env=config.password_env, key_env=config.private_key_env)
     return Keeper(RoundsContract.from_deployment(w3, deployment), account,
-                  min_clients=deployment.config.min_clients, reopen_failed=config.reopen_failed)
+                  min_clients=deployment.config.min_clients, reopen_failed=config.reopen_failed,
+                  confirmations=config.confirmations, deploy_block=deployment.deploy_block)
 
 
 def run_keeper(config: KeeperConfig) -> None:
@@ -210,8 +254,9 @@ def run_keeper(config: KeeperConfig) -> None:
     scheduler.add_job(keeper.tick, "interval", seconds=config.interval_seconds, max_instances=1,
                       coalesce=True, id="keeper-tick")
     _stop_on_signals(lambda: scheduler.shutdown(wait=False))
-    log.info("role=keeper address=%s contract=%s event=started interval=%.1fs reopen_failed=%s",
-             keeper.account.address, keeper.contract.address, config.interval_seconds, config.reopen_failed)
+    log.info("role=keeper address=%s contract=%s event=started interval=%.1fs reopen_failed=%s confirmations=%d",
+             keeper.account.address, keeper.contract.address, config.interval_seconds, config.reopen_failed,
+             config.confirmations)
     keeper.tick()
     scheduler.start()
     log.info("role=keeper event=stopped")

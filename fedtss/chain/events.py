@@ -39,10 +39,19 @@ URL path may hold an API key), waits with exponential backoff and jitter, reconn
 catches up from the last block it delivered, so events emitted while it was away are
 delivered, in order, once.
 
-Reorgs. Local chains (anvil) do not reorganize. On a chain that does, pass
-``confirmations=k``: only logs of blocks ``<= head - k`` are delivered, so a reorg shallower
-than ``k`` blocks never reaches a handler (at the cost of ``k`` blocks of latency). Deeper
-reorgs are not handled: logs already delivered are never withdrawn.
+Reorganizations. With ``confirmations=k`` only logs of blocks ``<= head - k`` are delivered,
+so a reorganization shallower than ``k`` blocks never reaches a handler (at the cost of ``k``
+blocks of latency; ``k = 0`` delivers a block's logs as soon as it is the head). A deeper one
+is noticed, not ignored: the source remembers the hash of every block it delivered (seeded
+with the checkpoint's ``recent`` blocks) and, whenever the head moves, checks that the chain
+still has the last one. If it does not, the source finds the newest delivered block the chain
+still has (the fork point, :func:`~fedtss.chain.checkpoint.compute_fork_point`), logs one
+warning, and delivers the new branch from the block after it. Such a batch starts at or
+before a block already delivered; :func:`run_handlers` then rewinds the checkpoint first.
+Events of the lost branch are not withdrawn: a handler that acted on one acted on the chain
+as it was, and its idempotent re-run on the new branch sends only what the chain lacks.
+Each range's last block hash is read *before* its logs, so logs and hash that straddle a
+reorganization are caught at the next look, never trusted.
 """
 
 from __future__ import annotations
@@ -50,19 +59,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3, WebSocketProvider
-from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
+from web3.exceptions import BlockNotFound, ProviderConnectionError, TimeExhausted, Web3RPCError
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from fedtss.chain.checkpoint import Checkpoint
+from fedtss.chain.checkpoint import BlockRef, Checkpoint, compute_fork_point, remember_blocks
 from fedtss.chain.contract import ChainEvent, Deployment, RoundsContract
 from fedtss.chain.redaction import display_url, redact_node_urls
 from fedtss.errors import ConfigError
@@ -94,11 +103,26 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 @dataclass(frozen=True)
 class EventBatch:
-    """All of the contract's events in blocks ``first_block..last_block`` (maybe none), in order."""
+    """All of the contract's events in blocks ``first_block..last_block`` (maybe none), in order.
+
+    ``block_hashes`` maps ``last_block`` and every block with events to its hash. A batch whose
+    ``first_block`` is not after the previous batch's ``last_block`` follows a reorganization.
+    """
 
     events: tuple[ChainEvent, ...]
     first_block: int
     last_block: int
+    block_hashes: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Position:
+    """Where one :meth:`EventSource.batches` stream is: the last block delivered, the newest
+    delivered blocks by hash, and where to start over if none of them is left."""
+
+    last: int
+    recent: tuple[BlockRef, ...]
+    floor: int
 
 
 @dataclass(frozen=True)
@@ -164,22 +188,29 @@ class EventSource:
                 for event in batch.events:
                     yield event
 
-    async def batches(self, after_block: int, until_block: int | None = None) -> AsyncIterator[EventBatch]:
+    async def batches(self, after_block: int, until_block: int | None = None, *,
+                      recent: Sequence[BlockRef] = (), floor: int | None = None) -> AsyncIterator[EventBatch]:
         """Consecutive batches covering every block after ``after_block``, reconnecting as needed.
 
         A batch is yielded only when its blocks are complete, so a consumer that has
         handled it may record ``last_block`` as done. Endless, unless ``until_block`` is
         given: then the last batch ends exactly at that block.
+
+        ``recent``: the hashes of already handled blocks (a checkpoint's), so that a
+        reorganization of them is noticed from the start; ``floor``: the block to start over
+        after if the chain has none of them (default ``after_block``). After a
+        reorganization, the next batch starts right after the fork point (see the module doc).
         """
-        last = after_block
+        position = _Position(after_block, tuple(b for b in recent if b.number <= after_block),
+                             after_block if floor is None else floor)
         attempt = 0
-        while until_block is None or last < until_block:
+        while True:
             try:
                 async with self._connect() as w3:
-                    async for batch in self._follow(w3, last, until_block):
+                    async for batch in self._follow(w3, position, until_block):
                         attempt = 0
-                        last = batch.last_block
                         yield batch
+                return  # through until_block, on the chain as it is now
             except TRANSIENT_ERRORS as exc:
                 if self._falls_back_to_polling(exc):
                     continue
@@ -187,7 +218,7 @@ class EventSource:
                 delay = self.backoff.delay(attempt, self._rng)
                 log.warning(
                     "chain connection to %s failed (%s); reconnecting in %.1f s (attempt %d), then catching up after block %d",
-                    display_url(self.url), type(exc).__name__, delay, attempt, last,
+                    display_url(self.url), type(exc).__name__, delay, attempt, position.last,
                 )
                 await asyncio.sleep(delay)
 
@@ -222,15 +253,24 @@ class EventSource:
         async with AsyncWeb3(provider) as w3:
             yield w3
 
-    async def _follow(self, w3: AsyncWeb3, last: int, until_block: int | None) -> AsyncIterator[EventBatch]:
+    async def _follow(self, w3: AsyncWeb3, position: _Position, until_block: int | None) -> AsyncIterator[EventBatch]:
+        """Batches until ``until_block`` is delivered (or forever); always looks at the chain
+        once, so that an agent whose checkpoint is already there notices a reorganization."""
         wait_for_head = await self._head_waiter(w3)
-        while until_block is None or last < until_block:
-            head = await w3.eth.block_number - self.confirmations
-            async for batch in self._catch_up(w3, last, head if until_block is None else min(head, until_block)):
-                last = batch.last_block
-                yield batch
-            if until_block is None or last < until_block:
-                await wait_for_head()
+        seen_head = None
+        while True:
+            head = await w3.eth.get_block("latest")
+            if head["hash"] != seen_head:  # a new block, or a new branch: else nothing changed
+                await self._rewind_if_reorganized(w3, position, head)
+                target = head["number"] - self.confirmations
+                if until_block is not None:
+                    target = min(target, until_block)
+                async for batch in self._catch_up(w3, position, target, head):
+                    yield batch
+                seen_head = head["hash"]
+            if until_block is not None and position.last >= until_block:
+                return
+            await wait_for_head()
 
     async def _head_waiter(self, w3: AsyncWeb3) -> Callable[[], Awaitable[None]]:
         """A coroutine function that returns when the head may have moved."""
@@ -247,13 +287,57 @@ class EventSource:
 
         return next_head
 
-    async def _catch_up(self, w3: AsyncWeb3, last: int, head: int) -> AsyncIterator[EventBatch]:
-        """Batches for blocks ``last+1..head`` in ranges of at most ``max_block_range`` blocks."""
-        while last < head:
-            first, last = last + 1, min(head, last + self.max_block_range)
+    async def _rewind_if_reorganized(self, w3: AsyncWeb3, position: _Position, head: Mapping[str, Any]) -> None:
+        """Move ``position`` back to the fork point if the chain lost the last delivered block.
+
+        The head and its parent are known without a request; other remembered blocks are
+        read newest first until one is still on the chain (usually the first: no reorg).
+        """
+        canonical: dict[int, str | None] = {head["number"]: _hex(head["hash"]),
+                                            head["number"] - 1: _hex(head["parentHash"])}
+        for block in reversed(position.recent):
+            if block.number > head["number"]:
+                canonical[block.number] = None  # the chain is shorter than what was delivered
+            elif block.number not in canonical:
+                canonical[block.number] = await _block_hash(w3, block.number)
+            if canonical[block.number] == block.hash:
+                break
+        if not position.recent or canonical[position.recent[-1].number] == position.recent[-1].hash:
+            return
+        fork = compute_fork_point(position.recent, canonical, floor=position.floor)
+        log.warning("the chain reorganized: block %d %s is gone; handling again from block %d (fork point %d)",
+                    position.recent[-1].number, position.recent[-1].hash, fork + 1, fork)
+        position.last = min(position.last, fork)
+        position.recent = tuple(b for b in position.recent if b.number <= fork)
+
+    async def _catch_up(self, w3: AsyncWeb3, position: _Position, target: int,
+                        head: Mapping[str, Any]) -> AsyncIterator[EventBatch]:
+        """Batches for blocks ``position.last+1..target`` in ranges of at most ``max_block_range`` blocks."""
+        while position.last < target:
+            first, last = position.last + 1, min(target, position.last + self.max_block_range)
+            # The hash first, then the logs: logs of a newer branch under an older hash are
+            # caught at the next look; the other way round they would be trusted.
+            last_hash = _hex(head["hash"]) if last == head["number"] else await _block_hash(w3, last)
+            if last_hash is None:
+                return  # the chain got shorter meanwhile: the next look rewinds
             logs = await w3.eth.get_logs({"address": self.address, "fromBlock": first, "toBlock": last})
             ordered = sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
-            yield EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last)
+            hashes = {entry["blockNumber"]: _hex(entry["blockHash"]) for entry in ordered} | {last: last_hash}
+            position.last = last
+            position.recent = remember_blocks(position.recent, [BlockRef(n, h) for n, h in sorted(hashes.items())])
+            yield EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last, hashes)
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+async def _block_hash(w3: AsyncWeb3, number: int) -> str | None:
+    """The hash of the chain's block ``number`` now, or None if the chain is not that long."""
+    try:
+        return _hex((await w3.eth.get_block(number))["hash"])
+    except BlockNotFound:
+        return None
 
 
 async def run_handlers(
@@ -266,14 +350,18 @@ async def run_handlers(
     """Feed every event after the checkpoint to ``handle``, advancing the checkpoint per block.
 
     ``handle`` MUST BE IDEMPOTENT: after a crash the events of the block being handled are
-    delivered again (see the module doc). An exception from ``handle`` stops the loop and
-    propagates, leaving the checkpoint before that event's block. Runs forever, or returns
-    once every block through ``until_block`` is handled (the checkpoint is then exactly there).
+    delivered again, and after a reorganization those of the new branch (see the module
+    doc). An exception from ``handle`` stops the loop and propagates, leaving the checkpoint
+    before that event's block. Runs forever, or returns once every block through
+    ``until_block`` is handled (the checkpoint is then exactly there).
     """
-    async with aclosing(source.batches(checkpoint.block, until_block)) as batches:
+    batches = source.batches(checkpoint.block, until_block, recent=checkpoint.recent, floor=checkpoint.floor)
+    async with aclosing(batches):
         async for batch in batches:
+            if batch.first_block <= checkpoint.block:  # a new branch from the fork point on
+                checkpoint.rewind(batch.first_block - 1)
             for block_number, events in groupby(batch.events, key=lambda event: event.block_number):
                 for event in events:
                     await handle(event)
-                checkpoint.save(block_number)
-            checkpoint.save(batch.last_block)
+                checkpoint.save(block_number, batch.block_hashes.get(block_number))
+            checkpoint.save(batch.last_block, batch.block_hashes.get(batch.last_block))

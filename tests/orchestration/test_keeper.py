@@ -136,6 +136,37 @@ def test_keeper_config_polls_over_http_and_refuses_bad_fields(tmp_path) -> None:
     path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\n[keeper]\nreopen_failed = true\n')
     config = load_keeper_config(path)
     assert config.reopen_failed and config.interval_seconds == 2.0
+    assert config.confirmations == 0
+
+
+def test_keeper_config_reads_confirmations_and_refuses_a_bad_number(tmp_path) -> None:
+    path = tmp_path / "keeper.toml"
+    path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\nconfirmations = 12\n')
+    assert load_keeper_config(path).confirmations == 12
+    for bad in ("-1", "true", "2.5", "1001"):
+        path.write_text(f'[node]\nrpc_url = "http://x"\ndeployment = "d.json"\nconfirmations = {bad}\n')
+        with pytest.raises(ConfigError, match="confirmations"):
+            load_keeper_config(path)
+
+
+def test_keeper_with_confirmations_acts_only_once_the_passed_deadline_is_that_deep(chain, rounds) -> None:
+    _submit(rounds, chain, 3)
+    chain.increase_time(PERIOD + 1)  # the first block stamped after the deadline: the head, 0 deep
+    keeper = Keeper(rounds, chain.accounts[20], min_clients=3, confirmations=1)
+    assert keeper.tick() is None
+    assert rounds.state(1) is RoundState.Collecting
+    chain.w3.provider.make_request("evm_mine", [])  # now it is 1 deep
+    assert keeper.tick() is KeeperAction.CLOSE_COLLECTION
+    assert rounds.state(1) is RoundState.Aggregating
+
+
+def test_keeper_with_confirmations_waits_for_the_deployment_to_be_that_deep(chain, deploy, caplog) -> None:
+    contract = deploy()
+    head = chain.w3.eth.block_number
+    keeper = Keeper(contract, chain.accounts[20], min_clients=3, confirmations=5, deploy_block=head)
+    with caplog.at_level(logging.WARNING, logger="fedtss.keeper"):
+        assert keeper.tick() is None
+    assert caplog.records == []  # no contract 5 blocks down is not a node error
 
 
 def test_keeper_acts_on_an_idle_chain_whose_latest_block_predates_the_deadline(chain, deploy) -> None:

@@ -1,5 +1,6 @@
 """The event stream against real anvil: WebSocket and polling agree, checkpoints resume exactly,
-a crash re-delivers one block, and a node restart loses nothing."""
+a crash re-delivers one block, a node restart loses nothing, and a reorganized chain is
+followed from the fork point."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import random
 
 import pytest
 
-from fedtss.chain.checkpoint import Checkpoint
-from fedtss.chain.events import Backoff, ChainEvent, EventSource, run_handlers
+from fedtss.chain.checkpoint import BlockRef, Checkpoint
+from fedtss.chain.events import Backoff, ChainEvent, EventBatch, EventSource, run_handlers
 from fedtss.errors import ConfigError
 from tests.fedtss.chain.conftest import deploy_with_record
+from tests.fixtures.reorg import reorganize_from
 
 FAST = {"poll_interval": 0.05, "idle_check": 0.5, "backoff": Backoff(initial=0.2, maximum=1.0)}
 TIMEOUT_S = 15.0
@@ -282,3 +284,119 @@ def test_a_node_that_refuses_websocket_for_now_is_retried_on_websocket_not_switc
     finally:
         node.close()
     assert source.transport == "websocket" and source.url == ws(node.url)
+
+
+# ------------------------------------------------------------------ reorganizations
+
+
+def _event(name: str, block: int) -> ChainEvent:
+    return ChainEvent(name, {"round": 1}, block_number=block, tx_hash=f"0x{block:02x}", log_index=0)
+
+
+class _ScriptedSource:
+    """What a source yields around a reorganization, without a node: the script is the chain."""
+
+    def __init__(self, *script: EventBatch) -> None:
+        self.script, self.asked = script, None
+
+    async def batches(self, after_block, until_block=None, *, recent=(), floor=None):
+        self.asked = (after_block, tuple(recent), floor)
+        for batch in self.script:
+            yield batch
+
+
+def test_run_handlers_rewinds_the_checkpoint_to_the_fork_point_before_a_new_branch(tmp_path):
+    path = tmp_path / "checkpoint.json"
+    closed_then_lost = EventBatch((_event("CollectionClosed", 11),), 10, 12, {11: "0x11a", 12: "0x12a"})
+    new_branch = EventBatch((_event("CollectionClosed", 12),), 11, 13, {12: "0x12b", 13: "0x13b"})
+    handled: list[ChainEvent] = []
+
+    async def record(event: ChainEvent) -> None:
+        handled.append(event)
+
+    checkpoint = Checkpoint(path, deployment="d", start_block=10)
+    asyncio.run(run_handlers(_ScriptedSource(closed_then_lost), record, checkpoint))
+    assert checkpoint.block == 12 and checkpoint.recent == (BlockRef(11, "0x11a"), BlockRef(12, "0x12a"))
+
+    restarted = Checkpoint(path, deployment="d", start_block=10)
+    source = _ScriptedSource(new_branch)
+    asyncio.run(run_handlers(source, record, restarted))
+
+    assert source.asked == (12, (BlockRef(11, "0x11a"), BlockRef(12, "0x12a")), 9)  # what the source checks
+    assert [e.block_number for e in handled] == [11, 12]  # the re-mined event is handled
+    assert restarted.block == 13 and restarted.recent == (BlockRef(12, "0x12b"), BlockRef(13, "0x13b"))
+
+
+def _run(source: EventSource, deployed, path, until_block: int) -> list[ChainEvent]:
+    """One agent process: read the checkpoint, handle (record) events up to ``until_block``."""
+    handled: list[ChainEvent] = []
+
+    async def record(event: ChainEvent) -> None:
+        handled.append(event)
+
+    checkpoint = Checkpoint.for_deployment(path, deployed.deployment)
+    asyncio.run(asyncio.wait_for(run_handlers(source, record, checkpoint, until_block=until_block), TIMEOUT_S))
+    assert checkpoint.block == until_block
+    return handled
+
+
+@pytest.mark.parametrize("scheme", ["http", "ws"])
+def test_a_live_source_follows_a_reorg_and_delivers_the_re_mined_collection_closed(chain, deployed, scheme, caplog):
+    deployed.start_training()
+    deployed.submit(0)
+    deployed.submit(1)
+    closing = deployed.submit(2)  # UpdateSubmitted and CollectionClosed
+    chain.w3.provider.make_request("evm_mine", [])  # a block on top, which the reorg replaces too
+    url = ws(chain.url) if scheme == "ws" else chain.url
+    source = EventSource.from_deployment(url, deployed.deployment, **FAST)
+    seen: list[ChainEvent] = []
+
+    async def consume() -> None:
+        async for event in source.events(deployed.deployment.deploy_block):
+            seen.append(event)
+            if [e.name for e in seen].count("CollectionClosed") == 2:
+                return
+
+    async def scenario() -> None:
+        consumer = asyncio.create_task(consume())
+        while len(seen) < 6:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the source has looked at the head since
+        await asyncio.to_thread(reorganize_from, chain.w3, closing)
+        await asyncio.wait_for(consumer, TIMEOUT_S)
+
+    with caplog.at_level(logging.WARNING, logger="fedtss.chain.events"):
+        asyncio.run(scenario())
+
+    assert [e.name for e in seen[6:]] == ["UpdateSubmitted", "CollectionClosed"]
+    # The same transaction at the same place in a new block (whose timestamp may differ).
+    assert [(where(e), e.tx_hash) for e in seen[6:]] == [(where(e), e.tx_hash) for e in seen[4:6]]
+    assert all(e.block_number == closing for e in seen[4:])
+    assert f"handling again from block {closing}" in caplog.text
+
+
+def test_a_restarted_agent_handles_the_branch_that_replaced_its_checkpoint_after_evm_revert(chain, deployed, tmp_path):
+    w3 = chain.w3
+    path = tmp_path / "checkpoint.json"
+    deployed.start_training()
+    deployed.submit(0)
+    before_close = deployed.submit(1)
+    snapshot = chain.node.snapshot()  # evm_snapshot
+    closing = deployed.submit(2)
+    raw = w3.eth.get_raw_transaction(w3.eth.get_block(closing)["transactions"][0])
+    for _ in range(2):
+        w3.provider.make_request("evm_mine", [])
+    source = EventSource.from_deployment(chain.url, deployed.deployment, **FAST)
+    first_run = _run(source, deployed, path, closing + 2)
+    assert [e.name for e in first_run][-1] == "CollectionClosed"
+
+    chain.node.revert(snapshot)  # evm_revert: the agent is down; the chain forgets the closing update...
+    w3.provider.make_request("evm_mine", [])
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))  # ...and mines it one block later
+    w3.provider.make_request("evm_mine", [])
+    assert w3.eth.block_number == closing + 2  # the same height as the checkpoint, on another branch
+
+    second_run = _run(source, deployed, path, closing + 2)
+    assert [e.name for e in second_run] == ["UpdateSubmitted", "CollectionClosed"]
+    assert {e.block_number for e in second_run} == {closing + 1}
+    assert all(e.block_number > before_close for e in second_run)

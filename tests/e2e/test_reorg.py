@@ -1,0 +1,43 @@
+"""End to end on anvil, one OS process per agent: a round survives a reorganization of its
+``CollectionClosed``.
+
+The round first finalizes as usual. Then ``anvil_reorg`` replaces every block from the one
+holding ``CollectionClosed`` on by another branch that re-mines only the closing update: the
+aggregate shares, the votes and the finalization are gone, and the round is back in
+Aggregating at the same head height. Every member's checkpoint names a block the chain no
+longer has, so each goes back to the fork point, handles the re-mined ``CollectionClosed``
+and the round finalizes again, to the same model (the inputs are the same).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fedtss.chain import RoundState
+from orchestration.launcher import RoundTracker
+from tests.fixtures.reorg import reorganize_from
+
+from .conftest import ROUND_TIMEOUT
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_round_whose_collection_closed_was_reorganized_away_finalizes_on_the_new_branch(small_federation) -> None:
+    federation, tracker = small_federation(rounds=1)
+    tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
+    first_model = tracker.records[1].model_cid
+    (closed,) = tracker.round_events(1, "CollectionClosed")
+
+    reorganize_from(federation.chain.w3, closed.block_number)
+    assert federation.contract.round_info(1).state is RoundState.Aggregating
+    assert federation.contract.round_info(1).shares == 0
+
+    again = RoundTracker(federation, evaluate_models=False)  # reads the new branch from the deploy block
+    again.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
+    record = again.records[1]
+    assert record.state == "Finalized" and record.participants == 3
+    assert record.model_cid == first_model
+    (reclosed,) = again.round_events(1, "CollectionClosed")
+    assert reclosed.block_number == closed.block_number and reclosed.tx_hash == closed.tx_hash
+    for name in federation.member_names:
+        assert "the chain reorganized" in federation.log_path(name).read_text(encoding="utf-8")
