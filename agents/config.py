@@ -5,6 +5,7 @@
 
 Every value is checked at load, and a bad one raises :class:`ConfigError` naming the file
 and the field (``client-3.toml: [client] epochs: …``), so a process never starts half-set-up.
+A file with several problems gets one error listing all of them, so it is fixed in one go.
 The file holds no secret: keys come from environment variables or an encrypted keystore
 named here. Relative paths are taken relative to the directory the process runs in (the
 launcher runs every agent from the repository root), not to the config file::
@@ -17,6 +18,10 @@ launcher runs every agent from the repository root), not to the config file::
     private_key_env = "FEDTSS_PRIVATE_KEY"    # or keystore = "file.json" + password_env / password_file
     # http_url = "http://127.0.0.1:8545"      # transactions and views (default: rpc_url, ws -> http)
     max_blob_bytes = 268435456                # size limit on every get
+    store_timeout_seconds = 30.0              # Kubo RPC: to connect, send, or wait between bytes
+    fetch_timeout_seconds = 60.0              # Kubo RPC: to find and send one blob (members: also
+                                              # at most half the time left to the aggregation deadline)
+    confirmations = 0                         # handle a block's events once it is this deep (0: at once)
 
     [federation]                              # identical for every node of one federation
     seed = 7
@@ -70,6 +75,7 @@ __all__ = [
 Role = Literal["client", "aggregator"]
 
 DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
+MAX_CONFIRMATIONS = 1000
 _TRAIN_DEFAULTS = TrainConfig()
 
 
@@ -94,6 +100,14 @@ class NodeSettings:
     password_env: str = DEFAULT_PASSWORD_ENV
     password_file: Path | None = None
     max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
+    #: Kubo RPC store only: seconds to connect, send, or wait between received bytes.
+    store_timeout_seconds: float = 30.0
+    #: Kubo RPC store only: seconds the daemon may look for and send one blob, so a CID
+    #: nobody serves costs at most this long.
+    fetch_timeout_seconds: float = 60.0
+    #: Blocks an event's block must have on top of it before the agent handles it (0: at the
+    #: head, right for a local dev chain; see the README for real networks).
+    confirmations: int = 0
 
 
 @dataclass(frozen=True)
@@ -184,13 +198,14 @@ def parse_node_config(document: Mapping[str, Any], *, role: Role, path: Path) ->
     config = NodeConfig(
         path=path,
         role=role,
-        node=_node_settings(tables.table("node")),
-        federation=_federation_settings(tables.table("federation", required=False)),
-        client=_client_settings(tables.table("client")) if role == "client" else None,
-        aggregator=_aggregator_settings(tables.table("aggregator", required=False))
+        node=tables.parse("node", _node_settings),
+        federation=tables.parse("federation", _federation_settings, required=False),
+        client=tables.parse("client", _client_settings) if role == "client" else None,
+        aggregator=tables.parse("aggregator", _aggregator_settings, required=False)
         if role == "aggregator"
         else None,
     )
+    tables.raise_problems()
     return config
 
 
@@ -198,43 +213,76 @@ def parse_node_config(document: Mapping[str, Any], *, role: Role, path: Path) ->
 
 
 class _Tables:
-    """The top-level tables of one file, for error messages that name file and table."""
+    """The top-level tables of one file, for error messages that name file and table.
+
+    Problems are collected, not raised one by one: :meth:`raise_problems` reports every bad
+    field of the file in one :class:`ConfigError` (a bad field reads as its default, or None,
+    meanwhile, so the other fields are still checked).
+    """
 
     def __init__(self, document: Mapping[str, Any], path: Path) -> None:
         self.document, self.path = document, path
+        self.problems: list[str] = []
 
     def only(self, allowed: set[str]) -> None:
         unknown = sorted(set(self.document) - allowed)
         if unknown:
-            raise ConfigError(f"{self.path}: unknown table(s) {unknown}; this role reads {sorted(allowed)}")
+            self.problems.append(f"unknown table(s) {unknown}; this role reads {sorted(allowed)}")
 
-    def table(self, name: str, *, required: bool = True) -> _Table:
+    def table(self, name: str, *, required: bool = True) -> _Table | None:
         value = self.document.get(name)
         if value is None and not required:
             value = {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{self.path}: missing the [{name}] table")
-        return _Table(value, f"{self.path}: [{name}]")
+            self.problems.append(f"missing the [{name}] table")
+            return None
+        return _Table(value, self.path, name, self.problems)
+
+    def parse(self, name: str, settings: Callable[[_Table], Any], *, required: bool = True) -> Any:
+        """``settings(table)``; a check that still raises is collected like the others."""
+        table = self.table(name, required=required)
+        if table is None:
+            return None
+        try:
+            return settings(table)
+        except ConfigError as exc:
+            self.problems.append(str(exc).removeprefix(f"{self.path}: "))
+            return None
+
+    def raise_problems(self) -> None:
+        if len(self.problems) == 1:
+            raise ConfigError(f"{self.path}: {self.problems[0]}")
+        if self.problems:
+            raise ConfigError(f"{self.path}: {len(self.problems)} problems:\n"
+                              + "\n".join(f"  {problem}" for problem in self.problems))
 
 
 class _Table:
     """Typed reads from one table; every read names the field on failure; unknown keys refused."""
 
-    def __init__(self, values: dict[str, Any], where: str) -> None:
-        self.values, self.where, self.read = values, where, set()
+    def __init__(self, values: dict[str, Any], path: Path, name: str, problems: list[str]) -> None:
+        self.values, self.name, self.read, self.problems = values, f"[{name}]", set(), problems
+        self.where = f"{path}: {self.name}"
 
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.where} {key}: {message}")
 
+    def report(self, key: str, message: str) -> None:
+        """Record a bad field; the error listing all of them is raised once the file is read."""
+        self.problems.append(f"{self.name} {key}: {message}")
+
     def get(self, key: str, default: Any, check: Callable[[Any], bool], expected: str) -> Any:
+        """The value of ``key``; a missing or bad one is reported and reads as its default (or None)."""
         self.read.add(key)
+        fallback = None if default is _REQUIRED else default
         if key not in self.values:
             if default is _REQUIRED:
-                raise self.fail(key, f"missing; expected {expected}")
-            return default
+                self.report(key, f"missing; expected {expected}")
+            return fallback
         value = self.values[key]
         if isinstance(value, bool) or not check(value):
-            raise self.fail(key, f"expected {expected}, got {value!r:.80}")
+            self.report(key, f"expected {expected}, got {value!r:.80}")
+            return fallback
         return value
 
     def text(self, key: str, default: Any = None) -> str | None:
@@ -257,7 +305,7 @@ class _Table:
     def done(self) -> None:
         unknown = sorted(set(self.values) - self.read)
         if unknown:
-            raise ConfigError(f"{self.where}: unknown key(s) {unknown}; check their spelling")
+            self.problems.append(f"{self.name}: unknown key(s) {unknown}; check their spelling")
 
 
 _REQUIRED = object()
@@ -280,15 +328,20 @@ def _node_settings(table: _Table) -> NodeSettings:
         password_env=table.text("password_env", DEFAULT_PASSWORD_ENV),
         password_file=table.path("password_file"),
         max_blob_bytes=table.integer("max_blob_bytes", DEFAULT_MAX_BLOB_BYTES, 1024, 2**40),
+        store_timeout_seconds=table.number("store_timeout_seconds", 30.0),
+        fetch_timeout_seconds=table.number("fetch_timeout_seconds", 60.0),
+        confirmations=table.integer("confirmations", 0, 0, MAX_CONFIRMATIONS),
     )
     table.done()
     return settings
 
 
-def _url(table: _Table, key: str, url: str, schemes: tuple[str, ...]) -> str:
-    if not url.startswith(tuple(f"{scheme}://" for scheme in schemes)):
-        raise table.fail(key, f"must start with {' or '.join(s + '://' for s in schemes)}")
-    return url
+def _url(table: _Table, key: str, url: str | None, schemes: tuple[str, ...]) -> str:
+    """``url``, or "" once it is reported (so http_url's default does not report it twice)."""
+    if url and not url.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+        table.report(key, f"must start with {' or '.join(s + '://' for s in schemes)}")
+        return ""
+    return url or ""
 
 
 def _federation_settings(table: _Table) -> FederationSettings:
@@ -313,7 +366,7 @@ def _client_settings(table: _Table) -> ClientSettings:
     d = _TRAIN_DEFAULTS
     momentum = table.number("momentum", d.momentum, low_inclusive=True)
     if momentum >= 1:
-        raise table.fail("momentum", f"must be in [0, 1), got {momentum}")
+        table.report("momentum", f"must be in [0, 1), got {momentum}")
     settings = ClientSettings(
         data=table.path("data", _REQUIRED),
         index=table.integer("index", _REQUIRED, 0, 2**31),

@@ -16,6 +16,13 @@ after the checkpoint in ``state_dir``; after a crash the events of at most one b
 again, and step 1 makes the second delivery a no-op (the views say "already submitted").
 Agents persist nothing else.
 
+Reorganizations. Events are handled once their block is ``confirmations`` deep (the node
+config's ``[node] confirmations``, 0 on a local dev chain). The checkpoint remembers the
+hashes of the last handled blocks; if the chain replaces them, the agent goes back to the
+fork point and handles the new branch, and step 1 again makes it send only what the new
+branch lacks (a share whose transaction was reorganized away is sent again; one the new
+branch holds is not).
+
 A node or store that goes away mid-event (connection refused, timeout, the node refusing a
 transaction) does not stop the agent: :func:`handle_event_retrying` logs the error's class,
 waits with exponential backoff and handles the same event again from step 1, for as long as
@@ -153,7 +160,8 @@ def connect_node(config: NodeConfig, environ: Mapping[str, str]) -> Node:
         deployment=deployment,
         contract=RoundsContract.from_deployment(w3, deployment),
         account=account,
-        store=open_store(config.node.store),
+        store=open_store(config.node.store, timeout=config.node.store_timeout_seconds,
+                         fetch_timeout=config.node.fetch_timeout_seconds),
     )
 
 
@@ -265,10 +273,11 @@ def format_fields(**fields: Any) -> str:
 async def run_agent(agent: Agent, *, until_block: int | None = None, **source_options: Any) -> None:
     """Handle every event after the checkpoint, forever (or up to ``until_block``)."""
     node = agent.node
-    source = EventSource.from_deployment(node.config.node.rpc_url, node.deployment, **source_options)
+    source = EventSource.from_deployment(node.config.node.rpc_url, node.deployment,
+                                         **{"confirmations": node.config.node.confirmations, **source_options})
     checkpoint = Checkpoint.for_deployment(Path(node.config.node.state_dir) / CHECKPOINT_FILE, node.deployment)
     log.info(format_fields(role=agent.role, address=node.address, started=source.transport,
-                           after_block=checkpoint.block))
+                           after_block=checkpoint.block, confirmations=source.confirmations))
 
     async def handle(event: ChainEvent) -> None:
         # Training and waiting block: run them off the loop so the WebSocket stays answered.

@@ -79,10 +79,12 @@ def too_large(cid: str, size: int | None, max_bytes: int, *, source: str) -> Blo
                         f"set for it; raise max_bytes if such a blob is expected")
 
 
-def open_store(location: str | os.PathLike[str], *, timeout: float | None = None) -> ContentStore:
+def open_store(location: str | os.PathLike[str], *, timeout: float | None = None,
+               fetch_timeout: float | None = None) -> ContentStore:
     """Open the store at ``location``: a directory path, ``file://`` URL, or Kubo RPC URL.
 
-    ``timeout`` (seconds) applies to a Kubo RPC store only; ``None`` keeps its default.
+    ``timeout`` and ``fetch_timeout`` (seconds, see :class:`~fedtss.storage.kubo.KuboStore`)
+    apply to a Kubo RPC store only; ``None`` keeps its default.
     """
     from fedtss.storage.kubo import KuboStore
     from fedtss.storage.local import LocalStore
@@ -90,7 +92,8 @@ def open_store(location: str | os.PathLike[str], *, timeout: float | None = None
     text = os.fspath(location)
     scheme = urlsplit(text).scheme.lower() if "://" in text else ""
     if scheme in ("http", "https"):
-        return KuboStore(text) if timeout is None else KuboStore(text, timeout=timeout)
+        limits = {"timeout": timeout, "fetch_timeout": fetch_timeout}
+        return KuboStore(text, **{name: value for name, value in limits.items() if value is not None})
     if scheme == "file":
         parts = urlsplit(text)
         if parts.netloc not in ("", "localhost"):

@@ -8,6 +8,7 @@ import pytest
 
 from agents.config import load_node_config
 from fedtss.errors import ConfigError
+from fedtss.storage import KuboStore, open_store
 
 NODE = """
 [node]
@@ -68,6 +69,8 @@ def test_aggregator_config_loads(tmp_path: Path) -> None:
         (NODE.replace("ws://", "ftp://"), "aggregator", "[node] rpc_url"),
         (NODE.replace('store = "runs/demo/store"', ""), "aggregator", "[node] store"),
         (NODE + "max_blob_bytes = 10\n", "aggregator", "[node] max_blob_bytes"),
+        (NODE + "fetch_timeout_seconds = 0\n", "aggregator", "[node] fetch_timeout_seconds"),
+        (NODE + "store_timeout_seconds = inf\n", "aggregator", "[node] store_timeout_seconds"),
         (NODE + "privat_key_env = 'X'\n", "aggregator", "privat_key_env"),
         (NODE + FEDERATION.replace("5.0", "-1.0"), "aggregator", "[federation] clip_norm"),
         (NODE + "[federation]\nmax_samples = 1099511627776\n", "aggregator", "overflow the field"),
@@ -83,6 +86,42 @@ def test_bad_config_is_refused_naming_file_and_field(tmp_path: Path, text: str, 
     assert str(path) in str(info.value)
 
 
+def test_store_timeouts_from_the_node_config_reach_a_kubo_store(tmp_path: Path) -> None:
+    text = NODE.replace('"runs/demo/store"', '"http://127.0.0.1:5001"')
+    config = load_node_config(_write(tmp_path, text + "store_timeout_seconds = 4.5\nfetch_timeout_seconds = 9\n"),
+                              role="aggregator")
+    assert (config.node.store_timeout_seconds, config.node.fetch_timeout_seconds) == (4.5, 9.0)
+    store = open_store(config.node.store, timeout=config.node.store_timeout_seconds,
+                       fetch_timeout=config.node.fetch_timeout_seconds)
+    assert isinstance(store, KuboStore) and store.fetch_timeout == 9.0
+    defaults = load_node_config(_write(tmp_path, NODE), role="aggregator").node
+    assert (defaults.store_timeout_seconds, defaults.fetch_timeout_seconds) == (30.0, 60.0)
+
+
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_node_config(tmp_path / "absent.toml", role="client")
+
+
+def test_a_config_with_several_problems_reports_all_of_them_at_once(tmp_path: Path) -> None:
+    text = (NODE.replace("ws://", "ftp://").replace('store = "runs/demo/store"', "") + "privat_key_env = 'X'\n"
+            + FEDERATION.replace("5.0", "-1.0")
+            + CLIENT.replace("epochs = 2", "epochs = 0").replace("index = 3", "") + "momentum = 1.5\n"
+            + "\n[aggregator]\n")
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_node_config(path, role="client")
+    message = str(info.value)
+    assert message.startswith(f"{path}: 8 problems:\n")
+    for names in ("unknown table(s) ['aggregator']", "[node] rpc_url: must start with", "[node] store: missing",
+                  "[node]: unknown key(s) ['privat_key_env']", "[federation] clip_norm", "[client] epochs",
+                  "[client] index: missing", "[client] momentum: must be in [0, 1)"):
+        assert names in message
+
+
+def test_a_missing_table_is_reported_with_the_problems_of_the_others(tmp_path: Path) -> None:
+    path = _write(tmp_path, FEDERATION.replace("hidden = 32", "hidden = 0") + CLIENT)
+    with pytest.raises(ConfigError) as info:
+        load_node_config(path, role="client")
+    assert "2 problems" in str(info.value)
+    assert "missing the [node] table" in str(info.value) and "[federation] hidden" in str(info.value)

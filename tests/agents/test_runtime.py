@@ -1,4 +1,5 @@
-"""The shared runner with the real event source: catch up, act, checkpoint, restart without resending."""
+"""The shared runner with the real event source: catch up, act, checkpoint, restart without resending,
+follow a reorganized chain, and hold events back by the configured confirmations."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ import requests
 from web3.exceptions import Web3RPCError
 
 from agents.client import build_client_agent
+from agents.config import parse_node_config
 from agents.runtime import CHECKPOINT_FILE, Outcome, format_fields, handle_event_retrying, is_transient, main, run_agent
 from fedtss.chain import ChainEvent, redact_node_urls
 from fedtss.chain.events import Backoff
-from fedtss.errors import BlobNotFound, ChainError, ContractRevert, FormatError, StorageError
+from fedtss.errors import BlobNotFound, ChainError, ConfigError, ContractRevert, FormatError, StorageError
 from tests.agents.conftest import Federation
+from tests.fixtures.reorg import reorganize_from
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,3 +172,67 @@ def test_an_unexpected_error_stops_the_agent_with_status_1_and_keeps_the_node_ke
     assert status == 1
     assert "stopped=ConnectionError" in caplog.text and "Traceback" in caplog.text
     assert "SECRET-API-KEY" not in caplog.text
+
+
+def _with_node_settings(agent, **changes) -> None:
+    config = agent.node.config
+    agent.node.config = replace(config, node=replace(config.node, **changes))
+
+
+def _closing_block(fed: Federation) -> int:
+    (closed,) = [e for e in fed.events() if e.name == "CollectionClosed"]
+    return closed.block_number
+
+
+def test_a_member_whose_collection_closed_was_reorganized_away_handles_the_re_mined_one(
+    make_federation_in, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="fedtss.agents")
+    fed: Federation = make_federation_in(clients=2, members=2, threshold=2)
+    fed.drive(fed.clients)  # both clients submit; the second update closes collection
+    member = fed.members[0]
+    me = member.node.address
+    closing = _closing_block(fed)
+    _run_until_head(member, fed)
+    assert fed.contract.member(me)[1] == 1  # it posted its aggregate share...
+
+    reorganize_from(fed.chain.w3, closing)  # ...in a block that another branch replaced
+    assert fed.contract.member(me)[1] == 0 and _closing_block(fed) == closing
+
+    _run_until_head(member, fed)  # the same head number: only the hashes say it is another chain
+
+    assert fed.contract.member(me)[1] == 1
+    lines = [r.getMessage() for r in caplog.records if "event=CollectionClosed" in r.getMessage()]
+    assert len(lines) == 2 and all("action=aggregate_and_submit" in line for line in lines)
+
+
+def test_confirmations_from_the_node_config_hold_back_the_newest_blocks(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=2, members=2, threshold=2)
+    client = fed.clients[0]
+    _with_node_settings(client, confirmations=1)
+    head = fed.chain.w3.eth.block_number  # RoundOpened is in the head block: not yet 1 deep
+    checkpoint = Path(client.node.config.node.state_dir) / CHECKPOINT_FILE
+
+    with pytest.raises(TimeoutError):  # it waits for a block on top of RoundOpened's
+        asyncio.run(asyncio.wait_for(run_agent(client, until_block=head, poll_interval=0.05), 2))
+    assert not fed.contract.has_submitted(1, client.node.address)
+
+    fed.chain.w3.provider.make_request("evm_mine", [])
+    asyncio.run(asyncio.wait_for(run_agent(client, until_block=head, poll_interval=0.05), 30))
+    assert fed.contract.has_submitted(1, client.node.address)
+    assert f'"block": {head}' in checkpoint.read_text()
+
+
+def _member_document(**node: object) -> dict:
+    return {"node": {"rpc_url": "ws://127.0.0.1:8545", "deployment": "d.json", "store": "store",
+                     "state_dir": "state", **node}, "aggregator": {}}
+
+
+def test_confirmations_in_the_node_config_default_to_0_and_refuse_what_is_not_a_block_count(tmp_path) -> None:
+    path = tmp_path / "member-1.toml"
+    assert parse_node_config(_member_document(), role="aggregator", path=path).node.confirmations == 0
+    assert parse_node_config(_member_document(confirmations=12), role="aggregator",
+                             path=path).node.confirmations == 12
+    for bad in (-1, 2.5, True, 10**6):
+        with pytest.raises(ConfigError, match="confirmations"):
+            parse_node_config(_member_document(confirmations=bad), role="aggregator", path=path)
