@@ -7,10 +7,14 @@ Member j, in one round:
 1. ``CollectionClosed`` -> :func:`on_collection_closed` decides (skip if it already posted a
    share this round, or the round moved on); :func:`aggregate_and_submit` takes the
    submitters in order (index i = bit i), and for each one fetches and checks the manifest,
-   fetches and opens its sealed share j (:func:`open_client_share`). Any failure excludes
-   that client, logged with its address and the reason class. :func:`aggregate_shares` sums
-   the rest mod p in submission order; the member stores the sum and sends
-   ``submitAggregateShare(round, CID, includedBitmap)``.
+   fetches and opens its sealed share j (:func:`open_client_share`), several clients at a
+   time and within half the time left to the aggregation deadline. Any failure, even one no
+   check foresaw, excludes that client only: logged with its address and the reason class
+   and recorded in ``state_dir/exclusions.jsonl``. :func:`aggregate_shares` sums the rest
+   mod p in submission order; the member stores the sum and sends
+   ``submitAggregateShare(round, CID, includedBitmap)``, unless ThresholdReached already
+   fixed a different client set (then it posts nothing: two public sums over sets that
+   differ in one client would reveal that client's update).
 2. ``ThresholdReached(round, set)`` -> :func:`on_threshold_reached`;
    :func:`reconstruct_and_propose` waits until all n members posted (or
    ``share_wait_seconds``; longer while only t shares are there, and again for one more
@@ -27,11 +31,14 @@ over exactly that set, so the committee cannot be split: the chain's order decid
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -87,6 +94,13 @@ __all__ = [
 #: Errors that exclude one client (bad bytes, missing blob, unopenable share), never a crash.
 CLIENT_FAULTS = (FormatError, StorageError, ShareError)
 _POLL_SECONDS = 0.2
+#: Blobs a member fetches at once; each is one thread waiting on the store.
+FETCH_WORKERS = 8
+#: Share of the time left to the aggregation deadline a member spends fetching clients' blobs;
+#: the rest is for summing, storing the aggregate share and getting its transaction mined.
+FETCH_SHARE_OF_DEADLINE = 0.5
+#: Each member's record of the parties it excluded, one JSON object a line, in ``state_dir``.
+EXCLUSIONS_FILE = "exclusions.jsonl"
 
 
 # ------------------------------------------------------------------------ decide
@@ -221,21 +235,48 @@ def open_client_share(
 def collect_client_shares(
     store: ContentStore, submissions: Sequence[Submission], terms: RoundTerms, *,
     member_index: int, private_key: bytes, max_blob_bytes: int,
+    budget_seconds: float | None = None, workers: int = FETCH_WORKERS,
 ) -> tuple[dict[int, NDArray[np.uint64]], list[Exclusion]]:
-    """Every submitter's opened share by bit index, and the clients excluded (with why)."""
+    """Every submitter's opened share by bit index, and the clients excluded (with why).
+
+    Clients are fetched ``workers`` at a time, so one slow or unprovidable blob costs its
+    own client, not the others. A client whose share is not open after ``budget_seconds``
+    is excluded as ``FetchTimedOut`` (its fetch is abandoned, not awaited). Anything a
+    client's bytes make go wrong excludes that client, even an exception no check foresaw:
+    only our own store being unreachable (:func:`is_store_down`) is raised, to be retried.
+    """
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch")
+    try:
+        futures = {
+            pool.submit(open_client_share, store, submission, terms, member_index=member_index,
+                        private_key=private_key, max_blob_bytes=max_blob_bytes): submission
+            for submission in submissions
+        }
+        done, late = wait(futures, timeout=budget_seconds)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     shares: dict[int, NDArray[np.uint64]] = {}
-    excluded: list[Exclusion] = []
-    for submission in submissions:
-        try:
-            shares[submission.index] = open_client_share(
-                store, submission, terms, member_index=member_index,
-                private_key=private_key, max_blob_bytes=max_blob_bytes,
-            )
-        except CLIENT_FAULTS as exc:
-            if is_transient(exc):
-                raise  # our own store is unreachable: not this client's fault
-            excluded.append(Exclusion(submission, type(exc).__name__))
-    return shares, excluded
+    excluded = [Exclusion(futures[future], "FetchTimedOut") for future in late]
+    for future in done:
+        submission, error = futures[future], future.exception()
+        if error is None:
+            shares[submission.index] = future.result()
+        elif is_store_down(error):
+            raise error  # our own store is unreachable: not this client's fault
+        else:
+            excluded.append(Exclusion(submission, fault_name(error)))
+    return shares, sorted(excluded, key=lambda e: e.submission.index)
+
+
+def is_store_down(error: BaseException) -> bool:
+    """Whether ``error`` says our own store cannot be reached (retry later), not a bad blob."""
+    return isinstance(error, StorageError) and is_transient(error)
+
+
+def fault_name(error: BaseException) -> str:
+    """The reason logged for an exclusion: the error's class, marked when no check foresaw it."""
+    name = type(error).__name__
+    return name if isinstance(error, CLIENT_FAULTS) else f"Unexpected{name}"
 
 
 def aggregate_shares(shares: Mapping[int, NDArray[np.uint64]], length: int) -> tuple[NDArray[np.uint64], int]:
@@ -320,25 +361,61 @@ def round_terms(agent: AggregatorAgent, round_: int, vector_length: int) -> Roun
 
 
 def compute_aggregate(agent: AggregatorAgent, round_: int) -> tuple[NDArray[np.uint64], int]:
-    """This member's aggregate share over every client whose share opened; logs exclusions."""
+    """This member's aggregate share over every client whose share opened; logs exclusions.
+
+    Fetching stops at :data:`FETCH_SHARE_OF_DEADLINE` of the time left to the aggregation
+    deadline, so a client posting a CID nobody serves cannot make the member miss it.
+    """
+    node = agent.node
     _, tensors = round_model(agent, round_)
     terms = round_terms(agent, round_, flatten_model(tensors)[1].size + 1)
+    time_left = node.contract.round_info(round_).committee_deadline - node.chain_time()
     shares, excluded = collect_client_shares(
-        agent.node.store, round_submissions(agent, round_), terms, member_index=agent.member_index,
-        private_key=agent.sealing_key.private_key, max_blob_bytes=agent.node.max_blob_bytes,
+        node.store, round_submissions(agent, round_), terms, member_index=agent.member_index,
+        private_key=agent.sealing_key.private_key, max_blob_bytes=node.max_blob_bytes,
+        budget_seconds=max(1.0, time_left * FETCH_SHARE_OF_DEADLINE),
     )
     for exclusion in excluded:
-        log.warning(format_fields(role=agent.role, address=agent.node.address, round=round_,
+        log.warning(format_fields(role=agent.role, address=node.address, round=round_,
                                   excluded_client=exclusion.submission.client, reason=exclusion.reason))
+        record_exclusion(agent, round_, client=exclusion.submission.client, reason=exclusion.reason)
     return aggregate_shares(shares, terms.vector_length)
 
 
+def record_exclusion(agent: AggregatorAgent, round_: int, *, reason: str, client: str | None = None,
+                     member: int | None = None) -> None:
+    """Append one exclusion to the member's ``exclusions.jsonl``: the log is for people, this for programs.
+
+    One line ``{"round": r, "client": "0x…", "reason": "FormatError"}`` (or ``"member": j``
+    for a member's aggregate share), written with one ``write`` call in append mode.
+    """
+    entry: dict[str, object] = {"round": round_, "reason": reason}
+    entry.update({"client": client} if client is not None else {"member": member})
+    path = Path(agent.node.config.node.state_dir) / EXCLUSIONS_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as file:
+            file.write(json.dumps(entry, sort_keys=True) + "\n")
+    except OSError as exc:  # the record is a convenience: the log line above already says it
+        log.warning(format_fields(role=agent.role, address=agent.node.address, round=round_,
+                                  note=f"cannot record the exclusion in {path}: {exc.strerror}"))
+
+
 def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np.uint64], bitmap: int) -> Outcome:
-    """Store the aggregate share and send ``submitAggregateShare`` with the included bitmap."""
+    """Store the aggregate share and send ``submitAggregateShare`` with the included bitmap.
+
+    Once ThresholdReached has fixed the round's client set, a share over any other set would
+    let the difference of two public sums reveal one client's update: the contract refuses
+    it, and a member that could not include exactly that set posts nothing.
+    """
     node = agent.node
     included = bitmap.bit_count()
     if included < node.deployment.config.min_clients:
         return Outcome(note=f"only {included} clients opened, below min_clients: nothing posted")
+    fixed = node.contract.round_info(round_).included_clients
+    if fixed and fixed != bitmap:
+        return Outcome(note=f"the round's client set is fixed at {fixed:#x}; this member opened "
+                            f"{bitmap:#x}: nothing posted")
     cid = node.store.put(encode_field_vector(aggregate, kind=VectorKind.AGGREGATE_SHARE))
     receipt = node.contract.submit_aggregate_share(node.account, round_, *cid_to_parts(cid), bitmap)
     return Outcome(cid=cid, tx_hash=transaction_hash(receipt), note=f"included={bitmap:#x}")
@@ -402,16 +479,17 @@ def fetch_aggregate_shares(agent: AggregatorAgent, round_: int, included: int,
                                         max_bytes=field_vector_bytes(length))
             shares[member] = decode_field_vector(blob, kind=VectorKind.AGGREGATE_SHARE,
                                                  max_bytes=field_vector_bytes(length), expected_length=length)
-        except CLIENT_FAULTS as exc:
-            if is_transient(exc):
+        except Exception as exc:  # noqa: BLE001 - nothing a member posts may end this process
+            if is_store_down(exc):
                 raise  # our own store is unreachable: not this member's fault
-            _log_bad_member(agent, round_, member, event.args["member"], type(exc).__name__)
+            _log_bad_member(agent, round_, member, event.args["member"], fault_name(exc))
     return shares
 
 
 def _log_bad_member(agent: AggregatorAgent, round_: int, index: int, address: str, reason: str) -> None:
     log.warning(format_fields(role=agent.role, address=agent.node.address, round=round_,
                               excluded_member=index, member_address=address, reason=reason))
+    record_exclusion(agent, round_, member=index, reason=reason)
 
 
 def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropose,

@@ -6,15 +6,21 @@ tests/agents/conftest.py hands them the contract's real events in chain order.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import struct
 import time
 from dataclasses import fields, replace
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from agents import aggregator
 from agents.aggregator import (
+    CLIENT_FAULTS,
     AggregateAndSubmit,
     AggregatorAgent,
     MemberView,
@@ -28,6 +34,7 @@ from agents.aggregator import (
     fetch_aggregate_shares,
     is_worth_waiting,
     on_collection_closed,
+    open_client_share,
     on_threshold_reached,
     publish_aggregate,
     reconstruct_model,
@@ -39,11 +46,13 @@ from fedtss import field as gf
 from fedtss.chain import ChainEvent, RoundState
 from fedtss.cid import cid_to_parts, compute_cid
 from fedtss.errors import FormatError, StorageError
-from fedtss.formats import Manifest, encode_manifest, flatten_model
+from fedtss.formats import Manifest, VectorKind, encode_field_vector, encode_manifest, flatten_model
 from fedtss.quantize import QuantizationConfig
+from fedtss.sealing import ShareContext, keypair_from_seed, seal_share
 from fedtss.shamir import share_vector
-from fedtss.storage import KuboStore
+from fedtss.storage import KuboStore, LocalStore
 from tests.agents.conftest import Federation
+from tests.fedtss.test_formats import EXTREME_NUMBERS, JSON_VALUES
 
 LOGGER = "fedtss.agents"
 
@@ -248,12 +257,14 @@ def test_a_client_splitting_the_committee_cannot_stop_one_set_from_winning(make_
     _submit(fed, 2, split.manifest_blob, split.sealed_shares)
     m1, m2, m3, m4 = fed.members
     # Members 3 and 4 (who exclude client 2) post first, so the smaller set reaches t first;
-    # members 1 and 2 (who include it) are the first to hear ThresholdReached.
+    # members 1 and 2 (who include it) are the first to hear ThresholdReached. The set is then
+    # fixed: members 1 and 2 post nothing over theirs (two public sums over sets one client
+    # apart would reveal that client's update), yet still reconstruct and vote.
     fed.drive(lambda e: [m3, m4, m1, m2] if e.name == "CollectionClosed" else [m1, m2, m3, m4])
 
     shares = {e.args["memberIndex"]: e.args["includedClients"] for e in fed.events()
               if e.name == "AggregateShareSubmitted"}
-    assert shares == {3: 0b011, 4: 0b011, 1: 0b111, 2: 0b111}
+    assert shares == {3: 0b011, 4: 0b011}
     (reached,) = [e for e in fed.events() if e.name == "ThresholdReached"]
     assert reached.args["includedClients"] == 0b011
     final_cid, _ = fed.finalized_model()
@@ -355,3 +366,123 @@ def test_a_manifest_for_another_contract_round_client_or_federation_is_refused(f
     extra = {"share_cids": tuple(compute_cid(bytes([j])) for j in range(4))} if field_name == "n" else {}
     with pytest.raises(FormatError, match=f"manifest {field_name} does not match"):
         check_manifest(_manifest(**{field_name: value, **extra}), _CLIENT, _TERMS)
+
+
+# ------------------------------------------- nothing a client sends may stop a member
+
+_MEMBER_KEY, _MEMBER_PUBLIC = keypair_from_seed(b"\x21" * 32)
+_OTHER_PUBLIC = [keypair_from_seed(bytes([0x22 + j]) * 32)[1] for j in range(2)]
+
+
+def _client_address(index: int) -> str:
+    return "0x" + f"{index + 1:02x}" * 20
+
+
+def _context(index: int, member: int) -> ShareContext:
+    return ShareContext(_TERMS.chain_id, _TERMS.contract, _TERMS.round, _client_address(index), member)
+
+
+def _honest_blobs(index: int) -> tuple[dict, list[bytes]]:
+    """Client ``index``'s manifest document and its 3 sealed shares, member 1's openable with _MEMBER_KEY."""
+    secret = np.arange(_TERMS.vector_length, dtype=np.uint64) + np.uint64(index)
+    shares = share_vector(secret, threshold=_TERMS.t, holders=_TERMS.n, key=bytes([index]) * 32)
+    sealed = [seal_share(encode_field_vector(shares[j - 1], kind=VectorKind.SHARE), key, _context(index, j),
+                         ephemeral_seed=bytes([40 + j]) * 32)
+              for j, key in enumerate([_MEMBER_PUBLIC, *_OTHER_PUBLIC], start=1)]
+    manifest = Manifest(chain_id=_TERMS.chain_id, contract=_TERMS.contract, round=_TERMS.round,
+                        client=_client_address(index), n=_TERMS.n, t=_TERMS.t,
+                        vector_length=_TERMS.vector_length, quantization=_TERMS.quantization,
+                        share_cids=tuple(compute_cid(blob) for blob in sealed))
+    return json.loads(encode_manifest(manifest)), sealed
+
+
+def _post(store: LocalStore, index: int, document: dict | bytes, sealed: list[bytes]) -> Submission:
+    for blob in sealed:
+        store.put(blob)
+    manifest_blob = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return Submission(index, _client_address(index), store.put(manifest_blob))
+
+
+@st.composite
+def hostile_contributions(draw: st.DrawFn) -> tuple[dict | bytes, list[bytes]]:
+    """Client 1's manifest and sealed shares, with one part of them made hostile."""
+    document, sealed = _honest_blobs(1)
+    part = draw(st.sampled_from(["manifest", "manifest bytes", "sealed bytes", "sealed plaintext"]))
+    if part == "manifest":  # well-formed JSON, any value in one to four fields
+        paths = [(key,) for key in document] + [("quantization", key) for key in document["quantization"]]
+        for path in draw(st.lists(st.sampled_from(paths), min_size=1, max_size=4, unique=True)):
+            parent = document if len(path) == 1 else document[path[0]]
+            if isinstance(parent, dict):
+                parent[path[-1]] = draw(st.one_of(EXTREME_NUMBERS, JSON_VALUES))
+        return document, sealed
+    if part == "manifest bytes":
+        return draw(st.binary(max_size=300)), sealed
+    if part == "sealed bytes":
+        blob = bytearray(sealed[0])
+        cut = draw(st.integers(0, len(blob)))
+        sealed[0] = bytes(blob[:cut]) + draw(st.binary(max_size=40))
+    else:  # sealed correctly for member 1, but what it seals is anything
+        header = struct.pack("<4sBBHQ", b"FTFV", 1, draw(st.sampled_from([1, 2, 3])), 0,
+                             draw(st.sampled_from([0, 1, _TERMS.vector_length, 2**32, 2**63, 2**64 - 1])))
+        values = draw(st.lists(st.sampled_from([0, 1, gf.MODULUS - 1, gf.MODULUS, 2**64 - 1]), max_size=6))
+        plaintext = draw(st.one_of(st.binary(max_size=80),
+                                   st.just(header + struct.pack(f"<{len(values)}Q", *values))))
+        sealed[0] = seal_share(plaintext, _MEMBER_PUBLIC, _context(1, 1), ephemeral_seed=b"\x33" * 32)
+    document["share_cids"][0] = compute_cid(sealed[0])
+    return document, sealed
+
+
+@pytest.fixture(scope="module")
+def fuzz_store(tmp_path_factory) -> LocalStore:
+    return LocalStore(tmp_path_factory.mktemp("hostile-store"))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contribution=hostile_contributions())
+def test_anything_a_client_posts_raises_a_client_fault_or_opens_and_only_excludes_that_client(
+    fuzz_store: LocalStore, contribution: tuple[dict | bytes, list[bytes]]
+) -> None:
+    hostile = _post(fuzz_store, 1, *contribution)
+    honest = _post(fuzz_store, 0, *_honest_blobs(0))
+    options = dict(member_index=1, private_key=_MEMBER_KEY, max_blob_bytes=1 << 20)
+    try:
+        open_client_share(fuzz_store, hostile, _TERMS, **options)
+    except CLIENT_FAULTS:
+        pass  # any other exception fails the test: it is a check nobody wrote
+    shares, excluded = collect_client_shares(fuzz_store, [honest, hostile], _TERMS, **options)
+    assert 0 in shares and [e.submission.index for e in excluded] in ([], [1])
+    assert all(not e.reason.startswith("Unexpected") for e in excluded)
+
+
+def test_an_exception_no_check_foresaw_excludes_that_client_only(fuzz_store: LocalStore, monkeypatch) -> None:
+    honest, other = _post(fuzz_store, 0, *_honest_blobs(0)), _post(fuzz_store, 2, *_honest_blobs(2))
+    real_open = aggregator.open_share
+
+    def open_share(sealed: bytes, key: bytes, context: ShareContext) -> bytes:
+        if context.client == other.client.lower():
+            raise OverflowError("a bug in a check")
+        return real_open(sealed, key, context)
+
+    monkeypatch.setattr(aggregator, "open_share", open_share)
+    shares, excluded = collect_client_shares(fuzz_store, [honest, other], _TERMS, member_index=1,
+                                             private_key=_MEMBER_KEY, max_blob_bytes=1 << 20)
+    assert list(shares) == [0]
+    assert [(e.submission.client, e.reason) for e in excluded] == [(other.client, "UnexpectedOverflowError")]
+
+
+def test_a_cid_nobody_serves_is_excluded_once_the_fetch_budget_is_spent(jsipfs_node, fuzz_store: LocalStore) -> None:
+    # js-ipfs looks for a CID it does not hold until told to stop: the daemon-side fetch
+    # timeout is a minute here, the member's budget 3 s, and the other clients still count.
+    store = KuboStore(jsipfs_node.api_url, fetch_timeout=60.0)
+    honest_document, honest_sealed = _honest_blobs(0)
+    for blob in honest_sealed:
+        store.put(blob)
+    honest = Submission(0, _client_address(0), store.put(json.dumps(honest_document).encode()))
+    missing = Submission(1, _client_address(1), compute_cid(b"a manifest nobody ever stored"))
+    started = time.monotonic()
+    shares, excluded = collect_client_shares(store, [missing, honest], _TERMS, member_index=1,
+                                             private_key=_MEMBER_KEY, max_blob_bytes=1 << 20, budget_seconds=3.0)
+    elapsed = time.monotonic() - started
+    assert list(shares) == [0]
+    assert [(e.submission.index, e.reason) for e in excluded] == [(1, "FetchTimedOut")]
+    assert elapsed < 10.0, f"a member waited {elapsed:.1f} s for a blob nobody serves"
