@@ -464,3 +464,28 @@ def test_a_field_vector_header_with_any_length_raises_format_error_or_decodes(le
         decode_field_vector(blob, kind=SHARE, max_bytes=LIMIT)
     except FormatError:
         pass
+
+
+@st.composite
+def model_blobs_with_any_header(draw: st.DrawFn) -> bytes:
+    """The valid model with one to three header values set to anything, re-framed correctly."""
+    header = json.loads(MODEL_BLOB[12 : 12 + struct.unpack_from("<I", MODEL_BLOB, 8)[0]])
+    entry = draw(st.sampled_from(header["tensors"]))
+    for key in draw(st.lists(st.sampled_from(["name", "offset", "shape", "dim"]), min_size=1, max_size=3)):
+        value = draw(st.one_of(EXTREME_NUMBERS, JSON_VALUES))
+        if key == "dim" and isinstance(entry["shape"], list):
+            entry["shape"] = [*entry["shape"], value][:9]
+        elif key != "dim":
+            entry[key] = value
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    body = draw(st.binary(max_size=64))
+    return struct.pack("<4sB3sI", b"FTMD", 1, bytes(3), len(raw)) + raw + bytes(-(12 + len(raw)) % 8) + body
+
+
+@settings(max_examples=1500, deadline=None)
+@given(blob=model_blobs_with_any_header())
+def test_a_model_header_with_any_values_raises_format_error_or_decodes(blob: bytes) -> None:
+    try:
+        decode_model(blob, max_bytes=LIMIT)
+    except FormatError:
+        pass
