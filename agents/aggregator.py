@@ -11,22 +11,29 @@ Member j, in one round:
    time and within half the time left to the aggregation deadline. Any failure, even one no
    check foresaw, excludes that client only: logged with its address and the reason class
    and recorded in ``state_dir/exclusions.jsonl``. :func:`aggregate_shares` sums the rest
-   mod p in submission order; the member stores the sum and sends
-   ``submitAggregateShare(round, CID, includedBitmap)``, unless ThresholdReached already
-   fixed a different client set (then it posts nothing: two public sums over sets that
-   differ in one client would reveal that client's update).
+   mod p in submission order; the member keeps the sum in ``state_dir`` and sends
+   ``submitAggregateShare(round, CID, includedBitmap)`` with its CID only, unless
+   ThresholdReached already fixed a different client set (then it posts nothing).
 2. ``ThresholdReached(round, set)`` -> :func:`on_threshold_reached`;
-   :func:`reconstruct_and_propose` waits until all n members posted (or
-   ``share_wait_seconds``; longer while only t shares are there, and again for one more
-   when the shares it has are inconsistent, see :func:`is_worth_waiting`), fetches every aggregate share over exactly ``set``, and
+   :func:`reconstruct_and_propose` first publishes its own share if it is over ``set``
+   (:func:`publish_own_share`), then waits until every member's share over ``set`` is in
+   the store (or ``share_wait_seconds``; longer while only t are there, and again for one
+   more when the shares it has are inconsistent, see :func:`is_worth_waiting`), and
    :func:`reconstruct_model` (pure) reconstructs with error correction (naming wrong
    members), dequantizes and applies the mean update. Every honest member gets the same
    model bytes, stores them and votes ``proposeModel(round, CID)``.
 
 Which client set wins. Members may disagree about a client whose share opened for some and
 not for others; each posts the set it could include. The contract emits ``ThresholdReached``
-for the *first* set that t members posted, and every honest member reconstructs from shares
-over exactly that set, so the committee cannot be split: the chain's order decides.
+for the *first* set that t members posted and refuses shares over any other set from then
+on; every honest member reconstructs from shares over exactly that set, so the committee
+cannot be split: the chain's order decides.
+
+Why a share is published only once its set is fixed. The sum over the fixed set is public
+once reconstructed, so anyone can evaluate its sharing polynomial at member j's point. Had
+member j published a share over a set that differs in client c, the difference would be j's
+share of c's update, and t - 1 colluding members holding their own shares of c would recover
+c's update. Kept in j's state folder, with only its hash (the CID) on chain, it never is.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +57,17 @@ from agents.runtime import Handler, Node, Outcome, Skip, format_fields, is_trans
 from fedtss import field as gf
 from fedtss.chain import ChainEvent, RoundState, transaction_hash
 from fedtss.chain.keys import SealingKey, load_sealing_key
-from fedtss.cid import cid_from_parts, cid_to_parts
-from fedtss.errors import ConfigError, FormatError, InconsistentShares, ShareError, StorageError
+from fedtss._files import write_atomically
+from fedtss.cid import cid_from_parts, cid_to_parts, compute_cid
+from fedtss.errors import (
+    BlobTooLarge,
+    CIDMismatch,
+    ConfigError,
+    FormatError,
+    InconsistentShares,
+    ShareError,
+    StorageError,
+)
 from fedtss.formats import (
     MANIFEST_MAX_BYTES,
     Manifest,
@@ -70,6 +86,7 @@ from fedtss.storage import ContentStore
 __all__ = [
     "HANDLERS",
     "AggregateAndSubmit",
+    "AggregateShareFetcher",
     "AggregatorAgent",
     "Exclusion",
     "MemberView",
@@ -83,10 +100,13 @@ __all__ = [
     "check_manifest",
     "collect_client_shares",
     "field_vector_bytes",
+    "is_unpublished",
     "is_worth_waiting",
+    "keep_unpublished_share",
     "on_collection_closed",
     "on_threshold_reached",
     "open_client_share",
+    "publish_own_share",
     "reconstruct_and_propose",
     "reconstruct_model",
 ]
@@ -101,6 +121,8 @@ FETCH_WORKERS = 8
 FETCH_SHARE_OF_DEADLINE = 0.5
 #: Each member's record of the parties it excluded, one JSON object a line, in ``state_dir``.
 EXCLUSIONS_FILE = "exclusions.jsonl"
+#: Where, in ``state_dir``, a member keeps its aggregate share until the chain fixes its set.
+UNPUBLISHED_SHARES_DIR = "aggregate-shares"
 
 
 # ------------------------------------------------------------------------ decide
@@ -402,11 +424,16 @@ def record_exclusion(agent: AggregatorAgent, round_: int, *, reason: str, client
 
 
 def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np.uint64], bitmap: int) -> Outcome:
-    """Store the aggregate share and send ``submitAggregateShare`` with the included bitmap.
+    """Send ``submitAggregateShare`` with the share's CID and included bitmap; publish it once
+    its set is the round's.
 
-    Once ThresholdReached has fixed the round's client set, a share over any other set would
-    let the difference of two public sums reveal one client's update: the contract refuses
-    it, and a member that could not include exactly that set posts nothing.
+    Only shares over the one set ThresholdReached fixes ever become public. A share over
+    another set, next to the public sum over the fixed one, would give anyone that member's
+    share of the clients in only one of the two sets: with t - 1 colluding members, their
+    updates. So the member first keeps the blob in its ``state_dir`` and puts only its CID on
+    chain (a hash of a blob its owner alone can compute); :func:`publish_own_share` stores it
+    once the chain has fixed exactly this set, right away or on ThresholdReached. A member that
+    could not include exactly an already fixed set posts nothing.
     """
     node = agent.node
     included = bitmap.bit_count()
@@ -416,9 +443,11 @@ def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np
     if fixed and fixed != bitmap:
         return Outcome(note=f"the round's client set is fixed at {fixed:#x}; this member opened "
                             f"{bitmap:#x}: nothing posted")
-    cid = node.store.put(encode_field_vector(aggregate, kind=VectorKind.AGGREGATE_SHARE))
+    cid = keep_unpublished_share(agent, round_, encode_field_vector(aggregate, kind=VectorKind.AGGREGATE_SHARE))
     receipt = node.contract.submit_aggregate_share(node.account, round_, *cid_to_parts(cid), bitmap)
-    return Outcome(cid=cid, tx_hash=transaction_hash(receipt), note=f"included={bitmap:#x}")
+    published = publish_own_share(agent, round_)
+    return Outcome(cid=cid, tx_hash=transaction_hash(receipt),
+                   note=f"included={bitmap:#x}" + ("" if published else " (published once this set is fixed)"))
 
 
 def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> Outcome:
@@ -426,16 +455,54 @@ def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> 
     return publish_aggregate(agent, action.round, aggregate, bitmap)
 
 
+def _unpublished_share_path(agent: AggregatorAgent, round_: int) -> Path:
+    return Path(agent.node.config.node.state_dir) / UNPUBLISHED_SHARES_DIR / f"round-{round_}.bin"
+
+
+def keep_unpublished_share(agent: AggregatorAgent, round_: int, blob: bytes) -> str:
+    """Write this member's aggregate share to its state folder (0600), before its CID goes on
+    chain, so that a member restarted in between can still publish it; returns the CID."""
+    write_atomically(_unpublished_share_path(agent, round_), blob, mode=0o600)
+    return compute_cid(blob)
+
+
+def publish_own_share(agent: AggregatorAgent, round_: int) -> bool:
+    """Store this member's aggregate share if the chain fixed the set it is over; say whether it did.
+
+    Idempotent (the store is content-addressed). The blob comes from the state folder; if it
+    is gone, the member computes it again, which gives the same bytes for the same set.
+    """
+    node = agent.node
+    fixed = node.contract.round_info(round_).included_clients
+    mine = [e for e in node.round_events(round_, "AggregateShareSubmitted")
+            if e.args["member"].lower() == node.address.lower()]
+    if not fixed or not mine or mine[-1].args["includedClients"] != fixed:
+        return False
+    cid = cid_from_parts(mine[-1].args["codec"], mine[-1].args["digest"])
+    path = _unpublished_share_path(agent, round_)
+    blob = path.read_bytes() if path.is_file() else b""
+    if compute_cid(blob) != cid:
+        aggregate, bitmap = compute_aggregate(agent, round_)
+        blob = encode_field_vector(aggregate, kind=VectorKind.AGGREGATE_SHARE)
+        if bitmap != fixed or compute_cid(blob) != cid:
+            log.error(format_fields(role=agent.role, address=node.address, round=round_, cid=cid,
+                                    note="cannot rebuild the aggregate share posted on chain: not published"))
+            return False
+    node.store.put(blob)
+    return True
+
+
 def is_worth_waiting(*, posted: int, over_set: int, members: int, wanted: int,
                      waited: float, share_wait: float, remaining: float) -> bool:
     """Whether a member should wait longer for aggregate shares before reconstructing.
 
-    ``posted`` shares so far (any set), ``over_set`` of them over the winning client set,
-    ``wanted`` the number over the set it is waiting for, ``waited`` seconds since it heard
-    ThresholdReached, ``remaining`` seconds then left to the proposal deadline. Every member's
-    share is awaited for at most ``share_wait`` (more shares let the reconstruction exclude
-    more wrong ones); beyond that only while fewer than ``wanted`` are in, and at most half
-    the time left, so a committee with a member down still finishes the round.
+    ``posted`` members whose share is settled (in hand, found bad, or over another client
+    set: nothing more will come from them), ``over_set`` shares in hand over the winning
+    client set, ``wanted`` the number over the set it is waiting for, ``waited`` seconds since
+    it heard ThresholdReached, ``remaining`` seconds then left to the proposal deadline. Every
+    member's share is awaited for at most ``share_wait`` (more shares let the reconstruction
+    exclude more wrong ones); beyond that only while fewer than ``wanted`` are in, and at
+    most half the time left, so a committee with a member down still finishes the round.
     """
     if posted >= members:
         return False  # nobody is left to post
@@ -452,38 +519,97 @@ class _Waiting:
     remaining: float
 
 
-def wait_for_shares(agent: AggregatorAgent, action: ReconstructAndPropose, since: _Waiting, *,
-                    wanted: int, share_wait: float, sleep: Callable[[float], None] = time.sleep) -> bool:
-    """Poll the chain while :func:`is_worth_waiting`; return whether ``wanted`` shares are in."""
-    node = agent.node
-    members = len(node.deployment.config.committee)
-    while True:
-        over_set = node.contract.share_count(action.round, action.included_clients)
-        if not is_worth_waiting(posted=node.contract.round_info(action.round).shares, over_set=over_set,
-                                members=members, wanted=wanted, waited=time.monotonic() - since.started,
-                                share_wait=share_wait, remaining=since.remaining):
-            return over_set >= wanted
-        sleep(_POLL_SECONDS)
+class AggregateShareFetcher:
+    """The aggregate shares over one client set, fetched as their members publish them.
+
+    A share on chain whose blob is not in the store yet (its member publishes it when it
+    hears ThresholdReached) is asked for again at the next :meth:`poll`, one fetch in flight
+    per member; a blob that is there but wrong names its member once. Use as a context
+    manager: leaving it abandons fetches still in flight.
+    """
+
+    def __init__(self, agent: AggregatorAgent, round_: int, included: int, length: int) -> None:
+        self.agent, self.round, self.included, self.length = agent, round_, included, length
+        self.shares: dict[int, NDArray[np.uint64]] = {}
+        self.bad: set[int] = set()
+        self.other_set: set[int] = set()
+        self._inflight: dict[int, Future[NDArray[np.uint64]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=FETCH_WORKERS, thread_name_prefix="share")
+
+    def __enter__(self) -> AggregateShareFetcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def settled(self) -> int:
+        """Members from whom nothing more will come: share in hand, found bad, or over another set."""
+        return len(self.shares) + len(self.bad) + len(self.other_set)
+
+    def poll(self) -> dict[int, NDArray[np.uint64]]:
+        """Collect finished fetches and start one for every share posted but not yet in hand."""
+        self.collect()
+        for event in self.agent.node.round_events(self.round, "AggregateShareSubmitted"):
+            member = event.args["memberIndex"]
+            if event.args["includedClients"] != self.included:
+                self.other_set.add(member)
+            elif member not in self.shares and member not in self.bad and member not in self._inflight:
+                cid = cid_from_parts(event.args["codec"], event.args["digest"])
+                self._inflight[member] = self._pool.submit(self._fetch, cid)
+        return dict(self.shares)
+
+    def collect(self, *, wait_for_all: bool = False) -> dict[int, NDArray[np.uint64]]:
+        """Settle the fetches that finished (with ``wait_for_all``, every one in flight)."""
+        if wait_for_all:
+            wait(list(self._inflight.values()))
+        for member, future in list(self._inflight.items()):
+            if future.done():
+                del self._inflight[member]
+                self._settle(member, future)
+        return dict(self.shares)
+
+    def wait(self, since: _Waiting, *, wanted: int, share_wait: float,
+             sleep: Callable[[float], None] = time.sleep) -> dict[int, NDArray[np.uint64]]:
+        """Poll while :func:`is_worth_waiting`; return the shares in hand."""
+        members = len(self.agent.node.deployment.config.committee)
+        while True:
+            self.poll()
+            if not is_worth_waiting(posted=self.settled, over_set=len(self.shares), members=members, wanted=wanted,
+                                    waited=time.monotonic() - since.started, share_wait=share_wait,
+                                    remaining=since.remaining):
+                return dict(self.shares)
+            sleep(_POLL_SECONDS)
+
+    def _fetch(self, cid: str) -> NDArray[np.uint64]:
+        size = field_vector_bytes(self.length)
+        blob = self.agent.node.store.get(cid, max_bytes=size)
+        return decode_field_vector(blob, kind=VectorKind.AGGREGATE_SHARE, max_bytes=size,
+                                   expected_length=self.length)
+
+    def _settle(self, member: int, future: Future[NDArray[np.uint64]]) -> None:
+        error = future.exception()
+        if error is None:
+            self.shares[member] = future.result()
+        elif is_store_down(error):
+            raise error  # our own store is unreachable: not this member's fault
+        elif not is_unpublished(error):
+            self.bad.add(member)
+            address = self.agent.node.contract.committee()[member - 1][0]
+            _log_bad_member(self.agent, self.round, member, address, fault_name(error))
+
+
+def is_unpublished(error: BaseException) -> bool:
+    """Whether a fetch failed only because the blob is not (yet) in the store: ask again later."""
+    return isinstance(error, StorageError) and not isinstance(error, (CIDMismatch, BlobTooLarge))
 
 
 def fetch_aggregate_shares(agent: AggregatorAgent, round_: int, included: int,
                            length: int) -> dict[int, NDArray[np.uint64]]:
-    """Every readable aggregate share over exactly ``included``, by member index."""
-    shares = {}
-    for event in agent.node.round_events(round_, "AggregateShareSubmitted"):
-        if event.args["includedClients"] != included:
-            continue
-        member = event.args["memberIndex"]
-        try:
-            blob = agent.node.store.get(cid_from_parts(event.args["codec"], event.args["digest"]),
-                                        max_bytes=field_vector_bytes(length))
-            shares[member] = decode_field_vector(blob, kind=VectorKind.AGGREGATE_SHARE,
-                                                 max_bytes=field_vector_bytes(length), expected_length=length)
-        except Exception as exc:  # noqa: BLE001 - nothing a member posts may end this process
-            if is_store_down(exc):
-                raise  # our own store is unreachable: not this member's fault
-            _log_bad_member(agent, round_, member, event.args["member"], fault_name(exc))
-    return shares
+    """Every aggregate share over exactly ``included`` that is published and readable, by member index."""
+    with AggregateShareFetcher(agent, round_, included, length) as fetcher:
+        fetcher.poll()
+        return fetcher.collect(wait_for_all=True)
 
 
 def _log_bad_member(agent: AggregatorAgent, round_: int, index: int, address: str, reason: str) -> None:
@@ -494,7 +620,7 @@ def _log_bad_member(agent: AggregatorAgent, round_: int, index: int, address: st
 
 def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropose,
                             random_bytes: Callable[[int], bytes] = os.urandom) -> Outcome:
-    """Wait for the shares, reconstruct (naming wrong members), store the model and vote.
+    """Publish this member's share, wait for the others, reconstruct (naming wrong members), vote.
 
     t shares cannot be checked at all, so the member first waits for a (t+1)-th (see
     :func:`is_worth_waiting`). t+1 shares detect a wrong one but one more is needed to exclude
@@ -502,23 +628,25 @@ def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropos
     is left, instead of giving up its vote.
     """
     node = agent.node
+    publish_own_share(agent, action.round)
     threshold = node.contract.threshold()
     since = _Waiting(time.monotonic(), max(0.0, action.proposal_deadline - node.chain_time()))
-    wait_for_shares(agent, action, since, wanted=threshold + 1, share_wait=agent.settings.share_wait_seconds)
     _, tensors = round_model(agent, action.round)
     length = flatten_model(tensors)[1].size + 1
-    while True:
-        posted = node.contract.share_count(action.round, action.included_clients)
-        shares = fetch_aggregate_shares(agent, action.round, action.included_clients, length)
-        try:
-            model = reconstruct_model(tensors, shares, threshold=threshold,
-                                      quantization=agent.federation.quantization, key=random_bytes(32))
-            break
-        except InconsistentShares:
-            if not wait_for_shares(agent, action, since, wanted=posted + 1, share_wait=0.0):
-                raise
-            log.info(format_fields(role=agent.role, address=node.address, round=action.round,
-                                   note="shares inconsistent; retrying with one more share"))
+    with AggregateShareFetcher(agent, action.round, action.included_clients, length) as fetcher:
+        shares = fetcher.wait(since, wanted=threshold + 1, share_wait=agent.settings.share_wait_seconds)
+        while True:
+            try:
+                model = reconstruct_model(tensors, shares, threshold=threshold,
+                                          quantization=agent.federation.quantization, key=random_bytes(32))
+                break
+            except InconsistentShares:
+                more = fetcher.wait(since, wanted=len(shares) + 1, share_wait=0.0)
+                if len(more) <= len(shares):
+                    raise
+                shares = more
+                log.info(format_fields(role=agent.role, address=node.address, round=action.round,
+                                       note="shares inconsistent; retrying with one more share"))
     committee = node.contract.committee()
     if len(shares) == threshold:
         log.warning(format_fields(role=agent.role, address=node.address, round=action.round,

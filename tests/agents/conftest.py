@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.aggregator import AggregatorAgent, build_aggregator_agent
+from agents.aggregator import AggregatorAgent, build_aggregator_agent, publish_own_share
 from agents.client import ClientAgent, build_client_agent
 from agents.config import load_node_config
 from agents.learning import (
@@ -96,7 +96,15 @@ class Federation:
         raise AssertionError("the federation never went quiet")
 
     def deliver(self, event: ChainEvent, agents: Sequence[Agent] | None = None) -> None:
-        for agent in self.agents if agents is None else agents:
+        agents = self.agents if agents is None else agents
+        if event.name == "ThresholdReached":
+            # Member processes hear it at the same moment, and each first publishes its share
+            # (reconstruct_and_propose's first step). Delivered one by one here, the first would
+            # wait for the others' shares in vain: so every member publishes first, as they would.
+            for member in agents:
+                if isinstance(member, AggregatorAgent):
+                    publish_own_share(member, event.args["round"])
+        for agent in agents:
             started = time.monotonic()
             outcomes = handle_event(agent, event)
             self.seconds[event.name] += time.monotonic() - started
@@ -146,6 +154,7 @@ class FederationShape:
     members: int = 3
     threshold: int = 2
     min_clients: int = 2
+    aggregation_period: int = 600
 
 
 def _rounds_config(chain: AnvilNode, shape: FederationShape) -> RoundsConfig:
@@ -157,7 +166,7 @@ def _rounds_config(chain: AnvilNode, shape: FederationShape) -> RoundsConfig:
         min_clients=shape.min_clients,
         target_clients=shape.clients,
         collection_period=600,
-        aggregation_period=600,
+        aggregation_period=shape.aggregation_period,
     )
 
 

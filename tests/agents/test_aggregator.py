@@ -12,6 +12,7 @@ import socket
 import struct
 import time
 from dataclasses import fields, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ from agents.client import ClientAgent, PreparedUpdate, UpdateContext, prepare_up
 from agents.runtime import Skip, is_transient
 from fedtss import field as gf
 from fedtss.chain import ChainEvent, RoundState
-from fedtss.cid import cid_to_parts, compute_cid
+from fedtss.cid import cid_from_parts, cid_to_parts, compute_cid
 from fedtss.errors import FormatError, StorageError
 from fedtss.formats import Manifest, VectorKind, encode_field_vector, encode_manifest, flatten_model
 from fedtss.quantize import QuantizationConfig
@@ -251,7 +252,9 @@ def test_bad_clients_are_excluded_with_a_logged_reason_and_the_round_finalizes(m
 
 
 def test_a_client_splitting_the_committee_cannot_stop_one_set_from_winning(make_federation_in) -> None:
-    fed: Federation = make_federation_in(clients=3, members=4, threshold=2)
+    # Members 1 and 2 will post nothing, so members wait for a third share until half the
+    # time to the deadline has passed: a short period keeps that to seconds.
+    fed: Federation = make_federation_in(clients=3, members=4, threshold=2, aggregation_period=20)
     fed.drive(fed.clients[:2])
     split = _prepare(fed, 2, round_for_member={3: 2, 4: 2})
     _submit(fed, 2, split.manifest_blob, split.sealed_shares)
@@ -270,6 +273,39 @@ def test_a_client_splitting_the_committee_cannot_stop_one_set_from_winning(make_
     final_cid, _ = fed.finalized_model()
     assert fed.votes() == {m1.node.address: final_cid, m2.node.address: final_cid}
     fed.assert_model_is_fedavg_of([0, 1])
+
+
+def test_a_share_over_a_set_that_lost_is_kept_private_and_only_the_fixed_sets_shares_are_published(
+    make_federation_in,
+) -> None:
+    # Client 2's shares open for members 1 and 2 only. Member 3 posts over {0, 1} before member
+    # 2's share fixes {0, 1, 2}: had member 3's blob been published, the public sum over
+    # {0, 1, 2} at member 3's point minus it would be member 3's share of client 2, and t - 1
+    # colluding members would add theirs and read client 2's update. Member 4 posts nothing, so
+    # the others wait for a third share until half the time to the deadline: a short period.
+    fed: Federation = make_federation_in(clients=3, members=4, threshold=2, aggregation_period=20)
+    fed.drive(fed.clients[:2])
+    split = _prepare(fed, 2, round_for_member={3: 2, 4: 2})
+    _submit(fed, 2, split.manifest_blob, split.sealed_shares)
+    m1, m2, m3, m4 = fed.members
+    (closed,) = [e for e in fed.drive([]) if e.name == "CollectionClosed"]
+    for member in (m1, m3, m2, m4):
+        fed.deliver(closed, [member])
+    posted = {e.args["memberIndex"]: e for e in fed.events() if e.name == "AggregateShareSubmitted"}
+    assert {j: e.args["includedClients"] for j, e in posted.items()} == {1: 0b111, 3: 0b011, 2: 0b111}
+    cids = {j: cid_from_parts(e.args["codec"], e.args["digest"]) for j, e in posted.items()}
+    assert not fed.store.has(cids[1]) and not fed.store.has(cids[3])  # nothing public before the set is fixed
+    assert fed.store.has(cids[2])  # its own share fixed the set: published at once
+    kept = Path(m3.node.config.node.state_dir) / "aggregate-shares" / "round-1.bin"
+    assert compute_cid(kept.read_bytes()) == cids[3] and kept.stat().st_mode & 0o077 == 0
+    (Path(m1.node.config.node.state_dir) / "aggregate-shares" / "round-1.bin").unlink()  # lost in a crash
+
+    fed.drive()
+
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+    assert fed.store.has(cids[1])  # member 1 computed the same share again and published it
+    assert not fed.store.has(cids[3])  # never: its set lost
 
 
 class WrongShareMember(AggregatorAgent):
