@@ -39,6 +39,8 @@ c's update. Kept in j's state folder, with only its hash (the CID) on chain, it 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import sys
 import time
@@ -63,6 +65,7 @@ from fedtss.errors import (
     BlobTooLarge,
     CIDMismatch,
     ConfigError,
+    ContractRevert,
     FormatError,
     InconsistentShares,
     ShareError,
@@ -99,6 +102,7 @@ __all__ = [
     "build_aggregator_agent",
     "check_manifest",
     "collect_client_shares",
+    "compute_fetch_timeout",
     "field_vector_bytes",
     "is_unpublished",
     "is_worth_waiting",
@@ -106,16 +110,21 @@ __all__ = [
     "on_collection_closed",
     "on_threshold_reached",
     "open_client_share",
+    "open_round_shares",
     "publish_own_share",
     "reconstruct_and_propose",
     "reconstruct_model",
+    "shares_over",
 ]
 
 #: Errors that exclude one client (bad bytes, missing blob, unopenable share), never a crash.
 CLIENT_FAULTS = (FormatError, StorageError, ShareError)
 _POLL_SECONDS = 0.2
-#: Blobs a member fetches at once; each is one thread waiting on the store.
-FETCH_WORKERS = 8
+#: At most this many blobs a member fetches at once (one per client up to it); each is one
+#: thread waiting on the store.
+MAX_FETCH_WORKERS = 64
+#: Aggregate shares a member fetches at once while it reconstructs.
+SHARE_FETCH_WORKERS = 8
 #: Share of the time left to the aggregation deadline a member spends fetching clients' blobs;
 #: the rest is for summing, storing the aggregate share and getting its transaction mined.
 FETCH_SHARE_OF_DEADLINE = 0.5
@@ -210,10 +219,14 @@ class Submission:
 
 @dataclass(frozen=True)
 class Exclusion:
-    """A client left out of this member's aggregate, and why (a class name, never bytes)."""
+    """A client left out of this member's aggregate, and why (a class name, never bytes).
+
+    ``error`` is kept for the log's traceback when no check foresaw it (``Unexpected…``).
+    """
 
     submission: Submission
     reason: str
+    error: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 def field_vector_bytes(length: int) -> int:
@@ -240,14 +253,17 @@ def check_manifest(manifest: Manifest, submission: Submission, terms: RoundTerms
 
 def open_client_share(
     store: ContentStore, submission: Submission, terms: RoundTerms, *,
-    member_index: int, private_key: bytes, max_blob_bytes: int,
+    member_index: int, private_key: bytes, max_blob_bytes: int, timeout: float | None = None,
 ) -> NDArray[np.uint64]:
-    """Fetch, check and open one client's share for this member; raises one of CLIENT_FAULTS."""
-    blob = store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes))
+    """Fetch, check and open one client's share for this member; raises one of CLIENT_FAULTS.
+
+    ``timeout`` bounds each of the two fetches (manifest, sealed share); None: the store's own.
+    """
+    blob = store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes), timeout=timeout)
     manifest = parse_manifest(blob)
     check_manifest(manifest, submission, terms)
     plain_size = field_vector_bytes(terms.vector_length)
-    sealed = store.get(manifest.share_cids[member_index - 1], max_bytes=plain_size + OVERHEAD)
+    sealed = store.get(manifest.share_cids[member_index - 1], max_bytes=plain_size + OVERHEAD, timeout=timeout)
     context = ShareContext(terms.chain_id, terms.contract, terms.round, submission.client, member_index)
     plaintext = open_share(sealed, private_key, context)
     return decode_field_vector(plaintext, kind=VectorKind.SHARE, max_bytes=plain_size,
@@ -257,21 +273,25 @@ def open_client_share(
 def collect_client_shares(
     store: ContentStore, submissions: Sequence[Submission], terms: RoundTerms, *,
     member_index: int, private_key: bytes, max_blob_bytes: int,
-    budget_seconds: float | None = None, workers: int = FETCH_WORKERS,
+    budget_seconds: float | None = None, workers: int = MAX_FETCH_WORKERS,
 ) -> tuple[dict[int, NDArray[np.uint64]], list[Exclusion]]:
     """Every submitter's opened share by bit index, and the clients excluded (with why).
 
-    Clients are fetched ``workers`` at a time, so one slow or unprovidable blob costs its
-    own client, not the others. A client whose share is not open after ``budget_seconds``
-    is excluded as ``FetchTimedOut`` (its fetch is abandoned, not awaited). Anything a
-    client's bytes make go wrong excludes that client, even an exception no check foresaw:
-    only our own store being unreachable (:func:`is_store_down`) is raised, to be retried.
+    Clients are fetched up to ``workers`` at a time, so one slow or unprovidable blob costs
+    its own client, not the others. With a ``budget_seconds``, each client gets its share of
+    it (:func:`compute_fetch_timeout`), so clients posting CIDs nobody serves cannot use up
+    the time of those after them, and a client not done when the budget is spent is excluded
+    as ``FetchTimedOut`` (its fetch is abandoned, not awaited). Anything a client's bytes make
+    go wrong excludes that client, even an exception no check foresaw: only our own store
+    being unreachable (:func:`is_store_down`) is raised, to be retried.
     """
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch")
+    workers = max(1, min(workers, len(submissions)))
+    timeout = None if budget_seconds is None else compute_fetch_timeout(budget_seconds, len(submissions), workers)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
     try:
         futures = {
             pool.submit(open_client_share, store, submission, terms, member_index=member_index,
-                        private_key=private_key, max_blob_bytes=max_blob_bytes): submission
+                        private_key=private_key, max_blob_bytes=max_blob_bytes, timeout=timeout): submission
             for submission in submissions
         }
         done, late = wait(futures, timeout=budget_seconds)
@@ -286,8 +306,15 @@ def collect_client_shares(
         elif is_store_down(error):
             raise error  # our own store is unreachable: not this client's fault
         else:
-            excluded.append(Exclusion(submission, fault_name(error)))
+            excluded.append(Exclusion(submission, fault_name(error), error))
     return shares, sorted(excluded, key=lambda e: e.submission.index)
+
+
+def compute_fetch_timeout(budget_seconds: float, clients: int, workers: int) -> float:
+    """Seconds each of a client's two fetches may take, so that ``clients`` fetched ``workers``
+    at a time all fit in the budget even if every one of them is a CID nobody serves."""
+    batches = max(1, math.ceil(clients / max(1, workers)))
+    return max(0.05, budget_seconds / batches / 2)
 
 
 def is_store_down(error: BaseException) -> bool:
@@ -382,11 +409,13 @@ def round_terms(agent: AggregatorAgent, round_: int, vector_length: int) -> Roun
     )
 
 
-def compute_aggregate(agent: AggregatorAgent, round_: int) -> tuple[NDArray[np.uint64], int]:
-    """This member's aggregate share over every client whose share opened; logs exclusions.
+def open_round_shares(agent: AggregatorAgent, round_: int, *,
+                      record: bool = True) -> tuple[dict[int, NDArray[np.uint64]], int]:
+    """Every client's share this member could open, by bit index, and the vector length.
 
     Fetching stops at :data:`FETCH_SHARE_OF_DEADLINE` of the time left to the aggregation
-    deadline, so a client posting a CID nobody serves cannot make the member miss it.
+    deadline, so a client posting a CID nobody serves cannot make the member miss it. The
+    clients left out are logged and (with ``record``) written to ``exclusions.jsonl``.
     """
     node = agent.node
     _, tensors = round_model(agent, round_)
@@ -398,10 +427,30 @@ def compute_aggregate(agent: AggregatorAgent, round_: int) -> tuple[NDArray[np.u
         budget_seconds=max(1.0, time_left * FETCH_SHARE_OF_DEADLINE),
     )
     for exclusion in excluded:
-        log.warning(format_fields(role=agent.role, address=node.address, round=round_,
-                                  excluded_client=exclusion.submission.client, reason=exclusion.reason))
-        record_exclusion(agent, round_, client=exclusion.submission.client, reason=exclusion.reason)
-    return aggregate_shares(shares, terms.vector_length)
+        unforeseen = exclusion.reason.startswith("Unexpected")
+        log.log(logging.ERROR if unforeseen else logging.WARNING,
+                format_fields(role=agent.role, address=node.address, round=round_,
+                              excluded_client=exclusion.submission.client, reason=exclusion.reason),
+                exc_info=exclusion.error if unforeseen else None)
+        if record:
+            record_exclusion(agent, round_, client=exclusion.submission.client, reason=exclusion.reason)
+    return shares, terms.vector_length
+
+
+def compute_aggregate(agent: AggregatorAgent, round_: int) -> tuple[NDArray[np.uint64], int]:
+    """This member's aggregate share over every client whose share opened, and its bitmap."""
+    return aggregate_shares(*open_round_shares(agent, round_))
+
+
+def shares_over(shares: Mapping[int, NDArray[np.uint64]], fixed: int) -> dict[int, NDArray[np.uint64]] | None:
+    """The shares to sum: every one opened while no set is fixed (``fixed`` = 0), else
+    exactly those of the fixed set, or None if this member lacks one of its clients."""
+    if not fixed:
+        return dict(shares)
+    clients = [index for index in range(fixed.bit_length()) if fixed >> index & 1]
+    if any(index not in shares for index in clients):
+        return None
+    return {index: shares[index] for index in clients}
 
 
 def record_exclusion(agent: AggregatorAgent, round_: int, *, reason: str, client: str | None = None,
@@ -424,35 +473,45 @@ def record_exclusion(agent: AggregatorAgent, round_: int, *, reason: str, client
 
 
 def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np.uint64], bitmap: int) -> Outcome:
-    """Send ``submitAggregateShare`` with the share's CID and included bitmap; publish it once
-    its set is the round's.
+    """Send ``submitAggregateShare`` with the share's CID and included bitmap, keeping the blob.
 
     Only shares over the one set ThresholdReached fixes ever become public. A share over
     another set, next to the public sum over the fixed one, would give anyone that member's
     share of the clients in only one of the two sets: with t - 1 colluding members, their
-    updates. So the member first keeps the blob in its ``state_dir`` and puts only its CID on
-    chain (a hash of a blob its owner alone can compute); :func:`publish_own_share` stores it
-    once the chain has fixed exactly this set, right away or on ThresholdReached. A member that
-    could not include exactly an already fixed set posts nothing.
+    updates. So the member keeps the blob in its ``state_dir`` and puts only its CID on chain
+    (a hash of a blob its owner alone can compute); :func:`publish_own_share` stores it when
+    the member hears ThresholdReached for exactly this set (``confirmations`` deep).
     """
     node = agent.node
     included = bitmap.bit_count()
     if included < node.deployment.config.min_clients:
         return Outcome(note=f"only {included} clients opened, below min_clients: nothing posted")
-    fixed = node.contract.round_info(round_).included_clients
-    if fixed and fixed != bitmap:
-        return Outcome(note=f"the round's client set is fixed at {fixed:#x}; this member opened "
-                            f"{bitmap:#x}: nothing posted")
     cid = keep_unpublished_share(agent, round_, encode_field_vector(aggregate, kind=VectorKind.AGGREGATE_SHARE))
     receipt = node.contract.submit_aggregate_share(node.account, round_, *cid_to_parts(cid), bitmap)
-    published = publish_own_share(agent, round_)
-    return Outcome(cid=cid, tx_hash=transaction_hash(receipt),
-                   note=f"included={bitmap:#x}" + ("" if published else " (published once this set is fixed)"))
+    return Outcome(cid=cid, tx_hash=transaction_hash(receipt), note=f"included={bitmap:#x}")
 
 
 def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> Outcome:
-    aggregate, bitmap = compute_aggregate(agent, action.round)
-    return publish_aggregate(agent, action.round, aggregate, bitmap)
+    """Open every client's share, then post the sum over the round's client set.
+
+    Before the set is fixed the sum covers every client this member opened; once fixed, it
+    covers exactly that set (a member that opened more leaves the others out, so its share
+    still counts and checks the others'), or nothing if the member lacks one of its clients.
+    The set may be fixed between the check and the transaction: then it sums again over it.
+    """
+    shares, length = open_round_shares(agent, action.round)
+    for attempt in (1, 2):
+        fixed = agent.node.contract.round_info(action.round).included_clients
+        chosen = shares_over(shares, fixed)
+        if chosen is None:
+            return Outcome(note=f"the round's client set is fixed at {fixed:#x} and this member could not "
+                                f"open every client of it: nothing posted")
+        try:
+            return publish_aggregate(agent, action.round, *aggregate_shares(chosen, length))
+        except ContractRevert as exc:
+            if exc.name != "RoundClientSetFixed" or attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _unpublished_share_path(agent: AggregatorAgent, round_: int) -> Path:
@@ -462,7 +521,12 @@ def _unpublished_share_path(agent: AggregatorAgent, round_: int) -> Path:
 def keep_unpublished_share(agent: AggregatorAgent, round_: int, blob: bytes) -> str:
     """Write this member's aggregate share to its state folder (0600), before its CID goes on
     chain, so that a member restarted in between can still publish it; returns the CID."""
-    write_atomically(_unpublished_share_path(agent, round_), blob, mode=0o600)
+    path = _unpublished_share_path(agent, round_)
+    write_atomically(path, blob, mode=0o600)
+    for older in path.parent.glob("round-*.bin"):  # an earlier round's share is of no more use
+        number = older.stem.removeprefix("round-")
+        if number.isdigit() and int(number) < round_:
+            older.unlink(missing_ok=True)
     return compute_cid(blob)
 
 
@@ -482,9 +546,11 @@ def publish_own_share(agent: AggregatorAgent, round_: int) -> bool:
     path = _unpublished_share_path(agent, round_)
     blob = path.read_bytes() if path.is_file() else b""
     if compute_cid(blob) != cid:
-        aggregate, bitmap = compute_aggregate(agent, round_)
-        blob = encode_field_vector(aggregate, kind=VectorKind.AGGREGATE_SHARE)
-        if bitmap != fixed or compute_cid(blob) != cid:
+        shares, length = open_round_shares(agent, round_, record=False)
+        chosen = shares_over(shares, fixed)
+        blob = b"" if chosen is None else encode_field_vector(aggregate_shares(chosen, length)[0],
+                                                              kind=VectorKind.AGGREGATE_SHARE)
+        if compute_cid(blob) != cid:
             log.error(format_fields(role=agent.role, address=node.address, round=round_, cid=cid,
                                     note="cannot rebuild the aggregate share posted on chain: not published"))
             return False
@@ -492,11 +558,11 @@ def publish_own_share(agent: AggregatorAgent, round_: int) -> bool:
     return True
 
 
-def is_worth_waiting(*, posted: int, over_set: int, members: int, wanted: int,
+def is_worth_waiting(*, settled: int, over_set: int, members: int, wanted: int,
                      waited: float, share_wait: float, remaining: float) -> bool:
     """Whether a member should wait longer for aggregate shares before reconstructing.
 
-    ``posted`` members whose share is settled (in hand, found bad, or over another client
+    ``settled`` members whose share is settled (in hand, found bad, or over another client
     set: nothing more will come from them), ``over_set`` shares in hand over the winning
     client set, ``wanted`` the number over the set it is waiting for, ``waited`` seconds since
     it heard ThresholdReached, ``remaining`` seconds then left to the proposal deadline. Every
@@ -504,7 +570,7 @@ def is_worth_waiting(*, posted: int, over_set: int, members: int, wanted: int,
     exclude more wrong ones); beyond that only while fewer than ``wanted`` are in, and at
     most half the time left, so a committee with a member down still finishes the round.
     """
-    if posted >= members:
+    if settled >= members:
         return False  # nobody is left to post
     if waited < min(share_wait, remaining / 2):
         return True
@@ -534,7 +600,7 @@ class AggregateShareFetcher:
         self.bad: set[int] = set()
         self.other_set: set[int] = set()
         self._inflight: dict[int, Future[NDArray[np.uint64]]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=FETCH_WORKERS, thread_name_prefix="share")
+        self._pool = ThreadPoolExecutor(max_workers=SHARE_FETCH_WORKERS, thread_name_prefix="share")
 
     def __enter__(self) -> AggregateShareFetcher:
         return self
@@ -575,7 +641,7 @@ class AggregateShareFetcher:
         members = len(self.agent.node.deployment.config.committee)
         while True:
             self.poll()
-            if not is_worth_waiting(posted=self.settled, over_set=len(self.shares), members=members, wanted=wanted,
+            if not is_worth_waiting(settled=self.settled, over_set=len(self.shares), members=members, wanted=wanted,
                                     waited=time.monotonic() - since.started, share_wait=share_wait,
                                     remaining=since.remaining):
                 return dict(self.shares)

@@ -31,9 +31,11 @@ class ContentStore(Protocol):
         """Store ``data`` and return its CID (base32, CID v1)."""
         ...
 
-    def get(self, cid: str, *, max_bytes: int) -> bytes:
+    def get(self, cid: str, *, max_bytes: int, timeout: float | None = None) -> bytes:
         """Return the blob named ``cid``, verified against it.
 
+        ``timeout``: seconds the store may spend finding the blob before it gives up with
+        :class:`BlobNotFound` (``None``: the store's own default; a local store never waits).
         Raises :class:`BlobNotFound`, :class:`BlobTooLarge` (more than ``max_bytes``) or
         :class:`CIDMismatch`; all three are :class:`StorageError`.
         """

@@ -115,13 +115,19 @@ class KuboStore:
         log.debug("added blob %s (%d bytes) to %s", expected, len(data), self.api_url)
         return expected
 
-    def get(self, cid: str, *, max_bytes: int) -> bytes:
-        """Stream the blob named ``cid``, stopping as soon as it exceeds ``max_bytes``; verify it."""
+    def get(self, cid: str, *, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Stream the blob named ``cid``, stopping as soon as it exceeds ``max_bytes``; verify it.
+
+        ``timeout`` replaces ``fetch_timeout`` for this blob (a member derives it from its deadline).
+        """
         check_size_limit(max_bytes)
         cid = canonical_cid(cid)
-        params = {"arg": cid, "length": str(max_bytes + 1), **self._lookup_params(self.fetch_timeout)}
+        seconds = self.fetch_timeout if timeout is None else timeout
+        if not seconds > 0:
+            raise ConfigError(f"a fetch timeout must be a positive number of seconds, got {seconds!r}")
+        params = {"arg": cid, "length": str(max_bytes + 1), **self._lookup_params(seconds)}
         received = bytearray()
-        with self._request("cat", params=params, cid=cid, read_timeout=self.fetch_timeout) as response:
+        with self._request("cat", params=params, cid=cid, read_timeout=seconds) as response:
             for chunk in response.iter_bytes():
                 received += chunk
                 if len(received) > max_bytes:  # leaving the block closes the connection

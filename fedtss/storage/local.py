@@ -73,8 +73,12 @@ class LocalStore:
         log.debug("stored blob %s (%d bytes) in %s", cid, len(data), self.root)
         return cid
 
-    def get(self, cid: str, *, max_bytes: int) -> bytes:
-        """Return the blob named ``cid`` after checking its size, then its hash."""
+    def get(self, cid: str, *, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return the blob named ``cid`` after checking its size, then its hash.
+
+        ``timeout`` is accepted for the :class:`ContentStore` interface: a local read never
+        waits for a blob to arrive.
+        """
         check_size_limit(max_bytes)
         path = self.path_of(cid)
         source = f"local store {self.root}"

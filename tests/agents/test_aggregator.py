@@ -32,6 +32,7 @@ from agents.aggregator import (
     check_manifest,
     collect_client_shares,
     compute_aggregate,
+    compute_fetch_timeout,
     fetch_aggregate_shares,
     is_worth_waiting,
     on_collection_closed,
@@ -98,33 +99,33 @@ def test_threshold_reached_makes_a_member_vote_once() -> None:
 
 
 def _worth_waiting(**overrides: float) -> bool:
-    values = dict(posted=3, over_set=3, members=5, wanted=4, waited=0.0, share_wait=1.0, remaining=60.0)
+    values = dict(settled=3, over_set=3, members=5, wanted=4, waited=0.0, share_wait=1.0, remaining=60.0)
     return is_worth_waiting(**{**values, **overrides})
 
 
 def test_a_member_waits_for_every_share_only_up_to_share_wait_once_t_plus_1_are_in() -> None:
-    assert _worth_waiting(posted=4, over_set=4, waited=0.5)  # everybody's share helps exclude more
-    assert not _worth_waiting(posted=4, over_set=4, waited=1.0)  # t + 1: a wrong one can be detected
-    assert not _worth_waiting(posted=5, over_set=5, waited=0.0)  # everybody posted: nothing to wait for
+    assert _worth_waiting(settled=4, over_set=4, waited=0.5)  # everybody's share helps exclude more
+    assert not _worth_waiting(settled=4, over_set=4, waited=1.0)  # t + 1: a wrong one can be detected
+    assert not _worth_waiting(settled=5, over_set=5, waited=0.0)  # everybody posted: nothing to wait for
 
 
 def test_a_member_with_only_t_shares_waits_on_for_one_that_can_check_them_until_half_the_time_left() -> None:
-    assert _worth_waiting(posted=3, over_set=3, waited=1.0)
-    assert _worth_waiting(posted=4, over_set=3, waited=29.0)  # the 4th share is over another client set
-    assert not _worth_waiting(posted=3, over_set=3, waited=30.0)  # a member is down: go ahead with t
-    assert not _worth_waiting(posted=5, over_set=3, waited=1.0)  # every member posted: no more will come
+    assert _worth_waiting(settled=3, over_set=3, waited=1.0)
+    assert _worth_waiting(settled=4, over_set=3, waited=29.0)  # the 4th share is over another client set
+    assert not _worth_waiting(settled=3, over_set=3, waited=30.0)  # a member is down: go ahead with t
+    assert not _worth_waiting(settled=5, over_set=3, waited=1.0)  # every member posted: no more will come
 
 
 def test_after_inconsistent_shares_a_member_waits_for_one_more_without_the_share_wait() -> None:
     # t + 1 = 4 shares detected a wrong one; a 5th lets the reconstruction exclude it.
-    assert _worth_waiting(posted=4, over_set=4, wanted=5, waited=20.0, share_wait=0.0)
-    assert not _worth_waiting(posted=4, over_set=4, wanted=5, waited=30.0, share_wait=0.0)
-    assert not _worth_waiting(posted=5, over_set=5, wanted=5, waited=1.0, share_wait=0.0)
+    assert _worth_waiting(settled=4, over_set=4, wanted=5, waited=20.0, share_wait=0.0)
+    assert not _worth_waiting(settled=4, over_set=4, wanted=5, waited=30.0, share_wait=0.0)
+    assert not _worth_waiting(settled=5, over_set=5, wanted=5, waited=1.0, share_wait=0.0)
 
 
 def test_a_member_never_waits_past_half_the_time_to_the_proposal_deadline() -> None:
-    assert not _worth_waiting(posted=4, over_set=4, waited=0.5, share_wait=10.0, remaining=1.0)
-    assert not _worth_waiting(posted=3, over_set=3, waited=0.0, remaining=0.0)
+    assert not _worth_waiting(settled=4, over_set=4, waited=0.5, share_wait=10.0, remaining=1.0)
+    assert not _worth_waiting(settled=3, over_set=3, waited=0.0, remaining=0.0)
 
 
 # ------------------------------------------------------------------ pure pipelines
@@ -252,22 +253,20 @@ def test_bad_clients_are_excluded_with_a_logged_reason_and_the_round_finalizes(m
 
 
 def test_a_client_splitting_the_committee_cannot_stop_one_set_from_winning(make_federation_in) -> None:
-    # Members 1 and 2 will post nothing, so members wait for a third share until half the
-    # time to the deadline has passed: a short period keeps that to seconds.
-    fed: Federation = make_federation_in(clients=3, members=4, threshold=2, aggregation_period=20)
+    fed: Federation = make_federation_in(clients=3, members=4, threshold=2)
     fed.drive(fed.clients[:2])
     split = _prepare(fed, 2, round_for_member={3: 2, 4: 2})
     _submit(fed, 2, split.manifest_blob, split.sealed_shares)
     m1, m2, m3, m4 = fed.members
     # Members 3 and 4 (who exclude client 2) post first, so the smaller set reaches t first;
     # members 1 and 2 (who include it) are the first to hear ThresholdReached. The set is then
-    # fixed: members 1 and 2 post nothing over theirs (two public sums over sets one client
-    # apart would reveal that client's update), yet still reconstruct and vote.
+    # fixed: members 1 and 2 sum over it, leaving client 2 out (two public sums over sets one
+    # client apart would reveal that client's update), so all four shares count and check.
     fed.drive(lambda e: [m3, m4, m1, m2] if e.name == "CollectionClosed" else [m1, m2, m3, m4])
 
     shares = {e.args["memberIndex"]: e.args["includedClients"] for e in fed.events()
               if e.name == "AggregateShareSubmitted"}
-    assert shares == {3: 0b011, 4: 0b011}
+    assert shares == {3: 0b011, 4: 0b011, 1: 0b011, 2: 0b011}  # 1 and 2 leave client 2 out
     (reached,) = [e for e in fed.events() if e.name == "ThresholdReached"]
     assert reached.args["includedClients"] == 0b011
     final_cid, _ = fed.finalized_model()
@@ -294,8 +293,7 @@ def test_a_share_over_a_set_that_lost_is_kept_private_and_only_the_fixed_sets_sh
     posted = {e.args["memberIndex"]: e for e in fed.events() if e.name == "AggregateShareSubmitted"}
     assert {j: e.args["includedClients"] for j, e in posted.items()} == {1: 0b111, 3: 0b011, 2: 0b111}
     cids = {j: cid_from_parts(e.args["codec"], e.args["digest"]) for j, e in posted.items()}
-    assert not fed.store.has(cids[1]) and not fed.store.has(cids[3])  # nothing public before the set is fixed
-    assert fed.store.has(cids[2])  # its own share fixed the set: published at once
+    assert not any(fed.store.has(cid) for cid in cids.values())  # only CIDs on chain so far
     kept = Path(m3.node.config.node.state_dir) / "aggregate-shares" / "round-1.bin"
     assert compute_cid(kept.read_bytes()) == cids[3] and kept.stat().st_mode & 0o077 == 0
     (Path(m1.node.config.node.state_dir) / "aggregate-shares" / "round-1.bin").unlink()  # lost in a crash
@@ -305,6 +303,7 @@ def test_a_share_over_a_set_that_lost_is_kept_private_and_only_the_fixed_sets_sh
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2])
     assert fed.store.has(cids[1])  # member 1 computed the same share again and published it
+    assert fed.store.has(cids[2])
     assert not fed.store.has(cids[3])  # never: its set lost
 
 
@@ -520,5 +519,49 @@ def test_a_cid_nobody_serves_is_excluded_once_the_fetch_budget_is_spent(jsipfs_n
                                              private_key=_MEMBER_KEY, max_blob_bytes=1 << 20, budget_seconds=3.0)
     elapsed = time.monotonic() - started
     assert list(shares) == [0]
-    assert [(e.submission.index, e.reason) for e in excluded] == [(1, "FetchTimedOut")]
+    # The daemon gives up at the client's part of the budget (BlobNotFound), else the member does.
+    assert [(e.submission.index, e.reason in ("BlobNotFound", "FetchTimedOut")) for e in excluded] == [(1, True)]
     assert elapsed < 10.0, f"a member waited {elapsed:.1f} s for a blob nobody serves"
+
+
+def test_each_client_gets_its_part_of_the_fetch_budget() -> None:
+    assert compute_fetch_timeout(12.0, clients=10, workers=64) == 6.0  # one batch: half each fetch
+    assert compute_fetch_timeout(12.0, clients=10, workers=2) == 1.2  # five batches
+    assert compute_fetch_timeout(0.01, clients=1000, workers=1) == 0.05  # never below a floor
+
+
+def test_clients_posting_cids_nobody_serves_cannot_use_up_the_time_of_the_others(jsipfs_node) -> None:
+    # Nine clients first, with manifests nobody stores, two fetches at a time: with the store's
+    # minute-long fetch timeout the honest tenth would never be reached within the budget.
+    store = KuboStore(jsipfs_node.api_url, fetch_timeout=60.0)
+    honest_document, honest_sealed = _honest_blobs(0)
+    for blob in honest_sealed:
+        store.put(blob)
+    missing = [Submission(i, _client_address(i), compute_cid(f"nobody stored this {i}".encode())) for i in range(1, 10)]
+    honest = Submission(0, _client_address(0), store.put(json.dumps(honest_document).encode()))
+    started = time.monotonic()
+    shares, excluded = collect_client_shares(store, [*missing, honest], _TERMS, member_index=1,
+                                             private_key=_MEMBER_KEY, max_blob_bytes=1 << 20,
+                                             budget_seconds=8.0, workers=2)
+    assert list(shares) == [0], [(e.submission.index, e.reason) for e in excluded]
+    assert sorted(e.submission.index for e in excluded) == list(range(1, 10))
+    assert time.monotonic() - started < 12.0
+
+
+def test_a_set_fixed_between_the_check_and_the_transaction_is_summed_over_again(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=4, threshold=2)
+    fed.drive(fed.clients[:2])
+    split = _prepare(fed, 2, round_for_member={3: 2, 4: 2})
+    _submit(fed, 2, split.manifest_blob, split.sealed_shares)
+    m1, _, m3, m4 = fed.members
+    (closed,) = [e for e in fed.drive([]) if e.name == "CollectionClosed"]
+    fed.deliver(closed, [m3, m4])  # {0, 1} is fixed now
+    contract, real_round_info = m1.node.contract, m1.node.contract.round_info
+    stale = iter([replace(real_round_info(1), included_clients=0)])  # m1 read the round just before
+    contract.round_info = lambda round_: next(stale, None) or real_round_info(round_)
+    try:
+        fed.deliver(closed, [m1])
+    finally:
+        del contract.round_info
+    (share,) = [e for e in fed.events() if e.name == "AggregateShareSubmitted" and e.args["memberIndex"] == 1]
+    assert share.args["includedClients"] == 0b011

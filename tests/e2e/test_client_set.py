@@ -21,7 +21,7 @@ from agents.client import UpdateContext, prepare_update
 from agents.config import load_node_config
 from agents.learning import apply_mean_update, compute_client_update, derive_training_seed
 from fedtss.chain import ChainEvent
-from fedtss.cid import cid_to_parts
+from fedtss.cid import cid_from_parts, cid_to_parts
 from fedtss.quantize import clip_update, quantization_error_bound
 from orchestration.launcher import LocalFederation, RoundTracker
 
@@ -95,6 +95,11 @@ def test_members_that_cannot_read_one_client_never_give_a_second_client_set_t_sh
     assert [s for s, n in shares.items() if n >= THRESHOLD] == [fixed], f"sets with t shares: {shares}"
     after = events[events.index(reached) + 1:]
     assert {e.args["includedClients"] for e in after} <= {fixed}, "a share over another set was accepted"
+    # Only shares over the fixed set were ever published: one over another set, next to the
+    # public sum, would give its member's share of the clients the two sets differ in.
+    published = Counter(e.args["includedClients"] for e in events if e.name == "AggregateShareSubmitted"
+                        and federation.store.has(cid_from_parts(e.args["codec"], e.args["digest"])))
+    assert set(published) == {fixed} and published[fixed] >= THRESHOLD, f"published shares by set: {published}"
 
     # The members did disagree: 3 and 4 left client 2 out (it was not their store's fault).
     client = federation.clients[2].address
