@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -64,12 +64,16 @@ from fedtss.quantize import QuantizationConfig
 __all__ = [
     "AggregatorSettings",
     "ClientSettings",
+    "ConfigTable",
+    "ConfigTables",
     "FederationSettings",
     "NodeConfig",
     "NodeSettings",
+    "REQUIRED",
     "Role",
     "load_node_config",
     "parse_node_config",
+    "read_config_document",
 ]
 
 Role = Literal["client", "aggregator"]
@@ -180,20 +184,24 @@ class NodeConfig:
 def load_node_config(path: str | Path, *, role: Role) -> NodeConfig:
     """Read and validate the TOML file at ``path`` for an agent of ``role``."""
     path = Path(path)
+    return parse_node_config(read_config_document(path), role=role, path=path)
+
+
+def read_config_document(path: Path, what: str = "node config") -> dict[str, Any]:
+    """The TOML document at ``path``; a file that cannot be read or parsed is one ConfigError."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the node config ({exc.strerror})") from exc
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_node_config(document, role=role, path=path)
 
 
 def parse_node_config(document: Mapping[str, Any], *, role: Role, path: Path) -> NodeConfig:
     """Validate an already-parsed config document (the launcher builds these in memory too)."""
     if role not in ("client", "aggregator"):
         raise ConfigError(f"{path}: unknown role {role!r}; expected 'client' or 'aggregator'")
-    tables = _Tables(document, path)
+    tables = ConfigTables(document, path)
     tables.only({"node", "federation", role})
     config = NodeConfig(
         path=path,
@@ -212,8 +220,11 @@ def parse_node_config(document: Mapping[str, Any], *, role: Role, path: Path) ->
 # ------------------------------------------------------------------------------ tables
 
 
-class _Tables:
+class ConfigTables:
     """The top-level tables of one file, for error messages that name file and table.
+
+    Every config file of the project is read through these (the keeper's too), so all of them
+    refuse unknown tables and keys and report every problem at once.
 
     Problems are collected, not raised one by one: :meth:`raise_problems` reports every bad
     field of the file in one :class:`ConfigError` (a bad field reads as its default, or None,
@@ -229,16 +240,16 @@ class _Tables:
         if unknown:
             self.problems.append(f"unknown table(s) {unknown}; this role reads {sorted(allowed)}")
 
-    def table(self, name: str, *, required: bool = True) -> _Table | None:
+    def table(self, name: str, *, required: bool = True) -> ConfigTable | None:
         value = self.document.get(name)
         if value is None and not required:
             value = {}
         if not isinstance(value, dict):
             self.problems.append(f"missing the [{name}] table")
             return None
-        return _Table(value, self.path, name, self.problems)
+        return ConfigTable(value, self.path, name, self.problems)
 
-    def parse(self, name: str, settings: Callable[[_Table], Any], *, required: bool = True) -> Any:
+    def parse(self, name: str, settings: Callable[[ConfigTable], Any], *, required: bool = True) -> Any:
         """``settings(table)``; a check that still raises is collected like the others."""
         table = self.table(name, required=required)
         if table is None:
@@ -257,7 +268,7 @@ class _Tables:
                               + "\n".join(f"  {problem}" for problem in self.problems))
 
 
-class _Table:
+class ConfigTable:
     """Typed reads from one table; every read names the field on failure; unknown keys refused."""
 
     def __init__(self, values: dict[str, Any], path: Path, name: str, problems: list[str]) -> None:
@@ -274,9 +285,9 @@ class _Table:
     def get(self, key: str, default: Any, check: Callable[[Any], bool], expected: str) -> Any:
         """The value of ``key``; a missing or bad one is reported and reads as its default (or None)."""
         self.read.add(key)
-        fallback = None if default is _REQUIRED else default
+        fallback = None if default is REQUIRED else default
         if key not in self.values:
-            if default is _REQUIRED:
+            if default is REQUIRED:
                 self.report(key, f"missing; expected {expected}")
             return fallback
         value = self.values[key]
@@ -292,6 +303,15 @@ class _Table:
         value = self.text(key, default)
         return Path(value) if isinstance(value, str) else value
 
+    def flag(self, key: str, default: bool) -> bool:
+        """``true`` or ``false``; :meth:`get` refuses booleans, which TOML would let pass as numbers."""
+        self.read.add(key)
+        value = self.values.get(key, default)
+        if not isinstance(value, bool):
+            self.report(key, f"expected true or false, got {value!r:.80}")
+            return default
+        return value
+
     def integer(self, key: str, default: Any, low: int, high: int) -> int:
         return self.get(key, default, lambda v: isinstance(v, int) and low <= v <= high, f"an integer in [{low}, {high}]")
 
@@ -302,26 +322,28 @@ class _Table:
         bound = f">= {low}" if low_inclusive else f"> {low}"
         return float(self.get(key, default, ok, f"a finite number {bound}"))
 
-    def done(self) -> None:
-        unknown = sorted(set(self.values) - self.read)
+    def done(self, *, unused: Iterable[str] = ()) -> None:
+        """Refuse every key nothing read; ``unused`` keys are known, with no use to this reader."""
+        unknown = sorted(set(self.values) - self.read - set(unused))
         if unknown:
             self.problems.append(f"{self.name}: unknown key(s) {unknown}; check their spelling")
 
 
-_REQUIRED = object()
+#: A default that makes a key required: missing, it is reported.
+REQUIRED = object()
 
 
 # ---------------------------------------------------------------------------- sections
 
 
-def _node_settings(table: _Table) -> NodeSettings:
-    rpc_url = _url(table, "rpc_url", table.text("rpc_url", _REQUIRED), ("ws", "wss", "http", "https"))
+def _node_settings(table: ConfigTable) -> NodeSettings:
+    rpc_url = _url(table, "rpc_url", table.text("rpc_url", REQUIRED), ("ws", "wss", "http", "https"))
     default_http = "http" + rpc_url[2:] if rpc_url.startswith("ws") else rpc_url
     settings = NodeSettings(
         rpc_url=rpc_url,
-        deployment=table.path("deployment", _REQUIRED),
-        store=table.text("store", _REQUIRED),
-        state_dir=table.path("state_dir", _REQUIRED),
+        deployment=table.path("deployment", REQUIRED),
+        store=table.text("store", REQUIRED),
+        state_dir=table.path("state_dir", REQUIRED),
         http_url=_url(table, "http_url", table.text("http_url", default_http), ("http", "https")),
         private_key_env=table.text("private_key_env", DEFAULT_KEY_ENV),
         keystore=table.path("keystore"),
@@ -336,7 +358,7 @@ def _node_settings(table: _Table) -> NodeSettings:
     return settings
 
 
-def _url(table: _Table, key: str, url: str | None, schemes: tuple[str, ...]) -> str:
+def _url(table: ConfigTable, key: str, url: str | None, schemes: tuple[str, ...]) -> str:
     """``url``, or "" once it is reported (so http_url's default does not report it twice)."""
     if url and not url.startswith(tuple(f"{scheme}://" for scheme in schemes)):
         table.report(key, f"must start with {' or '.join(s + '://' for s in schemes)}")
@@ -344,7 +366,7 @@ def _url(table: _Table, key: str, url: str | None, schemes: tuple[str, ...]) -> 
     return url or ""
 
 
-def _federation_settings(table: _Table) -> FederationSettings:
+def _federation_settings(table: ConfigTable) -> FederationSettings:
     defaults = FederationSettings()
     settings = FederationSettings(
         seed=table.integer("seed", defaults.seed, -(2**63), 2**63 - 1),
@@ -362,14 +384,14 @@ def _federation_settings(table: _Table) -> FederationSettings:
     return settings
 
 
-def _client_settings(table: _Table) -> ClientSettings:
+def _client_settings(table: ConfigTable) -> ClientSettings:
     d = _TRAIN_DEFAULTS
     momentum = table.number("momentum", d.momentum, low_inclusive=True)
     if momentum >= 1:
         table.report("momentum", f"must be in [0, 1), got {momentum}")
     settings = ClientSettings(
-        data=table.path("data", _REQUIRED),
-        index=table.integer("index", _REQUIRED, 0, 2**31),
+        data=table.path("data", REQUIRED),
+        index=table.integer("index", REQUIRED, 0, 2**31),
         epochs=table.integer("epochs", d.epochs, 1, 10_000),
         batch_size=table.integer("batch_size", d.batch_size, 1, 2**20),
         learning_rate=table.number("learning_rate", d.lr),
@@ -379,7 +401,7 @@ def _client_settings(table: _Table) -> ClientSettings:
     return settings
 
 
-def _aggregator_settings(table: _Table) -> AggregatorSettings:
+def _aggregator_settings(table: ConfigTable) -> AggregatorSettings:
     settings = AggregatorSettings(
         sealing_key_env=table.text("sealing_key_env", DEFAULT_SEALING_KEY_ENV),
         sealing_key_file=table.path("sealing_key_file"),

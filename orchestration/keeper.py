@@ -20,7 +20,10 @@ The configuration is a node config (``[node]``: ``rpc_url`` or ``http_url`` (the
 polls over HTTP; ws:// becomes http:// as for agents), ``deployment``,
 and ``private_key_env`` or ``keystore`` + ``password_env``, optionally ``confirmations``)
 plus an optional ``[keeper]`` table: ``interval_seconds`` (default 2.0) and
-``reopen_failed`` (default false; reopening needs the operator's key).
+``reopen_failed`` (default false; reopening needs the operator's key). It is read with the
+agents' machinery (:class:`agents.config.ConfigTables`): an unknown table or key is refused
+(the ``[node]`` keys only agents use, such as ``store``, are accepted and left alone), and a
+file with several problems gets one ConfigError listing all of them.
 
 Confirmations. With ``confirmations = k > 0`` the keeper decides on the round and the clock
 as they were ``k`` blocks below the head (the state and timestamp of that block), as agents
@@ -37,18 +40,20 @@ import argparse
 import logging
 import signal
 import sys
-import tomllib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import Web3Exception
 
-from agents.config import MAX_CONFIRMATIONS
+from agents.config import (
+    MAX_CONFIRMATIONS, REQUIRED, ConfigTable, ConfigTables, NodeSettings, read_config_document,
+)
 from fedtss.chain import (
     RoundInfo, RoundsContract, RoundState, connect, display_url, load_deployment, redact_node_urls,
 )
@@ -62,6 +67,7 @@ __all__ = [
     "decide_action",
     "load_keeper_config",
     "main",
+    "parse_keeper_config",
     "run_keeper",
 ]
 
@@ -194,43 +200,68 @@ class Keeper:
 
 
 def load_keeper_config(path: Path) -> KeeperConfig:
-    """Read ``[node]`` and ``[keeper]`` from a TOML file; a bad field raises ConfigError naming it."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read keeper config {path}: {exc}") from exc
-    node, keeper = data.get("node"), data.get("keeper", {})
-    if not isinstance(node, dict) or not isinstance(keeper, dict):
-        raise ConfigError(f"{path}: needs a [node] table (rpc_url, deployment) and optionally [keeper]")
-    rpc_url = node.get("http_url") or _string(node, "rpc_url", path)
-    if isinstance(rpc_url, str) and rpc_url.startswith(("ws://", "wss://")):
-        rpc_url = "http" + rpc_url[2:]  # as agents do: one port serves both on anvil and geth
-    if not isinstance(rpc_url, str) or not rpc_url.startswith(("http://", "https://")):
-        raise ConfigError(f"{path}: node.rpc_url (or node.http_url) must be an http(s):// or ws(s):// URL, "
-                          f"got {rpc_url!r}")
-    interval = keeper.get("interval_seconds", 2.0)
-    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not 0.1 <= interval <= 3600:
-        raise ConfigError(f"{path}: keeper.interval_seconds must be a number of seconds in [0.1, 3600]")
-    reopen = keeper.get("reopen_failed", False)
-    if not isinstance(reopen, bool):
-        raise ConfigError(f"{path}: keeper.reopen_failed must be true or false")
-    confirmations = node.get("confirmations", 0)
-    if (not isinstance(confirmations, int) or isinstance(confirmations, bool)
-            or not 0 <= confirmations <= MAX_CONFIRMATIONS):
-        raise ConfigError(f"{path}: node.confirmations must be an integer in [0, {MAX_CONFIRMATIONS}], "
-                          f"got {confirmations!r:.40}")
-    keystore, password_file = node.get("keystore"), node.get("password_file")
-    return KeeperConfig(
-        rpc_url=rpc_url,
-        deployment=Path(_string(node, "deployment", path)),
-        private_key_env=str(node.get("private_key_env", DEFAULT_KEY_ENV)),
-        keystore=Path(keystore) if keystore else None,
-        password_env=str(node.get("password_env", DEFAULT_PASSWORD_ENV)),
-        password_file=Path(password_file) if password_file else None,
-        interval_seconds=float(interval),
-        reopen_failed=reopen,
-        confirmations=confirmations,
-    )
+    """Read ``[node]`` and ``[keeper]`` from a TOML file; every bad or unknown field is named,
+    all of them in one ConfigError (the agents' config machinery, :class:`ConfigTables`)."""
+    path = Path(path)
+    return parse_keeper_config(read_config_document(path, "keeper config"), path=path)
+
+
+def parse_keeper_config(document: Mapping[str, Any], *, path: Path) -> KeeperConfig:
+    """Validate an already-parsed keeper config: ``[node]`` and ``[keeper]`` only, and in
+    them only the keys a node config has (a misspelt ``confirmation`` is refused, not ignored)."""
+    tables = ConfigTables(document, path)
+    tables.only({"node", "keeper"})
+    node = tables.parse("node", _node_fields)
+    keeper = tables.parse("keeper", _keeper_fields, required=False)
+    tables.raise_problems()
+    return KeeperConfig(**node, **keeper)
+
+
+def _node_fields(table: ConfigTable) -> dict[str, Any]:
+    """``[node]``: the keeper polls over HTTP, so ``http_url`` if given, else ``rpc_url``,
+    with ws(s):// read as http(s):// as agents do (one port serves both on anvil and geth)."""
+    rpc_url = table.text("rpc_url", None if "http_url" in table.values else REQUIRED)
+    rpc_url, http_url = _polled_url(table, "rpc_url", rpc_url), _polled_url(table, "http_url", table.text("http_url"))
+    settings = {
+        "rpc_url": http_url or rpc_url,
+        "deployment": table.path("deployment", REQUIRED),
+        "private_key_env": table.text("private_key_env", DEFAULT_KEY_ENV),
+        "keystore": table.path("keystore"),
+        "password_env": table.text("password_env", DEFAULT_PASSWORD_ENV),
+        "password_file": table.path("password_file"),
+        "confirmations": table.integer("confirmations", 0, 0, MAX_CONFIRMATIONS),
+    }
+    table.done(unused=_AGENT_NODE_KEYS)
+    return settings
+
+
+#: Every key agents read in ``[node]``. Those the keeper has no use for (it has no store and no
+#: checkpoint) are accepted and left alone, so a client's or member's ``[node]`` serves it as it is.
+_AGENT_NODE_KEYS = frozenset(field.name for field in fields(NodeSettings))
+
+
+def _polled_url(table: ConfigTable, key: str, url: str | None) -> str:
+    """``url`` as http(s)://, or "" when it is absent or reported."""
+    if not url:
+        return ""
+    if url.startswith(("ws://", "wss://")):
+        return "http" + url[2:]
+    if not url.startswith(("http://", "https://")):
+        table.report(key, "must start with http://, https://, ws:// or wss://")
+        return ""
+    return url
+
+
+def _keeper_fields(table: ConfigTable) -> dict[str, Any]:
+    """``[keeper]``: how often to look, and whether to reopen failed rounds."""
+    interval = table.get("interval_seconds", 2.0, _is_interval, "a number of seconds in [0.1, 3600]")
+    settings = {"interval_seconds": float(interval), "reopen_failed": table.flag("reopen_failed", False)}
+    table.done()
+    return settings
+
+
+def _is_interval(value: Any) -> bool:
+    return isinstance(value, (int, float)) and 0.1 <= value <= 3600
 
 
 def build_keeper(config: KeeperConfig) -> Keeper:
@@ -268,13 +299,6 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-
-
-def _string(table: dict, key: str, path: Path) -> str:
-    value = table.get(key)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path}: node.{key} must be a non-empty string")
-    return value
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -50,7 +50,7 @@ from rich.console import Console
 from rich.markup import escape  # error messages name TOML tables: [rounds]
 from rich.live import Live
 
-from agents.config import parse_node_config
+from agents.config import NodeSettings, parse_node_config
 from agents.learning import (
     DEFAULT_CLIP_NORM,
     DataConfig,
@@ -69,6 +69,7 @@ from fedtss.cid import cid_from_parts, cid_to_parts
 from fedtss.errors import ConfigError, FedTSSError
 from fedtss.formats import decode_model, encode_model
 from fedtss.storage import LocalStore
+from orchestration.keeper import KeeperConfig, parse_keeper_config
 from orchestration.node import start_local_chain
 from orchestration.report import ProcessExit, RoundRecord, build_report, plot_accuracy, render_table, write_report
 
@@ -228,7 +229,11 @@ class LocalFederation:
         return "\n".join(lines) + "\n"
 
     def _write_node_configs(self) -> None:
-        """One TOML per agent (validated with the agents' own loader) and the keeper's."""
+        """One TOML per agent and the keeper's, each validated with its process's own loader.
+
+        ``confirmations`` (and, for agents, the store timeouts) are written out at their
+        defaults, so that whoever copies a generated file for a real network sees the knobs.
+        """
         for index, name in enumerate(self.client_names):
             self._write_agent_config(name, "client", {
                 "data": str(self.run_dir / "data" / f"client-{index}.npz"),
@@ -241,10 +246,13 @@ class LocalFederation:
         for name in self.member_names:
             self._write_agent_config(name, "aggregator", {"share_wait_seconds": self.spec.share_wait_seconds})
         keeper = {
-            "node": {"rpc_url": self.chain.url, "deployment": str(self.deployment_path)},
+            "node": {"rpc_url": self.chain.url, "deployment": str(self.deployment_path),
+                     "confirmations": KeeperConfig.confirmations},
             "keeper": {"interval_seconds": self.spec.keeper_interval, "reopen_failed": self.spec.reopen_failed},
         }
-        self.config_path("keeper").write_text(_toml(keeper), encoding="utf-8")
+        path = self.config_path("keeper")
+        parse_keeper_config(keeper, path=path)
+        path.write_text(_toml(keeper), encoding="utf-8")
 
     def _write_agent_config(self, name: str, role: str, section: dict[str, Any]) -> None:
         document = {
@@ -254,6 +262,9 @@ class LocalFederation:
                 "deployment": str(self.deployment_path),
                 "store": str(self.store_dir),
                 "state_dir": str(self.nodes_dir / name),
+                "store_timeout_seconds": NodeSettings.store_timeout_seconds,
+                "fetch_timeout_seconds": NodeSettings.fetch_timeout_seconds,
+                "confirmations": NodeSettings.confirmations,
             },
             "federation": {
                 "seed": self.spec.seed,

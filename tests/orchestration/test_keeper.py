@@ -207,3 +207,37 @@ def test_keeper_config_takes_a_keystore_with_its_password_in_a_file_as_agents_do
     config = load_keeper_config(path)
     assert config.password_file == password
     assert build_keeper(config).account.address == address  # no FEDTSS_KEYSTORE_PASSWORD needed
+
+
+def test_keeper_config_refuses_a_misspelled_key_or_table_naming_it(tmp_path) -> None:
+    path = tmp_path / "keeper.toml"
+    path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\nconfirmation = 3\n')
+    with pytest.raises(ConfigError, match=r"\[node\]: unknown key\(s\) \['confirmation'\]"):
+        load_keeper_config(path)  # not a keeper silently running with 0 confirmations
+    path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\n[keeper]\nreopen_failled = true\n')
+    with pytest.raises(ConfigError, match=r"\[keeper\]: unknown key\(s\) \['reopen_failled'\]"):
+        load_keeper_config(path)
+    path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\n[keeprr]\nreopen_failed = true\n')
+    with pytest.raises(ConfigError, match=r"unknown table\(s\) \['keeprr'\]"):
+        load_keeper_config(path)
+    path.write_text('[node]\nrpc_url = "ws://x"\ndeployment = "d.json"\nstore = "s"\nstate_dir = "n"\n')
+    assert load_keeper_config(path).rpc_url == "http://x"  # an agent's [node] serves the keeper as it is
+
+
+def test_keeper_config_with_several_problems_reports_all_of_them_at_once(tmp_path) -> None:
+    path = tmp_path / "keeper.toml"
+    path.write_text('[node]\nrpc_url = "ftp://x"\nconfirmations = -1\nconfirmation = 3\n'
+                    '[keeper]\ninterval_seconds = 0\nreopen_failed = "yes"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_keeper_config(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: 6 problems:\n")
+    for field in ("rpc_url", "deployment", "confirmations", "['confirmation']", "interval_seconds", "reopen_failed"):
+        assert field in message
+
+
+def test_keeper_config_refuses_a_file_that_is_not_utf8_with_a_config_error(tmp_path) -> None:
+    path = tmp_path / "keeper.toml"
+    path.write_bytes(b'[node]\nrpc_url = "http://\xff"\n')
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_keeper_config(path)

@@ -8,10 +8,11 @@ import tomllib
 import pytest
 from rich.console import Console
 
-from agents.config import parse_node_config
+from agents.config import load_node_config, parse_node_config
 from fedtss.errors import ConfigError
 from fedtss.chain import dev_sealing_keypair
 from fedtss.chain.devnode import dev_accounts
+from orchestration.keeper import load_keeper_config
 from orchestration.launcher import FederationSpec, LocalFederation, RoundTracker, _toml
 from orchestration.report import render_table
 
@@ -51,6 +52,28 @@ def test_generated_toml_parses_back_and_is_a_valid_node_config(tmp_path) -> None
     assert parsed == document
     config = parse_node_config(parsed, role="client", path=tmp_path / "client-2.toml")
     assert config.client.index == 2 and config.node.http_url == "http://127.0.0.1:8545"
+
+
+def test_a_prepared_runs_node_configs_show_their_knobs_and_load(tmp_path) -> None:
+    """A user copying a generated config sees confirmations and the store timeouts, set to
+    their defaults, and every file loads with the loader its process uses."""
+    spec = FederationSpec(name="knobs", clients=2, committee=2, threshold=2, min_clients=2, rounds=1,
+                          runs_dir=tmp_path / "runs")
+    federation = LocalFederation(spec)
+    try:
+        federation.prepare()
+    finally:
+        federation.close()
+    roles = {**dict.fromkeys(federation.client_names, "client"), **dict.fromkeys(federation.member_names, "aggregator")}
+    for name, role in roles.items():
+        path = federation.config_path(name)
+        written = tomllib.loads(path.read_text(encoding="utf-8"))["node"]
+        assert (written["confirmations"], written["store_timeout_seconds"], written["fetch_timeout_seconds"]) == (
+            0, 30.0, 60.0), name
+        assert load_node_config(path, role=role).node.confirmations == 0
+    keeper = federation.config_path("keeper")
+    assert tomllib.loads(keeper.read_text(encoding="utf-8"))["node"]["confirmations"] == 0
+    assert load_keeper_config(keeper).confirmations == 0
 
 
 @pytest.mark.slow  # starts anvil and three agent processes (about 20 s)
