@@ -3,8 +3,14 @@
 Every page is plain HTML from a Jinja2 template; ``static/explorer.js`` polls ``/api/head``
 and, when a new block arrives, fetches the same page again with the ``X-Fedtss-Partial``
 header and swaps the ``<main>`` content, so pages follow a running federation without a
-reload. When the node does not answer, a page says so (HTTP 503) and the script keeps
-polling; the next answer brings the page back.
+reload. The script compares the head's hash, not its number, so a page also follows a
+reorganization that replaced blocks at the same height. When the node does not answer, a page
+says so (HTTP 503) and the script keeps polling; the next answer brings the page back.
+
+With ``confirmations`` k > 0 the view counts only blocks up to ``head - k`` (the confirmed
+head): rounds, their events and the contract's state are shown as they stood there. Block,
+transaction and address pages still show newer blocks, marked "unconfirmed", and the header of
+every page says how many confirmations the explorer waits for.
 
 Path and query parameters are parsed by :mod:`orchestration.explorer.params` alone: a
 parameter that names nothing the explorer could show gets a 400 page saying what was wrong,
@@ -128,6 +134,7 @@ class _Pages:
                 "poll_seconds": self.poll_seconds,
                 "rpc_url": display_url(self.view.rpc_url),  # never a hosted node's API key on a page
                 "contract": self.view.contract.address, "RoundState": RoundState,
+                "confirmations": self.view.confirmations,
                 "live_states": _LIVE_STATES, "request_path": request.url.path}
         return HTMLResponse(self.env.get_template(template).render(**base, **context), status_code=status_code)
 
@@ -152,9 +159,12 @@ class _Pages:
         return self._page(request, "bad_request.html", section="overview", status_code=exc.status_code,
                           message=f"{request.method} {shown(request.url.path)}: {exc.detail}")
 
-    def _head(self) -> dict[str, int]:
-        head, timestamp = self.view.head()
-        return {"head": head, "chain_time": chain_now(timestamp, time.time())}
+    def _head(self) -> dict[str, Any]:
+        """The head (number and hash), the confirmed head pages count up to, and the chain's clock."""
+        block = self.view.latest_block()
+        return {"head": block["number"], "head_hash": "0x" + bytes(block["hash"]).hex(),
+                "confirmed": block["number"] - self.view.confirmations,
+                "chain_time": chain_now(block["timestamp"], time.time())}
 
     def _report(self) -> dict[str, Any] | None:
         if self.report_path is None or not self.report_path.is_file():
@@ -184,7 +194,8 @@ class _Pages:
     def overview(self, request: Request) -> Response:
         def build() -> dict[str, Any]:
             overview = self.view.overview()
-            return {"o": overview, "rounds": self.view.rounds()[-5:][::-1], **self._charts(overview.current_round)}
+            return {"o": overview, "rounds": self.view.rounds()[-5:][::-1], **self._charts(overview.current_round),
+                    "confirmed": overview.head_block - self.view.confirmations}
 
         return self._render(request, "overview.html", build, section="overview")
 
@@ -208,26 +219,28 @@ class _Pages:
         return self._render(request, "round.html", build, section="rounds")
 
     def blocks(self, request: Request) -> Response:
-        return self._render(request, "blocks.html", lambda: {"blocks": self.view.latest_blocks(25)},
-                            section="blocks")
+        def build() -> dict[str, Any]:
+            return {"blocks": self.view.latest_blocks(25), **self._head()}
+
+        return self._render(request, "blocks.html", build, section="blocks")
 
     def block(self, request: Request) -> Response:
         def build() -> dict[str, Any] | None:
             block = self.view.block(parse_block_ref(request.path_params["ref"]))
-            return None if block is None else {"b": block, "head": self.view.head()[0]}
+            return None if block is None else {"b": block, **self._head()}
 
         return self._render(request, "block.html", build, section="blocks")
 
     def transaction(self, request: Request) -> Response:
         def build() -> dict[str, Any] | None:
             tx = self.view.transaction(parse_hash(request.path_params["tx_hash"]))
-            return None if tx is None else {"tx": tx}
+            return None if tx is None else {"tx": tx, **self._head()}
 
         return self._render(request, "tx.html", build, section="blocks")
 
     def address(self, request: Request) -> Response:
         def build() -> dict[str, Any]:
-            return {"a": self.view.address(parse_address(request.path_params["address"]))}
+            return {"a": self.view.address(parse_address(request.path_params["address"])), **self._head()}
 
         return self._render(request, "address.html", build, section="blocks")
 

@@ -3,9 +3,17 @@
 :class:`FederationView` turns the contract's views and events into plain records
 (:class:`Overview`, :class:`RoundSummary`, :class:`RoundDetail`, :class:`TxDetail`, ...) that
 a template or a rich table renders as they are. It only reads: it holds no account and never
-signs. Events are fetched once and then incrementally (a finished block never changes on the
-chains we inspect), receipts and block timestamps are cached by hash and number, so a page
-costs a handful of RPC calls however long the federation ran.
+signs. Events are fetched once and then incrementally, receipts and block timestamps are cached
+by hash and number, so a page costs a handful of RPC calls however long the federation ran.
+
+Confirmations and reorganizations. With ``confirmations=k``, rounds, their events and the
+contract's views are read as they stood at the *confirmed head*, block ``head - k``: a
+reorganization shallower than k blocks never shows. A deeper one (or any, with k = 0) is
+followed: the view remembers the hash of every block it cached something from (events,
+receipts, timestamps) and, whenever the head changes, checks that the chain still has the
+newest of them. If not, it finds the newest one the chain still has (the fork point,
+:func:`~fedtss.chain.checkpoint.compute_fork_point`, as agents do) and forgets everything it
+cached above it, so the next page reads the new branch.
 
 A dropped node surfaces as :class:`~fedtss.errors.ChainError` from every method; the caller
 shows it and simply asks again later (nothing here is left half-updated by a failed call).
@@ -29,10 +37,12 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
 
+from agents.config import MAX_CONFIRMATIONS
 from fedtss.chain import ChainEvent, Deployment, RoundInfo, RoundsContract, RoundState
+from fedtss.chain.checkpoint import BlockRef, compute_fork_point
 from fedtss.chain.redaction import display_url, redact_urls
 from fedtss.cid import cid_from_parts, is_valid_cid, parse_cid
-from fedtss.errors import ChainError, FedTSSError
+from fedtss.errors import ChainError, ConfigError, FedTSSError
 from orchestration.explorer.params import decimal_or_none
 
 __all__ = [
@@ -419,10 +429,15 @@ class FederationView:
     """Read-only access to one deployed federation on one JSON-RPC node."""
 
     def __init__(self, rpc_url: str, deployment: Deployment, *, run_dir: Path | None = None,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, confirmations: int = 0) -> None:
+        if isinstance(confirmations, bool) or not isinstance(confirmations, int) \
+                or not 0 <= confirmations <= MAX_CONFIRMATIONS:
+            raise ConfigError(f"confirmations must be an integer in [0, {MAX_CONFIRMATIONS}], "
+                              f"got {confirmations!r:.40}")
         self.rpc_url = rpc_url
         self.deployment = deployment
         self.run_dir = run_dir
+        self.confirmations = confirmations
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
         self.contract = RoundsContract.from_deployment(self.w3, deployment)
         self._lock = threading.RLock()
@@ -430,6 +445,8 @@ class FederationView:
         self._next_block = deployment.deploy_block
         self._receipts: dict[str, dict] = {}
         self._timestamps: dict[int, int] = {}
+        self._cached_blocks: dict[int, str] = {}  # number -> hash of each block something above came from
+        self._checked_head: str | None = None  # the head whose chain the caches were last checked against
         self._operator: str | None = None
 
     # ----------------------------------------------------------------------- plumbing
@@ -445,33 +462,103 @@ class FederationView:
 
     def head(self) -> tuple[int, int]:
         """``(latest block number, its timestamp)``."""
-        block = self._rpc("latest block", self.w3.eth.get_block, "latest")
+        block = self.latest_block()
         return block["number"], block["timestamp"]
 
-    def events(self) -> list[ChainEvent]:
-        """Every event of the contract so far, in chain order (fetched incrementally)."""
+    def latest_block(self) -> Mapping[str, Any]:
+        """The latest block; if the chain switched branches since the last look, what was cached
+        from the lost branch is forgotten first."""
+        block = self._rpc("latest block", self.w3.eth.get_block, "latest")
         with self._lock:
-            head, _ = self.head()
-            if head < self._next_block - 1:  # the chain went back (a new node, a revert): start over
-                self._events, self._next_block = [], self.deployment.deploy_block
-                self._receipts.clear()
-                self._timestamps.clear()
-            if head >= self._next_block:
-                fresh = self._rpc("contract events", self.contract.get_events, self._next_block, head)
-                self._events.extend(fresh)
-                self._next_block = head + 1
-            return list(self._events)
+            if _hex(block["hash"]) != self._checked_head:
+                self._forget_lost_branch(block)
+                self._checked_head = _hex(block["hash"])
+        return block
+
+    def confirmed_head(self) -> int:
+        """The newest block with ``confirmations`` blocks on top: what rounds and events count."""
+        return self.head()[0] - self.confirmations
+
+    def _forget_lost_branch(self, head: Mapping[str, Any]) -> None:
+        """Drop everything cached above the fork point if the chain lost the newest cached block.
+
+        The head and its parent are known without a request; other cached blocks are read
+        newest first until one is still on the chain (usually the first: no reorganization).
+        """
+        cached = [BlockRef(number, block_hash) for number, block_hash in sorted(self._cached_blocks.items())]
+        if not cached:
+            return
+        canonical: dict[int, str | None] = {head["number"]: _hex(head["hash"]),
+                                            head["number"] - 1: _hex(head["parentHash"])}
+        for block in reversed(cached):
+            if block.number > head["number"]:
+                canonical[block.number] = None  # the chain is shorter than what was cached
+            elif block.number not in canonical:
+                canonical[block.number] = self._block_hash(block.number)
+            if canonical[block.number] == block.hash:
+                break
+        if canonical[cached[-1].number] != cached[-1].hash:
+            self._forget_after(compute_fork_point(cached, canonical, floor=self.deployment.deploy_block - 1))
+
+    def _forget_after(self, fork: int) -> None:
+        """Forget every event, receipt, timestamp and block hash cached from blocks after ``fork``."""
+        self._events = [e for e in self._events if e.block_number <= fork]
+        self._next_block = min(self._next_block, fork + 1)
+        self._receipts = {h: r for h, r in self._receipts.items() if r["blockNumber"] <= fork}
+        self._timestamps = {n: t for n, t in self._timestamps.items() if n <= fork}
+        self._cached_blocks = {n: h for n, h in self._cached_blocks.items() if n <= fork}
+
+    def _remember_block(self, number: int, block_hash: str) -> None:
+        """Note that something cached came from this block; a new hash for a known number means the
+        chain changed at or below it, so what was cached from there on is forgotten and the next
+        look at the head checks the rest."""
+        if self._cached_blocks.get(number, block_hash) != block_hash:
+            self._forget_after(number - 1)
+            self._checked_head = None
+        self._cached_blocks[number] = block_hash
+
+    def _block_hash(self, number: int) -> str | None:
+        try:
+            return _hex(self._rpc("block", self.w3.eth.get_block, number)["hash"])
+        except BlockNotFound:
+            return None
+
+    def events(self) -> list[ChainEvent]:
+        """Every event of the contract up to the confirmed head, in chain order (fetched incrementally)."""
+        return self._events_until(self.confirmed_head())
+
+    def _events_until(self, confirmed: int) -> list[ChainEvent]:
+        with self._lock:
+            if confirmed >= self._next_block:
+                # The range's last hash first, then the logs: logs of a newer branch under an older
+                # hash are caught at the next look; the other way round they would be trusted.
+                last_hash = self._block_hash(confirmed)
+                if last_hash is None:
+                    return [e for e in self._events if e.block_number <= confirmed]  # the chain just got shorter
+                logs = self._rpc("contract events", self.w3.eth.get_logs,
+                                 {"address": self.contract.address, "fromBlock": self._next_block,
+                                  "toBlock": confirmed})
+                for log in logs:
+                    self._remember_block(log["blockNumber"], _hex(log["blockHash"]))
+                self._remember_block(confirmed, last_hash)
+                self._events.extend(self.contract.decode_logs(logs))
+                self._next_block = confirmed + 1
+            return [e for e in self._events if e.block_number <= confirmed]
 
     def receipt(self, tx_hash: str) -> dict:
         with self._lock:
             if tx_hash not in self._receipts:
-                self._receipts[tx_hash] = dict(self._rpc("receipt", self.w3.eth.get_transaction_receipt, tx_hash))
+                receipt = dict(self._rpc("receipt", self.w3.eth.get_transaction_receipt, tx_hash))
+                self._remember_block(receipt["blockNumber"], _hex(receipt["blockHash"]))
+                self._receipts[tx_hash] = receipt
             return self._receipts[tx_hash]
 
     def timestamp(self, block: int) -> int:
         with self._lock:
             if block not in self._timestamps:
-                self._timestamps[block] = self._rpc("block", self.w3.eth.get_block, block)["timestamp"]
+                found = self._rpc("block", self.w3.eth.get_block, block)
+                self._remember_block(block, _hex(found["hash"]))
+                self._timestamps[block] = found["timestamp"]
             return self._timestamps[block]
 
     def operator(self) -> str | None:
@@ -488,17 +575,31 @@ class FederationView:
         """``call(*args)`` with a dropped node turned into a ChainError naming ``what``."""
         return self._rpc(what, call, *args)
 
+    def _view_at(self, block: int, function: str, *args: Any) -> Any:
+        """The contract's view ``function(*args)`` on the state after ``block`` (the confirmed head;
+        before the deploy block is confirmed, the state it deployed with). RoundsContract's views
+        read the latest state only, so the call is made here, as the keeper does."""
+        call = self.contract.contract.functions[function](*args)
+        at = max(block, self.deployment.deploy_block)
+        return self._rpc(function, lambda: call.call(block_identifier=at))
+
+    def _round_info_at(self, block: int, round_: int) -> RoundInfo:
+        state, failed_from, *rest = self._view_at(block, "roundInfo", round_)
+        return RoundInfo(RoundState(state), RoundState(failed_from), *rest)
+
     # ----------------------------------------------------------------------- overview
 
     def overview(self) -> Overview:
+        """The federation at the confirmed head (the head itself with no confirmations)."""
         config = self.deployment.config
-        current = self.read("currentRound", self.contract.current_round)
-        info = self.read("roundInfo", self.contract.round_info, current) if current else None
-        finalized_round, codec, digest = self.read("latestModel", self.contract.latest_model)
-        done, until = self.read("trainingProgress", self.contract.training_progress)
-        committee = self.read("committee", self.contract.committee)
         head, timestamp = self.head()
-        submitted = tuple(self.read("submitters", self.contract.submitters, current)) if current else ()
+        at = head - self.confirmations
+        current = self._view_at(at, "currentRound") if at >= self.deployment.deploy_block else 0
+        info = self._round_info_at(at, current) if current else None
+        finalized_round, codec, digest = self._view_at(at, "latestModel")
+        done, until = self._view_at(at, "trainingProgress")
+        committee = self.read("committee", self.contract.committee)
+        submitted = tuple(self._view_at(at, "submitters", current)) if current else ()
         return Overview(
             chain_id=self._rpc("chain id", lambda: self.w3.eth.chain_id),
             rpc_url=display_url(self.rpc_url),  # a hosted node's URL carries its API key
@@ -525,9 +626,12 @@ class FederationView:
     # ------------------------------------------------------------------------- rounds
 
     def rounds(self) -> list[RoundSummary]:
-        """Every opened round with its timeline, oldest first."""
+        """Every round opened by the confirmed head, with its timeline, oldest first."""
+        return self._rounds_at(self.confirmed_head())
+
+    def _rounds_at(self, confirmed: int) -> list[RoundSummary]:
         summaries: dict[int, RoundSummary] = {}
-        for event in self.events():
+        for event in self._events_until(confirmed):
             round_ = event.args.get("round")
             if round_ is None:
                 continue
@@ -538,7 +642,7 @@ class FederationView:
             if summary is not None:
                 self._apply(summary, event)
         for summary in summaries.values():
-            summary.state = self.read("state", self.contract.state, summary.round)
+            summary.state = RoundState(self._view_at(confirmed, "state", summary.round))
         return [summaries[r] for r in sorted(summaries)]
 
     def _apply(self, summary: RoundSummary, event: ChainEvent) -> None:
@@ -557,12 +661,13 @@ class FederationView:
             summary.failed_in = event.args["stateAtFailure"]
 
     def round(self, round_: int) -> RoundDetail | None:
-        """One round in full, or None if it was never opened."""
-        summary = next((s for s in self.rounds() if s.round == round_), None)
+        """One round in full at the confirmed head, or None if it was not opened by then."""
+        confirmed = self.confirmed_head()
+        summary = next((s for s in self._rounds_at(confirmed) if s.round == round_), None)
         if summary is None:
             return None
-        events = [e for e in self.events() if e.args.get("round") == round_]
-        info = self.read("roundInfo", self.contract.round_info, round_)
+        events = [e for e in self._events_until(confirmed) if e.args.get("round") == round_]
+        info = self._round_info_at(confirmed, round_)
         agreed = bitmap_indices(info.included_clients) if info.included_clients else None
         submissions = [self._submission(e, agreed) for e in events if e.name == "UpdateSubmitted"]
         shares = [self._share(e, agreed) for e in events if e.name == "AggregateShareSubmitted"]

@@ -3,6 +3,7 @@
     fedtss explorer runs/demo [--port 8000]                     reopen a finished run
     fedtss explorer --rpc-url URL --deployment FILE             attach to any JSON-RPC node
     fedtss explorer runs/demo --rpc-url http://127.0.0.1:8545   attach to a run that is still going
+    fedtss explorer --rpc-url URL --deployment FILE --confirmations 3   count only blocks 3 deep
 
 Reopening starts anvil from the project's node_modules on a free port with
 ``--load-state runs/<name>/chain-state.json``: that flag only loads (``--state`` would also
@@ -23,6 +24,7 @@ from rich.markup import escape  # error messages name TOML tables: [rounds]
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
+from agents.config import MAX_CONFIRMATIONS
 from fedtss.chain import Deployment, load_deployment
 from fedtss.chain.devnode import DevNode, start_anvil
 from fedtss.chain.redaction import display_url, redact_urls
@@ -101,6 +103,10 @@ def explorer(
     host: Annotated[str, typer.Option(help="address to listen on (keep 127.0.0.1 unless you mean it)")] = "127.0.0.1",
     report: Annotated[Path | None, typer.Option(help="report.json for the charts (default: RUN_DIR/report.json)")] = None,
     poll: Annotated[float, typer.Option(help="seconds between the pages' checks for new blocks")] = 2.0,
+    confirmations: Annotated[int, typer.Option(
+        min=0, max=MAX_CONFIRMATIONS,
+        help="show rounds and events only from blocks this many below the head; newer blocks are "
+             "marked unconfirmed (0: up to the head, as on a local dev chain)")] = 0,
 ) -> None:
     """A read-only web explorer of a federation: rounds, parties, transactions, charts.
 
@@ -123,11 +129,12 @@ def explorer(
             rpc_url = chain.url
         _check_deployment(rpc_url, record)
         store = LocalStore(files.store) if files is not None and files.store.is_dir() else None
-        view = FederationView(rpc_url, record, run_dir=files.run_dir if files else None)
+        view = FederationView(rpc_url, record, run_dir=files.run_dir if files else None,
+                              confirmations=confirmations)
         app = create_app(view, report_path=report or (files.report if files else None), store=store,
                          poll_seconds=poll)
         console.print(f"fedtss explorer on http://{host}:{port}/  (node {display_url(rpc_url)}, "
-                      f"contract {record.address}); "
+                      f"contract {record.address}, {confirmations} confirmations); "
                       "Ctrl-C to stop")
         # uvicorn re-raises the SIGTERM it shut down on; make that an exception so the
         # `finally` below still stops the anvil this command started.

@@ -95,6 +95,13 @@ def test_explorer_command_reopens_a_finished_run_and_stops_its_anvil_on_sigterm(
     assert (run_dir / "chain-state.json").read_bytes() == saved
 
 
+def test_explorer_command_refuses_confirmations_out_of_range(tmp_path) -> None:
+    answer = subprocess.run([sys.executable, "-m", "orchestration.cli", "explorer", "--confirmations", "-1",
+                             "--rpc-url", "http://127.0.0.1:9", "--deployment", str(tmp_path / "d.json")],
+                            cwd=ROOT, capture_output=True, env={**os.environ, "COLUMNS": "200"}, timeout=60)
+    assert answer.returncode == 2 and b"Invalid value for '--confirmations'" in answer.stderr
+
+
 def test_a_folder_without_a_deployment_record_is_refused_with_what_to_do(tmp_path) -> None:
     from fedtss.errors import ConfigError
 
@@ -106,16 +113,22 @@ def test_a_folder_without_a_deployment_record_is_refused_with_what_to_do(tmp_pat
 
 
 def test_explorer_command_attaches_to_a_running_node_and_starts_no_chain_of_its_own(rounds_artifact, tmp_path) -> None:
+    """Also passes --confirmations: the pages say so and count only blocks that deep."""
     run_dir = tmp_path / "live"
     node = start_local_chain(tmp_path / "chain-state.json", accounts=10)
     try:
         fed = deploy_federation(AnvilNode(node, dev_accounts(10)), rounds_artifact, run_dir)
         run_two_rounds(fed)
+        node.w3.provider.make_request("evm_mine", [])  # the vote that finalized round 2 is now 1 block deep
         blocks_before = node.w3.eth.block_number
-        process, port = _start_explorer("--rpc-url", node.url, "--deployment", str(run_dir / "deployment.json"))
+        process, port = _start_explorer("--rpc-url", node.url, "--deployment", str(run_dir / "deployment.json"),
+                                        "--confirmations", "1")
         try:
             page = _page_once_up(process, f"http://127.0.0.1:{port}/rounds/2")
             assert page.status_code == 200 and "state-finalized" in page.text
+            assert "1 confirmation: rounds count blocks up to head − 1" in page.text
+            latest = httpx.get(f"http://127.0.0.1:{port}/blocks/{blocks_before}").text
+            assert 'class="unconfirmed"' in latest
             assert _children(process.pid) == set(), "attaching must not start an anvil"
         finally:
             process.send_signal(signal.SIGTERM)

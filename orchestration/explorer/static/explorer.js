@@ -1,5 +1,6 @@
-// fedtss explorer: follow the chain without a reload. Polls /api/head; on a new block (or when
-// the node comes back) it fetches this page again with X-Fedtss-Partial and swaps <main>.
+// fedtss explorer: follow the chain without a reload. Polls /api/head; on a new head (a new block,
+// or another block at the same height after a reorganization: the hash tells) or when the node
+// comes back, it fetches this page again with X-Fedtss-Partial and swaps <main>.
 // For screen readers: the live region speaks only when the node goes away or comes back (the
 // block number is shown beside it, outside the region), and a swap keeps keyboard focus on
 // the same control inside <main>.
@@ -71,7 +72,7 @@
       const answer = await response.json();
       if (!answer.ok) throw new Error(answer.error);
       chainOffset = answer.chain_time - Date.now() / 1000;
-      const changed = lastHead !== null && answer.head !== lastHead;
+      const changed = lastHead !== null && answer.head_hash !== lastHead;
       const pageShowsError = main.querySelector("[data-node-error]") !== null;
       if (offline || changed || pageShowsError) await refresh();
       if (offline) {
@@ -80,7 +81,7 @@
         say("The node is back; following the chain again.");
       }
       offline = false;
-      lastHead = answer.head;
+      lastHead = answer.head_hash;
       if (headLabel) headLabel.textContent = "Block #" + answer.head + ", checked " + new Date().toLocaleTimeString() + ".";
     } catch (error) {
       offline = true;
