@@ -62,9 +62,11 @@ class DevNode:
         return self.w3.eth.get_block("latest")["timestamp"]
 
     def stop(self) -> None:
+        """Stop anvil and wait for it; with ``--state`` it writes the chain on the way out, which
+        takes seconds on a loaded machine, so it is killed only after 30 s."""
         self.process.terminate()
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

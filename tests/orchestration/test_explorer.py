@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -162,6 +163,20 @@ _FOCUSED_LINK = ("const a = document.activeElement; "
                  "return document.getElementById('content').contains(a) ? a.getAttribute('href') : null;")
 
 
+def _settled(path: Path, quiet: float = 0.5, timeout: float = 30.0) -> tuple[int, bytes]:
+    """(mtime, bytes) of ``path`` once nothing has written it for ``quiet`` seconds (anvil's state
+    dump on a loaded machine was seen to land just after the process was waited for)."""
+    deadline = time.monotonic() + timeout
+    last = path.stat().st_mtime_ns
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = path.stat().st_mtime_ns
+        if now == last:
+            break
+        last = now
+    return last, path.read_bytes()
+
+
 def test_pages_follow_the_chain_and_survive_a_node_that_goes_away(browser, rounds_artifact, tmp_path) -> None:
     """New blocks update the page without a reload, keeping keyboard focus, and the live region
     stays quiet while nothing happens; a stopped node shows the error; a restarted
@@ -208,7 +223,7 @@ def test_pages_follow_the_chain_and_survive_a_node_that_goes_away(browser, round
             assert browser.execute_script("return window.__notReloaded === true;")
     finally:
         node.stop()
-    saved = (state_file.stat().st_mtime_ns, state_file.read_bytes())
+    saved = _settled(state_file)
     reopened = reopen_chain(state_file)
     try:
         view = FederationView(reopened.url, fed.deployment)

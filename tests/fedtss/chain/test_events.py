@@ -363,7 +363,7 @@ def test_a_live_source_follows_a_reorg_and_delivers_the_re_mined_collection_clos
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)  # the source has looked at the head since
         await asyncio.to_thread(reorganize_from, chain.w3, closing)
-        await asyncio.wait_for(consumer, TIMEOUT_S)
+        await asyncio.wait_for(consumer, 4 * TIMEOUT_S)  # a loaded machine: the reorg and the next look
 
     with caplog.at_level(logging.WARNING, logger="fedtss.chain.events"):
         asyncio.run(scenario())
