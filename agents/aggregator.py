@@ -73,13 +73,15 @@ from fedtss.errors import (
 )
 from fedtss.formats import (
     MANIFEST_MAX_BYTES,
-    Manifest,
+    RoundTerms,
     VectorKind,
+    check_manifest,
     decode_field_vector,
     encode_field_vector,
     encode_model,
-    flatten_model,
+    field_vector_bytes,
     parse_manifest,
+    shared_vector_length,
 )
 from fedtss.quantize import QuantizationConfig, dequantize_sum
 from fedtss.sealing import OVERHEAD, ShareContext, open_share
@@ -196,19 +198,6 @@ HANDLERS: Mapping[str, Handler] = {
 
 
 @dataclass(frozen=True)
-class RoundTerms:
-    """What every manifest of one round must say, as this member expects it."""
-
-    chain_id: int
-    contract: str
-    round: int
-    n: int
-    t: int
-    vector_length: int
-    quantization: QuantizationConfig
-
-
-@dataclass(frozen=True)
 class Submission:
     """One ``UpdateSubmitted``: the client's bit ``index`` and where its manifest is."""
 
@@ -229,28 +218,6 @@ class Exclusion:
     error: BaseException | None = field(default=None, repr=False, compare=False)
 
 
-def field_vector_bytes(length: int) -> int:
-    """Size of an encoded field vector of ``length`` elements (16-byte header + 8 per element)."""
-    return 16 + 8 * length
-
-
-def check_manifest(manifest: Manifest, submission: Submission, terms: RoundTerms) -> None:
-    """Raise FormatError unless the manifest is for this round, client, contract and federation."""
-    expected = {
-        "chain_id": terms.chain_id,
-        "contract": terms.contract.lower(),
-        "round": terms.round,
-        "client": submission.client.lower(),
-        "n": terms.n,
-        "t": terms.t,
-        "vector_length": terms.vector_length,
-        "quantization": terms.quantization,
-    }
-    for name, value in expected.items():
-        if getattr(manifest, name) != value:
-            raise FormatError(f"manifest {name} does not match this round ({getattr(manifest, name)!r:.80})")
-
-
 def open_client_share(
     store: ContentStore, submission: Submission, terms: RoundTerms, *,
     member_index: int, private_key: bytes, max_blob_bytes: int, timeout: float | None = None,
@@ -261,7 +228,7 @@ def open_client_share(
     """
     blob = store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes), timeout=timeout)
     manifest = parse_manifest(blob)
-    check_manifest(manifest, submission, terms)
+    check_manifest(manifest, client=submission.client, terms=terms)
     plain_size = field_vector_bytes(terms.vector_length)
     sealed = store.get(manifest.share_cids[member_index - 1], max_bytes=plain_size + OVERHEAD, timeout=timeout)
     context = ShareContext(terms.chain_id, terms.contract, terms.round, submission.client, member_index)
@@ -419,7 +386,7 @@ def open_round_shares(agent: AggregatorAgent, round_: int, *,
     """
     node = agent.node
     _, tensors = round_model(agent, round_)
-    terms = round_terms(agent, round_, flatten_model(tensors)[1].size + 1)
+    terms = round_terms(agent, round_, shared_vector_length(tensors))
     time_left = node.contract.round_info(round_).committee_deadline - node.chain_time()
     shares, excluded = collect_client_shares(
         node.store, round_submissions(agent, round_), terms, member_index=agent.member_index,
@@ -698,7 +665,7 @@ def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropos
     threshold = node.contract.threshold()
     since = _Waiting(time.monotonic(), max(0.0, action.proposal_deadline - node.chain_time()))
     _, tensors = round_model(agent, action.round)
-    length = flatten_model(tensors)[1].size + 1
+    length = shared_vector_length(tensors)
     with AggregateShareFetcher(agent, action.round, action.included_clients, length) as fetcher:
         shares = fetcher.wait(since, wanted=threshold + 1, share_wait=agent.settings.share_wait_seconds)
         while True:

@@ -143,7 +143,7 @@ contract FedTSSRounds is IFedTSSRounds {
         _requireOperator();
         Training memory t = _training;
         if (t.currentRound != 0 && t.roundsFinalized < t.finalizeUntil) revert TrainingInProgress(t.currentRound);
-        if (rounds == 0 || rounds > type(uint32).max - t.roundsFinalized) revert InvalidRoundCount(rounds);
+        if (rounds == 0 || rounds > type(uint32).max - t.roundsFinalized) revert TrainingInvalidRoundCount(rounds);
         _requireCid(modelCodec, modelDigest);
 
         uint64 round = t.currentRound + 1;
@@ -163,8 +163,8 @@ contract FedTSSRounds is IFedTSSRounds {
         _validateState(round, r.state, _bit(RoundState.Collecting));
         ClientSlot storage client = _clientSlots[msg.sender];
         uint16 position = client.position;
-        if (position == 0) revert NotAllowlistedClient(msg.sender);
-        if (client.lastRound == round) revert AlreadySubmitted(round, msg.sender);
+        if (position == 0) revert AccessNotAllowlistedClient(msg.sender);
+        if (client.lastRound == round) revert RoundAlreadySubmitted(round, msg.sender);
         uint64 deadline = r.collectionDeadline;
         if (block.timestamp > deadline) revert RoundDeadlinePassed(round, deadline);
         _requireCid(codec, digest);
@@ -195,8 +195,8 @@ contract FedTSSRounds is IFedTSSRounds {
         _validateState(round, current, _bit(RoundState.Aggregating) | _bit(RoundState.Reconstructing));
         MemberSlot storage m = _members[msg.sender];
         uint8 memberIndex = m.index;
-        if (memberIndex == 0) revert NotCommitteeMember(msg.sender);
-        if (m.lastShareRound == round) revert AlreadySubmittedShare(round, msg.sender);
+        if (memberIndex == 0) revert AccessNotCommitteeMember(msg.sender);
+        if (m.lastShareRound == round) revert RoundAlreadySubmittedShare(round, msg.sender);
         uint64 deadline = r.committeeDeadline;
         if (block.timestamp > deadline) revert RoundDeadlinePassed(round, deadline);
         _requireCid(codec, digest);
@@ -221,8 +221,8 @@ contract FedTSSRounds is IFedTSSRounds {
         Round storage r = _rounds[round];
         _validateState(round, r.state, _bit(RoundState.Reconstructing));
         MemberSlot storage m = _members[msg.sender];
-        if (m.index == 0) revert NotCommitteeMember(msg.sender);
-        if (m.lastVoteRound == round) revert AlreadyVoted(round, msg.sender);
+        if (m.index == 0) revert AccessNotCommitteeMember(msg.sender);
+        if (m.lastVoteRound == round) revert RoundAlreadyVoted(round, msg.sender);
         uint64 deadline = r.committeeDeadline;
         if (block.timestamp > deadline) revert RoundDeadlinePassed(round, deadline);
         _requireCid(codec, digest);
@@ -406,17 +406,17 @@ contract FedTSSRounds is IFedTSSRounds {
     }
 
     function _requireOperator() private view {
-        if (msg.sender != operator) revert NotOperator(msg.sender);
+        if (msg.sender != operator) revert AccessNotOperator(msg.sender);
     }
 
     function _requireCid(uint64 codec, bytes32 digest) private pure {
-        if ((codec != CODEC_RAW && codec != CODEC_DAG_PB) || digest == bytes32(0)) revert InvalidCid(codec, digest);
+        if ((codec != CODEC_RAW && codec != CODEC_DAG_PB) || digest == bytes32(0)) revert RoundInvalidCid(codec, digest);
     }
 
     function _requireClientSet(uint256 round, uint256 includedClients, uint256 count) private view {
         bool beyond = count < 256 && (includedClients >> count) != 0;
         if (beyond || _popcount(includedClients) < minClients) {
-            revert InvalidClientSet(round, includedClients, count, minClients);
+            revert RoundInvalidClientSet(round, includedClients, count, minClients);
         }
     }
 

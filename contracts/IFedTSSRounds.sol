@@ -93,11 +93,11 @@ interface IFedTSSRounds {
     // ---------------------------------------------------------------------- caller errors
 
     /// @dev Only the operator (the deployer) may call this.
-    error NotOperator(address account);
+    error AccessNotOperator(address account);
     /// @dev `account` is not on the client allowlist.
-    error NotAllowlistedClient(address account);
+    error AccessNotAllowlistedClient(address account);
     /// @dev `account` is not a committee member.
-    error NotCommitteeMember(address account);
+    error AccessNotCommitteeMember(address account);
 
     // ----------------------------------------------------------------------- round errors
 
@@ -117,23 +117,23 @@ interface IFedTSSRounds {
     /// @dev Training is running (round `round` is live or more rounds are requested).
     error TrainingInProgress(uint256 round);
     /// @dev The number of rounds to train must be positive.
-    error InvalidRoundCount(uint256 rounds);
+    error TrainingInvalidRoundCount(uint256 rounds);
     /// @dev A CID must be v1 with codec 0x55 (raw) or 0x70 (dag-pb) and a non-zero digest.
-    error InvalidCid(uint64 codec, bytes32 digest);
+    error RoundInvalidCid(uint64 codec, bytes32 digest);
     /// @dev The included-clients bitmap names a client index >= `clients` or has fewer than
     /// `minClients` bits set.
-    error InvalidClientSet(uint256 round, uint256 includedClients, uint256 clients, uint256 minClients);
+    error RoundInvalidClientSet(uint256 round, uint256 includedClients, uint256 clients, uint256 minClients);
     /// @dev `round` reached the threshold over the client set `fixedClients`; an aggregate share
     /// over any other set (`givenClients`) is refused, so that no second set can gather t public
     /// shares: two public sums over different sets would reveal the updates of the clients in
     /// only one of them.
     error RoundClientSetFixed(uint256 round, uint256 fixedClients, uint256 givenClients);
     /// @dev `account` already submitted an update in `round`.
-    error AlreadySubmitted(uint256 round, address account);
+    error RoundAlreadySubmitted(uint256 round, address account);
     /// @dev `member` already submitted an aggregate share in `round`.
-    error AlreadySubmittedShare(uint256 round, address member);
+    error RoundAlreadySubmittedShare(uint256 round, address member);
     /// @dev `member` already voted in `round`.
-    error AlreadyVoted(uint256 round, address member);
+    error RoundAlreadyVoted(uint256 round, address member);
 
     // ---------------------------------------------------------------------------- events
 

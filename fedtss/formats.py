@@ -76,8 +76,12 @@ __all__ = [
     "MANIFEST_SCHEMA",
     "MANIFEST_MAX_BYTES",
     "Manifest",
+    "RoundTerms",
+    "check_manifest",
     "encode_manifest",
+    "field_vector_bytes",
     "parse_manifest",
+    "shared_vector_length",
 ]
 
 P = FIELD_PRIME
@@ -108,6 +112,11 @@ def encode_field_vector(values: NDArray[np.uint64], *, kind: VectorKind) -> byte
     header = _VECTOR_HEADER.pack(_VECTOR_MAGIC, _VECTOR_VERSION, kind, 0, values.size)
     data = np.ascontiguousarray(values, dtype="<u8")
     return b"".join((header, memoryview(data).cast("B")))
+
+
+def field_vector_bytes(length: int) -> int:
+    """Size of an encoded field vector of ``length`` elements (16-byte header + 8 per element)."""
+    return _VECTOR_HEADER.size + 8 * length
 
 
 def _vector_kind(kind: object) -> VectorKind:
@@ -514,3 +523,43 @@ def _require_keys(document: object, expected: frozenset[str], what: str) -> None
         raise FormatError(f"{what} is missing {', '.join(sorted(missing))}")
     if unknown:
         raise FormatError(f"{what} has unknown keys {', '.join(sorted(map(str, unknown)))[:200]}")
+
+
+# -- what one round's manifests must say ------------------------------------------------
+
+
+def shared_vector_length(tensors: Mapping[str, NDArray[np.float32]]) -> int:
+    """Length d + 1 of the vector a client shares for a model of these tensors: every float32
+    element, then the sample count (see :mod:`fedtss.quantize`)."""
+    return _layout_of(tensors).size + 1
+
+
+@dataclass(frozen=True)
+class RoundTerms:
+    """What every manifest of one round must say: where, which round, the committee and the
+    federation's vector length and quantization (as the member reading it expects them)."""
+
+    chain_id: int
+    contract: str
+    round: int
+    n: int
+    t: int
+    vector_length: int
+    quantization: QuantizationConfig
+
+
+def check_manifest(manifest: Manifest, *, client: str, terms: RoundTerms) -> None:
+    """Raise :class:`FormatError` unless ``manifest`` is ``client``'s for exactly these terms."""
+    expected = {
+        "chain_id": terms.chain_id,
+        "contract": terms.contract.lower(),
+        "round": terms.round,
+        "client": client.lower(),
+        "n": terms.n,
+        "t": terms.t,
+        "vector_length": terms.vector_length,
+        "quantization": terms.quantization,
+    }
+    for name, value in expected.items():
+        if getattr(manifest, name) != value:
+            raise FormatError(f"manifest {name} does not match this round ({getattr(manifest, name)!r:.80})")

@@ -26,10 +26,8 @@ from agents.aggregator import (
     AggregatorAgent,
     MemberView,
     ReconstructAndPropose,
-    RoundTerms,
     Submission,
     aggregate_shares,
-    check_manifest,
     collect_client_shares,
     compute_aggregate,
     compute_fetch_timeout,
@@ -48,7 +46,15 @@ from fedtss import field as gf
 from fedtss.chain import ChainEvent, RoundState
 from fedtss.cid import cid_from_parts, cid_to_parts, compute_cid
 from fedtss.errors import FormatError, StorageError
-from fedtss.formats import Manifest, VectorKind, encode_field_vector, encode_manifest, flatten_model
+from fedtss.formats import (
+    Manifest,
+    RoundTerms,
+    VectorKind,
+    check_manifest,
+    encode_field_vector,
+    encode_manifest,
+    flatten_model,
+)
 from fedtss.quantize import QuantizationConfig
 from fedtss.sealing import ShareContext, keypair_from_seed, seal_share
 from fedtss.shamir import share_vector
@@ -390,7 +396,7 @@ def _manifest(**overrides: object) -> Manifest:
 
 
 def test_a_manifest_for_this_round_and_client_passes_whatever_the_address_case() -> None:
-    check_manifest(_manifest(), _CLIENT, _TERMS)
+    check_manifest(_manifest(), client=_CLIENT.client, terms=_TERMS)
 
 
 @pytest.mark.parametrize("field_name, value", [
@@ -400,7 +406,7 @@ def test_a_manifest_for_this_round_and_client_passes_whatever_the_address_case()
 def test_a_manifest_for_another_contract_round_client_or_federation_is_refused(field_name: str, value: object) -> None:
     extra = {"share_cids": tuple(compute_cid(bytes([j])) for j in range(4))} if field_name == "n" else {}
     with pytest.raises(FormatError, match=f"manifest {field_name} does not match"):
-        check_manifest(_manifest(**{field_name: value, **extra}), _CLIENT, _TERMS)
+        check_manifest(_manifest(**{field_name: value, **extra}), client=_CLIENT.client, terms=_TERMS)
 
 
 # ------------------------------------------- nothing a client sends may stop a member

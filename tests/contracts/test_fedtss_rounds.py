@@ -97,7 +97,7 @@ def test_start_training_opens_round_one_with_model_and_collection_deadline(s):
 
 
 def test_start_training_by_non_operator_reverts(s):
-    with reverts("NotOperator", account=s.outsider.address):
+    with reverts("AccessNotOperator", account=s.outsider.address):
         s.rounds.start_training(s.outsider, RAW, digest("m"), 1)
 
 
@@ -110,12 +110,12 @@ def test_start_training_while_training_reverts(s):
 @pytest.mark.parametrize(("codec", "label"), [(0x71, "m"), (RAW, None)])
 def test_start_training_with_invalid_cid_reverts(s, codec, label):
     model = digest(label) if label else bytes(32)
-    with reverts("InvalidCid", codec=codec, digest=model):
+    with reverts("RoundInvalidCid", codec=codec, digest=model):
         s.rounds.start_training(s.operator, codec, model, 1)
 
 
 def test_start_training_with_zero_rounds_reverts(s):
-    with reverts("InvalidRoundCount", rounds=0):
+    with reverts("TrainingInvalidRoundCount", rounds=0):
         s.rounds.start_training(s.operator, RAW, digest("m"), 0)
 
 
@@ -138,14 +138,14 @@ def test_submit_update_emits_submission_order_index_and_records_submitter(s):
 
 def test_submit_update_from_non_allowlisted_account_reverts(s):
     s.start()
-    with reverts("NotAllowlistedClient", account=s.outsider.address):
+    with reverts("AccessNotAllowlistedClient", account=s.outsider.address):
         s.rounds.submit_update(s.outsider, 1, RAW, digest("x"))
 
 
 def test_second_submission_in_a_round_reverts(s):
     s.start()
     s.submit(1)
-    with reverts("AlreadySubmitted", round=1, account=s.clients[0].address):
+    with reverts("RoundAlreadySubmitted", round=1, account=s.clients[0].address):
         s.rounds.submit_update(s.clients[0], 1, RAW, digest("again"))
 
 
@@ -165,7 +165,7 @@ def test_submit_to_a_round_not_opened_reverts_with_wrong_state(s):
 
 def test_submit_with_invalid_cid_reverts(s):
     s.start()
-    with reverts("InvalidCid", codec=0x12):
+    with reverts("RoundInvalidCid", codec=0x12):
         s.rounds.submit_update(s.clients[0], 1, 0x12, digest("x"))
 
 
@@ -253,21 +253,21 @@ def test_share_in_collecting_reverts_with_wrong_state(s):
 
 def test_share_from_non_member_reverts(s):
     s.to_aggregating()
-    with reverts("NotCommitteeMember", account=s.outsider.address):
+    with reverts("AccessNotCommitteeMember", account=s.outsider.address):
         s.rounds.submit_aggregate_share(s.outsider, 1, RAW, digest("x"), 0b111)
 
 
 def test_second_share_from_a_member_reverts(s):
     s.to_aggregating()
     s.share(0, 0b111)
-    with reverts("AlreadySubmittedShare", round=1, member=s.members[0].address):
+    with reverts("RoundAlreadySubmittedShare", round=1, member=s.members[0].address):
         s.share(0, 0b1111)
 
 
 @pytest.mark.parametrize("included", [0b11, 1 << 10 | 0b111, 0])
 def test_share_over_too_few_clients_or_clients_beyond_submitters_reverts(s, included):
     s.to_aggregating()
-    with reverts("InvalidClientSet", includedClients=included, clients=10, minClients=3):
+    with reverts("RoundInvalidClientSet", includedClients=included, clients=10, minClients=3):
         s.share(0, included)
 
 
@@ -355,10 +355,10 @@ def test_vote_before_threshold_reverts_with_wrong_state(s):
 
 def test_vote_from_non_member_and_double_vote_revert(s):
     s.to_reconstructing()
-    with reverts("NotCommitteeMember", account=s.outsider.address):
+    with reverts("AccessNotCommitteeMember", account=s.outsider.address):
         s.rounds.propose_model(s.outsider, 1, RAW, digest("model-1"))
     s.vote(0, "model-1")
-    with reverts("AlreadyVoted", round=1, member=s.members[0].address):
+    with reverts("RoundAlreadyVoted", round=1, member=s.members[0].address):
         s.vote(0, "model-other")
 
 
@@ -454,7 +454,7 @@ def test_reopen_after_a_finalized_round_uses_the_last_finalized_model(s):
 
 def test_reopen_by_non_operator_or_of_a_live_or_old_round_reverts(s):
     _fail_first_round(s)
-    with reverts("NotOperator", account=s.outsider.address):
+    with reverts("AccessNotOperator", account=s.outsider.address):
         s.rounds.reopen_round(s.outsider, 1)
     s.rounds.reopen_round(s.operator, 1)
     with reverts("RoundWrongState", round=2, expectedStates=(RoundState.Failed,), actual=RoundState.Collecting):
@@ -628,7 +628,7 @@ def test_start_training_while_the_latest_round_is_failed_reverts_until_it_is_reo
 
 
 def test_start_training_with_a_round_count_that_would_overflow_reverts(s):
-    with reverts("InvalidRoundCount", rounds=2**64 - 1):
+    with reverts("TrainingInvalidRoundCount", rounds=2**64 - 1):
         s.rounds.start_training(s.operator, RAW, digest("m"), 2**64 - 1)
 
 
@@ -642,9 +642,9 @@ def test_close_collection_outside_collecting_reverts_with_wrong_state(s):
 
 def test_share_and_vote_with_invalid_cid_revert(s):
     s.to_reconstructing()
-    with reverts("InvalidCid", codec=0x71):
+    with reverts("RoundInvalidCid", codec=0x71):
         s.rounds.submit_aggregate_share(s.members[3], 1, 0x71, digest("a"), (1 << 10) - 1)
-    with reverts("InvalidCid", codec=RAW, digest=bytes(32)):
+    with reverts("RoundInvalidCid", codec=RAW, digest=bytes(32)):
         s.rounds.propose_model(s.members[0], 1, RAW, bytes(32))
 
 

@@ -38,3 +38,15 @@ def test_every_event_has_a_notice_and_documents_each_field(rounds_artifact):
         assert userdoc["events"].get(signature, {}).get("notice"), f"{signature} has no @notice"
         documented = devdoc["events"].get(signature, {}).get("params", {})
         assert set(documented) == {i["name"] for i in item["inputs"]}, f"{signature} lacks @param tags"
+
+
+#: The contract's components, as OpenZeppelin prefixes its errors (``GovernorUnexpectedProposalState``):
+#: deployment configuration, who may call, the training run, one round.
+ERROR_COMPONENTS = ("Config", "Access", "Training", "Round")
+
+
+def test_every_custom_error_names_its_component_first(rounds_artifact):
+    errors = [i["name"] for i in rounds_artifact.abi if i["type"] == "error"]
+    assert errors
+    unprefixed = [name for name in errors if not name.startswith(ERROR_COMPONENTS)]
+    assert unprefixed == [], f"errors without a component prefix {ERROR_COMPONENTS}: {unprefixed}"

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.aggregator import RoundTerms, Submission, check_manifest
 from agents.config import load_node_config
 from fedtss.cid import cid_to_parts
-from fedtss.formats import Manifest, encode_manifest, flatten_model, parse_manifest
+from fedtss.formats import Manifest, RoundTerms, check_manifest, encode_manifest, parse_manifest, shared_vector_length
 from orchestration.launcher import LocalFederation
 
 from .conftest import ROUND_TIMEOUT
@@ -48,7 +47,7 @@ def _submit_absurd_manifest(federation: LocalFederation, round_: int, client_ind
     committee = contract.committee()
     terms = RoundTerms(
         chain_id=contract.w3.eth.chain_id, contract=contract.address, round=round_, n=len(committee),
-        t=contract.threshold(), vector_length=flatten_model(model)[1].size + 1,
+        t=contract.threshold(), vector_length=shared_vector_length(model),
         quantization=load_node_config(federation.config_path("member-1"), role="aggregator").federation.quantization,
     )
     honest = Manifest(
@@ -60,8 +59,7 @@ def _submit_absurd_manifest(federation: LocalFederation, round_: int, client_ind
     document["quantization"] = ABSURD_QUANTIZATION
     manifest_cid = store.put(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
     # Only the quantization is wrong: the same manifest with the honest numbers passes the members' check.
-    check_manifest(parse_manifest(encode_manifest(honest)), Submission(client_index, account.address, manifest_cid),
-                   terms)
+    check_manifest(parse_manifest(encode_manifest(honest)), client=account.address, terms=terms)
     contract.submit_update(account, round_, *cid_to_parts(manifest_cid))
 
 

@@ -18,14 +18,18 @@ from fedtss.errors import FormatError
 from fedtss.formats import (
     Manifest,
     ModelLayout,
+    RoundTerms,
     VectorKind,
+    check_manifest,
     decode_field_vector,
     decode_model,
     encode_field_vector,
     encode_manifest,
     encode_model,
+    field_vector_bytes,
     flatten_model,
     parse_manifest,
+    shared_vector_length,
     unflatten_model,
 )
 from fedtss.quantize import QuantizationConfig
@@ -489,3 +493,20 @@ def test_a_model_header_with_any_values_raises_format_error_or_decodes(blob: byt
         decode_model(blob, max_bytes=LIMIT)
     except FormatError:
         pass
+
+
+def test_a_shared_vector_holds_every_model_element_and_then_the_sample_count() -> None:
+    assert shared_vector_length(MODEL) == 12 + 2 + 10 + 1
+    assert field_vector_bytes(shared_vector_length(MODEL)) == len(encode_field_vector(
+        np.zeros(25, dtype=np.uint64), kind=SHARE))
+
+
+def test_a_manifest_passes_the_round_terms_only_for_its_own_client() -> None:
+    terms = RoundTerms(MANIFEST.chain_id, MANIFEST.contract.upper().replace("0X", "0x"), MANIFEST.round,
+                       n=MANIFEST.n, t=MANIFEST.t, vector_length=MANIFEST.vector_length,
+                       quantization=MANIFEST.quantization)
+    check_manifest(MANIFEST, client=MANIFEST.client, terms=terms)
+    with pytest.raises(FormatError, match="manifest client does not match"):
+        check_manifest(MANIFEST, client="0x" + "ee" * 20, terms=terms)
+    with pytest.raises(FormatError, match="manifest round does not match"):
+        check_manifest(MANIFEST, client=MANIFEST.client, terms=dataclasses.replace(terms, round=terms.round + 1))

@@ -119,7 +119,7 @@ def test_keeper_without_the_operator_key_cannot_reopen_and_says_so(chain, rounds
     keeper.tick()
     with caplog.at_level(logging.WARNING, logger="fedtss.keeper"):
         assert keeper.tick() is None
-    assert "NotOperator" in caplog.text
+    assert "AccessNotOperator" in caplog.text
     assert rounds.state(1) is RoundState.Failed
 
 

@@ -131,7 +131,7 @@ def test_a_transaction_mined_as_a_revert_is_named_like_an_estimated_one(chain, d
     error = explain_mined_revert(call, outsider, receipt, rounds._decoder)
 
     assert isinstance(error, ContractRevert)
-    assert error.name == "NotOperator"
+    assert error.name == "AccessNotOperator"
     assert error.args_by_name == {"account": outsider.address}
     assert "reverted when mined" in str(error)
 
@@ -140,9 +140,9 @@ def test_revert_data_with_a_known_selector_but_garbled_arguments_is_a_chain_erro
     from web3.exceptions import ContractLogicError
 
     rounds = deploy()
-    selector = next(bytes(k).hex() for k, item in rounds._decoder._errors.items() if item["name"] == "NotOperator")
+    selector = next(bytes(k).hex() for k, item in rounds._decoder._errors.items() if item["name"] == "AccessNotOperator")
     error = rounds._decoder.decode(ContractLogicError("execution reverted", data="0x" + selector + "00" * 5))
-    assert type(error) is ChainError and "NotOperator" in str(error) and "malformed" in str(error)
+    assert type(error) is ChainError and "AccessNotOperator" in str(error) and "malformed" in str(error)
 
 
 def test_a_missing_deployment_record_is_a_config_error_that_says_how_to_get_one(tmp_path):
