@@ -38,7 +38,6 @@ c's update. Kept in j's state folder, with only its hash (the CID) on chain, it 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -55,6 +54,7 @@ from numpy.typing import NDArray
 from agents.config import AggregatorSettings, FederationSettings
 from agents.client import fetch_model
 from agents.learning import apply_mean_update
+from agents.records import ExclusionRecord, append_exclusion
 from agents.runtime import Handler, Node, Outcome, Skip, format_fields, is_transient, log, main
 from fedtss import field as gf
 from fedtss.chain import ChainEvent, RoundState, transaction_hash
@@ -130,8 +130,6 @@ SHARE_FETCH_WORKERS = 8
 #: Share of the time left to the aggregation deadline a member spends fetching clients' blobs;
 #: the rest is for summing, storing the aggregate share and getting its transaction mined.
 FETCH_SHARE_OF_DEADLINE = 0.5
-#: Each member's record of the parties it excluded, one JSON object a line, in ``state_dir``.
-EXCLUSIONS_FILE = "exclusions.jsonl"
 #: Where, in ``state_dir``, a member keeps its aggregate share until the chain fixes its set.
 UNPUBLISHED_SHARES_DIR = "aggregate-shares"
 
@@ -421,22 +419,17 @@ def shares_over(shares: Mapping[int, NDArray[np.uint64]], fixed: int) -> dict[in
 
 
 def record_exclusion(agent: AggregatorAgent, round_: int, *, reason: str, client: str | None = None,
-                     member: int | None = None) -> None:
-    """Append one exclusion to the member's ``exclusions.jsonl``: the log is for people, this for programs.
-
-    One line ``{"round": r, "client": "0x…", "reason": "FormatError"}`` (or ``"member": j``
-    for a member's aggregate share), written with one ``write`` call in append mode.
-    """
-    entry: dict[str, object] = {"round": round_, "reason": reason}
-    entry.update({"client": client} if client is not None else {"member": member})
-    path = Path(agent.node.config.node.state_dir) / EXCLUSIONS_FILE
+                     member: int | None = None, member_address: str | None = None) -> None:
+    """Append one exclusion to the member's ``exclusions.jsonl`` (:mod:`agents.records`): the log
+    line says it to people, this record to programs."""
+    record = ExclusionRecord(round_, reason, by=agent.node.address, client=client, member=member,
+                             member_address=member_address)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as file:
-            file.write(json.dumps(entry, sort_keys=True) + "\n")
-    except OSError as exc:  # the record is a convenience: the log line above already says it
+        append_exclusion(Path(agent.node.config.node.state_dir), record)
+    except OSError as exc:  # the record is a convenience: the log line already says it
         log.warning(format_fields(role=agent.role, address=agent.node.address, round=round_,
-                                  note=f"cannot record the exclusion in {path}: {exc.strerror}"))
+                                  note=f"cannot record the exclusion in {agent.node.config.node.state_dir}: "
+                                       f"{exc.strerror}"))
 
 
 def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np.uint64], bitmap: int) -> Outcome:
@@ -648,7 +641,7 @@ def fetch_aggregate_shares(agent: AggregatorAgent, round_: int, included: int,
 def _log_bad_member(agent: AggregatorAgent, round_: int, index: int, address: str, reason: str) -> None:
     log.warning(format_fields(role=agent.role, address=agent.node.address, round=round_,
                               excluded_member=index, member_address=address, reason=reason))
-    record_exclusion(agent, round_, member=index, reason=reason)
+    record_exclusion(agent, round_, member=index, member_address=address, reason=reason)
 
 
 def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropose,

@@ -38,6 +38,7 @@ from web3.contract import Contract
 from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
 
 from agents.config import MAX_CONFIRMATIONS
+from agents.records import EXCLUSIONS_FILE, ExclusionRecord, read_exclusions
 from fedtss.chain import ChainEvent, Deployment, RoundInfo, RoundsContract, RoundState
 from fedtss.chain.checkpoint import BlockRef, compute_fork_point
 from fedtss.chain.redaction import display_url, redact_urls
@@ -64,7 +65,7 @@ __all__ = [
     "chain_now",
     "classify_query",
     "decode_call",
-    "read_log_exclusions",
+    "exclusions_from_records",
     "utc_datetime",
 ]
 
@@ -136,7 +137,7 @@ class Exclusion:
     party: str
     kind: str  # "client" or "member"
     reason: str
-    source: str  # "chain" or the log file that reported it
+    source: str  # "chain", or the member record file that reported it (nodes/member-2/exclusions.jsonl)
 
 
 @dataclass
@@ -322,28 +323,25 @@ def classify_query(text: str, *, current_round: int) -> tuple[str, str]:
     return "unknown", query
 
 
-_LOG_EXCLUSION = re.compile(
-    r"\baddress=(?P<reporter>0x[0-9a-fA-F]{40})\b.*?\bround=(?P<round>\d+)\b.*?"
-    r"\b(?:excluded_client=(?P<client>0x[0-9a-fA-F]{40})|excluded_member=(?P<member>\d+)"
-    r"(?: member_address=(?P<member_address>0x[0-9a-fA-F]{40}))?)\b.*?\breason=(?P<reason>\S+)"
-)
-
-
-def read_log_exclusions(lines: Iterable[str], round_: int, source: str) -> list[Exclusion]:
-    """Exclusions the agents logged for ``round_`` (``excluded_client=`` / ``excluded_member=``)."""
+def exclusions_from_records(records: Iterable[ExclusionRecord], source: str) -> list[Exclusion]:
+    """The explorer's view of members' exclusion records: the party, its kind, why and who says so."""
     found: list[Exclusion] = []
-    for line in lines:
-        match = _LOG_EXCLUSION.search(line)
-        if match is None or int(match["round"]) != round_:
-            continue
-        reporter = to_checksum_address(match["reporter"])
-        if match["client"]:
-            party, kind = to_checksum_address(match["client"]), "client"
+    for record in records:
+        if record.client is not None:
+            party, kind = _checksummed(record.client), "client"
         else:
-            party = to_checksum_address(match["member_address"]) if match["member_address"] else f"member {match['member']}"
+            party = _checksummed(record.member_address) if record.member_address else f"member {record.member}"
             kind = "member"
-        found.append(Exclusion(party, kind, f"{match['reason']} (reported by {reporter})", source))
+        found.append(Exclusion(party, kind, f"{record.reason} (reported by {_checksummed(record.by)})", source))
     return found
+
+
+def _checksummed(address: str) -> str:
+    """An address as the pages show them; a record's text that is not one is shown as it is."""
+    try:
+        return to_checksum_address(address)
+    except ValueError:
+        return address
 
 
 def _hex(value: bytes) -> str:
@@ -709,16 +707,16 @@ class FederationView:
                             "not the agreed set", "chain") for s in shares if s.matches_agreed_set is False]
         found += [Exclusion(v.member, "member", f"voted for {v.model_cid}, not the finalized model", "chain")
                   for v in votes if v.matches is False]
-        return found + self._logged_exclusions(round_)
+        return found + self._recorded_exclusions(round_)
 
-    def _logged_exclusions(self, round_: int) -> list[Exclusion]:
-        logs = self.run_dir / "logs" if self.run_dir else None
-        if logs is None or not logs.is_dir():
+    def _recorded_exclusions(self, round_: int) -> list[Exclusion]:
+        """What the run's members recorded (``nodes/*/exclusions.jsonl``, :mod:`agents.records`)."""
+        nodes = self.run_dir / "nodes" if self.run_dir else None
+        if nodes is None or not nodes.is_dir():
             return []
         found: list[Exclusion] = []
-        for path in sorted(logs.glob("member-*.log")):
-            with path.open(encoding="utf-8", errors="replace") as lines:
-                found += read_log_exclusions(lines, round_, path.name)
+        for path in sorted(nodes.glob(f"*/{EXCLUSIONS_FILE}")):
+            found += exclusions_from_records(read_exclusions(path, round_=round_), f"{path.parent.name}/{path.name}")
         unique = {(e.party, e.kind, e.reason): e for e in found}
         return list(unique.values())
 

@@ -93,5 +93,8 @@ def test_a_client_posting_absurd_quantization_is_excluded_by_every_member_and_th
     _assert_is_plaintext_fedavg_of(federation, [0, 1], record.model_cid)
     for name in federation.member_names:
         [exclusion] = [e for e in _exclusions(federation, name) if e.get("client", "").lower() == hostile.lower()]
-        assert exclusion == {"round": 1, "client": exclusion["client"], "reason": "FormatError"}, name
+        member = federation.members[federation.member_names.index(name)].address
+        assert exclusion["by"].lower() == member.lower(), name  # who decided
+        assert exclusion == {"round": 1, "client": exclusion["client"], "reason": "FormatError",
+                             "by": exclusion["by"]}, name
     assert not federation.exited(), {name: federation.log_tail(name) for name in federation.exited()}

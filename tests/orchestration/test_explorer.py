@@ -24,10 +24,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from agents.records import EXCLUSIONS_FILE, ExclusionRecord, append_exclusion, read_exclusions
 from fedtss.chain.devnode import dev_accounts, start_anvil
 from fedtss.cid import cid_to_parts
 from orchestration.explorer.app import PARTIAL_HEADER, create_app
-from orchestration.explorer.chainview import FederationView, classify_query, read_log_exclusions
+from orchestration.explorer.chainview import FederationView, classify_query, exclusions_from_records
 from orchestration.explorer.chart import Series, data_table, line_chart, report_series
 from orchestration.explorer.command import reopen_chain
 from orchestration.node import free_port, start_local_chain
@@ -248,18 +249,19 @@ def test_classify_query_names_what_a_search_entry_is(text: str, expected: tuple[
     assert classify_query(text, current_round=3) == expected
 
 
-def test_logged_exclusions_are_read_for_their_round_only() -> None:
-    lines = [
-        "2026 WARNING fedtss.agents role=aggregator address=0x70997970C51812dc3A010C7d01b50e0d17dc79C8 round=3 "
-        "excluded_client=0x976EA74026E726554dB657fA54763abd0C3a0aa9 reason=InvalidSealedShare",
-        "2026 WARNING fedtss.agents role=aggregator address=0x70997970C51812dc3A010C7d01b50e0d17dc79C8 round=4 "
-        "excluded_member=2 member_address=0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC reason=InconsistentShares",
-        "2026 INFO fedtss.agents role=aggregator round=3 action=aggregate",
-    ]
-    round3 = read_log_exclusions(lines, 3, "member-1.log")
+def test_recorded_exclusions_are_shown_with_their_party_and_who_reported_them(tmp_path) -> None:
+    member = tmp_path / "nodes" / "member-1"
+    by = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    append_exclusion(member, ExclusionRecord(3, "InvalidSealedShare", by=by.lower(),
+                                             client="0x976ea74026e726554db657fa54763abd0c3a0aa9"))
+    append_exclusion(member, ExclusionRecord(4, "InconsistentShares", by=by, member=2,
+                                             member_address="0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"))
+    with (member / EXCLUSIONS_FILE).open("a") as file:
+        file.write('{"round": 3, "reason": "torn line from a cra')
+    round3 = exclusions_from_records(read_exclusions(member / EXCLUSIONS_FILE, round_=3), "member-1/exclusions.jsonl")
     assert [(e.party, e.kind) for e in round3] == [("0x976EA74026E726554dB657fA54763abd0C3a0aa9", "client")]
-    assert "InvalidSealedShare" in round3[0].reason
-    round4 = read_log_exclusions(lines, 4, "member-1.log")
+    assert round3[0].reason == f"InvalidSealedShare (reported by {by})"
+    round4 = exclusions_from_records(read_exclusions(member / EXCLUSIONS_FILE, round_=4), "member-1/exclusions.jsonl")
     assert [(e.party, e.kind) for e in round4] == [("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "member")]
 
 
