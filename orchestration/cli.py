@@ -133,10 +133,10 @@ def deploy(
     out: Annotated[Path, typer.Option(help="where to write the deployment record")] = Path("build/deployment.json"),
 ) -> None:
     """Compile and deploy the round contract; the key comes from FEDTSS_PRIVATE_KEY or the config."""
-    from orchestration.launcher import load_deploy_script
+    from fedtss.chain.deploy import deploy as deploy_contract
 
     try:
-        deployment = load_deploy_script().deploy(rpc_url, config, out, os.environ, warn=lambda message: _warn(
+        deployment = deploy_contract(rpc_url, config, out, os.environ, warn=lambda message: _warn(
             "deploy", message))
     except FedTSSError as exc:
         raise _fail("deploy", exc) from None
