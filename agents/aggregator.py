@@ -460,18 +460,22 @@ def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> 
     The set may be fixed between the check and the transaction: then it sums again over it.
     """
     shares, length = open_round_shares(agent, action.round)
-    for attempt in (1, 2):
-        fixed = agent.node.contract.round_info(action.round).included_clients
-        chosen = shares_over(shares, fixed)
-        if chosen is None:
-            return Outcome(note=f"the round's client set is fixed at {fixed:#x} and this member could not "
-                                f"open every client of it: nothing posted")
-        try:
-            return publish_aggregate(agent, action.round, *aggregate_shares(chosen, length))
-        except ContractRevert as exc:
-            if exc.name != "RoundClientSetFixed" or attempt == 2:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return _post_over_round_set(agent, action.round, shares, length)
+    except ContractRevert as exc:
+        if exc.name != "RoundClientSetFixed":
+            raise
+        return _post_over_round_set(agent, action.round, shares, length)  # fixed since it looked
+
+
+def _post_over_round_set(agent: AggregatorAgent, round_: int, shares: Mapping[int, NDArray[np.uint64]],
+                         length: int) -> Outcome:
+    fixed = agent.node.contract.round_info(round_).included_clients
+    chosen = shares_over(shares, fixed)
+    if chosen is None:
+        return Outcome(note=f"the round's client set is fixed at {fixed:#x} and this member could not "
+                            f"open every client of it: nothing posted")
+    return publish_aggregate(agent, round_, *aggregate_shares(chosen, length))
 
 
 def _unpublished_share_path(agent: AggregatorAgent, round_: int) -> Path:
@@ -559,6 +563,7 @@ class AggregateShareFetcher:
         self.shares: dict[int, NDArray[np.uint64]] = {}
         self.bad: set[int] = set()
         self.other_set: set[int] = set()
+        self._addresses: dict[int, str] = {}
         self._inflight: dict[int, Future[NDArray[np.uint64]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=SHARE_FETCH_WORKERS, thread_name_prefix="share")
 
@@ -573,7 +578,7 @@ class AggregateShareFetcher:
         """Members from whom nothing more will come: share in hand, found bad, or over another set."""
         return len(self.shares) + len(self.bad) + len(self.other_set)
 
-    def poll(self) -> dict[int, NDArray[np.uint64]]:
+    def poll(self) -> None:
         """Collect finished fetches and start one for every share posted but not yet in hand."""
         self.collect()
         for event in self.agent.node.round_events(self.round, "AggregateShareSubmitted"):
@@ -581,9 +586,9 @@ class AggregateShareFetcher:
             if event.args["includedClients"] != self.included:
                 self.other_set.add(member)
             elif member not in self.shares and member not in self.bad and member not in self._inflight:
+                self._addresses[member] = event.args["member"]
                 cid = cid_from_parts(event.args["codec"], event.args["digest"])
                 self._inflight[member] = self._pool.submit(self._fetch, cid)
-        return dict(self.shares)
 
     def collect(self, *, wait_for_all: bool = False) -> dict[int, NDArray[np.uint64]]:
         """Settle the fetches that finished (with ``wait_for_all``, every one in flight)."""
@@ -621,8 +626,7 @@ class AggregateShareFetcher:
             raise error  # our own store is unreachable: not this member's fault
         elif not is_unpublished(error):
             self.bad.add(member)
-            address = self.agent.node.contract.committee()[member - 1][0]
-            _log_bad_member(self.agent, self.round, member, address, fault_name(error))
+            _log_bad_member(self.agent, self.round, member, self._addresses[member], fault_name(error))
 
 
 def is_unpublished(error: BaseException) -> bool:

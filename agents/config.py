@@ -79,6 +79,8 @@ __all__ = [
 Role = Literal["client", "aggregator"]
 
 DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
+DEFAULT_STORE_TIMEOUT_SECONDS = 30.0
+DEFAULT_FETCH_TIMEOUT_SECONDS = 60.0
 MAX_CONFIRMATIONS = 1000
 _TRAIN_DEFAULTS = TrainConfig()
 
@@ -105,10 +107,10 @@ class NodeSettings:
     password_file: Path | None = None
     max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
     #: Kubo RPC store only: seconds to connect, send, or wait between received bytes.
-    store_timeout_seconds: float = 30.0
+    store_timeout_seconds: float = DEFAULT_STORE_TIMEOUT_SECONDS
     #: Kubo RPC store only: seconds the daemon may look for and send one blob, so a CID
     #: nobody serves costs at most this long.
-    fetch_timeout_seconds: float = 60.0
+    fetch_timeout_seconds: float = DEFAULT_FETCH_TIMEOUT_SECONDS
     #: Blocks an event's block must have on top of it before the agent handles it (0: at the
     #: head, right for a local dev chain; see the README for real networks).
     confirmations: int = 0
@@ -350,8 +352,8 @@ def _node_settings(table: ConfigTable) -> NodeSettings:
         password_env=table.text("password_env", DEFAULT_PASSWORD_ENV),
         password_file=table.path("password_file"),
         max_blob_bytes=table.integer("max_blob_bytes", DEFAULT_MAX_BLOB_BYTES, 1024, 2**40),
-        store_timeout_seconds=table.number("store_timeout_seconds", 30.0),
-        fetch_timeout_seconds=table.number("fetch_timeout_seconds", 60.0),
+        store_timeout_seconds=table.number("store_timeout_seconds", DEFAULT_STORE_TIMEOUT_SECONDS),
+        fetch_timeout_seconds=table.number("fetch_timeout_seconds", DEFAULT_FETCH_TIMEOUT_SECONDS),
         confirmations=table.integer("confirmations", 0, 0, MAX_CONFIRMATIONS),
     )
     table.done()

@@ -177,13 +177,10 @@ class Keeper:
         number = eth.block_number - self.confirmations
         if number < self.deploy_block:
             return None
-        views = self.contract.contract.functions
-        round_ = views.currentRound().call(block_identifier=number)
+        round_ = self.contract.current_round(block=number)
         if round_ == 0:
             return None
-        state, failed_from, *rest = views.roundInfo(round_).call(block_identifier=number)
-        info = RoundInfo(RoundState(state), RoundState(failed_from), *rest)
-        return round_, info, int(eth.get_block(number)["timestamp"])
+        return round_, self.contract.round_info(round_, block=number), int(eth.get_block(number)["timestamp"])
 
     def _send(self, action: KeeperAction, round_: int) -> KeeperAction | None:
         try:

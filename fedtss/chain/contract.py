@@ -251,21 +251,22 @@ class RoundsContract:
         return _replayed_error(lambda at: self.w3.eth.call(call, block_identifier=at), (block, block - 1),
                                self._decoder)
 
-    def call(self, function: str, *args: Any) -> Any:
-        """Read a view; a revert becomes ContractRevert."""
+    def call(self, function: str, *args: Any, block: int | str = "latest") -> Any:
+        """Read a view on the state after ``block`` (a number, or "latest"); a revert becomes
+        ContractRevert. A block below the head reads state that k confirmations made final."""
         try:
-            return self.contract.functions[function](*args).call()
+            return self.contract.functions[function](*args).call(block_identifier=block)
         except ContractLogicError as exc:
             raise self._decoder.decode(exc) from exc
 
-    def current_round(self) -> int:
-        return self.call("currentRound")
+    def current_round(self, *, block: int | str = "latest") -> int:
+        return self.call("currentRound", block=block)
 
     def state(self, round_: int) -> RoundState:
         return RoundState(self.call("state", round_))
 
-    def round_info(self, round_: int) -> RoundInfo:
-        state, failed_from, *rest = self.call("roundInfo", round_)
+    def round_info(self, round_: int, *, block: int | str = "latest") -> RoundInfo:
+        state, failed_from, *rest = self.call("roundInfo", round_, block=block)
         return RoundInfo(RoundState(state), RoundState(failed_from), *rest)
 
     def latest_model(self) -> tuple[int, int, bytes]:

@@ -575,15 +575,13 @@ class FederationView:
 
     def _view_at(self, block: int, function: str, *args: Any) -> Any:
         """The contract's view ``function(*args)`` on the state after ``block`` (the confirmed head;
-        before the deploy block is confirmed, the state it deployed with). RoundsContract's views
-        read the latest state only, so the call is made here, as the keeper does."""
-        call = self.contract.contract.functions[function](*args)
+        before the deploy block is confirmed, the state it deployed with)."""
         at = max(block, self.deployment.deploy_block)
-        return self._rpc(function, lambda: call.call(block_identifier=at))
+        return self._rpc(function, lambda: self.contract.call(function, *args, block=at))
 
     def _round_info_at(self, block: int, round_: int) -> RoundInfo:
-        state, failed_from, *rest = self._view_at(block, "roundInfo", round_)
-        return RoundInfo(RoundState(state), RoundState(failed_from), *rest)
+        at = max(block, self.deployment.deploy_block)
+        return self._rpc("roundInfo", lambda: self.contract.round_info(round_, block=at))
 
     # ----------------------------------------------------------------------- overview
 

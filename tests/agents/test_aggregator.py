@@ -258,11 +258,16 @@ def test_bad_clients_are_excluded_with_a_logged_reason_and_the_round_finalizes(m
     fed.assert_model_is_fedavg_of([0, 1, 3])
 
 
-def test_a_client_splitting_the_committee_cannot_stop_one_set_from_winning(make_federation_in) -> None:
-    fed: Federation = make_federation_in(clients=3, members=4, threshold=2)
+def _split_the_committee_on_client_2(fed: Federation) -> None:
+    """Clients 0 and 1 submit as agents; client 2's shares open for members 1 and 2 only."""
     fed.drive(fed.clients[:2])
     split = _prepare(fed, 2, round_for_member={3: 2, 4: 2})
     _submit(fed, 2, split.manifest_blob, split.sealed_shares)
+
+
+def test_a_client_splitting_the_committee_cannot_stop_one_set_from_winning(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=4, threshold=2)
+    _split_the_committee_on_client_2(fed)
     m1, m2, m3, m4 = fed.members
     # Members 3 and 4 (who exclude client 2) post first, so the smaller set reaches t first;
     # members 1 and 2 (who include it) are the first to hear ThresholdReached. The set is then
@@ -289,9 +294,7 @@ def test_a_share_over_a_set_that_lost_is_kept_private_and_only_the_fixed_sets_sh
     # colluding members would add theirs and read client 2's update. Member 4 posts nothing, so
     # the others wait for a third share until half the time to the deadline: a short period.
     fed: Federation = make_federation_in(clients=3, members=4, threshold=2, aggregation_period=20)
-    fed.drive(fed.clients[:2])
-    split = _prepare(fed, 2, round_for_member={3: 2, 4: 2})
-    _submit(fed, 2, split.manifest_blob, split.sealed_shares)
+    _split_the_committee_on_client_2(fed)
     m1, m2, m3, m4 = fed.members
     (closed,) = [e for e in fed.drive([]) if e.name == "CollectionClosed"]
     for member in (m1, m3, m2, m4):
@@ -556,9 +559,7 @@ def test_clients_posting_cids_nobody_serves_cannot_use_up_the_time_of_the_others
 
 def test_a_set_fixed_between_the_check_and_the_transaction_is_summed_over_again(make_federation_in) -> None:
     fed: Federation = make_federation_in(clients=3, members=4, threshold=2)
-    fed.drive(fed.clients[:2])
-    split = _prepare(fed, 2, round_for_member={3: 2, 4: 2})
-    _submit(fed, 2, split.manifest_blob, split.sealed_shares)
+    _split_the_committee_on_client_2(fed)
     m1, _, m3, m4 = fed.members
     (closed,) = [e for e in fed.drive([]) if e.name == "CollectionClosed"]
     fed.deliver(closed, [m3, m4])  # {0, 1} is fixed now
