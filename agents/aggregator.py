@@ -15,13 +15,18 @@ Member j, in one round:
    ``submitAggregateShare(round, CID, includedBitmap)`` with its CID only, unless
    ThresholdReached already fixed a different client set (then it posts nothing).
 2. ``ThresholdReached(round, set)`` -> :func:`on_threshold_reached`;
-   :func:`reconstruct_and_propose` first publishes its own share if it is over ``set``
-   (:func:`publish_own_share`), then waits until every member's share over ``set`` is in
-   the store (or ``share_wait_seconds``; longer while only t are there, and again for one
-   more when the shares it has are inconsistent, see :func:`is_worth_waiting`), and
-   :func:`reconstruct_model` (pure) reconstructs with error correction (naming wrong
-   members), dequantizes and applies the mean update. Every honest member gets the same
-   model bytes, stores them and votes ``proposeModel(round, CID)``.
+   :func:`start_reconstruction` publishes its own share if it is over ``set``
+   (:func:`publish_own_share`), starts fetching the shares posted so far and remembers the
+   round as a :class:`PendingVote`. Nothing waits inside it: each later
+   ``AggregateShareSubmitted`` of the round starts one more fetch
+   (:func:`on_aggregate_share_submitted`), and at each clock :class:`~agents.runtime.Tick`
+   :func:`on_tick` asks :func:`is_worth_waiting` (every member's share over ``set``, or
+   ``share_wait_seconds``; longer while only t are there, and again for one more when the
+   shares in hand are inconsistent). When waiting is over, :func:`reconstruct_and_propose`
+   runs :func:`reconstruct_model` (pure): reconstruction with error correction (naming
+   wrong members), dequantization, the mean update. Every honest member gets the same
+   model bytes, stores them and votes ``proposeModel(round, CID)``, unless t others voted
+   first. A member restarted while it waited starts waiting again (:func:`resume_events`).
 
 Which client set wins. Members may disagree about a client whose share opened for some and
 not for others; each posts the set it could include. The contract emits ``ThresholdReached``
@@ -45,7 +50,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +60,22 @@ from agents.config import AggregatorSettings, FederationSettings
 from agents.client import fetch_model
 from agents.learning import apply_mean_update
 from agents.records import ExclusionRecord, append_exclusion
-from agents.runtime import Handler, Node, Outcome, Skip, format_fields, is_transient, log, main
+from agents.runtime import Handler, Node, Outcome, Skip, Tick, format_fields, is_transient, log, main
 from fedtss import field as gf
-from fedtss.chain import ChainEvent, RoundState, transaction_hash
+from fedtss.chain import (
+    AggregateShareSubmitted,
+    ChainEvent,
+    ClientSet,
+    CollectionClosed,
+    RoundOpened,
+    RoundState,
+    ThresholdReached,
+    UpdateSubmitted,
+    transaction_hash,
+)
 from fedtss.chain.keys import SealingKey, load_sealing_key
 from fedtss._files import write_atomically
-from fedtss.cid import cid_from_parts, cid_to_parts, compute_cid
+from fedtss.cid import compute_cid
 from fedtss.errors import (
     BlobTooLarge,
     CIDMismatch,
@@ -95,10 +110,14 @@ __all__ = [
     "AggregatorAgent",
     "Exclusion",
     "MemberView",
+    "FetchShare",
+    "PendingVote",
     "ReconstructAndPropose",
     "ReconstructedModel",
     "RoundTerms",
+    "StartReconstruction",
     "Submission",
+    "WaitingRound",
     "aggregate_and_submit",
     "aggregate_shares",
     "build_aggregator_agent",
@@ -109,19 +128,23 @@ __all__ = [
     "is_unpublished",
     "is_worth_waiting",
     "keep_unpublished_share",
+    "on_aggregate_share_submitted",
     "on_collection_closed",
     "on_threshold_reached",
+    "on_tick",
     "open_client_share",
     "open_round_shares",
     "publish_own_share",
     "reconstruct_and_propose",
     "reconstruct_model",
+    "resume_events",
     "shares_over",
+    "start_reconstruction",
+    "waiting_rounds",
 ]
 
 #: Errors that exclude one client (bad bytes, missing blob, unopenable share), never a crash.
 CLIENT_FAULTS = (FormatError, StorageError, ShareError)
-_POLL_SECONDS = 0.2
 #: At most this many blobs a member fetches at once (one per client up to it); each is one
 #: thread waiting on the store.
 MAX_FETCH_WORKERS = 64
@@ -154,14 +177,44 @@ class AggregateAndSubmit:
 
 
 @dataclass(frozen=True)
-class ReconstructAndPropose:
+class StartReconstruction:
+    """Publish this member's share and start collecting the others' over ``included_clients``."""
+
     round: int
-    included_clients: int
+    included_clients: ClientSet
     proposal_deadline: int
 
 
-def on_collection_closed(view: MemberView, event: ChainEvent, now: int) -> list[AggregateAndSubmit | Skip]:
-    round_ = event.args["round"]
+@dataclass(frozen=True)
+class FetchShare:
+    """Fetch the aggregate share one member posted in a round this member waits in."""
+
+    event: AggregateShareSubmitted
+
+
+@dataclass(frozen=True)
+class ReconstructAndPropose:
+    """Reconstruct the round's model from the shares in hand and vote for it."""
+
+    round: int
+
+
+@dataclass(frozen=True)
+class WaitingRound:
+    """What a member waiting in one round knows (see :func:`is_worth_waiting` for each count)."""
+
+    round: int
+    settled: int
+    over_set: int
+    members: int
+    wanted: int
+    waited: float
+    share_wait: float
+    remaining: float
+
+
+def on_collection_closed(view: MemberView, event: CollectionClosed, now: int) -> list[AggregateAndSubmit | Skip]:
+    round_ = event.round
     if view.member_index == 0:
         return [Skip(round_, "not a committee member")]
     if view.last_share_round == round_:
@@ -173,22 +226,38 @@ def on_collection_closed(view: MemberView, event: ChainEvent, now: int) -> list[
     return [AggregateAndSubmit(round_)]
 
 
-def on_threshold_reached(view: MemberView, event: ChainEvent, now: int) -> list[ReconstructAndPropose | Skip]:
-    round_ = event.args["round"]
+def on_threshold_reached(view: MemberView, event: ThresholdReached, now: int) -> list[StartReconstruction | Skip]:
+    round_ = event.round
     if view.member_index == 0:
         return [Skip(round_, "not a committee member")]
     if view.last_vote_round == round_:
         return [Skip(round_, "already voted in this round")]
     if view.state != RoundState.Reconstructing:
         return [Skip(round_, f"round is {view.state}, not Reconstructing")]
-    if now > event.args["proposalDeadline"]:
+    if now > event.proposal_deadline:
         return [Skip(round_, "proposal deadline passed")]
-    return [ReconstructAndPropose(round_, event.args["includedClients"], event.args["proposalDeadline"])]
+    return [StartReconstruction(round_, event.included_clients, event.proposal_deadline)]
 
 
-HANDLERS: Mapping[str, Handler] = {
-    "CollectionClosed": on_collection_closed,
-    "ThresholdReached": on_threshold_reached,
+def on_aggregate_share_submitted(waiting_in: frozenset[int], event: AggregateShareSubmitted,
+                                 now: int) -> list[FetchShare]:
+    """A share posted in a round this member waits in is fetched; before ThresholdReached the
+    member reads the round's shares itself (:func:`start_reconstruction`)."""
+    return [FetchShare(event)] if event.round in waiting_in else []
+
+
+def on_tick(waiting: Mapping[int, WaitingRound], event: Tick, now: int) -> list[ReconstructAndPropose]:
+    """Reconstruct in every round where waiting longer is not worth it."""
+    return [ReconstructAndPropose(w.round) for w in waiting.values()
+            if not is_worth_waiting(settled=w.settled, over_set=w.over_set, members=w.members, wanted=w.wanted,
+                                    waited=w.waited, share_wait=w.share_wait, remaining=w.remaining)]
+
+
+HANDLERS: Mapping[type, Handler] = {
+    CollectionClosed: on_collection_closed,
+    ThresholdReached: on_threshold_reached,
+    AggregateShareSubmitted: on_aggregate_share_submitted,
+    Tick: on_tick,
 }
 
 
@@ -293,14 +362,13 @@ def fault_name(error: BaseException) -> str:
     return name if isinstance(error, CLIENT_FAULTS) else f"Unexpected{name}"
 
 
-def aggregate_shares(shares: Mapping[int, NDArray[np.uint64]], length: int) -> tuple[NDArray[np.uint64], int]:
-    """Sum the shares mod p in submission order; return (aggregate share, included bitmap)."""
+def aggregate_shares(shares: Mapping[int, NDArray[np.uint64]],
+                     length: int) -> tuple[NDArray[np.uint64], ClientSet]:
+    """Sum the shares mod p in submission order; return (aggregate share, the clients it sums)."""
     total = np.zeros(length, dtype=np.uint64)
-    bitmap = 0
     for index in sorted(shares):
         total = gf.add(total, shares[index])
-        bitmap |= 1 << index
-    return total, bitmap
+    return total, ClientSet.of(shares)
 
 
 # ------------------------------------------------------- step 2: reconstruct the model
@@ -342,22 +410,22 @@ def reconstruct_model(
 
 def round_model(agent: AggregatorAgent, round_: int) -> tuple[str, dict[str, NDArray[np.float32]]]:
     """The CID and tensors of the model round ``round_`` trains from (its RoundOpened)."""
-    opened = agent.node.round_events(round_, "RoundOpened")
+    opened = agent.node.round_events(round_, RoundOpened)
     if not opened:
         raise FormatError(f"no RoundOpened event for round {round_}")
-    cid = cid_from_parts(opened[-1].args["modelCodec"], opened[-1].args["modelDigest"])
+    cid = opened[-1].model_cid
     return cid, fetch_model(agent.node, cid, agent.federation)
 
 
 def round_submissions(agent: AggregatorAgent, round_: int) -> list[Submission]:
     """The round's submitters in order (the ``submitters`` view), with their manifest CIDs."""
-    by_index = {e.args["index"]: e for e in agent.node.round_events(round_, "UpdateSubmitted")}
+    by_index = {e.index: e for e in agent.node.round_events(round_, UpdateSubmitted)}
     submissions = []
     for index, client in enumerate(agent.node.contract.submitters(round_)):
         event = by_index.get(index)
-        if event is None or event.args["client"] != client:
+        if event is None or event.client != client:
             raise FormatError(f"round {round_}: no UpdateSubmitted event for submitter {index} ({client})")
-        submissions.append(Submission(index, client, cid_from_parts(event.args["codec"], event.args["digest"])))
+        submissions.append(Submission(index, client, event.manifest_cid))
     return submissions
 
 
@@ -402,20 +470,20 @@ def open_round_shares(agent: AggregatorAgent, round_: int, *,
     return shares, terms.vector_length
 
 
-def compute_aggregate(agent: AggregatorAgent, round_: int) -> tuple[NDArray[np.uint64], int]:
-    """This member's aggregate share over every client whose share opened, and its bitmap."""
+def compute_aggregate(agent: AggregatorAgent, round_: int) -> tuple[NDArray[np.uint64], ClientSet]:
+    """This member's aggregate share over every client whose share opened, and that set."""
     return aggregate_shares(*open_round_shares(agent, round_))
 
 
-def shares_over(shares: Mapping[int, NDArray[np.uint64]], fixed: int) -> dict[int, NDArray[np.uint64]] | None:
-    """The shares to sum: every one opened while no set is fixed (``fixed`` = 0), else
+def shares_over(shares: Mapping[int, NDArray[np.uint64]],
+                fixed: ClientSet) -> dict[int, NDArray[np.uint64]] | None:
+    """The shares to sum: every one opened while no set is fixed (``fixed`` empty), else
     exactly those of the fixed set, or None if this member lacks one of its clients."""
     if not fixed:
         return dict(shares)
-    clients = [index for index in range(fixed.bit_length()) if fixed >> index & 1]
-    if any(index not in shares for index in clients):
+    if any(index not in shares for index in fixed):
         return None
-    return {index: shares[index] for index in clients}
+    return {index: shares[index] for index in fixed}
 
 
 def record_exclusion(agent: AggregatorAgent, round_: int, *, reason: str, client: str | None = None,
@@ -432,8 +500,9 @@ def record_exclusion(agent: AggregatorAgent, round_: int, *, reason: str, client
                                        f"{exc.strerror}"))
 
 
-def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np.uint64], bitmap: int) -> Outcome:
-    """Send ``submitAggregateShare`` with the share's CID and included bitmap, keeping the blob.
+def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np.uint64],
+                      included: ClientSet) -> Outcome:
+    """Send ``submitAggregateShare`` with the share's CID and client set, keeping the blob.
 
     Only shares over the one set ThresholdReached fixes ever become public. A share over
     another set, next to the public sum over the fixed one, would give anyone that member's
@@ -443,12 +512,11 @@ def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np
     the member hears ThresholdReached for exactly this set (``confirmations`` deep).
     """
     node = agent.node
-    included = bitmap.bit_count()
-    if included < node.deployment.config.min_clients:
-        return Outcome(note=f"only {included} clients opened, below min_clients: nothing posted")
+    if len(included) < node.deployment.config.min_clients:
+        return Outcome(note=f"only {len(included)} clients opened, below min_clients: nothing posted")
     cid = keep_unpublished_share(agent, round_, encode_field_vector(aggregate, kind=VectorKind.AGGREGATE_SHARE))
-    receipt = node.contract.submit_aggregate_share(node.account, round_, *cid_to_parts(cid), bitmap)
-    return Outcome(cid=cid, tx_hash=transaction_hash(receipt), note=f"included={bitmap:#x}")
+    receipt = node.contract.submit_aggregate_share(node.account, round_, cid, included)
+    return Outcome(cid=cid, tx_hash=transaction_hash(receipt), note=f"included={included.bitmap:#x}")
 
 
 def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> Outcome:
@@ -473,7 +541,7 @@ def _post_over_round_set(agent: AggregatorAgent, round_: int, shares: Mapping[in
     fixed = agent.node.contract.round_info(round_).included_clients
     chosen = shares_over(shares, fixed)
     if chosen is None:
-        return Outcome(note=f"the round's client set is fixed at {fixed:#x} and this member could not "
+        return Outcome(note=f"the round's client set is fixed at {fixed.bitmap:#x} and this member could not "
                             f"open every client of it: nothing posted")
     return publish_aggregate(agent, round_, *aggregate_shares(chosen, length))
 
@@ -502,11 +570,11 @@ def publish_own_share(agent: AggregatorAgent, round_: int) -> bool:
     """
     node = agent.node
     fixed = node.contract.round_info(round_).included_clients
-    mine = [e for e in node.round_events(round_, "AggregateShareSubmitted")
-            if e.args["member"].lower() == node.address.lower()]
-    if not fixed or not mine or mine[-1].args["includedClients"] != fixed:
+    mine = [e for e in node.round_events(round_, AggregateShareSubmitted)
+            if e.member.lower() == node.address.lower()]
+    if not fixed or not mine or mine[-1].included_clients != fixed:
         return False
-    cid = cid_from_parts(mine[-1].args["codec"], mine[-1].args["digest"])
+    cid = mine[-1].share_cid
     path = _unpublished_share_path(agent, round_)
     blob = path.read_bytes() if path.is_file() else b""
     if compute_cid(blob) != cid:
@@ -541,29 +609,23 @@ def is_worth_waiting(*, settled: int, over_set: int, members: int, wanted: int,
     return over_set < wanted and waited < remaining / 2
 
 
-@dataclass(frozen=True)
-class _Waiting:
-    """When the member heard ThresholdReached, and how long it then had to vote."""
-
-    started: float
-    remaining: float
-
-
 class AggregateShareFetcher:
     """The aggregate shares over one client set, fetched as their members publish them.
 
-    A share on chain whose blob is not in the store yet (its member publishes it when it
-    hears ThresholdReached) is asked for again at the next :meth:`poll`, one fetch in flight
-    per member; a blob that is there but wrong names its member once. Use as a context
-    manager: leaving it abandons fetches still in flight.
+    :meth:`offer` takes each ``AggregateShareSubmitted`` of the round: a share over another
+    set settles that member (nothing more will come from it), one over this set starts a
+    fetch. A share whose blob is not in the store yet (its member publishes it when it hears
+    ThresholdReached) is asked for again at the next :meth:`refresh`, one fetch in flight per
+    member; a blob that is there but wrong names its member once. Use as a context manager:
+    leaving it abandons fetches still in flight.
     """
 
-    def __init__(self, agent: AggregatorAgent, round_: int, included: int, length: int) -> None:
+    def __init__(self, agent: AggregatorAgent, round_: int, included: ClientSet, length: int) -> None:
         self.agent, self.round, self.included, self.length = agent, round_, included, length
         self.shares: dict[int, NDArray[np.uint64]] = {}
         self.bad: set[int] = set()
         self.other_set: set[int] = set()
-        self._addresses: dict[int, str] = {}
+        self._posted: dict[int, AggregateShareSubmitted] = {}
         self._inflight: dict[int, Future[NDArray[np.uint64]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=SHARE_FETCH_WORKERS, thread_name_prefix="share")
 
@@ -571,6 +633,9 @@ class AggregateShareFetcher:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -578,17 +643,22 @@ class AggregateShareFetcher:
         """Members from whom nothing more will come: share in hand, found bad, or over another set."""
         return len(self.shares) + len(self.bad) + len(self.other_set)
 
-    def poll(self) -> None:
-        """Collect finished fetches and start one for every share posted but not yet in hand."""
+    def offer(self, event: AggregateShareSubmitted) -> None:
+        """Take one posted share of this round into account (again is a no-op)."""
+        member = event.member_index
+        if event.included_clients != self.included:
+            self.other_set.add(member)
+        elif member not in self._posted:
+            self._posted[member] = event
+            self._start(member)
+
+    def refresh(self) -> dict[int, NDArray[np.uint64]]:
+        """Settle the fetches that finished and ask again for blobs that were not there yet."""
         self.collect()
-        for event in self.agent.node.round_events(self.round, "AggregateShareSubmitted"):
-            member = event.args["memberIndex"]
-            if event.args["includedClients"] != self.included:
-                self.other_set.add(member)
-            elif member not in self.shares and member not in self.bad and member not in self._inflight:
-                self._addresses[member] = event.args["member"]
-                cid = cid_from_parts(event.args["codec"], event.args["digest"])
-                self._inflight[member] = self._pool.submit(self._fetch, cid)
+        for member in self._posted:
+            if member not in self.shares and member not in self.bad and member not in self._inflight:
+                self._start(member)
+        return dict(self.shares)
 
     def collect(self, *, wait_for_all: bool = False) -> dict[int, NDArray[np.uint64]]:
         """Settle the fetches that finished (with ``wait_for_all``, every one in flight)."""
@@ -600,17 +670,8 @@ class AggregateShareFetcher:
                 self._settle(member, future)
         return dict(self.shares)
 
-    def wait(self, since: _Waiting, *, wanted: int, share_wait: float,
-             sleep: Callable[[float], None] = time.sleep) -> dict[int, NDArray[np.uint64]]:
-        """Poll while :func:`is_worth_waiting`; return the shares in hand."""
-        members = len(self.agent.node.deployment.config.committee)
-        while True:
-            self.poll()
-            if not is_worth_waiting(settled=self.settled, over_set=len(self.shares), members=members, wanted=wanted,
-                                    waited=time.monotonic() - since.started, share_wait=share_wait,
-                                    remaining=since.remaining):
-                return dict(self.shares)
-            sleep(_POLL_SECONDS)
+    def _start(self, member: int) -> None:
+        self._inflight[member] = self._pool.submit(self._fetch, self._posted[member].share_cid)
 
     def _fetch(self, cid: str) -> NDArray[np.uint64]:
         size = field_vector_bytes(self.length)
@@ -626,7 +687,7 @@ class AggregateShareFetcher:
             raise error  # our own store is unreachable: not this member's fault
         elif not is_unpublished(error):
             self.bad.add(member)
-            _log_bad_member(self.agent, self.round, member, self._addresses[member], fault_name(error))
+            _log_bad_member(self.agent, self.round, member, self._posted[member].member, fault_name(error))
 
 
 def is_unpublished(error: BaseException) -> bool:
@@ -634,11 +695,12 @@ def is_unpublished(error: BaseException) -> bool:
     return isinstance(error, StorageError) and not isinstance(error, (CIDMismatch, BlobTooLarge))
 
 
-def fetch_aggregate_shares(agent: AggregatorAgent, round_: int, included: int,
+def fetch_aggregate_shares(agent: AggregatorAgent, round_: int, included: ClientSet,
                            length: int) -> dict[int, NDArray[np.uint64]]:
     """Every aggregate share over exactly ``included`` that is published and readable, by member index."""
     with AggregateShareFetcher(agent, round_, included, length) as fetcher:
-        fetcher.poll()
+        for event in agent.node.round_events(round_, AggregateShareSubmitted):
+            fetcher.offer(event)
         return fetcher.collect(wait_for_all=True)
 
 
@@ -648,35 +710,101 @@ def _log_bad_member(agent: AggregatorAgent, round_: int, index: int, address: st
     record_exclusion(agent, round_, member=index, member_address=address, reason=reason)
 
 
+@dataclass
+class PendingVote:
+    """A round whose ThresholdReached this member heard and in which it has not voted yet.
+
+    ``wanted`` and ``share_wait`` start at t + 1 and the configured wait; after inconsistent
+    shares they become one more than the member had, with no extra wait (``inconsistent_at``
+    remembers how many it had, so the same shares are never tried twice).
+    """
+
+    round: int
+    included: ClientSet
+    proposal_deadline: int
+    tensors: dict[str, NDArray[np.float32]] = field(repr=False)
+    fetcher: AggregateShareFetcher = field(repr=False)
+    started: float
+    remaining: float
+    wanted: int
+    share_wait: float
+    inconsistent_at: int | None = None
+
+
+def start_reconstruction(agent: AggregatorAgent, action: StartReconstruction) -> Outcome:
+    """Publish this member's share, then start fetching the round's shares; the vote comes at a Tick.
+
+    Heard again (a restart, a re-delivered block) it changes nothing; heard for a client set
+    other than the one awaited (a reorganization fixed another), it starts over for that one.
+    """
+    node = agent.node
+    pending = agent.pending.get(action.round)
+    if pending is not None and pending.included == action.included_clients:
+        return Outcome(note="already waiting for this round's aggregate shares")
+    if pending is not None:
+        pending.fetcher.close()
+    published = publish_own_share(agent, action.round)
+    _, tensors = round_model(agent, action.round)
+    fetcher = AggregateShareFetcher(agent, action.round, action.included_clients, shared_vector_length(tensors))
+    for event in node.round_events(action.round, AggregateShareSubmitted):
+        fetcher.offer(event)
+    agent.pending[action.round] = PendingVote(
+        action.round, action.included_clients, action.proposal_deadline, tensors, fetcher,
+        started=time.monotonic(), remaining=max(0.0, action.proposal_deadline - node.chain_time()),
+        wanted=node.contract.threshold() + 1, share_wait=agent.settings.share_wait_seconds,
+    )
+    return Outcome(note=f"own share {'published' if published else 'not over this set'}; "
+                        f"waiting for aggregate shares over {action.included_clients.bitmap:#x}")
+
+
+def fetch_share(agent: AggregatorAgent, action: FetchShare) -> Outcome:
+    """Start fetching one member's aggregate share for a round this member is waiting in."""
+    pending = agent.pending.get(action.event.round)
+    if pending is not None:
+        pending.fetcher.offer(action.event)
+    return Outcome(note=f"member {action.event.member_index}'s share")
+
+
+def waiting_rounds(agent: AggregatorAgent, now_monotonic: float) -> dict[int, WaitingRound]:
+    """What the member knows of each round it waits in, after settling the fetches that ended."""
+    members = len(agent.node.deployment.config.committee)
+    waiting = {}
+    for round_, pending in agent.pending.items():
+        shares = pending.fetcher.refresh()
+        waiting[round_] = WaitingRound(round_, settled=pending.fetcher.settled, over_set=len(shares),
+                                       members=members, wanted=pending.wanted,
+                                       waited=now_monotonic - pending.started, share_wait=pending.share_wait,
+                                       remaining=pending.remaining)
+    return waiting
+
+
 def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropose,
                             random_bytes: Callable[[int], bytes] = os.urandom) -> Outcome:
-    """Publish this member's share, wait for the others, reconstruct (naming wrong members), vote.
+    """Reconstruct from the shares in hand (naming wrong members) and vote.
 
-    t shares cannot be checked at all, so the member first waits for a (t+1)-th (see
+    t shares cannot be checked at all, so the member has waited for a (t+1)-th (see
     :func:`is_worth_waiting`). t+1 shares detect a wrong one but one more is needed to exclude
-    it: on InconsistentShares the member waits for another share and tries again, while time
+    it: on InconsistentShares the member goes back to waiting for one more share, while time
     is left, instead of giving up its vote.
     """
     node = agent.node
-    publish_own_share(agent, action.round)
+    pending = agent.pending.pop(action.round)
+    shares = pending.fetcher.collect()
     threshold = node.contract.threshold()
-    since = _Waiting(time.monotonic(), max(0.0, action.proposal_deadline - node.chain_time()))
-    _, tensors = round_model(agent, action.round)
-    length = shared_vector_length(tensors)
-    with AggregateShareFetcher(agent, action.round, action.included_clients, length) as fetcher:
-        shares = fetcher.wait(since, wanted=threshold + 1, share_wait=agent.settings.share_wait_seconds)
-        while True:
-            try:
-                model = reconstruct_model(tensors, shares, threshold=threshold,
-                                          quantization=agent.federation.quantization, key=random_bytes(32))
-                break
-            except InconsistentShares:
-                more = fetcher.wait(since, wanted=len(shares) + 1, share_wait=0.0)
-                if len(more) <= len(shares):
-                    raise
-                shares = more
-                log.info(format_fields(role=agent.role, address=node.address, round=action.round,
-                                       note="shares inconsistent; retrying with one more share"))
+    try:
+        model = reconstruct_model(pending.tensors, shares, threshold=threshold,
+                                  quantization=agent.federation.quantization, key=random_bytes(32))
+    except InconsistentShares:
+        if pending.inconsistent_at is not None and len(shares) <= pending.inconsistent_at:
+            pending.fetcher.close()
+            raise  # no share came since: the wrong one cannot be excluded
+        agent.pending[action.round] = replace(pending, inconsistent_at=len(shares), wanted=len(shares) + 1,
+                                              share_wait=0.0)
+        return Outcome(note="shares inconsistent; waiting for one more share")
+    except BaseException:
+        pending.fetcher.close()
+        raise
+    pending.fetcher.close()
     committee = node.contract.committee()
     if len(shares) == threshold:
         log.warning(format_fields(role=agent.role, address=node.address, round=action.round,
@@ -684,10 +812,25 @@ def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropos
                                   note="only t aggregate shares: a wrong one could not be detected"))
     for index in model.excluded_members:
         _log_bad_member(agent, action.round, index, committee[index - 1][0], "InconsistentShares")
+    state = node.contract.round_info(action.round).state
+    if state != RoundState.Reconstructing:  # t others voted first: a vote now would only revert
+        return Outcome(note=f"round is {state} before this member's vote: not voting")
     cid = node.store.put(model.blob)
-    receipt = node.contract.propose_model(node.account, action.round, *cid_to_parts(cid))
+    receipt = node.contract.propose_model(node.account, action.round, cid)
     return Outcome(cid=cid, tx_hash=transaction_hash(receipt),
                    note=f"shares={sorted(shares)} used={list(model.used_members)} samples={model.total_samples}")
+
+
+def resume_events(agent: AggregatorAgent) -> list[ThresholdReached]:
+    """The current round's ThresholdReached if the round still awaits votes and this member has
+    not voted: a member stopped while it waited for shares starts waiting again at start."""
+    contract = agent.node.contract
+    round_ = contract.current_round()
+    if round_ == 0 or contract.member(agent.node.address)[2] == round_:
+        return []
+    if contract.round_info(round_).state != RoundState.Reconstructing:
+        return []
+    return agent.node.round_events(round_, ThresholdReached)[-1:]
 
 
 # ------------------------------------------------------------------------ the agent
@@ -703,18 +846,34 @@ class AggregatorAgent:
     sealing_key: SealingKey
     member_index: int
     role: str = "aggregator"
-    handlers: Mapping[str, Handler] = field(default_factory=lambda: HANDLERS)
+    handlers: Mapping[type, Handler] = field(default_factory=lambda: HANDLERS)
+    #: Rounds whose ThresholdReached this member heard and in which it has not voted yet.
+    pending: dict[int, PendingVote] = field(default_factory=dict)
 
-    def observe(self, event: ChainEvent) -> MemberView:
-        contract, round_ = self.node.contract, event.args["round"]
+    def observe(self, event: ChainEvent | Tick) -> MemberView | frozenset[int] | dict[int, WaitingRound]:
+        if isinstance(event, Tick):
+            return waiting_rounds(self, time.monotonic())
+        if isinstance(event, AggregateShareSubmitted):
+            return frozenset(self.pending)
+        contract, round_ = self.node.contract, event.round
         index, last_share, last_vote = contract.member(self.node.address)
         info = contract.round_info(round_)
         return MemberView(index, last_share, last_vote, info.state, info.committee_deadline)
 
-    def execute(self, action: AggregateAndSubmit | ReconstructAndPropose) -> Outcome:
+    def execute(self, action: AggregateAndSubmit | StartReconstruction | FetchShare | ReconstructAndPropose) -> Outcome:
         if isinstance(action, AggregateAndSubmit):
             return aggregate_and_submit(self, action)
+        if isinstance(action, StartReconstruction):
+            return start_reconstruction(self, action)
+        if isinstance(action, FetchShare):
+            return fetch_share(self, action)
         return reconstruct_and_propose(self, action)
+
+    def is_waiting(self) -> bool:
+        return bool(self.pending)
+
+    def resume_events(self) -> list[ChainEvent]:
+        return resume_events(self)
 
 
 def build_aggregator_agent(node: Node, environ: Mapping[str, str] | None = None) -> AggregatorAgent:

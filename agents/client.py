@@ -36,8 +36,8 @@ from agents.learning import (
 )
 from agents.learning.model import config_from_tensors
 from agents.runtime import Handler, Node, Outcome, Skip, main
-from fedtss.chain import ChainEvent, RoundState, transaction_hash
-from fedtss.cid import cid_from_parts, cid_to_parts, compute_cid
+from fedtss.chain import RoundOpened, RoundState, transaction_hash
+from fedtss.cid import compute_cid
 from fedtss.errors import ConfigError, FormatError, StorageError
 from fedtss.formats import Manifest, VectorKind, decode_model, encode_field_vector, encode_manifest
 from fedtss.quantize import QuantizationConfig, quantize_update
@@ -80,21 +80,20 @@ class TrainAndSubmit:
     model_cid: str
 
 
-def on_round_opened(view: ClientView, event: ChainEvent, now: int) -> list[TrainAndSubmit | Skip]:
-    round_ = event.args["round"]
+def on_round_opened(view: ClientView, event: RoundOpened, now: int) -> list[TrainAndSubmit | Skip]:
+    round_ = event.round
     if not view.allowlisted:
         return [Skip(round_, "not on the client allowlist")]
     if view.submitted:
         return [Skip(round_, "already submitted in this round")]
     if view.state != RoundState.Collecting:
         return [Skip(round_, f"round is {view.state}, not Collecting")]
-    if now > event.args["collectionDeadline"]:
+    if now > event.collection_deadline:
         return [Skip(round_, "collection deadline passed")]
-    model_cid = cid_from_parts(event.args["modelCodec"], event.args["modelDigest"])
-    return [TrainAndSubmit(round_, model_cid)]
+    return [TrainAndSubmit(round_, event.model_cid)]
 
 
-HANDLERS: Mapping[str, Handler] = {"RoundOpened": on_round_opened}
+HANDLERS: Mapping[type, Handler] = {RoundOpened: on_round_opened}
 
 
 # ------------------------------------------------------------------ pure pipeline
@@ -201,7 +200,7 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
         ephemeral_seeds=[random_bytes(32) for _ in committee],
     )
     manifest_cid = publish_update(node, prepared)
-    receipt = node.contract.submit_update(node.account, action.round, *cid_to_parts(manifest_cid))
+    receipt = node.contract.submit_update(node.account, action.round, manifest_cid)
     return Outcome(cid=manifest_cid, tx_hash=transaction_hash(receipt),
                    note=f"samples={samples}")
 
@@ -218,10 +217,10 @@ class ClientAgent:
     federation: FederationSettings
     data: ClientData
     role: str = "client"
-    handlers: Mapping[str, Handler] = field(default_factory=lambda: HANDLERS)
+    handlers: Mapping[type, Handler] = field(default_factory=lambda: HANDLERS)
 
-    def observe(self, event: ChainEvent) -> ClientView:
-        round_, contract, me = event.args["round"], self.node.contract, self.node.address
+    def observe(self, event: RoundOpened) -> ClientView:
+        round_, contract, me = event.round, self.node.contract, self.node.address
         return ClientView(
             allowlisted=contract.call("isClient", me),
             submitted=contract.has_submitted(round_, me),
@@ -230,6 +229,12 @@ class ClientAgent:
 
     def execute(self, action: TrainAndSubmit) -> Outcome:
         return train_and_submit(self, action)
+
+    def is_waiting(self) -> bool:
+        return False  # a client acts on RoundOpened alone
+
+    def resume_events(self) -> list[RoundOpened]:
+        return []  # the checkpoint stays before a RoundOpened until the update is sent
 
 
 def build_client_agent(node: Node) -> ClientAgent:

@@ -14,7 +14,14 @@ One event, top to bottom (:func:`handle_event`):
 Restarts. :func:`run_agent` feeds events from :class:`fedtss.chain.events.EventSource`
 after the checkpoint in ``state_dir``; after a crash the events of at most one block come
 again, and step 1 makes the second delivery a no-op (the views say "already submitted").
-Agents persist nothing else.
+Agents persist nothing else. A member that was waiting for aggregate shares when it stopped
+starts waiting again: :meth:`Agent.resume_events` names the events to handle once more at start.
+
+Waiting. An agent that waits for something only time ends (a member collecting the others'
+aggregate shares) says so with :meth:`Agent.is_waiting`; while it does, :func:`run_agent`
+sends it a :class:`Tick` every :data:`TICK_SECONDS`, between chain events, and its
+``on_tick`` handler decides whether the wait is over. No handler sleeps: chain events, and
+the reorganizations they reveal, are handled while the agent waits.
 
 Reorganizations. Events are handled once their block is ``confirmations`` deep (the node
 config's ``[node] confirmations``, 0 on a local dev chain). The checkpoint remembers the
@@ -42,7 +49,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import httpx
 from eth_account.signers.local import LocalAccount
@@ -61,6 +68,8 @@ __all__ = [
     "Node",
     "Outcome",
     "Skip",
+    "TICK_SECONDS",
+    "Tick",
     "connect_node",
     "format_fields",
     "handle_event",
@@ -73,6 +82,16 @@ __all__ = [
 log = logging.getLogger("fedtss.agents")
 
 CHECKPOINT_FILE = "checkpoint.json"
+#: How often an agent that :meth:`~Agent.is_waiting` hears a :class:`Tick`.
+TICK_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: the event of a clock, handled like a chain event by agents that wait."""
+
+    name: ClassVar[str] = "Tick"
+    round_number: ClassVar[None] = None
 
 
 @dataclass(frozen=True)
@@ -92,19 +111,28 @@ class Outcome:
     note: str = ""
 
 
-Handler = Callable[[Any, ChainEvent, int], list[Any]]
+Handler = Callable[[Any, Any, int], list[Any]]
+_E = TypeVar("_E", bound=ChainEvent)
 
 
 class Agent(Protocol):
-    """A role: its node, its handlers by event name, how it observes and how it acts."""
+    """A role: its node, its handlers by event class, how it observes and how it acts."""
 
     role: str
     node: Node
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[type[ChainEvent], Handler]
 
     def observe(self, event: ChainEvent) -> Any: ...
 
     def execute(self, action: Any) -> Outcome: ...
+
+    def is_waiting(self) -> bool:
+        """Whether the agent waits on time passing: it then hears a :class:`Tick` now and then."""
+        ...
+
+    def resume_events(self) -> list[ChainEvent]:
+        """Events to handle again at start, for waits that a stop interrupted (often none)."""
+        ...
 
 
 @dataclass
@@ -129,13 +157,13 @@ class Node:
         """The latest block's timestamp: the clock the contract's deadlines are in."""
         return int(self.contract.w3.eth.get_block("latest")["timestamp"])
 
-    def round_events(self, round_: int, name: str, *, to_block: int | str = "latest") -> list[ChainEvent]:
-        """The contract's ``name`` events of one round, in chain order.
+    def round_events(self, round_: int, kind: type[_E], *, to_block: int | str = "latest") -> list[_E]:
+        """The contract's ``kind`` events of one round, in chain order.
 
         The node filters on the indexed round (from the deploy block on), so the cost is one
         round's logs however long the federation has run.
         """
-        return self.contract.get_round_events(round_, name, from_block=self.deployment.deploy_block,
+        return self.contract.get_round_events(round_, kind, from_block=self.deployment.deploy_block,
                                               to_block=to_block)
 
 
@@ -168,14 +196,14 @@ def connect_node(config: NodeConfig, environ: Mapping[str, str]) -> Node:
 # ------------------------------------------------------------------------- one event
 
 
-def handle_event(agent: Agent, event: ChainEvent) -> list[Outcome]:
+def handle_event(agent: Agent, event: ChainEvent | Tick) -> list[Outcome]:
     """Observe, decide, act and log for one event; returns what the actions left behind.
 
     A revert (another node was faster, a deadline passed) or a refused input is logged and
     the agent moves on; a lost connection to the node propagates, and
     :func:`handle_event_retrying` handles the event again (idempotently).
     """
-    handler = agent.handlers.get(event.name)
+    handler = agent.handlers.get(type(event))
     if handler is None:
         return []
     actions = handler(agent.observe(event), event, agent.node.chain_time())
@@ -198,7 +226,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ChainError) and isinstance(exc.__cause__, TRANSIENT_ERRORS)
 
 
-def handle_event_retrying(agent: Agent, event: ChainEvent, *, backoff: Backoff = Backoff(),
+def handle_event_retrying(agent: Agent, event: ChainEvent | Tick, *, backoff: Backoff = Backoff(),
                           sleep: Callable[[float], None] = time.sleep,
                           rng: random.Random | None = None) -> list[Outcome]:
     """:func:`handle_event`, again after a backoff for as long as the node is unreachable.
@@ -218,16 +246,16 @@ def handle_event_retrying(agent: Agent, event: ChainEvent, *, backoff: Backoff =
                 raise
             attempt += 1
             delay = backoff.delay(attempt, rng)
-            log.warning(format_fields(role=agent.role, address=agent.node.address, round=event.args.get("round"),
+            log.warning(format_fields(role=agent.role, address=agent.node.address, round=event.round_number,
                                       event=event.name, retry=attempt, error=type(exc).__name__,
                                       wait=round(delay, 1)))
             sleep(delay)
 
 
-def _execute(agent: Agent, event: ChainEvent, action: Any) -> Outcome:
+def _execute(agent: Agent, event: ChainEvent | Tick, action: Any) -> Outcome:
     started = time.monotonic()
     fields: dict[str, Any] = {"role": agent.role, "address": agent.node.address,
-                              "round": event.args.get("round"), "event": event.name}
+                              "round": getattr(action, "round", event.round_number), "event": event.name}
     if isinstance(action, Skip):
         log.info(format_fields(**fields, action="skip", reason=action.reason))
         return Outcome(note=action.reason)
@@ -279,11 +307,32 @@ async def run_agent(agent: Agent, *, until_block: int | None = None, **source_op
     log.info(format_fields(role=agent.role, address=node.address, started=source.transport,
                            after_block=checkpoint.block, confirmations=source.confirmations))
 
-    async def handle(event: ChainEvent) -> None:
-        # Training and waiting block: run them off the loop so the WebSocket stays answered.
-        await asyncio.to_thread(handle_event_retrying, agent, event)
+    turn = asyncio.Lock()  # one event at a time, chain or clock: handlers share the agent's state
 
-    await run_handlers(source, handle, checkpoint, until_block=until_block)
+    async def handle(event: ChainEvent | Tick) -> None:
+        # Training blocks: run it off the loop so the WebSocket stays answered.
+        async with turn:
+            await asyncio.to_thread(handle_event_retrying, agent, event)
+
+    async def tick_while_waiting() -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            if agent.is_waiting():
+                await handle(Tick())
+
+    for event in await asyncio.to_thread(agent.resume_events):
+        await handle(event)
+    ticks = asyncio.create_task(tick_while_waiting())
+    follow = asyncio.create_task(run_handlers(source, handle, checkpoint, until_block=until_block))
+    try:
+        await asyncio.wait({ticks, follow}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ticks.cancel()
+        follow.cancel()
+        await asyncio.gather(ticks, follow, return_exceptions=True)  # let both finish unwinding
+    # Whichever ended first says why: an error while handling a tick stops the agent as one
+    # while handling a chain event does.
+    (ticks if ticks.done() and not ticks.cancelled() else follow).result()
 
 
 def main(argv: Sequence[str] | None, *, role: Role, build: Callable[[Node], Agent],

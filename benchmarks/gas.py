@@ -14,14 +14,22 @@ are deterministic. Writes benchmarks/results/gas.json and prints a table; assert
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from fedtss.chain import Member, RoundsConfig, RoundsContract, compile_contracts, deploy_rounds, dev_sealing_keypair
+from fedtss.chain import (
+    ClientSet,
+    Member,
+    RoundsConfig,
+    RoundsContract,
+    compile_contracts,
+    deploy_rounds,
+    dev_sealing_keypair,
+)
 from fedtss.chain.devnode import dev_accounts, start_anvil
+from fedtss.cid import compute_cid
 
 __all__ = ["TARGETS", "main", "measure_round"]
 
@@ -29,7 +37,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
 CLIENTS = 10
 COMMITTEE = 5
 THRESHOLD = 3
-CODEC_RAW = 0x55
 #: The issue's budgets: median for submitUpdate, max for the others.
 TARGETS = {
     "submitUpdate": 60_000,
@@ -40,8 +47,9 @@ TARGETS = {
 }
 
 
-def _digest(label: str) -> bytes:
-    return hashlib.sha256(label.encode()).digest()
+def _cid(label: str) -> str:
+    """A raw CID (the sha2-256 of ``label``): the calldata, and so the gas, never changes."""
+    return compute_cid(label.encode())
 
 
 def measure_round() -> dict:
@@ -63,15 +71,15 @@ def measure_round() -> dict:
         address, _ = deploy_rounds(node.w3, operator, artifact, config)
         rounds = RoundsContract(node.w3, address, artifact.abi)
         gas: dict[str, list[int]] = defaultdict(list)
-        gas["startTraining"].append(rounds.start_training(operator, CODEC_RAW, _digest("model-0"), 2)["gasUsed"])
+        gas["startTraining"].append(rounds.start_training(operator, _cid("model-0"), 2)["gasUsed"])
         for i, client in enumerate(clients):
-            gas["submitUpdate"].append(rounds.submit_update(client, 1, CODEC_RAW, _digest(f"manifest-{i}"))["gasUsed"])
-        everyone = (1 << CLIENTS) - 1
+            gas["submitUpdate"].append(rounds.submit_update(client, 1, _cid(f"manifest-{i}"))["gasUsed"])
+        everyone = ClientSet.of(range(CLIENTS))
         for j, m in enumerate(members):
-            receipt = rounds.submit_aggregate_share(m, 1, CODEC_RAW, _digest(f"share-{j}"), everyone)
+            receipt = rounds.submit_aggregate_share(m, 1, _cid(f"share-{j}"), everyone)
             gas["submitAggregateShare"].append(receipt["gasUsed"])
         for j, m in enumerate(members[:THRESHOLD]):
-            receipt = rounds.propose_model(m, 1, CODEC_RAW, _digest("model-1"))
+            receipt = rounds.propose_model(m, 1, _cid("model-1"))
             key = "proposeModel:finalizing" if j == THRESHOLD - 1 else "proposeModel"
             gas[key].append(receipt["gasUsed"])
         if rounds.current_round() != 2:

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
@@ -62,10 +62,22 @@ from agents.learning import (
     plaintext_fedavg,
 )
 from fedtss._files import open_private_log
-from fedtss.chain import ChainEvent, RoundsContract, committee_warning, dev_sealing_keypair, load_deployment
+from fedtss.chain import (
+    ChainEvent,
+    CollectionClosed,
+    RoundFailed,
+    RoundFinalized,
+    RoundOpened,
+    RoundsContract,
+    ThresholdReached,
+    TrainingCompleted,
+    UpdateSubmitted,
+    committee_warning,
+    dev_sealing_keypair,
+    load_deployment,
+)
 from fedtss.chain.deploy import deploy as deploy_contract
 from fedtss.chain.devnode import DevNode, dev_accounts
-from fedtss.cid import cid_from_parts, cid_to_parts
 from fedtss.errors import ConfigError, FedTSSError
 from fedtss.formats import decode_model, encode_model
 from fedtss.storage import LocalStore
@@ -82,6 +94,7 @@ _STOP_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.2
 _READY = re.compile(r"\bstarted=|\bevent=started\b")
 _CHILD_ENV_DROP = ("FEDTSS_PRIVATE_KEY", "FEDTSS_SEALING_KEY", "FEDTSS_KEYSTORE_PASSWORD")
+_E = TypeVar("_E", bound=ChainEvent)
 
 
 @dataclass(frozen=True)
@@ -386,8 +399,7 @@ class LocalFederation:
 
     def start_training(self) -> dict:
         """The operator opens round 1 from the initial model, for ``spec.rounds`` rounds."""
-        codec, digest = cid_to_parts(self.initial_model_cid)
-        return self.contract.start_training(self.operator, codec, digest, self.spec.rounds)
+        return self.contract.start_training(self.operator, self.initial_model_cid, self.spec.rounds)
 
     def load_model(self, cid: str) -> dict[str, np.ndarray]:
         return decode_model(self.store.get(cid, max_bytes=_MODEL_MAX_BYTES), max_bytes=_MODEL_MAX_BYTES)
@@ -495,8 +507,9 @@ class RoundTracker:
                 raise FedTSSError(f"{name} exited with code {process.returncode}; the end of "
                                   f"{self.federation.log_path(name)}:\n{self.federation.log_tail(name)}")
 
-    def round_events(self, round_: int, name: str | None = None) -> list[ChainEvent]:
-        return [e for e in self.events if _round_of(e) == round_ and (name is None or e.name == name)]
+    def round_events(self, round_: int, kind: type[_E] | None = None) -> list[_E]:
+        """The events of round ``round_`` seen so far (only those of class ``kind`` if given)."""
+        return [e for e in self.events if _round_of(e) == round_ and (kind is None or isinstance(e, kind))]
 
     def finished(self, *, stop_on_failure: bool) -> bool:
         """Training completed, or (if failures are not reopened) a round failed."""
@@ -505,34 +518,33 @@ class RoundTracker:
     # ----------------------------------------------------------------------- events
 
     def _apply(self, event: ChainEvent, now: float) -> None:
-        args, name = event.args, event.name
-        if name == "TrainingCompleted":
+        if isinstance(event, TrainingCompleted):
             self.completed = True
             return
         round_ = _round_of(event)
-        if name == "RoundOpened":
+        if isinstance(event, RoundOpened):
             self.records[round_] = RoundRecord(round=round_, opened_at=now)
             return
         record = self.records.get(round_)
         if record is None:
             return
-        if name == "UpdateSubmitted":
+        if isinstance(event, UpdateSubmitted):
             record.submitted += 1
-        elif name == "CollectionClosed":
+        elif isinstance(event, CollectionClosed):
             record.marks["closed"] = now
             record.state = "Aggregating"
-        elif name == "ThresholdReached":
+        elif isinstance(event, ThresholdReached):
             record.marks["threshold"] = now
-            record.participants = int(args["includedClients"]).bit_count()
+            record.participants = len(event.included_clients)
             record.state = "Reconstructing"
-        elif name == "RoundFinalized":
+        elif isinstance(event, RoundFinalized):
             record.state, record.marks["end"] = "Finalized", now
-            record.model_cid = cid_from_parts(args["codec"], bytes(args["digest"]))
+            record.model_cid = event.model_cid
             if self.evaluate_models:
                 self._evaluate(record)
-        elif name == "RoundFailed":
+        elif isinstance(event, RoundFailed):
             record.state, record.marks["end"] = "Failed", now
-            record.failed_in = str(args["stateAtFailure"])
+            record.failed_in = str(event.state_at_failure)
 
     def _evaluate(self, record: RoundRecord) -> None:
         test = self.federation.data.test
@@ -556,8 +568,8 @@ class RoundTracker:
 
 
 def _round_of(event: ChainEvent) -> int:
-    """The round an event belongs to (TrainingStarted names it ``firstRound``, others ``round``)."""
-    return int(event.args.get("round", event.args.get("firstRound", event.args.get("lastRound", 0))))
+    """The round an event belongs to (TrainingStarted's first round, TrainingCompleted's last)."""
+    return event.round_number or 0
 
 
 # ------------------------------------------------------------------------------- demo

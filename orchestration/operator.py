@@ -29,7 +29,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,7 +41,7 @@ from rich.markup import escape  # error messages name TOML tables: [rounds]
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fedtss.chain import RoundInfo, RoundsContract, RoundState, load_deployment
+from fedtss.chain import ClientSet, RoundInfo, RoundsContract, RoundState, event_arguments, load_deployment
 from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError
 from orchestration.explorer.chainview import (
     FederationView,
@@ -97,9 +97,11 @@ def signer(view: FederationView, environ: Mapping[str, str] | None = None) -> Lo
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready: dataclasses, enums by name, bytes as 0x-hex, tuples as lists."""
+    """JSON-ready: dataclasses, enums by name, bytes as 0x-hex, tuples as lists, a client set as its bitmap."""
+    if isinstance(value, ClientSet):
+        return value.bitmap
     if is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in asdict(value).items()}
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, Enum):
         return value.name
     if isinstance(value, bytes):
@@ -361,7 +363,7 @@ def _send(view: FederationView, command: str, what: str, send: Callable[[RoundsC
     confirmation = {
         "ok": True, "command": command, "call": what, "tx": "0x" + bytes(receipt["transactionHash"]).hex(),
         "block": receipt["blockNumber"], "gas_used": receipt["gasUsed"],
-        "events": [{"name": e.name, "args": _plain(e.args)} for e in view.contract.events(receipt)],
+        "events": [{"name": e.name, "args": _plain(event_arguments(e))} for e in view.contract.events(receipt)],
     }
     if as_json:
         _print_json(confirmation)
@@ -370,7 +372,7 @@ def _send(view: FederationView, command: str, what: str, send: Callable[[RoundsC
                       f"gas {confirmation['gas_used']:,}")
         for event in view.contract.events(receipt):
             console.print(f"  event {event.name}("
-                          + ", ".join(f"{k}={_plain(v)}" for k, v in event.args.items()) + ")")
+                          + ", ".join(f"{k}={_plain(v)}" for k, v in event_arguments(event).items()) + ")")
     return confirmation
 
 
@@ -385,7 +387,7 @@ def start(
     rpc_url: RpcUrl = DEFAULT_RPC_URL, deployment: DeploymentPath = DEFAULT_DEPLOYMENT, as_json: AsJson = False,
 ) -> None:
     """Open training (startTraining) from --model-cid, or from the seeded initial model put in --store."""
-    from fedtss.cid import cid_to_parts, parse_cid
+    from fedtss.cid import parse_cid
 
     with _errors_as_exit("start", as_json):
         if (store is None) == (model_cid is None):
@@ -401,7 +403,7 @@ def start(
             console.print(f"initial model stored as {cid}")
         account = signer(view)
         _send(view, "start", f"startTraining({cid}, rounds={rounds_})",
-              lambda c: c.start_training(account, *cid_to_parts(cid), rounds_), as_json)
+              lambda c: c.start_training(account, cid, rounds_), as_json)
 
 
 def _store_initial_model(store: str, *, seed: int, hidden: int) -> str:

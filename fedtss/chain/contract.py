@@ -12,9 +12,8 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
@@ -24,8 +23,10 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, ContractPanicError, Web3Exception, Web3RPCError
 
 from fedtss.chain.compile import Artifact
+from fedtss.chain.contract_events import ChainEvent, ClientSet, RoundEvent, RoundState, decode_event
 from fedtss.chain.config import RoundsConfig, parse_rounds_config
 from fedtss.chain.redaction import display_url, redact_node_urls, redact_urls
+from fedtss.cid import cid_from_parts, cid_to_parts
 from fedtss.errors import ChainError, ConfigError, ContractRevert
 
 __all__ = [
@@ -44,28 +45,7 @@ __all__ = [
 #: (and a share the threshold one) if other transactions land first.
 GAS_HEADROOM = 150_000
 
-
-class RoundState(IntEnum):
-    """``IFedTSSRounds.RoundState``; ``Unopened`` is the contract's ``None`` (a Python keyword)."""
-
-    Unopened = 0
-    Collecting = 1
-    Aggregating = 2
-    Reconstructing = 3
-    Finalized = 4
-    Failed = 5
-
-    def __str__(self) -> str:
-        return self.name
-
-    def __format__(self, spec: str) -> str:
-        return format(self.name, spec)
-
-    @classmethod
-    def from_bitmap(cls, bitmap: bytes | int) -> tuple[RoundState, ...]:
-        """The states set in an ``expectedStates`` bitmap (bit ``s`` for state ``s``)."""
-        value = int.from_bytes(bitmap, "big") if isinstance(bitmap, bytes) else bitmap
-        return tuple(s for s in cls if value >> s & 1)
+_E = TypeVar("_E", bound=ChainEvent)
 
 
 @dataclass(frozen=True)
@@ -79,18 +59,7 @@ class RoundInfo:
     votes: int
     collection_deadline: int
     committee_deadline: int
-    included_clients: int
-
-
-@dataclass(frozen=True)
-class ChainEvent:
-    """One decoded contract event, with where it happened (for idempotent handling)."""
-
-    name: str
-    args: dict[str, Any]
-    block_number: int
-    tx_hash: str
-    log_index: int
+    included_clients: ClientSet
 
 
 @dataclass(frozen=True)
@@ -213,22 +182,23 @@ class RoundsContract:
         """Sign and send ``function(*args)``; return the receipt or raise ContractRevert."""
         return _send(self.w3, account, self.contract.functions[function](*args), self._decoder)
 
-    def start_training(self, account: LocalAccount, codec: int, digest: bytes, rounds: int) -> dict:
-        return self.transact(account, "startTraining", codec, digest, rounds)
+    def start_training(self, account: LocalAccount, model_cid: str, rounds: int) -> dict:
+        return self.transact(account, "startTraining", *cid_to_parts(model_cid), rounds)
 
-    def submit_update(self, account: LocalAccount, round_: int, codec: int, digest: bytes) -> dict:
-        return self.transact(account, "submitUpdate", round_, codec, digest)
+    def submit_update(self, account: LocalAccount, round_: int, manifest_cid: str) -> dict:
+        return self.transact(account, "submitUpdate", round_, *cid_to_parts(manifest_cid))
 
     def close_collection(self, account: LocalAccount, round_: int) -> dict:
         return self.transact(account, "closeCollection", round_)
 
     def submit_aggregate_share(
-        self, account: LocalAccount, round_: int, codec: int, digest: bytes, included_clients: int
+        self, account: LocalAccount, round_: int, share_cid: str, included_clients: ClientSet
     ) -> dict:
-        return self.transact(account, "submitAggregateShare", round_, codec, digest, included_clients)
+        return self.transact(account, "submitAggregateShare", round_, *cid_to_parts(share_cid),
+                             included_clients.bitmap)
 
-    def propose_model(self, account: LocalAccount, round_: int, codec: int, digest: bytes) -> dict:
-        return self.transact(account, "proposeModel", round_, codec, digest)
+    def propose_model(self, account: LocalAccount, round_: int, model_cid: str) -> dict:
+        return self.transact(account, "proposeModel", round_, *cid_to_parts(model_cid))
 
     def fail_round(self, account: LocalAccount, round_: int) -> dict:
         return self.transact(account, "failRound", round_)
@@ -266,12 +236,14 @@ class RoundsContract:
         return RoundState(self.call("state", round_))
 
     def round_info(self, round_: int, *, block: int | str = "latest") -> RoundInfo:
-        state, failed_from, *rest = self.call("roundInfo", round_, block=block)
-        return RoundInfo(RoundState(state), RoundState(failed_from), *rest)
+        state, failed_from, *counts_and_deadlines, included = self.call("roundInfo", round_, block=block)
+        return RoundInfo(RoundState(state), RoundState(failed_from), *counts_and_deadlines, ClientSet(included))
 
-    def latest_model(self) -> tuple[int, int, bytes]:
-        """``(finalized round or 0 for the initial model, codec, digest)``."""
-        return tuple(self.call("latestModel"))
+    def latest_model(self, *, block: int | str = "latest") -> tuple[int, str | None]:
+        """``(finalized round or 0 for the initial model, its CID)``; the CID is None before
+        training starts (the contract then holds no model)."""
+        round_, codec, digest = self.call("latestModel", block=block)
+        return round_, cid_from_parts(codec, bytes(digest)) if any(bytes(digest)) else None
 
     def training_progress(self) -> tuple[int, int]:
         return tuple(self.call("trainingProgress"))
@@ -297,11 +269,11 @@ class RoundsContract:
     def has_submitted(self, round_: int, account: str) -> bool:
         return self.call("hasSubmitted", round_, account)
 
-    def share_count(self, round_: int, included_clients: int) -> int:
-        return self.call("shareCount", round_, included_clients)
+    def share_count(self, round_: int, included_clients: ClientSet) -> int:
+        return self.call("shareCount", round_, included_clients.bitmap)
 
-    def vote_count(self, round_: int, codec: int, digest: bytes) -> int:
-        return self.call("voteCount", round_, codec, digest)
+    def vote_count(self, round_: int, model_cid: str) -> int:
+        return self.call("voteCount", round_, *cid_to_parts(model_cid))
 
     # -------------------------------------------------------------------------- events
 
@@ -320,20 +292,21 @@ class RoundsContract:
         return self.decode_logs(logs)
 
     def get_round_events(
-        self, round_: int, name: str | None = None, *, from_block: int = 0, to_block: int | str = "latest"
-    ) -> list[ChainEvent]:
-        """The contract's events of round ``round_`` (only ``name`` if given), in chain order.
+        self, round_: int, kind: type[_E] | None = None, *, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[_E]:
+        """The contract's events of round ``round_`` (only those of class ``kind`` if given), in chain order.
 
         The node filters on the indexed ``round`` topic, so this reads one round's logs, not
         the whole history. Events whose first indexed value is not a ``round``
         (``TrainingStarted``, ``TrainingCompleted``) are never included.
         """
-        if name is None:
+        if kind is None or kind is RoundEvent:
             kinds = list(self._round_topics.values())
-        elif name in self._round_topics:
-            kinds = self._round_topics[name]
+        elif kind.__name__ in self._round_topics:
+            kinds = self._round_topics[kind.__name__]
         else:
-            raise ChainError(f"{name} is not an event indexed by round; use one of {sorted(self._round_topics)}")
+            raise ChainError(f"{kind.__name__} is not an event indexed by round; "
+                             f"use one of {sorted(self._round_topics)}")
         round_topic = "0x" + round_.to_bytes(32, "big").hex()
         logs = self.w3.eth.get_logs({
             "address": self.address, "fromBlock": from_block, "toBlock": to_block, "topics": [kinds, round_topic],
@@ -347,15 +320,8 @@ class RoundsContract:
         name = self._events_by_topic[log["topics"][0]]
         decoded = self.contract.events[name]().process_log(log)
         args = {key: _plain(value) for key, value in decoded["args"].items()}
-        if "stateAtFailure" in args:
-            args["stateAtFailure"] = RoundState(args["stateAtFailure"])
-        return ChainEvent(
-            name=name,
-            args=args,
-            block_number=log["blockNumber"],
-            tx_hash=transaction_hash(log),
-            log_index=log["logIndex"],
-        )
+        return decode_event(name, args, block_number=log["blockNumber"], tx_hash=transaction_hash(log),
+                            log_index=log["logIndex"])
 
 
 # ------------------------------------------------------------------------------ internals

@@ -39,10 +39,29 @@ from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
 
 from agents.config import MAX_CONFIRMATIONS
 from agents.records import EXCLUSIONS_FILE, ExclusionRecord, read_exclusions
-from fedtss.chain import ChainEvent, Deployment, RoundInfo, RoundsContract, RoundState
+from fedtss.chain import (
+    AggregateShareSubmitted,
+    ChainEvent,
+    CollectionClosed,
+    Deployment,
+    ModelProposed,
+    RoundEvent,
+    RoundFailed,
+    RoundFinalized,
+    RoundInfo,
+    RoundOpened,
+    RoundsContract,
+    RoundState,
+    ThresholdReached,
+    TrainingCompleted,
+    UpdateSubmitted,
+    cid_or_none,
+    event_arguments,
+    events_of,
+)
 from fedtss.chain.checkpoint import BlockRef, compute_fork_point
 from fedtss.chain.redaction import display_url, redact_urls
-from fedtss.cid import cid_from_parts, is_valid_cid, parse_cid
+from fedtss.cid import is_valid_cid, parse_cid
 from fedtss.errors import ChainError, ConfigError, FedTSSError
 from orchestration.explorer.params import decimal_or_none
 
@@ -280,9 +299,8 @@ class DecodedCall:
         if self.problem is not None:
             what = f"{self.function}(…)" if self.function else f"selector {_hex(self.data[:4])}"
             return f"undecodable call: {what}, {len(self.data):,} bytes"
-        if "round" in self.args:
-            return f"{self.function}(round {self.args['round']})"
-        return self.function
+        round_ = self.args.get("round")
+        return self.function if round_ is None else f"{self.function}(round {round_})"
 
 
 # ------------------------------------------------------------------------ pure helpers
@@ -348,13 +366,6 @@ def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-def _cid(codec: int, digest: bytes) -> str | None:
-    try:
-        return cid_from_parts(codec, bytes(digest))
-    except FedTSSError:
-        return None
-
-
 def _render(value: Any) -> str:
     if isinstance(value, bytes):
         return _hex(value)
@@ -407,17 +418,26 @@ _CODECS = {0x55: "raw", 0x70: "dag-pb"}
 _CID_PAIRS = (("codec", "digest"), ("modelCodec", "modelDigest"))
 
 
-def render_arguments(args: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Arguments as ``(name, text)``; a (codec, digest) pair gains the CID it encodes."""
-    rendered = [(name, _render_argument(name, value)) for name, value in args.items()]
+def render_arguments(arguments: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """ABI-level arguments (a decoded call's, or :func:`~fedtss.chain.event_arguments`) as ``(name,
+    text)``, as the contract has them; a (codec, digest) pair gains the CID it encodes."""
+    rendered = [(name, _render_argument(name, value)) for name, value in arguments.items()]
     for codec_key, digest_key in _CID_PAIRS:
-        if codec_key in args and digest_key in args:
-            cid = _cid(int(args[codec_key]), bytes(args[digest_key]))
+        if codec_key in arguments and digest_key in arguments:
+            cid = cid_or_none(int(arguments[codec_key]), bytes(arguments[digest_key]))
             if cid:
                 rendered.append(("cid" if codec_key == "codec" else "modelCid", cid))
-    if "includedClients" in args:
-        rendered.append(("includedClients (indices)", _render(list(bitmap_indices(int(args["includedClients"]))))))
+    if "includedClients" in arguments:
+        included = bitmap_indices(int(arguments["includedClients"]))
+        rendered.append(("includedClients (indices)", _render(list(included))))
     return rendered
+
+
+#: The events that mark a step of a round's timeline, and the step's label.
+_MARK_LABELS: Mapping[type[ChainEvent], str] = {
+    RoundOpened: "opened", CollectionClosed: "collection closed", ThresholdReached: "threshold reached",
+    RoundFinalized: "finalized", RoundFailed: "failed",
+}
 
 
 # ------------------------------------------------------------------------------- reader
@@ -583,6 +603,10 @@ class FederationView:
         at = max(block, self.deployment.deploy_block)
         return self._rpc("roundInfo", lambda: self.contract.round_info(round_, block=at))
 
+    def _latest_model_at(self, block: int) -> tuple[int, str | None]:
+        at = max(block, self.deployment.deploy_block)
+        return self._rpc("latestModel", lambda: self.contract.latest_model(block=at))
+
     # ----------------------------------------------------------------------- overview
 
     def overview(self) -> Overview:
@@ -592,7 +616,7 @@ class FederationView:
         at = head - self.confirmations
         current = self._view_at(at, "currentRound") if at >= self.deployment.deploy_block else 0
         info = self._round_info_at(at, current) if current else None
-        finalized_round, codec, digest = self._view_at(at, "latestModel")
+        latest_round, latest_cid = self._latest_model_at(at)
         done, until = self._view_at(at, "trainingProgress")
         committee = self.read("committee", self.contract.committee)
         submitted = tuple(self._view_at(at, "submitters", current)) if current else ()
@@ -612,8 +636,8 @@ class FederationView:
             info=info,
             head_block=head,
             chain_time=chain_now(timestamp, time.time()),
-            latest_model_cid=_cid(codec, digest) if any(bytes(digest)) else None,
-            latest_model_round=finalized_round,
+            latest_model_cid=latest_cid,
+            latest_model_round=latest_round,
             rounds_finalized=done,
             finalize_until=until,
             submitted=submitted,
@@ -628,13 +652,12 @@ class FederationView:
     def _rounds_at(self, confirmed: int) -> list[RoundSummary]:
         summaries: dict[int, RoundSummary] = {}
         for event in self._events_until(confirmed):
-            round_ = event.args.get("round")
-            if round_ is None:
+            if not isinstance(event, RoundEvent):
                 continue
-            if event.name == "RoundOpened":
-                summaries[round_] = RoundSummary(round=round_, state=RoundState.Collecting,
-                                                 model_cid=_cid(event.args["modelCodec"], event.args["modelDigest"]))
-            summary = summaries.get(round_)
+            if isinstance(event, RoundOpened):
+                summaries[event.round] = RoundSummary(round=event.round, state=RoundState.Collecting,
+                                                      model_cid=event.model_cid)
+            summary = summaries.get(event.round)
             if summary is not None:
                 self._apply(summary, event)
         for summary in summaries.values():
@@ -642,19 +665,17 @@ class FederationView:
         return [summaries[r] for r in sorted(summaries)]
 
     def _apply(self, summary: RoundSummary, event: ChainEvent) -> None:
-        labels = {"RoundOpened": "opened", "CollectionClosed": "collection closed",
-                  "ThresholdReached": "threshold reached", "RoundFinalized": "finalized", "RoundFailed": "failed"}
-        if event.name in labels:
-            summary.marks.append(Mark(labels[event.name], event.block_number, self.timestamp(event.block_number),
-                                      event.tx_hash))
-        if event.name == "UpdateSubmitted":
+        label = _MARK_LABELS.get(type(event))
+        if label is not None:
+            summary.marks.append(Mark(label, event.block_number, self.timestamp(event.block_number), event.tx_hash))
+        if isinstance(event, UpdateSubmitted):
             summary.submitted += 1
-        elif event.name == "ThresholdReached":
-            summary.participants = len(bitmap_indices(event.args["includedClients"]))
-        elif event.name == "RoundFinalized":
-            summary.result_cid = _cid(event.args["codec"], event.args["digest"])
-        elif event.name == "RoundFailed":
-            summary.failed_in = event.args["stateAtFailure"]
+        elif isinstance(event, ThresholdReached):
+            summary.participants = len(event.included_clients)
+        elif isinstance(event, RoundFinalized):
+            summary.result_cid = event.model_cid
+        elif isinstance(event, RoundFailed):
+            summary.failed_in = event.state_at_failure
 
     def round(self, round_: int) -> RoundDetail | None:
         """One round in full at the confirmed head, or None if it was not opened by then."""
@@ -662,12 +683,12 @@ class FederationView:
         summary = next((s for s in self._rounds_at(confirmed) if s.round == round_), None)
         if summary is None:
             return None
-        events = [e for e in self._events_until(confirmed) if e.args.get("round") == round_]
+        events = [e for e in self._events_until(confirmed) if isinstance(e, RoundEvent) and e.round == round_]
         info = self._round_info_at(confirmed, round_)
-        agreed = bitmap_indices(info.included_clients) if info.included_clients else None
-        submissions = [self._submission(e, agreed) for e in events if e.name == "UpdateSubmitted"]
-        shares = [self._share(e, agreed) for e in events if e.name == "AggregateShareSubmitted"]
-        votes = self._votes([e for e in events if e.name == "ModelProposed"], summary.result_cid)
+        agreed = tuple(info.included_clients) if info.included_clients else None
+        submissions = [self._submission(e, agreed) for e in events_of(events, UpdateSubmitted)]
+        shares = [self._share(e, agreed) for e in events_of(events, AggregateShareSubmitted)]
+        votes = self._votes(events_of(events, ModelProposed), summary.result_cid)
         exclusions = self._exclusions(round_, submissions, shares, votes)
         gas: dict[str, int] = {}
         for tx_hash in dict.fromkeys(e.tx_hash for e in events):
@@ -677,24 +698,21 @@ class FederationView:
             gas[name or "?"] = gas.get(name or "?", 0) + self.receipt(tx_hash)["gasUsed"]
         return RoundDetail(summary, info, submissions, shares, votes, exclusions, agreed, gas)
 
-    def _submission(self, event: ChainEvent, agreed: tuple[int, ...] | None) -> Submission:
-        index = event.args["index"]
-        return Submission(index, event.args["client"], _cid(event.args["codec"], event.args["digest"]) or "?",
-                          event.tx_hash, event.block_number, self.receipt(event.tx_hash)["gasUsed"],
-                          None if agreed is None else index in agreed)
+    def _submission(self, event: UpdateSubmitted, agreed: tuple[int, ...] | None) -> Submission:
+        return Submission(event.index, event.client, event.manifest_cid, event.tx_hash, event.block_number,
+                          self.receipt(event.tx_hash)["gasUsed"], None if agreed is None else event.index in agreed)
 
-    def _share(self, event: ChainEvent, agreed: tuple[int, ...] | None) -> Share:
-        included = bitmap_indices(event.args["includedClients"])
-        return Share(event.args["memberIndex"], event.args["member"],
-                     _cid(event.args["codec"], event.args["digest"]) or "?", included,
+    def _share(self, event: AggregateShareSubmitted, agreed: tuple[int, ...] | None) -> Share:
+        included = tuple(event.included_clients)
+        return Share(event.member_index, event.member, event.share_cid, included,
                      None if agreed is None else included == agreed, event.tx_hash, event.block_number,
                      self.receipt(event.tx_hash)["gasUsed"])
 
-    def _votes(self, events: Sequence[ChainEvent], result: str | None) -> list[Vote]:
-        cids = [_cid(e.args["codec"], e.args["digest"]) or "?" for e in events]
+    def _votes(self, events: Sequence[ModelProposed], result: str | None) -> list[Vote]:
+        cids = [e.model_cid for e in events]
         leading = result or (max(set(cids), key=cids.count) if cids else None)
         unanimous = result is None and len(set(cids)) <= 1
-        return [Vote(e.args["member"], cid, None if unanimous and result is None else cid == leading, e.tx_hash,
+        return [Vote(e.member, cid, None if unanimous and result is None else cid == leading, e.tx_hash,
                      e.block_number, self.receipt(e.tx_hash)["gasUsed"]) for e, cid in zip(events, cids)]
 
     def _exclusions(self, round_: int, submissions: Sequence[Submission], shares: Sequence[Share],
@@ -771,9 +789,9 @@ class FederationView:
         other = 0
         if receipt is not None:
             decoded = self.contract.events(receipt)
-            events = [(e.name, render_arguments(e.args), e.log_index) for e in decoded]
+            events = [(e.name, render_arguments(event_arguments(e)), e.log_index) for e in decoded]
             other = len(receipt["logs"]) - len(decoded)
-            round_ = round_ or next((e.args["round"] for e in decoded if "round" in e.args), None)
+            round_ = round_ or next((e.round for e in decoded if isinstance(e, RoundEvent)), None)
         created = receipt.get("contractAddress") if receipt else None
         revert = None
         if ours and receipt is not None and receipt["status"] == 0:
@@ -839,20 +857,30 @@ class FederationView:
 
     def cid_uses(self, cid: str) -> list[CidUse]:
         """Every event that names ``cid``: model, manifest, aggregate share, vote or result."""
-        kinds = {"RoundOpened": "model the round trains from", "UpdateSubmitted": "client manifest",
-                 "AggregateShareSubmitted": "aggregate share", "ModelProposed": "model vote",
-                 "RoundFinalized": "finalized model", "TrainingCompleted": "final model"}
         uses = []
         for event in self.events():
-            if event.name not in kinds:
-                continue
-            codec = event.args.get("codec", event.args.get("modelCodec"))
-            digest = event.args.get("digest", event.args.get("modelDigest"))
-            if _cid(codec, digest) == cid:
-                party = event.args.get("client") or event.args.get("member")
-                round_ = event.args.get("round", event.args.get("lastRound"))
-                uses.append(CidUse(kinds[event.name], round_, party, event.tx_hash, event.block_number))
+            named = _cid_use(event)
+            if named is not None and named[1] == cid:
+                kind, _, party = named
+                uses.append(CidUse(kind, event.round_number, party, event.tx_hash, event.block_number))
         return uses
+
+
+def _cid_use(event: ChainEvent) -> tuple[str, str, str | None] | None:
+    """``(what the CID is, the CID, who posted it)`` of an event that names a CID; None otherwise."""
+    if isinstance(event, RoundOpened):
+        return "model the round trains from", event.model_cid, None
+    if isinstance(event, UpdateSubmitted):
+        return "client manifest", event.manifest_cid, event.client
+    if isinstance(event, AggregateShareSubmitted):
+        return "aggregate share", event.share_cid, event.member
+    if isinstance(event, ModelProposed):
+        return "model vote", event.model_cid, event.member
+    if isinstance(event, RoundFinalized):
+        return "finalized model", event.model_cid, None
+    if isinstance(event, TrainingCompleted):
+        return "final model", event.model_cid, None
+    return None
 
 
 def _reason(exc: BaseException, rpc_url: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.aggregator import AggregatorAgent, build_aggregator_agent, publish_own_share
+from agents.aggregator import AggregatorAgent, build_aggregator_agent
 from agents.client import ClientAgent, build_client_agent
 from agents.config import load_node_config
 from agents.learning import (
@@ -35,10 +35,20 @@ from agents.learning import (
     initial_tensors,
     make_federation,
 )
-from agents.runtime import Agent, Outcome, connect_node, handle_event
-from fedtss.chain import Artifact, ChainEvent, Deployment, Member, RoundsConfig, RoundsContract, deploy_rounds
+from agents.runtime import TICK_SECONDS, Agent, Outcome, Tick, connect_node, handle_event
+from fedtss.chain import (
+    Artifact,
+    ChainEvent,
+    Deployment,
+    Member,
+    ModelProposed,
+    RoundFinalized,
+    RoundsConfig,
+    RoundsContract,
+    deploy_rounds,
+    events_of,
+)
 from fedtss.chain import dev_sealing_keypair
-from fedtss.cid import cid_from_parts, cid_to_parts
 from fedtss.formats import decode_model, encode_model
 from fedtss.quantize import clip_update, quantization_error_bound
 from fedtss.storage import LocalStore
@@ -48,6 +58,15 @@ SEED = 7
 HIDDEN = 16
 EPOCHS = 1
 CLIP_NORM = 10.0
+
+
+def _let_fetches_finish(agent: Agent) -> None:
+    """Settle a waiting member's share fetches, asking again for blobs published since: what a
+    process's threads do between its ticks, done here before each tick so that who votes first
+    follows the order the test chose, not thread timing."""
+    for vote in getattr(agent, "pending", {}).values():
+        vote.fetcher.refresh()
+        vote.fetcher.collect(wait_for_all=True)
 
 
 @dataclass
@@ -78,32 +97,49 @@ class Federation:
         agents: Sequence[Agent] | Callable[[ChainEvent], Sequence[Agent]] | None = None,
         *,
         max_passes: int = 20,
+        wait_timeout: float = 120.0,
     ) -> list[ChainEvent]:
-        """Deliver every new event, in chain order, to each agent in turn, until the chain is quiet.
+        """Deliver every new event, in chain order, to each agent in turn, until the chain is
+        quiet and no agent waits.
 
-        ``agents`` may be a function of the event, to choose who hears it first.
+        ``agents`` may be a function of the event, to choose who hears it first. An agent that
+        waits (a member collecting aggregate shares) hears a :class:`Tick` now and then, the
+        chain's new events delivered before each one, as its process's runtime would.
         """
-        delivered = []
+        delivered: list[ChainEvent] = []
+        deadline = time.monotonic() + wait_timeout
         for _ in range(max_passes):
-            head = self.chain.w3.eth.block_number
-            if head < self.next_block:
+            delivered += self._deliver_new(agents)
+            while waiting := [a for a in self._tickable(agents) if a.is_waiting()]:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"agents still waiting after {wait_timeout} s")
+                time.sleep(TICK_SECONDS)  # the fetches run in the members' threads meanwhile
+                for agent in waiting:
+                    delivered += self._deliver_new(agents)
+                    if agent.is_waiting():
+                        _let_fetches_finish(agent)
+                        self.deliver(Tick(), [agent])
+            if self.chain.w3.eth.block_number < self.next_block:
                 return delivered
-            new = self.contract.get_events(self.next_block, head)
-            self.next_block = head + 1
-            for event in new:
-                self.deliver(event, agents(event) if callable(agents) else agents)
-            delivered += new
         raise AssertionError("the federation never went quiet")
 
-    def deliver(self, event: ChainEvent, agents: Sequence[Agent] | None = None) -> None:
+    def _deliver_new(self, agents: Sequence[Agent] | Callable[[ChainEvent], Sequence[Agent]] | None) -> list[ChainEvent]:
+        head = self.chain.w3.eth.block_number
+        if head < self.next_block:
+            return []
+        new = self.contract.get_events(self.next_block, head)
+        self.next_block = head + 1
+        for event in new:
+            self.deliver(event, agents(event) if callable(agents) else agents)
+        return new
+
+    def _tickable(self, agents: Sequence[Agent] | Callable[[ChainEvent], Sequence[Agent]] | None) -> Sequence[Agent]:
+        if agents is None:
+            return self.agents
+        return agents(Tick()) if callable(agents) else agents
+
+    def deliver(self, event: ChainEvent | Tick, agents: Sequence[Agent] | None = None) -> None:
         agents = self.agents if agents is None else agents
-        if event.name == "ThresholdReached":
-            # Member processes hear it at the same moment, and each first publishes its share
-            # (reconstruct_and_propose's first step). Delivered one by one here, the first would
-            # wait for the others' shares in vain: so every member publishes first, as they would.
-            for member in agents:
-                if isinstance(member, AggregatorAgent):
-                    publish_own_share(member, event.args["round"])
         for agent in agents:
             started = time.monotonic()
             outcomes = handle_event(agent, event)
@@ -112,8 +148,8 @@ class Federation:
 
     def finalized_model(self, round_: int = 1) -> tuple[str, dict[str, np.ndarray]]:
         """The CID and tensors of the model the round finalized."""
-        (event,) = [e for e in self.events() if e.name == "RoundFinalized" and e.args["round"] == round_]
-        cid = cid_from_parts(event.args["codec"], event.args["digest"])
+        (event,) = [e for e in events_of(self.events(), RoundFinalized) if e.round == round_]
+        cid = event.model_cid
         return cid, decode_model(self.store.get(cid, max_bytes=1 << 24), max_bytes=1 << 24)
 
     def client_update(self, index: int, round_: int = 1) -> tuple[np.ndarray, int]:
@@ -144,8 +180,7 @@ class Federation:
 
     def votes(self, round_: int = 1) -> dict[str, str]:
         """Member address -> CID it voted for."""
-        return {e.args["member"]: cid_from_parts(e.args["codec"], e.args["digest"])
-                for e in self.events() if e.name == "ModelProposed" and e.args["round"] == round_}
+        return {e.member: e.model_cid for e in events_of(self.events(), ModelProposed) if e.round == round_}
 
 
 @dataclass(frozen=True)
@@ -220,7 +255,7 @@ def build_federation(tmp_path: Path, chain: AnvilNode, artifact: Artifact, shape
     store = LocalStore(tmp_path / "store")
     tensors = initial_tensors(ModelConfig(hidden=HIDDEN), seed=SEED)
     contract = clients[0].node.contract
-    contract.start_training(chain.accounts[0], *cid_to_parts(store.put(encode_model(tensors))), 1)
+    contract.start_training(chain.accounts[0], store.put(encode_model(tensors)), 1)
     return Federation(chain, contract, store, partition, tensors, clients, members,
                       next_block=receipt["blockNumber"])
 

@@ -24,27 +24,32 @@ from agents.aggregator import (
     CLIENT_FAULTS,
     AggregateAndSubmit,
     AggregatorAgent,
+    FetchShare,
     MemberView,
     ReconstructAndPropose,
+    StartReconstruction,
     Submission,
+    WaitingRound,
     aggregate_shares,
     collect_client_shares,
     compute_aggregate,
     compute_fetch_timeout,
     fetch_aggregate_shares,
     is_worth_waiting,
+    on_aggregate_share_submitted,
     on_collection_closed,
-    open_client_share,
     on_threshold_reached,
+    on_tick,
+    open_client_share,
     publish_aggregate,
     reconstruct_model,
     round_model,
 )
 from agents.client import ClientAgent, PreparedUpdate, UpdateContext, prepare_update
-from agents.runtime import Skip, is_transient
+from agents.runtime import Skip, Tick, is_transient
 from fedtss import field as gf
-from fedtss.chain import ChainEvent, RoundState
-from fedtss.cid import cid_from_parts, cid_to_parts, compute_cid
+from fedtss.chain import AggregateShareSubmitted, ClientSet, CollectionClosed, RoundState, ThresholdReached, events_of
+from fedtss.cid import compute_cid
 from fedtss.errors import FormatError, StorageError
 from fedtss.formats import (
     Manifest,
@@ -63,10 +68,13 @@ from tests.agents.conftest import Federation
 from tests.fedtss.test_formats import EXTREME_NUMBERS, JSON_VALUES
 
 LOGGER = "fedtss.agents"
+MEMBER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+SHARE_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
 
-def _event(name: str, **args: object) -> ChainEvent:
-    return ChainEvent(name=name, args=args, block_number=1, tx_hash="0x00", log_index=0)
+def _at() -> dict[str, object]:
+    """Where a hand-made event happened: block, transaction and log index."""
+    return {"block_number": 1, "tx_hash": "0x00", "log_index": 0}
 
 
 def _view(**overrides: object) -> MemberView:
@@ -79,7 +87,7 @@ def _view(**overrides: object) -> MemberView:
 
 
 def test_collection_closed_makes_a_member_aggregate_once() -> None:
-    event = _event("CollectionClosed", round=4, clients=3, aggregationDeadline=1000)
+    event = CollectionClosed(round=4, clients=3, aggregation_deadline=1000, **_at())
     assert on_collection_closed(_view(), event, now=10) == [AggregateAndSubmit(4)]
     for view, now in [
         (_view(member_index=0), 10),
@@ -91,10 +99,10 @@ def test_collection_closed_makes_a_member_aggregate_once() -> None:
         assert isinstance(action, Skip) and action.round == 4
 
 
-def test_threshold_reached_makes_a_member_vote_once() -> None:
-    event = _event("ThresholdReached", round=4, includedClients=0b101, proposalDeadline=2000)
+def test_threshold_reached_makes_a_member_start_collecting_shares_once() -> None:
+    event = ThresholdReached(round=4, included_clients=ClientSet(0b101), proposal_deadline=2000, **_at())
     reconstructing = _view(state=RoundState.Reconstructing)
-    assert on_threshold_reached(reconstructing, event, now=10) == [ReconstructAndPropose(4, 0b101, 2000)]
+    assert on_threshold_reached(reconstructing, event, now=10) == [StartReconstruction(4, ClientSet(0b101), 2000)]
     for view, now in [
         (replace(reconstructing, last_vote_round=4), 10),
         (replace(reconstructing, state=RoundState.Finalized), 10),
@@ -102,6 +110,30 @@ def test_threshold_reached_makes_a_member_vote_once() -> None:
     ]:
         (action,) = on_threshold_reached(view, event, now)
         assert isinstance(action, Skip)
+
+
+def _share_posted(round_: int, member_index: int) -> AggregateShareSubmitted:
+    return AggregateShareSubmitted(round=round_, member=MEMBER, member_index=member_index, share_cid=SHARE_CID,
+                                   included_clients=ClientSet(0b111), **_at())
+
+
+def test_a_share_posted_in_a_round_the_member_waits_in_is_fetched_and_others_are_left_alone() -> None:
+    event = _share_posted(4, member_index=3)
+    assert on_aggregate_share_submitted(frozenset({4}), event, now=10) == [FetchShare(event)]
+    assert on_aggregate_share_submitted(frozenset({3}), event, now=10) == []
+    assert on_aggregate_share_submitted(frozenset(), event, now=10) == []
+
+
+def _waiting(round_: int, **overrides: float) -> WaitingRound:
+    values = dict(settled=3, over_set=3, members=5, wanted=4, waited=0.0, share_wait=1.0, remaining=60.0)
+    return WaitingRound(round_, **{**values, **overrides})
+
+
+def test_a_tick_makes_a_member_reconstruct_exactly_where_waiting_is_no_longer_worth_it() -> None:
+    waiting = {4: _waiting(4, settled=5, over_set=5), 5: _waiting(5, waited=1.0)}  # 4: all in; 5: only t
+    assert on_tick(waiting, Tick(), now=10) == [ReconstructAndPropose(4)]
+    assert on_tick({5: _waiting(5, waited=30.0)}, Tick(), now=10) == [ReconstructAndPropose(5)]
+    assert on_tick({}, Tick(), now=10) == []
 
 
 def _worth_waiting(**overrides: float) -> bool:
@@ -154,7 +186,7 @@ def test_reconstruct_model_names_a_wrong_member_and_gives_the_same_blob_with_any
 def test_aggregate_shares_sums_in_order_and_sets_one_bit_per_client() -> None:
     shares = {0: np.array([1, 2], np.uint64), 3: np.array([gf.MODULUS - 1, 5], np.uint64)}
     total, bitmap = aggregate_shares(shares, 2)
-    assert total.tolist() == [0, 7] and bitmap == 0b1001
+    assert total.tolist() == [0, 7] and bitmap == ClientSet(0b1001)
 
 
 # ------------------------------------------------------------- whole rounds on anvil
@@ -174,13 +206,15 @@ def test_full_round_gives_plaintext_fedavg_and_one_model_cid(make_federation_in,
     # The member whose vote came too late reconstructs the same bytes too.
     late = next(m for m in fed.members if m.node.address not in fed.votes())
     _, tensors = round_model(late, 1)
-    shares = fetch_aggregate_shares(late, 1, 0b111, flatten_model(tensors)[1].size + 1)
+    shares = fetch_aggregate_shares(late, 1, ClientSet(0b111), flatten_model(tensors)[1].size + 1)
     model = reconstruct_model(tensors, shares, threshold=2, quantization=late.federation.quantization,
                               key=b"\x07" * 32)
     assert compute_cid(model.blob) == final_cid
     phases = {name: round(fed.seconds[name], 2) for name in ("RoundOpened", "CollectionClosed", "ThresholdReached")}
     print(f"\nin-process round, 3 clients, n=3, t=2: {phases} total={total:.2f}s")
-    assert sum("action=reconstruct_and_propose" in r.getMessage() for r in caplog.records) == 2
+    reconstructed = [r.getMessage() for r in caplog.records if "action=reconstruct_and_propose" in r.getMessage()]
+    assert len(reconstructed) == 3 and sum(" tx=" in m for m in reconstructed) == 2  # the late one sent no vote
+    assert "not voting" in next(m for m in reconstructed if " tx=" not in m)
 
 
 def _prepare(fed: Federation, index: int, *, round_for_member: dict[int, int] | None = None) -> PreparedUpdate:
@@ -213,7 +247,7 @@ def _submit(fed: Federation, index: int, manifest_blob: bytes, shares: tuple[byt
     for blob in shares:
         fed.store.put(blob)
     cid = fed.store.put(manifest_blob)
-    fed.contract.submit_update(fed.clients[index].node.account, 1, *cid_to_parts(cid))
+    fed.contract.submit_update(fed.clients[index].node.account, 1, cid)
     return cid
 
 
@@ -253,8 +287,8 @@ def test_bad_clients_are_excluded_with_a_logged_reason_and_the_round_finalizes(m
     assert _excluded(caplog, addresses[5]) == {"BlobTooLarge"}
     assert sum(f"excluded_client={addresses[3]}" in r.getMessage() for r in caplog.records) == 1
     assert fed.contract.state(1) == RoundState.Finalized
-    (reached,) = [e for e in fed.events() if e.name == "ThresholdReached"]
-    assert reached.args["includedClients"] == 0b1011  # members 2 and 3 agreed first
+    (reached,) = events_of(fed.events(), ThresholdReached)
+    assert reached.included_clients == ClientSet(0b1011)  # members 2 and 3 agreed first
     fed.assert_model_is_fedavg_of([0, 1, 3])
 
 
@@ -273,13 +307,12 @@ def test_a_client_splitting_the_committee_cannot_stop_one_set_from_winning(make_
     # members 1 and 2 (who include it) are the first to hear ThresholdReached. The set is then
     # fixed: members 1 and 2 sum over it, leaving client 2 out (two public sums over sets one
     # client apart would reveal that client's update), so all four shares count and check.
-    fed.drive(lambda e: [m3, m4, m1, m2] if e.name == "CollectionClosed" else [m1, m2, m3, m4])
+    fed.drive(lambda e: [m3, m4, m1, m2] if isinstance(e, CollectionClosed) else [m1, m2, m3, m4])
 
-    shares = {e.args["memberIndex"]: e.args["includedClients"] for e in fed.events()
-              if e.name == "AggregateShareSubmitted"}
+    shares = {e.member_index: e.included_clients.bitmap for e in events_of(fed.events(), AggregateShareSubmitted)}
     assert shares == {3: 0b011, 4: 0b011, 1: 0b011, 2: 0b011}  # 1 and 2 leave client 2 out
-    (reached,) = [e for e in fed.events() if e.name == "ThresholdReached"]
-    assert reached.args["includedClients"] == 0b011
+    (reached,) = events_of(fed.events(), ThresholdReached)
+    assert reached.included_clients == ClientSet(0b011)
     final_cid, _ = fed.finalized_model()
     assert fed.votes() == {m1.node.address: final_cid, m2.node.address: final_cid}
     fed.assert_model_is_fedavg_of([0, 1])
@@ -296,12 +329,12 @@ def test_a_share_over_a_set_that_lost_is_kept_private_and_only_the_fixed_sets_sh
     fed: Federation = make_federation_in(clients=3, members=4, threshold=2, aggregation_period=20)
     _split_the_committee_on_client_2(fed)
     m1, m2, m3, m4 = fed.members
-    (closed,) = [e for e in fed.drive([]) if e.name == "CollectionClosed"]
+    (closed,) = [e for e in fed.drive([]) if isinstance(e, CollectionClosed)]
     for member in (m1, m3, m2, m4):
         fed.deliver(closed, [member])
-    posted = {e.args["memberIndex"]: e for e in fed.events() if e.name == "AggregateShareSubmitted"}
-    assert {j: e.args["includedClients"] for j, e in posted.items()} == {1: 0b111, 3: 0b011, 2: 0b111}
-    cids = {j: cid_from_parts(e.args["codec"], e.args["digest"]) for j, e in posted.items()}
+    posted = {e.member_index: e for e in events_of(fed.events(), AggregateShareSubmitted)}
+    assert {j: e.included_clients.bitmap for j, e in posted.items()} == {1: 0b111, 3: 0b011, 2: 0b111}
+    cids = {j: e.share_cid for j, e in posted.items()}
     assert not any(fed.store.has(cid) for cid in cids.values())  # only CIDs on chain so far
     kept = Path(m3.node.config.node.state_dir) / "aggregate-shares" / "round-1.bin"
     assert compute_cid(kept.read_bytes()) == cids[3] and kept.stat().st_mode & 0o077 == 0
@@ -361,7 +394,7 @@ def test_events_delivered_again_after_a_round_send_nothing(make_federation_in) -
 def test_a_member_restarted_mid_round_submits_its_share_once(make_federation_in) -> None:
     fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
     fed.drive(fed.clients)
-    (closed,) = [e for e in fed.events() if e.name == "CollectionClosed"]
+    (closed,) = [e for e in fed.events() if isinstance(e, CollectionClosed)]
     member = fed.members[0]
     nonce = fed.chain.w3.eth.get_transaction_count(member.node.address)
     fed.deliver(closed, [member])
@@ -561,14 +594,36 @@ def test_a_set_fixed_between_the_check_and_the_transaction_is_summed_over_again(
     fed: Federation = make_federation_in(clients=3, members=4, threshold=2)
     _split_the_committee_on_client_2(fed)
     m1, _, m3, m4 = fed.members
-    (closed,) = [e for e in fed.drive([]) if e.name == "CollectionClosed"]
+    (closed,) = [e for e in fed.drive([]) if isinstance(e, CollectionClosed)]
     fed.deliver(closed, [m3, m4])  # {0, 1} is fixed now
     contract, real_round_info = m1.node.contract, m1.node.contract.round_info
-    stale = iter([replace(real_round_info(1), included_clients=0)])  # m1 read the round just before
+    stale = iter([replace(real_round_info(1), included_clients=ClientSet(0))])  # m1 read the round just before
     contract.round_info = lambda round_: next(stale, None) or real_round_info(round_)
     try:
         fed.deliver(closed, [m1])
     finally:
         del contract.round_info
-    (share,) = [e for e in fed.events() if e.name == "AggregateShareSubmitted" and e.args["memberIndex"] == 1]
-    assert share.args["includedClients"] == 0b011
+    (share,) = [e for e in events_of(fed.events(), AggregateShareSubmitted) if e.member_index == 1]
+    assert share.included_clients == ClientSet(0b011)
+
+
+def test_a_member_stopped_while_it_waited_for_shares_waits_again_at_start_and_votes(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    (closed,) = events_of(fed.drive(fed.clients), CollectionClosed)
+    fed.deliver(closed, fed.members)
+    (reached,) = events_of(fed.events(), ThresholdReached)
+    fed.deliver(reached, fed.members)
+    assert all(member.is_waiting() for member in fed.members)
+
+    # A restart: the checkpoint is past ThresholdReached, and what the member waited for is gone.
+    restarted = replace(fed.members[0], pending={})
+    fed.members[0] = restarted
+    assert restarted.resume_events() == [reached]
+    for event in restarted.resume_events():
+        fed.deliver(event, [restarted])
+    assert restarted.is_waiting()
+    fed.drive()
+
+    assert fed.contract.state(1) == RoundState.Finalized
+    assert fed.contract.member(restarted.node.address)[2] == 1  # it voted
+    assert restarted.resume_events() == []  # nothing left to wait for

@@ -13,7 +13,7 @@ from agents.client import (
     prepare_update,
 )
 from agents.runtime import Skip, handle_event
-from fedtss.chain import ChainEvent, RoundState, dev_sealing_keypair
+from fedtss.chain import RoundOpened, RoundState, UpdateSubmitted, events_of, dev_sealing_keypair
 from fedtss.cid import cid_from_parts, compute_cid
 from fedtss.errors import InvalidSealedShare
 from fedtss.formats import VectorKind, decode_field_vector, parse_manifest
@@ -29,9 +29,9 @@ MEMBERS = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "0x3C44CdDdB6a900fa2b58
            "0x90F79bf6EB2c4f870365E785982E1f101E93b906"]
 
 
-def _opened(round_: int = 2, deadline: int = 1000) -> ChainEvent:
-    args = {"round": round_, "modelCodec": 0x55, "modelDigest": DIGEST, "collectionDeadline": deadline}
-    return ChainEvent(name="RoundOpened", args=args, block_number=5, tx_hash="0x00", log_index=0)
+def _opened(round_: int = 2, deadline: int = 1000) -> RoundOpened:
+    return RoundOpened(round=round_, model_cid=cid_from_parts(0x55, DIGEST), collection_deadline=deadline,
+                       block_number=5, tx_hash="0x00", log_index=0)
 
 
 def test_round_opened_makes_an_allowlisted_client_train_on_the_rounds_model() -> None:
@@ -96,7 +96,7 @@ def test_a_share_does_not_open_for_another_member_or_round() -> None:
 
 def test_a_client_stores_only_sealed_shares_and_its_manifest_and_submits_once(make_federation_in) -> None:
     fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
-    (opened,) = [e for e in fed.events() if e.name == "RoundOpened"]
+    (opened,) = events_of(fed.events(), RoundOpened)
     client = fed.clients[0]
     before = _blob_files(fed)
     nonce = fed.chain.w3.eth.get_transaction_count(client.node.address)
@@ -106,8 +106,8 @@ def test_a_client_stores_only_sealed_shares_and_its_manifest_and_submits_once(ma
 
     assert fed.chain.w3.eth.get_transaction_count(client.node.address) == nonce + 1
     assert second.tx_hash is None and second.note == "already submitted in this round"
-    (submitted,) = [e for e in fed.events() if e.name == "UpdateSubmitted"]
-    assert cid_from_parts(submitted.args["codec"], submitted.args["digest"]) == first.cid
+    (submitted,) = events_of(fed.events(), UpdateSubmitted)
+    assert submitted.manifest_cid == first.cid
     manifest = parse_manifest(fed.store.get(first.cid, max_bytes=1 << 16))
     assert manifest.client == client.node.address.lower() and manifest.round == 1
     for j, cid in enumerate(manifest.share_cids, start=1):

@@ -19,7 +19,7 @@ from web3.exceptions import Web3RPCError
 from agents.client import build_client_agent
 from agents.config import parse_node_config
 from agents.runtime import CHECKPOINT_FILE, Outcome, format_fields, handle_event_retrying, is_transient, main, run_agent
-from fedtss.chain import ChainEvent, redact_node_urls
+from fedtss.chain import CollectionClosed, RoundOpened, RoundState, events_of, redact_node_urls
 from fedtss.chain.events import Backoff
 from fedtss.errors import BlobNotFound, ChainError, ConfigError, ContractRevert, FormatError, StorageError
 from tests.agents.conftest import Federation
@@ -90,7 +90,7 @@ class _FlakyNodeAgent:
         self.failures, self.error, self.executed = failures, error, 0
         self.node = self
         self.address = "0x00000000000000000000000000000000000000c1"
-        self.handlers = {"RoundOpened": lambda view, event, now: [event.args["round"]]}
+        self.handlers = {RoundOpened: lambda view, event, now: [event.round]}
 
     def chain_time(self) -> int:
         if self.failures:
@@ -106,8 +106,9 @@ class _FlakyNodeAgent:
         return Outcome(cid="bafk-test")
 
 
-def _round_opened() -> ChainEvent:
-    return ChainEvent("RoundOpened", {"round": 4}, block_number=9, tx_hash="0x01", log_index=0)
+def _round_opened() -> RoundOpened:
+    return RoundOpened(round=4, model_cid="bafkreiaaa", collection_deadline=0, block_number=9, tx_hash="0x01",
+                       log_index=0)
 
 
 def test_a_dropped_node_is_retried_with_backoff_and_the_event_handled_once(caplog) -> None:
@@ -180,7 +181,7 @@ def _with_node_settings(agent, **changes) -> None:
 
 
 def _closing_block(fed: Federation) -> int:
-    (closed,) = [e for e in fed.events() if e.name == "CollectionClosed"]
+    (closed,) = events_of(fed.events(), CollectionClosed)
     return closed.block_number
 
 
@@ -236,3 +237,42 @@ def test_confirmations_in_the_node_config_default_to_0_and_refuse_what_is_not_a_
     for bad in (-1, 2.5, True, 10**6):
         with pytest.raises(ConfigError, match="confirmations"):
             parse_node_config(_member_document(confirmations=bad), role="aggregator", path=path)
+
+
+def _log_position(lines: list[str], *needles: str) -> int:
+    return next(i for i, line in enumerate(lines) if all(n in line for n in needles))
+
+
+def test_members_wait_for_shares_by_ticks_and_handle_chain_events_meanwhile(make_federation_in, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="fedtss.agents")
+    fed: Federation = make_federation_in(clients=2, members=3, threshold=2)
+    fed.drive(fed.clients)
+
+    async def run_members_until_finalized() -> None:
+        runs = [asyncio.create_task(run_agent(member, poll_interval=0.05)) for member in fed.members]
+        try:
+            for _ in range(600):
+                if fed.contract.state(1) == RoundState.Finalized or any(run.done() for run in runs):
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            for run in runs:
+                run.cancel()
+            outcomes = await asyncio.gather(*runs, return_exceptions=True)
+        assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes  # none stopped on its own
+
+    asyncio.run(run_members_until_finalized())
+
+    assert fed.contract.state(1) == RoundState.Finalized
+    lines = [r.getMessage() for r in caplog.records]
+    for member in fed.members:
+        me = f"address={member.node.address}"
+        started = _log_position(lines, me, "event=ThresholdReached", "action=start_reconstruction")
+        # While it waited, the member went on handling chain events: the third share came as one...
+        fetched = _log_position(lines, me, "event=AggregateShareSubmitted", "action=fetch_share")
+        # ...and a clock tick, not a sleeping handler, ended the wait.
+        ended = _log_position(lines, me, "round=1 event=Tick", "action=reconstruct_and_propose")
+        assert started < fetched < ended
+        assert " tx=" in lines[ended] or "not voting" in lines[ended]
+    assert sum(" tx=" in line and "action=reconstruct_and_propose" in line for line in lines) >= 2
+    assert not any(member.is_waiting() for member in fed.members)

@@ -9,18 +9,46 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import pytest
 
-from fedtss.chain import RoundState
+from fedtss.chain import (
+    AggregateShareSubmitted,
+    ChainEvent,
+    ClientSet,
+    CollectionClosed,
+    RoundFailed,
+    RoundFinalized,
+    RoundOpened,
+    RoundState,
+    ThresholdReached,
+    events_of,
+)
+from fedtss.cid import DAG_PB, RAW, cid_from_parts
 from fedtss.errors import ContractRevert
 
-RAW, DAG_PB = 0x55, 0x70
 PERIOD = 600
 
 
 def digest(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
+
+
+def cid(label: str, codec: int = RAW) -> str:
+    """The CID of ``codec`` whose digest is ``digest(label)``."""
+    return cid_from_parts(codec, digest(label))
+
+
+def first(count: int) -> ClientSet:
+    """The clients of submission indices ``0..count-1``."""
+    return ClientSet.of(range(count))
+
+
+#: All ten allowlisted clients of a round that reached target_clients.
+EVERYONE = first(10)
+
+E = TypeVar("E", bound=ChainEvent)
 
 
 @contextmanager
@@ -37,6 +65,12 @@ def names(rounds, receipt) -> list[str]:
     return [e.name for e in rounds.events(receipt)]
 
 
+def event_of(rounds, receipt, kind: type[E]) -> E:
+    """The one event of class ``kind`` in a receipt."""
+    (event,) = events_of(rounds.events(receipt), kind)
+    return event
+
+
 class Scenario:
     """A deployed contract plus the roles, with steps that drive a round forward."""
 
@@ -49,10 +83,10 @@ class Scenario:
         self.outsider = chain.accounts[20]
 
     def start(self, rounds: int = 2) -> dict:
-        return self.rounds.start_training(self.operator, DAG_PB, digest("model-0"), rounds)
+        return self.rounds.start_training(self.operator, cid("model-0", DAG_PB), rounds)
 
     def submit(self, count: int, round_: int = 1) -> list[dict]:
-        return [self.rounds.submit_update(c, round_, RAW, digest(f"m{round_}-{c.address}")) for c in self.clients[:count]]
+        return [self.rounds.submit_update(c, round_, cid(f"m{round_}-{c.address}")) for c in self.clients[:count]]
 
     def to_aggregating(self, clients: int = 10, round_: int = 1) -> None:
         if round_ == 1:
@@ -62,17 +96,17 @@ class Scenario:
             self.chain.increase_time(PERIOD + 1)
             self.rounds.close_collection(self.outsider, round_)
 
-    def share(self, member_index: int, included: int, round_: int = 1) -> dict:
+    def share(self, member_index: int, included: ClientSet, round_: int = 1) -> dict:
         member = self.members[member_index]
-        return self.rounds.submit_aggregate_share(member, round_, RAW, digest(f"a{round_}-{member_index}"), included)
+        return self.rounds.submit_aggregate_share(member, round_, cid(f"a{round_}-{member_index}"), included)
 
-    def to_reconstructing(self, round_: int = 1, included: int = (1 << 10) - 1) -> None:
+    def to_reconstructing(self, round_: int = 1, included: ClientSet = EVERYONE) -> None:
         self.to_aggregating(round_=round_)
         for j in range(3):
             self.share(j, included, round_)
 
     def vote(self, member_index: int, model: str, round_: int = 1) -> dict:
-        return self.rounds.propose_model(self.members[member_index], round_, RAW, digest(model))
+        return self.rounds.propose_model(self.members[member_index], round_, cid(model))
 
 
 @pytest.fixture
@@ -85,20 +119,20 @@ def s(chain, deploy) -> Scenario:
 
 def test_start_training_opens_round_one_with_model_and_collection_deadline(s):
     receipt = s.start(rounds=3)
-    opened = s.rounds.events(receipt)[-1]
+    opened = event_of(s.rounds, receipt, RoundOpened)
     assert names(s.rounds, receipt) == ["TrainingStarted", "RoundOpened"]
-    assert opened.args["round"] == 1
-    assert (opened.args["modelCodec"], opened.args["modelDigest"]) == (DAG_PB, digest("model-0"))
-    assert opened.args["collectionDeadline"] == s.chain.timestamp() + PERIOD
+    assert opened.round == 1
+    assert opened.model_cid == cid("model-0", DAG_PB)
+    assert opened.collection_deadline == s.chain.timestamp() + PERIOD
     assert s.rounds.current_round() == 1
     assert s.rounds.state(1) == RoundState.Collecting
-    assert s.rounds.latest_model() == (0, DAG_PB, digest("model-0"))
+    assert s.rounds.latest_model() == (0, cid("model-0", DAG_PB))
     assert s.rounds.training_progress() == (0, 3)
 
 
 def test_start_training_by_non_operator_reverts(s):
     with reverts("AccessNotOperator", account=s.outsider.address):
-        s.rounds.start_training(s.outsider, RAW, digest("m"), 1)
+        s.rounds.start_training(s.outsider, cid("m"), 1)
 
 
 def test_start_training_while_training_reverts(s):
@@ -111,12 +145,12 @@ def test_start_training_while_training_reverts(s):
 def test_start_training_with_invalid_cid_reverts(s, codec, label):
     model = digest(label) if label else bytes(32)
     with reverts("RoundInvalidCid", codec=codec, digest=model):
-        s.rounds.start_training(s.operator, codec, model, 1)
+        s.rounds.transact(s.operator, "startTraining", codec, model, 1)  # parts no CID string can carry
 
 
 def test_start_training_with_zero_rounds_reverts(s):
     with reverts("TrainingInvalidRoundCount", rounds=0):
-        s.rounds.start_training(s.operator, RAW, digest("m"), 0)
+        s.rounds.start_training(s.operator, cid("m"), 0)
 
 
 # ------------------------------------------------------------------------- submitUpdate
@@ -127,9 +161,9 @@ def test_submit_update_emits_submission_order_index_and_records_submitter(s):
     receipts = s.submit(3)
     events = [s.rounds.events(r)[0] for r in receipts]
     assert [e.name for e in events] == ["UpdateSubmitted"] * 3
-    assert [e.args["index"] for e in events] == [0, 1, 2]
-    assert events[1].args["client"] == s.clients[1].address
-    assert (events[1].args["codec"], events[1].args["digest"]) == (RAW, digest(f"m1-{s.clients[1].address}"))
+    assert [e.index for e in events] == [0, 1, 2]
+    assert events[1].client == s.clients[1].address
+    assert events[1].manifest_cid == cid(f"m1-{s.clients[1].address}")
     assert s.rounds.submitters(1) == [c.address for c in s.clients[:3]]
     assert s.rounds.has_submitted(1, s.clients[2].address)
     assert not s.rounds.has_submitted(1, s.clients[3].address)
@@ -139,14 +173,14 @@ def test_submit_update_emits_submission_order_index_and_records_submitter(s):
 def test_submit_update_from_non_allowlisted_account_reverts(s):
     s.start()
     with reverts("AccessNotAllowlistedClient", account=s.outsider.address):
-        s.rounds.submit_update(s.outsider, 1, RAW, digest("x"))
+        s.rounds.submit_update(s.outsider, 1, cid("x"))
 
 
 def test_second_submission_in_a_round_reverts(s):
     s.start()
     s.submit(1)
     with reverts("RoundAlreadySubmitted", round=1, account=s.clients[0].address):
-        s.rounds.submit_update(s.clients[0], 1, RAW, digest("again"))
+        s.rounds.submit_update(s.clients[0], 1, cid("again"))
 
 
 def test_submit_after_collection_deadline_reverts(s):
@@ -166,19 +200,19 @@ def test_submit_to_a_round_not_opened_reverts_with_wrong_state(s):
 def test_submit_with_invalid_cid_reverts(s):
     s.start()
     with reverts("RoundInvalidCid", codec=0x12):
-        s.rounds.submit_update(s.clients[0], 1, 0x12, digest("x"))
+        s.rounds.transact(s.clients[0], "submitUpdate", 1, 0x12, digest("x"))
 
 
 def test_reaching_target_clients_closes_collection_in_the_same_transaction(s):
     s.start()
     last = s.submit(10)[-1]
     assert names(s.rounds, last) == ["UpdateSubmitted", "CollectionClosed"]
-    closed = s.rounds.events(last)[1]
-    assert closed.args["clients"] == 10
-    assert closed.args["aggregationDeadline"] == s.chain.timestamp() + PERIOD
+    closed = event_of(s.rounds, last, CollectionClosed)
+    assert closed.clients == 10
+    assert closed.aggregation_deadline == s.chain.timestamp() + PERIOD
     assert s.rounds.state(1) == RoundState.Aggregating
     with reverts("RoundWrongState", actual=RoundState.Aggregating):
-        s.rounds.submit_update(s.clients[0], 1, RAW, digest("late"))
+        s.rounds.submit_update(s.clients[0], 1, cid("late"))
 
 
 # ---------------------------------------------------------------------- closeCollection
@@ -197,7 +231,7 @@ def test_close_collection_after_deadline_with_minimum_moves_to_aggregating(s):
     s.chain.increase_time(PERIOD + 1)
     receipt = s.rounds.close_collection(s.outsider, 1)
     assert names(s.rounds, receipt) == ["CollectionClosed"]
-    assert s.rounds.events(receipt)[0].args["clients"] == 3
+    assert event_of(s.rounds, receipt, CollectionClosed).clients == 3
     assert s.rounds.state(1) == RoundState.Aggregating
 
 
@@ -209,7 +243,8 @@ def test_close_collection_below_minimum_reverts_and_fail_round_fails_it(s):
         s.rounds.close_collection(s.outsider, 1)
     receipt = s.rounds.fail_round(s.outsider, 1)
     failed = s.rounds.events(receipt)[0]
-    assert (failed.name, failed.args["stateAtFailure"]) == ("RoundFailed", RoundState.Collecting)
+    assert isinstance(failed, RoundFailed)
+    assert failed.state_at_failure == RoundState.Collecting
     assert s.rounds.round_info(1).state_at_failure == RoundState.Collecting
     assert s.rounds.state(1) == RoundState.Failed
 
@@ -233,14 +268,14 @@ def test_fail_round_before_deadline_reverts(s):
 
 def test_aggregate_share_is_recorded_with_member_index_and_client_set(s):
     s.to_aggregating()
-    receipt = s.share(1, 0b111)
+    receipt = s.share(1, first(3))
     event = s.rounds.events(receipt)[0]
-    assert event.name == "AggregateShareSubmitted"
-    assert event.args["member"] == s.members[1].address
-    assert event.args["memberIndex"] == 2
-    assert event.args["includedClients"] == 0b111
-    assert event.args["digest"] == digest("a1-1")
-    assert s.rounds.share_count(1, 0b111) == 1
+    assert isinstance(event, AggregateShareSubmitted)
+    assert event.member == s.members[1].address
+    assert event.member_index == 2
+    assert event.included_clients == ClientSet.of([0, 1, 2])
+    assert event.share_cid == cid("a1-1")
+    assert s.rounds.share_count(1, first(3)) == 1
     assert s.rounds.member(s.members[1].address) == (2, 1, 0)
 
 
@@ -248,26 +283,26 @@ def test_share_in_collecting_reverts_with_wrong_state(s):
     s.start()
     with reverts("RoundWrongState", actual=RoundState.Collecting,
                  expectedStates=(RoundState.Aggregating, RoundState.Reconstructing)):
-        s.share(0, 0b111)
+        s.share(0, first(3))
 
 
 def test_share_from_non_member_reverts(s):
     s.to_aggregating()
     with reverts("AccessNotCommitteeMember", account=s.outsider.address):
-        s.rounds.submit_aggregate_share(s.outsider, 1, RAW, digest("x"), 0b111)
+        s.rounds.submit_aggregate_share(s.outsider, 1, cid("x"), first(3))
 
 
 def test_second_share_from_a_member_reverts(s):
     s.to_aggregating()
-    s.share(0, 0b111)
+    s.share(0, first(3))
     with reverts("RoundAlreadySubmittedShare", round=1, member=s.members[0].address):
-        s.share(0, 0b1111)
+        s.share(0, first(4))
 
 
-@pytest.mark.parametrize("included", [0b11, 1 << 10 | 0b111, 0])
+@pytest.mark.parametrize("included", [first(2), ClientSet.of([0, 1, 2, 10]), ClientSet(0)], ids=str)
 def test_share_over_too_few_clients_or_clients_beyond_submitters_reverts(s, included):
     s.to_aggregating()
-    with reverts("RoundInvalidClientSet", includedClients=included, clients=10, minClients=3):
+    with reverts("RoundInvalidClientSet", includedClients=included.bitmap, clients=10, minClients=3):
         s.share(0, included)
 
 
@@ -275,28 +310,27 @@ def test_share_after_aggregation_deadline_reverts_and_round_can_fail(s):
     s.to_aggregating()
     s.chain.increase_time(PERIOD + 1)
     with reverts("RoundDeadlinePassed", round=1):
-        s.share(0, 0b111)
+        s.share(0, first(3))
     receipt = s.rounds.fail_round(s.outsider, 1)
-    assert s.rounds.events(receipt)[0].args["stateAtFailure"] == RoundState.Aggregating
+    assert event_of(s.rounds, receipt, RoundFailed).state_at_failure == RoundState.Aggregating
 
 
 def test_tth_share_over_the_same_set_reaches_threshold_in_the_same_transaction(s):
     s.to_aggregating()
-    everyone = (1 << 10) - 1
-    assert names(s.rounds, s.share(0, everyone)) == ["AggregateShareSubmitted"]
-    assert names(s.rounds, s.share(1, everyone)) == ["AggregateShareSubmitted"]
-    receipt = s.share(2, everyone)
+    assert names(s.rounds, s.share(0, EVERYONE)) == ["AggregateShareSubmitted"]
+    assert names(s.rounds, s.share(1, EVERYONE)) == ["AggregateShareSubmitted"]
+    receipt = s.share(2, EVERYONE)
     assert names(s.rounds, receipt) == ["AggregateShareSubmitted", "ThresholdReached"]
-    reached = s.rounds.events(receipt)[1]
-    assert reached.args["includedClients"] == everyone
-    assert reached.args["proposalDeadline"] == s.chain.timestamp() + PERIOD
+    reached = event_of(s.rounds, receipt, ThresholdReached)
+    assert reached.included_clients == EVERYONE
+    assert reached.proposal_deadline == s.chain.timestamp() + PERIOD
     info = s.rounds.round_info(1)
-    assert (info.state, info.shares, info.included_clients) == (RoundState.Reconstructing, 3, everyone)
+    assert (info.state, info.shares, info.included_clients) == (RoundState.Reconstructing, 3, EVERYONE)
 
 
 def test_shares_over_different_sets_are_counted_apart_and_first_set_to_reach_t_wins(s):
     s.to_aggregating()
-    full, partial = (1 << 10) - 1, (1 << 9) - 1
+    full, partial = EVERYONE, first(9)
     s.share(0, full)
     s.share(1, partial)
     s.share(2, partial)
@@ -304,7 +338,7 @@ def test_shares_over_different_sets_are_counted_apart_and_first_set_to_reach_t_w
     assert (s.rounds.share_count(1, full), s.rounds.share_count(1, partial)) == (1, 2)
     receipt = s.share(3, partial)
     assert names(s.rounds, receipt)[-1] == "ThresholdReached"
-    with reverts("RoundClientSetFixed", round=1, fixedClients=partial, givenClients=full):
+    with reverts("RoundClientSetFixed", round=1, fixedClients=partial.bitmap, givenClients=full.bitmap):
         s.share(4, full)  # the losing set stays one short of t for good
     assert (s.rounds.share_count(1, full), s.rounds.share_count(1, partial)) == (1, 3)
     receipt = s.share(4, partial)  # an extra share over the winning set is still accepted
@@ -313,11 +347,11 @@ def test_shares_over_different_sets_are_counted_apart_and_first_set_to_reach_t_w
     assert s.rounds.round_info(1).shares == 5
 
 
-@pytest.mark.parametrize("other", [(1 << 9) - 1, (1 << 10) - 2, 0b111])
+@pytest.mark.parametrize("other", [first(9), ClientSet.of(range(1, 10)), first(3)], ids=str)
 def test_share_over_another_set_after_threshold_reverts_naming_both_sets(s, other):
-    everyone = (1 << 10) - 1
+    everyone = EVERYONE
     s.to_reconstructing(included=everyone)
-    with reverts("RoundClientSetFixed", round=1, fixedClients=everyone, givenClients=other):
+    with reverts("RoundClientSetFixed", round=1, fixedClients=everyone.bitmap, givenClients=other.bitmap):
         s.share(3, other)
     assert s.rounds.share_count(1, other) == 0
     assert s.rounds.member(s.members[3].address) == (4, 0, 0), "a refused share leaves the member free to post"
@@ -328,7 +362,7 @@ def test_share_over_another_set_after_threshold_reverts_naming_both_sets(s, othe
 
 
 def test_a_round_failed_after_threshold_accepts_no_share_and_its_reopening_counts_sets_afresh(s):
-    everyone, partial = (1 << 10) - 1, (1 << 9) - 1
+    everyone, partial = EVERYONE, first(9)
     s.to_reconstructing(included=everyone)
     s.chain.increase_time(PERIOD + 1)
     s.rounds.fail_round(s.outsider, 1)
@@ -339,7 +373,7 @@ def test_a_round_failed_after_threshold_accepts_no_share_and_its_reopening_count
     for j in range(3):
         s.share(j, partial, round_=2)
     assert s.rounds.round_info(2).included_clients == partial
-    with reverts("RoundClientSetFixed", round=2, fixedClients=partial, givenClients=everyone):
+    with reverts("RoundClientSetFixed", round=2, fixedClients=partial.bitmap, givenClients=everyone.bitmap):
         s.share(3, everyone, round_=2)
     assert (s.rounds.share_count(1, partial), s.rounds.share_count(2, everyone)) == (0, 0)
 
@@ -356,7 +390,7 @@ def test_vote_before_threshold_reverts_with_wrong_state(s):
 def test_vote_from_non_member_and_double_vote_revert(s):
     s.to_reconstructing()
     with reverts("AccessNotCommitteeMember", account=s.outsider.address):
-        s.rounds.propose_model(s.outsider, 1, RAW, digest("model-1"))
+        s.rounds.propose_model(s.outsider, 1, cid("model-1"))
     s.vote(0, "model-1")
     with reverts("RoundAlreadyVoted", round=1, member=s.members[0].address):
         s.vote(0, "model-other")
@@ -367,18 +401,19 @@ def test_conflicting_votes_are_recorded_and_t_matching_votes_finalize_and_open_n
     s.vote(0, "model-1")
     receipt = s.vote(1, "model-bad")
     assert names(s.rounds, receipt) == ["ModelProposed"]
-    assert s.rounds.vote_count(1, RAW, digest("model-bad")) == 1
+    assert s.rounds.vote_count(1, cid("model-bad")) == 1
     s.vote(2, "model-1")
     receipt = s.vote(3, "model-1")
     assert names(s.rounds, receipt) == ["ModelProposed", "RoundFinalized", "RoundOpened"]
-    finalized, opened = s.rounds.events(receipt)[1:]
-    assert (finalized.args["round"], finalized.args["digest"]) == (1, digest("model-1"))
-    assert (opened.args["round"], opened.args["modelDigest"]) == (2, digest("model-1"))
-    assert s.rounds.vote_count(1, RAW, digest("model-1")) == 3
+    finalized = event_of(s.rounds, receipt, RoundFinalized)
+    opened = event_of(s.rounds, receipt, RoundOpened)
+    assert (finalized.round, finalized.model_cid) == (1, cid("model-1"))
+    assert (opened.round, opened.model_cid) == (2, cid("model-1"))
+    assert s.rounds.vote_count(1, cid("model-1")) == 3
     assert s.rounds.round_info(1).votes == 4
     assert s.rounds.state(1) == RoundState.Finalized
     assert (s.rounds.current_round(), s.rounds.state(2)) == (2, RoundState.Collecting)
-    assert s.rounds.latest_model() == (1, RAW, digest("model-1"))
+    assert s.rounds.latest_model() == (1, cid("model-1"))
 
 
 def test_vote_after_finalization_reverts_with_wrong_state(s):
@@ -388,22 +423,22 @@ def test_vote_after_finalization_reverts_with_wrong_state(s):
     with reverts("RoundWrongState", round=1, actual=RoundState.Finalized):
         s.vote(3, "model-1")
     with reverts("RoundWrongState", round=1, actual=RoundState.Finalized):
-        s.share(4, (1 << 10) - 1)
+        s.share(4, EVERYONE)
 
 
 def test_finalizing_the_last_requested_round_completes_training_and_allows_a_new_start(s):
-    s.rounds.start_training(s.operator, RAW, digest("model-0"), 1)
+    s.rounds.start_training(s.operator, cid("model-0"), 1)
     s.submit(10)
     for j in range(3):
-        s.share(j, (1 << 10) - 1)
+        s.share(j, EVERYONE)
     s.vote(0, "model-1")
     s.vote(1, "model-1")
     receipt = s.vote(2, "model-1")
     assert names(s.rounds, receipt) == ["ModelProposed", "RoundFinalized", "TrainingCompleted"]
     assert s.rounds.current_round() == 1
     assert s.rounds.training_progress() == (1, 1)
-    receipt = s.rounds.start_training(s.operator, RAW, digest("model-1"), 1)
-    assert s.rounds.events(receipt)[-1].args["round"] == 2
+    receipt = s.rounds.start_training(s.operator, cid("model-1"), 1)
+    assert event_of(s.rounds, receipt, RoundOpened).round == 2
 
 
 def test_vote_after_proposal_deadline_reverts_and_round_can_fail(s):
@@ -412,7 +447,7 @@ def test_vote_after_proposal_deadline_reverts_and_round_can_fail(s):
     with reverts("RoundDeadlinePassed", round=1):
         s.vote(0, "model-1")
     receipt = s.rounds.fail_round(s.outsider, 1)
-    assert s.rounds.events(receipt)[0].args["stateAtFailure"] == RoundState.Reconstructing
+    assert event_of(s.rounds, receipt, RoundFailed).state_at_failure == RoundState.Reconstructing
 
 
 def test_fail_round_on_a_finalized_round_reverts(s):
@@ -437,7 +472,8 @@ def test_reopen_failed_round_opens_the_next_from_the_initial_model(s):
     _fail_first_round(s)
     receipt = s.rounds.reopen_round(s.operator, 1)
     opened = s.rounds.events(receipt)[0]
-    assert (opened.name, opened.args["round"], opened.args["modelDigest"]) == ("RoundOpened", 2, digest("model-0"))
+    assert isinstance(opened, RoundOpened)
+    assert (opened.round, opened.model_cid) == (2, cid("model-0", DAG_PB))
     assert s.rounds.current_round() == 2
     assert s.rounds.state(1) == RoundState.Failed
 
@@ -449,7 +485,7 @@ def test_reopen_after_a_finalized_round_uses_the_last_finalized_model(s):
     s.chain.increase_time(PERIOD + 1)
     s.rounds.fail_round(s.outsider, 2)
     receipt = s.rounds.reopen_round(s.operator, 2)
-    assert s.rounds.events(receipt)[0].args["modelDigest"] == digest("model-1")
+    assert event_of(s.rounds, receipt, RoundOpened).model_cid == cid("model-1")
 
 
 def test_reopen_by_non_operator_or_of_a_live_or_old_round_reverts(s):
@@ -486,7 +522,7 @@ def test_has_submitted_answers_for_earlier_rounds_too(s):
     s.to_reconstructing()
     for j in range(3):
         s.vote(j, "model-1")
-    s.rounds.submit_update(s.clients[4], 2, RAW, digest("r2"))
+    s.rounds.submit_update(s.clients[4], 2, cid("r2"))
     assert s.rounds.has_submitted(1, s.clients[4].address)
     assert s.rounds.has_submitted(2, s.clients[4].address)
     assert not s.rounds.has_submitted(2, s.clients[5].address)
@@ -533,11 +569,11 @@ def test_update_at_the_exact_collection_deadline_is_accepted_and_close_is_not(s)
     s.submit(2)
     deadline = s.rounds.round_info(1).collection_deadline
     _next_block_at(s, deadline)
-    receipt = s.rounds.submit_update(s.clients[2], 1, RAW, digest("last-second"))
+    receipt = s.rounds.submit_update(s.clients[2], 1, cid("last-second"))
     assert s.chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] == deadline
     _next_block_at(s, deadline + 1)
     receipt = s.rounds.close_collection(s.outsider, 1)
-    assert s.rounds.events(receipt)[0].args["clients"] == 3
+    assert event_of(s.rounds, receipt, CollectionClosed).clients == 3
 
 
 def test_fail_round_at_the_exact_committee_deadline_reverts_and_one_second_later_fails(s):
@@ -547,7 +583,7 @@ def test_fail_round_at_the_exact_committee_deadline_reverts_and_one_second_later
     with reverts("RoundDeadlineNotReached", round=1, deadline=deadline):
         s.rounds.fail_round(s.outsider, 1)
     _next_block_at(s, deadline)
-    receipt = s.share(0, 0b111)  # the last second still belongs to the committee
+    receipt = s.share(0, first(3))  # the last second still belongs to the committee
     assert s.chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] == deadline
     _next_block_at(s, deadline + 1)
     assert names(s.rounds, s.rounds.fail_round(s.outsider, 1)) == ["RoundFailed"]
@@ -580,7 +616,7 @@ def test_constructor_refuses_a_period_whose_deadline_would_overflow(chain, deplo
     with reverts("ConfigInvalidPeriod"):
         deploy(aggregation_period=2**32)
     largest = deploy(collection_period=2**32 - 1, aggregation_period=2**32 - 1)
-    largest.start_training(chain.accounts[0], RAW, digest("m"), 1)  # its deadlines still fit
+    largest.start_training(chain.accounts[0], cid("m"), 1)  # its deadlines still fit
     assert largest.round_info(1).collection_deadline == chain.timestamp() + 2**32 - 1
 
 
@@ -629,7 +665,7 @@ def test_start_training_while_the_latest_round_is_failed_reverts_until_it_is_reo
 
 def test_start_training_with_a_round_count_that_would_overflow_reverts(s):
     with reverts("TrainingInvalidRoundCount", rounds=2**64 - 1):
-        s.rounds.start_training(s.operator, RAW, digest("m"), 2**64 - 1)
+        s.rounds.start_training(s.operator, cid("m"), 2**64 - 1)
 
 
 def test_close_collection_outside_collecting_reverts_with_wrong_state(s):
@@ -643,9 +679,9 @@ def test_close_collection_outside_collecting_reverts_with_wrong_state(s):
 def test_share_and_vote_with_invalid_cid_revert(s):
     s.to_reconstructing()
     with reverts("RoundInvalidCid", codec=0x71):
-        s.rounds.submit_aggregate_share(s.members[3], 1, 0x71, digest("a"), (1 << 10) - 1)
+        s.rounds.transact(s.members[3], "submitAggregateShare", 1, 0x71, digest("a"), EVERYONE.bitmap)
     with reverts("RoundInvalidCid", codec=RAW, digest=bytes(32)):
-        s.rounds.propose_model(s.members[0], 1, RAW, bytes(32))
+        s.rounds.transact(s.members[0], "proposeModel", 1, RAW, bytes(32))
 
 
 def test_a_late_share_while_reconstructing_reverts_with_deadline_passed(s):
@@ -653,7 +689,7 @@ def test_a_late_share_while_reconstructing_reverts_with_deadline_passed(s):
     deadline = s.rounds.round_info(1).committee_deadline
     s.chain.increase_time(PERIOD + 1)
     with reverts("RoundDeadlinePassed", round=1, deadline=deadline):
-        s.share(3, (1 << 10) - 1)
+        s.share(3, EVERYONE)
 
 
 def test_fail_round_and_votes_on_unopened_or_failed_rounds_revert_with_wrong_state(s):
@@ -672,6 +708,6 @@ def test_a_round_one_call_sent_again_once_round_two_is_open_reverts_with_wrong_s
         s.vote(j, "model-1")
     assert s.rounds.state(2) == RoundState.Collecting
     with reverts("RoundWrongState", round=1, actual=RoundState.Finalized):
-        s.rounds.submit_update(s.clients[0], 1, RAW, digest("again"))
+        s.rounds.submit_update(s.clients[0], 1, cid("again"))
     with reverts("RoundWrongState", round=1, actual=RoundState.Finalized):
-        s.share(4, (1 << 10) - 1)
+        s.share(4, EVERYONE)

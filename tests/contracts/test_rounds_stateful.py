@@ -13,13 +13,29 @@ next round (or completes training), and only the latest round can be live.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
+from collections import Counter
+from typing import TypeVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from fedtss.chain import RoundsContract, RoundState, deploy_rounds
+from fedtss.chain import (
+    AggregateShareSubmitted,
+    ChainEvent,
+    ModelProposed,
+    RoundEvent,
+    RoundFailed,
+    RoundFinalized,
+    RoundOpened,
+    RoundsContract,
+    RoundState,
+    ThresholdReached,
+    TrainingCompleted,
+    UpdateSubmitted,
+    deploy_rounds,
+    events_of,
+)
 from fedtss.errors import ContractRevert
 from tests.fixtures.anvil import default_rounds_config
 
@@ -38,6 +54,8 @@ NEXT = {
 }
 #: Successful calls and events over all examples, to check the search reaches every state.
 STATS: Counter = Counter()
+
+E = TypeVar("E", bound=RoundEvent)
 
 
 def digest(label: str) -> bytes:
@@ -67,7 +85,7 @@ class RoundsMachine(RuleBasedStateMachine):
         address, _ = deploy_rounds(self.node.w3, accounts[0], self.artifact, config)
         self.rounds = RoundsContract(self.node.w3, address, self.artifact.abi)
         self.senders = [accounts[0], *accounts[1:6], *accounts[6:12], accounts[20]]
-        self.events: list = []
+        self.events: list[ChainEvent] = []
         self.last_state: dict[int, RoundState] = {}
         self._send("startTraining", 0, RAW, digest("model-0"), 3)
 
@@ -132,12 +150,12 @@ class RoundsMachine(RuleBasedStateMachine):
         state = self.rounds.state(round_)
         accounts = self.node.accounts
         if state == RoundState.Collecting:
-            done = {e.args["client"] for e in self._by("UpdateSubmitted", round_)}
+            done = {e.client for e in self._by(UpdateSubmitted, round_)}
             waiting = [i for i in range(6, 12) if accounts[i].address not in done]
             self._send("submitUpdate", waiting[pick % len(waiting)], round_, RAW, digest(f"u{pick}"))
         elif state in (RoundState.Aggregating, RoundState.Reconstructing):
-            shared = {e.args["member"] for e in self._by("AggregateShareSubmitted", round_)}
-            voted = {e.args["member"] for e in self._by("ModelProposed", round_)}
+            shared = {e.member for e in self._by(AggregateShareSubmitted, round_)}
+            voted = {e.member for e in self._by(ModelProposed, round_)}
             sharing = [j for j in range(1, 6) if accounts[j].address not in shared]
             voting = [j for j in range(1, 6) if accounts[j].address not in voted]
             if state == RoundState.Reconstructing and voting and (pick % 3 or not sharing):
@@ -170,13 +188,13 @@ class RoundsMachine(RuleBasedStateMachine):
 
     # ---------------------------------------------------------------------- invariants
 
-    def _by(self, name: str, round_: int | None = None) -> list:
-        return [e for e in self.events if e.name == name and (round_ is None or e.args.get("round") == round_)]
+    def _by(self, kind: type[E], round_: int | None = None) -> list[E]:
+        return [e for e in events_of(self.events, kind) if round_ is None or e.round == round_]
 
     @invariant()
     def invariants_hold_for_the_rounds_a_step_can_touch(self) -> None:
         current = self.rounds.current_round()
-        opened = [e.args["round"] for e in self._by("RoundOpened")]
+        opened = [e.round for e in self._by(RoundOpened)]
         assert current == (max(opened) if opened else 0)
         for round_ in range(max(current - 1, 1), current + 1):
             self._check_round(round_, current)
@@ -203,66 +221,67 @@ class RoundsMachine(RuleBasedStateMachine):
         assert state in NEXT[before], (round_, before, state)
         if round_ < current:
             assert state in TERMINAL
-        failed = self._by("RoundFailed", round_)
+        failed = self._by(RoundFailed, round_)
         assert (state == RoundState.Failed) == bool(failed)
         self.last_state[round_] = state
 
     def _check_counts_match_events(self, round_: int, info) -> None:
-        updates = self._by("UpdateSubmitted", round_)
-        clients = [e.args["client"] for e in updates]
+        updates = self._by(UpdateSubmitted, round_)
+        clients = [e.client for e in updates]
         assert info.clients == len(clients) == len(set(clients))
-        assert [e.args["index"] for e in updates] == list(range(len(clients)))
+        assert [e.index for e in updates] == list(range(len(clients)))
         assert self.rounds.submitters(round_) == clients
-        shares = self._by("AggregateShareSubmitted", round_)
-        members = [e.args["member"] for e in shares]
+        shares = self._by(AggregateShareSubmitted, round_)
+        members = [e.member for e in shares]
         assert info.shares == len(members) == len(set(members))
-        for included, count in Counter(e.args["includedClients"] for e in shares).items():
+        for included, count in Counter(e.included_clients for e in shares).items():
             assert self.rounds.share_count(round_, included) == count
-        voters = [e.args["member"] for e in self._by("ModelProposed", round_)]
+        voters = [e.member for e in self._by(ModelProposed, round_)]
         assert info.votes == len(voters) == len(set(voters))
 
     def _check_only_entitled_accounts_are_counted(self, round_: int) -> None:
         accounts = self.node.accounts
         allowlist = {a.address for a in accounts[6:12]}
         committee = {a.address for a in accounts[1:6]}
-        assert {e.args["client"] for e in self._by("UpdateSubmitted", round_)} <= allowlist
-        assert {e.args["member"] for e in self._by("AggregateShareSubmitted", round_)} <= committee
-        assert {e.args["member"] for e in self._by("ModelProposed", round_)} <= committee
+        assert {e.client for e in self._by(UpdateSubmitted, round_)} <= allowlist
+        assert {e.member for e in self._by(AggregateShareSubmitted, round_)} <= committee
+        assert {e.member for e in self._by(ModelProposed, round_)} <= committee
 
     def _check_one_client_set_gathers_shares_after_the_threshold(self, round_: int) -> None:
         """Two sets with t public aggregate shares each would reveal the difference of their
         sums (one client's update): once ThresholdReached fixed a set, no other set's count moves."""
-        events = [e for e in self.events if e.args.get("round") == round_
-                  and e.name in ("AggregateShareSubmitted", "ThresholdReached")]
-        reached = [i for i, e in enumerate(events) if e.name == "ThresholdReached"]
-        counts = Counter(e.args["includedClients"] for e in events if e.name == "AggregateShareSubmitted")
+        events = [e for e in self.events if isinstance(e, (AggregateShareSubmitted, ThresholdReached))
+                  and e.round == round_]
+        reached = [i for i, e in enumerate(events) if isinstance(e, ThresholdReached)]
+        counts = Counter(e.included_clients for e in events_of(events, AggregateShareSubmitted))
         assert sum(1 for n in counts.values() if n >= THRESHOLD) == len(reached), counts
         if not reached:
             return
-        fixed = events[reached[0]].args["includedClients"]
-        after = {e.args["includedClients"] for e in events[reached[0] + 1:] if e.name == "AggregateShareSubmitted"}
+        fixed = events[reached[0]].included_clients
+        after = {e.included_clients for e in events_of(events[reached[0] + 1:], AggregateShareSubmitted)}
         assert after <= {fixed}, (fixed, after)
         for included in counts:
             if included != fixed:
                 assert self.rounds.share_count(round_, included) < THRESHOLD
 
     def _check_threshold_and_finalization(self, round_: int, info) -> None:
-        reached = self._by("ThresholdReached", round_)
+        reached = self._by(ThresholdReached, round_)
         assert len(reached) <= 1
         if reached:
-            assert info.included_clients == reached[0].args["includedClients"]
-            over_set = [e for e in self._by("AggregateShareSubmitted", round_)
-                        if e.args["includedClients"] == info.included_clients]
+            assert info.included_clients == reached[0].included_clients
+            over_set = [e for e in self._by(AggregateShareSubmitted, round_)
+                        if e.included_clients == info.included_clients]
             assert len(over_set) >= THRESHOLD
             assert over_set[THRESHOLD - 1].tx_hash == reached[0].tx_hash, "not reached by the t-th share"
-        finalized = self._by("RoundFinalized", round_)
+        finalized = self._by(RoundFinalized, round_)
         assert (info.state == RoundState.Finalized) == (len(finalized) == 1)
         if finalized:
-            same_tx = {(e.name, e.args.get("round")) for e in self.events if e.tx_hash == finalized[0].tx_hash}
-            assert ("RoundOpened", round_ + 1) in same_tx or any(name == "TrainingCompleted" for name, _ in same_tx)
-            model = (finalized[0].args["codec"], finalized[0].args["digest"])
-            assert self.rounds.vote_count(round_, *model) == THRESHOLD
-            votes = Counter((e.args["codec"], e.args["digest"]) for e in self._by("ModelProposed", round_))
+            same_tx = [e for e in self.events if e.tx_hash == finalized[0].tx_hash]
+            assert (any(e.round == round_ + 1 for e in events_of(same_tx, RoundOpened))
+                    or any(events_of(same_tx, TrainingCompleted)))
+            model = finalized[0].model_cid
+            assert self.rounds.vote_count(round_, model) == THRESHOLD
+            votes = Counter(e.model_cid for e in self._by(ModelProposed, round_))
             assert votes[model] == THRESHOLD and all(n < THRESHOLD for m, n in votes.items() if m != model)
 
 

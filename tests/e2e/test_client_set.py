@@ -20,8 +20,7 @@ import pytest
 from agents.client import UpdateContext, prepare_update
 from agents.config import load_node_config
 from agents.learning import apply_mean_update, compute_client_update, derive_training_seed
-from fedtss.chain import ChainEvent
-from fedtss.cid import cid_from_parts, cid_to_parts
+from fedtss.chain import AggregateShareSubmitted, ClientSet, ThresholdReached, UpdateSubmitted, events_of
 from fedtss.quantize import clip_update, quantization_error_bound
 from orchestration.launcher import LocalFederation, RoundTracker
 
@@ -53,13 +52,13 @@ def _submit_readable_only_by(federation: LocalFederation, round_: int, client_in
         if member in members:
             federation.store.put(blob)
     manifest_cid = federation.store.put(prepared.manifest_blob)
-    contract.submit_update(account, round_, *cid_to_parts(manifest_cid))
+    contract.submit_update(account, round_, manifest_cid)
 
 
-def _client_indices(federation: LocalFederation, updates: list[ChainEvent], included: int) -> list[int]:
-    """The federation's client numbers (0-based) of the bits set in ``included``."""
+def _client_indices(federation: LocalFederation, updates: list[UpdateSubmitted], included: ClientSet) -> list[int]:
+    """The federation's client numbers (0-based) of the submissions in ``included``."""
     addresses = [c.address for c in federation.clients]
-    return sorted(addresses.index(e.args["client"]) for e in updates if included >> e.args["index"] & 1)
+    return sorted(addresses.index(e.client) for e in updates if e.index in included)
 
 
 def _assert_is_plaintext_fedavg_of(federation: LocalFederation, clients: list[int], finalized_cid: str) -> None:
@@ -88,24 +87,24 @@ def test_members_that_cannot_read_one_client_never_give_a_second_client_set_t_sh
 
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
     assert tracker.records[1].state == "Finalized"
-    events = [e for e in tracker.round_events(1) if e.name in ("AggregateShareSubmitted", "ThresholdReached")]
-    [reached] = [e for e in events if e.name == "ThresholdReached"]
-    fixed = reached.args["includedClients"]
-    shares = Counter(e.args["includedClients"] for e in events if e.name == "AggregateShareSubmitted")
+    events = [e for e in tracker.round_events(1) if isinstance(e, (AggregateShareSubmitted, ThresholdReached))]
+    [reached] = events_of(events, ThresholdReached)
+    fixed = reached.included_clients
+    shares = Counter(e.included_clients for e in events_of(events, AggregateShareSubmitted))
     assert [s for s, n in shares.items() if n >= THRESHOLD] == [fixed], f"sets with t shares: {shares}"
     after = events[events.index(reached) + 1:]
-    assert {e.args["includedClients"] for e in after} <= {fixed}, "a share over another set was accepted"
+    assert {e.included_clients for e in after} <= {fixed}, "a share over another set was accepted"
     # Only shares over the fixed set were ever published: one over another set, next to the
     # public sum, would give its member's share of the clients the two sets differ in.
-    published = Counter(e.args["includedClients"] for e in events if e.name == "AggregateShareSubmitted"
-                        and federation.store.has(cid_from_parts(e.args["codec"], e.args["digest"])))
+    published = Counter(e.included_clients for e in events_of(events, AggregateShareSubmitted)
+                        if federation.store.has(e.share_cid))
     assert set(published) == {fixed} and published[fixed] >= THRESHOLD, f"published shares by set: {published}"
 
     # The members did disagree: 3 and 4 left client 2 out (it was not their store's fault).
     client = federation.clients[2].address
     for name in ("member-3", "member-4"):
         assert f"excluded_client={client}" in federation.log_path(name).read_text(), name
-    updates = tracker.round_events(1, "UpdateSubmitted")
+    updates = tracker.round_events(1, UpdateSubmitted)
     _assert_is_plaintext_fedavg_of(federation, _client_indices(federation, updates, fixed),
                                    tracker.records[1].model_cid)
 

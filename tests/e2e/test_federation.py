@@ -7,12 +7,13 @@ the chain's events and the store.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import pytest
 
 from agents.learning import apply_mean_update, compute_client_update, derive_training_seed
-from fedtss.chain import ChainEvent
-from fedtss.cid import cid_from_parts, cid_to_parts
+from fedtss.chain import AggregateShareSubmitted, ChainEvent, ClientSet, ModelProposed, RoundOpened, UpdateSubmitted
 from fedtss.field import MODULUS
 from fedtss.formats import VectorKind, encode_field_vector, flatten_model
 from fedtss.quantize import QuantizationConfig, clip_update, quantization_error_bound
@@ -21,6 +22,8 @@ from orchestration.launcher import LocalFederation, RoundTracker
 from .conftest import ROUND_TIMEOUT
 
 pytestmark = pytest.mark.slow
+
+_E = TypeVar("_E", bound=ChainEvent)
 
 
 def _plaintext_round(federation: LocalFederation, model: dict, round_: int) -> tuple[dict, int]:
@@ -37,12 +40,12 @@ def _plaintext_round(federation: LocalFederation, model: dict, round_: int) -> t
 
 
 def _model_cid_opened(tracker: RoundTracker, round_: int) -> str:
-    opened = tracker.round_events(round_, "RoundOpened")[0]
-    return cid_from_parts(opened.args["modelCodec"], bytes(opened.args["modelDigest"]))
+    return tracker.round_events(round_, RoundOpened)[0].model_cid
 
 
-def _by(events: list[ChainEvent], field: str, address: str) -> list[ChainEvent]:
-    return [e for e in events if e.args[field] == address]
+def _by(events: list[_E], field: str, address: str) -> list[_E]:
+    """The events whose ``field`` (``client`` or ``member``) is ``address``."""
+    return [e for e in events if getattr(e, field) == address]
 
 
 def _assert_is_plaintext_fedavg(federation: LocalFederation, model_in: dict, finalized_cid: str,
@@ -87,8 +90,8 @@ def test_an_aggregator_killed_after_collection_closes_leaves_the_round_to_t_memb
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
     assert tracker.records[1].state == "Finalized"
     killed = federation.members[2].address
-    assert _by(tracker.round_events(1, "ModelProposed"), "member", killed) == []
-    assert len(tracker.round_events(1, "ModelProposed")) == 2
+    assert _by(tracker.round_events(1, ModelProposed), "member", killed) == []
+    assert len(tracker.round_events(1, ModelProposed)) == 2
 
 
 def test_an_agent_killed_and_restarted_mid_round_catches_up_and_submits_once(small_federation) -> None:
@@ -99,7 +102,7 @@ def test_an_agent_killed_and_restarted_mid_round_catches_up_and_submits_once(sma
     federation.start("client-0")
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
     restarted = federation.clients[0].address
-    assert len(_by(tracker.round_events(1, "UpdateSubmitted"), "client", restarted)) == 1
+    assert len(_by(tracker.round_events(1, UpdateSubmitted), "client", restarted)) == 1
     # One transaction from its account in all: no second submission was even attempted on chain.
     assert federation.contract.w3.eth.get_transaction_count(restarted) == 1
     assert tracker.records[1].state == "Finalized" and tracker.records[1].participants == 3
@@ -134,7 +137,7 @@ def test_a_member_posting_a_wrong_aggregate_share_is_named_and_the_model_is_stil
     length = flatten_model(model_in)[1].size + 1
     garbage = np.random.default_rng(5).integers(0, MODULUS, length, dtype=np.uint64)
     cid = federation.store.put(encode_field_vector(garbage, kind=VectorKind.AGGREGATE_SHARE))
-    federation.contract.submit_aggregate_share(federation.members[3], 1, *cid_to_parts(cid), 0b111)
+    federation.contract.submit_aggregate_share(federation.members[3], 1, cid, ClientSet.of(range(3)))
 
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
     record = tracker.records[1]
@@ -144,8 +147,8 @@ def test_a_member_posting_a_wrong_aggregate_share_is_named_and_the_model_is_stil
     for name in ("member-1", "member-2", "member-3"):
         log = federation.log_path(name).read_text()
         assert f"excluded_member=4 member_address={bad} reason=InconsistentShares" in log, name
-    votes = tracker.round_events(1, "ModelProposed")
-    assert bad not in {v.args["member"] for v in votes}
+    votes = tracker.round_events(1, ModelProposed)
+    assert bad not in {v.member for v in votes}
 
 
 def test_a_member_killed_and_restarted_mid_round_catches_up_and_acts_once(small_federation) -> None:
@@ -156,8 +159,8 @@ def test_a_member_killed_and_restarted_mid_round_catches_up_and_acts_once(small_
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
     assert tracker.records[1].state == "Finalized"
     member = federation.members[0].address
-    shares = _by(tracker.round_events(1, "AggregateShareSubmitted"), "member", member)
-    votes = _by(tracker.round_events(1, "ModelProposed"), "member", member)
+    shares = _by(tracker.round_events(1, AggregateShareSubmitted), "member", member)
+    votes = _by(tracker.round_events(1, ModelProposed), "member", member)
     assert len(shares) <= 1 and len(votes) <= 1
     # Every transaction it sent is one of those: nothing was sent twice, nothing reverted.
     assert federation.contract.w3.eth.get_transaction_count(member) == len(shares) + len(votes)

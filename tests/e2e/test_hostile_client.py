@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from agents.config import load_node_config
-from fedtss.cid import cid_to_parts
 from fedtss.formats import Manifest, RoundTerms, check_manifest, encode_manifest, parse_manifest, shared_vector_length
 from orchestration.launcher import LocalFederation
 
@@ -60,7 +59,7 @@ def _submit_absurd_manifest(federation: LocalFederation, round_: int, client_ind
     manifest_cid = store.put(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
     # Only the quantization is wrong: the same manifest with the honest numbers passes the members' check.
     check_manifest(parse_manifest(encode_manifest(honest)), client=account.address, terms=terms)
-    contract.submit_update(account, round_, *cid_to_parts(manifest_cid))
+    contract.submit_update(account, round_, manifest_cid)
 
 
 def _exclusions(federation: LocalFederation, member: str) -> list[dict]:

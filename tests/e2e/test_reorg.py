@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from fedtss.chain import RoundState
+from fedtss.chain import CollectionClosed, RoundState
 from orchestration.launcher import RoundTracker
 from tests.fixtures.reorg import reorganize_from
 
@@ -28,7 +28,7 @@ def test_a_round_whose_collection_closed_was_reorganized_away_finalizes_on_the_n
     federation, tracker = small_federation(rounds=1)
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
     first_model = tracker.records[1].model_cid
-    (closed,) = tracker.round_events(1, "CollectionClosed")
+    (closed,) = tracker.round_events(1, CollectionClosed)
 
     reorganize_from(federation.chain.w3, closed.block_number)
     assert federation.contract.round_info(1).state is RoundState.Aggregating
@@ -39,7 +39,7 @@ def test_a_round_whose_collection_closed_was_reorganized_away_finalizes_on_the_n
     record = again.records[1]
     assert record.state == "Finalized" and record.participants == 3
     assert record.model_cid == first_model
-    (reclosed,) = again.round_events(1, "CollectionClosed")
+    (reclosed,) = again.round_events(1, CollectionClosed)
     assert reclosed.block_number == closed.block_number and reclosed.tx_hash == closed.tx_hash
     # t of the 3 members finalize the round; the third may notice the new branch a moment later
     # (a reorganization at the same height wakes a subscriber only with the next block).

@@ -26,7 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from agents.records import EXCLUSIONS_FILE, ExclusionRecord, append_exclusion, read_exclusions
 from fedtss.chain.devnode import dev_accounts, start_anvil
-from fedtss.cid import cid_to_parts
+from fedtss.cid import cid_from_parts, cid_to_parts
 from orchestration.explorer.app import PARTIAL_HEADER, create_app
 from orchestration.explorer.chainview import FederationView, classify_query, exclusions_from_records
 from orchestration.explorer.chart import Series, data_table, line_chart, report_series
@@ -199,7 +199,7 @@ def test_pages_follow_the_chain_and_survive_a_node_that_goes_away(browser, round
             assert _text(browser, "#live-status") == spoken, "the live region spoke with nothing new to say"
             focused = browser.execute_script(_FOCUS_FIRST_LINK)
             model = fed.store.put(b"model zero")
-            fed.contract.start_training(fed.anvil.accounts[0], *cid_to_parts(model), 1)
+            fed.contract.start_training(fed.anvil.accounts[0], model, 1)
             _wait(browser, lambda b: b.find_element(By.ID, "current-round").get_attribute("data-state")
                   == "Collecting", "the overview did not show the opened round")
             assert browser.execute_script("return window.__notReloaded === true;")
@@ -320,7 +320,7 @@ def test_a_reverted_transaction_shows_the_custom_error_replayed_read_only(chain,
 
     view = FederationView(chain.url, deployment)
     wrong_round = mined_revert(99)
-    contract.start_training(chain.accounts[0], 0x55, b"\x02" * 32, 1)
+    contract.start_training(chain.accounts[0], cid_from_parts(0x55, b"\x02" * 32), 1)
     chain.increase_time(601)
     late = mined_revert(1)  # reverts only on the state of its own block: the deadline just passed
     blocks_before = chain.w3.eth.block_number

@@ -18,6 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from fedtss.chain.devnode import dev_accounts, start_anvil
+from fedtss.cid import cid_from_parts
 from orchestration.explorer.app import create_app
 from orchestration.explorer.chainview import FederationView
 from tests.fixtures.anvil import AnvilNode
@@ -39,13 +40,13 @@ class OpenRound:
         return self.fed.anvil.w3
 
     def start(self) -> int:
-        receipt = self.fed.contract.start_training(self.fed.anvil.accounts[0], RAW, b"\x01" * 32, 1)
+        receipt = self.fed.contract.start_training(self.fed.anvil.accounts[0], cid_from_parts(RAW, b"\x01" * 32), 1)
         return receipt["blockNumber"]
 
     def submit(self, client: int) -> tuple[str, int]:
         """``(tx hash, block)`` of client ``CLIENTS[client]``'s update to round 1."""
         account = self.fed.anvil.accounts[CLIENTS[client]]
-        receipt = self.fed.contract.submit_update(account, 1, RAW, bytes([0x10 + client]) * 32)
+        receipt = self.fed.contract.submit_update(account, 1, cid_from_parts(RAW, bytes([0x10 + client]) * 32))
         return "0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"]
 
     def mine(self, blocks: int) -> None:

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
 import pytest
 
-from fedtss.chain import RoundInfo, RoundState
+from fedtss.chain import ClientSet, RoundInfo, RoundState
+from fedtss.cid import compute_cid
 from orchestration.keeper import Keeper, KeeperAction, decide_action, load_keeper_config
 from fedtss.errors import ConfigError
 
-RAW = 0x55
 PERIOD = 60
 
 
-def _digest(label: str) -> bytes:
-    return hashlib.sha256(label.encode()).digest()
+def _cid(label: str) -> str:
+    return compute_cid(label.encode())
 
 
 def _info(state: RoundState, *, clients: int = 0, collection: int = 100, committee: int = 0) -> RoundInfo:
-    return RoundInfo(state, RoundState.Unopened, clients, 0, 0, collection, committee, 0)
+    return RoundInfo(state, RoundState.Unopened, clients, 0, 0, collection, committee, ClientSet(0))
 
 
 @pytest.mark.parametrize(
@@ -51,13 +50,13 @@ def test_decide_action_reopens_a_failed_round_only_when_configured() -> None:
 def rounds(chain, deploy):
     """A fresh contract with short periods, training started (round 1 Collecting)."""
     contract = deploy(collection_period=PERIOD, aggregation_period=PERIOD)
-    contract.start_training(chain.accounts[0], RAW, _digest("model0"), 3)
+    contract.start_training(chain.accounts[0], _cid("model0"), 3)
     return contract
 
 
 def _submit(contract, chain, count: int) -> None:
     for i in range(count):
-        contract.submit_update(chain.accounts[6 + i], 1, RAW, _digest(f"update{i}"))
+        contract.submit_update(chain.accounts[6 + i], 1, _cid(f"update{i}"))
 
 
 def test_keeper_waits_for_the_collection_deadline_by_chain_time(chain, rounds) -> None:
@@ -172,7 +171,7 @@ def test_keeper_with_confirmations_waits_for_the_deployment_to_be_that_deep(chai
 def test_keeper_acts_on_an_idle_chain_whose_latest_block_predates_the_deadline(chain, deploy) -> None:
     # anvil mines only on transactions: no block after the deadline, yet the next one is stamped now.
     contract = deploy(collection_period=2, aggregation_period=PERIOD)
-    contract.start_training(chain.accounts[0], RAW, _digest("model0"), 3)
+    contract.start_training(chain.accounts[0], _cid("model0"), 3)
     _submit(contract, chain, 3)
     deadline = contract.round_info(1).collection_deadline
     keeper = Keeper(contract, chain.accounts[20], min_clients=3)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fedtss.chain import Deployment, RoundState
-from fedtss.cid import cid_from_parts, cid_to_parts
+from fedtss.chain import ClientSet, Deployment, RoundState
+from fedtss.cid import cid_from_parts
 from orchestration.operator import operator_app
 from tests.fixtures.federation import TwoRoundFederation
 
@@ -146,7 +146,7 @@ def test_start_from_a_store_puts_the_seeded_model_there_and_opens_round_one_from
     assert code == 0, output
     stored = output.split("initial model stored as ")[1].split()[0]
     assert LocalStore(tmp_path / "store").has(stored)
-    assert contract.latest_model()[1:] == cid_to_parts(stored)
+    assert contract.latest_model()[1] == stored
 
 
 def test_start_twice_reverts_with_the_decoded_custom_error(fresh) -> None:
@@ -270,10 +270,10 @@ def test_a_stalled_then_failed_round_names_the_silent_members_and_suggests_reope
     accounts = chain.accounts
     _run("start", "--model-cid", MODEL_CID, *args)
     for client in accounts[6:9]:
-        contract.submit_update(client, 1, *cid_to_parts(MODEL_CID))
+        contract.submit_update(client, 1, MODEL_CID)
     chain.increase_time(PERIOD + 1)
     contract.close_collection(accounts[0], 1)
-    contract.submit_aggregate_share(accounts[1], 1, *cid_to_parts(MODEL_CID), 0b111)
+    contract.submit_aggregate_share(accounts[1], 1, MODEL_CID, ClientSet.of(range(3)))
     silent = [a.address for a in accounts[2:6]]
     aggregating = json.loads(_run("status", *args, "--json")[1])
     assert aggregating["members_without_share"] == silent and aggregating["members_without_vote"] == []

@@ -15,11 +15,17 @@ from web3 import Web3
 
 from fedtss.chain import Artifact, Deployment, RoundsContract, deploy_rounds, transaction_hash
 from fedtss.chain.devnode import DevNode, dev_accounts, free_port, start_anvil
+from fedtss.cid import RAW, cid_from_parts
 from tests.fixtures.anvil import default_rounds_config
 
 
 def digest(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
+
+
+def cid(label: str) -> str:
+    """The raw-codec CID whose digest is ``digest(label)``."""
+    return cid_from_parts(RAW, digest(label))
 
 
 @dataclass(frozen=True)
@@ -32,11 +38,11 @@ class Deployed:
 
     def start_training(self) -> int:
         """startTraining: TrainingStarted and RoundOpened in one block; returns that block."""
-        return self.rounds.start_training(self.accounts[0], 0x55, digest("model-0"), 1)["blockNumber"]
+        return self.rounds.start_training(self.accounts[0], cid("model-0"), 1)["blockNumber"]
 
     def submit(self, client: int) -> int:
         """submitUpdate of round 1 by client ``client`` (0-based); returns its block."""
-        receipt = self.rounds.submit_update(self.accounts[6 + client], 1, 0x55, digest(f"update-{client}"))
+        receipt = self.rounds.submit_update(self.accounts[6 + client], 1, cid(f"update-{client}"))
         return receipt["blockNumber"]
 
 

@@ -6,7 +6,17 @@ import hashlib
 
 import pytest
 
-from fedtss.chain import ChainEvent, Deployment, RoundsContract, RoundState, load_deployment
+from fedtss.chain import (
+    ChainEvent,
+    Deployment,
+    RoundEvent,
+    RoundsContract,
+    RoundState,
+    TrainingStarted,
+    UpdateSubmitted,
+    load_deployment,
+)
+from fedtss.cid import DAG_PB, RAW, cid_from_parts
 from fedtss.errors import ChainError, ContractRevert
 from tests.fixtures.anvil import default_rounds_config
 
@@ -15,10 +25,15 @@ def digest(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
+def cid(label: str, codec: int = RAW) -> str:
+    """The CID of ``codec`` whose digest is ``digest(label)``."""
+    return cid_from_parts(codec, digest(label))
+
+
 def test_revert_is_decoded_into_error_name_and_named_arguments(chain, deploy):
     rounds = deploy()
     with pytest.raises(ContractRevert) as info:
-        rounds.submit_update(chain.accounts[6], 1, 0x55, digest("x"))
+        rounds.submit_update(chain.accounts[6], 1, cid("x"))
     assert info.value.name == "RoundWrongState"
     assert info.value.args_by_name == {
         "round": 1,
@@ -32,9 +47,9 @@ def test_revert_is_decoded_into_error_name_and_named_arguments(chain, deploy):
 def test_replaying_the_same_signed_transaction_is_refused_and_changes_nothing(chain, deploy):
     rounds = deploy()
     operator = chain.accounts[0]
-    rounds.start_training(operator, 0x55, digest("m0"), 1)
+    rounds.start_training(operator, cid("m0"), 1)
     client = chain.accounts[6]
-    call = rounds.contract.functions.submitUpdate(1, 0x55, digest("u"))
+    call = rounds.contract.functions.submitUpdate(1, RAW, digest("u"))
     tx = call.build_transaction({"from": client.address, "nonce": chain.w3.eth.get_transaction_count(client.address)})
     signed = client.sign_transaction(tx)
     chain.w3.eth.wait_for_transaction_receipt(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
@@ -47,20 +62,21 @@ def test_replaying_the_same_signed_transaction_is_refused_and_changes_nothing(ch
 def test_events_in_a_block_range_come_back_decoded_in_chain_order(chain, deploy):
     rounds = deploy()
     start = chain.w3.eth.block_number
-    rounds.start_training(chain.accounts[0], 0x70, digest("m0"), 1)
-    rounds.submit_update(chain.accounts[7], 1, 0x55, digest("u7"))
+    rounds.start_training(chain.accounts[0], cid("m0", DAG_PB), 1)
+    rounds.submit_update(chain.accounts[7], 1, cid("u7"))
     events = rounds.get_events(start)
     assert [e.name for e in events] == ["TrainingStarted", "RoundOpened", "UpdateSubmitted"]
     assert isinstance(events[2], ChainEvent)
-    assert events[2].args["client"] == chain.accounts[7].address
+    assert isinstance(events[2], UpdateSubmitted)
+    assert events[2].client == chain.accounts[7].address
     assert events[2].block_number > events[1].block_number
 
 
 def test_decode_logs_keeps_only_this_contracts_events_in_the_order_given(chain, deploy):
     ours, other = deploy(), deploy()
     start = chain.w3.eth.block_number + 1
-    other.start_training(chain.accounts[0], 0x70, digest("other"), 1)
-    receipt = ours.start_training(chain.accounts[0], 0x70, digest("m0"), 1)
+    other.start_training(chain.accounts[0], cid("other", DAG_PB), 1)
+    receipt = ours.start_training(chain.accounts[0], cid("m0", DAG_PB), 1)
     logs = chain.w3.eth.get_logs({"fromBlock": start, "toBlock": "latest"})  # both contracts
     assert {log["address"] for log in logs} == {ours.address, other.address}
     assert ours.decode_logs(logs) == ours.events(receipt)
@@ -70,23 +86,24 @@ def test_decode_logs_keeps_only_this_contracts_events_in_the_order_given(chain, 
 def test_round_events_are_filtered_by_the_indexed_round_on_the_node(chain, deploy):
     rounds, other = deploy(), deploy()
     start = chain.w3.eth.block_number + 1
-    rounds.start_training(chain.accounts[0], 0x70, digest("m0"), 2)
-    other.start_training(chain.accounts[0], 0x70, digest("other"), 1)  # its round 1 is not ours
-    rounds.submit_update(chain.accounts[6], 1, 0x55, digest("u6"))
+    rounds.start_training(chain.accounts[0], cid("m0", DAG_PB), 2)
+    other.start_training(chain.accounts[0], cid("other", DAG_PB), 1)  # its round 1 is not ours
+    rounds.submit_update(chain.accounts[6], 1, cid("u6"))
     chain.increase_time(601)
     rounds.fail_round(chain.accounts[0], 1)
     rounds.reopen_round(chain.accounts[0], 1)
-    rounds.submit_update(chain.accounts[7], 2, 0x55, digest("u7"))
+    rounds.submit_update(chain.accounts[7], 2, cid("u7"))
     everything = rounds.get_events(start)
     for round_ in (1, 2):
         # TrainingStarted's indexed value is firstRound, not round: it is not a round-1 event.
-        expected = [e for e in everything if e.args.get("round") == round_]
+        expected = [e for e in everything if isinstance(e, RoundEvent) and e.round == round_]
         assert rounds.get_round_events(round_, from_block=start) == expected
     assert [e.name for e in rounds.get_round_events(1)] == ["RoundOpened", "UpdateSubmitted", "RoundFailed"]
-    (update,) = rounds.get_round_events(2, "UpdateSubmitted")
-    assert update.args["client"] == chain.accounts[7].address
+    (update,) = rounds.get_round_events(2, UpdateSubmitted)
+    assert isinstance(update, UpdateSubmitted)
+    assert update.client == chain.accounts[7].address
     with pytest.raises(ChainError, match="TrainingStarted is not an event indexed by round"):
-        rounds.get_round_events(1, "TrainingStarted")
+        rounds.get_round_events(1, TrainingStarted)
 
 
 def test_deployment_record_round_trips_and_binds_the_same_contract(chain, deploy, rounds_artifact, tmp_path):
@@ -120,7 +137,7 @@ def test_a_transaction_mined_as_a_revert_is_named_like_an_estimated_one(chain, d
 
     rounds = deploy()
     outsider = chain.accounts[20]
-    call = rounds.contract.functions.startTraining(0x55, digest("m0"), 1)
+    call = rounds.contract.functions.startTraining(RAW, digest("m0"), 1)
     # Explicit gas skips estimation, so the revert happens only when the tx is mined.
     tx = call.build_transaction({"from": outsider.address, "gas": 200_000,
                                  "nonce": chain.w3.eth.get_transaction_count(outsider.address)})

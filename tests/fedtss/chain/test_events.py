@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from fedtss.chain import CollectionClosed, UpdateSubmitted, events_of
 from fedtss.chain.checkpoint import BlockRef, Checkpoint
 from fedtss.chain.events import Backoff, ChainEvent, EventBatch, EventSource, run_handlers
 from fedtss.errors import ConfigError
@@ -65,7 +66,7 @@ def test_websocket_and_polling_deliver_the_same_events_in_chain_order(chain, dep
         "TrainingStarted", "RoundOpened", "UpdateSubmitted", "UpdateSubmitted", "UpdateSubmitted", "CollectionClosed",
     ]
     assert [where(e) for e in over_websocket] == sorted(where(e) for e in over_websocket)
-    assert [e.args["client"] for e in over_websocket if e.name == "UpdateSubmitted"] == [
+    assert [e.client for e in events_of(over_websocket, UpdateSubmitted)] == [
         a.address for a in deployed.accounts[6:9]
     ]
     assert over_websocket == deployed.rounds.get_events(after)  # same decoding as the bindings
@@ -112,7 +113,7 @@ def test_a_crash_mid_block_redelivers_only_that_block(chain, deployed, tmp_path)
     handled: list[ChainEvent] = []
 
     async def crash_on_close(event: ChainEvent) -> None:
-        if event.name == "CollectionClosed":
+        if isinstance(event, CollectionClosed):
             raise Crash
         handled.append(event)
 
@@ -289,8 +290,10 @@ def test_a_node_that_refuses_websocket_for_now_is_retried_on_websocket_not_switc
 # ------------------------------------------------------------------ reorganizations
 
 
-def _event(name: str, block: int) -> ChainEvent:
-    return ChainEvent(name, {"round": 1}, block_number=block, tx_hash=f"0x{block:02x}", log_index=0)
+def _closed(block: int) -> ChainEvent:
+    """A CollectionClosed of round 1 in ``block`` (a scripted source's event)."""
+    return CollectionClosed(round=1, clients=3, aggregation_deadline=0, block_number=block,
+                            tx_hash=f"0x{block:02x}", log_index=0)
 
 
 class _ScriptedSource:
@@ -307,8 +310,8 @@ class _ScriptedSource:
 
 def test_run_handlers_rewinds_the_checkpoint_to_the_fork_point_before_a_new_branch(tmp_path):
     path = tmp_path / "checkpoint.json"
-    closed_then_lost = EventBatch((_event("CollectionClosed", 11),), 10, 12, {11: "0x11a", 12: "0x12a"})
-    new_branch = EventBatch((_event("CollectionClosed", 12),), 11, 13, {12: "0x12b", 13: "0x13b"})
+    closed_then_lost = EventBatch((_closed(11),), 10, 12, {11: "0x11a", 12: "0x12a"})
+    new_branch = EventBatch((_closed(12),), 11, 13, {12: "0x12b", 13: "0x13b"})
     handled: list[ChainEvent] = []
 
     async def record(event: ChainEvent) -> None:

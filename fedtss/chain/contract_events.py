@@ -1,0 +1,325 @@
+"""The round contract's events, decoded once: one frozen dataclass per Solidity event.
+
+This module is the one place that knows the events' Solidity argument names. Everything
+else reads typed fields: names in snake_case, a ``(codec, digest)`` pair as one CID string,
+a client bitmap as a :class:`ClientSet`, a state as :class:`RoundState`. Renaming an event
+argument in the contract changes :func:`decode_event` and nothing outside ``fedtss/chain``.
+
+Handlers are keyed by event class (``{CollectionClosed: on_collection_closed}``), and the
+classes' ``name`` is the Solidity event name, which log lines and the explorer show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, TypeVar
+
+from fedtss.cid import cid_from_parts, cid_to_parts
+from fedtss.errors import FedTSSError
+
+__all__ = [
+    "EVENT_TYPES",
+    "AggregateShareSubmitted",
+    "ChainEvent",
+    "ClientSet",
+    "CollectionClosed",
+    "ModelProposed",
+    "RoundEvent",
+    "RoundFailed",
+    "RoundFinalized",
+    "RoundOpened",
+    "RoundState",
+    "ThresholdReached",
+    "TrainingCompleted",
+    "TrainingStarted",
+    "UpdateSubmitted",
+    "cid_or_none",
+    "decode_event",
+    "event_arguments",
+    "events_of",
+]
+
+
+class RoundState(IntEnum):
+    """``IFedTSSRounds.RoundState``; ``Unopened`` is the contract's ``None`` (a Python keyword)."""
+
+    Unopened = 0
+    Collecting = 1
+    Aggregating = 2
+    Reconstructing = 3
+    Finalized = 4
+    Failed = 5
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
+
+    @classmethod
+    def from_bitmap(cls, bitmap: bytes | int) -> tuple[RoundState, ...]:
+        """The states set in an ``expectedStates`` bitmap (bit ``s`` for state ``s``)."""
+        value = int.from_bytes(bitmap, "big") if isinstance(bitmap, bytes) else bitmap
+        return tuple(s for s in cls if value >> s & 1)
+
+
+@dataclass(frozen=True, order=True)
+class ClientSet:
+    """A set of a round's clients by submission index: the contract's ``includedClients`` bitmap.
+
+    Equal only to another ClientSet (never to a bare int), so a set compared with a bitmap by
+    mistake is always unequal, and tests catch it.
+    """
+
+    bitmap: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bitmap, int) or isinstance(self.bitmap, bool) or self.bitmap < 0:
+            raise ValueError(f"a client set is a non-negative int bitmap, got {self.bitmap!r}")
+
+    @classmethod
+    def of(cls, indices: Iterable[int]) -> ClientSet:
+        """The set of the given 0-based submission indices."""
+        bitmap = 0
+        for index in indices:
+            if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+                raise ValueError(f"client indices are 0-based submission indices, got {index}")
+            bitmap |= 1 << index
+        return cls(bitmap)
+
+    def __contains__(self, index: object) -> bool:
+        return (isinstance(index, int) and not isinstance(index, bool) and index >= 0
+                and bool(self.bitmap >> index & 1))
+
+    def __iter__(self) -> Iterator[int]:
+        """The indices, ascending."""
+        return (i for i in range(self.bitmap.bit_length()) if self.bitmap >> i & 1)
+
+    def __len__(self) -> int:
+        return self.bitmap.bit_count()
+
+    def __str__(self) -> str:
+        return "{" + ",".join(map(str, self)) + "}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChainEvent:
+    """One contract event, with where it happened (for idempotent handling and the explorer)."""
+
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+    @property
+    def name(self) -> str:
+        """The Solidity event name (the class name)."""
+        return type(self).__name__
+
+    @property
+    def round_number(self) -> int | None:
+        """The round this event belongs to (None for the training-wide events)."""
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundEvent(ChainEvent):
+    """An event of one round (its first indexed Solidity argument is ``round``)."""
+
+    round: int
+
+    @property
+    def round_number(self) -> int | None:
+        return self.round
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingStarted(ChainEvent):
+    """Training started: ``rounds`` rounds will be finalized, from ``first_round`` on."""
+
+    first_round: int
+    rounds: int
+
+    @property
+    def round_number(self) -> int | None:
+        return self.first_round
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundOpened(RoundEvent):
+    """A round opened for updates, training from ``model_cid``."""
+
+    model_cid: str
+    collection_deadline: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateSubmitted(RoundEvent):
+    """A client posted its manifest; ``index`` is its bit in the round's client sets."""
+
+    client: str
+    index: int
+    manifest_cid: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectionClosed(RoundEvent):
+    """Collection closed with ``clients`` updates (indices ``0..clients-1``)."""
+
+    clients: int
+    aggregation_deadline: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AggregateShareSubmitted(RoundEvent):
+    """A member (1-based ``member_index``) posted its aggregate share over ``included_clients``."""
+
+    member: str
+    member_index: int
+    share_cid: str
+    included_clients: ClientSet
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThresholdReached(RoundEvent):
+    """t shares over ``included_clients`` are in: that set is now the round's only one."""
+
+    included_clients: ClientSet
+    proposal_deadline: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelProposed(RoundEvent):
+    """A member voted for ``model_cid``."""
+
+    member: str
+    model_cid: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundFinalized(RoundEvent):
+    """t members voted for ``model_cid``: it is the round's result."""
+
+    model_cid: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingCompleted(ChainEvent):
+    """The requested rounds are finalized; ``model_cid`` is the final model."""
+
+    last_round: int
+    model_cid: str
+
+    @property
+    def round_number(self) -> int | None:
+        return self.last_round
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundFailed(RoundEvent):
+    """The round missed a deadline while in ``state_at_failure``."""
+
+    state_at_failure: RoundState
+
+
+_Builder = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def _cid(args: Mapping[str, Any], codec: str = "codec", digest: str = "digest") -> str:
+    return cid_from_parts(int(args[codec]), bytes(args[digest]))
+
+
+#: Solidity event name -> (class, its typed fields from the ABI-decoded arguments).
+_DECODERS: Mapping[str, tuple[type[ChainEvent], _Builder]] = {
+    "TrainingStarted": (TrainingStarted, lambda a: {"first_round": a["firstRound"], "rounds": a["rounds"]}),
+    "RoundOpened": (RoundOpened, lambda a: {"round": a["round"], "model_cid": _cid(a, "modelCodec", "modelDigest"),
+                                            "collection_deadline": a["collectionDeadline"]}),
+    "UpdateSubmitted": (UpdateSubmitted, lambda a: {"round": a["round"], "client": a["client"], "index": a["index"],
+                                                    "manifest_cid": _cid(a)}),
+    "CollectionClosed": (CollectionClosed, lambda a: {"round": a["round"], "clients": a["clients"],
+                                                      "aggregation_deadline": a["aggregationDeadline"]}),
+    "AggregateShareSubmitted": (AggregateShareSubmitted, lambda a: {
+        "round": a["round"], "member": a["member"], "member_index": a["memberIndex"], "share_cid": _cid(a),
+        "included_clients": ClientSet(a["includedClients"])}),
+    "ThresholdReached": (ThresholdReached, lambda a: {"round": a["round"],
+                                                      "included_clients": ClientSet(a["includedClients"]),
+                                                      "proposal_deadline": a["proposalDeadline"]}),
+    "ModelProposed": (ModelProposed, lambda a: {"round": a["round"], "member": a["member"], "model_cid": _cid(a)}),
+    "RoundFinalized": (RoundFinalized, lambda a: {"round": a["round"], "model_cid": _cid(a)}),
+    "TrainingCompleted": (TrainingCompleted, lambda a: {"last_round": a["lastRound"], "model_cid": _cid(a)}),
+    "RoundFailed": (RoundFailed, lambda a: {"round": a["round"],
+                                            "state_at_failure": RoundState(a["stateAtFailure"])}),
+}
+
+#: Every event class, by Solidity name.
+EVENT_TYPES: Mapping[str, type[ChainEvent]] = {name: cls for name, (cls, _) in _DECODERS.items()}
+
+#: Checked at import: the class name is the Solidity name (``event.name`` relies on it).
+assert all(cls.__name__ == name for name, cls in EVENT_TYPES.items())
+
+
+def decode_event(name: str, args: Mapping[str, Any], *, block_number: int, tx_hash: str,
+                 log_index: int) -> ChainEvent:
+    """The typed event for Solidity event ``name`` with ABI-decoded ``args``.
+
+    The contract only accepts valid CIDs, so an event's CID parts always join; a name this
+    module does not know is a contract this code was not written for (KeyError).
+    """
+    cls, fields = _DECODERS[name]
+    return cls(block_number=block_number, tx_hash=tx_hash, log_index=log_index, **fields(args))
+
+
+def _parts(cid: str, codec: str = "codec", digest: str = "digest") -> dict[str, Any]:
+    codec_value, digest_value = cid_to_parts(cid)
+    return {codec: codec_value, digest: digest_value}
+
+
+#: Event class -> its ABI-level arguments (Solidity names, in the event's order): the inverse of _DECODERS.
+_ENCODERS: Mapping[type[ChainEvent], Callable[[Any], dict[str, Any]]] = {
+    TrainingStarted: lambda e: {"firstRound": e.first_round, "rounds": e.rounds},
+    RoundOpened: lambda e: {"round": e.round, **_parts(e.model_cid, "modelCodec", "modelDigest"),
+                            "collectionDeadline": e.collection_deadline},
+    UpdateSubmitted: lambda e: {"round": e.round, "client": e.client, "index": e.index, **_parts(e.manifest_cid)},
+    CollectionClosed: lambda e: {"round": e.round, "clients": e.clients, "aggregationDeadline": e.aggregation_deadline},
+    AggregateShareSubmitted: lambda e: {"round": e.round, "member": e.member, "memberIndex": e.member_index,
+                                        **_parts(e.share_cid), "includedClients": e.included_clients.bitmap},
+    ThresholdReached: lambda e: {"round": e.round, "includedClients": e.included_clients.bitmap,
+                                 "proposalDeadline": e.proposal_deadline},
+    ModelProposed: lambda e: {"round": e.round, "member": e.member, **_parts(e.model_cid)},
+    RoundFinalized: lambda e: {"round": e.round, **_parts(e.model_cid)},
+    TrainingCompleted: lambda e: {"lastRound": e.last_round, **_parts(e.model_cid)},
+    RoundFailed: lambda e: {"round": e.round, "stateAtFailure": e.state_at_failure},
+}
+assert set(_ENCODERS) == set(EVENT_TYPES.values())
+
+
+def event_arguments(event: ChainEvent) -> dict[str, Any]:
+    """The event's arguments as the contract emitted them, for showing an event as it is on chain.
+
+    Solidity names in the event's order, a CID as its ``codec`` and ``digest`` (int, 32 bytes), a
+    client set as its bitmap (int), a state as :class:`RoundState`: ``decode_event(event.name,
+    event_arguments(event), ...)`` gives the event back.
+    """
+    return _ENCODERS[type(event)](event)
+
+
+def cid_or_none(codec: int, digest: bytes) -> str | None:
+    """The CID a ``(codec, digest)`` pair from decoded calldata names, or None if it names none.
+
+    Calldata is untrusted (anyone can send any bytes to the contract, and a reverted call is
+    still mined), so a pair that is no valid CID is a value to show as it is, not an error.
+    """
+    try:
+        return cid_from_parts(codec, bytes(digest))
+    except FedTSSError:
+        return None
+
+
+_E = TypeVar("_E", bound=ChainEvent)
+
+
+def events_of(events: Iterable[ChainEvent], kind: type[_E]) -> list[_E]:
+    """The events of one class, in the order given."""
+    return [event for event in events if isinstance(event, kind)]
+
