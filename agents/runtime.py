@@ -51,15 +51,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-import httpx
-from eth_account.signers.local import LocalAccount
-
 from agents.config import NodeConfig, Role, load_node_config
-from fedtss.chain import ChainEvent, Deployment, RoundsContract, connect, load_deployment, redact_node_urls
+from fedtss.chain import (
+    ChainEvent,
+    ChainReader,
+    Deployment,
+    LocalAccount,
+    RoundsContract,
+    connect,
+    load_deployment,
+    redact_node_urls,
+)
 from fedtss.chain.checkpoint import Checkpoint
-from fedtss.chain.events import TRANSIENT_ERRORS, Backoff, EventSource, run_handlers
+from fedtss.chain.events import Backoff, EventSource, run_handlers
 from fedtss.chain.keys import load_account
-from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError, StorageError
+from fedtss.errors import ChainError, ChainUnavailable, ConfigError, ContractRevert, FedTSSError, StoreUnavailable
 from fedtss.storage import ContentStore, open_store
 
 __all__ = [
@@ -155,7 +161,7 @@ class Node:
 
     def chain_time(self) -> int:
         """The latest block's timestamp: the clock the contract's deadlines are in."""
-        return int(self.contract.w3.eth.get_block("latest")["timestamp"])
+        return self.contract.chain.chain_time()
 
     def round_events(self, round_: int, kind: type[_E], *, to_block: int | str = "latest") -> list[_E]:
         """The contract's ``kind`` events of one round, in chain order.
@@ -171,9 +177,10 @@ def connect_node(config: NodeConfig, environ: Mapping[str, str]) -> Node:
     """Open everything a node config names; raises ConfigError/ChainError saying what to fix."""
     deployment = load_deployment(config.node.deployment)
     w3 = connect(config.node.http_url)
-    if w3.eth.chain_id != deployment.chain_id:
+    chain_id = ChainReader(w3).chain_id()
+    if chain_id != deployment.chain_id:
         raise ConfigError(
-            f"{config.path}: the node at http_url is chain {w3.eth.chain_id}, the deployment "
+            f"{config.path}: the node at http_url is chain {chain_id}, the deployment "
             f"record {config.node.deployment} is for chain {deployment.chain_id}"
         )
     account = load_account(
@@ -214,16 +221,12 @@ def is_transient(exc: BaseException) -> bool:
     """Whether handling the event again later can succeed: the node, or our own store's daemon,
     could not be reached; not the contract (a revert) and not the input.
 
-    Only a refused *connection* to the store counts: a blob that is slow or cut off mid-way
-    may be a client's doing, and retrying it forever would let that client stall a member.
+    ``fedtss.chain`` raises :class:`ChainUnavailable` for every node and transport failure and
+    the store :class:`StoreUnavailable` for a refused connection; no raw transport error reaches
+    an agent. Only a refused *connection* to the store counts: a blob that is slow or cut off
+    mid-way may be a client's doing, and retrying it forever would let that client stall a member.
     """
-    if isinstance(exc, ContractRevert):
-        return False
-    if isinstance(exc, TRANSIENT_ERRORS):  # OSError covers requests' connection errors
-        return True
-    if isinstance(exc, StorageError):
-        return isinstance(exc.__cause__, httpx.ConnectError)
-    return isinstance(exc, ChainError) and isinstance(exc.__cause__, TRANSIENT_ERRORS)
+    return isinstance(exc, (ChainUnavailable, StoreUnavailable))
 
 
 def handle_event_retrying(agent: Agent, event: ChainEvent | Tick, *, backoff: Backoff = Backoff(),
@@ -246,8 +249,9 @@ def handle_event_retrying(agent: Agent, event: ChainEvent | Tick, *, backoff: Ba
                 raise
             attempt += 1
             delay = backoff.delay(attempt, rng)
+            cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else None
             log.warning(format_fields(role=agent.role, address=agent.node.address, round=event.round_number,
-                                      event=event.name, retry=attempt, error=type(exc).__name__,
+                                      event=event.name, retry=attempt, error=type(exc).__name__, cause=cause,
                                       wait=round(delay, 1)))
             sleep(delay)
 
@@ -350,8 +354,6 @@ def main(argv: Sequence[str] | None, *, role: Role, build: Callable[[Node], Agen
         agent = build(connect_node(config, os.environ if environ is None else environ))
         asyncio.run(run_agent(agent))
     except FedTSSError as exc:
-        if is_transient(exc):
-            raise  # our store is down: handle_event_retrying tries again
         log.error(format_fields(role=role, stopped=type(exc).__name__, detail=str(exc)))
         return 1
     except KeyboardInterrupt:

@@ -25,6 +25,7 @@ from fedtss.chain import (
     RoundsConfig,
     RoundsContract,
     compile_contracts,
+    connect,
     deploy_rounds,
     dev_sealing_keypair,
 )
@@ -68,8 +69,9 @@ def measure_round() -> dict:
             collection_period=600,
             aggregation_period=600,
         )
-        address, _ = deploy_rounds(node.w3, operator, artifact, config)
-        rounds = RoundsContract(node.w3, address, artifact.abi)
+        w3 = connect(node.url)
+        address, _ = deploy_rounds(w3, operator, artifact, config)
+        rounds = RoundsContract(w3, address, artifact.abi)
         gas: dict[str, list[int]] = defaultdict(list)
         gas["startTraining"].append(rounds.start_training(operator, _cid("model-0"), 2)["gasUsed"])
         for i, client in enumerate(clients):

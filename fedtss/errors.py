@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "FormatError",
     "StorageError",
+    "StoreUnavailable",
     "BlobNotFound",
     "CIDMismatch",
     "BlobTooLarge",
@@ -23,6 +24,7 @@ __all__ = [
     "NotEnoughShares",
     "InconsistentShares",
     "ChainError",
+    "ChainUnavailable",
     "ContractRevert",
 ]
 
@@ -41,6 +43,16 @@ class FormatError(FedTSSError):
 
 class StorageError(FedTSSError):
     """The content store could not put or get a blob."""
+
+
+class StoreUnavailable(StorageError):
+    """Our own store's daemon refuses connections: it is not running (yet), or the address is wrong.
+
+    Raised by :class:`~fedtss.storage.KuboStore` when the connection itself fails, so that an
+    agent can tell "try again later" from a blob's fault with one ``isinstance`` check. A
+    transfer that is slow or cut off mid-way is a plain :class:`StorageError`: it may be the
+    sender's doing, and retrying it forever would let one client stall a member.
+    """
 
 
 class BlobNotFound(StorageError):
@@ -87,6 +99,16 @@ class InconsistentShares(ShareError):
 
 class ChainError(FedTSSError):
     """A chain call failed: the node is unreachable or a transaction reverted."""
+
+
+class ChainUnavailable(ChainError):
+    """The node could not be reached or refused for now: asking again later can succeed.
+
+    Raised by ``fedtss.chain`` for every node and transport failure (connection refused or
+    reset, a timeout, an HTTP error of a proxy in front of the node, a receipt that did not come
+    in time, the node refusing a transaction, as with "nonce too low"), as httpx maps its
+    transport's errors; the original error is the ``__cause__``. A revert is never one.
+    """
 
 
 class ContractRevert(ChainError):

@@ -68,7 +68,8 @@ def demo(
 
     Exit status 1 if a round failed.
     """
-    from orchestration.launcher import FederationSpec, run_demo
+    from orchestration.demo import run_demo
+    from orchestration.launcher import FederationSpec
 
     try:
         spec = FederationSpec(name=name, clients=clients, committee=committee, threshold=threshold, rounds=rounds,
@@ -195,15 +196,13 @@ def new_account(
     Name the file as `keystore` in the node config; fund the address on your network, and put
     it in the deployment config (the allowlist or the committee).
     """
-    from eth_account import Account
-
-    from fedtss.chain.keys import write_keystore
+    from fedtss.chain.keys import new_account_key, write_keystore
 
     _refuse_existing("keys account", out)
     password = os.environ.get(password_env) or typer.prompt("keystore password", hide_input=True,
                                                             confirmation_prompt=True)
     try:
-        address = write_keystore(out, Account.create().key, password, overwrite=False)
+        address = write_keystore(out, new_account_key(), password, overwrite=False)
     except FedTSSError as exc:
         raise _fail("keys account", exc) from None
     typer.echo(f"address {address}; keystore {out}")  # plain: one line to copy, never wrapped

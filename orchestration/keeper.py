@@ -48,17 +48,15 @@ from types import FrameType
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
-from eth_account.signers.local import LocalAccount
-from web3.exceptions import Web3Exception
 
 from agents.config import (
     MAX_CONFIRMATIONS, REQUIRED, ConfigTable, ConfigTables, NodeSettings, read_config_document,
 )
 from fedtss.chain import (
-    RoundInfo, RoundsContract, RoundState, connect, display_url, load_deployment, redact_node_urls,
+    LocalAccount, RoundInfo, RoundsContract, RoundState, display_url, load_deployment, redact_node_urls,
 )
 from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, load_account
-from fedtss.errors import ChainError, ConfigError, ContractRevert
+from fedtss.errors import ChainError, ChainUnavailable, ConfigError, ContractRevert
 
 __all__ = [
     "KeeperAction",
@@ -137,11 +135,7 @@ class Keeper:
 
     def chain_time(self) -> int:
         """The timestamp the next transaction would see: the pending block's, else the latest's."""
-        eth = self.contract.w3.eth
-        try:
-            return int(eth.get_block("pending")["timestamp"])
-        except (Web3Exception, ValueError, KeyError):
-            return int(eth.get_block("latest")["timestamp"])
+        return self.contract.chain.pending_time()
 
     def tick(self) -> KeeperAction | None:
         """Read the latest round and send what it needs; return the action sent, if any.
@@ -158,10 +152,10 @@ class Keeper:
             if action is None:
                 return None
             return self._send(action, round_)
+        except ChainUnavailable as exc:
+            log.warning("role=keeper event=node_unreachable error=%s", exc)
         except ChainError as exc:
             log.warning("role=keeper event=chain_error error=%s", exc)
-        except (Web3Exception, OSError) as exc:
-            log.warning("role=keeper event=node_unreachable error=%s", exc)
         return None
 
     def _look(self) -> tuple[int, RoundInfo, int] | None:
@@ -173,14 +167,17 @@ class Keeper:
         if not self.confirmations:
             round_ = self.contract.current_round()
             return (round_, self.contract.round_info(round_), self.chain_time()) if round_ else None
-        eth = self.contract.w3.eth
-        number = eth.block_number - self.confirmations
+        chain = self.contract.chain
+        number = chain.head_number() - self.confirmations
         if number < self.deploy_block:
             return None
         round_ = self.contract.current_round(block=number)
         if round_ == 0:
             return None
-        return round_, self.contract.round_info(round_, block=number), int(eth.get_block(number)["timestamp"])
+        block = chain.block(number)
+        if block is None:  # the chain got shorter since: look again at the next tick
+            return None
+        return round_, self.contract.round_info(round_, block=number), block.timestamp
 
     def _send(self, action: KeeperAction, round_: int) -> KeeperAction | None:
         try:
@@ -264,13 +261,14 @@ def _is_interval(value: Any) -> bool:
 def build_keeper(config: KeeperConfig) -> Keeper:
     """Connect, load the deployment and the key, and return a ready keeper."""
     deployment = load_deployment(config.deployment)
-    w3 = connect(config.rpc_url)
-    if w3.eth.chain_id != deployment.chain_id:
-        raise ConfigError(f"the node at {display_url(config.rpc_url)} is chain {w3.eth.chain_id}, but the deployment "
+    contract = RoundsContract.at(config.rpc_url, deployment)
+    chain_id = contract.chain.chain_id()
+    if chain_id != deployment.chain_id:
+        raise ConfigError(f"the node at {display_url(config.rpc_url)} is chain {chain_id}, but the deployment "
                           f"record {config.deployment} is for chain {deployment.chain_id}")
     account = load_account(keystore=config.keystore, password_file=config.password_file,
                            password_env=config.password_env, key_env=config.private_key_env)
-    return Keeper(RoundsContract.from_deployment(w3, deployment), account,
+    return Keeper(contract, account,
                   min_clients=deployment.config.min_clients, reopen_failed=config.reopen_failed,
                   confirmations=config.confirmations, deploy_block=deployment.deploy_block)
 

@@ -35,21 +35,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.markup import escape  # error messages name TOML tables: [rounds]
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fedtss.chain import ClientSet, RoundInfo, RoundsContract, RoundState, event_arguments, load_deployment
+from fedtss.chain import (
+    ClientSet,
+    LocalAccount,
+    RoundsContract,
+    RoundState,
+    event_arguments,
+    load_deployment,
+)
+from fedtss.chain.rounds import RoundRecord
 from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError
 from orchestration.explorer.chainview import (
     FederationView,
     Overview,
     RoundDetail,
     RoundSummary,
-    Share,
-    Vote,
     chain_now,
 )
 
@@ -91,7 +96,7 @@ def signer(view: FederationView, environ: Mapping[str, str] | None = None) -> Lo
     from fedtss.chain.keys import load_account
 
     environ = os.environ if environ is None else environ
-    if "FEDTSS_PRIVATE_KEY" not in environ and view.read("chain id", lambda: view.w3.eth.chain_id) == ANVIL_CHAIN_ID:
+    if "FEDTSS_PRIVATE_KEY" not in environ and view.chain.chain_id() == ANVIL_CHAIN_ID:
         return dev_accounts(1)[0]
     return load_account(environ=environ)
 
@@ -170,42 +175,39 @@ class RoundGaps:
         return said + ([f"next: {self.next_step}"] if self.next_step else [])
 
 
-def compute_round_gaps(number: int, info: RoundInfo, committee: Sequence[str], shares: Sequence[Share],
-                       votes: Sequence[Vote], *, current_round: int, now: int) -> RoundGaps:
-    """Who is missing from round ``number`` and what to do: pure, from what the chain says.
+def compute_round_gaps(record: RoundRecord, committee: Sequence[str], *, current_round: int, now: int) -> RoundGaps:
+    """Who is missing from a round and what to do: pure, from the round's events (``fedtss.chain.rounds``).
 
     Shares are asked for once collection closed, votes once the threshold was reached (for a
     failed round, the phase it failed in counts). A failed latest round is reopened with
     ``fedtss reopen``; a committee phase past its deadline is failed first (``fedtss fail``),
     which the keeper does by itself when it runs.
     """
-    reached = info.state_at_failure if info.state is RoundState.Failed else info.state
+    number, state = record.round, record.state
+    reached = record.failed_in if state is RoundState.Failed else state
     members = tuple(enumerate(committee, start=1))
-    posted, voted = {s.member for s in shares}, {v.member for v in votes}
+    posted, voted = {s.member for s in record.shares}, {v.member for v in record.votes}
     without_share = tuple(m for m in members if m[1] not in posted) if reached >= RoundState.Aggregating else ()
     without_vote = tuple(m for m in members if m[1] not in voted) if reached >= RoundState.Reconstructing else ()
     next_step = None
-    if info.state is RoundState.Failed and number == current_round:
+    if state is RoundState.Failed and number == current_round:
         next_step = (f"round {number} failed; `fedtss reopen {number}` opens round {number + 1} from the last "
                      "finalized model (the operator's key)")
-    elif info.state in (RoundState.Aggregating, RoundState.Reconstructing) and now > info.committee_deadline:
+    elif state in (RoundState.Aggregating, RoundState.Reconstructing) and now > record.committee_deadline:
         next_step = (f"round {number} is past its committee deadline; `fedtss fail {number}` marks it Failed (a "
                      f"running keeper does), then `fedtss reopen {number}` opens round {number + 1}")
     return RoundGaps(without_share, without_vote, next_step)
 
 
-def _round_gaps(view: FederationView, number: int, info: RoundInfo, detail: RoundDetail | None = None,
-                *, current_round: int | None = None, committee: Sequence[str] | None = None) -> RoundGaps:
+def _round_gaps(view: FederationView, record: RoundRecord, *, current_round: int | None = None,
+                committee: Sequence[str] | None = None) -> RoundGaps:
     """:func:`compute_round_gaps` with what it needs read from the chain (only what is not given)."""
-    if detail is None and info.state not in (RoundState.Unopened, RoundState.Collecting):
-        detail = view.round(number)  # a collecting round asks nothing of the committee yet
     if committee is None:
         committee = [address for address, _ in view.read("committee", view.contract.committee)]
     if current_round is None:
         current_round = view.read("currentRound", view.contract.current_round)
     _, timestamp = view.head()
-    return compute_round_gaps(number, info, committee, detail.shares if detail else (), detail.votes if detail else (),
-                              current_round=current_round, now=chain_now(timestamp, time.time()))
+    return compute_round_gaps(record, committee, current_round=current_round, now=chain_now(timestamp, time.time()))
 
 
 # --------------------------------------------------------------------------------- reads
@@ -238,7 +240,10 @@ def status(rpc_url: RpcUrl = DEFAULT_RPC_URL, deployment: DeploymentPath = DEFAU
     with _errors_as_exit("status", as_json):
         view = _open(rpc_url, deployment)
         o = view.overview()
-        gaps = None if o.info is None else _round_gaps(view, o.current_round, o.info, current_round=o.current_round,
+        # The current round as its events tell it; a blank record if a reorganization took its opening
+        # away since the overview was read (then nobody is missing yet).
+        record = None if o.info is None else view.round_record(o.current_round) or RoundRecord(round=o.current_round)
+        gaps = None if record is None else _round_gaps(view, record, current_round=o.current_round,
                                                        committee=[address for _, address, _ in o.committee])
     if as_json:
         _print_json(_status_document(o, gaps))
@@ -314,7 +319,7 @@ def round_(number: Annotated[int, typer.Argument(help="the round number (from 1)
         detail = view.round(number)
         if detail is None:
             raise ConfigError(f"round {number} was never opened (see `fedtss rounds`)")
-        gaps = _round_gaps(view, number, detail.info, detail)
+        gaps = _round_gaps(view, detail.record)
     if as_json:
         _print_json({**_detail_document(detail), **gaps.to_json()})
         return

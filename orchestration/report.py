@@ -1,4 +1,4 @@
-"""What a run measured: per-round records, the live table, ``report.json`` and the accuracy plot.
+"""What a run measured: per-round measurements, the live table, ``report.json`` and the accuracy plot.
 
 ``report.json`` keys (the issue's list, plus a few extras marked *)::
 
@@ -32,15 +32,20 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["PHASES", "ProcessExit", "RoundRecord", "build_report", "plot_accuracy", "render_table", "write_report"]
+__all__ = ["PHASES", "ProcessExit", "RoundMeasurement", "build_report", "plot_accuracy", "render_table", "write_report"]
 
 #: Phases of a round, each timed from the event that starts it to the one that ends it.
 PHASES = ("collecting", "aggregating", "reconstructing")
 
 
 @dataclass
-class RoundRecord:
-    """One round as the launcher saw it on chain; times are ``time.monotonic()`` readings."""
+class RoundMeasurement:
+    """One round as the launcher measured it: a row of the live table and of ``report.json``.
+
+    The round's facts (state, updates, the aggregated set, the result) come from the fold of
+    its events (:func:`orchestration.tracker.measure_round`); times are ``time.monotonic()``
+    readings of when the launcher saw each step.
+    """
 
     round: int
     opened_at: float
@@ -107,7 +112,7 @@ class ProcessExit:
         return {"name": self.name, "code": self.code, "seconds": round(self.seconds, 2), "round": self.round}
 
 
-def build_report(config: dict[str, Any], records: Sequence[RoundRecord], plaintext_accuracy: Sequence[float],
+def build_report(config: dict[str, Any], records: Sequence[RoundMeasurement], plaintext_accuracy: Sequence[float],
                  plaintext_loss: Sequence[float], *, total_seconds: float,
                  federation_seconds: float | None, setup_seconds: float | None = None,
                  process_exits: Sequence[ProcessExit] = ()) -> dict[str, Any]:
@@ -159,7 +164,7 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> None:
 _SHORT = {"collecting": "collect", "aggregating": "aggr", "reconstructing": "recon"}
 
 
-def render_table(records: Sequence[RoundRecord], *, title: str = "fedtss rounds",
+def render_table(records: Sequence[RoundMeasurement], *, title: str = "fedtss rounds",
                  process_exits: Sequence[ProcessExit] = ()) -> Table:
     """The live per-round table: round, state, clients (aggregated/submitted), accuracy, gas, seconds per phase.
 

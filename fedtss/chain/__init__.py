@@ -1,8 +1,15 @@
 """The only package that imports web3: compile, deploy, transact, read views and events.
 
 Agents, the keeper and the CLI use :class:`RoundsContract` (one method per contract
-transaction and view) on a deployment record written by ``deploy.py``.
+transaction and view) on a deployment record written by ``deploy.py``, and its
+:attr:`~RoundsContract.chain`, a :class:`ChainReader` (blocks, transactions, receipts, the
+chain's clock) that answers in plain values. A node that is away is
+:class:`~fedtss.errors.ChainUnavailable` from all of them; nothing outside this package needs
+a web3 type or exception. ``LocalAccount`` (the signing account type) is re-exported for
+type hints.
 """
+
+from eth_account.signers.local import LocalAccount
 
 from fedtss.chain.compile import Artifact, compile_contracts, find_solc, load_artifact
 from fedtss.chain.config import (
@@ -15,6 +22,7 @@ from fedtss.chain.config import (
     parse_rounds_config,
 )
 from fedtss.chain.contract import (
+    DecodedCall,
     Deployment,
     RoundInfo,
     RoundsContract,
@@ -40,19 +48,27 @@ from fedtss.chain.contract_events import (
     TrainingStarted,
     UpdateSubmitted,
     cid_or_none,
+    decode_event,
     event_arguments,
     events_of,
 )
+from fedtss.chain.reader import Block, ChainReader, Log, Receipt, Transaction, checksum_address, is_address
 from fedtss.chain.redaction import display_url, redact_node_urls
 
 __all__ = [
     "EVENT_TYPES",
     "AggregateShareSubmitted",
     "Artifact",
+    "Block",
     "ChainEvent",
+    "ChainReader",
     "ClientSet",
     "CollectionClosed",
+    "DecodedCall",
+    "LocalAccount",
+    "Log",
     "ModelProposed",
+    "Receipt",
     "RoundEvent",
     "RoundFailed",
     "RoundFinalized",
@@ -60,7 +76,9 @@ __all__ = [
     "ThresholdReached",
     "TrainingCompleted",
     "TrainingStarted",
+    "Transaction",
     "UpdateSubmitted",
+    "checksum_address",
     "cid_or_none",
     "event_arguments",
     "decode_event",
@@ -79,6 +97,7 @@ __all__ = [
     "dev_sealing_keypair",
     "display_url",
     "find_solc",
+    "is_address",
     "load_artifact",
     "load_config",
     "load_deployment",

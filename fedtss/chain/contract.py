@@ -4,6 +4,12 @@ Every transaction is signed locally by an eth-account ``LocalAccount`` (so the s
 to anvil and to any JSON-RPC node). A revert comes back as :class:`ContractRevert` with the
 custom error's name and named arguments, e.g. ``RoundWrongState(round=3, expectedStates=
 (RoundState.Collecting,), actual=RoundState.Aggregating)``.
+
+A node that cannot be reached, times out or refuses a transaction is
+:class:`~fedtss.errors.ChainUnavailable`, from every method that asks the node (transactions,
+views, logs) and from :func:`connect`: a caller retries on that class alone. Reads that are not
+about the contract (blocks, receipts, the chain's clock) are :attr:`RoundsContract.chain`, a
+:class:`~fedtss.chain.reader.ChainReader` on the same connection.
 """
 
 from __future__ import annotations
@@ -19,18 +25,22 @@ from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_abi_to_4byte_selector, to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, ContractPanicError, Web3Exception, Web3RPCError
 
+from fedtss.chain._failures import BAD_ANSWERS, NODE_FAILURES, node_error
 from fedtss.chain.compile import Artifact
 from fedtss.chain.contract_events import ChainEvent, ClientSet, RoundEvent, RoundState, decode_event
 from fedtss.chain.config import RoundsConfig, parse_rounds_config
-from fedtss.chain.redaction import display_url, redact_node_urls, redact_urls
+from fedtss.chain.reader import ChainReader, Log, Receipt, Transaction, http_web3, log_from_rpc
+from fedtss.chain.redaction import display_url, redact_urls
 from fedtss.cid import cid_from_parts, cid_to_parts
-from fedtss.errors import ChainError, ConfigError, ContractRevert
+from fedtss.errors import ChainError, ChainUnavailable, ConfigError, ContractRevert
 
 __all__ = [
     "ChainEvent",
+    "DecodedCall",
     "Deployment",
     "RoundInfo",
     "RoundState",
@@ -46,6 +56,9 @@ __all__ = [
 GAS_HEADROOM = 150_000
 
 _E = TypeVar("_E", bound=ChainEvent)
+
+#: Everything decoding calldata can raise: a selector of no function, short or garbled arguments.
+_CALL_DECODING_ERRORS = (DecodingError, Web3Exception, ValueError, TypeError, OverflowError)
 
 
 @dataclass(frozen=True)
@@ -124,18 +137,19 @@ def transaction_hash(receipt_or_log: Mapping[str, Any]) -> str:
 
 
 def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
-    """A Web3 on ``rpc_url`` (http(s) JSON-RPC), checked to answer.
+    """A Web3 on ``rpc_url`` (http(s) JSON-RPC), checked to answer; ChainUnavailable if it does not.
 
-    The URL's path and query (where a hosted node's API key lives) are kept out of log
+    Callers pass it on (to :class:`RoundsContract`, :func:`deploy_rounds`) without reaching
+    into it. The URL's path and query (where a hosted node's API key lives) are kept out of log
     lines (:func:`~fedtss.chain.redaction.redact_node_urls`) and out of the error.
     """
-    redact_node_urls(rpc_url)
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    w3 = http_web3(rpc_url, timeout=timeout)
     try:
         w3.eth.chain_id
-    except (Web3Exception, OSError) as exc:
+    except (*NODE_FAILURES, *BAD_ANSWERS) as exc:
+        error = ChainUnavailable if isinstance(exc, NODE_FAILURES) else ChainError
         detail = redact_urls(str(exc), rpc_url)
-        raise ChainError(f"no Ethereum JSON-RPC node answers at {display_url(rpc_url)}: {detail}") from None
+        raise error(f"no Ethereum JSON-RPC node answers at {display_url(rpc_url)}: {detail}") from None
     return w3
 
 
@@ -155,15 +169,26 @@ class RoundsContract:
         self.address = to_checksum_address(address)
         self.contract = w3.eth.contract(address=self.address, abi=abi)
         self._decoder = _RevertDecoder(abi)
-        self._events_by_topic = {
-            Web3.keccak(text=_signature(item)): item["name"] for item in abi if item["type"] == "event"
-        }
+        #: Topic 0 (lowercase 0x hex) -> event name.
+        self._events_by_topic = {_topic(item): item["name"] for item in abi if item["type"] == "event"}
         #: Event name -> topic 0, for the events whose first indexed argument is ``round``.
         self._round_topics = {
-            item["name"]: "0x" + Web3.keccak(text=_signature(item)).hex().removeprefix("0x")
-            for item in abi
-            if item["type"] == "event" and _first_indexed(item) == "round"
+            item["name"]: _topic(item) for item in abi if item["type"] == "event" and _first_indexed(item) == "round"
         }
+        self._chain: ChainReader | None = None
+
+    @property
+    def chain(self) -> ChainReader:
+        """The node's chain (blocks, receipts, the chain's clock) on this contract's connection."""
+        if self._chain is None:
+            self._chain = ChainReader(self.w3)
+        return self._chain
+
+    @classmethod
+    def at(cls, rpc_url: str, deployment: Deployment, *, timeout: float = 30.0) -> RoundsContract:
+        """The deployment's contract on the node at ``rpc_url``; nothing is asked yet, so a node
+        that is away shows at the first call, as ChainUnavailable (the explorer starts anyway)."""
+        return cls.from_deployment(http_web3(rpc_url, timeout=timeout), deployment)
 
     @classmethod
     def from_deployment(cls, w3: Web3, deployment: Deployment) -> RoundsContract:
@@ -208,26 +233,32 @@ class RoundsContract:
 
     # --------------------------------------------------------------------------- views
 
-    def explain_revert(self, tx: Mapping[str, Any]) -> ChainError | None:
+    def explain_revert(self, tx: Transaction) -> ChainError | None:
         """Why a mined transaction to this contract reverted, by replaying it read-only.
 
         The call is re-run with ``eth_call`` (nothing is signed or sent) on the state after its
         block, where a lost race (a deadline passed, a round moved on) reverts again, then on
         the state before it; the first revert's custom error is decoded. None when neither
-        replay reverts or the node keeps no such state.
+        replay reverts, the node keeps no such state, or ``tx`` is not mined.
         """
-        call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx.get("value", 0)}
-        block = tx["blockNumber"]
+        if tx.block_number is None:
+            return None
+        call = {"from": tx.sender, "to": tx.to, "data": tx.input, "value": tx.value}
+        block = tx.block_number
         return _replayed_error(lambda at: self.w3.eth.call(call, block_identifier=at), (block, block - 1),
                                self._decoder)
 
     def call(self, function: str, *args: Any, block: int | str = "latest") -> Any:
         """Read a view on the state after ``block`` (a number, or "latest"); a revert becomes
-        ContractRevert. A block below the head reads state that k confirmations made final."""
+        ContractRevert, a node away ChainUnavailable. A block below the head reads state that
+        k confirmations made final."""
+        bound = self.contract.functions[function](*args)
         try:
-            return self.contract.functions[function](*args).call(block_identifier=block)
+            return bound.call(block_identifier=block)
         except ContractLogicError as exc:
             raise self._decoder.decode(exc) from exc
+        except (*NODE_FAILURES, *BAD_ANSWERS) as exc:
+            raise node_error(exc, self.chain.rpc_url, function) from exc
 
     def current_round(self, *, block: int | str = "latest") -> int:
         return self.call("currentRound", block=block)
@@ -275,21 +306,45 @@ class RoundsContract:
     def vote_count(self, round_: int, model_cid: str) -> int:
         return self.call("voteCount", round_, *cid_to_parts(model_cid))
 
+    # --------------------------------------------------------------------------- calls
+
+    def decode_call(self, data: bytes | str) -> DecodedCall:
+        """Calldata sent to this contract, decoded; never raises (the result says what did not
+        decode). Calldata is untrusted: anyone can have any bytes mined as a call to it."""
+        try:
+            raw = bytes(HexBytes(data))
+        except _CALL_DECODING_ERRORS:
+            return DecodedCall(b"", problem="the input is not hex data")
+        if len(raw) < 4:
+            return DecodedCall(raw, problem=f"{len(raw)} bytes of input, too short for a 4-byte function selector")
+        try:
+            function = self.contract.get_function_by_selector(raw[:4]).fn_name
+        except _CALL_DECODING_ERRORS:
+            return DecodedCall(raw, problem=f"selector {_hex(raw[:4])} names no function of the round contract")
+        try:
+            _, args = self.contract.decode_function_input(raw)
+        except _CALL_DECODING_ERRORS as exc:
+            return DecodedCall(raw, function, problem=f"the arguments of {function} do not decode: "
+                                                      f"{type(exc).__name__}: {str(exc)[:200].rstrip('.')}")
+        return DecodedCall(raw, function, {name: _plain(value) for name, value in args.items()})
+
     # -------------------------------------------------------------------------- events
 
-    def decode_logs(self, logs: Iterable[Mapping[str, Any]]) -> list[ChainEvent]:
-        """The contract's events among raw ``logs`` (from a receipt or ``eth_getLogs``), in the
-        order given; logs of other contracts or of unknown events are left out."""
-        return [self._decode_log(log) for log in logs if self._is_ours(log)]
+    def decode_logs(self, logs: Iterable[Log | Mapping[str, Any]]) -> list[ChainEvent]:
+        """The contract's events among ``logs`` (:class:`~fedtss.chain.reader.Log` values, or raw
+        logs of a receipt or ``eth_getLogs``), in the order given; logs of other contracts or of
+        unknown events are left out."""
+        plain = (log if isinstance(log, Log) else log_from_rpc(log) for log in logs)
+        return [self._decode_log(log) for log in plain if self._is_ours(log)]
 
-    def events(self, receipt: Mapping[str, Any]) -> list[ChainEvent]:
-        """The contract's events in one receipt, in log order."""
-        return self.decode_logs(receipt["logs"])
+    def events(self, receipt: Receipt | Mapping[str, Any]) -> list[ChainEvent]:
+        """The contract's events in one receipt (a :class:`~fedtss.chain.reader.Receipt`, or the
+        one :meth:`transact` returns), in log order."""
+        return self.decode_logs(receipt.logs if isinstance(receipt, Receipt) else receipt["logs"])
 
     def get_events(self, from_block: int, to_block: int | str = "latest") -> list[ChainEvent]:
         """The contract's events in a block range, in chain order."""
-        logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": from_block, "toBlock": to_block})
-        return self.decode_logs(logs)
+        return self.decode_logs(self.chain.logs(self.address, from_block, to_block))
 
     def get_round_events(
         self, round_: int, kind: type[_E] | None = None, *, from_block: int = 0, to_block: int | str = "latest"
@@ -308,41 +363,74 @@ class RoundsContract:
             raise ChainError(f"{kind.__name__} is not an event indexed by round; "
                              f"use one of {sorted(self._round_topics)}")
         round_topic = "0x" + round_.to_bytes(32, "big").hex()
-        logs = self.w3.eth.get_logs({
-            "address": self.address, "fromBlock": from_block, "toBlock": to_block, "topics": [kinds, round_topic],
-        })
-        return self.decode_logs(logs)
+        return self.decode_logs(self.chain.logs(self.address, from_block, to_block, topics=[kinds, round_topic]))
 
-    def _is_ours(self, log: Mapping[str, Any]) -> bool:
-        return log["address"] == self.address and bool(log["topics"]) and log["topics"][0] in self._events_by_topic
+    def _is_ours(self, log: Log) -> bool:
+        return log.address == self.address and bool(log.topics) and log.topics[0] in self._events_by_topic
 
-    def _decode_log(self, log: Mapping[str, Any]) -> ChainEvent:
-        name = self._events_by_topic[log["topics"][0]]
-        decoded = self.contract.events[name]().process_log(log)
+    def _decode_log(self, log: Log) -> ChainEvent:
+        name = self._events_by_topic[log.topics[0]]
+        entry = {"address": log.address, "topics": list(log.topics), "data": log.data, "blockNumber": log.block_number,
+                 "blockHash": log.block_hash, "transactionHash": log.tx_hash, "transactionIndex": log.tx_index,
+                 "logIndex": log.log_index}
+        decoded = self.contract.events[name]().process_log(entry)
         args = {key: _plain(value) for key, value in decoded["args"].items()}
-        return decode_event(name, args, block_number=log["blockNumber"], tx_hash=transaction_hash(log),
-                            log_index=log["logIndex"])
+        return decode_event(name, args, block_number=log.block_number, tx_hash=log.tx_hash, log_index=log.log_index)
+
+
+@dataclass(frozen=True)
+class DecodedCall:
+    """Calldata sent to the round contract: the function and arguments, or why they did not decode.
+
+    Anyone can send any bytes to the contract and have them mined (a reverted call is still
+    a transaction), so calldata is untrusted input: it is decoded by
+    :meth:`RoundsContract.decode_call` alone, and a page shows an undecodable call as such, with
+    its raw bytes.
+    """
+
+    data: bytes
+    function: str | None = None  # the function the selector names, if any
+    args: Mapping[str, Any] | None = None  # None when the arguments did not decode
+    problem: str | None = None  # why the call did not decode, for the reader
+
+    def describe(self) -> str:
+        """One line for a list of transactions."""
+        if self.problem is not None:
+            what = f"{self.function}(…)" if self.function else f"selector {_hex(self.data[:4])}"
+            return f"undecodable call: {what}, {len(self.data):,} bytes"
+        round_ = self.args.get("round")
+        return self.function if round_ is None else f"{self.function}(round {round_})"
 
 
 # ------------------------------------------------------------------------------ internals
 
 
 def _send(w3: Web3, account: LocalAccount, call: Any, decoder: _RevertDecoder) -> dict:
-    """Estimate (decoding a revert), sign, send and wait; a mined revert also raises."""
-    params = {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending")}
+    """Estimate (decoding a revert), sign, send and wait; a mined revert also raises.
+
+    A node that is away, or refuses the transaction (nonce too low, underpriced), is
+    ChainUnavailable: the caller may send again once the node answers.
+    """
+    rpc_url = str(getattr(w3.provider, "endpoint_uri", "") or "")
+    what = getattr(call, "fn_name", "contract deployment")
     try:
+        params = {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending")}
         # Estimate on the pending block: its timestamp is "now", so a deadline that has passed
         # in wall-clock time has passed here too, even on an idle chain whose last block is old.
         estimate = call.estimate_gas(params, block_identifier="pending")
         tx = call.build_transaction({**params, "gas": estimate + GAS_HEADROOM})
     except ContractLogicError as exc:
         raise decoder.decode(exc) from exc
+    except (*NODE_FAILURES, *BAD_ANSWERS) as exc:
+        raise node_error(exc, rpc_url, what) from exc
     signed = account.sign_transaction(tx)
     try:
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
     except Web3RPCError as exc:
-        raise ChainError(f"the node refused the transaction from {account.address}: {exc}") from exc
+        raise ChainUnavailable(f"the node refused the transaction from {account.address}: {exc}") from exc
+    except (*NODE_FAILURES, *BAD_ANSWERS) as exc:
+        raise node_error(exc, rpc_url, what) from exc
     if receipt["status"] != 1:
         raise explain_mined_revert(call, account, receipt, decoder)
     return receipt
@@ -415,6 +503,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
         return to_checksum_address(value)
     return value
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _topic(event: dict[str, Any]) -> str:
+    """An event's topic 0, as lowercase 0x hex (how :class:`~fedtss.chain.reader.Log` has it)."""
+    return _hex(Web3.keccak(text=_signature(event)))
 
 
 def _abi_type(item: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from fedtss._files import open_private_log
+from fedtss.chain.reader import ChainReader
 from fedtss.errors import ChainError, ConfigError
 
 __all__ = ["ANVIL", "ANVIL_MNEMONIC", "DevNode", "dev_accounts", "free_port", "start_anvil"]
@@ -58,8 +59,14 @@ class DevNode:
         if not self.w3.provider.make_request("evm_revert", [snapshot_id])["result"]:
             raise ChainError(f"anvil could not revert to snapshot {snapshot_id}")
 
+    @property
+    def chain(self) -> ChainReader:
+        """Blocks, receipts and the chain's clock of this node, in plain values."""
+        return ChainReader(self.w3, self.url)
+
     def timestamp(self) -> int:
-        return self.w3.eth.get_block("latest")["timestamp"]
+        """The chain's clock: the latest block's timestamp."""
+        return self.chain.chain_time()
 
     def stop(self) -> None:
         """Stop anvil and wait for it; with ``--state`` it writes the chain on the way out, which

@@ -66,15 +66,15 @@ from itertools import groupby
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3, WebSocketProvider
-from web3.exceptions import BlockNotFound, ProviderConnectionError, TimeExhausted, Web3RPCError
-from websockets.exceptions import InvalidStatus, WebSocketException
+from web3.exceptions import BlockNotFound, ProviderConnectionError
+from websockets.exceptions import InvalidStatus
 
+from fedtss.chain._failures import NODE_FAILURES
 from fedtss.chain.checkpoint import BlockRef, Checkpoint, compute_fork_point, remember_blocks
 from fedtss.chain.contract import ChainEvent, Deployment, RoundsContract
 from fedtss.chain.redaction import display_url, redact_node_urls
-from fedtss.errors import ConfigError
+from fedtss.errors import ChainUnavailable, ConfigError
 
 __all__ = ["Backoff", "ChainEvent", "EventBatch", "EventSource", "run_handlers"]
 
@@ -90,15 +90,10 @@ REQUEST_TIMEOUT_S = 30.0
 #: from a proxy before a restarting node are retried on WebSocket like a connection error.
 _NO_WEBSOCKET_STATUSES = frozenset({200, 400, 404, 405, 501})
 
-#: Errors after which reconnecting can help: the node went away, timed out or refused.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # includes TimeoutError and aiohttp's connection errors
-    aiohttp.ClientError,
-    WebSocketException,
-    ProviderConnectionError,
-    TimeExhausted,
-    Web3RPCError,
-)
+#: Errors after which reconnecting can help: the node went away, timed out or refused. The
+#: raw errors are those the rest of ``fedtss.chain`` turns into ChainUnavailable (one list,
+#: :data:`fedtss.chain._failures.NODE_FAILURES`); the source reconnects after either.
+_RECONNECT_AFTER: tuple[type[BaseException], ...] = (*NODE_FAILURES, ChainUnavailable)
 
 
 @dataclass(frozen=True)
@@ -211,7 +206,7 @@ class EventSource:
                         attempt = 0
                         yield batch
                 return  # through until_block, on the chain as it is now
-            except TRANSIENT_ERRORS as exc:
+            except _RECONNECT_AFTER as exc:
                 if self._falls_back_to_polling(exc):
                     continue
                 attempt += 1

@@ -37,6 +37,7 @@ __all__ = [
     "account_from_key",
     "load_account",
     "load_sealing_key",
+    "new_account_key",
     "write_keystore",
     "write_sealing_key",
 ]
@@ -81,6 +82,12 @@ def load_account(
     if raw_key:
         return account_from_key(raw_key, f"the variable {key_env}")
     raise ConfigError(f"no account key: name a keystore file in the node config, or set {key_env}")
+
+
+def new_account_key() -> bytes:
+    """A fresh random Ethereum private key (32 bytes, from the OS's CSPRNG): for
+    :func:`write_keystore`, never to be printed or logged."""
+    return bytes(Account.create().key)
 
 
 def write_keystore(path: Path, private_key: bytes | str, password: str, *, scrypt_n: int = DEFAULT_SCRYPT_N,

@@ -37,7 +37,7 @@ from types import TracebackType
 import httpx
 
 from fedtss.cid import compute_cid
-from fedtss.errors import BlobNotFound, ConfigError, StorageError
+from fedtss.errors import BlobNotFound, ConfigError, StorageError, StoreUnavailable
 from fedtss.storage.base import canonical_cid, check_size_limit, too_large, verify_blob
 
 __all__ = ["KuboStore", "IMPORT_PARAMS"]
@@ -167,7 +167,11 @@ class KuboStore:
     def _request(self, command: str, *, params: dict[str, str], cid: str,
                  files: dict[str, tuple[str, bytes, str]] | None = None,
                  read_timeout: float | None = None) -> Iterator[httpx.Response]:
-        """POST one RPC command, streamed; turn every failure into a StorageError naming the daemon."""
+        """POST one RPC command, streamed; turn every failure into a StorageError naming the daemon.
+
+        A refused connection is :class:`StoreUnavailable` (the daemon is not running, or not
+        here): worth trying again later. A timeout is not: a slow blob may be its sender's doing.
+        """
         timeout = httpx.Timeout(self._timeout, read=self._timeout + (read_timeout or 0.0))
         try:
             with self._client.stream("POST", f"/{command}", params=params, files=files,
@@ -181,7 +185,8 @@ class KuboStore:
                 f"({type(error).__name__}); raise the store's timeouts or check the daemon"
             ) from error
         except httpx.HTTPError as error:
-            raise StorageError(
+            unreachable = StoreUnavailable if isinstance(error, httpx.ConnectError) else StorageError
+            raise unreachable(
                 f"cannot reach the IPFS daemon's RPC API at {self.api_url} ({error}); "
                 f"is the daemon running and is this its API address (not its gateway)?"
             ) from error

@@ -34,7 +34,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from fedtss.chain import RoundState
 from fedtss.chain.redaction import display_url
@@ -162,9 +161,8 @@ class _Pages:
     def _head(self) -> dict[str, Any]:
         """The head (number and hash), the confirmed head pages count up to, and the chain's clock."""
         block = self.view.latest_block()
-        return {"head": block["number"], "head_hash": "0x" + bytes(block["hash"]).hex(),
-                "confirmed": block["number"] - self.view.confirmations,
-                "chain_time": chain_now(block["timestamp"], time.time())}
+        return {"head": block.number, "head_hash": block.hash, "confirmed": block.number - self.view.confirmations,
+                "chain_time": chain_now(block.timestamp, time.time())}
 
     def _report(self) -> dict[str, Any] | None:
         if self.report_path is None or not self.report_path.is_file():
@@ -280,17 +278,11 @@ class _Pages:
             return {"round": "/rounds/", "address": "/address/", "cid": "/cid/"}[kind] + value
         if kind == "block":
             return f"/blocks/{value}" if int(value) <= self.view.head()[0] else None
-        if kind == "hash":
-            try:
-                if self.view.transaction(value) is not None:
-                    return f"/tx/{value}"
-            except TransactionNotFound:
-                pass
-            try:
-                if self.view.block(value) is not None:
-                    return f"/blocks/{value}"
-            except BlockNotFound:
-                return None
+        if kind == "hash":  # a transaction's, or a block's: the view answers None for neither
+            if self.view.transaction(value) is not None:
+                return f"/tx/{value}"
+            if self.view.block(value) is not None:
+                return f"/blocks/{value}"
         return None
 
     def api_head(self, request: Request) -> Response:

@@ -15,8 +15,11 @@ newest of them. If not, it finds the newest one the chain still has (the fork po
 :func:`~fedtss.chain.checkpoint.compute_fork_point`, as agents do) and forgets everything it
 cached above it, so the next page reads the new branch.
 
-A dropped node surfaces as :class:`~fedtss.errors.ChainError` from every method; the caller
-shows it and simply asks again later (nothing here is left half-updated by a failed call).
+A dropped node surfaces as :class:`~fedtss.errors.ChainUnavailable` (a
+:class:`~fedtss.errors.ChainError`) from every method; the caller shows it and simply asks
+again later (nothing here is left half-updated by a failed call). Everything it asks the node
+goes through ``fedtss.chain`` (:class:`~fedtss.chain.RoundsContract` and its
+:class:`~fedtss.chain.ChainReader`), which answers in plain values.
 """
 
 from __future__ import annotations
@@ -30,39 +33,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_abi.exceptions import DecodingError
-from eth_utils import is_hex_address, to_checksum_address
-from hexbytes import HexBytes
-from web3 import Web3
-from web3.contract import Contract
-from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
-
 from agents.config import MAX_CONFIRMATIONS
 from agents.records import EXCLUSIONS_FILE, ExclusionRecord, read_exclusions
 from fedtss.chain import (
     AggregateShareSubmitted,
+    Block,
     ChainEvent,
-    CollectionClosed,
+    DecodedCall,
     Deployment,
     ModelProposed,
+    Receipt,
     RoundEvent,
-    RoundFailed,
     RoundFinalized,
     RoundInfo,
     RoundOpened,
     RoundsContract,
     RoundState,
-    ThresholdReached,
     TrainingCompleted,
+    Transaction,
     UpdateSubmitted,
+    checksum_address,
     cid_or_none,
     event_arguments,
-    events_of,
+    is_address,
 )
 from fedtss.chain.checkpoint import BlockRef, compute_fork_point
-from fedtss.chain.redaction import display_url, redact_urls
+from fedtss.chain.redaction import display_url
+from fedtss.chain.rounds import ExclusionReport, RoundRecord, apply_exclusions, fold_rounds
 from fedtss.cid import is_valid_cid, parse_cid
-from fedtss.errors import ChainError, ConfigError, FedTSSError
+from fedtss.errors import ChainError, ConfigError
 from orchestration.explorer.params import decimal_or_none
 
 __all__ = [
@@ -83,16 +82,11 @@ __all__ = [
     "bitmap_indices",
     "chain_now",
     "classify_query",
-    "decode_call",
     "exclusions_from_records",
     "utc_datetime",
 ]
 
-#: Transport failures of a node that went away: every one becomes a ChainError.
-_NODE_ERRORS = (Web3Exception, OSError, ValueError)
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
-#: Everything decoding calldata can raise: a selector of no function, short or garbled arguments.
-_CALL_DECODING_ERRORS = (DecodingError, Web3Exception, ValueError, TypeError, OverflowError)
 #: How far back the address page scans blocks on a node without Otterscan's ``ots_`` API.
 ADDRESS_SCAN_BLOCKS = 2000
 
@@ -188,6 +182,7 @@ class RoundDetail:
     exclusions: list[Exclusion]
     agreed_set: tuple[int, ...] | None
     gas_by_kind: dict[str, int]
+    record: RoundRecord  # the round as its events tell it (fedtss.chain.rounds), exclusion records included
 
 
 @dataclass(frozen=True)
@@ -280,29 +275,6 @@ class CidUse:
     block: int
 
 
-@dataclass(frozen=True)
-class DecodedCall:
-    """Calldata sent to the round contract: the function and arguments, or why they did not decode.
-
-    Anyone can send any bytes to the contract and have them mined (a reverted call is still
-    a transaction), so calldata is untrusted input: it is decoded by :func:`decode_call`
-    alone, and a page shows an undecodable call as such, with its raw bytes.
-    """
-
-    data: bytes
-    function: str | None = None  # the function the selector names, if any
-    args: Mapping[str, Any] | None = None  # None when the arguments did not decode
-    problem: str | None = None  # why the call did not decode, for the reader
-
-    def describe(self) -> str:
-        """One line for a list of transactions."""
-        if self.problem is not None:
-            what = f"{self.function}(…)" if self.function else f"selector {_hex(self.data[:4])}"
-            return f"undecodable call: {what}, {len(self.data):,} bytes"
-        round_ = self.args.get("round")
-        return self.function if round_ is None else f"{self.function}(round {round_})"
-
-
 # ------------------------------------------------------------------------ pure helpers
 
 
@@ -334,8 +306,8 @@ def classify_query(text: str, *, current_round: int) -> tuple[str, str]:
         return ("round", str(number)) if 1 <= number <= current_round else ("block", str(number))
     if _TX_HASH.fullmatch(query):
         return "hash", query.lower()
-    if is_hex_address(query):
-        return "address", to_checksum_address(query)
+    if is_address(query):
+        return "address", checksum_address(query)
     if is_valid_cid(query):
         return "cid", parse_cid(query)
     return "unknown", query
@@ -343,21 +315,22 @@ def classify_query(text: str, *, current_round: int) -> tuple[str, str]:
 
 def exclusions_from_records(records: Iterable[ExclusionRecord], source: str) -> list[Exclusion]:
     """The explorer's view of members' exclusion records: the party, its kind, why and who says so."""
-    found: list[Exclusion] = []
-    for record in records:
-        if record.client is not None:
-            party, kind = _checksummed(record.client), "client"
-        else:
-            party = _checksummed(record.member_address) if record.member_address else f"member {record.member}"
-            kind = "member"
-        found.append(Exclusion(party, kind, f"{record.reason} (reported by {_checksummed(record.by)})", source))
-    return found
+    return [_recorded_exclusion(record, source) for record in records]
+
+
+def _recorded_exclusion(record: ExclusionReport, source: str) -> Exclusion:
+    if record.client is not None:
+        party, kind = _checksummed(record.client), "client"
+    else:
+        party = _checksummed(record.member_address) if record.member_address else f"member {record.member}"
+        kind = "member"
+    return Exclusion(party, kind, f"{record.reason} (reported by {_checksummed(record.by)})", source)
 
 
 def _checksummed(address: str) -> str:
     """An address as the pages show them; a record's text that is not one is shown as it is."""
     try:
-        return to_checksum_address(address)
+        return checksum_address(address)
     except ValueError:
         return address
 
@@ -394,26 +367,6 @@ def utc_datetime(timestamp: int) -> datetime | None:
         return None
 
 
-def decode_call(contract: Contract, data: bytes | str) -> DecodedCall:
-    """``data`` sent to ``contract``, decoded; never raises (the result says what did not decode)."""
-    try:
-        raw = bytes(HexBytes(data))
-    except _CALL_DECODING_ERRORS:
-        return DecodedCall(b"", problem="the input is not hex data")
-    if len(raw) < 4:
-        return DecodedCall(raw, problem=f"{len(raw)} bytes of input, too short for a 4-byte function selector")
-    try:
-        function = contract.get_function_by_selector(raw[:4]).fn_name
-    except _CALL_DECODING_ERRORS:
-        return DecodedCall(raw, problem=f"selector {_hex(raw[:4])} names no function of the round contract")
-    try:
-        _, args = contract.decode_function_input(raw)
-    except _CALL_DECODING_ERRORS as exc:
-        return DecodedCall(raw, function, problem=f"the arguments of {function} do not decode: "
-                                                  f"{type(exc).__name__}: {str(exc)[:200].rstrip('.')}")
-    return DecodedCall(raw, function, dict(args))
-
-
 _CODECS = {0x55: "raw", 0x70: "dag-pb"}
 _CID_PAIRS = (("codec", "digest"), ("modelCodec", "modelDigest"))
 
@@ -433,10 +386,10 @@ def render_arguments(arguments: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rendered
 
 
-#: The events that mark a step of a round's timeline, and the step's label.
-_MARK_LABELS: Mapping[type[ChainEvent], str] = {
-    RoundOpened: "opened", CollectionClosed: "collection closed", ThresholdReached: "threshold reached",
-    RoundFinalized: "finalized", RoundFailed: "failed",
+#: The label of each step of a round's timeline, by the state the round entered there.
+_MARK_LABELS: Mapping[RoundState, str] = {
+    RoundState.Collecting: "opened", RoundState.Aggregating: "collection closed",
+    RoundState.Reconstructing: "threshold reached", RoundState.Finalized: "finalized", RoundState.Failed: "failed",
 }
 
 
@@ -456,12 +409,12 @@ class FederationView:
         self.deployment = deployment
         self.run_dir = run_dir
         self.confirmations = confirmations
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
-        self.contract = RoundsContract.from_deployment(self.w3, deployment)
+        self.contract = RoundsContract.at(rpc_url, deployment, timeout=timeout)
+        self.chain = self.contract.chain  # blocks, transactions, receipts: read-only, plain values
         self._lock = threading.RLock()
         self._events: list[ChainEvent] = []
         self._next_block = deployment.deploy_block
-        self._receipts: dict[str, dict] = {}
+        self._receipts: dict[str, Receipt] = {}
         self._timestamps: dict[int, int] = {}
         self._cached_blocks: dict[int, str] = {}  # number -> hash of each block something above came from
         self._checked_head: str | None = None  # the head whose chain the caches were last checked against
@@ -469,35 +422,26 @@ class FederationView:
 
     # ----------------------------------------------------------------------- plumbing
 
-    def _rpc(self, what: str, call: Any, *args: Any) -> Any:
-        try:
-            return call(*args)
-        except (FedTSSError, TransactionNotFound, BlockNotFound):
-            raise
-        except _NODE_ERRORS as exc:
-            raise ChainError(f"the node at {display_url(self.rpc_url)} did not answer ({what}): "
-                             f"{_reason(exc, self.rpc_url)}") from exc
-
     def head(self) -> tuple[int, int]:
         """``(latest block number, its timestamp)``."""
         block = self.latest_block()
-        return block["number"], block["timestamp"]
+        return block.number, block.timestamp
 
-    def latest_block(self) -> Mapping[str, Any]:
+    def latest_block(self) -> Block:
         """The latest block; if the chain switched branches since the last look, what was cached
         from the lost branch is forgotten first."""
-        block = self._rpc("latest block", self.w3.eth.get_block, "latest")
+        block = self.chain.latest_block()
         with self._lock:
-            if _hex(block["hash"]) != self._checked_head:
+            if block.hash != self._checked_head:
                 self._forget_lost_branch(block)
-                self._checked_head = _hex(block["hash"])
+                self._checked_head = block.hash
         return block
 
     def confirmed_head(self) -> int:
         """The newest block with ``confirmations`` blocks on top: what rounds and events count."""
         return self.head()[0] - self.confirmations
 
-    def _forget_lost_branch(self, head: Mapping[str, Any]) -> None:
+    def _forget_lost_branch(self, head: Block) -> None:
         """Drop everything cached above the fork point if the chain lost the newest cached block.
 
         The head and its parent are known without a request; other cached blocks are read
@@ -506,10 +450,9 @@ class FederationView:
         cached = [BlockRef(number, block_hash) for number, block_hash in sorted(self._cached_blocks.items())]
         if not cached:
             return
-        canonical: dict[int, str | None] = {head["number"]: _hex(head["hash"]),
-                                            head["number"] - 1: _hex(head["parentHash"])}
+        canonical: dict[int, str | None] = {head.number: head.hash, head.number - 1: head.parent_hash}
         for block in reversed(cached):
-            if block.number > head["number"]:
+            if block.number > head.number:
                 canonical[block.number] = None  # the chain is shorter than what was cached
             elif block.number not in canonical:
                 canonical[block.number] = self._block_hash(block.number)
@@ -522,7 +465,7 @@ class FederationView:
         """Forget every event, receipt, timestamp and block hash cached from blocks after ``fork``."""
         self._events = [e for e in self._events if e.block_number <= fork]
         self._next_block = min(self._next_block, fork + 1)
-        self._receipts = {h: r for h, r in self._receipts.items() if r["blockNumber"] <= fork}
+        self._receipts = {h: r for h, r in self._receipts.items() if r.block_number <= fork}
         self._timestamps = {n: t for n, t in self._timestamps.items() if n <= fork}
         self._cached_blocks = {n: h for n, h in self._cached_blocks.items() if n <= fork}
 
@@ -536,10 +479,8 @@ class FederationView:
         self._cached_blocks[number] = block_hash
 
     def _block_hash(self, number: int) -> str | None:
-        try:
-            return _hex(self._rpc("block", self.w3.eth.get_block, number)["hash"])
-        except BlockNotFound:
-            return None
+        block = self.chain.block(number)
+        return None if block is None else block.hash
 
     def events(self) -> list[ChainEvent]:
         """Every event of the contract up to the confirmed head, in chain order (fetched incrementally)."""
@@ -553,59 +494,72 @@ class FederationView:
                 last_hash = self._block_hash(confirmed)
                 if last_hash is None:
                     return [e for e in self._events if e.block_number <= confirmed]  # the chain just got shorter
-                logs = self._rpc("contract events", self.w3.eth.get_logs,
-                                 {"address": self.contract.address, "fromBlock": self._next_block,
-                                  "toBlock": confirmed})
+                logs = self.chain.logs(self.contract.address, self._next_block, confirmed)
                 for log in logs:
-                    self._remember_block(log["blockNumber"], _hex(log["blockHash"]))
+                    self._remember_block(log.block_number, log.block_hash)
                 self._remember_block(confirmed, last_hash)
                 self._events.extend(self.contract.decode_logs(logs))
                 self._next_block = confirmed + 1
             return [e for e in self._events if e.block_number <= confirmed]
 
-    def receipt(self, tx_hash: str) -> dict:
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        """The receipt of a mined transaction (cached); None if the chain has none."""
         with self._lock:
             if tx_hash not in self._receipts:
-                receipt = dict(self._rpc("receipt", self.w3.eth.get_transaction_receipt, tx_hash))
-                self._remember_block(receipt["blockNumber"], _hex(receipt["blockHash"]))
+                receipt = self.chain.receipt(tx_hash)
+                if receipt is None:
+                    return None
+                self._remember_block(receipt.block_number, receipt.block_hash)
                 self._receipts[tx_hash] = receipt
             return self._receipts[tx_hash]
+
+    def gas_used(self, tx_hash: str) -> int:
+        """The gas a mined transaction used, from its cached receipt."""
+        receipt = self.receipt(tx_hash)
+        if receipt is None:
+            raise ChainError(f"the chain has no receipt for transaction {tx_hash} (reorganized away?)")
+        return receipt.gas_used
 
     def timestamp(self, block: int) -> int:
         with self._lock:
             if block not in self._timestamps:
-                found = self._rpc("block", self.w3.eth.get_block, block)
-                self._remember_block(block, _hex(found["hash"]))
-                self._timestamps[block] = found["timestamp"]
+                found = self.chain.block(block)
+                if found is None:
+                    raise ChainError(f"the chain has no block {block} (it got shorter?)")
+                self._remember_block(block, found.hash)
+                self._timestamps[block] = found.timestamp
             return self._timestamps[block]
 
     def operator(self) -> str | None:
         """The deployer, who alone may start training and reopen rounds."""
         if self._operator is None:
             try:
-                tx = self._rpc("deployment tx", self.w3.eth.get_transaction, self.deployment.tx_hash)
-                self._operator = to_checksum_address(tx["from"])
-            except (ChainError, TransactionNotFound):
+                tx = self.chain.transaction(self.deployment.tx_hash)
+            except ChainError:
                 return None
+            if tx is None:
+                return None
+            self._operator = tx.sender
         return self._operator
 
     def read(self, what: str, call: Any, *args: Any) -> Any:
-        """``call(*args)`` with a dropped node turned into a ChainError naming ``what``."""
-        return self._rpc(what, call, *args)
+        """``call(*args)``, a call of ``fedtss.chain`` that reads ``what``: a dropped node is
+        already ChainUnavailable there, naming the node and the call."""
+        return call(*args)
 
     def _view_at(self, block: int, function: str, *args: Any) -> Any:
         """The contract's view ``function(*args)`` on the state after ``block`` (the confirmed head;
         before the deploy block is confirmed, the state it deployed with)."""
         at = max(block, self.deployment.deploy_block)
-        return self._rpc(function, lambda: self.contract.call(function, *args, block=at))
+        return self.contract.call(function, *args, block=at)
 
     def _round_info_at(self, block: int, round_: int) -> RoundInfo:
         at = max(block, self.deployment.deploy_block)
-        return self._rpc("roundInfo", lambda: self.contract.round_info(round_, block=at))
+        return self.contract.round_info(round_, block=at)
 
     def _latest_model_at(self, block: int) -> tuple[int, str | None]:
         at = max(block, self.deployment.deploy_block)
-        return self._rpc("latestModel", lambda: self.contract.latest_model(block=at))
+        return self.contract.latest_model(block=at)
 
     # ----------------------------------------------------------------------- overview
 
@@ -621,7 +575,7 @@ class FederationView:
         committee = self.read("committee", self.contract.committee)
         submitted = tuple(self._view_at(at, "submitters", current)) if current else ()
         return Overview(
-            chain_id=self._rpc("chain id", lambda: self.w3.eth.chain_id),
+            chain_id=self.chain.chain_id(),
             rpc_url=display_url(self.rpc_url),  # a hosted node's URL carries its API key
             address=self.contract.address,
             operator=self.operator(),
@@ -650,32 +604,27 @@ class FederationView:
         return self._rounds_at(self.confirmed_head())
 
     def _rounds_at(self, confirmed: int) -> list[RoundSummary]:
-        summaries: dict[int, RoundSummary] = {}
-        for event in self._events_until(confirmed):
-            if not isinstance(event, RoundEvent):
-                continue
-            if isinstance(event, RoundOpened):
-                summaries[event.round] = RoundSummary(round=event.round, state=RoundState.Collecting,
-                                                      model_cid=event.model_cid)
-            summary = summaries.get(event.round)
-            if summary is not None:
-                self._apply(summary, event)
+        summaries = {number: self._summary(record) for number, record in self._records_at(confirmed).items()}
         for summary in summaries.values():
             summary.state = RoundState(self._view_at(confirmed, "state", summary.round))
         return [summaries[r] for r in sorted(summaries)]
 
-    def _apply(self, summary: RoundSummary, event: ChainEvent) -> None:
-        label = _MARK_LABELS.get(type(event))
-        if label is not None:
-            summary.marks.append(Mark(label, event.block_number, self.timestamp(event.block_number), event.tx_hash))
-        if isinstance(event, UpdateSubmitted):
-            summary.submitted += 1
-        elif isinstance(event, ThresholdReached):
-            summary.participants = len(event.included_clients)
-        elif isinstance(event, RoundFinalized):
-            summary.result_cid = event.model_cid
-        elif isinstance(event, RoundFailed):
-            summary.failed_in = event.state_at_failure
+    def _records_at(self, confirmed: int) -> dict[int, RoundRecord]:
+        """Every round opened by block ``confirmed``, folded from its events (fedtss.chain.rounds)."""
+        return fold_rounds(self._events_until(confirmed))
+
+    def _summary(self, record: RoundRecord) -> RoundSummary:
+        """A round's row: the record's facts, each step with its block's timestamp."""
+        marks = [Mark(_MARK_LABELS[m.state], m.block_number, self.timestamp(m.block_number), m.tx_hash)
+                 for m in record.timeline]
+        return RoundSummary(round=record.round, state=record.state, marks=marks, submitted=record.submitted,
+                            participants=record.participants, model_cid=record.model_cid,
+                            result_cid=record.result_cid, failed_in=record.failed_in)
+
+    def round_record(self, round_: int) -> RoundRecord | None:
+        """One round as its events tell it at the confirmed head (no receipt or view is read), or
+        None if it was not opened by then."""
+        return self._records_at(self.confirmed_head()).get(round_)
 
     def round(self, round_: int) -> RoundDetail | None:
         """One round in full at the confirmed head, or None if it was not opened by then."""
@@ -683,39 +632,40 @@ class FederationView:
         summary = next((s for s in self._rounds_at(confirmed) if s.round == round_), None)
         if summary is None:
             return None
+        record = self._with_recorded_exclusions(self._records_at(confirmed)[round_])
         events = [e for e in self._events_until(confirmed) if isinstance(e, RoundEvent) and e.round == round_]
         info = self._round_info_at(confirmed, round_)
-        agreed = tuple(info.included_clients) if info.included_clients else None
-        submissions = [self._submission(e, agreed) for e in events_of(events, UpdateSubmitted)]
-        shares = [self._share(e, agreed) for e in events_of(events, AggregateShareSubmitted)]
-        votes = self._votes(events_of(events, ModelProposed), summary.result_cid)
-        exclusions = self._exclusions(round_, submissions, shares, votes)
+        agreed = tuple(record.included_clients) if record.included_clients else None
+        submissions = [self._submission(e, agreed) for e in record.submissions]
+        shares = [self._share(e, agreed) for e in record.shares]
+        votes = self._votes(record.votes, record.result_cid)
+        exclusions = self._exclusions(record, submissions, shares, votes)
         gas: dict[str, int] = {}
         for tx_hash in dict.fromkeys(e.tx_hash for e in events):
             name, call_round = self.decoded_call(tx_hash)
             if call_round not in (None, round_) and name != "reopenRound":
                 continue  # e.g. the vote that finalized round n-1 also opened round n: it is n-1's gas
-            gas[name or "?"] = gas.get(name or "?", 0) + self.receipt(tx_hash)["gasUsed"]
-        return RoundDetail(summary, info, submissions, shares, votes, exclusions, agreed, gas)
+            gas[name or "?"] = gas.get(name or "?", 0) + self.gas_used(tx_hash)
+        return RoundDetail(summary, info, submissions, shares, votes, exclusions, agreed, gas, record)
 
     def _submission(self, event: UpdateSubmitted, agreed: tuple[int, ...] | None) -> Submission:
         return Submission(event.index, event.client, event.manifest_cid, event.tx_hash, event.block_number,
-                          self.receipt(event.tx_hash)["gasUsed"], None if agreed is None else event.index in agreed)
+                          self.gas_used(event.tx_hash), None if agreed is None else event.index in agreed)
 
     def _share(self, event: AggregateShareSubmitted, agreed: tuple[int, ...] | None) -> Share:
         included = tuple(event.included_clients)
         return Share(event.member_index, event.member, event.share_cid, included,
                      None if agreed is None else included == agreed, event.tx_hash, event.block_number,
-                     self.receipt(event.tx_hash)["gasUsed"])
+                     self.gas_used(event.tx_hash))
 
     def _votes(self, events: Sequence[ModelProposed], result: str | None) -> list[Vote]:
         cids = [e.model_cid for e in events]
         leading = result or (max(set(cids), key=cids.count) if cids else None)
         unanimous = result is None and len(set(cids)) <= 1
         return [Vote(e.member, cid, None if unanimous and result is None else cid == leading, e.tx_hash,
-                     e.block_number, self.receipt(e.tx_hash)["gasUsed"]) for e, cid in zip(events, cids)]
+                     e.block_number, self.gas_used(e.tx_hash)) for e, cid in zip(events, cids)]
 
-    def _exclusions(self, round_: int, submissions: Sequence[Submission], shares: Sequence[Share],
+    def _exclusions(self, record: RoundRecord, submissions: Sequence[Submission], shares: Sequence[Share],
                     votes: Sequence[Vote]) -> list[Exclusion]:
         found = [Exclusion(s.client, "client", f"submission {s.index} is not in the agreed client set", "chain")
                  for s in submissions if s.included is False]
@@ -723,18 +673,19 @@ class FederationView:
                             "not the agreed set", "chain") for s in shares if s.matches_agreed_set is False]
         found += [Exclusion(v.member, "member", f"voted for {v.model_cid}, not the finalized model", "chain")
                   for v in votes if v.matches is False]
-        return found + self._recorded_exclusions(round_)
+        recorded = [_recorded_exclusion(e, e.source) for e in record.exclusions]
+        unique = {(e.party, e.kind, e.reason): e for e in recorded}
+        return found + list(unique.values())
 
-    def _recorded_exclusions(self, round_: int) -> list[Exclusion]:
-        """What the run's members recorded (``nodes/*/exclusions.jsonl``, :mod:`agents.records`)."""
+    def _with_recorded_exclusions(self, record: RoundRecord) -> RoundRecord:
+        """The round with what the run's members recorded (``nodes/*/exclusions.jsonl``, :mod:`agents.records`)."""
         nodes = self.run_dir / "nodes" if self.run_dir else None
         if nodes is None or not nodes.is_dir():
-            return []
-        found: list[Exclusion] = []
+            return record
         for path in sorted(nodes.glob(f"*/{EXCLUSIONS_FILE}")):
-            found += exclusions_from_records(read_exclusions(path, round_=round_), f"{path.parent.name}/{path.name}")
-        unique = {(e.party, e.kind, e.reason): e for e in found}
-        return list(unique.values())
+            record = apply_exclusions(record, read_exclusions(path, round_=record.round),
+                                      source=f"{path.parent.name}/{path.name}")
+        return record
 
     # -------------------------------------------------------------------------- chain
 
@@ -743,68 +694,67 @@ class FederationView:
         return [self.block(n) for n in range(head, max(-1, head - count), -1)]
 
     def block(self, number_or_hash: int | str) -> BlockSummary | None:
-        try:
-            block = self._rpc("block", self.w3.eth.get_block, number_or_hash, True)
-        except BlockNotFound:
+        block = self.chain.block(number_or_hash, transactions=True)
+        if block is None:
             return None
-        txs = tuple((_hex(tx["hash"]), tx["from"], self.describe_tx(tx)) for tx in block["transactions"])
-        return BlockSummary(block["number"], _hex(block["hash"]), block["timestamp"], block["gasUsed"], txs)
+        txs = tuple((tx.hash, tx.sender, self.describe_tx(tx)) for tx in block.transactions)
+        return BlockSummary(block.number, block.hash, block.timestamp, block.gas_used, txs)
 
-    def describe_tx(self, tx: Mapping[str, Any]) -> str:
+    def describe_tx(self, tx: Transaction) -> str:
         """One line: the contract function called, a deployment, or a plain transfer."""
-        if tx.get("to") is None:
+        return self.describe_call(tx.to, tx.input)
+
+    def describe_call(self, to: str | None, data: bytes) -> str:
+        """One line for ``data`` sent to ``to``: the contract function called, a deployment, or a
+        plain transfer."""
+        if to is None:
             return "contract creation"
-        if to_checksum_address(tx["to"]) != self.contract.address:
-            return f"to {tx['to']}"
-        return decode_call(self.contract.contract, tx.get("input", b"")).describe()
+        if checksum_address(to) != self.contract.address:
+            return f"to {to}"
+        return self.contract.decode_call(data).describe()
 
     def decoded_call(self, tx_hash: str) -> tuple[str | None, int | None]:
         """``(function name, its round argument)`` of a call to the contract; Nones otherwise."""
-        tx = self._rpc("transaction", self.w3.eth.get_transaction, tx_hash)
-        if tx.get("to") is None or to_checksum_address(tx["to"]) != self.contract.address:
+        tx = self.chain.transaction(tx_hash)
+        if tx is None or tx.to != self.contract.address:
             return None, None
-        call = decode_call(self.contract.contract, tx["input"])
+        call = self.contract.decode_call(tx.input)
         return (None, None) if call.args is None else (call.function, call.args.get("round"))
 
     def transaction(self, tx_hash: str) -> TxDetail | None:
-        try:
-            tx = self._rpc("transaction", self.w3.eth.get_transaction, tx_hash)
-        except TransactionNotFound:
+        tx = self.chain.transaction(tx_hash)
+        if tx is None:
             return None
-        try:
-            receipt = self.receipt(tx_hash) if tx.get("blockNumber") is not None else None
-        except TransactionNotFound:
-            receipt = None
+        receipt = self.receipt(tx_hash) if tx.block_number is not None else None
         function, arguments, round_, problem = None, [], None, None
-        ours = tx.get("to") is not None and to_checksum_address(tx["to"]) == self.contract.address
+        ours = tx.to == self.contract.address
         if ours:
-            call = decode_call(self.contract.contract, tx["input"])
+            call = self.contract.decode_call(tx.input)
             if call.args is None:
                 function, problem = "undecodable call", call.problem
             else:
                 function, arguments, round_ = call.function, render_arguments(call.args), call.args.get("round")
-        elif tx.get("to") is None:
+        elif tx.to is None:
             function = "contract creation"
         events = []
         other = 0
         if receipt is not None:
             decoded = self.contract.events(receipt)
             events = [(e.name, render_arguments(event_arguments(e)), e.log_index) for e in decoded]
-            other = len(receipt["logs"]) - len(decoded)
+            other = len(receipt.logs) - len(decoded)
             round_ = round_ or next((e.round for e in decoded if isinstance(e, RoundEvent)), None)
-        created = receipt.get("contractAddress") if receipt else None
         revert = None
-        if ours and receipt is not None and receipt["status"] == 0:
-            explained = self._rpc("replay of the reverted call", self.contract.explain_revert, tx)
+        if ours and receipt is not None and receipt.status == 0:
+            explained = self.contract.explain_revert(tx)
             revert = str(explained).removeprefix("contract reverted: ") if explained is not None else None
         return TxDetail(
-            hash=_hex(tx["hash"]), block=tx.get("blockNumber"), from_=tx["from"], to=tx.get("to"),
-            value=tx["value"], nonce=tx["nonce"], status=receipt["status"] if receipt else None,
-            gas_used=receipt["gasUsed"] if receipt else None, gas_limit=tx["gas"],
-            effective_gas_price=receipt.get("effectiveGasPrice") if receipt else None,
+            hash=tx.hash, block=tx.block_number, from_=tx.sender, to=tx.to,
+            value=tx.value, nonce=tx.nonce, status=receipt.status if receipt else None,
+            gas_used=receipt.gas_used if receipt else None, gas_limit=tx.gas,
+            effective_gas_price=receipt.effective_gas_price if receipt else None,
             function=function, arguments=arguments, events=events, other_logs=other,
-            created=to_checksum_address(created) if created else None, round=round_, revert=revert,
-            input_data=_hex(tx["input"]), call_problem=problem,
+            created=receipt.contract_address if receipt else None, round=round_, revert=revert,
+            input_data=_hex(tx.input), call_problem=problem,
         )
 
     def roles(self, address: str) -> list[str]:
@@ -823,34 +773,27 @@ class FederationView:
         return roles
 
     def address(self, address: str, *, limit: int = 50) -> AddressDetail:
-        address = to_checksum_address(address)
-        balance = self._rpc("balance", self.w3.eth.get_balance, address)
-        nonce = self._rpc("nonce", self.w3.eth.get_transaction_count, address)
-        code = self._rpc("code", self.w3.eth.get_code, address)
+        address = checksum_address(address)
+        balance = self.chain.balance(address)
+        nonce = self.chain.nonce(address)
+        code = self.chain.code(address)
         transactions, scanned = self._address_transactions(address, limit)
         return AddressDetail(address, self.roles(address), balance, nonce, len(code) > 0, transactions, scanned)
 
     def _address_transactions(self, address: str, limit: int) -> tuple[list[tuple[str, int, str]], str]:
         """From Otterscan's index when the node has it (anvil does), else a scan of recent blocks."""
-        try:
-            answer = self._rpc("ots_searchTransactionsBefore", self.w3.provider.make_request,
-                               "ots_searchTransactionsBefore", [address, 0, limit])
-            if "result" in answer:
-                txs = answer["result"]["txs"]
-                return [(tx["hash"], int(tx["blockNumber"], 16), self.describe_tx(tx)) for tx in txs], \
-                    "the node's ots_searchTransactionsBefore index"
-        except ChainError:
-            raise
-        except (KeyError, TypeError):
-            pass
+        indexed = self.chain.search_transactions_before(address, limit)
+        if indexed is not None:
+            return [(tx.hash, tx.block_number, self.describe_tx(tx)) for tx in indexed], \
+                "the node's ots_searchTransactionsBefore index"
         head, _ = self.head()
         first = max(0, head - ADDRESS_SCAN_BLOCKS + 1)
         found: list[tuple[str, int, str]] = []
         for number in range(head, first - 1, -1):
-            block = self._rpc("block", self.w3.eth.get_block, number, True)
-            for tx in block["transactions"]:
-                if address in (tx["from"], tx.get("to")):
-                    found.append((_hex(tx["hash"]), number, self.describe_tx(tx)))
+            block = self.chain.block(number, transactions=True)
+            for tx in block.transactions if block is not None else ():
+                if address in (tx.sender, tx.to):
+                    found.append((tx.hash, number, self.describe_tx(tx)))
             if len(found) >= limit:
                 break
         return found[:limit], f"a scan of blocks {first}..{head}"
@@ -882,11 +825,3 @@ def _cid_use(event: ChainEvent) -> tuple[str, str, str | None] | None:
         return "final model", event.model_cid, None
     return None
 
-
-def _reason(exc: BaseException, rpc_url: str) -> str:
-    """Why a node did not answer, in a few words: a refused connection is by far the most common
-    case, and urllib3's full retry chain buried it in three lines of pool internals."""
-    text = str(exc)
-    if isinstance(exc, OSError) and ("Connection refused" in text or "Errno 111" in text):
-        return "connection refused (is a node running there?)"
-    return redact_urls(text, rpc_url)

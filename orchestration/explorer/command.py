@@ -21,13 +21,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape  # error messages name TOML tables: [rounds]
-from web3 import Web3
-from web3.exceptions import Web3Exception
 
 from agents.config import MAX_CONFIRMATIONS
-from fedtss.chain import Deployment, load_deployment
+from fedtss.chain import ChainReader, Deployment, load_deployment
 from fedtss.chain.devnode import DevNode, start_anvil
-from fedtss.chain.redaction import display_url, redact_urls
+from fedtss.chain.redaction import display_url
 from fedtss.errors import ChainError, ConfigError, FedTSSError
 from fedtss.storage import LocalStore
 
@@ -76,13 +74,11 @@ def reopen_chain(state_file: Path, *, port: int | None = None, timeout: float = 
 
 
 def _check_deployment(w3_url: str, deployment: Deployment) -> None:
-    w3 = Web3(Web3.HTTPProvider(w3_url, request_kwargs={"timeout": 5}))
-    try:
-        chain_id = w3.eth.chain_id
-        code = w3.eth.get_code(deployment.address)
-    except (Web3Exception, OSError) as exc:
-        raise ChainError(f"no Ethereum JSON-RPC node answers at {display_url(w3_url)}: "
-                         f"{redact_urls(str(exc), w3_url)}") from exc
+    """The node answers, is the record's chain and has its contract; ChainUnavailable if it
+    does not answer, ConfigError naming what differs."""
+    chain = ChainReader.at(w3_url, timeout=5)
+    chain_id = chain.chain_id()
+    code = chain.code(deployment.address)
     if chain_id != deployment.chain_id:
         raise ConfigError(f"the node at {display_url(w3_url)} is chain {chain_id}; the deployment record says "
                           f"{deployment.chain_id}")

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import re
 
-from eth_utils import to_checksum_address
-
+from fedtss.chain import checksum_address
 from fedtss.cid import parse_cid
 from fedtss.errors import FedTSSError, FormatError
 
@@ -101,7 +100,7 @@ def parse_address(text: str) -> str:
     """An account or contract address, checksummed."""
     if not _ADDRESS.fullmatch(text):
         raise BadRequest(f"{shown(text)} is not an address: an address is 0x followed by 40 hex digits")
-    return to_checksum_address(text)
+    return checksum_address(text)
 
 
 def parse_cid_param(text: str) -> str:

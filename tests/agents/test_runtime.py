@@ -14,14 +14,22 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from web3.exceptions import Web3RPCError
 
 from agents.client import build_client_agent
 from agents.config import parse_node_config
 from agents.runtime import CHECKPOINT_FILE, Outcome, format_fields, handle_event_retrying, is_transient, main, run_agent
 from fedtss.chain import CollectionClosed, RoundOpened, RoundState, events_of, redact_node_urls
 from fedtss.chain.events import Backoff
-from fedtss.errors import BlobNotFound, ChainError, ConfigError, ContractRevert, FormatError, StorageError
+from fedtss.errors import (
+    BlobNotFound,
+    ChainError,
+    ChainUnavailable,
+    ConfigError,
+    ContractRevert,
+    FormatError,
+    StorageError,
+    StoreUnavailable,
+)
 from tests.agents.conftest import Federation
 from tests.fixtures.reorg import reorganize_from
 
@@ -111,9 +119,19 @@ def _round_opened() -> RoundOpened:
                        log_index=0)
 
 
+def _raised(error: Exception, cause: BaseException) -> Exception:
+    """``error`` as ``raise error from cause`` leaves it, as the chain and store layers raise them."""
+    try:
+        raise error from cause
+    except Exception as exc:
+        return exc
+
+
 def test_a_dropped_node_is_retried_with_backoff_and_the_event_handled_once(caplog) -> None:
     caplog.set_level(logging.INFO, logger="fedtss.agents")
-    dropped = requests.ConnectionError("HTTPConnectionPool(host='node', port=443): url: /v3/SECRET-API-KEY")
+    # What fedtss.chain raises for a node that went away (the node's URL, with its key, is in the cause).
+    dropped = _raised(ChainUnavailable("the node at http://node:443 did not answer (block): connection refused"),
+                      requests.ConnectionError("HTTPConnectionPool(host='node', port=443): url: /v3/SECRET-API-KEY"))
     agent, waits = _FlakyNodeAgent(2, dropped), []
 
     outcomes = handle_event_retrying(agent, _round_opened(), backoff=Backoff(initial=1.0), sleep=waits.append,
@@ -122,16 +140,16 @@ def test_a_dropped_node_is_retried_with_backoff_and_the_event_handled_once(caplo
     assert [o.cid for o in outcomes] == ["bafk-test"] and agent.executed == 1
     assert len(waits) == 2 and 0.5 <= waits[0] < 1.0 and 1.0 <= waits[1] < 2.0
     retries = [r.getMessage() for r in caplog.records if "retry=" in r.getMessage()]
-    assert len(retries) == 2 and "error=ConnectionError" in retries[0] and "event=RoundOpened" in retries[0]
+    assert len(retries) == 2 and "event=RoundOpened" in retries[0]
+    assert "error=ChainUnavailable" in retries[0] and "cause=ConnectionError" in retries[0]
     assert not any("SECRET-API-KEY" in r.getMessage() for r in caplog.records)
 
 
 def test_a_node_refusing_a_transaction_is_transient_but_a_revert_or_bad_input_is_not() -> None:
-    try:
-        raise ChainError("the node refused the transaction") from Web3RPCError("nonce too low")
-    except ChainError as exc:
-        refused = exc
-    assert is_transient(refused) and is_transient(TimeoutError())
+    # fedtss.chain raises ChainUnavailable for a refused transaction and for a timeout alike.
+    refused = ChainUnavailable("the node refused the transaction from 0xc1: nonce too low")
+    timed_out = _raised(ChainUnavailable("the node at http://node did not answer (block): timed out"), TimeoutError())
+    assert is_transient(refused) and is_transient(timed_out)
     assert not is_transient(ContractRevert("RoundWrongState", {}))
     assert not is_transient(ChainError("contract reverted with unknown error data 0x12345678"))
     assert not is_transient(FormatError("manifest round does not match"))
@@ -145,14 +163,9 @@ def test_an_error_that_is_not_the_nodes_stops_the_agent_without_retrying() -> No
 
 
 def test_a_missing_or_slow_blob_is_the_inputs_fault_but_an_unreachable_store_is_transient() -> None:
-    try:
-        raise StorageError("cannot reach the IPFS daemon") from httpx.ConnectError("refused")
-    except StorageError as exc:
-        unreachable = exc
-    try:
-        raise StorageError("did not answer in time") from httpx.ReadTimeout("slow")
-    except StorageError as exc:
-        slow = exc
+    # What KuboStore raises for a refused connection and for a slow answer.
+    unreachable = _raised(StoreUnavailable("cannot reach the IPFS daemon"), httpx.ConnectError("refused"))
+    slow = _raised(StorageError("did not answer in time"), httpx.ReadTimeout("slow"))
     assert is_transient(unreachable)
     assert not is_transient(slow) and not is_transient(BlobNotFound("blob bafk is not in the store"))
 

@@ -14,7 +14,8 @@ from dataclasses import replace
 
 import pytest
 
-from orchestration.launcher import FederationSpec, LocalFederation, RoundTracker
+from orchestration.launcher import FederationSpec, LocalFederation
+from orchestration.tracker import RoundTracker
 
 #: 3 clients, committee of 3, t = 2, as the issue's end-to-end test asks.
 SMALL = FederationSpec(name="e2e", clients=3, committee=3, threshold=2, rounds=2, min_clients=2,

@@ -22,7 +22,8 @@ from agents.config import load_node_config
 from agents.learning import apply_mean_update, compute_client_update, derive_training_seed
 from fedtss.chain import AggregateShareSubmitted, ClientSet, ThresholdReached, UpdateSubmitted, events_of
 from fedtss.quantize import clip_update, quantization_error_bound
-from orchestration.launcher import LocalFederation, RoundTracker
+from orchestration.launcher import LocalFederation
+from orchestration.tracker import RoundTracker
 
 from .conftest import ROUND_TIMEOUT
 

@@ -17,7 +17,8 @@ from fedtss.chain import AggregateShareSubmitted, ChainEvent, ClientSet, ModelPr
 from fedtss.field import MODULUS
 from fedtss.formats import VectorKind, encode_field_vector, flatten_model
 from fedtss.quantize import QuantizationConfig, clip_update, quantization_error_bound
-from orchestration.launcher import LocalFederation, RoundTracker
+from orchestration.launcher import LocalFederation
+from orchestration.tracker import RoundTracker
 
 from .conftest import ROUND_TIMEOUT
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from fedtss.chain import CollectionClosed, RoundState
-from orchestration.launcher import RoundTracker
+from orchestration.tracker import RoundTracker
 from tests.fixtures.reorg import reorganize_from
 
 from .conftest import ROUND_TIMEOUT

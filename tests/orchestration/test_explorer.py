@@ -435,10 +435,8 @@ def test_any_calldata_sent_to_the_contract_is_described_and_never_raises(hostile
     @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(data=calldata)
     def check(data: bytes) -> None:
-        line = view.describe_tx({"to": view.contract.address, "input": data})
-        from orchestration.explorer.chainview import decode_call  # the one decoder every page uses
-
-        decoded = decode_call(view.contract.contract, data)
+        line = view.describe_call(view.contract.address, data)
+        decoded = view.contract.decode_call(data)  # the one decoder every page uses
         assert decoded.data == data
         assert (decoded.problem is None) == (decoded.args is not None)
         assert ("undecodable call" in line) == (decoded.problem is not None)

@@ -10,11 +10,12 @@ from rich.console import Console
 
 from agents.config import load_node_config, parse_node_config
 from fedtss.errors import ConfigError
-from fedtss.chain import dev_sealing_keypair
+from fedtss.chain import dev_sealing_keypair, load_config
 from fedtss.chain.devnode import dev_accounts
 from orchestration.keeper import load_keeper_config
-from orchestration.launcher import FederationSpec, LocalFederation, RoundTracker, _toml
+from orchestration.launcher import FederationSpec, LocalFederation, _deployment_toml, _toml
 from orchestration.report import render_table
+from orchestration.tracker import RoundTracker
 
 
 @pytest.mark.parametrize(
@@ -33,6 +34,25 @@ from orchestration.report import render_table
 def test_a_federation_spec_refuses_bad_sizes_naming_the_field(overrides: dict, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         FederationSpec(**overrides)
+
+
+def test_a_federation_spec_is_checked_by_the_deployment_configs_own_validator() -> None:
+    """Periods are the deployment's too: refused when the spec is made, not when deploying."""
+    with pytest.raises(ConfigError, match="collection_period: must be 1 to"):
+        FederationSpec(collection_period=0)
+    with pytest.raises(ConfigError, match="target_clients: at most 256"):
+        FederationSpec(clients=300)
+
+
+def test_the_generated_deployment_config_loads_back_as_the_runs_checked_config(tmp_path) -> None:
+    federation = LocalFederation(FederationSpec(clients=3, committee=3, threshold=2, min_clients=2,
+                                                runs_dir=tmp_path / "runs"))
+    path = tmp_path / "federation.toml"
+    path.write_text(_deployment_toml(federation.rounds_config), encoding="utf-8")
+    config, _ = load_config(path)
+    assert config == federation.rounds_config
+    assert config.clients == tuple(c.address for c in federation.clients)
+    assert [m.address for m in config.committee] == [m.address for m in federation.members]
 
 
 def test_the_default_spec_is_the_issues_default_federation() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from orchestration.report import ProcessExit, RoundRecord, build_report, plot_accuracy, render_table, write_report
+from orchestration.report import ProcessExit, RoundMeasurement, build_report, plot_accuracy, render_table, write_report
 from rich.console import Console
 
 
-def _finished_round() -> RoundRecord:
-    record = RoundRecord(round=1, opened_at=100.0, submitted=3, participants=3, state="Finalized",
+def _finished_round() -> RoundMeasurement:
+    record = RoundMeasurement(round=1, opened_at=100.0, submitted=3, participants=3, state="Finalized",
                          model_cid="bafkreiabc", accuracy=0.9, loss=0.3, gas={"submitUpdate": 3, "proposeModel": 2})
     record.marks.update(closed=102.5, threshold=103.0, end=104.25)
     return record
@@ -21,7 +21,7 @@ def test_seconds_are_measured_per_phase_between_the_events_that_bound_it() -> No
 
 
 def test_a_failed_round_has_only_the_phases_it_reached() -> None:
-    record = RoundRecord(round=2, opened_at=10.0, state="Failed", failed_in="Collecting")
+    record = RoundMeasurement(round=2, opened_at=10.0, state="Failed", failed_in="Collecting")
     record.marks["end"] = 16.0
     assert record.seconds() == {"total": 6.0}
 
@@ -56,7 +56,7 @@ def test_the_table_is_not_cut_at_80_columns_the_width_of_a_log_or_pipe() -> None
     big = _finished_round()
     big.submitted, big.participants, big.gas = 100, 100, {"submitUpdate": 12_345_678}
     big.marks.update(closed=220.0, threshold=280.0, end=340.0)
-    failed = RoundRecord(round=12, opened_at=0.0, submitted=100, state="Failed", failed_in="Reconstructing")
+    failed = RoundMeasurement(round=12, opened_at=0.0, submitted=100, state="Failed", failed_in="Reconstructing")
     failed.marks["end"] = 400.0
     console = Console(width=80, record=True)
     console.print(render_table([big, failed]))

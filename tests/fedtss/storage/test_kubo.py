@@ -18,7 +18,7 @@ import pytest
 from multiformats import CID
 
 from fedtss.cid import compute_cid
-from fedtss.errors import BlobNotFound, BlobTooLarge, CIDMismatch, StorageError
+from fedtss.errors import BlobNotFound, BlobTooLarge, CIDMismatch, StorageError, StoreUnavailable
 from fedtss.storage import KuboStore, LocalStore
 from fedtss.storage.kubo import IMPORT_PARAMS
 
@@ -100,6 +100,22 @@ def test_an_unreachable_daemon_is_a_storage_error_naming_its_url() -> None:
             unreachable.put(b"data")
         with pytest.raises(StorageError, match=url):
             unreachable.get(compute_cid(b"data"), max_bytes=10)
+
+
+def test_a_refused_connection_is_store_unavailable_but_a_slow_answer_is_not() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    with KuboStore(f"http://127.0.0.1:{port}", timeout=2.0) as refused:
+        with pytest.raises(StoreUnavailable, match="is the daemon running"):
+            refused.get(compute_cid(b"data"), max_bytes=10)
+
+    def too_slow(request: httpx.Request) -> httpx.Response:  # a real daemon cannot be made slow on demand
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    with pytest.raises(StorageError, match="in time") as slow:
+        _lying_daemon(httpx.MockTransport(too_slow)).get(compute_cid(b"data"), max_bytes=10)
+    assert not isinstance(slow.value, StoreUnavailable)
 
 
 # --- a lying daemon (httpx MockTransport): cases a real daemon cannot be made to produce ---

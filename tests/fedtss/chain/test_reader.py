@@ -1,0 +1,133 @@
+"""web3 behind one door: the chain reader's plain values against anvil, and how node failures
+and reverts are told apart (ChainUnavailable, ContractRevert)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from fedtss.chain import (
+    Block,
+    ChainReader,
+    Log,
+    Receipt,
+    RoundsContract,
+    Transaction,
+    checksum_address,
+    connect,
+    is_address,
+)
+from fedtss.chain.devnode import free_port
+from fedtss.cid import RAW, cid_from_parts
+from fedtss.errors import ChainError, ChainUnavailable, ContractRevert
+
+
+def cid(label: str) -> str:
+    return cid_from_parts(RAW, hashlib.sha256(label.encode()).digest())
+
+
+def _nothing_listens() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+# ------------------------------------------------------------------- plain values
+
+
+def test_the_reader_answers_blocks_transactions_and_receipts_in_plain_values(chain, deployed) -> None:
+    rounds, operator = deployed.rounds, deployed.accounts[0]
+    raw = rounds.start_training(operator, cid("model-0"), 1)
+    tx_hash = "0x" + bytes(raw["transactionHash"]).hex()
+    reader = rounds.chain
+
+    assert reader.chain_id() == chain.w3.eth.chain_id == 31337
+    assert reader.head_number() == raw["blockNumber"]
+    head = reader.latest_block()
+    assert isinstance(head, Block) and head.number == raw["blockNumber"]
+    assert head.hash == "0x" + bytes(raw["blockHash"]).hex()
+    assert reader.chain_time() == head.timestamp == chain.timestamp()
+    assert reader.block(head.number - 1).hash == head.parent_hash
+    assert head.transaction_hashes == (tx_hash,) and head.transactions == ()
+
+    (tx,) = reader.block(head.hash, transactions=True).transactions
+    assert tx == reader.transaction(tx_hash)
+    assert isinstance(tx, Transaction) and tx.hash == tx_hash and tx.block_number == head.number
+    assert (tx.sender, tx.to, tx.value) == (operator.address, rounds.address, 0)
+    assert isinstance(tx.input, bytes) and rounds.decode_call(tx.input).function == "startTraining"
+
+    receipt = reader.receipt(tx_hash)
+    assert isinstance(receipt, Receipt) and (receipt.tx_hash, receipt.status) == (tx_hash, 1)
+    assert receipt.gas_used == reader.gas_used(tx_hash) == raw["gasUsed"]
+    assert receipt.block_hash == head.hash and receipt.contract_address is None
+    assert all(isinstance(log, Log) and isinstance(log.topics[0], str) for log in receipt.logs)
+    assert rounds.events(receipt) == rounds.events(raw)  # the same events from either form
+
+
+def test_the_reader_answers_logs_and_accounts_and_the_otterscan_index(chain, deployed) -> None:
+    rounds, operator = deployed.rounds, deployed.accounts[0]
+    start = deployed.deployment.deploy_block
+    rounds.start_training(operator, cid("model-0"), 1)
+    reader = rounds.chain
+
+    logs = reader.logs(rounds.address, start, "latest")
+    assert [log.address for log in logs] == [rounds.address] * 2
+    assert rounds.decode_logs(logs) == rounds.get_events(start)
+
+    assert reader.balance(operator.address) == chain.w3.eth.get_balance(operator.address) > 0
+    assert reader.nonce(operator.address) == chain.w3.eth.get_transaction_count(operator.address)
+    assert reader.code(rounds.address) == bytes(chain.w3.eth.get_code(rounds.address)) != b""
+    assert reader.code(operator.address) == b""
+
+    newest = reader.search_transactions_before(operator.address, 2)  # anvil keeps the index
+    assert newest is not None and len(newest) == 2
+    assert newest[0] == reader.transaction(newest[0].hash) and newest[0].sender == operator.address
+
+
+def test_what_the_chain_does_not_have_is_none(chain, deployed) -> None:
+    reader = deployed.rounds.chain
+    unknown = "0x" + "ab" * 32
+    assert reader.block(reader.head_number() + 1000) is None
+    assert reader.block(unknown) is None
+    assert reader.transaction(unknown) is None and reader.receipt(unknown) is None
+    with pytest.raises(ChainError, match="no receipt"):
+        reader.gas_used(unknown)
+
+
+def test_calldata_that_names_no_function_decodes_to_a_problem_not_an_error(deployed) -> None:
+    rounds = deployed.rounds
+    assert rounds.decode_call(b"\x01\x02").problem.startswith("2 bytes of input")
+    assert "names no function" in rounds.decode_call(b"\xde\xad\xbe\xef" + b"\0" * 32).problem
+    assert rounds.decode_call("not hex").problem == "the input is not hex data"
+
+
+def test_addresses_are_checked_and_checksummed_at_the_door() -> None:
+    lower = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
+    assert is_address(lower) and not is_address("0x1234")
+    assert checksum_address(lower) == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    with pytest.raises(ValueError):
+        checksum_address("not an address")
+
+
+# ------------------------------------------------------------------ classification
+
+
+def test_a_refused_connection_to_the_node_is_chain_unavailable(deployed) -> None:
+    url = _nothing_listens()
+    port = url.rsplit(":", 1)[1]
+    with pytest.raises(ChainUnavailable, match=f"127.0.0.1:{port}.*connection refused"):
+        ChainReader.at(url, timeout=2.0).chain_time()
+    with pytest.raises(ChainUnavailable, match=port):
+        connect(url, timeout=2.0)
+    away = RoundsContract.at(url, deployed.deployment, timeout=2.0)
+    with pytest.raises(ChainUnavailable, match=r"\(currentRound\)"):
+        away.current_round()
+    with pytest.raises(ChainUnavailable):
+        away.get_events(0)
+    with pytest.raises(ChainUnavailable):
+        away.start_training(deployed.accounts[0], cid("model-0"), 1)
+
+
+def test_a_revert_is_a_contract_revert_and_never_chain_unavailable(deployed) -> None:
+    with pytest.raises(ContractRevert) as info:  # round 1 is not open yet
+        deployed.rounds.submit_update(deployed.accounts[6], 1, cid("update"))
+    assert info.value.name == "RoundWrongState" and not isinstance(info.value, ChainUnavailable)
