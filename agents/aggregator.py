@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ from agents.config import AggregatorSettings, FederationSettings
 from agents.client import fetch_model
 from agents.learning import apply_mean_update
 from agents.records import ExclusionRecord, append_exclusion
-from agents.runtime import Handler, Node, Outcome, Skip, Tick, format_fields, is_transient, log, main
+from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, Tick, format_fields, is_transient, log, main
 from fedtss import field as gf
 from fedtss.chain import (
     AggregateShareSubmitted,
@@ -868,6 +869,8 @@ class AggregatorAgent:
         if isinstance(action, FetchShare):
             return fetch_share(self, action)
         return reconstruct_and_propose(self, action)
+
+    tick_seconds: ClassVar[float] = TICK_SECONDS
 
     def is_waiting(self) -> bool:
         return bool(self.pending)

@@ -23,6 +23,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,7 +36,7 @@ from agents.learning import (
     load_client_file,
 )
 from agents.learning.model import config_from_tensors
-from agents.runtime import Handler, Node, Outcome, Skip, main
+from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, main
 from fedtss.chain import RoundOpened, RoundState, transaction_hash
 from fedtss.cid import compute_cid
 from fedtss.errors import ConfigError, FormatError, StorageError
@@ -229,6 +230,8 @@ class ClientAgent:
 
     def execute(self, action: TrainAndSubmit) -> Outcome:
         return train_and_submit(self, action)
+
+    tick_seconds: ClassVar[float] = TICK_SECONDS
 
     def is_waiting(self) -> bool:
         return False  # a client acts on RoundOpened alone

@@ -67,6 +67,7 @@ __all__ = [
     "ConfigTable",
     "ConfigTables",
     "FederationSettings",
+    "KeeperSettings",
     "NodeConfig",
     "NodeSettings",
     "REQUIRED",
@@ -76,7 +77,7 @@ __all__ = [
     "read_config_document",
 ]
 
-Role = Literal["client", "aggregator"]
+Role = Literal["client", "aggregator", "keeper"]
 
 DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
 DEFAULT_STORE_TIMEOUT_SECONDS = 30.0
@@ -98,8 +99,8 @@ class NodeSettings:
 
     rpc_url: str
     deployment: Path
-    store: str
-    state_dir: Path
+    store: str = ""  # required of clients and members; the keeper stores nothing
+    state_dir: Path | None = None  # required of clients and members; the keeper follows no events
     http_url: str = ""
     private_key_env: str = DEFAULT_KEY_ENV
     keystore: Path | None = None
@@ -172,8 +173,17 @@ class AggregatorSettings:
 
 
 @dataclass(frozen=True)
+class KeeperSettings:
+    """``[keeper]``: how often the keeper looks at the latest round, and whether it reopens a
+    failed one (which needs the operator's key)."""
+
+    interval_seconds: float = 2.0
+    reopen_failed: bool = False
+
+
+@dataclass(frozen=True)
 class NodeConfig:
-    """One agent's whole configuration; ``client`` or ``aggregator`` is set, per ``role``."""
+    """One agent's whole configuration; ``client``, ``aggregator`` or ``keeper`` is set, per ``role``."""
 
     path: Path
     role: Role
@@ -181,6 +191,7 @@ class NodeConfig:
     federation: FederationSettings
     client: ClientSettings | None = None
     aggregator: AggregatorSettings | None = None
+    keeper: KeeperSettings | None = None
 
 
 def load_node_config(path: str | Path, *, role: Role) -> NodeConfig:
@@ -201,9 +212,16 @@ def read_config_document(path: Path, what: str = "node config") -> dict[str, Any
 
 def parse_node_config(document: Mapping[str, Any], *, role: Role, path: Path) -> NodeConfig:
     """Validate an already-parsed config document (the launcher builds these in memory too)."""
-    if role not in ("client", "aggregator"):
-        raise ConfigError(f"{path}: unknown role {role!r}; expected 'client' or 'aggregator'")
+    if role not in ("client", "aggregator", "keeper"):
+        raise ConfigError(f"{path}: unknown role {role!r}; expected 'client', 'aggregator' or 'keeper'")
     tables = ConfigTables(document, path)
+    if role == "keeper":  # a clock and a key: no store, no checkpoint, no federation settings
+        tables.only({"node", "keeper"})
+        config = NodeConfig(path=path, role=role, node=tables.parse("node", _keeper_node_settings),
+                            federation=FederationSettings(),
+                            keeper=tables.parse("keeper", _keeper_settings, required=False) or KeeperSettings())
+        tables.raise_problems()
+        return config
     tables.only({"node", "federation", role})
     config = NodeConfig(
         path=path,
@@ -339,14 +357,44 @@ REQUIRED = object()
 
 
 def _node_settings(table: ConfigTable) -> NodeSettings:
+    """``[node]`` of a client or member: it follows events at ``rpc_url`` and keeps a store and a checkpoint."""
     rpc_url = _url(table, "rpc_url", table.text("rpc_url", REQUIRED), ("ws", "wss", "http", "https"))
     default_http = "http" + rpc_url[2:] if rpc_url.startswith("ws") else rpc_url
+    http_url = _url(table, "http_url", table.text("http_url", default_http), ("http", "https"))
+    return _common_node_settings(table, rpc_url=rpc_url, http_url=http_url,
+                                 store=table.text("store", REQUIRED), state_dir=table.path("state_dir", REQUIRED))
+
+
+def _keeper_node_settings(table: ConfigTable) -> NodeSettings:
+    """``[node]`` of the keeper: it only polls, so ``http_url`` if given, else ``rpc_url``, with
+    ws(s):// read as http(s):// (one port serves both on anvil and geth); it needs no store and
+    no state folder, and accepts an agent's ``[node]`` as it is."""
+    rpc_url = _polled_url(table, "rpc_url", table.text("rpc_url", None if "http_url" in table.values else REQUIRED))
+    url = _polled_url(table, "http_url", table.text("http_url")) or rpc_url
+    return _common_node_settings(table, rpc_url=url, http_url=url,
+                                 store=table.text("store", ""), state_dir=table.path("state_dir"))
+
+
+def _polled_url(table: ConfigTable, key: str, url: str | None) -> str:
+    """``url`` as http(s)://, or "" when it is absent or reported."""
+    if not url:
+        return ""
+    if url.startswith(("ws://", "wss://")):
+        return "http" + url[2:]
+    if not url.startswith(("http://", "https://")):
+        table.report(key, "must start with http://, https://, ws:// or wss://")
+        return ""
+    return url
+
+
+def _common_node_settings(table: ConfigTable, *, rpc_url: str, http_url: str, store: str,
+                          state_dir: Path | None) -> NodeSettings:
     settings = NodeSettings(
         rpc_url=rpc_url,
         deployment=table.path("deployment", REQUIRED),
-        store=table.text("store", REQUIRED),
-        state_dir=table.path("state_dir", REQUIRED),
-        http_url=_url(table, "http_url", table.text("http_url", default_http), ("http", "https")),
+        store=store,
+        state_dir=state_dir,
+        http_url=http_url,
         private_key_env=table.text("private_key_env", DEFAULT_KEY_ENV),
         keystore=table.path("keystore"),
         password_env=table.text("password_env", DEFAULT_PASSWORD_ENV),
@@ -401,6 +449,18 @@ def _client_settings(table: ConfigTable) -> ClientSettings:
     )
     table.done()
     return settings
+
+
+def _keeper_settings(table: ConfigTable) -> KeeperSettings:
+    """``[keeper]``: how often to look, and whether to reopen failed rounds."""
+    interval = table.get("interval_seconds", 2.0, _is_interval, "a number of seconds in [0.1, 3600]")
+    settings = KeeperSettings(interval_seconds=float(interval), reopen_failed=table.flag("reopen_failed", False))
+    table.done()
+    return settings
+
+
+def _is_interval(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.1 <= value <= 3600
 
 
 def _aggregator_settings(table: ConfigTable) -> AggregatorSettings:

@@ -133,7 +133,12 @@ class Agent(Protocol):
     def execute(self, action: Any) -> Outcome: ...
 
     def is_waiting(self) -> bool:
-        """Whether the agent waits on time passing: it then hears a :class:`Tick` now and then."""
+        """Whether the agent waits on time passing: it then hears a :class:`Tick` every ``tick_seconds``."""
+        ...
+
+    @property
+    def tick_seconds(self) -> float:
+        """How often a waiting agent hears a :class:`Tick` (:data:`TICK_SECONDS` unless the role says)."""
         ...
 
     def resume_events(self) -> list[ChainEvent]:
@@ -149,7 +154,7 @@ class Node:
     deployment: Deployment
     contract: RoundsContract
     account: LocalAccount
-    store: ContentStore
+    store: ContentStore | None  # None for the keeper, which stores nothing
 
     @property
     def address(self) -> str:
@@ -196,7 +201,7 @@ def connect_node(config: NodeConfig, environ: Mapping[str, str]) -> Node:
         contract=RoundsContract.from_deployment(w3, deployment),
         account=account,
         store=open_store(config.node.store, timeout=config.node.store_timeout_seconds,
-                         fetch_timeout=config.node.fetch_timeout_seconds),
+                         fetch_timeout=config.node.fetch_timeout_seconds) if config.node.store else None,
     )
 
 
@@ -303,8 +308,18 @@ def format_fields(**fields: Any) -> str:
 
 
 async def run_agent(agent: Agent, *, until_block: int | None = None, **source_options: Any) -> None:
-    """Handle every event after the checkpoint, forever (or up to ``until_block``)."""
+    """Handle every event after the checkpoint, forever (or up to ``until_block``).
+
+    An agent with handlers for ticks only (the keeper) follows no events: it keeps no
+    checkpoint and hears a :class:`Tick` every ``agent.tick_seconds``, forever.
+    """
     node = agent.node
+    if all(kind is Tick for kind in agent.handlers):
+        log.info(format_fields(role=agent.role, address=node.address, started="clock",
+                               every=agent.tick_seconds, confirmations=node.config.node.confirmations))
+        while True:
+            await asyncio.to_thread(handle_event_retrying, agent, Tick())
+            await asyncio.sleep(agent.tick_seconds)
     source = EventSource.from_deployment(node.config.node.rpc_url, node.deployment,
                                          **{"confirmations": node.config.node.confirmations, **source_options})
     checkpoint = Checkpoint.for_deployment(Path(node.config.node.state_dir) / CHECKPOINT_FILE, node.deployment)
@@ -320,7 +335,7 @@ async def run_agent(agent: Agent, *, until_block: int | None = None, **source_op
 
     async def tick_while_waiting() -> None:
         while True:
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(agent.tick_seconds)
             if agent.is_waiting():
                 await handle(Tick())
 

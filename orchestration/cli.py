@@ -168,9 +168,10 @@ def aggregator(config: Annotated[Path, typer.Option(help="the member's node conf
 @app.command()
 def keeper(config: Annotated[Path, typer.Option(help="node config with \\[node] and optional \\[keeper]")]) -> None:
     """Close collection, fail stalled rounds (and reopen them if configured) by chain time."""
-    from orchestration.keeper import main
+    from agents.keeper import build_keeper_agent
+    from agents.runtime import main
 
-    raise typer.Exit(main(["--config", str(config)]))
+    raise typer.Exit(main(["--config", str(config)], role="keeper", build=build_keeper_agent))
 
 
 # ------------------------------------------------------------------------------- keys

@@ -48,7 +48,6 @@ from fedtss.chain.devnode import DevNode, dev_accounts
 from fedtss.errors import ConfigError
 from fedtss.formats import decode_model, encode_model
 from fedtss.storage import LocalStore
-from orchestration.keeper import KeeperConfig, parse_keeper_config
 from orchestration.node import start_local_chain
 from orchestration.run_layout import RunLayout
 from orchestration.supervisor import Supervisor
@@ -224,11 +223,11 @@ class LocalFederation:
             self._write_agent_config(name, "aggregator", {"share_wait_seconds": self.spec.share_wait_seconds})
         keeper = {
             "node": {"rpc_url": self.chain.url, "deployment": str(self.deployment_path),
-                     "confirmations": KeeperConfig.confirmations},
+                     "confirmations": NodeSettings.confirmations},
             "keeper": {"interval_seconds": self.spec.keeper_interval, "reopen_failed": self.spec.reopen_failed},
         }
         path = self.config_path("keeper")
-        parse_keeper_config(keeper, path=path)
+        parse_node_config(keeper, role="keeper", path=path)
         path.write_text(_toml(keeper), encoding="utf-8")
 
     def _write_agent_config(self, name: str, role: str, section: dict[str, Any]) -> None:
@@ -278,7 +277,7 @@ class LocalFederation:
     def _process_of(self, name: str) -> tuple[str, dict[str, str]]:
         role, _, number = name.partition("-")
         if name == "keeper":
-            return "orchestration.keeper", {"FEDTSS_PRIVATE_KEY": _hex_key(self.operator)}
+            return "agents.keeper", {"FEDTSS_PRIVATE_KEY": _hex_key(self.operator)}
         if role == "client" and name in self.client_names:
             return "agents.client", {"FEDTSS_PRIVATE_KEY": _hex_key(self.clients[int(number)])}
         if role == "member" and name in self.member_names:

@@ -1,7 +1,7 @@
 """End to end on anvil, one OS process per agent: the result, and the faults a federation must survive.
 
 Every test runs real processes (``python -m agents.client``, ``agents.aggregator``,
-``orchestration.keeper``) started by the demo's own launcher, and reads the outcome from
+``agents.keeper``) started by the demo's own launcher, and reads the outcome from
 the chain's events and the store.
 """
 

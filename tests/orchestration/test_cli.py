@@ -50,7 +50,7 @@ def test_keeper_with_a_bad_config_exits_with_a_message(tmp_path) -> None:
     config = tmp_path / "keeper.toml"
     config.write_text("[keeper]\n")
     result = runner.invoke(app, ["keeper", "--config", str(config)])
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # as every agent's: the runtime logs stopped=ConfigError naming the table
 
 
 
@@ -136,7 +136,7 @@ def test_every_entry_point_given_a_missing_deployment_record_says_so_in_one_line
     command = {
         "client": ["-m", "agents.client", "--config", str(config)],
         "aggregator": ["-m", "agents.aggregator", "--config", str(config)],
-        "keeper": ["-m", "orchestration.keeper", "--config", str(config)],
+        "keeper": ["-m", "agents.keeper", "--config", str(config)],
         "status": ["-m", "orchestration.cli", "status", "--deployment", str(record)],
         "round": ["-m", "orchestration.cli", "round", "1", "--deployment", str(record)],
         "explorer": ["-m", "orchestration.cli", "explorer", "--rpc-url", "http://127.0.0.1:1", "--deployment",

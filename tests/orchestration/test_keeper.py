@@ -1,18 +1,50 @@
-"""The keeper on a real anvil: closes, fails and reopens rounds by chain time, races harmlessly."""
+"""The keeper on a real anvil: closes, fails and reopens rounds by chain time, races harmlessly.
+
+The keeper is an agent (:mod:`agents.keeper`): each test builds one on the test's contract and
+hands it a :class:`~agents.runtime.Tick` through the runtime's :func:`handle_event`, as the
+process does every ``interval_seconds``.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from fedtss.chain import ClientSet, RoundInfo, RoundState
+from agents.config import FederationSettings, KeeperSettings, NodeConfig, NodeSettings, load_node_config
+from agents.keeper import KeeperAction, KeeperAgent, SendRoundTransaction, decide_action
+from agents.runtime import Node, Tick, connect_node, handle_event
+from fedtss.chain import ClientSet, Deployment, RoundInfo, RoundState
 from fedtss.cid import compute_cid
-from orchestration.keeper import Keeper, KeeperAction, decide_action, load_keeper_config
 from fedtss.errors import ConfigError
+from tests.fixtures.anvil import default_rounds_config
 
 PERIOD = 60
+
+
+def _keeper(contract, account, *, min_clients: int, reopen_failed: bool = False, confirmations: int = 0,
+           deploy_block: int = 0, accounts=None) -> KeeperAgent:
+    """A keeper agent on ``contract`` signing with ``account`` (what build_keeper_agent makes of a config)."""
+    settings = NodeSettings(rpc_url="http://unused", deployment=Path("unused.json"), confirmations=confirmations)
+    config = NodeConfig(Path("keeper.toml"), "keeper", settings, FederationSettings(),
+                        keeper=KeeperSettings(reopen_failed=reopen_failed))
+    rounds = replace(default_rounds_config(accounts or [account] * 30), min_clients=min_clients)
+    deployment = Deployment(chain_id=31337, address=contract.address, abi_path=Path("unused.json"),
+                            deploy_block=deploy_block, tx_hash="0x" + "00" * 32, config=rounds)
+    return KeeperAgent(Node(config, deployment, contract, account, store=None), config.keeper)
+
+
+def _tick(keeper: KeeperAgent) -> KeeperAction | None:
+    """One tick through the runtime; the action whose transaction went out, if any."""
+    sent = [outcome for outcome in handle_event(keeper, Tick()) if outcome.tx_hash]
+    return KeeperAction(sent[0].note.split()[0]) if sent else None
+
+
+def load_keeper_config(path: Path) -> NodeConfig:
+    return load_node_config(path, role="keeper")
 
 
 def _cid(label: str) -> str:
@@ -61,26 +93,26 @@ def _submit(contract, chain, count: int) -> None:
 
 def test_keeper_waits_for_the_collection_deadline_by_chain_time(chain, rounds) -> None:
     _submit(rounds, chain, 3)
-    keeper = Keeper(rounds, chain.accounts[20], min_clients=3)
-    assert keeper.tick() is None
+    keeper = _keeper(rounds, chain.accounts[20], min_clients=3)
+    assert _tick(keeper) is None
     assert rounds.state(1) is RoundState.Collecting
 
 
 def test_keeper_closes_collection_with_enough_updates_after_the_deadline(chain, rounds) -> None:
     _submit(rounds, chain, 3)
     chain.increase_time(PERIOD + 1)
-    keeper = Keeper(rounds, chain.accounts[20], min_clients=3)
-    assert keeper.tick() is KeeperAction.CLOSE_COLLECTION
+    keeper = _keeper(rounds, chain.accounts[20], min_clients=3)
+    assert _tick(keeper) is KeeperAction.CLOSE_COLLECTION
     assert rounds.state(1) is RoundState.Aggregating
 
 
 def test_keeper_fails_a_round_with_too_few_updates_and_reopens_it_when_configured(chain, rounds) -> None:
     _submit(rounds, chain, 2)
     chain.increase_time(PERIOD + 1)
-    keeper = Keeper(rounds, chain.accounts[0], min_clients=3, reopen_failed=True)
-    assert keeper.tick() is KeeperAction.FAIL_ROUND
+    keeper = _keeper(rounds, chain.accounts[0], min_clients=3, reopen_failed=True)
+    assert _tick(keeper) is KeeperAction.FAIL_ROUND
     assert rounds.state(1) is RoundState.Failed
-    assert keeper.tick() is KeeperAction.REOPEN_ROUND
+    assert _tick(keeper) is KeeperAction.REOPEN_ROUND
     assert rounds.current_round() == 2
     assert rounds.state(2) is RoundState.Collecting
 
@@ -88,36 +120,35 @@ def test_keeper_fails_a_round_with_too_few_updates_and_reopens_it_when_configure
 def test_keeper_fails_a_round_whose_committee_missed_its_deadline(chain, rounds) -> None:
     _submit(rounds, chain, 3)
     chain.increase_time(PERIOD + 1)
-    keeper = Keeper(rounds, chain.accounts[20], min_clients=3)
-    keeper.tick()
-    assert keeper.tick() is None
+    keeper = _keeper(rounds, chain.accounts[20], min_clients=3)
+    _tick(keeper)
+    assert _tick(keeper) is None
     chain.increase_time(PERIOD + 1)
-    assert keeper.tick() is KeeperAction.FAIL_ROUND
+    assert _tick(keeper) is KeeperAction.FAIL_ROUND
     assert rounds.round_info(1).state_at_failure is RoundState.Aggregating
 
 
 def test_a_second_keeper_that_lost_the_race_logs_it_and_carries_on(chain, rounds, caplog) -> None:
     _submit(rounds, chain, 3)
     chain.increase_time(PERIOD + 1)
-    first = Keeper(rounds, chain.accounts[20], min_clients=3)
-    second = Keeper(rounds, chain.accounts[21], min_clients=3)
+    first = _keeper(rounds, chain.accounts[20], min_clients=3)
+    second = _keeper(rounds, chain.accounts[21], min_clients=3)
     # The second keeper read the round before the first one acted: it still decides to close.
-    info, now = rounds.round_info(1), second.chain_time()
-    assert first.tick() is KeeperAction.CLOSE_COLLECTION
-    action = decide_action(info, now, min_clients=3, reopen_failed=False)
-    with caplog.at_level(logging.INFO, logger="fedtss.keeper"):
-        assert second._send(action, 1) is None
-    assert "already_done revert=RoundWrongState" in caplog.text
+    view = second.observe(Tick())
+    assert _tick(first) is KeeperAction.CLOSE_COLLECTION
+    action = decide_action(view.info, view.now, min_clients=3, reopen_failed=False)
+    outcome = second.execute(SendRoundTransaction(action, 1))
+    assert outcome.tx_hash is None and "already done (RoundWrongState)" in outcome.note
     assert rounds.state(1) is RoundState.Aggregating
 
 
 def test_keeper_without_the_operator_key_cannot_reopen_and_says_so(chain, rounds, caplog) -> None:
     _submit(rounds, chain, 2)
     chain.increase_time(PERIOD + 1)
-    keeper = Keeper(rounds, chain.accounts[20], min_clients=3, reopen_failed=True)
-    keeper.tick()
-    with caplog.at_level(logging.WARNING, logger="fedtss.keeper"):
-        assert keeper.tick() is None
+    keeper = _keeper(rounds, chain.accounts[20], min_clients=3, reopen_failed=True)
+    _tick(keeper)
+    with caplog.at_level(logging.WARNING, logger="fedtss.agents"):
+        assert _tick(keeper) is None
     assert "AccessNotOperator" in caplog.text
     assert rounds.state(1) is RoundState.Failed
 
@@ -125,7 +156,7 @@ def test_keeper_without_the_operator_key_cannot_reopen_and_says_so(chain, rounds
 def test_keeper_config_polls_over_http_and_refuses_bad_fields(tmp_path) -> None:
     path = tmp_path / "keeper.toml"
     path.write_text('[node]\nrpc_url = "ws://127.0.0.1:8545"\ndeployment = "d.json"\n')
-    assert load_keeper_config(path).rpc_url == "http://127.0.0.1:8545"
+    assert load_keeper_config(path).node.http_url == "http://127.0.0.1:8545"
     path.write_text('[node]\nrpc_url = "ftp://127.0.0.1"\ndeployment = "d.json"\n')
     with pytest.raises(ConfigError, match="rpc_url"):
         load_keeper_config(path)
@@ -134,14 +165,14 @@ def test_keeper_config_polls_over_http_and_refuses_bad_fields(tmp_path) -> None:
         load_keeper_config(path)
     path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\n[keeper]\nreopen_failed = true\n')
     config = load_keeper_config(path)
-    assert config.reopen_failed and config.interval_seconds == 2.0
-    assert config.confirmations == 0
+    assert config.keeper.reopen_failed and config.keeper.interval_seconds == 2.0
+    assert config.node.confirmations == 0
 
 
 def test_keeper_config_reads_confirmations_and_refuses_a_bad_number(tmp_path) -> None:
     path = tmp_path / "keeper.toml"
     path.write_text('[node]\nrpc_url = "http://x"\ndeployment = "d.json"\nconfirmations = 12\n')
-    assert load_keeper_config(path).confirmations == 12
+    assert load_keeper_config(path).node.confirmations == 12
     for bad in ("-1", "true", "2.5", "1001"):
         path.write_text(f'[node]\nrpc_url = "http://x"\ndeployment = "d.json"\nconfirmations = {bad}\n')
         with pytest.raises(ConfigError, match="confirmations"):
@@ -151,20 +182,20 @@ def test_keeper_config_reads_confirmations_and_refuses_a_bad_number(tmp_path) ->
 def test_keeper_with_confirmations_acts_only_once_the_passed_deadline_is_that_deep(chain, rounds) -> None:
     _submit(rounds, chain, 3)
     chain.increase_time(PERIOD + 1)  # the first block stamped after the deadline: the head, 0 deep
-    keeper = Keeper(rounds, chain.accounts[20], min_clients=3, confirmations=1)
-    assert keeper.tick() is None
+    keeper = _keeper(rounds, chain.accounts[20], min_clients=3, confirmations=1)
+    assert _tick(keeper) is None
     assert rounds.state(1) is RoundState.Collecting
     chain.w3.provider.make_request("evm_mine", [])  # now it is 1 deep
-    assert keeper.tick() is KeeperAction.CLOSE_COLLECTION
+    assert _tick(keeper) is KeeperAction.CLOSE_COLLECTION
     assert rounds.state(1) is RoundState.Aggregating
 
 
 def test_keeper_with_confirmations_waits_for_the_deployment_to_be_that_deep(chain, deploy, caplog) -> None:
     contract = deploy()
     head = chain.w3.eth.block_number
-    keeper = Keeper(contract, chain.accounts[20], min_clients=3, confirmations=5, deploy_block=head)
-    with caplog.at_level(logging.WARNING, logger="fedtss.keeper"):
-        assert keeper.tick() is None
+    keeper = _keeper(contract, chain.accounts[20], min_clients=3, confirmations=5, deploy_block=head)
+    with caplog.at_level(logging.WARNING, logger="fedtss.agents"):
+        assert _tick(keeper) is None
     assert caplog.records == []  # no contract 5 blocks down is not a node error
 
 
@@ -174,11 +205,11 @@ def test_keeper_acts_on_an_idle_chain_whose_latest_block_predates_the_deadline(c
     contract.start_training(chain.accounts[0], _cid("model0"), 3)
     _submit(contract, chain, 3)
     deadline = contract.round_info(1).collection_deadline
-    keeper = Keeper(contract, chain.accounts[20], min_clients=3)
-    while keeper.chain_time() <= deadline:
+    keeper = _keeper(contract, chain.accounts[20], min_clients=3)
+    while keeper.observe(Tick()).now <= deadline:
         time.sleep(0.2)
     assert chain.timestamp() <= deadline
-    assert keeper.tick() is KeeperAction.CLOSE_COLLECTION
+    assert _tick(keeper) is KeeperAction.CLOSE_COLLECTION
     assert contract.state(1) is RoundState.Aggregating
 
 
@@ -188,7 +219,6 @@ def test_keeper_config_takes_a_keystore_with_its_password_in_a_file_as_agents_do
 
     from fedtss.chain import Deployment
     from fedtss.chain.keys import write_keystore
-    from orchestration.keeper import build_keeper
     from tests.fixtures.anvil import default_rounds_config
 
     contract = deploy()
@@ -204,8 +234,8 @@ def test_keeper_config_takes_a_keystore_with_its_password_in_a_file_as_agents_do
     path.write_text(f'[node]\nrpc_url = "{chain.url}"\ndeployment = "{tmp_path / "deployment.json"}"\n'
                     f'keystore = "{keystore}"\npassword_file = "{password}"\n')
     config = load_keeper_config(path)
-    assert config.password_file == password
-    assert build_keeper(config).account.address == address  # no FEDTSS_KEYSTORE_PASSWORD needed
+    assert config.node.password_file == password
+    assert connect_node(config, environ={}).account.address == address  # no FEDTSS_KEYSTORE_PASSWORD needed
 
 
 def test_keeper_config_refuses_a_misspelled_key_or_table_naming_it(tmp_path) -> None:
@@ -220,7 +250,7 @@ def test_keeper_config_refuses_a_misspelled_key_or_table_naming_it(tmp_path) -> 
     with pytest.raises(ConfigError, match=r"unknown table\(s\) \['keeprr'\]"):
         load_keeper_config(path)
     path.write_text('[node]\nrpc_url = "ws://x"\ndeployment = "d.json"\nstore = "s"\nstate_dir = "n"\n')
-    assert load_keeper_config(path).rpc_url == "http://x"  # an agent's [node] serves the keeper as it is
+    assert load_keeper_config(path).node.http_url == "http://x"  # an agent's [node] serves the keeper as it is
 
 
 def test_keeper_config_with_several_problems_reports_all_of_them_at_once(tmp_path) -> None:
@@ -240,3 +270,32 @@ def test_keeper_config_refuses_a_file_that_is_not_utf8_with_a_config_error(tmp_p
     path.write_bytes(b'[node]\nrpc_url = "http://\xff"\n')
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_keeper_config(path)
+
+
+def test_the_keeper_runs_on_the_agents_runtime_ticking_without_following_events(chain, rounds, caplog) -> None:
+    import asyncio
+
+    from agents.runtime import run_agent
+
+    _submit(rounds, chain, 3)
+    chain.increase_time(PERIOD + 1)
+    keeper = _keeper(rounds, chain.accounts[20], min_clients=3)
+    keeper.settings = KeeperSettings(interval_seconds=0.1)
+
+    async def run_until_collection_closes() -> None:
+        run = asyncio.create_task(run_agent(keeper))
+        try:
+            for _ in range(100):
+                if rounds.state(1) is RoundState.Aggregating or run.done():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+
+    with caplog.at_level(logging.INFO, logger="fedtss.agents"):
+        asyncio.run(run_until_collection_closes())
+    assert rounds.state(1) is RoundState.Aggregating
+    assert "role=keeper" in caplog.text and "started=clock" in caplog.text
+    assert "action=send_round_transaction" in caplog.text and "closeCollection gas=" in caplog.text
+    assert "started=polling" not in caplog.text  # no event source: it needs no state folder either

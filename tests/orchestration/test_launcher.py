@@ -12,7 +12,7 @@ from agents.config import load_node_config, parse_node_config
 from fedtss.errors import ConfigError
 from fedtss.chain import dev_sealing_keypair, load_config
 from fedtss.chain.devnode import dev_accounts
-from orchestration.keeper import load_keeper_config
+
 from orchestration.launcher import FederationSpec, LocalFederation, _deployment_toml, _toml
 from orchestration.report import render_table
 from orchestration.tracker import RoundTracker
@@ -93,7 +93,7 @@ def test_a_prepared_runs_node_configs_show_their_knobs_and_load(tmp_path) -> Non
         assert load_node_config(path, role=role).node.confirmations == 0
     keeper = federation.config_path("keeper")
     assert tomllib.loads(keeper.read_text(encoding="utf-8"))["node"]["confirmations"] == 0
-    assert load_keeper_config(keeper).confirmations == 0
+    assert load_node_config(keeper, role="keeper").node.confirmations == 0
 
 
 @pytest.mark.slow  # starts anvil and three agent processes (about 20 s)
