@@ -737,25 +737,34 @@ def start_reconstruction(agent: AggregatorAgent, action: StartReconstruction) ->
 
     Heard again (a restart, a re-delivered block) it changes nothing; heard for a client set
     other than the one awaited (a reorganization fixed another), it starts over for that one.
+    The round is waited in only once all of this succeeded: an error leaves nothing half set up.
     """
     node = agent.node
     pending = agent.pending.get(action.round)
     if pending is not None and pending.included == action.included_clients:
         return Outcome(note="already waiting for this round's aggregate shares")
-    if pending is not None:
-        pending.fetcher.close()
+    stop_waiting(agent, action.round)
     published = publish_own_share(agent, action.round)
     _, tensors = round_model(agent, action.round)
+    wanted = node.contract.threshold() + 1
+    remaining = max(0.0, action.proposal_deadline - node.chain_time())
+    posted = node.round_events(action.round, AggregateShareSubmitted)
     fetcher = AggregateShareFetcher(agent, action.round, action.included_clients, shared_vector_length(tensors))
-    for event in node.round_events(action.round, AggregateShareSubmitted):
+    for event in posted:
         fetcher.offer(event)
     agent.pending[action.round] = PendingVote(
         action.round, action.included_clients, action.proposal_deadline, tensors, fetcher,
-        started=time.monotonic(), remaining=max(0.0, action.proposal_deadline - node.chain_time()),
-        wanted=node.contract.threshold() + 1, share_wait=agent.settings.share_wait_seconds,
+        started=time.monotonic(), remaining=remaining, wanted=wanted, share_wait=agent.settings.share_wait_seconds,
     )
     return Outcome(note=f"own share {'published' if published else 'not over this set'}; "
                         f"waiting for aggregate shares over {action.included_clients.bitmap:#x}")
+
+
+def stop_waiting(agent: AggregatorAgent, round_: int) -> None:
+    """Forget a round this member waited in, abandoning its fetches."""
+    pending = agent.pending.pop(round_, None)
+    if pending is not None:
+        pending.fetcher.close()
 
 
 def fetch_share(agent: AggregatorAgent, action: FetchShare) -> Outcome:
@@ -767,10 +776,20 @@ def fetch_share(agent: AggregatorAgent, action: FetchShare) -> Outcome:
 
 
 def waiting_rounds(agent: AggregatorAgent, now_monotonic: float) -> dict[int, WaitingRound]:
-    """What the member knows of each round it waits in, after settling the fetches that ended."""
+    """What the member knows of each round it waits in, after settling the fetches that ended.
+
+    With ``confirmations`` > 0 the event follower delivers a share k blocks after it was posted,
+    which could make a member go ahead with fewer shares than are out: so the round's shares
+    are read at the head at each tick instead (they are public; a share's blob is published
+    only once its set is fixed ``confirmations`` deep, so reading early reveals nothing).
+    """
     members = len(agent.node.deployment.config.committee)
+    read_at_head = agent.node.config.node.confirmations > 0
     waiting = {}
     for round_, pending in agent.pending.items():
+        if read_at_head:
+            for event in agent.node.round_events(round_, AggregateShareSubmitted):
+                pending.fetcher.offer(event)
         shares = pending.fetcher.refresh()
         waiting[round_] = WaitingRound(round_, settled=pending.fetcher.settled, over_set=len(shares),
                                        members=members, wanted=pending.wanted,
@@ -786,10 +805,26 @@ def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropos
     t shares cannot be checked at all, so the member has waited for a (t+1)-th (see
     :func:`is_worth_waiting`). t+1 shares detect a wrong one but one more is needed to exclude
     it: on InconsistentShares the member goes back to waiting for one more share, while time
-    is left, instead of giving up its vote.
+    is left, instead of giving up its vote. The member keeps waiting in the round until it
+    voted or gave up: a node or store that is away for a moment (a transient error, handled
+    again at the next tick) does not cost the vote.
     """
-    node = agent.node
-    pending = agent.pending.pop(action.round)
+    pending = agent.pending[action.round]
+    try:
+        outcome, done = _reconstruct_and_vote(agent, pending, random_bytes)
+    except Exception as exc:
+        if not is_transient(exc):
+            stop_waiting(agent, action.round)
+        raise
+    if done:
+        stop_waiting(agent, action.round)
+    return outcome
+
+
+def _reconstruct_and_vote(agent: AggregatorAgent, pending: PendingVote,
+                          random_bytes: Callable[[int], bytes]) -> tuple[Outcome, bool]:
+    """The vote's outcome, and whether the member is done with the round (False: wait on)."""
+    node, round_ = agent.node, pending.round
     shares = pending.fetcher.collect()
     threshold = node.contract.threshold()
     try:
@@ -797,41 +832,45 @@ def reconstruct_and_propose(agent: AggregatorAgent, action: ReconstructAndPropos
                                   quantization=agent.federation.quantization, key=random_bytes(32))
     except InconsistentShares:
         if pending.inconsistent_at is not None and len(shares) <= pending.inconsistent_at:
-            pending.fetcher.close()
             raise  # no share came since: the wrong one cannot be excluded
-        agent.pending[action.round] = replace(pending, inconsistent_at=len(shares), wanted=len(shares) + 1,
-                                              share_wait=0.0)
-        return Outcome(note="shares inconsistent; waiting for one more share")
-    except BaseException:
-        pending.fetcher.close()
-        raise
-    pending.fetcher.close()
+        agent.pending[round_] = replace(pending, inconsistent_at=len(shares), wanted=len(shares) + 1, share_wait=0.0)
+        return Outcome(note="shares inconsistent; waiting for one more share"), False
     committee = node.contract.committee()
     if len(shares) == threshold:
-        log.warning(format_fields(role=agent.role, address=node.address, round=action.round,
+        log.warning(format_fields(role=agent.role, address=node.address, round=round_,
                                   unchecked_shares=",".join(map(str, sorted(shares))),
                                   note="only t aggregate shares: a wrong one could not be detected"))
     for index in model.excluded_members:
-        _log_bad_member(agent, action.round, index, committee[index - 1][0], "InconsistentShares")
-    state = node.contract.round_info(action.round).state
+        _log_bad_member(agent, round_, index, committee[index - 1][0], "InconsistentShares")
+    state = node.contract.round_info(round_).state
     if state != RoundState.Reconstructing:  # t others voted first: a vote now would only revert
-        return Outcome(note=f"round is {state} before this member's vote: not voting")
+        return Outcome(note=f"round is {state} before this member's vote: not voting"), True
+    if node.contract.member(node.address)[2] == round_:  # sent before a dropped connection hid the receipt
+        return Outcome(note="already voted in this round"), True
     cid = node.store.put(model.blob)
-    receipt = node.contract.propose_model(node.account, action.round, cid)
+    receipt = node.contract.propose_model(node.account, round_, cid)
     return Outcome(cid=cid, tx_hash=transaction_hash(receipt),
-                   note=f"shares={sorted(shares)} used={list(model.used_members)} samples={model.total_samples}")
+                   note=f"shares={sorted(shares)} used={list(model.used_members)} samples={model.total_samples}"), True
 
 
 def resume_events(agent: AggregatorAgent) -> list[ThresholdReached]:
     """The current round's ThresholdReached if the round still awaits votes and this member has
-    not voted: a member stopped while it waited for shares starts waiting again at start."""
-    contract = agent.node.contract
-    round_ = contract.current_round()
-    if round_ == 0 or contract.member(agent.node.address)[2] == round_:
+    not voted: a member stopped while it waited for shares starts waiting again at start.
+
+    Read ``confirmations`` deep, as the event follower would deliver it: the member publishes
+    its share on this event, so it must never act on a ThresholdReached a reorganization may
+    still take back.
+    """
+    node = agent.node
+    confirmed = node.contract.chain.head_number() - node.config.node.confirmations
+    if confirmed < node.deployment.deploy_block:
         return []
-    if contract.round_info(round_).state != RoundState.Reconstructing:
+    round_ = node.contract.current_round(block=confirmed)
+    if round_ == 0 or node.contract.member(node.address)[2] == round_:
         return []
-    return agent.node.round_events(round_, ThresholdReached)[-1:]
+    if node.contract.round_info(round_, block=confirmed).state != RoundState.Reconstructing:
+        return []
+    return node.round_events(round_, ThresholdReached, to_block=confirmed)[-1:]
 
 
 # ------------------------------------------------------------------------ the agent

@@ -79,6 +79,7 @@ __all__ = [
     "connect_node",
     "format_fields",
     "handle_event",
+    "call_retrying",
     "handle_event_retrying",
     "is_transient",
     "main",
@@ -119,6 +120,7 @@ class Outcome:
 
 Handler = Callable[[Any, Any, int], list[Any]]
 _E = TypeVar("_E", bound=ChainEvent)
+_T = TypeVar("_T")
 
 
 class Agent(Protocol):
@@ -244,19 +246,28 @@ def handle_event_retrying(agent: Agent, event: ChainEvent | Tick, *, backoff: Ba
     error's class only: the messages of connection errors carry the node's URL (and the API
     key in its path).
     """
+    return call_retrying(agent, lambda: handle_event(agent, event), event=event.name, round_=event.round_number,
+                         backoff=backoff, sleep=sleep, rng=rng)
+
+
+def call_retrying(agent: Agent, call: Callable[[], _T], *, event: str, round_: int | None = None,
+                  backoff: Backoff = Backoff(), sleep: Callable[[float], None] = time.sleep,
+                  rng: random.Random | None = None) -> _T:
+    """``call()``, again after a backoff for as long as it fails with a transient error
+    (:func:`is_transient`); each retry is logged with ``event`` and ``round_``."""
     rng = rng or random.Random()
     attempt = 0
     while True:
         try:
-            return handle_event(agent, event)
+            return call()
         except Exception as exc:
             if not is_transient(exc):
                 raise
             attempt += 1
             delay = backoff.delay(attempt, rng)
             cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else None
-            log.warning(format_fields(role=agent.role, address=agent.node.address, round=event.round_number,
-                                      event=event.name, retry=attempt, error=type(exc).__name__, cause=cause,
+            log.warning(format_fields(role=agent.role, address=agent.node.address, round=round_,
+                                      event=event, retry=attempt, error=type(exc).__name__, cause=cause,
                                       wait=round(delay, 1)))
             sleep(delay)
 
@@ -327,11 +338,18 @@ async def run_agent(agent: Agent, *, until_block: int | None = None, **source_op
                            after_block=checkpoint.block, confirmations=source.confirmations))
 
     turn = asyncio.Lock()  # one event at a time, chain or clock: handlers share the agent's state
+    stopping = asyncio.Event()  # set once a handler failed: nothing new starts while the agent stops
 
     async def handle(event: ChainEvent | Tick) -> None:
         # Training blocks: run it off the loop so the WebSocket stays answered.
         async with turn:
-            await asyncio.to_thread(handle_event_retrying, agent, event)
+            if stopping.is_set():
+                return
+            try:
+                await asyncio.to_thread(handle_event_retrying, agent, event)
+            except BaseException:
+                stopping.set()
+                raise
 
     async def tick_while_waiting() -> None:
         while True:
@@ -339,13 +357,14 @@ async def run_agent(agent: Agent, *, until_block: int | None = None, **source_op
             if agent.is_waiting():
                 await handle(Tick())
 
-    for event in await asyncio.to_thread(agent.resume_events):
+    for event in await asyncio.to_thread(call_retrying, agent, agent.resume_events, event="resume"):
         await handle(event)
     ticks = asyncio.create_task(tick_while_waiting())
     follow = asyncio.create_task(run_handlers(source, handle, checkpoint, until_block=until_block))
     try:
         await asyncio.wait({ticks, follow}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        stopping.set()
         ticks.cancel()
         follow.cancel()
         await asyncio.gather(ticks, follow, return_exceptions=True)  # let both finish unwinding

@@ -46,11 +46,11 @@ from agents.aggregator import (
     round_model,
 )
 from agents.client import ClientAgent, PreparedUpdate, UpdateContext, prepare_update
-from agents.runtime import Skip, Tick, is_transient
+from agents.runtime import Skip, Tick, handle_event_retrying, is_transient
 from fedtss import field as gf
 from fedtss.chain import AggregateShareSubmitted, ClientSet, CollectionClosed, RoundState, ThresholdReached, events_of
 from fedtss.cid import compute_cid
-from fedtss.errors import FormatError, StorageError
+from fedtss.errors import ChainUnavailable, FormatError, StorageError
 from fedtss.formats import (
     Manifest,
     RoundTerms,
@@ -627,3 +627,82 @@ def test_a_member_stopped_while_it_waited_for_shares_waits_again_at_start_and_vo
     assert fed.contract.state(1) == RoundState.Finalized
     assert fed.contract.member(restarted.node.address)[2] == 1  # it voted
     assert restarted.resume_events() == []  # nothing left to wait for
+
+
+def _waiting_after_threshold(fed: Federation, members: list[AggregatorAgent]) -> ThresholdReached:
+    """Deliver CollectionClosed and then ThresholdReached to ``members``: they wait for shares."""
+    (closed,) = events_of(fed.drive(fed.clients), CollectionClosed)
+    fed.deliver(closed, members)
+    (reached,) = events_of(fed.events(), ThresholdReached)
+    fed.deliver(reached, members)
+    return reached
+
+
+def test_a_node_away_for_a_moment_while_a_member_votes_costs_no_vote(make_federation_in, monkeypatch) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    _waiting_after_threshold(fed, fed.members)
+    member = fed.members[0]
+    contract = member.node.contract
+    real_threshold, calls = contract.threshold, []
+
+    def threshold_once_unreachable() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ChainUnavailable("the node at http://127.0.0.1:1 did not answer (threshold): connection refused")
+        return real_threshold()
+
+    monkeypatch.setattr(contract, "threshold", threshold_once_unreachable)
+    for vote in member.pending.values():  # every member published: let the fetches of all three end
+        vote.fetcher.refresh()
+        vote.fetcher.collect(wait_for_all=True)
+    outcomes = handle_event_retrying(member, Tick(), sleep=lambda seconds: None)
+
+    assert len(calls) >= 2 and not member.is_waiting()
+    assert any(o.tx_hash for o in outcomes) and fed.contract.member(member.node.address)[2] == 1  # it voted
+
+
+def test_a_member_that_cannot_start_over_for_another_client_set_waits_for_none(make_federation_in,
+                                                                                monkeypatch) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    reached = _waiting_after_threshold(fed, fed.members)
+    member = fed.members[0]
+    old = member.pending[1].fetcher
+
+    def model_unreadable(agent, round_):
+        raise StorageError("the round's model is not in the store")
+
+    monkeypatch.setattr(aggregator, "round_model", model_unreadable)
+    with pytest.raises(StorageError):
+        aggregator.start_reconstruction(member, StartReconstruction(1, ClientSet(0b011), reached.proposal_deadline))
+    assert not member.is_waiting()  # not half set up over the old set, with its fetches abandoned
+    with pytest.raises(RuntimeError):
+        old._pool.submit(print)
+
+
+def test_a_restarted_member_resumes_only_on_a_threshold_reached_that_is_confirmations_deep(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    reached = _waiting_after_threshold(fed, fed.members)
+    restarted = replace(fed.members[0], pending={})
+    node = restarted.node
+    depth = fed.chain.w3.eth.block_number - reached.block_number  # blocks on top of it now
+    node.config = replace(node.config, node=replace(node.config.node, confirmations=depth + 2))
+    assert restarted.resume_events() == []
+    for _ in range(2):
+        fed.chain.w3.provider.make_request("evm_mine", [])
+    assert restarted.resume_events() == [reached]
+
+
+def test_with_confirmations_a_waiting_member_takes_shares_posted_at_the_head(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    m1, m2, m3 = fed.members
+    (closed,) = events_of(fed.drive(fed.clients), CollectionClosed)
+    fed.deliver(closed, [m1, m2])
+    (reached,) = events_of(fed.events(), ThresholdReached)
+    fed.deliver(reached, [m1, m2])
+    fed.deliver(closed, [m3])  # m3's share is posted after ThresholdReached...
+    fed.deliver(reached, [m3])  # ...and published; m1 has not heard its AggregateShareSubmitted
+    m1.node.config = replace(m1.node.config, node=replace(m1.node.config.node, confirmations=5))
+    aggregator.waiting_rounds(m1, time.monotonic())
+    m1.pending[1].fetcher.collect(wait_for_all=True)
+    (waiting,) = aggregator.waiting_rounds(m1, time.monotonic()).values()
+    assert waiting.over_set == 3 and waiting.settled == 3
