@@ -253,13 +253,17 @@ def test_confirmations_in_the_node_config_default_to_0_and_refuse_what_is_not_a_
 
 
 def _log_position(lines: list[str], *needles: str) -> int:
-    return next(i for i, line in enumerate(lines) if all(n in line for n in needles))
+    found = [i for i, line in enumerate(lines) if all(n in line for n in needles)]
+    assert found, f"no log line with {needles}; the log:\n" + "\n".join(lines)
+    return found[0]
 
 
 def test_members_wait_for_shares_by_ticks_and_handle_chain_events_meanwhile(make_federation_in, caplog) -> None:
     caplog.set_level(logging.INFO, logger="fedtss.agents")
     fed: Federation = make_federation_in(clients=2, members=3, threshold=2)
     fed.drive(fed.clients)
+    for member in fed.members:  # wait for every share, so a member slow to post its own is still awaited
+        member.settings = replace(member.settings, share_wait_seconds=60.0)
 
     async def run_members_until_finalized_and_none_waits() -> None:
         runs = [asyncio.create_task(run_agent(member, poll_interval=0.05)) for member in fed.members]
