@@ -343,8 +343,8 @@ async def run_agent(agent: Agent, *, until_block: int | None = None, **source_op
     async def handle(event: ChainEvent | Tick) -> None:
         # Training blocks: run it off the loop so the WebSocket stays answered.
         async with turn:
-            if stopping.is_set():
-                return
+            if stopping.is_set():  # never return as if handled: the follower would checkpoint past it
+                raise asyncio.CancelledError
             try:
                 await asyncio.to_thread(handle_event_retrying, agent, event)
             except BaseException:
