@@ -653,6 +653,11 @@ class AggregateShareFetcher:
             self._posted[member] = event
             self._start(member)
 
+    def offer_posted(self) -> None:
+        """:meth:`offer` every share of the round on chain now (at the head)."""
+        for event in self.agent.node.round_events(self.round, AggregateShareSubmitted):
+            self.offer(event)
+
     def refresh(self) -> dict[int, NDArray[np.uint64]]:
         """Settle the fetches that finished and ask again for blobs that were not there yet."""
         self.collect()
@@ -700,8 +705,7 @@ def fetch_aggregate_shares(agent: AggregatorAgent, round_: int, included: Client
                            length: int) -> dict[int, NDArray[np.uint64]]:
     """Every aggregate share over exactly ``included`` that is published and readable, by member index."""
     with AggregateShareFetcher(agent, round_, included, length) as fetcher:
-        for event in agent.node.round_events(round_, AggregateShareSubmitted):
-            fetcher.offer(event)
+        fetcher.offer_posted()
         return fetcher.collect(wait_for_all=True)
 
 
@@ -748,10 +752,12 @@ def start_reconstruction(agent: AggregatorAgent, action: StartReconstruction) ->
     _, tensors = round_model(agent, action.round)
     wanted = node.contract.threshold() + 1
     remaining = max(0.0, action.proposal_deadline - node.chain_time())
-    posted = node.round_events(action.round, AggregateShareSubmitted)
     fetcher = AggregateShareFetcher(agent, action.round, action.included_clients, shared_vector_length(tensors))
-    for event in posted:
-        fetcher.offer(event)
+    try:
+        fetcher.offer_posted()
+    except BaseException:
+        fetcher.close()
+        raise
     agent.pending[action.round] = PendingVote(
         action.round, action.included_clients, action.proposal_deadline, tensors, fetcher,
         started=time.monotonic(), remaining=remaining, wanted=wanted, share_wait=agent.settings.share_wait_seconds,
@@ -788,8 +794,7 @@ def waiting_rounds(agent: AggregatorAgent, now_monotonic: float) -> dict[int, Wa
     waiting = {}
     for round_, pending in agent.pending.items():
         if read_at_head:
-            for event in agent.node.round_events(round_, AggregateShareSubmitted):
-                pending.fetcher.offer(event)
+            pending.fetcher.offer_posted()
         shares = pending.fetcher.refresh()
         waiting[round_] = WaitingRound(round_, settled=pending.fetcher.settled, over_set=len(shares),
                                        members=members, wanted=pending.wanted,

@@ -11,7 +11,7 @@ classes' ``name`` is the Solidity event name, which log lines and the explorer s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeVar
@@ -223,40 +223,50 @@ class RoundFailed(RoundEvent):
     state_at_failure: RoundState
 
 
-_Builder = Callable[[Mapping[str, Any]], dict[str, Any]]
+#: A Solidity argument (or a codec and digest pair, one CID) and the typed field it becomes.
+_Argument = tuple[str | tuple[str, str], str]
+_CID = ("codec", "digest")
 
-
-def _cid(args: Mapping[str, Any], codec: str = "codec", digest: str = "digest") -> str:
-    return cid_from_parts(int(args[codec]), bytes(args[digest]))
-
-
-#: Solidity event name -> (class, its typed fields from the ABI-decoded arguments).
-_DECODERS: Mapping[str, tuple[type[ChainEvent], _Builder]] = {
-    "TrainingStarted": (TrainingStarted, lambda a: {"first_round": a["firstRound"], "rounds": a["rounds"]}),
-    "RoundOpened": (RoundOpened, lambda a: {"round": a["round"], "model_cid": _cid(a, "modelCodec", "modelDigest"),
-                                            "collection_deadline": a["collectionDeadline"]}),
-    "UpdateSubmitted": (UpdateSubmitted, lambda a: {"round": a["round"], "client": a["client"], "index": a["index"],
-                                                    "manifest_cid": _cid(a)}),
-    "CollectionClosed": (CollectionClosed, lambda a: {"round": a["round"], "clients": a["clients"],
-                                                      "aggregation_deadline": a["aggregationDeadline"]}),
-    "AggregateShareSubmitted": (AggregateShareSubmitted, lambda a: {
-        "round": a["round"], "member": a["member"], "member_index": a["memberIndex"], "share_cid": _cid(a),
-        "included_clients": ClientSet(a["includedClients"])}),
-    "ThresholdReached": (ThresholdReached, lambda a: {"round": a["round"],
-                                                      "included_clients": ClientSet(a["includedClients"]),
-                                                      "proposal_deadline": a["proposalDeadline"]}),
-    "ModelProposed": (ModelProposed, lambda a: {"round": a["round"], "member": a["member"], "model_cid": _cid(a)}),
-    "RoundFinalized": (RoundFinalized, lambda a: {"round": a["round"], "model_cid": _cid(a)}),
-    "TrainingCompleted": (TrainingCompleted, lambda a: {"last_round": a["lastRound"], "model_cid": _cid(a)}),
-    "RoundFailed": (RoundFailed, lambda a: {"round": a["round"],
-                                            "state_at_failure": RoundState(a["stateAtFailure"])}),
+#: Per Solidity event: its class and its arguments in ABI order. The one table that knows the
+#: Solidity names; :func:`decode_event` and :func:`event_arguments` both read it.
+_LAYOUTS: Mapping[str, tuple[type[ChainEvent], tuple[_Argument, ...]]] = {
+    "TrainingStarted": (TrainingStarted, (("firstRound", "first_round"), ("rounds", "rounds"))),
+    "RoundOpened": (RoundOpened, (("round", "round"), (("modelCodec", "modelDigest"), "model_cid"),
+                                  ("collectionDeadline", "collection_deadline"))),
+    "UpdateSubmitted": (UpdateSubmitted, (("round", "round"), ("client", "client"), ("index", "index"),
+                                          (_CID, "manifest_cid"))),
+    "CollectionClosed": (CollectionClosed, (("round", "round"), ("clients", "clients"),
+                                            ("aggregationDeadline", "aggregation_deadline"))),
+    "AggregateShareSubmitted": (AggregateShareSubmitted, (("round", "round"), ("member", "member"),
+                                                          ("memberIndex", "member_index"), (_CID, "share_cid"),
+                                                          ("includedClients", "included_clients"))),
+    "ThresholdReached": (ThresholdReached, (("round", "round"), ("includedClients", "included_clients"),
+                                            ("proposalDeadline", "proposal_deadline"))),
+    "ModelProposed": (ModelProposed, (("round", "round"), ("member", "member"), (_CID, "model_cid"))),
+    "RoundFinalized": (RoundFinalized, (("round", "round"), (_CID, "model_cid"))),
+    "TrainingCompleted": (TrainingCompleted, (("lastRound", "last_round"), (_CID, "model_cid"))),
+    "RoundFailed": (RoundFailed, (("round", "round"), ("stateAtFailure", "state_at_failure"))),
 }
 
 #: Every event class, by Solidity name.
-EVENT_TYPES: Mapping[str, type[ChainEvent]] = {name: cls for name, (cls, _) in _DECODERS.items()}
+EVENT_TYPES: Mapping[str, type[ChainEvent]] = {name: cls for name, (cls, _) in _LAYOUTS.items()}
 
 #: Checked at import: the class name is the Solidity name (``event.name`` relies on it).
 assert all(cls.__name__ == name for name, cls in EVENT_TYPES.items())
+
+
+def _typed(field_name: str, value: Any) -> Any:
+    """An ABI-decoded value as the typed field holds it."""
+    if field_name == "included_clients":
+        return ClientSet(value)
+    if field_name == "state_at_failure":
+        return RoundState(value)
+    return value
+
+
+def _solidity(value: Any) -> Any:
+    """A typed field's value as the contract emitted it."""
+    return value.bitmap if isinstance(value, ClientSet) else value
 
 
 def decode_event(name: str, args: Mapping[str, Any], *, block_number: int, tx_hash: str,
@@ -266,32 +276,10 @@ def decode_event(name: str, args: Mapping[str, Any], *, block_number: int, tx_ha
     The contract only accepts valid CIDs, so an event's CID parts always join; a name this
     module does not know is a contract this code was not written for (KeyError).
     """
-    cls, fields = _DECODERS[name]
-    return cls(block_number=block_number, tx_hash=tx_hash, log_index=log_index, **fields(args))
-
-
-def _parts(cid: str, codec: str = "codec", digest: str = "digest") -> dict[str, Any]:
-    codec_value, digest_value = cid_to_parts(cid)
-    return {codec: codec_value, digest: digest_value}
-
-
-#: Event class -> its ABI-level arguments (Solidity names, in the event's order): the inverse of _DECODERS.
-_ENCODERS: Mapping[type[ChainEvent], Callable[[Any], dict[str, Any]]] = {
-    TrainingStarted: lambda e: {"firstRound": e.first_round, "rounds": e.rounds},
-    RoundOpened: lambda e: {"round": e.round, **_parts(e.model_cid, "modelCodec", "modelDigest"),
-                            "collectionDeadline": e.collection_deadline},
-    UpdateSubmitted: lambda e: {"round": e.round, "client": e.client, "index": e.index, **_parts(e.manifest_cid)},
-    CollectionClosed: lambda e: {"round": e.round, "clients": e.clients, "aggregationDeadline": e.aggregation_deadline},
-    AggregateShareSubmitted: lambda e: {"round": e.round, "member": e.member, "memberIndex": e.member_index,
-                                        **_parts(e.share_cid), "includedClients": e.included_clients.bitmap},
-    ThresholdReached: lambda e: {"round": e.round, "includedClients": e.included_clients.bitmap,
-                                 "proposalDeadline": e.proposal_deadline},
-    ModelProposed: lambda e: {"round": e.round, "member": e.member, **_parts(e.model_cid)},
-    RoundFinalized: lambda e: {"round": e.round, **_parts(e.model_cid)},
-    TrainingCompleted: lambda e: {"lastRound": e.last_round, **_parts(e.model_cid)},
-    RoundFailed: lambda e: {"round": e.round, "stateAtFailure": e.state_at_failure},
-}
-assert set(_ENCODERS) == set(EVENT_TYPES.values())
+    cls, layout = _LAYOUTS[name]
+    fields = {field_name: cid_from_parts(int(args[source[0]]), bytes(args[source[1]])) if isinstance(source, tuple)
+              else _typed(field_name, args[source]) for source, field_name in layout}
+    return cls(block_number=block_number, tx_hash=tx_hash, log_index=log_index, **fields)
 
 
 def event_arguments(event: ChainEvent) -> dict[str, Any]:
@@ -301,7 +289,14 @@ def event_arguments(event: ChainEvent) -> dict[str, Any]:
     client set as its bitmap (int), a state as :class:`RoundState`: ``decode_event(event.name,
     event_arguments(event), ...)`` gives the event back.
     """
-    return _ENCODERS[type(event)](event)
+    arguments: dict[str, Any] = {}
+    for source, field_name in _LAYOUTS[event.name][1]:
+        value = getattr(event, field_name)
+        if isinstance(source, tuple):
+            arguments.update(zip(source, cid_to_parts(value), strict=True))
+        else:
+            arguments[source] = _solidity(value)
+    return arguments
 
 
 def cid_or_none(codec: int, digest: bytes) -> str | None:
