@@ -321,19 +321,15 @@ def format_fields(**fields: Any) -> str:
 async def run_agent(agent: Agent, *, until_block: int | None = None, **source_options: Any) -> None:
     """Handle every event after the checkpoint, forever (or up to ``until_block``).
 
-    An agent with handlers for ticks only (the keeper) follows no events: it keeps no
-    checkpoint and hears a :class:`Tick` every ``agent.tick_seconds``, forever.
+    The checkpoint is the file ``checkpoint.json`` in the node's ``state_dir``, unless the agent
+    keeps its own in memory as ``agent.progress`` (the keeper, which folds every event again
+    from the deploy block at each start and keeps no state folder).
     """
     node = agent.node
-    if all(kind is Tick for kind in agent.handlers):
-        log.info(format_fields(role=agent.role, address=node.address, started="clock",
-                               every=agent.tick_seconds, confirmations=node.config.node.confirmations))
-        while True:
-            await asyncio.to_thread(handle_event_retrying, agent, Tick())
-            await asyncio.sleep(agent.tick_seconds)
     source = EventSource.from_deployment(node.config.node.rpc_url, node.deployment,
                                          **{"confirmations": node.config.node.confirmations, **source_options})
-    checkpoint = Checkpoint.for_deployment(Path(node.config.node.state_dir) / CHECKPOINT_FILE, node.deployment)
+    checkpoint = getattr(agent, "progress", None) or Checkpoint.for_deployment(
+        Path(node.config.node.state_dir) / CHECKPOINT_FILE, node.deployment)
     log.info(format_fields(role=agent.role, address=node.address, started=source.transport,
                            after_block=checkpoint.block, confirmations=source.confirmations))
 

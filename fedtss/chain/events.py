@@ -52,6 +52,11 @@ Events of the lost branch are not withdrawn: a handler that acted on one acted o
 as it was, and its idempotent re-run on the new branch sends only what the chain lacks.
 Each range's last block hash is read *before* its logs, so logs and hash that straddle a
 reorganization are caught at the next look, never trusted.
+
+Readers that fold every event from the deploy block at each start (the keeper, the launcher's
+tracker) keep no file: a :class:`MemoryCheckpoint` holds their place, and its ``on_rewind``
+tells them to drop what they folded of a lost branch. A synchronous reader that polls on its
+own clock (the launcher's tracker) takes one look at a time with :meth:`EventSource.read_new`.
 """
 
 from __future__ import annotations
@@ -70,13 +75,13 @@ from web3 import AsyncHTTPProvider, AsyncWeb3, Web3, WebSocketProvider
 from web3.exceptions import BlockNotFound, ProviderConnectionError
 from websockets.exceptions import InvalidStatus
 
-from fedtss.chain._failures import NODE_FAILURES
+from fedtss.chain._failures import NODE_FAILURES, node_error
 from fedtss.chain.checkpoint import BlockRef, Checkpoint, compute_fork_point, remember_blocks
 from fedtss.chain.contract import ChainEvent, Deployment, RoundsContract
 from fedtss.chain.redaction import display_url, redact_node_urls
 from fedtss.errors import ChainUnavailable, ConfigError
 
-__all__ = ["Backoff", "ChainEvent", "EventBatch", "EventSource", "run_handlers"]
+__all__ = ["Backoff", "ChainEvent", "EventBatch", "EventSource", "MemoryCheckpoint", "run_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +222,40 @@ class EventSource:
                 )
                 await asyncio.sleep(delay)
 
+    def read_new(self, checkpoint: Checkpoint | MemoryCheckpoint) -> list[ChainEvent]:
+        """One look at the chain, synchronously: the events of every block after the checkpoint
+        through the head minus ``confirmations``, in chain order, the checkpoint advanced past them.
+
+        For a reader that polls on its own clock (the launcher's tracker). A reorganization is
+        handled as :func:`run_handlers` handles it: the checkpoint is rewound to the fork point
+        (its ``rewind`` is called) before the new branch's events are returned. No retries: a
+        node that does not answer raises :class:`~fedtss.errors.ChainUnavailable`, and the next
+        call looks again. Not for a coroutine: it runs its own event loop.
+        """
+        position = _Position(checkpoint.block, checkpoint.recent, checkpoint.floor)
+        try:
+            batches = asyncio.run(self._look(position))
+        except NODE_FAILURES as exc:
+            raise node_error(exc, self.url, "the contract's new events") from exc
+        if position.last < checkpoint.block and not batches:
+            checkpoint.rewind(position.last)  # the new branch has no block past the fork point yet
+        events: list[ChainEvent] = []
+        for batch in batches:
+            if batch.first_block <= checkpoint.block:
+                checkpoint.rewind(batch.first_block - 1)
+            events.extend(batch.events)
+            for block_number in sorted(batch.block_hashes):
+                checkpoint.save(block_number, batch.block_hashes[block_number])
+        return events
+
     # -------------------------------------------------------------------------- internals
+
+    async def _look(self, position: _Position) -> list[EventBatch]:
+        """The batches of one look at the head (see :meth:`read_new`)."""
+        async with self._connect() as w3:
+            head = await w3.eth.get_block("latest")
+            await self._rewind_if_reorganized(w3, position, head)
+            return [batch async for batch in self._catch_up(w3, position, head["number"] - self.confirmations, head)]
 
     def _falls_back_to_polling(self, exc: BaseException) -> bool:
         """Switch a WebSocket source to HTTP polling if the node refused the upgrade itself."""
@@ -335,10 +373,61 @@ async def _block_hash(w3: AsyncWeb3, number: int) -> str | None:
         return None
 
 
+class MemoryCheckpoint:
+    """A :class:`~fedtss.chain.checkpoint.Checkpoint` held in memory only, for a reader that
+    folds every event from the deploy block at each start (the keeper, the launcher's tracker).
+
+    It answers and moves as a checkpoint file does; ``on_rewind(block)`` is called when a
+    reorganization takes back every block after ``block``, so that the reader drops what it
+    folded from them before the new branch's events come.
+    """
+
+    def __init__(self, start_block: int, *, on_rewind: Callable[[int], None] | None = None) -> None:
+        self.floor = start_block - 1
+        self._block = self.floor
+        self._recent: tuple[BlockRef, ...] = ()
+        self._on_rewind = on_rewind
+
+    @classmethod
+    def for_deployment(cls, deployment: Deployment, *,
+                       on_rewind: Callable[[int], None] | None = None) -> MemoryCheckpoint:
+        return cls(deployment.deploy_block, on_rewind=on_rewind)
+
+    @property
+    def block(self) -> int:
+        """The last block whose events were all handled."""
+        return self._block
+
+    @property
+    def recent(self) -> tuple[BlockRef, ...]:
+        """The newest handled blocks with their hashes, oldest first."""
+        return self._recent
+
+    def save(self, block: int, block_hash: str | None = None) -> None:
+        """As :meth:`Checkpoint.save <fedtss.chain.checkpoint.Checkpoint.save>`, in memory."""
+        if block <= self._block:
+            return
+        if block_hash:
+            self._recent = remember_blocks(self._recent, [BlockRef(block, block_hash)])
+        self._block = block
+
+    def rewind(self, block: int) -> None:
+        """Forget every block after ``block`` and tell the reader (``on_rewind``)."""
+        block = max(block, self.floor)
+        if block >= self._block:
+            return
+        self._block, self._recent = block, tuple(b for b in self._recent if b.number <= block)
+        if self._on_rewind is not None:
+            self._on_rewind(block)
+
+    def __repr__(self) -> str:
+        return f"MemoryCheckpoint(block={self._block})"
+
+
 async def run_handlers(
     source: EventSource,
     handle: Callable[[ChainEvent], Awaitable[None]],
-    checkpoint: Checkpoint,
+    checkpoint: Checkpoint | MemoryCheckpoint,
     *,
     until_block: int | None = None,
 ) -> None:

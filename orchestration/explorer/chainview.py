@@ -63,6 +63,7 @@ from fedtss.chain.rounds import ExclusionReport, RoundRecord, apply_exclusions, 
 from fedtss.cid import is_valid_cid, parse_cid
 from fedtss.errors import ChainError, ConfigError
 from orchestration.explorer.params import decimal_or_none
+from orchestration.run_layout import RunLayout
 
 __all__ = [
     "AddressDetail",
@@ -604,10 +605,10 @@ class FederationView:
         return self._rounds_at(self.confirmed_head())
 
     def _rounds_at(self, confirmed: int) -> list[RoundSummary]:
-        summaries = {number: self._summary(record) for number, record in self._records_at(confirmed).items()}
-        for summary in summaries.values():
-            summary.state = RoundState(self._view_at(confirmed, "state", summary.round))
-        return [summaries[r] for r in sorted(summaries)]
+        """Every round opened by block ``confirmed``, its state as its events fold (the contract's
+        ``state(round)`` at that block, without asking for it)."""
+        records = self._records_at(confirmed)
+        return [self._summary(records[r]) for r in sorted(records)]
 
     def _records_at(self, confirmed: int) -> dict[int, RoundRecord]:
         """Every round opened by block ``confirmed``, folded from its events (fedtss.chain.rounds)."""
@@ -629,10 +630,11 @@ class FederationView:
     def round(self, round_: int) -> RoundDetail | None:
         """One round in full at the confirmed head, or None if it was not opened by then."""
         confirmed = self.confirmed_head()
-        summary = next((s for s in self._rounds_at(confirmed) if s.round == round_), None)
-        if summary is None:
+        folded = self._records_at(confirmed).get(round_)
+        if folded is None:
             return None
-        record = self._with_recorded_exclusions(self._records_at(confirmed)[round_])
+        summary = self._summary(folded)
+        record = self._with_recorded_exclusions(folded)
         events = [e for e in self._events_until(confirmed) if isinstance(e, RoundEvent) and e.round == round_]
         info = self._round_info_at(confirmed, round_)
         agreed = tuple(record.included_clients) if record.included_clients else None
@@ -679,7 +681,7 @@ class FederationView:
 
     def _with_recorded_exclusions(self, record: RoundRecord) -> RoundRecord:
         """The round with what the run's members recorded (``nodes/*/exclusions.jsonl``, :mod:`agents.records`)."""
-        nodes = self.run_dir / "nodes" if self.run_dir else None
+        nodes = RunLayout(self.run_dir).nodes_dir if self.run_dir else None
         if nodes is None or not nodes.is_dir():
             return record
         for path in sorted(nodes.glob(f"*/{EXCLUSIONS_FILE}")):

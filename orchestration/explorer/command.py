@@ -28,6 +28,7 @@ from fedtss.chain.devnode import DevNode, start_anvil
 from fedtss.chain.redaction import display_url
 from fedtss.errors import ChainError, ConfigError, FedTSSError
 from fedtss.storage import LocalStore
+from orchestration.run_layout import RunLayout
 
 __all__ = ["ReopenedChain", "RunFiles", "explorer", "find_run_files", "reopen_chain"]
 
@@ -46,13 +47,14 @@ class RunFiles:
 
 
 def find_run_files(run_dir: Path) -> RunFiles:
-    """The launcher's layout of ``runs/<name>/``; a ConfigError says what is missing."""
+    """The launcher's layout of ``runs/<name>/`` (:class:`~orchestration.run_layout.RunLayout`); a
+    ConfigError says what is missing."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder (run `fedtss demo` first, or pass --rpc-url and "
                           "--deployment to attach to a running federation)")
-    files = RunFiles(run_dir, run_dir / "deployment.json", run_dir / "chain-state.json", run_dir / "store",
-                     run_dir / "report.json")
+    layout = RunLayout(run_dir)
+    files = RunFiles(run_dir, layout.deployment_path, layout.state_file, layout.store_dir, layout.report_path)
     if not files.deployment.is_file():
         raise ConfigError(f"{files.deployment}: missing; this folder holds no deployed federation")
     return files

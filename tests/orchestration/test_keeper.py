@@ -17,7 +17,9 @@ import pytest
 from agents.config import FederationSettings, KeeperSettings, NodeConfig, NodeSettings, load_node_config
 from agents.keeper import KeeperAction, KeeperAgent, SendRoundTransaction, decide_action
 from agents.runtime import Node, Tick, connect_node, handle_event
-from fedtss.chain import ClientSet, Deployment, RoundInfo, RoundState
+from fedtss.chain import Deployment, RoundState, UpdateSubmitted
+from fedtss.chain.events import EventSource
+from fedtss.chain.rounds import RoundRecord
 from fedtss.cid import compute_cid
 from fedtss.errors import ConfigError
 from tests.fixtures.anvil import default_rounds_config
@@ -26,19 +28,30 @@ PERIOD = 60
 
 
 def _keeper(contract, account, *, min_clients: int, reopen_failed: bool = False, confirmations: int = 0,
-           deploy_block: int = 0, accounts=None) -> KeeperAgent:
+           deploy_block: int = 0, accounts=None, abi_path: Path = Path("unused.json")) -> KeeperAgent:
     """A keeper agent on ``contract`` signing with ``account`` (what build_keeper_agent makes of a config)."""
-    settings = NodeSettings(rpc_url="http://unused", deployment=Path("unused.json"), confirmations=confirmations)
+    url = contract.chain.rpc_url
+    settings = NodeSettings(rpc_url=url, http_url=url, deployment=Path("unused.json"), confirmations=confirmations)
     config = NodeConfig(Path("keeper.toml"), "keeper", settings, FederationSettings(),
                         keeper=KeeperSettings(reopen_failed=reopen_failed))
     rounds = replace(default_rounds_config(accounts or [account] * 30), min_clients=min_clients)
-    deployment = Deployment(chain_id=31337, address=contract.address, abi_path=Path("unused.json"),
+    deployment = Deployment(chain_id=31337, address=contract.address, abi_path=abi_path,
                             deploy_block=deploy_block, tx_hash="0x" + "00" * 32, config=rounds)
     return KeeperAgent(Node(config, deployment, contract, account, store=None), config.keeper)
 
 
+def _follow(keeper: KeeperAgent) -> None:
+    """Hand the keeper the contract's new events, as the runtime's event follower does."""
+    node = keeper.node
+    source = EventSource(node.config.node.rpc_url, node.contract.address, node.contract.contract.abi,
+                         confirmations=node.config.node.confirmations)
+    for event in source.read_new(keeper.progress):
+        handle_event(keeper, event)
+
+
 def _tick(keeper: KeeperAgent) -> KeeperAction | None:
-    """One tick through the runtime; the action whose transaction went out, if any."""
+    """The new events, then one tick, through the runtime; the action whose transaction went out, if any."""
+    _follow(keeper)
     sent = [outcome for outcome in handle_event(keeper, Tick()) if outcome.tx_hash]
     return KeeperAction(sent[0].note.split()[0]) if sent else None
 
@@ -51,29 +64,33 @@ def _cid(label: str) -> str:
     return compute_cid(label.encode())
 
 
-def _info(state: RoundState, *, clients: int = 0, collection: int = 100, committee: int = 0) -> RoundInfo:
-    return RoundInfo(state, RoundState.Unopened, clients, 0, 0, collection, committee, ClientSet(0))
+def _record(state: RoundState, *, clients: int = 0, collection: int = 100, committee: int | None = None) -> RoundRecord:
+    """Round 1 as its events would fold: ``clients`` updates, the given state and deadlines."""
+    updates = tuple(UpdateSubmitted(round=1, client=f"0x{i + 1:040x}", index=i, manifest_cid=_cid(f"update{i}"),
+                                    block_number=2 + i, tx_hash=f"0x{i:064x}", log_index=0) for i in range(clients))
+    return RoundRecord(round=1, state=state, collection_deadline=collection, committee_deadline=committee,
+                       submissions=updates)
 
 
 @pytest.mark.parametrize(
-    ("info", "now", "expected"),
+    ("record", "now", "expected"),
     [
-        (_info(RoundState.Collecting, clients=5), 100, None),
-        (_info(RoundState.Collecting, clients=3), 101, KeeperAction.CLOSE_COLLECTION),
-        (_info(RoundState.Collecting, clients=2), 101, KeeperAction.FAIL_ROUND),
-        (_info(RoundState.Aggregating, committee=200), 200, None),
-        (_info(RoundState.Aggregating, committee=200), 201, KeeperAction.FAIL_ROUND),
-        (_info(RoundState.Reconstructing, committee=200), 201, KeeperAction.FAIL_ROUND),
-        (_info(RoundState.Finalized), 10**9, None),
-        (_info(RoundState.Failed), 10**9, None),
+        (_record(RoundState.Collecting, clients=5), 100, None),
+        (_record(RoundState.Collecting, clients=3), 101, KeeperAction.CLOSE_COLLECTION),
+        (_record(RoundState.Collecting, clients=2), 101, KeeperAction.FAIL_ROUND),
+        (_record(RoundState.Aggregating, committee=200), 200, None),
+        (_record(RoundState.Aggregating, committee=200), 201, KeeperAction.FAIL_ROUND),
+        (_record(RoundState.Reconstructing, committee=200), 201, KeeperAction.FAIL_ROUND),
+        (_record(RoundState.Finalized), 10**9, None),
+        (_record(RoundState.Failed), 10**9, None),
     ],
 )
-def test_decide_action_acts_only_after_a_deadline_has_passed(info: RoundInfo, now: int, expected) -> None:
-    assert decide_action(info, now, min_clients=3, reopen_failed=False) == expected
+def test_decide_action_acts_only_after_a_deadline_has_passed(record: RoundRecord, now: int, expected) -> None:
+    assert decide_action(record, now, min_clients=3, reopen_failed=False) == expected
 
 
 def test_decide_action_reopens_a_failed_round_only_when_configured() -> None:
-    failed = _info(RoundState.Failed)
+    failed = _record(RoundState.Failed)
     assert decide_action(failed, 0, min_clients=3, reopen_failed=True) is KeeperAction.REOPEN_ROUND
     assert decide_action(failed, 0, min_clients=3, reopen_failed=False) is None
 
@@ -134,9 +151,10 @@ def test_a_second_keeper_that_lost_the_race_logs_it_and_carries_on(chain, rounds
     first = _keeper(rounds, chain.accounts[20], min_clients=3)
     second = _keeper(rounds, chain.accounts[21], min_clients=3)
     # The second keeper read the round before the first one acted: it still decides to close.
+    _follow(second)
     view = second.observe(Tick())
     assert _tick(first) is KeeperAction.CLOSE_COLLECTION
-    action = decide_action(view.info, view.now, min_clients=3, reopen_failed=False)
+    action = decide_action(view.record, view.now, min_clients=3, reopen_failed=False)
     outcome = second.execute(SendRoundTransaction(action, 1))
     assert outcome.tx_hash is None and "already done (RoundWrongState)" in outcome.note
     assert rounds.state(1) is RoundState.Aggregating
@@ -206,6 +224,7 @@ def test_keeper_acts_on_an_idle_chain_whose_latest_block_predates_the_deadline(c
     _submit(contract, chain, 3)
     deadline = contract.round_info(1).collection_deadline
     keeper = _keeper(contract, chain.accounts[20], min_clients=3)
+    _follow(keeper)
     while keeper.observe(Tick()).now <= deadline:
         time.sleep(0.2)
     assert chain.timestamp() <= deadline
@@ -272,21 +291,29 @@ def test_keeper_config_refuses_a_file_that_is_not_utf8_with_a_config_error(tmp_p
         load_keeper_config(path)
 
 
-def test_the_keeper_runs_on_the_agents_runtime_ticking_without_following_events(chain, rounds, caplog) -> None:
+def test_the_keeper_runs_on_the_agents_runtime_following_events_from_the_deploy_block(
+        chain, rounds, rounds_artifact, tmp_path, caplog) -> None:
     import asyncio
+    import json
 
     from agents.runtime import run_agent
 
     _submit(rounds, chain, 3)
     chain.increase_time(PERIOD + 1)
-    keeper = _keeper(rounds, chain.accounts[20], min_clients=3)
+    (tmp_path / "abi.json").write_text(json.dumps(rounds_artifact.abi), encoding="utf-8")
+    keeper = _keeper(rounds, chain.accounts[20], min_clients=3, abi_path=tmp_path / "abi.json")
     keeper.settings = KeeperSettings(interval_seconds=0.1)
+    assert keeper.node.config.node.state_dir is None  # it keeps nothing on disk
 
     async def run_until_collection_closes() -> None:
-        run = asyncio.create_task(run_agent(keeper))
+        run = asyncio.create_task(run_agent(keeper, poll_interval=0.05))
         try:
             for _ in range(100):
                 if rounds.state(1) is RoundState.Aggregating or run.done():
+                    break
+                await asyncio.sleep(0.1)
+            for _ in range(50):  # and its fold follows what it did
+                if keeper.rounds[1].state is RoundState.Aggregating or run.done():
                     break
                 await asyncio.sleep(0.1)
         finally:
@@ -296,6 +323,46 @@ def test_the_keeper_runs_on_the_agents_runtime_ticking_without_following_events(
     with caplog.at_level(logging.INFO, logger="fedtss.agents"):
         asyncio.run(run_until_collection_closes())
     assert rounds.state(1) is RoundState.Aggregating
-    assert "role=keeper" in caplog.text and "started=clock" in caplog.text
+    assert keeper.rounds[1].state is RoundState.Aggregating and keeper.rounds[1].submitted == 3
+    assert "role=keeper" in caplog.text and "started=polling" in caplog.text
+    assert "event=UpdateSubmitted action=keep_round" in caplog.text
     assert "action=send_round_transaction" in caplog.text and "closeCollection gas=" in caplog.text
-    assert "started=polling" not in caplog.text  # no event source: it needs no state folder either
+    assert caplog.text.count("closeCollection gas=") == 1
+
+
+def test_a_restarted_keeper_folds_the_rounds_again_from_the_deploy_block(chain, rounds) -> None:
+    _submit(rounds, chain, 3)
+    chain.increase_time(PERIOD + 1)
+    assert _tick(_keeper(rounds, chain.accounts[20], min_clients=3)) is KeeperAction.CLOSE_COLLECTION
+    again = _keeper(rounds, chain.accounts[20], min_clients=3)  # a new process: nothing in memory
+    assert _tick(again) is None
+    assert again.rounds[1].state is RoundState.Aggregating and again.rounds[1].submitted == 3
+
+
+def test_the_keeper_waits_for_its_fold_to_see_its_own_transaction_before_deciding_again(chain, rounds) -> None:
+    _submit(rounds, chain, 3)
+    chain.increase_time(PERIOD + 1)
+    keeper = _keeper(rounds, chain.accounts[20], min_clients=3)
+    assert _tick(keeper) is KeeperAction.CLOSE_COLLECTION
+    # Not yet folded: the round still looks Collecting past its deadline, yet nothing goes out twice.
+    assert keeper.rounds[1].state is RoundState.Collecting
+    assert handle_event(keeper, Tick()) == []
+    _follow(keeper)
+    assert keeper.rounds[1].state is RoundState.Aggregating
+
+
+def test_the_keeper_drops_the_events_of_a_reorganized_branch_and_acts_on_the_new_one(chain, rounds) -> None:
+    _submit(rounds, chain, 3)
+    chain.increase_time(PERIOD + 1)
+    keeper = _keeper(rounds, chain.accounts[20], min_clients=3)
+    assert _tick(keeper) is KeeperAction.CLOSE_COLLECTION
+    assert _tick(keeper) is None and keeper.rounds[1].state is RoundState.Aggregating
+    # The block holding CollectionClosed is replaced by an empty one: the round is Collecting again.
+    answer = chain.w3.provider.make_request("anvil_reorg", [1, []])
+    assert "error" not in answer
+    assert rounds.state(1) is RoundState.Collecting
+    assert _tick(keeper) is KeeperAction.CLOSE_COLLECTION
+    assert [e.name for e in keeper.events].count("CollectionClosed") == 0  # not folded yet
+    _follow(keeper)
+    assert [e.name for e in keeper.events].count("CollectionClosed") == 1
+    assert keeper.rounds[1].state is RoundState.Aggregating

@@ -12,7 +12,7 @@ import pytest
 
 from fedtss.chain import CollectionClosed, UpdateSubmitted, events_of
 from fedtss.chain.checkpoint import BlockRef, Checkpoint
-from fedtss.chain.events import Backoff, ChainEvent, EventBatch, EventSource, run_handlers
+from fedtss.chain.events import Backoff, ChainEvent, EventBatch, EventSource, MemoryCheckpoint, run_handlers
 from fedtss.errors import ConfigError
 from tests.fedtss.chain.conftest import deploy_with_record
 from tests.fixtures.reorg import reorganize_from
@@ -403,3 +403,24 @@ def test_a_restarted_agent_handles_the_branch_that_replaced_its_checkpoint_after
     assert [e.name for e in second_run] == ["UpdateSubmitted", "CollectionClosed"]
     assert {e.block_number for e in second_run} == {closing + 1}
     assert all(e.block_number > before_close for e in second_run)
+
+
+def test_read_new_looks_once_and_a_memory_checkpoint_says_when_a_reorg_takes_blocks_back(chain, deployed):
+    deployed.start_training()
+    deployed.submit(0)
+    deployed.submit(1)
+    closing = deployed.submit(2)  # UpdateSubmitted and CollectionClosed
+    chain.w3.provider.make_request("evm_mine", [])
+    rewound: list[int] = []
+    checkpoint = MemoryCheckpoint.for_deployment(deployed.deployment, on_rewind=rewound.append)
+    source = EventSource.from_deployment(chain.url, deployed.deployment)
+    first = source.read_new(checkpoint)
+    assert [e.name for e in first][-2:] == ["UpdateSubmitted", "CollectionClosed"]
+    assert checkpoint.block == closing + 1 and rewound == []
+    assert source.read_new(checkpoint) == []  # nothing new: one look, no waiting
+
+    reorganize_from(chain.w3, closing)  # the same height, another branch from the closing block on
+    again = source.read_new(checkpoint)
+    assert rewound == [closing - 1]  # the reader drops what it folded after the fork point first
+    assert [(where(e), e.tx_hash) for e in again] == [(where(e), e.tx_hash) for e in first[-2:]]
+    assert checkpoint.block == closing + 1
