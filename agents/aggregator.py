@@ -99,7 +99,7 @@ from fedtss.formats import (
     parse_manifest,
     shared_vector_length,
 )
-from fedtss.quantize import QuantizationConfig, dequantize_sum
+from fedtss.quantize import QuantizationConfig, dequantize_metrics, dequantize_sum
 from fedtss.sealing import OVERHEAD, ShareContext, open_share
 from fedtss.shamir import reconstruct_checked
 from fedtss.storage import ContentStore
@@ -384,6 +384,7 @@ class ReconstructedModel:
     used_members: tuple[int, ...]
     excluded_members: tuple[int, ...]
     total_samples: int
+    metrics: dict[str, float] = field(default_factory=dict)  # the federated evaluation, if any
 
 
 def reconstruct_model(
@@ -393,17 +394,25 @@ def reconstruct_model(
     threshold: int,
     quantization: QuantizationConfig,
     key: bytes,
+    metric_names: Sequence[str] = (),
 ) -> ReconstructedModel:
     """Reconstruct the clients' summed update (naming wrong members) and apply its mean.
 
     ``aggregate_shares`` maps member index -> aggregate share over one client set; ``key``
-    (32 fresh random bytes) seeds the error check. Equal honest inputs give equal blobs.
+    (32 fresh random bytes) seeds the error check. With ``metric_names`` (the deployment's), the
+    last ``m`` elements are the clients' summed metrics: their sample-weighted means go into the
+    new model's blob. Equal honest inputs give equal blobs.
     """
     result = reconstruct_checked(aggregate_shares, threshold=threshold, key=key)
-    mean, total_samples = dequantize_sum(result.secret, quantization)
+    update_part = result.secret[: result.secret.size - len(metric_names)]
+    mean, total_samples = dequantize_sum(update_part, quantization)
     tensors = apply_mean_update(global_tensors, mean)
-    return ReconstructedModel(tensors, encode_model(tensors), result.used_holders,
-                              result.excluded_holders, total_samples)
+    metrics = None
+    if metric_names:
+        values = dequantize_metrics(result.secret[update_part.size :], total_samples, quantization)
+        metrics = dict(zip(metric_names, values, strict=True))
+    return ReconstructedModel(tensors, encode_model(tensors, metrics=metrics), result.used_holders,
+                              result.excluded_holders, total_samples, metrics or {})
 
 
 # ---------------------------------------------------------------------- the edge
@@ -415,7 +424,7 @@ def round_model(agent: AggregatorAgent, round_: int) -> tuple[str, dict[str, NDA
     if not opened:
         raise FormatError(f"no RoundOpened event for round {round_}")
     cid = opened[-1].model_cid
-    return cid, fetch_model(agent.node, cid, agent.federation)
+    return cid, fetch_model(agent.node, cid, agent.node.deployment.model_layout)
 
 
 def round_submissions(agent: AggregatorAgent, round_: int) -> list[Submission]:
@@ -453,7 +462,7 @@ def open_round_shares(agent: AggregatorAgent, round_: int, *,
     """
     node = agent.node
     _, tensors = round_model(agent, round_)
-    terms = round_terms(agent, round_, shared_vector_length(tensors))
+    terms = round_terms(agent, round_, shared_vector_length(tensors, len(node.deployment.model_metrics)))
     time_left = node.contract.round_info(round_).committee_deadline - node.chain_time()
     shares, excluded = collect_client_shares(
         node.store, round_submissions(agent, round_), terms, member_index=agent.member_index,
@@ -752,7 +761,8 @@ def start_reconstruction(agent: AggregatorAgent, action: StartReconstruction) ->
     _, tensors = round_model(agent, action.round)
     wanted = node.contract.threshold() + 1
     remaining = max(0.0, action.proposal_deadline - node.chain_time())
-    fetcher = AggregateShareFetcher(agent, action.round, action.included_clients, shared_vector_length(tensors))
+    vector_length = shared_vector_length(tensors, len(agent.node.deployment.model_metrics))
+    fetcher = AggregateShareFetcher(agent, action.round, action.included_clients, vector_length)
     try:
         fetcher.offer_posted()
     except BaseException:
@@ -834,7 +844,8 @@ def _reconstruct_and_vote(agent: AggregatorAgent, pending: PendingVote,
     threshold = node.contract.threshold()
     try:
         model = reconstruct_model(pending.tensors, shares, threshold=threshold,
-                                  quantization=agent.federation.quantization, key=random_bytes(32))
+                                  quantization=agent.federation.quantization, key=random_bytes(32),
+                                  metric_names=node.deployment.model_metrics)
     except InconsistentShares:
         if pending.inconsistent_at is not None and len(shares) <= pending.inconsistent_at:
             raise  # no share came since: the wrong one cannot be excluded

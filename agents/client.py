@@ -6,8 +6,9 @@ One round, top to bottom:
 
 1. :func:`on_round_opened` decides: skip if this account is not allowlisted, already
    submitted (``hasSubmitted``), the round is no longer collecting, or its deadline passed;
-2. :func:`train_and_submit` fetches the global model by CID (size-limited), trains on the
-   client's own data (:mod:`agents.learning`, seeded per round and client index);
+2. :func:`train_and_submit` fetches the global model by CID (size-limited, checked against the
+   model layout), and the client's task (:mod:`fedtss.task`) trains it on the client's own data,
+   seeded per round and client index;
 3. :func:`prepare_update` (pure) quantizes the clipped, sample-weighted delta, splits it
    t-of-n (:func:`fedtss.shamir.share_vector`, fresh key), seals share j to member j's
    X25519 key bound to (chain, contract, round, client, j), and writes the manifest;
@@ -23,25 +24,27 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from agents.config import ClientSettings, FederationSettings
-from agents.learning import (
-    ClientData,
-    compute_client_update,
-    derive_training_seed,
-    load_client_file,
-)
-from agents.learning.model import config_from_tensors
+from agents.learning import LoadedTask, compute_client_update, load_task, round_settings
 from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, main
 from fedtss.chain import RoundOpened, RoundState, transaction_hash
 from fedtss.cid import compute_cid
-from fedtss.errors import ConfigError, FormatError, StorageError
-from fedtss.formats import Manifest, VectorKind, decode_model, encode_field_vector, encode_manifest
-from fedtss.quantize import QuantizationConfig, quantize_update
+from fedtss.errors import ConfigError, FormatError, StorageError, TaskError
+from fedtss.formats import (
+    Manifest,
+    ModelLayout,
+    VectorKind,
+    decode_model,
+    encode_field_vector,
+    encode_manifest,
+    model_layout,
+)
+from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
 from fedtss.sealing import ShareContext, seal_share
 from fedtss.shamir import share_vector
 
@@ -132,8 +135,13 @@ def prepare_update(
     quantization: QuantizationConfig,
     sharing_key: bytes,
     ephemeral_seeds: Sequence[bytes],
+    metrics: Sequence[float] = (),
 ) -> PreparedUpdate:
     """Quantize, share t-of-n, seal share j to ``member_keys[j - 1]``, and describe it all.
+
+    ``metrics`` are the client's evaluation of the round's model on its own data, in the order
+    of the deployment's metric names: they are shared with the update, so that only their
+    sample-weighted mean over the round's clients is ever reconstructed.
 
     Pure: ``sharing_key`` (32 bytes) and one 32-byte ``ephemeral_seeds`` entry per member are
     the only randomness; pass fresh ``os.urandom(32)`` values (tests pin them).
@@ -141,6 +149,8 @@ def prepare_update(
     if len(ephemeral_seeds) != len(member_keys):
         raise FormatError(f"need one ephemeral seed per member: {len(ephemeral_seeds)} for {len(member_keys)}")
     vector = quantize_update(delta, samples, quantization)
+    if metrics:
+        vector = np.concatenate([vector, quantize_metrics(metrics, samples, quantization)])
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
     sealed = tuple(
         seal_share(encode_field_vector(shares[j - 1], kind=VectorKind.SHARE), key, context.for_member(j),
@@ -164,13 +174,17 @@ def prepare_update(
 # ---------------------------------------------------------------------- the edge
 
 
-def fetch_model(node: Node, cid: str, federation: FederationSettings) -> dict[str, NDArray[np.float32]]:
-    """The model blob ``cid`` from the store, parsed and checked to be this federation's MLP."""
+def fetch_model(node: Node, cid: str, layout: ModelLayout | None) -> dict[str, NDArray[np.float32]]:
+    """The model blob ``cid`` from the store, parsed and checked to have the federation's layout
+    (any layout when ``layout`` is None: a deployment that fixes none, read by a member)."""
     blob = node.store.get(cid, max_bytes=node.max_blob_bytes)
     tensors = decode_model(blob, max_bytes=node.max_blob_bytes)
-    shape = config_from_tensors(tensors)
-    if shape.hidden != federation.hidden:
-        raise FormatError(f"model {cid} has {shape.hidden} hidden units; the federation says {federation.hidden}")
+    difference = None if layout is None else model_layout(tensors).difference(layout)
+    if difference is not None:
+        raise FormatError(f"model {cid} does not have the federation's layout: {difference}")
+    for name, array in tensors.items():
+        if not np.all(np.isfinite(array)):
+            raise FormatError(f"model {cid} holds non-finite values in tensor {name}")
     return tensors
 
 
@@ -183,12 +197,24 @@ def publish_update(node: Node, prepared: PreparedUpdate) -> str:
     return node.store.put(prepared.manifest_blob)
 
 
+def evaluate_global_model(agent: ClientAgent, global_tensors: Mapping[str, NDArray[np.float32]]) -> list[float]:
+    """This client's metrics of the round's model on its own data, in the deployment's metric order
+    (none when the deployment names no metrics)."""
+    names = agent.node.deployment.model_metrics
+    if not names:
+        return []
+    metrics = agent.task.evaluate(agent.task.model_from(global_tensors), agent.data)
+    return [metrics[name] for name in names]
+
+
 def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
                      random_bytes: Callable[[int], bytes] = os.urandom) -> Outcome:
     node, settings, federation = agent.node, agent.settings, agent.federation
-    global_tensors = fetch_model(node, action.model_cid, federation)
-    seed = derive_training_seed(federation.seed, action.round, settings.index)
-    delta, samples = compute_client_update(global_tensors, agent.data, config=settings.training, seed=seed)
+    global_tensors = fetch_model(node, action.model_cid, agent.layout)
+    training = round_settings(settings.training, federation_seed=federation.seed, round_number=action.round,
+                              client_index=settings.index)
+    delta, samples = compute_client_update(agent.task, global_tensors, agent.data, training)
+    metrics = evaluate_global_model(agent, global_tensors)
     committee = node.contract.committee()
     prepared = prepare_update(
         delta,
@@ -199,6 +225,7 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
         quantization=federation.quantization,
         sharing_key=random_bytes(32),
         ephemeral_seeds=[random_bytes(32) for _ in committee],
+        metrics=metrics,
     )
     manifest_cid = publish_update(node, prepared)
     receipt = node.contract.submit_update(node.account, action.round, manifest_cid)
@@ -211,12 +238,14 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
 
 @dataclass
 class ClientAgent:
-    """A client process: its node, its data and how it trains."""
+    """A client process: its node, its task, the model layout, its data and how it trains."""
 
     node: Node
     settings: ClientSettings
     federation: FederationSettings
-    data: ClientData
+    task: LoadedTask
+    layout: ModelLayout
+    data: Any
     role: str = "client"
     handlers: Mapping[type, Handler] = field(default_factory=lambda: HANDLERS)
 
@@ -241,12 +270,35 @@ class ClientAgent:
 
 
 def build_client_agent(node: Node) -> ClientAgent:
-    """The client of ``node``'s config, with its data loaded and checked."""
+    """The client of ``node``'s config: its task loaded, its model's layout checked, its data loaded.
+
+    Every way the task can be unusable (not found, a function missing or raising, another
+    layout than the deployment's, data that does not load) stops the client here, before it
+    follows a single event, with a one-line error naming the task.
+    """
     settings = node.config.client
     if settings is None:
         raise ConfigError(f"{node.config.path}: a client needs a [client] table")
-    data = load_client_file(settings.data)
-    return ClientAgent(node=node, settings=settings, federation=node.config.federation, data=data)
+    task = load_task(settings.task)
+    layout = task.layout()
+    fixed = node.deployment.model_layout
+    if fixed is not None and (difference := layout.difference(fixed)) is not None:
+        raise TaskError(f"task {task.name}: its model() does not have the layout the deployment fixes: "
+                        f"{difference}; run the federation's task")
+    data = task.load_data(settings.data)
+    metrics = node.deployment.model_metrics
+    if metrics and (given := sorted(task.evaluate(task.build_model(), data))) != sorted(metrics):
+        raise TaskError(f"task {task.name}: its evaluate() gives the metrics {given}; the deployment's clients "
+                        f"share {sorted(metrics)}; run the federation's task")
+    _warm_up_torch()
+    return ClientAgent(node=node, settings=settings, federation=node.config.federation, task=task,
+                       layout=fixed or layout, data=data)
+
+
+def _warm_up_torch() -> None:
+    """Import what a task's first ``torch.optim`` step would: ~1.2 s of CPU, better spent at start
+    than inside the first round (ten clients pay it at once on two cores)."""
+    import torch._dynamo  # noqa: F401
 
 
 if __name__ == "__main__":

@@ -29,22 +29,25 @@ launcher runs every agent from the repository root), not to the config file::
     clip_norm = 10.0
     max_clients = 1000
     max_samples = 10000
-    hidden = 64
 
     [client]                                  # only in a client's file
-    data = "runs/demo/data/client-3.npz"      # .npz (x, y) or .csv (last column = label)
+    task = "examples/digits_mlp.py"           # a .py file or a module name (fedtss.task); default: this one
+    data = "runs/demo/data/client-3.npz"      # what the task's load_data(source) gets: a path or URI
     index = 3                                 # 0-based; seeds local training per round
     epochs = 5
     batch_size = 16
     learning_rate = 0.05
+
+    [client.options]                          # the task's own settings (settings.get("momentum", 0.9))
     momentum = 0.9
 
     [aggregator]                              # only in a committee member's file
     sealing_key_env = "FEDTSS_SEALING_KEY"    # X25519 private key hex, or sealing_key_file = "…"
     share_wait_seconds = 3.0                  # for every member's share after ThresholdReached (longer with only t in)
 
-Training defaults are those of :class:`agents.learning.TrainConfig` (they reach the demo's
-target); ``clip_norm`` defaults to :data:`agents.learning.DEFAULT_CLIP_NORM`.
+Training defaults are those of :class:`fedtss.task.Settings` (they reach the demo's target);
+``clip_norm`` defaults to :data:`agents.learning.DEFAULT_CLIP_NORM`. The client's task is loaded
+(and its model's layout checked against the deployment's) when the client starts.
 """
 
 from __future__ import annotations
@@ -52,14 +55,15 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agents.learning import DEFAULT_CLIP_NORM, ModelConfig, TrainConfig
+from agents.learning import DEFAULT_CLIP_NORM, DEFAULT_TASK
 from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, DEFAULT_SEALING_KEY_ENV
 from fedtss.errors import ConfigError
 from fedtss.quantize import QuantizationConfig
+from fedtss.task import Settings
 
 __all__ = [
     "AggregatorSettings",
@@ -83,7 +87,7 @@ DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
 DEFAULT_STORE_TIMEOUT_SECONDS = 30.0
 DEFAULT_FETCH_TIMEOUT_SECONDS = 60.0
 MAX_CONFIRMATIONS = 1000
-_TRAIN_DEFAULTS = TrainConfig()
+_TRAIN_DEFAULTS = Settings()
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class NodeSettings:
     rpc_url: str
     deployment: Path
     store: str = ""  # required of clients and members; the keeper stores nothing
-    state_dir: Path | None = None  # required of clients and members; the keeper follows no events
+    state_dir: Path | None = None  # required of clients and members; the keeper keeps its progress in memory
     http_url: str = ""
     private_key_env: str = DEFAULT_KEY_ENV
     keystore: Path | None = None
@@ -126,7 +130,6 @@ class FederationSettings:
     clip_norm: float = DEFAULT_CLIP_NORM
     max_clients: int = 1000
     max_samples: int = 10_000
-    hidden: int = ModelConfig().hidden
 
     @property
     def quantization(self) -> QuantizationConfig:
@@ -137,30 +140,24 @@ class FederationSettings:
             max_samples=self.max_samples,
         )
 
-    @property
-    def model(self) -> ModelConfig:
-        return ModelConfig(hidden=self.hidden)
-
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """``[client]``: the client's own data and how it trains."""
+    """``[client]``: the client's task, its own data, and how it trains."""
 
-    data: Path
+    data: str
     index: int
+    task: str = DEFAULT_TASK
     epochs: int = _TRAIN_DEFAULTS.epochs
     batch_size: int = _TRAIN_DEFAULTS.batch_size
     learning_rate: float = _TRAIN_DEFAULTS.lr
-    momentum: float = _TRAIN_DEFAULTS.momentum
+    options: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def training(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.learning_rate,
-            momentum=self.momentum,
-        )
+    def training(self) -> Settings:
+        """The settings ``train`` gets, before the round's seed is filled in."""
+        return Settings(epochs=self.epochs, lr=self.learning_rate, batch_size=self.batch_size,
+                        options=dict(self.options))
 
 
 @dataclass(frozen=True)
@@ -215,7 +212,7 @@ def parse_node_config(document: Mapping[str, Any], *, role: Role, path: Path) ->
     if role not in ("client", "aggregator", "keeper"):
         raise ConfigError(f"{path}: unknown role {role!r}; expected 'client', 'aggregator' or 'keeper'")
     tables = ConfigTables(document, path)
-    if role == "keeper":  # a clock and a key: no store, no checkpoint, no federation settings
+    if role == "keeper":  # events, a clock and a key: no store, no checkpoint on disk, no federation settings
         tables.only({"node", "keeper"})
         config = NodeConfig(path=path, role=role, node=tables.parse("node", _keeper_node_settings),
                             federation=FederationSettings(),
@@ -424,7 +421,6 @@ def _federation_settings(table: ConfigTable) -> FederationSettings:
         clip_norm=table.number("clip_norm", defaults.clip_norm),
         max_clients=table.integer("max_clients", defaults.max_clients, 1, 2**40),
         max_samples=table.integer("max_samples", defaults.max_samples, 1, 2**40),
-        hidden=table.integer("hidden", defaults.hidden, 1, 2**20),
     )
     table.done()
     try:
@@ -436,19 +432,31 @@ def _federation_settings(table: ConfigTable) -> FederationSettings:
 
 def _client_settings(table: ConfigTable) -> ClientSettings:
     d = _TRAIN_DEFAULTS
-    momentum = table.number("momentum", d.momentum, low_inclusive=True)
-    if momentum >= 1:
-        table.report("momentum", f"must be in [0, 1), got {momentum}")
     settings = ClientSettings(
-        data=table.path("data", REQUIRED),
+        task=table.text("task", DEFAULT_TASK),
+        data=table.text("data", REQUIRED),
         index=table.integer("index", REQUIRED, 0, 2**31),
         epochs=table.integer("epochs", d.epochs, 1, 10_000),
         batch_size=table.integer("batch_size", d.batch_size, 1, 2**20),
         learning_rate=table.number("learning_rate", d.lr),
-        momentum=momentum,
+        options=_task_options(table),
     )
     table.done()
     return settings
+
+
+def _task_options(table: ConfigTable) -> dict[str, str]:
+    """``[client.options]``: the task's own settings, each a string, number or boolean (read as text)."""
+    options = table.get("options", {}, lambda v: isinstance(v, dict), "a table of key = value task settings")
+    texts = {}
+    for key, value in (options or {}).items():
+        if isinstance(value, bool):
+            texts[key] = "true" if value else "false"
+        elif isinstance(value, (str, int, float)):
+            texts[key] = str(value)
+        else:
+            table.report(f"options.{key}", f"expected a string, number or boolean, got {value!r:.80}")
+    return texts
 
 
 def _keeper_settings(table: ConfigTable) -> KeeperSettings:

@@ -39,7 +39,7 @@ _LAZY: dict[str, str] = {
         "fedtss.sealing",
     ),
     **dict.fromkeys(
-        ["VectorKind", "encode_field_vector", "decode_field_vector", "ModelLayout", "encode_model",
+        ["VectorKind", "encode_field_vector", "decode_field_vector", "ModelLayout", "model_layout", "encode_model",
          "decode_model", "flatten_model", "unflatten_model", "MANIFEST_MAX_BYTES", "Manifest",
          "encode_manifest", "parse_manifest"],
         "fedtss.formats",
@@ -72,6 +72,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         encode_manifest,
         encode_model,
         flatten_model,
+        model_layout,
         parse_manifest,
         unflatten_model,
     )

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 __all__ = [
     "FedTSSError",
     "ConfigError",
+    "TaskError",
     "FormatError",
     "StorageError",
     "StoreUnavailable",
@@ -35,6 +36,13 @@ class FedTSSError(Exception):
 
 class ConfigError(FedTSSError):
     """A configuration value is out of range or inconsistent; the message names the field."""
+
+
+class TaskError(ConfigError):
+    """A user's task (its file, a function of it, its model or its data) cannot be used.
+
+    The message starts with the task's name and says what to change in it.
+    """
 
 
 class FormatError(FedTSSError):

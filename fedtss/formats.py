@@ -31,6 +31,10 @@ spaces (``json.dumps(sort_keys=True, separators=(",", ":"))``); tensors are sort
 previous one ends. Names are 1-200 characters of ``[A-Za-z0-9_.:/-]``. There is exactly one
 valid encoding of a given set of tensors, and :func:`decode_model` rejects every other: honest
 committee members vote on the CID of the model blob, so equal models must give equal bytes.
+A model the committee made may also carry the round's federated evaluation,
+``"metrics":{"loss":0.31,…}`` (names as tensor names, finite numbers written as Python's
+``repr`` of a float64: the shortest text that reads back as the same number;
+:func:`decode_model_metrics` reads them).
 
 **Client manifest**, schema 1: canonical JSON (sorted keys, no spaces, UTF-8) of::
 
@@ -48,6 +52,7 @@ parses them exactly.
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from collections.abc import Mapping
@@ -69,8 +74,10 @@ __all__ = [
     "encode_field_vector",
     "decode_field_vector",
     "ModelLayout",
+    "model_layout",
     "encode_model",
     "decode_model",
+    "decode_model_metrics",
     "flatten_model",
     "unflatten_model",
     "MANIFEST_SCHEMA",
@@ -214,6 +221,39 @@ class ModelLayout:
         """Total number of float32 elements."""
         return sum(prod(shape) for _, shape in self.tensors)
 
+    def to_json(self) -> list[dict[str, Any]]:
+        """``[{"name": ..., "shape": [...]}, ...]``: the form a deployment record stores."""
+        return [{"name": name, "shape": list(shape)} for name, shape in self.tensors]
+
+    @classmethod
+    def from_json(cls, entries: object) -> ModelLayout:
+        """Parse :meth:`to_json`'s form (untrusted: a deployment file); FormatError if malformed."""
+        if not isinstance(entries, list):
+            raise FormatError("a model layout is a list of {name, shape} entries")
+        specs = []
+        for entry in entries:
+            if not isinstance(entry, dict) or set(entry) != {"name", "shape"} or not isinstance(entry["shape"], list):
+                raise FormatError("each model layout entry needs exactly a name and a shape (a list)")
+            specs.append((entry["name"], tuple(entry["shape"])))
+        return cls(tuple(sorted(specs, key=lambda spec: str(spec[0]))))
+
+    def difference(self, expected: ModelLayout) -> str | None:
+        """What differs from ``expected``, in a few words (the first tensor that does), or None."""
+        mine, theirs = dict(self.tensors), dict(expected.tensors)
+        for name in sorted(set(mine) | set(theirs)):
+            if name not in mine:
+                return f"tensor {name} {list(theirs[name])} is missing"
+            if name not in theirs:
+                return f"tensor {name} {list(mine[name])} is not in the layout"
+            if mine[name] != theirs[name]:
+                return f"tensor {name} has shape {list(mine[name])}, the layout says {list(theirs[name])}"
+        return None
+
+
+def model_layout(tensors: Mapping[str, NDArray[np.float32]]) -> ModelLayout:
+    """The layout (names and shapes, by name) of named float32 tensors."""
+    return _layout_of(tensors)
+
 
 def _check_tensor_spec(name: object, shape: object) -> None:
     if not isinstance(name, str) or _TENSOR_NAME.fullmatch(name) is None:
@@ -236,12 +276,29 @@ def _layout_of(tensors: Mapping[str, NDArray[np.float32]]) -> ModelLayout:
     return ModelLayout(tuple((name, tuple(tensors[name].shape)) for name in names))
 
 
-def _model_header(layout: ModelLayout) -> bytes:
+def _model_header(layout: ModelLayout, metrics: Mapping[str, float] | None = None) -> bytes:
     entries, offset = [], 0
     for name, shape in layout.tensors:
         entries.append({"name": name, "offset": offset, "shape": list(shape)})
         offset += prod(shape)
-    return _canonical_json({"tensors": entries})
+    header: dict[str, Any] = {"tensors": entries}
+    if metrics:
+        header["metrics"] = {name: float(value) for name, value in metrics.items()}
+    return _canonical_json(header)
+
+
+def _check_metrics(metrics: object) -> dict[str, float]:
+    """Metric names (like tensor names) to finite floats; FormatError otherwise."""
+    if not isinstance(metrics, Mapping) or not metrics:
+        raise FormatError("model metrics must be a non-empty mapping of names to numbers")
+    checked = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str) or _TENSOR_NAME.fullmatch(name) is None:
+            raise FormatError(f"metric name {name!r:.80} is not 1-200 chars of [A-Za-z0-9_.:/-]")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise FormatError(f"metric {name} must be a finite number, got {value!r:.40}")
+        checked[name] = float(value)
+    return checked
 
 
 def _canonical_json(value: object) -> bytes:
@@ -254,10 +311,16 @@ def _padding(header_length: int) -> int:
     return -(_MODEL_PREFIX.size + header_length) % 8
 
 
-def encode_model(tensors: Mapping[str, NDArray[np.float32]]) -> bytes:
-    """Encode named float32 tensors; equal inputs give byte-identical blobs."""
+def encode_model(tensors: Mapping[str, NDArray[np.float32]], *, metrics: Mapping[str, float] | None = None) -> bytes:
+    """Encode named float32 tensors; equal inputs give byte-identical blobs.
+
+    ``metrics`` (optional) are the federated evaluation the committee reconstructed in the round
+    that made this model: the clients' sample-weighted mean metrics of the model that round
+    started from. They travel in the header (``"metrics": {name: number}``), so the CID the
+    members vote on covers them.
+    """
     layout = _layout_of(tensors)
-    header = _model_header(layout)
+    header = _model_header(layout, None if metrics is None else _check_metrics(metrics))
     prefix = _MODEL_PREFIX.pack(_MODEL_MAGIC, _MODEL_VERSION, bytes(3), len(header))
     parts: list[bytes | memoryview] = [prefix, header, bytes(_padding(len(header)))]
     for name, _ in layout.tensors:
@@ -289,10 +352,20 @@ def decode_model(blob: bytes, *, max_bytes: int) -> dict[str, NDArray[np.float32
     return _tensor_views(data, data_start, layout)
 
 
+def decode_model_metrics(blob: bytes, *, max_bytes: int) -> dict[str, float]:
+    """The federated metrics a model blob carries ({} when it carries none); checks the whole blob."""
+    decode_model(blob, max_bytes=max_bytes)
+    data = _as_bytes_view(blob, max_bytes, "model")
+    _, _, _, header_length = _MODEL_PREFIX.unpack_from(data)
+    header = _load_json(bytes(data[_MODEL_PREFIX.size : _MODEL_PREFIX.size + header_length]), "model header")
+    return dict(header.get("metrics", {}))
+
+
 def _parse_model_header(raw: bytes) -> ModelLayout:
     header = _load_json(raw, "model header")
-    if not isinstance(header, dict) or set(header) != {"tensors"}:
-        raise FormatError('model header must be an object with the single key "tensors"')
+    if not isinstance(header, dict) or not {"tensors"} <= set(header) <= {"tensors", "metrics"}:
+        raise FormatError('model header must be an object with the key "tensors" (and optionally "metrics")')
+    metrics = _check_metrics(header["metrics"]) if "metrics" in header else None
     entries = header["tensors"]
     if not isinstance(entries, list):
         raise FormatError("model header tensors must be a list")
@@ -304,7 +377,7 @@ def _parse_model_header(raw: bytes) -> ModelLayout:
             raise FormatError(f"tensor {entry['name']!r:.80}: shape must be a list")
         specs.append((entry["name"], tuple(entry["shape"])))
     layout = ModelLayout(tuple(specs))
-    if _model_header(layout) != raw:
+    if _model_header(layout, metrics) != raw:
         raise FormatError("model header is not in canonical form (offsets, order or spacing)")
     return layout
 
@@ -528,10 +601,10 @@ def _require_keys(document: object, expected: frozenset[str], what: str) -> None
 # -- what one round's manifests must say ------------------------------------------------
 
 
-def shared_vector_length(tensors: Mapping[str, NDArray[np.float32]]) -> int:
-    """Length d + 1 of the vector a client shares for a model of these tensors: every float32
-    element, then the sample count (see :mod:`fedtss.quantize`)."""
-    return _layout_of(tensors).size + 1
+def shared_vector_length(tensors: Mapping[str, NDArray[np.float32]], metric_count: int = 0) -> int:
+    """Length d + 1 + m of the vector a client shares for a model of these tensors: every float32
+    element, the sample count, then ``metric_count`` federated metrics (see :mod:`fedtss.quantize`)."""
+    return _layout_of(tensors).size + 1 + metric_count
 
 
 @dataclass(frozen=True)

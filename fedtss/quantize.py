@@ -11,6 +11,14 @@ and summed by the committee:
 4. **append** ``samples`` as the last coordinate, so the vector has length ``d + 1`` and the
    sample count travels inside the shared vector: the chain never learns per-client sizes.
 
+5. **metrics** (federated evaluation, optional): each of the client's ``m`` metric values ``v_k``
+   (its evaluation of the global model on its own data) is clipped to ``±clip_norm`` and
+   appended as ``round(v_k · samples · 2^f)``, so the vector has length ``d + 1 + m``
+   (:func:`quantize_metrics`). The sum gives the sample-weighted mean of each metric
+   (:func:`dequantize_metrics`), and no client's own value is ever public. The clip keeps a
+   metric coordinate inside the bound every update coordinate has (``|c_j| <= clip_norm``), so
+   :func:`check_capacity` covers it too: a loss above ``clip_norm`` is reported as ``clip_norm``.
+
 The committee reconstructs ``Q = Σ_i q_i (mod p)``. :func:`dequantize_sum` reads a value above
 ``(p-1)/2`` as negative, and returns ``Q_j / (2^f · S)`` with ``S = Σ_i samples_i``: the
 sample-weighted average ``Σ_i samples_i · c_i / S`` of the clipped updates.
@@ -40,6 +48,7 @@ sample (``S >= N``), the error is never above about ``2^-(f+1)`` (7.6e-6 for f =
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -56,6 +65,8 @@ __all__ = [
     "quantize_update",
     "dequantize_sum",
     "quantization_error_bound",
+    "quantize_metrics",
+    "dequantize_metrics",
 ]
 
 P = FIELD_PRIME
@@ -266,3 +277,36 @@ def quantization_error_bound(
     require_int(total_samples, "total_samples", low=clients, high=2**62, error=ConfigError)
     rounding = clients * 2.0 ** -(config.fractional_bits + 1) / total_samples
     return rounding * (1 + 2**-50) + 2**-50 * config.clip_norm
+
+
+def quantize_metrics(values: Sequence[float], samples: int, config: QuantizationConfig) -> NDArray[np.uint64]:
+    """Encode one client's metric values as ``m`` field elements, weighted by ``samples``.
+
+    Each value is clipped to ``±clip_norm`` (see the module docstring), then encoded like an
+    update coordinate: ``round(v · samples · 2^f) mod p``. Appended after :func:`quantize_update`'s
+    ``d + 1`` elements.
+    """
+    require_int(samples, "samples", low=1, high=config.max_samples, error=ConfigError)
+    metrics = np.array([float(v) for v in values], dtype=np.float64)
+    if not np.isfinite(metrics).all():
+        raise FormatError("metric values must be finite")
+    np.clip(metrics, -config.clip_norm, config.clip_norm, out=metrics)
+    metrics *= float(samples * 2**config.fractional_bits)
+    signed = np.rint(metrics).astype(np.int64)
+    signed += (signed >> 63) & P
+    return signed.view(np.uint64)
+
+
+def dequantize_metrics(
+    total: NDArray[np.uint64], total_samples: int, config: QuantizationConfig
+) -> tuple[float, ...]:
+    """The sample-weighted mean of each metric from the summed metric elements of a vector."""
+    if not isinstance(total, np.ndarray) or total.dtype != np.uint64 or total.ndim != 1:
+        raise FormatError("summed metrics must be a 1-D numpy uint64 vector")
+    if total.size and int(total.max()) >= P:
+        raise FormatError("summed metrics hold a value >= p = 2^61 - 1: not field elements")
+    require_int(total_samples, "total_samples", low=1, high=2**62, error=FormatError)
+    encoded = total.view(np.int64)
+    signed = encoded - (((_HALF - encoded) >> 63) & P)
+    scale = float(2**config.fractional_bits * total_samples)
+    return tuple(float(value) / scale for value in signed)

@@ -7,6 +7,8 @@
     fedtss aggregator run a committee member      (python -m agents.aggregator --config FILE)
     fedtss keeper     close, fail (and reopen) rounds whose deadline passed
     fedtss keys       new keys for a node of a real federation (account keystore, sealing key)
+    fedtss task layout   the [model] table fixing a task's model layout in a deployment config
+    fedtss model export  a finalized model as a PyTorch state dict the task's model() loads
     fedtss start, status, rounds, round, fail, reopen, wait   the operator's commands (orchestration.operator)
     fedtss explorer   the web explorer
 
@@ -20,7 +22,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -29,6 +31,9 @@ from rich.markup import escape  # error messages name TOML tables: [rounds]
 from fedtss.errors import FedTSSError
 
 __all__ = ["app"]
+
+if TYPE_CHECKING:
+    from fedtss.task import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="fedtss: federated learning with threshold secret sharing, coordinated by a contract.")
@@ -53,29 +58,37 @@ def _warn(command: str, message: str) -> None:
 @app.command()
 def demo(
     name: Annotated[str, typer.Option(help="run folder runs/<name>/ (replaced if it exists)")] = "demo",
+    task: Annotated[str | None, typer.Option(
+        help="the task to train: a .py file or a module name (default: examples/digits_mlp.py)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="local epochs per round (default 5)")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate (default 0.05)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch size (default 16)")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="a task setting key=value, read by settings.get(key, default); repeat for more")] = None,
     clients: Annotated[int, typer.Option(help="number of clients N")] = 10,
     committee: Annotated[int, typer.Option(help="committee size n")] = 5,
     threshold: Annotated[int, typer.Option(help="threshold t (shares to reconstruct, votes to finalize)")] = 3,
     rounds: Annotated[int, typer.Option(help="rounds to train")] = 10,
     min_clients: Annotated[int, typer.Option(help="fewest updates a round aggregates")] = 3,
     seed: Annotated[int, typer.Option(help="seeds the data split, the initial model and training")] = 0,
-    alpha: Annotated[float, typer.Option(help="Dirichlet alpha of the non-IID split (smaller: more skewed)")] = 0.5,
     collection_period: Annotated[int, typer.Option(help="seconds a round collects updates")] = 120,
     aggregation_period: Annotated[int, typer.Option(help="seconds for each committee phase")] = 60,
     reopen_failed: Annotated[bool, typer.Option(help="the keeper reopens a failed round")] = False,
 ) -> None:
-    """Run a whole federation here; write runs/<name>/report.json and accuracy.png.
+    """Run a whole federation on a task here; write runs/<name>/report.json and accuracy.png.
 
     Exit status 1 if a round failed.
     """
+    from agents.learning import DEFAULT_TASK
     from orchestration.demo import run_demo
     from orchestration.launcher import FederationSpec
 
     try:
+        training = _training_settings(epochs, lr, batch_size, set_ or [])
         spec = FederationSpec(name=name, clients=clients, committee=committee, threshold=threshold, rounds=rounds,
-                              min_clients=min(min_clients, clients), seed=seed, alpha=alpha,
-                              collection_period=collection_period, aggregation_period=aggregation_period,
-                              reopen_failed=reopen_failed)
+                              min_clients=min(min_clients, clients), seed=seed, task=task or DEFAULT_TASK,
+                              training=training, collection_period=collection_period,
+                              aggregation_period=aggregation_period, reopen_failed=reopen_failed)
         status = run_demo(spec, console=console)
     except KeyboardInterrupt:
         errors.print("fedtss demo: interrupted; every process it started is stopped")
@@ -83,6 +96,22 @@ def demo(
     except FedTSSError as exc:
         raise _fail("demo", exc, 1) from None
     raise typer.Exit(status)
+
+
+def _training_settings(epochs: int | None, lr: float | None, batch_size: int | None,
+                       assignments: list[str]) -> Settings:
+    """The task's Settings from the command line: the flags given, defaults for the rest."""
+    from fedtss.errors import ConfigError
+    from fedtss.task import Settings
+
+    options: dict[str, str] = {}
+    for assignment in assignments:
+        key, equals, value = assignment.partition("=")
+        if not equals or not key.strip().isidentifier():
+            raise ConfigError(f"--set {assignment!r}: write key=value, the key a Python name (e.g. --set alpha=0.2)")
+        options[key.strip()] = value.strip()
+    given = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
+    return Settings(**{key: value for key, value in given.items() if value is not None}, options=options)
 
 
 # ------------------------------------------------------------------------ local chain
@@ -224,6 +253,59 @@ def new_sealing_key(
     except FedTSSError as exc:
         raise _fail("keys sealing", exc) from None
     typer.echo(f'sealing_key = "0x{key.public_key.hex()}"   # public; the private key is in {out}')
+
+
+# ------------------------------------------------------------------------ tasks, models
+
+task_app = typer.Typer(no_args_is_help=True, help="A task (fedtss.task): the model, data and training you bring.")
+app.add_typer(task_app, name="task")
+model_app = typer.Typer(no_args_is_help=True, help="The federation's models, out of fedtss.")
+app.add_typer(model_app, name="model")
+
+
+@task_app.command("layout")
+def task_layout(
+    task: Annotated[str, typer.Argument(help="a .py file or a module name")],
+    data: Annotated[str | None, typer.Option(
+        help="some data the task's load_data reads: its evaluate() then names the federated metrics")] = None,
+) -> None:
+    """Print the [model] table of a deployment config: TASK's model layout (and metrics, with --data)."""
+    from agents.learning import load_task
+    from orchestration.models import layout_toml, task_model_terms
+
+    try:
+        loaded = load_task(task)
+        typer.echo(layout_toml(task_model_terms(loaded, data), loaded.name), nl=False)
+    except FedTSSError as exc:
+        raise _fail("task layout", exc, 1) from None
+
+
+@model_app.command("export")
+def model_export(
+    which: Annotated[str, typer.Argument(metavar="ROUND|latest", help="a finalized round, or latest")],
+    out: Annotated[Path, typer.Option(help="the PyTorch state dict to write (torch.save)")],
+    task: Annotated[str | None, typer.Option(help="the federation's task (default: examples/digits_mlp.py)")] = None,
+    store: Annotated[str | None, typer.Option(
+        help="store directory or Kubo RPC URL (default: store/ beside the deployment record)")] = None,
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC node")] = "http://127.0.0.1:8545",
+    deployment: Annotated[Path, typer.Option(help="deployment record")] = Path("runs/demo/deployment.json"),
+) -> None:
+    """Write a finalized model as a state dict that the task's model() loads."""
+    from agents.learning import DEFAULT_TASK
+    from fedtss.chain import RoundsContract, load_deployment
+    from fedtss.storage import open_store
+    from orchestration.models import MODEL_MAX_BYTES, export_model, finalized_model_cid
+
+    try:
+        record = load_deployment(deployment)
+        contract = RoundsContract.at(rpc_url, record)
+        round_, cid = finalized_model_cid(contract, which)
+        blob = open_store(store or deployment.parent / "store").get(cid, max_bytes=MODEL_MAX_BYTES)
+        values = export_model(blob, task or DEFAULT_TASK, out, fixed=record.model_layout)
+    except FedTSSError as exc:
+        raise _fail("model export", exc, 1) from None
+    label = "the initial model" if round_ == 0 else f"round {round_}'s model"
+    typer.echo(f"{label} {cid} ({values:,} values) -> {out}")
 
 
 # Operator commands (status, rounds, round, start, fail, reopen, wait) and the explorer.

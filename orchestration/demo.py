@@ -3,8 +3,8 @@
 :func:`run_demo` prepares a :class:`~orchestration.launcher.LocalFederation`, starts its
 processes, opens training and follows the rounds with a
 :class:`~orchestration.tracker.RoundTracker` until training completes (or a round fails, or
-the processes left cannot finish it). Then it runs plaintext FedAvg on the same partition,
-model and seeds, and writes ``report.json`` and ``accuracy.png`` (``orchestration.report``).
+the processes left cannot finish it). Then it runs plaintext FedAvg with the same task, partition,
+initial model and seeds, and writes ``report.json`` and ``accuracy.png`` (``orchestration.report``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape  # error messages name TOML tables: [rounds]
 
-from agents.learning import ModelConfig, initial_tensors, plaintext_fedavg
+from agents.learning import plaintext_fedavg
 from fedtss.chain import committee_warning
 from fedtss.errors import FedTSSError
 from orchestration.launcher import FederationSpec, LocalFederation
@@ -40,7 +40,7 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
     layout = RunLayout(spec.run_dir)
     with LocalFederation(spec) as federation:
         console.print(f"[bold]fedtss demo[/bold] {spec.clients} clients, committee {spec.committee} "
-                      f"(t = {spec.threshold}), {spec.rounds} rounds -> {layout.run_dir}")
+                      f"(t = {spec.threshold}), {spec.rounds} rounds of task {spec.task} -> {layout.run_dir}")
         caution = committee_warning(spec.committee, spec.threshold)
         if caution is not None:
             console.print(f"[yellow]warning:[/yellow] {escape(caution)}", highlight=False)
@@ -84,12 +84,13 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
                               highlight=False)
                 console.print(escape(federation.log_tail(exit_.name, lines=8)), highlight=False)
             federation.stop_processes()
-        data = federation.data
-    console.print("plaintext FedAvg baseline on the same partition, model and seeds ...")
-    baseline = plaintext_fedavg(
-        initial_tensors(ModelConfig(hidden=spec.hidden), seed=spec.seed), data.clients, rounds=spec.rounds,
-        train_config=spec.train, clip_norm=spec.clip_norm, seed=spec.seed, test=data.test,
-    )
+        task = federation.task
+        clients = [task.load_data(source) for source in federation.client_sources]
+        test = None if federation.test_source is None else task.load_data(federation.test_source)
+        initial = task.initial_tensors(spec.seed)
+    console.print("plaintext FedAvg baseline on the same task, partition, model and seeds ...")
+    baseline = plaintext_fedavg(task, initial, clients, rounds=spec.rounds, settings=spec.training,
+                                clip_norm=spec.clip_norm, seed=spec.seed, test=test)
     report = build_report(spec.to_json(), records, [r.accuracy for r in baseline], [r.loss for r in baseline],
                           total_seconds=time.monotonic() - started, federation_seconds=federation_seconds,
                           setup_seconds=setup_seconds, process_exits=tracker.process_exits)

@@ -35,19 +35,27 @@ import numpy as np
 from agents.config import NodeSettings, parse_node_config
 from agents.learning import (
     DEFAULT_CLIP_NORM,
-    DataConfig,
-    Federation,
-    ModelConfig,
-    TrainConfig,
-    initial_tensors,
-    make_federation,
+    DEFAULT_TASK,
+    LoadedTask,
+    compute_client_update,
+    load_task,
+    round_settings,
 )
-from fedtss.chain import LocalAccount, RoundsConfig, RoundsContract, dev_sealing_keypair, parse_rounds_config
+from fedtss.chain import (
+    LocalAccount,
+    ModelTerms,
+    RoundsConfig,
+    RoundsContract,
+    dev_sealing_keypair,
+    parse_rounds_config,
+)
 from fedtss.chain.deploy import deploy as deploy_contract
 from fedtss.chain.devnode import DevNode, dev_accounts
 from fedtss.errors import ConfigError
-from fedtss.formats import decode_model, encode_model
+from fedtss.formats import decode_model, decode_model_metrics, encode_model
+from fedtss.task import Settings
 from fedtss.storage import LocalStore
+from orchestration.models import layout_toml, task_model_terms
 from orchestration.node import start_local_chain
 from orchestration.run_layout import RunLayout
 from orchestration.supervisor import Supervisor
@@ -80,11 +88,11 @@ class FederationSpec:
     collection_period: int = 120
     aggregation_period: int = 60
     seed: int = 0
-    alpha: float = 0.5
-    hidden: int = 64
+    #: The task (a .py file or a module name, see fedtss.task) and how every client trains it.
+    task: str = DEFAULT_TASK
+    training: Settings = field(default_factory=Settings)
     clip_norm: float = DEFAULT_CLIP_NORM
     fractional_bits: int = 16
-    train: TrainConfig = field(default_factory=TrainConfig)
     share_wait_seconds: float = 1.0
     keeper_interval: float = 1.0
     reopen_failed: bool = False
@@ -127,7 +135,7 @@ class FederationSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["runs_dir"] = str(self.runs_dir)
-        data["train"] = asdict(self.train)
+        data["training"] = self.training.to_json()
         return data
 
 
@@ -148,8 +156,12 @@ class LocalFederation:
         self.chain: DevNode | None = None
         self.contract: RoundsContract | None = None
         self.store: LocalStore | None = None
-        self.data: Federation | None = None
+        self.task: LoadedTask | None = None
+        #: What each client's load_data gets (its .npz), by client index; the test set's, if any.
+        self.client_sources: list[str] = []
+        self.test_source: str | None = None
         self.initial_model_cid: str | None = None
+        self._test_data: Any = None
 
     # ------------------------------------------------------------------------- names
 
@@ -178,28 +190,36 @@ class LocalFederation:
     # ------------------------------------------------------------------------ set-up
 
     def prepare(self) -> None:
-        """Replace the run folder, start anvil, deploy, write data and configs, store model 0."""
-        layout = self.layout
+        """Load the task, replace the run folder, write data, start anvil, deploy, write configs, store model 0.
+
+        The task is loaded and its data partitioned first: a task that cannot be used stops the
+        run with its one-line error before any process starts.
+        """
+        spec, layout = self.spec, self.layout
+        self.task = load_task(spec.task)
+        parts, test = self.task.partition(spec.clients, spec.seed, spec.training)
         if layout.run_dir.exists():
             shutil.rmtree(layout.run_dir)
         for folder in layout.folders():
             folder.mkdir(parents=True, exist_ok=True)
-        self.chain = start_local_chain(layout.state_file, accounts=self.spec.accounts,
-                                       log_path=layout.log_path("anvil"))
-        self._deploy()
+        for index, part in enumerate(parts):
+            np.savez(layout.client_data(index), **part)
+            self.client_sources.append(str(layout.client_data(index)))
+        if test is not None:
+            np.savez(layout.test_data, **test)
+            self.test_source = str(layout.test_data)
+        # The task reads back what its partition gave; its evaluate() names the federated metrics.
+        model = task_model_terms(self.task, self.client_sources[0])
+        self.chain = start_local_chain(layout.state_file, accounts=spec.accounts, log_path=layout.log_path("anvil"))
+        self._deploy(model)
         self.store = LocalStore(layout.store_dir)
-        self.data = make_federation(DataConfig(num_clients=self.spec.clients, alpha=self.spec.alpha,
-                                               seed=self.spec.seed))
-        for index, part in enumerate(self.data.clients):
-            np.savez(layout.client_data(index), x=part.x, y=part.y)
         self._write_node_configs()
-        model = initial_tensors(ModelConfig(hidden=self.spec.hidden), seed=self.spec.seed)
-        self.initial_model_cid = self.store.put(encode_model(model))
+        self.initial_model_cid = self.store.put(encode_model(self.task.initial_tensors(spec.seed)))
 
-    def _deploy(self) -> None:
-        """Write the deployment config for the requested sizes and deploy it (fedtss.chain.deploy)."""
+    def _deploy(self, model: ModelTerms) -> None:
+        """Write the deployment config for the requested sizes and model, and deploy it (fedtss.chain.deploy)."""
         config_path = self.layout.deployment_config
-        config_path.write_text(_deployment_toml(self.rounds_config), encoding="utf-8")
+        config_path.write_text(_deployment_toml(self.rounds_config, model), encoding="utf-8")
         deployment = deploy_contract(self.chain.url, config_path, self.deployment_path,
                                      environ={"FEDTSS_PRIVATE_KEY": _hex_key(self.operator)})
         self.contract = RoundsContract.at(self.chain.url, deployment)
@@ -211,13 +231,15 @@ class LocalFederation:
         defaults, so that whoever copies a generated file for a real network sees the knobs.
         """
         for index, name in enumerate(self.client_names):
+            training = self.spec.training
             self._write_agent_config(name, "client", {
-                "data": str(self.layout.client_data(index)),
+                "task": self.task.location,
+                "data": self.client_sources[index],
                 "index": index,
-                "epochs": self.spec.train.epochs,
-                "batch_size": self.spec.train.batch_size,
-                "learning_rate": self.spec.train.lr,
-                "momentum": self.spec.train.momentum,
+                "epochs": training.epochs,
+                "batch_size": training.batch_size,
+                "learning_rate": training.lr,
+                "options": dict(training.options),
             })
         for name in self.member_names:
             self._write_agent_config(name, "aggregator", {"share_wait_seconds": self.spec.share_wait_seconds})
@@ -246,7 +268,6 @@ class LocalFederation:
                 "seed": self.spec.seed,
                 "fractional_bits": self.spec.fractional_bits,
                 "clip_norm": self.spec.clip_norm,
-                "hidden": self.spec.hidden,
             },
             role: section,
         }
@@ -331,6 +352,25 @@ class LocalFederation:
     def load_model(self, cid: str) -> dict[str, np.ndarray]:
         return decode_model(self.store.get(cid, max_bytes=_MODEL_MAX_BYTES), max_bytes=_MODEL_MAX_BYTES)
 
+    def model_metrics(self, cid: str) -> dict[str, float]:
+        """The federated metrics model ``cid``'s blob carries ({} for the initial model)."""
+        return decode_model_metrics(self.store.get(cid, max_bytes=_MODEL_MAX_BYTES), max_bytes=_MODEL_MAX_BYTES)
+
+    def client_update(self, index: int, round_: int, model: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        """Client ``index``'s (delta, examples) from ``model`` in round ``round_``, computed as its agent
+        does (same task, data, settings and seed): what the plaintext checks of the tests compare with."""
+        settings = round_settings(self.spec.training, federation_seed=self.spec.seed, round_number=round_,
+                                  client_index=index)
+        return compute_client_update(self.task, model, self.task.load_data(self.client_sources[index]), settings)
+
+    def evaluate_model(self, cid: str) -> dict[str, float]:
+        """The task's metrics of model ``cid`` on the held-out test set ({} without one)."""
+        if self.test_source is None:
+            return {}
+        if self._test_data is None:
+            self._test_data = self.task.load_data(self.test_source)
+        return self.task.evaluate(self.task.model_from(self.load_model(cid)), self._test_data)
+
 
 # -------------------------------------------------------------------------- helpers
 
@@ -339,8 +379,9 @@ def _hex_key(account: LocalAccount) -> str:
     return "0x" + bytes(account.key).hex()
 
 
-def _deployment_toml(config: RoundsConfig) -> str:
-    """The deployment config file of a run: its ``[rounds]`` table, as ``load_config`` reads it."""
+def _deployment_toml(config: RoundsConfig, model: ModelTerms) -> str:
+    """The deployment config file of a run: its ``[rounds]`` and ``[model]`` tables, as ``load_config``
+    and ``load_model_terms`` read them."""
     lines = [
         "# Generated by fedtss demo for this run: anvil's dev accounts, public dev sealing keys.",
         "# The deployer key is not here: deploying takes it from FEDTSS_PRIVATE_KEY.",
@@ -355,23 +396,32 @@ def _deployment_toml(config: RoundsConfig) -> str:
     for member in config.committee:
         lines += ["", "[[rounds.committee]]", f'address = "{member.address}"',
                   f'sealing_key = "0x{member.sealing_key.hex()}"']
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + layout_toml(model, "of this run")
 
 
 def _toml(document: Mapping[str, Mapping[str, Any]]) -> str:
-    """A flat two-level TOML document (tables of scalars); strings are JSON-escaped (valid TOML)."""
+    """A TOML document of tables of scalars, and of sub-tables of scalars (``[client.options]``);
+    strings are JSON-escaped (valid TOML)."""
     lines: list[str] = []
     for table, values in document.items():
         lines.append(f"[{table}]")
+        subtables = {key: value for key, value in values.items() if isinstance(value, Mapping)}
         for key, value in values.items():
-            if isinstance(value, bool):
-                rendered = "true" if value else "false"
-            elif isinstance(value, (int, float)):
-                rendered = repr(value)
-            elif isinstance(value, str):
-                rendered = json.dumps(value)
-            else:
-                raise ConfigError(f"cannot write {table}.{key} of type {type(value).__name__} to TOML")
-            lines.append(f"{key} = {rendered}")
+            if key not in subtables:
+                lines.append(f"{key} = {_toml_value(f'{table}.{key}', value)}")
         lines.append("")
+        for key, subtable in subtables.items():
+            lines.append(f"[{table}.{key}]")
+            lines += [f"{json.dumps(k)} = {_toml_value(f'{table}.{key}.{k}', v)}" for k, v in subtable.items()]
+            lines.append("")
     return "\n".join(lines)
+
+
+def _toml_value(where: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    raise ConfigError(f"cannot write {where} of type {type(value).__name__} to TOML")

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -50,6 +50,9 @@ from fedtss.chain import (
 )
 from fedtss.chain.rounds import RoundRecord
 from fedtss.errors import ChainError, ConfigError, ContractRevert, FedTSSError
+if TYPE_CHECKING:
+    from fedtss.formats import ModelLayout
+
 from orchestration.explorer.chainview import (
     FederationView,
     Overview,
@@ -388,7 +391,8 @@ def start(
     rounds_: Annotated[int, typer.Option("--rounds", help="rounds to train")] = 10,
     # "\\[" : typer renders help as rich markup, which swallowed a bare "[federation]".
     seed: Annotated[int, typer.Option(help="seeds the initial model (as \\[federation] seed)")] = 0,
-    hidden: Annotated[int, typer.Option(help="hidden units of the MLP (as \\[federation] hidden)")] = 64,
+    task: Annotated[str | None, typer.Option(help="the task whose model() is the initial model "
+                                                  "(default: examples/digits_mlp.py)")] = None,
     rpc_url: RpcUrl = DEFAULT_RPC_URL, deployment: DeploymentPath = DEFAULT_DEPLOYMENT, as_json: AsJson = False,
 ) -> None:
     """Open training (startTraining) from --model-cid, or from the seeded initial model put in --store."""
@@ -401,22 +405,30 @@ def start(
         if model_cid:
             cid = parse_cid(model_cid)
         elif as_json:
-            cid = _store_initial_model(store, seed=seed, hidden=hidden)
+            cid = _store_initial_model(store, seed=seed, task=task, layout=view.deployment.model_layout)
         else:  # loading PyTorch and building the model takes seconds on a small machine
             with console.status("building the seeded initial model and storing it ..."):
-                cid = _store_initial_model(store, seed=seed, hidden=hidden)
+                cid = _store_initial_model(store, seed=seed, task=task, layout=view.deployment.model_layout)
             console.print(f"initial model stored as {cid}")
         account = signer(view)
         _send(view, "start", f"startTraining({cid}, rounds={rounds_})",
               lambda c: c.start_training(account, cid, rounds_), as_json)
 
 
-def _store_initial_model(store: str, *, seed: int, hidden: int) -> str:
-    from agents.learning import ModelConfig, initial_tensors
-    from fedtss.formats import encode_model
+def _store_initial_model(store: str, *, seed: int, task: str | None, layout: ModelLayout | None) -> str:
+    """The task's ``model()`` built under ``torch.manual_seed(seed)``, checked against the deployment's
+    layout and stored; its CID."""
+    from agents.learning import DEFAULT_TASK, load_task
+    from fedtss.formats import encode_model, model_layout
     from fedtss.storage import open_store
 
-    return open_store(store).put(encode_model(initial_tensors(ModelConfig(hidden=hidden), seed=seed)))
+    loaded = load_task(task or DEFAULT_TASK)
+    tensors = loaded.initial_tensors(seed)
+    difference = None if layout is None else model_layout(tensors).difference(layout)
+    if difference is not None:
+        raise ConfigError(f"task {loaded.name}: its model() does not have the layout the deployment fixes: "
+                          f"{difference}; pass the federation's --task")
+    return open_store(store).put(encode_model(tensors))
 
 
 @operator_app.command()

@@ -5,6 +5,8 @@
     config            the federation's sizes, periods, seeds and training settings
     rounds            per round: round, state ("Finalized" | "Failed"), model_cid, participants
                       (clients in the aggregated set), accuracy, loss (held-out test set),
+                      federated* (the clients' own sample-weighted evaluation of this round's
+                      model, reconstructed in the next round; {} for the last one),
                       gas (per transaction type, summed over the round's transactions),
                       seconds (per phase: collecting, aggregating, reconstructing, total),
                       submitted*, failed_in*
@@ -55,6 +57,8 @@ class RoundMeasurement:
     model_cid: str | None = None
     accuracy: float | None = None
     loss: float | None = None
+    #: The clients' own evaluation of this round's model (secret-shared, weighted by their examples).
+    federated: dict[str, float] = field(default_factory=dict)
     failed_in: str | None = None
     gas: dict[str, int] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
@@ -84,6 +88,7 @@ class RoundMeasurement:
             "submitted": self.submitted,
             "accuracy": self.accuracy,
             "loss": self.loss,
+            "federated": dict(sorted(self.federated.items())),
             "gas": dict(sorted(self.gas.items())),
             "seconds": self.seconds(),
             "failed_in": self.failed_in,
@@ -133,7 +138,8 @@ def write_report(report: dict[str, Any], path: Path) -> None:
 
 
 def plot_accuracy(report: dict[str, Any], path: Path) -> None:
-    """A PNG of test accuracy per round: the committee's model beside plaintext FedAvg."""
+    """A PNG of accuracy per round: the committee's model on the test set beside plaintext FedAvg,
+    and the clients' federated evaluation of it when there is one."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never needs a display
@@ -148,8 +154,12 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> None:
                   markerfacecolor="none", markersize=9, label="plaintext FedAvg", zorder=2)
     axes.plot([r["round"] for r in rounds], [100 * r["accuracy"] for r in rounds], "o-", color="tab:blue",
               markersize=4, label="fedtss (threshold-shared FedAvg)", zorder=3)
+    federated = [r for r in report["rounds"] if "accuracy" in (r.get("federated") or {})]
+    if federated:
+        axes.plot([r["round"] for r in federated], [100 * r["federated"]["accuracy"] for r in federated], "^:",
+                  color="tab:green", markersize=4, label="fedtss, clients' own data (federated)", zorder=3)
     axes.set_xlabel("round")
-    axes.set_ylabel("test accuracy (%)")
+    axes.set_ylabel("accuracy (%)")
     config = report["config"]
     axes.set_title(f"{config.get('clients')} clients, committee {config.get('committee')}, "
                    f"t = {config.get('threshold')}")
@@ -166,18 +176,19 @@ _SHORT = {"collecting": "collect", "aggregating": "aggr", "reconstructing": "rec
 
 def render_table(records: Sequence[RoundMeasurement], *, title: str = "fedtss rounds",
                  process_exits: Sequence[ProcessExit] = ()) -> Table:
-    """The live per-round table: round, state, clients (aggregated/submitted), accuracy, gas, seconds per phase.
+    """The live per-round table: round, state, clients (aggregated/submitted), test and federated
+    accuracy, gas, seconds per phase.
 
     Narrow on purpose: it fits in 80 columns, the width rich assumes when the output is not a
     terminal (CI logs, ``| tee``), where a wider table was cut into "Final…" and "89.1…". The
     loss is left to report.json for the same reason. A process that ended is named below the
     rows, with when and in which round, as soon as the launcher sees it.
     """
-    caption = Text("clients: aggregated/submitted; seconds per phase")
+    caption = Text("clients: aggregated/submitted; fed: on clients' own data; seconds per phase")
     for exit_ in process_exits:
         caption.append("\n" + exit_.describe(), style="red")
     table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
-    for column in ("round", "state", "clients", "acc %", "gas", *_SHORT.values(), "total"):
+    for column in ("round", "state", "clients", "acc %", "fed %", "gas", *_SHORT.values(), "total"):
         table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
     for record in records:
         seconds = record.seconds()
@@ -189,6 +200,7 @@ def render_table(records: Sequence[RoundMeasurement], *, title: str = "fedtss ro
             record.state + (f" ({failed_in})" if record.failed_in else ""),
             participants,
             "-" if record.accuracy is None else f"{100 * record.accuracy:.2f}",
+            f"{100 * record.federated['accuracy']:.2f}" if "accuracy" in record.federated else "-",
             f"{sum(record.gas.values()):,}" if record.gas else "-",
             *(f"{seconds[p]:.1f}" if p in seconds else "-" for p in PHASES),
             f"{seconds['total']:.1f}" if "total" in seconds else "-",

@@ -4,7 +4,8 @@
     runs/<name>/federation.toml     the deployment config generated for the requested sizes
     runs/<name>/deployment.json     the deployment record (fedtss.chain.deploy)
     runs/<name>/store/              LocalStore: models, manifests, sealed and aggregate shares
-    runs/<name>/data/client-i.npz   client i's partition of the digits (0-based i)
+    runs/<name>/data/client-i.npz   client i's part of the task's data (0-based i), from its partition()
+    runs/<name>/data/test.npz       the task's held-out test set (when its partition() gives one)
     runs/<name>/nodes/<node>.toml   each agent's node config; nodes/<node>/ its state folder (checkpoint,
                                     a member's exclusions.jsonl)
     runs/<name>/logs/<node>.log     each process's output (anvil.log for the chain)
@@ -68,6 +69,11 @@ class RunLayout:
     def client_data(self, index: int) -> Path:
         """Client ``index``'s partition (0-based)."""
         return self.data_dir / f"client-{index}.npz"
+
+    @property
+    def test_data(self) -> Path:
+        """The held-out test set the launcher evaluates each finalized model on."""
+        return self.data_dir / "test.npz"
 
     def config_path(self, node: str) -> Path:
         return self.nodes_dir / f"{node}.toml"

@@ -1,10 +1,13 @@
 """Round tracking: the launcher's live view of a run's rounds, and what it measures of each.
 
-:class:`RoundTracker` reads the contract's new events every 0.2 s and folds them with
+:class:`RoundTracker` reads the contract's new events every 0.2 s from the event follower every
+agent uses (:class:`fedtss.chain.events.EventSource`, one synchronous look at a time with
+:meth:`~fedtss.chain.events.EventSource.read_new`, from the deploy block on) and folds them with
 :func:`fedtss.chain.rounds.fold_rounds` (the fold the explorer and the operator CLI use) into
-one :class:`~fedtss.chain.rounds.RoundRecord` per round. It adds only what the launcher alone
-knows: when it saw each step of a round (wall clock), the gas of each transaction, and the
-test accuracy of each finalized model. :func:`measure_round` joins them into the
+one :class:`~fedtss.chain.rounds.RoundRecord` per round; after a reorganization the rounds are
+folded again from the events the chain still has. It adds only what the launcher alone knows:
+when it saw each step of a round (wall clock), the gas of each transaction, and the test
+accuracy of each finalized model. :func:`measure_round` joins them into the
 :class:`~orchestration.report.RoundMeasurement` rows of the live table and ``report.json``.
 
 Times are when the launcher saw an event (polled every 0.2 s): block timestamps have a
@@ -17,8 +20,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from agents.learning import evaluate
 from fedtss.chain import ChainEvent, RoundState, TrainingCompleted, load_deployment
+from fedtss.chain.events import EventSource, MemoryCheckpoint
 from fedtss.chain.rounds import RoundRecord, fold_rounds
 from fedtss.errors import FedTSSError
 from orchestration.launcher import LocalFederation
@@ -35,7 +38,7 @@ _STEP_NAMES = (("closed", RoundState.Aggregating), ("threshold", RoundState.Reco
 
 def measure_round(record: RoundRecord, seen_at: Mapping[RoundState, float], *,
                   gas: Mapping[str, int] | None = None, accuracy: float | None = None,
-                  loss: float | None = None) -> RoundMeasurement:
+                  loss: float | None = None, federated: Mapping[str, float] | None = None) -> RoundMeasurement:
     """The report's row for a round: its facts from ``record``, when the launcher saw the round
     enter each state from ``seen_at`` (``time.monotonic()`` readings), and what else it measured."""
     seen = {mark.state: seen_at[mark.state] for mark in record.timeline if mark.state in seen_at}
@@ -48,6 +51,7 @@ def measure_round(record: RoundRecord, seen_at: Mapping[RoundState, float], *,
         model_cid=record.result_cid,
         accuracy=accuracy,
         loss=loss,
+        federated=dict(federated or {}),
         failed_in=None if record.failed_in is None else record.failed_in.name,
         gas=dict(gas or {}),
         marks={name: seen[state] for name, state in _STEP_NAMES if state in seen},
@@ -69,11 +73,15 @@ class RoundTracker:
         self.process_exits: list[ProcessExit] = []
         self._started = time.monotonic()
         self._noted_exits = {(n, p.pid) for n, p in federation.processes.items() if p.poll() is not None}
-        self._next_block = load_deployment(federation.deployment_path).deploy_block
+        deployment = load_deployment(federation.deployment_path)
+        self._source = EventSource.from_deployment(self.contract.chain.rpc_url, deployment)
+        self._checkpoint = MemoryCheckpoint.for_deployment(deployment, on_rewind=self._forget_after)
         self._seen_tx: set[str] = set()
         self._seen_at: dict[int, dict[RoundState, float]] = {}  # round -> state -> when it was seen
         self._gas: dict[int, dict[str, int]] = {}
-        self._evaluations: dict[int, tuple[float, float]] = {}
+        self._evaluations: dict[int, tuple[float | None, float | None]] = {}
+        #: Round -> the federated metrics its result blob carries (of the model the round started from).
+        self._carried: dict[int, dict[str, float]] = {}
 
     @property
     def records(self) -> dict[int, RoundMeasurement]:
@@ -82,11 +90,9 @@ class RoundTracker:
 
     def poll(self) -> list[ChainEvent]:
         """Read new events, fold them into the rounds; return the new events."""
-        latest = self.contract.chain.head_number()
-        if latest < self._next_block:
+        events = self._source.read_new(self._checkpoint)
+        if not events:
             return []
-        events = self.contract.get_events(self._next_block, latest)
-        self._next_block = latest + 1
         self._fold(events, time.monotonic())
         self._account_gas(events)
         self.events.extend(events)
@@ -170,13 +176,32 @@ class RoundTracker:
             for mark in record.timeline:
                 seen.setdefault(mark.state, now)
             if self.evaluate_models and record.result_cid is not None and record.round not in self._evaluations:
-                test = self.federation.data.test
-                self._evaluations[record.round] = evaluate(self.federation.load_model(record.result_cid),
-                                                           test.x, test.y)
+                metrics = self.federation.evaluate_model(record.result_cid)
+                self._evaluations[record.round] = (metrics.get("accuracy"), metrics.get("loss"))
+            if record.result_cid is not None and record.round not in self._carried:
+                self._carried[record.round] = self.federation.model_metrics(record.result_cid)
+
+    def _forget_after(self, fork: int) -> None:
+        """The chain replaced every block after ``fork``: fold the rounds again without their events."""
+        self.events = [e for e in self.events if e.block_number <= fork]
+        self.rounds = fold_rounds(self.events)
+        self.completed = any(isinstance(e, TrainingCompleted) for e in self.events)
+        for number in set(self._evaluations) - {r.round for r in self.rounds.values() if r.result_cid is not None}:
+            del self._evaluations[number]  # its result is gone; a new one is evaluated when it comes
+            self._carried.pop(number, None)
 
     def _measure(self, record: RoundRecord) -> RoundMeasurement:
         accuracy, loss = self._evaluations.get(record.round, (None, None))
-        return measure_round(record, self._seen_at.get(record.round, {}), gas=self._gas.get(record.round), accuracy=accuracy, loss=loss)
+        return measure_round(record, self._seen_at.get(record.round, {}), gas=self._gas.get(record.round),
+                             accuracy=accuracy, loss=loss, federated=self._federated_metrics(record))
+
+    def _federated_metrics(self, record: RoundRecord) -> dict[str, float]:
+        """The clients' own evaluation of the model ``record``'s round made: carried by the result of
+        the round that trained from it (so known one round later; never for the last model)."""
+        following = self.rounds.get(record.round + 1)
+        if record.result_cid is None or following is None or following.model_cid != record.result_cid:
+            return {}
+        return self._carried.get(following.round, {})
 
     def _account_gas(self, events: Sequence[ChainEvent]) -> None:
         """Gas per transaction type per round, from each new transaction's receipt and input."""

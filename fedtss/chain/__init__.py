@@ -15,10 +15,12 @@ from fedtss.chain.compile import Artifact, compile_contracts, find_solc, load_ar
 from fedtss.chain.config import (
     DeployerSettings,
     Member,
+    ModelTerms,
     RoundsConfig,
     committee_warning,
     dev_sealing_keypair,
     load_config,
+    load_model_terms,
     parse_rounds_config,
 )
 from fedtss.chain.contract import (
@@ -86,6 +88,7 @@ __all__ = [
     "DeployerSettings",
     "Deployment",
     "Member",
+    "ModelTerms",
     "RoundInfo",
     "RoundState",
     "RoundsConfig",
@@ -101,6 +104,7 @@ __all__ = [
     "load_artifact",
     "load_config",
     "load_deployment",
+    "load_model_terms",
     "parse_rounds_config",
     "redact_node_urls",
     "transaction_hash",

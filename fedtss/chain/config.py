@@ -16,7 +16,8 @@ from typing import Any
 
 from eth_utils import is_hex_address, to_checksum_address
 
-from fedtss.errors import ConfigError
+from fedtss.errors import ConfigError, FormatError
+from fedtss.formats import ModelLayout
 from fedtss.sealing import keypair_from_seed
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "committee_warning",
     "dev_sealing_keypair",
     "load_config",
+    "load_model_terms",
+    "ModelTerms",
     "parse_rounds_config",
 ]
 
@@ -40,6 +43,7 @@ MAX_ALLOWLIST = 2**16 - 1
 #: in a uint64, or the contract could be deployed and then never start a round.
 MAX_PERIOD = 2**32 - 1
 _SEALING_KEY = re.compile(r"0x[0-9a-fA-F]{64}")
+_METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/\-]{1,200}")
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,48 @@ def load_config(path: Path) -> tuple[RoundsConfig, DeployerSettings]:
     if not isinstance(rounds, dict):
         raise ConfigError(f"{path}: missing the [rounds] table")
     return parse_rounds_config(rounds), _deployer_settings(data.get("deployer", {}), Path(path))
+
+
+@dataclass(frozen=True)
+class ModelTerms:
+    """What a deployment fixes about the model: its layout, and the metrics clients evaluate it by
+    (their federated evaluation is shared with the update; none when ``metrics`` is empty)."""
+
+    layout: ModelLayout
+    metrics: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tensors": self.layout.to_json(), "metrics": list(self.metrics)}
+
+    @classmethod
+    def from_json(cls, table: object, where: str) -> ModelTerms:
+        """Parse a deployment config's ``[model]`` table or a record's ``model`` (ConfigError naming ``where``)."""
+        if not isinstance(table, dict) or "tensors" not in table or not set(table) <= {"tensors", "metrics"}:
+            raise ConfigError(f"{where}: [model] must hold tensors = [{{ name = ..., shape = [...] }}, ...] and "
+                              "optionally metrics = [...] (`fedtss task layout TASK` prints it)")
+        metrics = table.get("metrics", [])
+        if (not isinstance(metrics, list) or len(set(metrics)) != len(metrics)
+                or not all(isinstance(m, str) and _METRIC_NAME.fullmatch(m) for m in metrics)):
+            raise ConfigError(f"{where}: [model] metrics must be a list of distinct names of 1-200 characters of "
+                              f"[A-Za-z0-9_.:/-], got {metrics!r:.80}")
+        try:
+            return cls(ModelLayout.from_json(table["tensors"]), tuple(sorted(metrics)))
+        except FormatError as exc:
+            raise ConfigError(f"{where}: [model] tensors: {exc}") from exc
+
+
+def load_model_terms(path: Path) -> ModelTerms | None:
+    """The ``[model]`` table of a deployment TOML, or None when it has none::
+
+        [model]
+        tensors = [{ name = "0.weight", shape = [64, 64] }, ...]   # the layout every agent checks
+        metrics = ["accuracy", "loss"]                             # federated evaluation (optional)
+    """
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read deployment config {path}: {exc}") from exc
+    return None if "model" not in data else ModelTerms.from_json(data["model"], str(path))
 
 
 def _deployer_settings(deployer: Any, path: Path) -> DeployerSettings:

@@ -32,11 +32,12 @@ from web3.exceptions import ContractLogicError, ContractPanicError, Web3Exceptio
 from fedtss.chain._failures import BAD_ANSWERS, NODE_FAILURES, node_error
 from fedtss.chain.compile import Artifact
 from fedtss.chain.contract_events import ChainEvent, ClientSet, RoundEvent, RoundState, decode_event
-from fedtss.chain.config import RoundsConfig, parse_rounds_config
+from fedtss.chain.config import ModelTerms, RoundsConfig, parse_rounds_config
 from fedtss.chain.reader import ChainReader, Log, Receipt, Transaction, http_web3, log_from_rpc
 from fedtss.chain.redaction import display_url, redact_urls
 from fedtss.cid import cid_from_parts, cid_to_parts
 from fedtss.errors import ChainError, ChainUnavailable, ConfigError, ContractRevert
+from fedtss.formats import ModelLayout
 
 __all__ = [
     "ChainEvent",
@@ -85,9 +86,20 @@ class Deployment:
     deploy_block: int
     tx_hash: str
     config: RoundsConfig
+    #: The model's layout and metrics, fixed at deployment (None: not fixed, so each agent only
+    #: checks that a model fits its own task, and clients share no federated evaluation).
+    model: ModelTerms | None = None
+
+    @property
+    def model_layout(self) -> ModelLayout | None:
+        return None if self.model is None else self.model.layout
+
+    @property
+    def model_metrics(self) -> tuple[str, ...]:
+        return () if self.model is None else self.model.metrics
 
     def to_json(self, relative_to: Path) -> dict[str, Any]:
-        return {
+        record = {
             "chain_id": self.chain_id,
             "address": self.address,
             "abi_path": os.path.relpath(self.abi_path, relative_to),
@@ -95,6 +107,9 @@ class Deployment:
             "tx_hash": self.tx_hash,
             "config": self.config.to_json(),
         }
+        if self.model is not None:
+            record["model"] = self.model.to_json()
+        return record
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +140,7 @@ def load_deployment(path: Path) -> Deployment:
             deploy_block=int(data["deploy_block"]),
             tx_hash=str(data["tx_hash"]),
             config=parse_rounds_config(data["config"]),
+            model=ModelTerms.from_json(data["model"], str(path)) if "model" in data else None,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ChainError(f"cannot read deployment record {path}: {exc}") from exc

@@ -17,7 +17,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from fedtss.chain.compile import compile_contracts
-from fedtss.chain.config import DeployerSettings, committee_warning, load_config
+from fedtss.chain.config import DeployerSettings, committee_warning, load_config, load_model_terms
 from fedtss.chain.contract import Deployment, connect, deploy_rounds, transaction_hash
 from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, account_from_key, load_account
 from fedtss.errors import ConfigError
@@ -80,6 +80,7 @@ def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str
     (:func:`~fedtss.chain.config.committee_warning`).
     """
     config, settings = load_config(config_path)
+    model = load_model_terms(config_path)
     caution = committee_warning(len(config.committee), config.threshold)
     if caution is not None and warn is not None:
         warn(caution)
@@ -96,6 +97,7 @@ def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str
         deploy_block=receipt["blockNumber"],
         tx_hash=transaction_hash(receipt),
         config=config,
+        model=model,
     )
     try:
         deployment.write(Path(out))

@@ -25,15 +25,12 @@ from agents.aggregator import AggregatorAgent, build_aggregator_agent
 from agents.client import ClientAgent, build_client_agent
 from agents.config import load_node_config
 from agents.learning import (
-    DataConfig,
-    Federation as Partition,
-    ModelConfig,
-    TrainConfig,
+    DEFAULT_TASK,
+    LoadedTask,
     apply_mean_update,
     compute_client_update,
-    derive_training_seed,
-    initial_tensors,
-    make_federation,
+    load_task,
+    round_settings,
 )
 from agents.runtime import TICK_SECONDS, Agent, Outcome, Tick, connect_node, handle_event
 from fedtss.chain import (
@@ -52,10 +49,10 @@ from fedtss.chain import dev_sealing_keypair
 from fedtss.formats import decode_model, encode_model
 from fedtss.quantize import clip_update, quantization_error_bound
 from fedtss.storage import LocalStore
+from fedtss.task import Settings
 from tests.fixtures.anvil import AnvilNode
 
 SEED = 7
-HIDDEN = 16
 EPOCHS = 1
 CLIP_NORM = 10.0
 
@@ -76,7 +73,8 @@ class Federation:
     chain: AnvilNode
     contract: RoundsContract
     store: LocalStore
-    partition: Partition
+    task: LoadedTask
+    client_data: list[object]  # what each client's task.load_data gave, by client index
     initial_tensors: dict[str, np.ndarray]
     clients: list[ClientAgent]
     members: list[AggregatorAgent]
@@ -154,8 +152,9 @@ class Federation:
 
     def client_update(self, index: int, round_: int = 1) -> tuple[np.ndarray, int]:
         """Client ``index``'s (delta, samples) in round 1, computed as its agent does."""
-        return compute_client_update(self.initial_tensors, self.partition.clients[index],
-                                     config=TrainConfig(epochs=EPOCHS), seed=derive_training_seed(SEED, round_, index))
+        settings = round_settings(Settings(epochs=EPOCHS), federation_seed=SEED, round_number=round_,
+                                  client_index=index)
+        return compute_client_update(self.task, self.initial_tensors, self.client_data[index], settings)
 
     def plaintext_fedavg(self, included: Sequence[int]) -> dict[str, np.ndarray]:
         """Clipped, sample-weighted FedAvg of the included clients' round-1 updates, in float."""
@@ -170,7 +169,7 @@ class Federation:
         """The finalized model equals plaintext FedAvg of ``included`` within the quantization error."""
         _, model = self.finalized_model()
         expected = self.plaintext_fedavg(included)
-        samples = sum(self.partition.clients[i].num_samples for i in included)
+        samples = sum(self.client_update(i)[1] for i in included)
         bound = quantization_error_bound(self.clients[0].federation.quantization,
                                          clients=len(included), total_samples=samples)
         for name, value in expected.items():
@@ -220,7 +219,6 @@ private_key_env = "KEY_{name.upper().replace('-', '_')}"
 [federation]
 seed = {SEED}
 clip_norm = {CLIP_NORM}
-hidden = {HIDDEN}
 {role_table}
 """,
         encoding="utf-8",
@@ -234,13 +232,14 @@ def build_federation(tmp_path: Path, chain: AnvilNode, artifact: Artifact, shape
     (tmp_path / "FedTSSRounds.json").write_text(json.dumps({"abi": artifact.abi}), encoding="utf-8")
     Deployment(chain.w3.eth.chain_id, address, tmp_path / "FedTSSRounds.json", receipt["blockNumber"],
                "0x" + bytes(receipt["transactionHash"]).hex(), config).write(tmp_path / "deployment.json")
-    partition = make_federation(DataConfig(num_clients=shape.clients, seed=SEED))
+    task = load_task(DEFAULT_TASK)
+    parts, _ = task.partition(shape.clients, SEED, Settings())
     environ: dict[str, str] = {}
     clients, members = [], []
     for i, account in enumerate(chain.accounts[10 : 10 + shape.clients]):
         data = tmp_path / "data" / f"client-{i}.npz"
         data.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(data, x=partition.clients[i].x, y=partition.clients[i].y)
+        np.savez(data, **parts[i])
         path = _node_toml(tmp_path, f"client-{i}", chain,
                           f'[client]\ndata = "{data}"\nindex = {i}\nepochs = {EPOCHS}\n')
         environ[f"KEY_CLIENT_{i}"] = account.key.hex()
@@ -253,10 +252,10 @@ def build_federation(tmp_path: Path, chain: AnvilNode, artifact: Artifact, shape
         node = connect_node(load_node_config(path, role="aggregator"), environ)
         members.append(build_aggregator_agent(node, environ))
     store = LocalStore(tmp_path / "store")
-    tensors = initial_tensors(ModelConfig(hidden=HIDDEN), seed=SEED)
+    tensors = task.initial_tensors(SEED)
     contract = clients[0].node.contract
     contract.start_training(chain.accounts[0], store.put(encode_model(tensors)), 1)
-    return Federation(chain, contract, store, partition, tensors, clients, members,
+    return Federation(chain, contract, store, task, [c.data for c in clients], tensors, clients, members,
                       next_block=receipt["blockNumber"])
 
 

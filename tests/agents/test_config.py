@@ -21,10 +21,11 @@ FEDERATION = """
 [federation]
 seed = 7
 clip_norm = 5.0
-hidden = 32
+max_clients = 32
 """
 CLIENT = """
 [client]
+task = "examples/wine.py"
 data = "runs/demo/data/client-3.npz"
 index = 3
 epochs = 2
@@ -47,9 +48,26 @@ def test_client_config_loads_with_defaults_filled_in(tmp_path: Path) -> None:
     assert config.node.http_url == "http://127.0.0.1:8545"
     assert config.node.private_key_env == "FEDTSS_PRIVATE_KEY"
     assert config.federation.quantization.clip_norm == 5.0
-    assert config.federation.model.hidden == 32
+    assert config.federation.quantization.max_clients == 32
     assert config.client is not None and config.client.training.epochs == 2
+    assert config.client.task == "examples/wine.py" and config.client.data == "runs/demo/data/client-3.npz"
     assert config.client.index == 3 and config.aggregator is None
+
+
+def test_task_options_reach_the_training_settings_as_text(tmp_path: Path) -> None:
+    text = NODE + CLIENT + "\n[client.options]\nmomentum = 0.5\nalpha = \"0.2\"\nnesterov = true\n"
+    config = load_node_config(_write(tmp_path, text), role="client")
+    settings = config.client.training
+    assert settings.options == {"momentum": "0.5", "alpha": "0.2", "nesterov": "true"}
+    assert settings.get("momentum", 0.9) == 0.5 and settings.get("nesterov", False) is True
+
+
+def test_a_client_without_a_task_trains_the_default_digits_mlp(tmp_path: Path) -> None:
+    from agents.learning import DEFAULT_TASK
+
+    config = load_node_config(_write(tmp_path, NODE + CLIENT.replace('task = "examples/wine.py"\n', "")),
+                              role="client")
+    assert config.client.task == DEFAULT_TASK and DEFAULT_TASK.endswith("examples/digits_mlp.py")
 
 
 def test_aggregator_config_loads(tmp_path: Path) -> None:
@@ -106,7 +124,7 @@ def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
 def test_a_config_with_several_problems_reports_all_of_them_at_once(tmp_path: Path) -> None:
     text = (NODE.replace("ws://", "ftp://").replace('store = "runs/demo/store"', "") + "privat_key_env = 'X'\n"
             + FEDERATION.replace("5.0", "-1.0")
-            + CLIENT.replace("epochs = 2", "epochs = 0").replace("index = 3", "") + "momentum = 1.5\n"
+            + CLIENT.replace("epochs = 2", "epochs = 0").replace("index = 3", "") + "options = [1]\n"
             + "\n[aggregator]\n")
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
@@ -115,13 +133,13 @@ def test_a_config_with_several_problems_reports_all_of_them_at_once(tmp_path: Pa
     assert message.startswith(f"{path}: 8 problems:\n")
     for names in ("unknown table(s) ['aggregator']", "[node] rpc_url: must start with", "[node] store: missing",
                   "[node]: unknown key(s) ['privat_key_env']", "[federation] clip_norm", "[client] epochs",
-                  "[client] index: missing", "[client] momentum: must be in [0, 1)"):
+                  "[client] index: missing", "[client] options: expected a table"):
         assert names in message
 
 
 def test_a_missing_table_is_reported_with_the_problems_of_the_others(tmp_path: Path) -> None:
-    path = _write(tmp_path, FEDERATION.replace("hidden = 32", "hidden = 0") + CLIENT)
+    path = _write(tmp_path, FEDERATION.replace("max_clients = 32", "max_clients = 0") + CLIENT)
     with pytest.raises(ConfigError) as info:
         load_node_config(path, role="client")
     assert "2 problems" in str(info.value)
-    assert "missing the [node] table" in str(info.value) and "[federation] hidden" in str(info.value)
+    assert "missing the [node] table" in str(info.value) and "[federation] max_clients" in str(info.value)

@@ -19,7 +19,7 @@ import pytest
 
 from agents.client import UpdateContext, prepare_update
 from agents.config import load_node_config
-from agents.learning import apply_mean_update, compute_client_update, derive_training_seed
+from agents.learning import apply_mean_update
 from fedtss.chain import AggregateShareSubmitted, ClientSet, ThresholdReached, UpdateSubmitted, events_of
 from fedtss.quantize import clip_update, quantization_error_bound
 from orchestration.launcher import LocalFederation
@@ -40,8 +40,7 @@ def _submit_readable_only_by(federation: LocalFederation, round_: int, client_in
     quantization = load_node_config(federation.config_path(f"client-{client_index}"),
                                     role="client").federation.quantization
     model = federation.load_model(federation.initial_model_cid)
-    delta, samples = compute_client_update(model, federation.data.clients[client_index], config=spec.train,
-                                           seed=derive_training_seed(spec.seed, round_, client_index))
+    delta, samples = federation.client_update(client_index, round_, model)
     committee = contract.committee()
     prepared = prepare_update(
         delta, samples,
@@ -69,8 +68,7 @@ def _assert_is_plaintext_fedavg_of(federation: LocalFederation, clients: list[in
     quantization = load_node_config(federation.config_path("member-1"), role="aggregator").federation.quantization
     weighted, total = None, 0
     for index in clients:
-        delta, samples = compute_client_update(model_in, federation.data.clients[index], config=spec.train,
-                                               seed=derive_training_seed(spec.seed, 1, index))
+        delta, samples = federation.client_update(index, 1, model_in)
         contribution = clip_update(delta, spec.clip_norm) * samples
         weighted = contribution if weighted is None else weighted + contribution
         total += samples

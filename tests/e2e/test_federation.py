@@ -12,7 +12,7 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
-from agents.learning import apply_mean_update, compute_client_update, derive_training_seed
+from agents.learning import apply_mean_update
 from fedtss.chain import AggregateShareSubmitted, ChainEvent, ClientSet, ModelProposed, RoundOpened, UpdateSubmitted
 from fedtss.field import MODULUS
 from fedtss.formats import VectorKind, encode_field_vector, flatten_model
@@ -31,9 +31,8 @@ def _plaintext_round(federation: LocalFederation, model: dict, round_: int) -> t
     """One round of clipped, sample-weighted FedAvg in float from ``model``, with the clients' seeds."""
     spec = federation.spec
     weighted, total = None, 0
-    for index, data in enumerate(federation.data.clients):
-        seed = derive_training_seed(spec.seed, round_, index)
-        delta, samples = compute_client_update(model, data, config=spec.train, seed=seed)
+    for index in range(spec.clients):
+        delta, samples = federation.client_update(index, round_, model)
         contribution = clip_update(delta, spec.clip_norm) * samples
         weighted = contribution if weighted is None else weighted + contribution
         total += samples

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -57,7 +58,7 @@ def test_keeper_with_a_bad_config_exits_with_a_message(tmp_path) -> None:
 def test_help_texts_keep_their_bracketed_config_sections() -> None:
     result = runner.invoke(app, ["start", "--help"], terminal_width=200)
     assert result.exit_code == 0
-    assert "[federation] seed" in result.output and "[federation] hidden" in result.output
+    assert "[federation] seed" in result.output and "--task" in result.output
     keeper = runner.invoke(app, ["keeper", "--help"], terminal_width=200)
     assert "[node] and optional [keeper]" in keeper.output
 
@@ -160,3 +161,65 @@ def test_deploy_given_a_missing_config_says_so_in_one_line(tmp_path) -> None:
     assert done.returncode == 1
     assert done.stdout == "" and done.stderr.strip().count("\n") == 0
     assert str(absent) in done.stderr and "--config" in done.stderr
+
+
+# ------------------------------------------------------------------ demo --task errors
+
+
+_GOOD_TASK = """
+import numpy as np
+from torch import nn
+
+def model():
+    return nn.Linear(2, 2)
+
+def load_data(source):
+    return np.load(source)["x"]
+
+def train(model, data, settings):
+    return 1
+
+def evaluate(model, data):
+    return {"loss": 0.0}
+
+def partition(num_clients, seed, settings):
+    return [{"x": np.zeros((3, 2))} for _ in range(num_clients)], None
+"""
+
+
+@pytest.mark.parametrize(
+    ("task_text", "arguments", "expected"),
+    [
+        (None, [], "no such file"),
+        (_GOOD_TASK.replace("def load_data", "def _load_data"), [], "defines no load_data()"),
+        (_GOOD_TASK.replace("return nn.Linear(2, 2)", "raise RuntimeError('no GPU here')"), [],
+         "model() raised RuntimeError: no GPU here (task.py:"),
+        (_GOOD_TASK.replace("import numpy as np", "import numpy as np\nimport not_installed_anywhere"), [],
+         "importing it raised ModuleNotFoundError"),
+        (_GOOD_TASK.replace('return np.load(source)["x"]', 'return np.load(source)["missing"]'), [],
+         "load_data() raised KeyError"),
+        (_GOOD_TASK.replace("def partition", "def _partition"), [], "defines no partition("),
+        (_GOOD_TASK, ["--set", "alpha"], "--set 'alpha': write key=value"),
+        (_GOOD_TASK, ["--epochs", "0"], "epochs must be a whole number >= 1"),
+    ],
+)
+def test_demo_with_an_unusable_task_stops_before_starting_anything_with_one_line_naming_the_task(
+    tmp_path, task_text: str | None, arguments: list[str], expected: str
+) -> None:
+    task = tmp_path / "task.py"
+    if task_text is not None:
+        task.write_text(task_text, encoding="utf-8")
+    run_dir = PROJECT_ROOT / "runs" / "test-bad-task"
+    try:
+        result = runner.invoke(app, ["demo", "--task", str(task), "--name", run_dir.name, *arguments],
+                               terminal_width=500, env={"COLUMNS": "500"})
+        assert not (run_dir / "logs" / "anvil.log").exists()  # no chain, no process was started
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert expected in message, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("fedtss demo:")]
+    assert "Traceback" not in result.output and len(errors) == 1 and expected in errors[0], result.output
+    if not arguments:
+        assert f"task {task}:" in message

@@ -9,8 +9,10 @@ import pytest
 from rich.console import Console
 
 from agents.config import load_node_config, parse_node_config
+from agents.learning import DEFAULT_TASK, load_task
 from fedtss.errors import ConfigError
 from fedtss.chain import dev_sealing_keypair, load_config
+from fedtss.chain import ModelTerms, load_model_terms
 from fedtss.chain.devnode import dev_accounts
 
 from orchestration.launcher import FederationSpec, LocalFederation, _deployment_toml, _toml
@@ -48,9 +50,11 @@ def test_the_generated_deployment_config_loads_back_as_the_runs_checked_config(t
     federation = LocalFederation(FederationSpec(clients=3, committee=3, threshold=2, min_clients=2,
                                                 runs_dir=tmp_path / "runs"))
     path = tmp_path / "federation.toml"
-    path.write_text(_deployment_toml(federation.rounds_config), encoding="utf-8")
+    terms = ModelTerms(load_task(DEFAULT_TASK).layout(), ("accuracy", "loss"))
+    path.write_text(_deployment_toml(federation.rounds_config, terms), encoding="utf-8")
     config, _ = load_config(path)
     assert config == federation.rounds_config
+    assert load_model_terms(path) == terms
     assert config.clients == tuple(c.address for c in federation.clients)
     assert [m.address for m in config.committee] == [m.address for m in federation.members]
 
@@ -65,8 +69,8 @@ def test_generated_toml_parses_back_and_is_a_valid_node_config(tmp_path) -> None
     document = {
         "node": {"rpc_url": "ws://127.0.0.1:8545", "deployment": str(tmp_path / 'd "x".json'),
                  "store": str(tmp_path / "store"), "state_dir": str(tmp_path / "n")},
-        "federation": {"seed": 7, "clip_norm": 10.0, "hidden": 64},
-        "client": {"data": "c.npz", "index": 2, "learning_rate": 0.05},
+        "federation": {"seed": 7, "clip_norm": 10.0},
+        "client": {"data": "c.npz", "index": 2, "learning_rate": 0.05, "options": {"alpha": "0.2", "x.y": "1"}},
     }
     parsed = tomllib.loads(_toml(document))
     assert parsed == document
