@@ -76,7 +76,7 @@ def measure(spec: FederationSpec = SPEC) -> dict:
     by_role = {role: [m for name, m in memory.items() if name.startswith(role) and m is not None]
                for role in ("client", "member", "keeper")}
     return {
-        "task": "examples/million.py",
+        "task": Path(spec.task).name,
         "parameters": parameters,
         "float32_update_bytes": 4 * parameters,
         "clients": spec.clients, "committee": spec.committee, "threshold": spec.threshold,

@@ -295,9 +295,13 @@ def _check_metrics(metrics: object) -> dict[str, float]:
     for name, value in metrics.items():
         if not isinstance(name, str) or _TENSOR_NAME.fullmatch(name) is None:
             raise FormatError(f"metric name {name!r:.80} is not 1-200 chars of [A-Za-z0-9_.:/-]")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise FormatError(f"metric {name} must be a finite number, got {value!r:.40}")
-        checked[name] = float(value)
+        try:
+            number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+        except OverflowError:  # an integer of more digits than a float64 holds
+            number = math.nan
+        if not math.isfinite(number):
+            raise FormatError(f"metric {name} must be a finite number, got {str(value)[:40]!r}")
+        checked[name] = number
     return checked
 
 

@@ -187,7 +187,8 @@ def render_table(records: Sequence[RoundMeasurement], *, title: str = "fedtss ro
     caption = Text("clients: aggregated/submitted; fed: on clients' own data; seconds per phase")
     for exit_ in process_exits:
         caption.append("\n" + exit_.describe(), style="red")
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True,
+                  pad_edge=False, padding=(0, 0))
     for column in ("round", "state", "clients", "acc %", "fed %", "gas", *_SHORT.values(), "total"):
         table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
     for record in records:

@@ -34,3 +34,21 @@ def test_the_gas_benchmark_runs_one_round_and_reports_every_transaction_of_it() 
     calls = result["calls"].values()
     assert sum(s["max"] for s in calls) <= result["round_total"] <= sum(s["max"] * s["count"] for s in calls)
     assert "proposeModel:finalizing" in gas.format_table(result)
+
+
+def test_the_million_parameter_benchmark_reports_phases_uploads_and_memory_on_a_small_federation(tmp_path) -> None:
+    """The same measurement on the default task with 3 clients and 1 round (tens of seconds)."""
+    from dataclasses import replace
+
+    from agents.learning import DEFAULT_TASK
+    from benchmarks import million
+
+    spec = replace(million.SPEC, name="bench-small", clients=3, committee=3, threshold=2, min_clients=2, rounds=1,
+                   task=DEFAULT_TASK, runs_dir=tmp_path / "runs")
+    figures = million.measure(spec)
+    assert figures["parameters"] == 4810 and figures["float32_update_bytes"] == 4 * 4810
+    (round_,) = figures["rounds"]
+    assert round_["state"] == "Finalized" and {"collecting", "aggregating", "reconstructing"} <= round_["seconds"].keys()
+    # Three sealed shares of 8 bytes per coordinate (d + 1 + 2 metrics), plus headers and the manifest.
+    assert round_["client_upload_bytes"]["median"] > 3 * 8 * (4810 + 3)
+    assert {"client", "member", "keeper"} <= figures["peak_memory_mib"].keys()

@@ -15,7 +15,8 @@ import pytest
 from agents.learning import apply_mean_update
 from fedtss.chain import AggregateShareSubmitted, ChainEvent, ClientSet, ModelProposed, RoundOpened, UpdateSubmitted
 from fedtss.field import MODULUS
-from fedtss.formats import VectorKind, encode_field_vector, flatten_model
+from fedtss.chain import load_deployment
+from fedtss.formats import VectorKind, encode_field_vector, flatten_model, shared_vector_length
 from fedtss.quantize import QuantizationConfig, clip_update, quantization_error_bound
 from orchestration.launcher import LocalFederation
 from orchestration.tracker import RoundTracker
@@ -134,7 +135,7 @@ def test_a_member_posting_a_wrong_aggregate_share_is_named_and_the_model_is_stil
     federation, tracker = small_federation(skip=("member-4",), rounds=1, committee=4, share_wait_seconds=20.0)
     tracker.wait_until(lambda t: 1 in t.records and "closed" in t.records[1].marks, timeout=ROUND_TIMEOUT)
     model_in = federation.load_model(federation.initial_model_cid)
-    length = flatten_model(model_in)[1].size + 1
+    length = shared_vector_length(model_in, len(load_deployment(federation.deployment_path).model_metrics))
     garbage = np.random.default_rng(5).integers(0, MODULUS, length, dtype=np.uint64)
     cid = federation.store.put(encode_field_vector(garbage, kind=VectorKind.AGGREGATE_SHARE))
     federation.contract.submit_aggregate_share(federation.members[3], 1, cid, ClientSet.of(range(3)))

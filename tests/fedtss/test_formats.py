@@ -23,6 +23,7 @@ from fedtss.formats import (
     check_manifest,
     decode_field_vector,
     decode_model,
+    decode_model_metrics,
     encode_field_vector,
     encode_manifest,
     encode_model,
@@ -510,3 +511,63 @@ def test_a_manifest_passes_the_round_terms_only_for_its_own_client() -> None:
         check_manifest(MANIFEST, client="0x" + "ee" * 20, terms=terms)
     with pytest.raises(FormatError, match="manifest round does not match"):
         check_manifest(MANIFEST, client=MANIFEST.client, terms=dataclasses.replace(terms, round=terms.round + 1))
+
+
+# -- federated metrics in a model's header -------------------------------------------------
+
+
+def test_a_models_metrics_round_trip_and_change_its_bytes_but_not_its_tensors() -> None:
+    blob = encode_model(MODEL, metrics={"loss": 0.31, "accuracy": 1})
+    assert decode_model_metrics(blob, max_bytes=LIMIT) == {"accuracy": 1.0, "loss": 0.31}
+    assert decode_model_metrics(MODEL_BLOB, max_bytes=LIMIT) == {}
+    assert blob != MODEL_BLOB
+    for name, value in decode_model(blob, max_bytes=LIMIT).items():
+        assert np.array_equal(value, MODEL[name])
+    assert encode_model(MODEL, metrics={"accuracy": 1.0, "loss": 0.31}) == blob  # insertion order does not matter
+
+
+@pytest.mark.parametrize(
+    ("metrics", "reason"),
+    [({"loss": float("nan")}, "finite"), ({"loss": float("inf")}, "finite"), ({"bad name": 1.0}, "metric name"),
+     ({"loss": True}, "finite number"), ({}, "non-empty")],
+)
+def test_metrics_a_header_cannot_carry_are_refused_when_encoding(metrics: dict, reason: str) -> None:
+    with pytest.raises(FormatError, match=reason):
+        encode_model(MODEL, metrics=metrics)
+
+
+@pytest.mark.parametrize(
+    ("metrics_json", "reason"),
+    [(b'{"loss":1}', "canonical"), (b'{"loss":0.10}', "canonical"), (b'{"loss":"0.1"}', "finite number"),
+     (b'{"loss":NaN}', "JSON"), (b'{}', "non-empty"), (b'[]', "non-empty"), (b'{"loss":1e999}', "finite")],
+)
+def test_a_header_whose_metrics_are_not_canonical_finite_numbers_is_rejected(metrics_json: bytes,
+                                                                             reason: str) -> None:
+    header = b'{"metrics":' + metrics_json + b"," + _header()[1:]
+    with pytest.raises(FormatError, match=reason):
+        decode_model(_with_header(header), max_bytes=LIMIT)
+
+
+@st.composite
+def model_blobs_with_any_metrics(draw: st.DrawFn) -> bytes:
+    """The valid model with a "metrics" member of any JSON value, re-framed correctly."""
+    header = json.loads(_header())
+    header["metrics"] = draw(st.one_of(EXTREME_NUMBERS, JSON_VALUES, st.dictionaries(
+        st.text(max_size=8), st.one_of(EXTREME_NUMBERS, JSON_VALUES), max_size=3)))
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    return _with_header(raw)
+
+
+@settings(max_examples=800, deadline=None)
+@given(blob=model_blobs_with_any_metrics())
+def test_a_model_header_with_any_metrics_raises_format_error_or_decodes_to_finite_numbers(blob: bytes) -> None:
+    try:
+        metrics = decode_model_metrics(blob, max_bytes=LIMIT)
+    except FormatError:
+        return
+    assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
+    assert decode_model(blob, max_bytes=LIMIT).keys() == MODEL.keys()
+
+
+def test_a_shared_vector_with_metrics_holds_them_after_the_sample_count() -> None:
+    assert shared_vector_length(MODEL, 2) == shared_vector_length(MODEL) + 2

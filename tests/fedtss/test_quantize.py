@@ -18,8 +18,10 @@ from fedtss.quantize import (
     QuantizationConfig,
     check_capacity,
     clip_update,
+    dequantize_metrics,
     dequantize_sum,
     quantization_error_bound,
+    quantize_metrics,
     quantize_update,
 )
 
@@ -234,3 +236,36 @@ def test_each_suggested_value_fits(parameter: str) -> None:
     assert found is not None
     value = float(found.group(1)) if parameter == "clip_norm" else int(found.group(1))
     QuantizationConfig(**{**arguments, parameter: value})  # type: ignore[arg-type]
+
+
+# -- federated metrics ------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.lists(st.floats(-50, 50, allow_nan=False), min_size=2, max_size=2), min_size=1, max_size=20),
+    samples=st.lists(st.integers(1, 10_000), min_size=20, max_size=20),
+)
+def test_summed_metrics_give_the_sample_weighted_mean_of_the_clipped_values_within_the_bound(
+    values: list[list[float]], samples: list[int]
+) -> None:
+    config = QuantizationConfig(clip_norm=10.0)
+    counts = samples[: len(values)]
+    total = modular_sum([quantize_metrics(v, n, config) for v, n in zip(values, counts)])
+    means = dequantize_metrics(total, sum(counts), config)
+    bound = quantization_error_bound(config, clients=len(values), total_samples=sum(counts))
+    for k, mean in enumerate(means):
+        exact = sum(Fraction(min(max(v[k], -10.0), 10.0)) * n for v, n in zip(values, counts)) / sum(counts)
+        assert abs(Fraction(mean) - exact) <= Fraction(bound)
+
+
+def test_a_metric_beyond_clip_norm_is_clipped_so_the_field_sum_cannot_wrap() -> None:
+    config = QuantizationConfig(clip_norm=10.0, max_clients=2, max_samples=10)
+    encoded = quantize_metrics([1e300, -1e300], 10, config)
+    assert dequantize_metrics(encoded, 10, config) == (10.0, -10.0)
+
+
+@pytest.mark.parametrize("values", [[float("nan")], [float("inf")], [1.0, float("-inf")]])
+def test_a_non_finite_metric_is_refused(values: list[float]) -> None:
+    with pytest.raises(FormatError, match="finite"):
+        quantize_metrics(values, 3, QuantizationConfig(clip_norm=10.0))
