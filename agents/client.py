@@ -8,14 +8,15 @@ One round, top to bottom:
    submitted (``hasSubmitted``), the round is no longer collecting, or its deadline passed;
 2. :func:`train_and_submit` fetches the global model by CID (size-limited, checked against the
    model layout), and the client's task (:mod:`fedtss.task`) trains it on the client's own data,
-   seeded per round and client index;
-3. :func:`prepare_update` (pure) quantizes the clipped, sample-weighted delta, splits it
-   t-of-n (:func:`fedtss.shamir.share_vector`, fresh key), seals share j to member j's
-   X25519 key bound to (chain, contract, round, client, j), and writes the manifest;
+   seeded per round and client index, and evaluates it there (when the deployment names metrics);
+3. :func:`prepare_update` (pure) quantizes the clipped, sample-weighted delta (and the metrics,
+   weighted the same way, after it), splits it t-of-n (:func:`fedtss.shamir.share_vector`, fresh
+   key), seals share j to member j's X25519 key bound to (chain, contract, round, client, j),
+   and writes the manifest;
 4. :func:`publish_update` stores the sealed shares and the manifest, and the client sends
    ``submitUpdate(round, manifest CID)``.
 
-The plaintext update never leaves this process: only sealed shares are stored.
+The plaintext update and metrics never leave this process: only sealed shares are stored.
 """
 
 from __future__ import annotations
@@ -204,6 +205,10 @@ def evaluate_global_model(agent: ClientAgent, global_tensors: Mapping[str, NDArr
     if not names:
         return []
     metrics = agent.task.evaluate(agent.task.model_from(global_tensors), agent.data)
+    missing = sorted(set(names) - set(metrics))
+    if missing:
+        raise TaskError(f"task {agent.task.name}: evaluate() gave no {', '.join(missing)}; the deployment's "
+                        f"clients share {sorted(names)}")
     return [metrics[name] for name in names]
 
 

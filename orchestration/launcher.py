@@ -219,7 +219,7 @@ class LocalFederation:
     def _deploy(self, model: ModelTerms) -> None:
         """Write the deployment config for the requested sizes and model, and deploy it (fedtss.chain.deploy)."""
         config_path = self.layout.deployment_config
-        config_path.write_text(_deployment_toml(self.rounds_config, model), encoding="utf-8")
+        config_path.write_text(_deployment_toml(self.rounds_config, model, self.task.name), encoding="utf-8")
         deployment = deploy_contract(self.chain.url, config_path, self.deployment_path,
                                      environ={"FEDTSS_PRIVATE_KEY": _hex_key(self.operator)})
         self.contract = RoundsContract.at(self.chain.url, deployment)
@@ -379,7 +379,7 @@ def _hex_key(account: LocalAccount) -> str:
     return "0x" + bytes(account.key).hex()
 
 
-def _deployment_toml(config: RoundsConfig, model: ModelTerms) -> str:
+def _deployment_toml(config: RoundsConfig, model: ModelTerms, task_name: str) -> str:
     """The deployment config file of a run: its ``[rounds]`` and ``[model]`` tables, as ``load_config``
     and ``load_model_terms`` read them."""
     lines = [
@@ -396,7 +396,7 @@ def _deployment_toml(config: RoundsConfig, model: ModelTerms) -> str:
     for member in config.committee:
         lines += ["", "[[rounds.committee]]", f'address = "{member.address}"',
                   f'sealing_key = "0x{member.sealing_key.hex()}"']
-    return "\n".join(lines) + "\n\n" + layout_toml(model, "of this run")
+    return "\n".join(lines) + "\n\n" + layout_toml(model, task_name)
 
 
 def _toml(document: Mapping[str, Mapping[str, Any]]) -> str:

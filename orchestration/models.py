@@ -81,7 +81,7 @@ def export_model(blob: bytes, task_reference: str, out: Path, *, fixed: ModelLay
 
 
 def layout_toml(terms: ModelTerms, task_name: str) -> str:
-    """The ``[model]`` table of a deployment config that fixes ``terms`` (layout and metrics)."""
+    """The ``[model]`` table of a deployment config that fixes ``terms`` (layout and metrics) of task ``task_name``."""
     lines = [f"# The model of task {task_name}: every agent checks models against this layout, and clients",
              "# share their evaluation of each round's model by these metrics (federated evaluation).",
              "[model]", "tensors = ["]

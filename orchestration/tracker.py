@@ -197,11 +197,15 @@ class RoundTracker:
 
     def _federated_metrics(self, record: RoundRecord) -> dict[str, float]:
         """The clients' own evaluation of the model ``record``'s round made: carried by the result of
-        the round that trained from it (so known one round later; never for the last model)."""
-        following = self.rounds.get(record.round + 1)
-        if record.result_cid is None or following is None or following.model_cid != record.result_cid:
+        the first later round that trained from it and finalized (so known one round later, or after
+        a failed round was reopened; never for the last model)."""
+        if record.result_cid is None:
             return {}
-        return self._carried.get(following.round, {})
+        for number in sorted(n for n in self.rounds if n > record.round):
+            later = self.rounds[number]
+            if later.model_cid == record.result_cid and number in self._carried:
+                return self._carried[number]
+        return {}
 
     def _account_gas(self, events: Sequence[ChainEvent]) -> None:
         """Gas per transaction type per round, from each new transaction's receipt and input."""

@@ -16,6 +16,13 @@ Path and query parameters are parsed by :mod:`orchestration.explorer.params` alo
 parameter that names nothing the explorer could show gets a 400 page saying what was wrong,
 one that is well formed but not on this chain a 404 page.
 
+Models leave through ``/model/<cid>`` (the raw blob) and ``/model/<cid>.pt`` (a PyTorch state
+dict, when the explorer knows the task: ``--task``, or the run folder's client config), for
+model CIDs of this federation only (:meth:`FederationView.model_cids`), never any other blob of
+the store. Rounds show the clients' federated evaluation of each model, read from the model
+blobs that carry it (:mod:`orchestration.explorer.modelfiles`), beside the central test metrics
+of ``report.json``.
+
 The app holds no key and sends no transaction: the only JSON-RPC calls it makes are reads.
 """
 
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +46,23 @@ from fedtss.chain import RoundState
 from fedtss.chain.redaction import display_url
 from fedtss.errors import ChainError, FedTSSError
 from fedtss.storage import LocalStore
-from orchestration.explorer.chainview import FederationView, bitmap_indices, chain_now, classify_query, utc_datetime
-from orchestration.explorer.chart import data_table, line_chart, report_series
+from orchestration.explorer.chainview import (
+    FederationView,
+    RoundSummary,
+    bitmap_indices,
+    chain_now,
+    classify_query,
+    utc_datetime,
+)
+from orchestration.explorer.chart import data_table, federated_series, line_chart, report_series
+from orchestration.explorer.modelfiles import (
+    MODEL_MAX_BYTES,
+    ModelFiles,
+    ModelUnavailable,
+    federated_evaluations,
+    format_metric,
+    report_evaluations,
+)
 from orchestration.explorer.params import (
     BadRequest,
     parse_address,
@@ -61,10 +83,15 @@ _LIVE_STATES = (RoundState.Collecting, RoundState.Aggregating, RoundState.Recons
 
 
 def create_app(view: FederationView, *, report_path: Path | None = None, store: LocalStore | None = None,
-               poll_seconds: float = 2.0, title: str = "fedtss explorer") -> Starlette:
-    """The ASGI app; ``report_path`` (a run's report.json) adds accuracy and loss charts."""
+               poll_seconds: float = 2.0, title: str = "fedtss explorer", task: str | None = None,
+               model_max_bytes: int = MODEL_MAX_BYTES) -> Starlette:
+    """The ASGI app; ``report_path`` (a run's report.json) adds accuracy and loss charts, ``store``
+    the clients' federated metrics and model downloads, ``task`` (default: the one the run
+    folder's ``nodes/client-0.toml`` names) state-dict downloads."""
     env = _environment()
-    pages = _Pages(view, env, report_path, store, poll_seconds, title)
+    models = ModelFiles(store, task=task, run_dir=view.run_dir, fixed=view.deployment.model_layout,
+                        max_bytes=model_max_bytes)
+    pages = _Pages(view, env, report_path, store, poll_seconds, title, models)
     routes = [
         Route("/", pages.overview),
         Route("/rounds", pages.rounds),
@@ -74,6 +101,8 @@ def create_app(view: FederationView, *, report_path: Path | None = None, store: 
         Route("/tx/{tx_hash}", pages.transaction),
         Route("/address/{address}", pages.address),
         Route("/cid/{cid}", pages.cid),
+        Route("/model/{cid}.pt", pages.model_state_dict),
+        Route("/model/{cid}", pages.model_blob),
         Route("/search", pages.search),
         Route("/api/head", pages.api_head),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -108,11 +137,17 @@ def _gwei(wei: int | None) -> str:
     return "" if wei is None else f"{wei / 10**9:,.3f} gwei"
 
 
+def _metrics(metrics: dict[str, float] | None) -> str:
+    """``accuracy 91.20%, loss 0.3120``: a model's metrics by name."""
+    return ", ".join(f"{name} {format_metric(name, value)}" for name, value in sorted((metrics or {}).items()))
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(short=_short, when=_when, iso=_iso, ether=_ether, gwei=_gwei,
-                       thousands=lambda n: "" if n is None else f"{n:,}", indices=bitmap_indices)
+                       thousands=lambda n: "" if n is None else f"{n:,}", indices=bitmap_indices,
+                       metrics=_metrics)
     return env
 
 
@@ -123,9 +158,9 @@ class _Pages:
     """One method per route; each builds a context from the view and renders one template."""
 
     def __init__(self, view: FederationView, env: Environment, report_path: Path | None, store: LocalStore | None,
-                 poll_seconds: float, title: str) -> None:
+                 poll_seconds: float, title: str, models: ModelFiles) -> None:
         self.view, self.env, self.report_path, self.store = view, env, report_path, store
-        self.poll_seconds, self.title = poll_seconds, title
+        self.poll_seconds, self.title, self.models = poll_seconds, title, models
 
     def _page(self, request: Request, template: str, *, section: str, status_code: int = 200,
               **context: Any) -> HTMLResponse:
@@ -134,7 +169,8 @@ class _Pages:
                 "rpc_url": display_url(self.view.rpc_url),  # never a hosted node's API key on a page
                 "contract": self.view.contract.address, "RoundState": RoundState,
                 "confirmations": self.view.confirmations,
-                "live_states": _LIVE_STATES, "request_path": request.url.path}
+                "live_states": _LIVE_STATES, "request_path": request.url.path,
+                "model_links": self._model_links}
         return HTMLResponse(self.env.get_template(template).render(**base, **context), status_code=status_code)
 
     def _render(self, request: Request, template: str, build: Callable[[], dict[str, Any] | None], *,
@@ -175,24 +211,42 @@ class _Pages:
             return None
         return report if isinstance(report, dict) else None
 
-    def _charts(self, highlight: int | None = None) -> dict[str, Any]:
+    def _model_links(self, cid: str | None) -> list[tuple[str, str, str]]:
+        """``(href, label, description)`` of each download of model ``cid`` the explorer can serve."""
+        if not cid or not self.models.has(cid):
+            return []
+        links = [(f"/model/{cid}", "blob", "the model blob as stored (fedtss model format)")]
+        if self.models.task is not None:
+            links.append((f"/model/{cid}.pt", ".pt", "a PyTorch state dict that the task's model() loads"))
+        return links
+
+    def _measures(self, rounds: Sequence[RoundSummary], highlight: int | None = None) -> dict[str, Any]:
+        """The central test metrics (report.json) and the clients' federated evaluation of each
+        round's model (``federated``: round k -> :class:`Evaluation` of round k's result;
+        ``carried``: round j -> what j's result carries, the evaluation of the model j trained
+        from), as charts and per round."""
         report = self._report()
-        if report is None:
-            return {"report": None}
-        accuracy, loss = report_series(report)
-        return {"report": report,
-                "accuracy_chart": line_chart(accuracy, title="Test accuracy per round (%)", unit="%",
-                                             highlight=highlight),
-                "loss_chart": line_chart(loss, title="Test loss per round", unit="", highlight=highlight),
-                "chart_table": data_table(accuracy, loss),
-                "report_rounds": {r.get("round"): r for r in report.get("rounds", []) if isinstance(r, dict)}}
+        carried = {s.round: self.models.metrics(s.result_cid) for s in rounds if s.result_cid}
+        federated = {**report_evaluations(report), **federated_evaluations(rounds, carried)}
+        accuracy, loss = report_series(report) if report is not None else ([], [])
+        federated_accuracy, federated_loss = federated_series({k: e.metrics for k, e in federated.items()})
+        accuracy, loss = accuracy + federated_accuracy, loss + federated_loss
+        report_rounds = {} if report is None else \
+            {r.get("round"): r for r in report.get("rounds", []) if isinstance(r, dict)}
+        return {"report": report, "federated": federated, "carried": {j: m for j, m in carried.items() if m},
+                "charts": bool(accuracy or loss),
+                "has_baseline": any(s.css_class == "s-baseline" for s in accuracy + loss),
+                "accuracy_chart": line_chart(accuracy, title="Accuracy per round (%)", unit="%", highlight=highlight),
+                "loss_chart": line_chart(loss, title="Loss per round", unit="", highlight=highlight),
+                "chart_table": data_table(accuracy, loss), "report_rounds": report_rounds}
 
     # ---------------------------------------------------------------------- routes
 
     def overview(self, request: Request) -> Response:
         def build() -> dict[str, Any]:
             overview = self.view.overview()
-            return {"o": overview, "rounds": self.view.rounds()[-5:][::-1], **self._charts(overview.current_round),
+            rounds = self.view.rounds()
+            return {"o": overview, "rounds": rounds[-5:][::-1], **self._measures(rounds, overview.current_round),
                     "confirmed": overview.head_block - self.view.confirmations}
 
         return self._render(request, "overview.html", build, section="overview")
@@ -200,7 +254,8 @@ class _Pages:
     def rounds(self, request: Request) -> Response:
         def build() -> dict[str, Any]:
             head = self._head()
-            return {"rounds": self.view.rounds()[::-1], **head, **self._charts()}
+            rounds = self.view.rounds()
+            return {"rounds": rounds[::-1], **head, **self._measures(rounds)}
 
         return self._render(request, "rounds.html", build, section="rounds")
 
@@ -211,7 +266,7 @@ class _Pages:
             if detail is None:
                 return None
             return {"r": detail, "n": number, "threshold": self.view.deployment.config.threshold,
-                    **self._head(), **self._charts(number),
+                    **self._head(), **self._measures(self.view.rounds(), number),
                     "last_round": self.view.overview().current_round}
 
         return self._render(request, "round.html", build, section="rounds")
@@ -248,9 +303,41 @@ class _Pages:
             size = None
             if self.store is not None and self.store.has(cid):
                 size = self.store.path_of(cid).stat().st_size
-            return {"cid": cid, "uses": self.view.cid_uses(cid), "size": size, "has_store": self.store is not None}
+            uses = self.view.cid_uses(cid)
+            is_model = cid in self.view.model_cids()
+            return {"cid": cid, "uses": uses, "size": size, "has_store": self.store is not None,
+                    "is_model": is_model, "metrics": self.models.metrics(cid) if is_model else {}}
 
         return self._render(request, "cid.html", build, section="overview")
+
+    def model_blob(self, request: Request) -> Response:
+        """A model of this federation as stored: its bytes, to download."""
+        return self._download(request, lambda cid: (self.models.blob(cid), f"{cid}.bin"))
+
+    def model_state_dict(self, request: Request) -> Response:
+        """A model of this federation as a PyTorch state dict (``torch.save``) the task's model() loads."""
+        return self._download(request, lambda cid: (self.models.state_dict(cid), f"{cid}.pt"))
+
+    def _download(self, request: Request, make: Callable[[str], tuple[bytes, str]]) -> Response:
+        """``make(cid)``'s bytes as an attachment, for a CID that is a model of this federation; a
+        page saying why not otherwise (400 not a CID, 404 no model of ours or not stored, 413 too
+        large, 409 the task cannot export it, 503 the node does not answer)."""
+        try:
+            cid = parse_cid_param(request.path_params["cid"])
+            if cid not in self.view.model_cids():
+                raise ModelUnavailable(404, f"{cid} is not a model of this federation (the explorer serves "
+                                            "only models that rounds trained from or finalized)")
+            data, filename = make(cid)
+        except BadRequest as exc:
+            return self._page(request, "bad_request.html", section="overview", status_code=400, message=str(exc))
+        except ChainError as exc:
+            return self._page(request, "error.html", section="overview", status_code=503, error=str(exc))
+        except ModelUnavailable as exc:
+            return self._page(request, "model_unavailable.html", section="overview", status_code=exc.status,
+                              message=str(exc))
+        return Response(data, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                 "X-Content-Type-Options": "nosniff"})
 
     def search(self, request: Request) -> Response:
         def build() -> dict[str, Any]:

@@ -800,6 +800,19 @@ class FederationView:
                 break
         return found[:limit], f"a scan of blocks {first}..{head}"
 
+    def model_cids(self) -> set[str]:
+        """The models of this federation at the confirmed head: every model a round trained from
+        (RoundOpened), every finalized one (RoundFinalized, TrainingCompleted) and the contract's
+        latestModel. Nothing else (a vote for a model that did not win, a manifest, a share) is one."""
+        confirmed = self.confirmed_head()
+        found = {e.model_cid for e in self._events_until(confirmed)
+                 if isinstance(e, (RoundOpened, RoundFinalized, TrainingCompleted)) and e.model_cid}
+        if confirmed >= self.deployment.deploy_block:
+            latest = self._latest_model_at(confirmed)[1]
+            if latest:
+                found.add(latest)
+        return found
+
     def cid_uses(self, cid: str) -> list[CidUse]:
         """Every event that names ``cid``: model, manifest, aggregate share, vote or result."""
         uses = []

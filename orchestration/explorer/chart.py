@@ -14,7 +14,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-__all__ = ["Series", "data_table", "line_chart", "report_series"]
+__all__ = ["FEDERATED_LABEL", "Series", "data_table", "federated_series", "line_chart", "report_series"]
 
 WIDTH, HEIGHT = 420, 200
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 12, 14, 34
@@ -44,9 +44,26 @@ def report_series(report: Mapping[str, Any]) -> tuple[list[Series], list[Series]
     return ([s for s in accuracy if s.points], [s for s in loss if s.points])
 
 
+#: The federated series' label: the clients' own evaluation, not the central test set.
+FEDERATED_LABEL = "clients' own data (federated)"
+
+
+def federated_series(evaluations: Mapping[int, Mapping[str, float]]) -> tuple[list[Series], list[Series]]:
+    """``(accuracy series, loss series)`` of the clients' federated evaluation, ``{round k: metrics
+    of round k's model}``; accuracy in percent, a series only when some round has its metric."""
+    def points(key: str, scale: float) -> tuple[tuple[int, float], ...]:
+        return tuple((k, float(m[key]) * scale) for k, m in sorted(evaluations.items())
+                     if isinstance(m.get(key), (int, float)) and not isinstance(m.get(key), bool))
+
+    accuracy = Series(FEDERATED_LABEL, points("accuracy", 100.0), "s-federated")
+    loss = Series(FEDERATED_LABEL, points("loss", 1.0), "s-federated")
+    return ([accuracy] if accuracy.points else [], [loss] if loss.points else [])
+
+
 def _points(rounds: Sequence[Mapping[str, Any]], key: str, scale: float) -> tuple[tuple[int, float], ...]:
     return tuple((int(r["round"]), float(r[key]) * scale) for r in rounds
-                 if isinstance(r.get(key), (int, float)) and isinstance(r.get("round"), int))
+                 if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
+                 and isinstance(r.get("round"), int))
 
 
 def data_table(accuracy: Sequence[Series], loss: Sequence[Series]) -> Markup:
@@ -65,7 +82,7 @@ def data_table(accuracy: Sequence[Series], loss: Sequence[Series]) -> Markup:
     )
     return Markup(
         '<details class="chart-data"><summary>The numbers behind the charts</summary><table>'
-        '<caption class="sr-only">Test accuracy and loss per round</caption>'
+        '<caption class="sr-only">Accuracy and loss per round</caption>'
         f'<thead><tr><th scope="col">Round</th>{head}</tr></thead><tbody>{body}</tbody></table></details>'
     )
 

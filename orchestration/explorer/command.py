@@ -4,6 +4,7 @@
     fedtss explorer --rpc-url URL --deployment FILE             attach to any JSON-RPC node
     fedtss explorer runs/demo --rpc-url http://127.0.0.1:8545   attach to a run that is still going
     fedtss explorer --rpc-url URL --deployment FILE --confirmations 3   count only blocks 3 deep
+    fedtss explorer runs/demo --task examples/digits_cnn.py     the task for .pt downloads (default: the run's)
 
 Reopening starts anvil from the project's node_modules on a free port with
 ``--load-state runs/<name>/chain-state.json``: that flag only loads (``--state`` would also
@@ -105,6 +106,9 @@ def explorer(
         min=0, max=MAX_CONFIRMATIONS,
         help="show rounds and events only from blocks this many below the head; newer blocks are "
              "marked unconfirmed (0: up to the head, as on a local dev chain)")] = 0,
+    task: Annotated[str | None, typer.Option(
+        help="the federation's task (.py file or module), for model downloads as PyTorch state dicts "
+             "(default: the one RUN_DIR/nodes/client-0.toml names)")] = None,
 ) -> None:
     """A read-only web explorer of a federation: rounds, parties, transactions, charts.
 
@@ -130,7 +134,7 @@ def explorer(
         view = FederationView(rpc_url, record, run_dir=files.run_dir if files else None,
                               confirmations=confirmations)
         app = create_app(view, report_path=report or (files.report if files else None), store=store,
-                         poll_seconds=poll)
+                         poll_seconds=poll, task=task)
         console.print(f"fedtss explorer on http://{host}:{port}/  (node {display_url(rpc_url)}, "
                       f"contract {record.address}, {confirmations} confirmations); "
                       "Ctrl-C to stop")

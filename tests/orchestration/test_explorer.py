@@ -465,6 +465,8 @@ BAD_INPUT = [
     ("/address/0x" + "zz" * 20, "is not an address"),
     ("/cid/²", "is not a CID"),
     ("/cid/b" + "a" * 5000, "is not a CID"),
+    ("/model/²", "is not a CID"),
+    ("/model/b" + "a" * 5000 + ".pt", "is not a CID"),
     ("/search?q=²", "is not a round number"),
     ("/search?q=block%20²", "is not a round number"),
     ("/search?q=round%20³", "is not a round number"),
@@ -505,7 +507,8 @@ _ODD_TEXT = st.one_of(
 )
 
 
-@pytest.mark.parametrize("route", ["/rounds/{}", "/blocks/{}", "/tx/{}", "/address/{}", "/cid/{}", "/search?q={}"])
+@pytest.mark.parametrize("route", ["/rounds/{}", "/blocks/{}", "/tx/{}", "/address/{}", "/cid/{}", "/model/{}",
+                                   "/model/{}.pt", "/search?q={}"])
 def test_no_path_or_query_parameter_makes_a_page_answer_5xx(hostile_chain, route: str) -> None:
     with httpx.Client(base_url=hostile_chain.url) as http:
 

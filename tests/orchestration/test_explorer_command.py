@@ -3,6 +3,7 @@ chain read-only, serves the pages, and stops its anvil when it is stopped."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 
+from agents.learning import load_task
 from fedtss.chain.devnode import dev_accounts
 from orchestration.explorer.command import find_run_files
 from orchestration.node import free_port, start_local_chain
@@ -20,6 +23,7 @@ from tests.fixtures.anvil import AnvilNode
 from tests.fixtures.federation import deploy_federation, run_two_rounds
 
 ROOT = Path(__file__).resolve().parents[2]
+LINEAR_TASK = ROOT / "tests" / "fixtures" / "linear_task.py"  # the fixture's model layout
 
 
 def _children(pid: int) -> set[int]:
@@ -69,17 +73,21 @@ def _page_once_up(process: subprocess.Popen[bytes], url: str) -> httpx.Response:
 
 
 def test_explorer_command_reopens_a_finished_run_and_stops_its_anvil_on_sigterm(rounds_artifact, tmp_path) -> None:
+    """Also passes --task: the finalized models download as state dicts that task's model() loads."""
     run_dir = tmp_path / "runs" / "demo"
     node = start_local_chain(run_dir / "chain-state.json", accounts=10)
     try:
-        run_two_rounds(deploy_federation(AnvilNode(node, dev_accounts(10)), rounds_artifact, run_dir))
+        fed = run_two_rounds(deploy_federation(AnvilNode(node, dev_accounts(10)), rounds_artifact, run_dir))
     finally:
         node.stop()  # writes chain-state.json, as the launcher's anvil does
     saved = (run_dir / "chain-state.json").read_bytes()
-    process, port = _start_explorer(str(run_dir))
+    process, port = _start_explorer(str(run_dir), "--task", str(LINEAR_TASK))
     try:
         page = _page_once_up(process, f"http://127.0.0.1:{port}/rounds")
         assert page.status_code == 200 and page.text.count("state-finalized") == 2
+        exported = httpx.get(f"http://127.0.0.1:{port}/model/{fed.models[2]}.pt", timeout=60)
+        assert exported.status_code == 200
+        load_task(str(LINEAR_TASK)).module.model().load_state_dict(torch.load(io.BytesIO(exported.content)))
         anvils = _children(process.pid)
         assert anvils, "the explorer started no anvil"
     finally:

@@ -51,7 +51,7 @@ def test_the_generated_deployment_config_loads_back_as_the_runs_checked_config(t
                                                 runs_dir=tmp_path / "runs"))
     path = tmp_path / "federation.toml"
     terms = ModelTerms(load_task(DEFAULT_TASK).layout(), ("accuracy", "loss"))
-    path.write_text(_deployment_toml(federation.rounds_config, terms), encoding="utf-8")
+    path.write_text(_deployment_toml(federation.rounds_config, terms, DEFAULT_TASK), encoding="utf-8")
     config, _ = load_config(path)
     assert config == federation.rounds_config
     assert load_model_terms(path) == terms
