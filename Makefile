@@ -36,6 +36,7 @@ test: install browser
 bench: install
 	$(PY) -m benchmarks.secret_sharing
 	$(PY) -m benchmarks.gas
+	$(PY) -m benchmarks.million
 
 clean:
 	rm -rf $(VENV) node_modules build
