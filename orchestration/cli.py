@@ -74,6 +74,9 @@ def demo(
     collection_period: Annotated[int, typer.Option(help="seconds a round collects updates")] = 120,
     aggregation_period: Annotated[int, typer.Option(help="seconds for each committee phase")] = 60,
     reopen_failed: Annotated[bool, typer.Option(help="the keeper reopens a failed round")] = False,
+    ipfs_hosts: Annotated[int, typer.Option(
+        help="0: one shared store folder; K: K IPFS nodes peered on loopback, clients on the first, "
+             "members on the others (blobs move by bitswap)")] = 0,
 ) -> None:
     """Run a whole federation on a task here; write runs/<name>/report.json and accuracy.png.
 
@@ -88,7 +91,8 @@ def demo(
         spec = FederationSpec(name=name, clients=clients, committee=committee, threshold=threshold, rounds=rounds,
                               min_clients=min(min_clients, clients), seed=seed, task=task or DEFAULT_TASK,
                               training=training, collection_period=collection_period,
-                              aggregation_period=aggregation_period, reopen_failed=reopen_failed)
+                              aggregation_period=aggregation_period, reopen_failed=reopen_failed,
+                              ipfs_hosts=ipfs_hosts)
         status = run_demo(spec, console=console)
     except KeyboardInterrupt:
         errors.print("fedtss demo: interrupted; every process it started is stopped")

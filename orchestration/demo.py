@@ -45,8 +45,10 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
         if caution is not None:
             console.print(f"[yellow]warning:[/yellow] {escape(caution)}", highlight=False)
         federation.prepare()
+        stores = (", ".join(f"host {i + 1} {node.api_url}" for i, node in enumerate(federation.ipfs_nodes))
+                  if federation.ipfs_nodes else str(layout.store_dir))
         console.print(f"anvil at {federation.chain.url}, contract {federation.contract.address}, "
-                      f"store {layout.store_dir}")
+                      f"store {stores}")
         federation.start_agents()
         federation.wait_until_ready()
         console.print(f"{len(federation.processes)} agent processes ready after "

@@ -13,7 +13,10 @@ Two kinds of node, one lifecycle:
 - :class:`KuboNode` runs a real ``ipfs`` (kubo) binary found on PATH, offline, on its own
   repository.
 
-Both listen on 127.0.0.1 only. Port 0 (the default) lets the daemon pick a free port; the
+Both listen on 127.0.0.1 only (js-ipfs can also join a swarm on loopback, peered with given
+nodes: ``swarm_port``, ``peers``, :func:`start_peered_nodes`; its libp2p packages agree on one
+multiaddr version through the ``@multiformats/multiaddr@^12`` override in ``package.json``, without
+which libp2p filters out every TCP address and identify fails). Port 0 (the default) lets the daemon pick a free port; the
 address it bound is read back from the ``api`` file the daemon writes into its repository,
 so there is no race between choosing a port and binding it. A node is ready when
 ``/api/v0/version`` answers. :meth:`IpfsNode.stop` sends SIGTERM (both daemons shut down
@@ -29,10 +32,12 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -40,7 +45,7 @@ import httpx
 
 from fedtss.errors import ConfigError, StorageError
 
-__all__ = ["IpfsNode", "JsIpfsNode", "KuboNode", "PROJECT_ROOT", "main"]
+__all__ = ["IpfsNode", "JsIpfsNode", "KuboNode", "PROJECT_ROOT", "main", "start_peered_nodes"]
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +93,17 @@ class IpfsNode:
         self._clear_stale_files()
         self._prepare_repo()
         started = time.monotonic()
-        with open(self.log_path, "ab") as log_file:
+        errors_path = self._errors_path()
+        if errors_path is not None:
+            errors_path.unlink(missing_ok=True)
+        with open(self.log_path, "ab") as log_file, \
+                (open(errors_path, "ab") if errors_path else open(os.devnull, "ab")) as errors_file:
             self._process = subprocess.Popen(
                 self._command(),
                 env=self._environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
-                stderr=subprocess.STDOUT,
+                stderr=errors_file if errors_path else subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it
             )
         try:
@@ -151,12 +160,23 @@ class IpfsNode:
     def _clear_stale_lock(self) -> None:
         """kubo's lock is an flock, released by the kernel when its holder dies: nothing to do."""
 
+    def _errors_path(self) -> Path | None:
+        """Where the daemon's stderr goes when it is read apart from its log (None: into the log)."""
+        return None
+
+    def _start_error(self) -> str | None:
+        """What the daemon said went wrong during start-up, if it said so without exiting."""
+        return None
+
     def _wait_until_ready(self, deadline: float) -> str:
         """Poll for the ``api`` file, then for an answer from ``/api/v0/version``."""
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
                 raise StorageError(f"{self.name} daemon exited during start-up; its output:\n"
                                    f"{self._log_tail()}")
+            error = self._start_error()
+            if error is not None:
+                raise StorageError(f"{self.name} daemon in {self.state_dir} failed to start: {error}")
             url = self._read_api_file()
             if url is not None and _answers(url):
                 return url
@@ -182,13 +202,28 @@ class IpfsNode:
 
 
 class JsIpfsNode(IpfsNode):
-    """js-ipfs 0.66.1 from ``node_modules``, offline, RPC API only."""
+    """js-ipfs 0.66.1 from ``node_modules``: offline (RPC API only), or online on a loopback swarm port.
+
+    Online (``swarm_port`` given, 0 = any free port), the node listens for peers on
+    ``/ip4/<swarm_host>/tcp/<swarm_port>`` (loopback unless told otherwise) and dials only the
+    peers it is told about: ``peers`` (full
+    multiaddrs ending in ``/p2p/<id>``) are its bootstrap list, with every discovery off, and
+    :meth:`connect` dials one more at run time (kubo's ``Peering.Peers``, which js-ipfs lacks).
+    """
 
     name = "js-ipfs"
 
     def __init__(self, state_dir: str | os.PathLike[str], *, port: int = 0, startup_timeout: float = 60.0,
-                 project_root: str | os.PathLike[str] = PROJECT_ROOT, node: str | None = None) -> None:
+                 project_root: str | os.PathLike[str] = PROJECT_ROOT, node: str | None = None,
+                 swarm_port: int | None = None, peers: Sequence[str] = (), swarm_host: str = "127.0.0.1") -> None:
         super().__init__(state_dir, port=port, startup_timeout=startup_timeout)
+        if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", swarm_host):
+            raise ConfigError(f"IPFS swarm host must be an IPv4 address such as 127.0.0.1 or 0.0.0.0, got {swarm_host!r}")
+        self.swarm_host = swarm_host
+        if swarm_port is not None and not 0 <= swarm_port <= 65535:
+            raise ConfigError(f"IPFS swarm port must be 0 (any free port) or 1-65535, got {swarm_port}")
+        self.swarm_port = swarm_port
+        self.peers = tuple(peers)
         self.cli = Path(project_root) / _JSIPFS_CLI
         self.node = node or shutil.which("node")
         if self.node is None:
@@ -196,13 +231,46 @@ class JsIpfsNode(IpfsNode):
         if not self.cli.is_file():
             raise ConfigError(f"js-ipfs is not installed at {self.cli}: run `npm ci` in {project_root}")
 
+    @property
+    def online(self) -> bool:
+        return self.swarm_port is not None
+
     def _command(self) -> list[str]:
-        return [self.node, "--require", str(_POLYFILL), str(self.cli), "daemon", "--offline",
+        return [self.node, "--require", str(_POLYFILL), str(self.cli), "daemon",
+                *([] if self.online else ["--offline"]),
                 "--enable-preload=false", "--init-config", str(self.state_dir / "init-config.json")]
+
+    def identity(self) -> tuple[str, list[str]]:
+        """``(peer id, swarm multiaddrs with /p2p/<id>)`` of the running node (``/api/v0/id``)."""
+        answer = httpx.post(f"{self.api_url}/api/v0/id", timeout=10.0).json()
+        return answer["ID"], [a for a in answer.get("Addresses") or [] if "/tcp/" in a]
+
+    def connect(self, address: str, *, timeout: float = 30.0) -> None:
+        """Dial the peer at ``address`` (``/ip4/…/tcp/…/p2p/<id>``); StorageError if it cannot."""
+        try:
+            response = httpx.post(f"{self.api_url}/api/v0/swarm/connect", params={"arg": address},
+                                  timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise StorageError(f"{self.name} node {self.api_url} could not dial {address}: {exc}") from exc
+        if response.status_code != 200:
+            raise StorageError(f"{self.name} node {self.api_url} could not dial {address}: "
+                               f"{response.text.strip()[:300]}")
 
     def _clear_stale_lock(self) -> None:
         """js-ipfs locks with a directory it refreshes; a dead holder's lock blocks start for 20 s."""
         shutil.rmtree(self.repo_dir / "repo.lock", ignore_errors=True)
+
+    def _errors_path(self) -> Path:
+        """js-ipfs's stderr, kept apart: a fatal start-up error (libp2p cannot listen, say) is one
+        line there, and the daemon then neither exits nor serves (its repo lock keeps it alive)."""
+        return self.state_dir / "daemon.err"
+
+    def _start_error(self) -> str | None:
+        try:
+            text = self._errors_path().read_text(errors="replace").strip()
+        except FileNotFoundError:
+            return None
+        return " ".join(text.split())[:500] or None
 
     def _environment(self) -> dict[str, str]:
         environment = super()._environment()
@@ -220,8 +288,10 @@ class JsIpfsNode(IpfsNode):
     def _offline_config(self, config: dict[str, object]) -> dict[str, object]:
         addresses = dict(config.get("Addresses") or {})  # type: ignore[call-overload]
         addresses.update(_OFFLINE_ADDRESSES, API=f"/ip4/127.0.0.1/tcp/{self.port}")
+        if self.online:
+            addresses["Swarm"] = [f"/ip4/{self.swarm_host}/tcp/{self.swarm_port}"]
         discovery = {"MDNS": {"Enabled": False}, "webRTCStar": {"Enabled": False}}
-        return {**config, "Addresses": addresses, "Bootstrap": [], "Discovery": discovery}
+        return {**config, "Addresses": addresses, "Bootstrap": list(self.peers), "Discovery": discovery}
 
 
 class KuboNode(IpfsNode):
@@ -255,6 +325,28 @@ class KuboNode(IpfsNode):
             raise StorageError(f"`ipfs {' '.join(args)}` failed in {self.repo_dir}: {result.stderr.strip()}")
 
 
+def start_peered_nodes(folder: Path, count: int, *, startup_timeout: float = 60.0) -> list[JsIpfsNode]:
+    """``count`` online js-ipfs nodes in ``folder/host-1`` ... ``host-count``, each dialled by every
+    later one: a full mesh on loopback, nothing else dialled. Stops them all if one fails."""
+    nodes: list[JsIpfsNode] = []
+    try:
+        for number in range(1, count + 1):
+            node = JsIpfsNode(folder / f"host-{number}", swarm_port=0, startup_timeout=startup_timeout)
+            nodes.append(node)
+            node.start()
+            for earlier in nodes[:-1]:
+                peer_id, addresses = earlier.identity()
+                if not addresses:
+                    raise StorageError(f"{earlier.name} node {earlier.api_url} listens on no swarm address; "
+                                       f"its output:\n{earlier._log_tail()}")
+                node.connect(addresses[0] if "/p2p/" in addresses[0] else f"{addresses[0]}/p2p/{peer_id}")
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return nodes
+
+
 def _answers(url: str) -> bool:
     try:
         return httpx.post(f"{url}/api/v0/version", timeout=2.0).status_code == 200
@@ -267,10 +359,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m orchestration.ipfs_node", description=main.__doc__)
     parser.add_argument("state_dir", type=Path, help="directory for the node's repo/ and daemon.log")
     parser.add_argument("--port", type=int, default=5001, help="RPC API port on 127.0.0.1 (0: any free)")
+    parser.add_argument("--swarm-port", type=int, default=None,
+                        help="join a swarm on this TCP port (0: any free); offline without it")
+    parser.add_argument("--swarm-host", default="127.0.0.1",
+                        help="the IPv4 address to listen for peers on (0.0.0.0: every interface)")
+    parser.add_argument("--peer", action="append", default=[],
+                        help="a peer to dial, /ip4/…/tcp/…/p2p/<id> (repeat for more); only these are dialled")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    with JsIpfsNode(arguments.state_dir, port=arguments.port) as node:
+    with JsIpfsNode(arguments.state_dir, port=arguments.port, swarm_port=arguments.swarm_port,
+                    peers=arguments.peer, swarm_host=arguments.swarm_host) as node:
+        if node.online:
+            peer_id, addresses = node.identity()
+            print(f"peer {peer_id} listening on {', '.join(addresses)}", flush=True)
         stop_signals = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # after start: the daemon must not inherit it
         print(f"Kubo RPC API at {node.api_url}; Ctrl-C to stop", flush=True)

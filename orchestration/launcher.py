@@ -54,7 +54,8 @@ from fedtss.chain.devnode import DevNode, dev_accounts
 from fedtss.errors import ConfigError
 from fedtss.formats import decode_model, decode_model_metrics, encode_model
 from fedtss.task import Settings
-from fedtss.storage import LocalStore
+from fedtss.storage import ContentStore, KuboStore, LocalStore
+from orchestration.ipfs_node import JsIpfsNode, start_peered_nodes
 from orchestration.models import layout_toml, task_model_terms
 from orchestration.node import start_local_chain
 from orchestration.run_layout import RunLayout
@@ -94,6 +95,10 @@ class FederationSpec:
     clip_norm: float = DEFAULT_CLIP_NORM
     fractional_bits: int = 16
     share_wait_seconds: float = 1.0
+    #: 0: every agent uses one shared store directory. K > 0: K IPFS nodes (js-ipfs, online on
+    #: loopback, peered with each other), clients on the first, members spread over the others,
+    #: so that every blob a member reads comes over bitswap from another node.
+    ipfs_hosts: int = 0
     keeper_interval: float = 1.0
     reopen_failed: bool = False
     runs_dir: Path = Path("runs")
@@ -104,6 +109,8 @@ class FederationSpec:
                               "(it names a folder under runs/)")
         if self.rounds < 1:
             raise ConfigError(f"rounds: must be at least 1, got {self.rounds}")
+        if not 0 <= self.ipfs_hosts <= 16:
+            raise ConfigError(f"ipfs_hosts: must be 0 (one shared store directory) to 16, got {self.ipfs_hosts}")
         # Sizes and periods are the deployment's: the deployment config's own validator checks them,
         # before anything starts. Stand-in accounts take the place of the dev accounts, which are
         # valid and distinct by construction but take ~10 ms each to derive.
@@ -155,7 +162,9 @@ class LocalFederation:
         self.supervisor = Supervisor(self.layout.log_path, cwd=PROJECT_ROOT)
         self.chain: DevNode | None = None
         self.contract: RoundsContract | None = None
-        self.store: LocalStore | None = None
+        self.store: ContentStore | None = None
+        #: The run's IPFS nodes (``spec.ipfs_hosts`` of them), host 1 first.
+        self.ipfs_nodes: list[JsIpfsNode] = []
         self.task: LoadedTask | None = None
         #: What each client's load_data gets (its .npz), by client index; the test set's, if any.
         self.client_sources: list[str] = []
@@ -212,7 +221,7 @@ class LocalFederation:
         model = task_model_terms(self.task, self.client_sources[0])
         self.chain = start_local_chain(layout.state_file, accounts=spec.accounts, log_path=layout.log_path("anvil"))
         self._deploy(model)
-        self.store = LocalStore(layout.store_dir)
+        self.store = self._start_stores()
         self._write_node_configs()
         self.initial_model_cid = self.store.put(encode_model(self.task.initial_tensors(spec.seed)))
 
@@ -223,6 +232,32 @@ class LocalFederation:
         deployment = deploy_contract(self.chain.url, config_path, self.deployment_path,
                                      environ={"FEDTSS_PRIVATE_KEY": _hex_key(self.operator)})
         self.contract = RoundsContract.at(self.chain.url, deployment)
+
+    def _start_stores(self) -> ContentStore:
+        """The run's shared store directory, or its IPFS nodes (peered); the launcher's own store.
+
+        With IPFS hosts the launcher puts the initial model on host 1, where the clients are, and
+        reads results through host 1 too: like any other node, it gets a member's blob by bitswap.
+        """
+        if not self.spec.ipfs_hosts:
+            return LocalStore(self.layout.store_dir)
+        self.ipfs_nodes = start_peered_nodes(self.layout.ipfs_dir, self.spec.ipfs_hosts)
+        return KuboStore(self.ipfs_nodes[0].api_url)
+
+    def store_location(self, name: str) -> str:
+        """Where node ``name``'s agent stores and fetches blobs (its host's RPC API, or the shared folder)."""
+        if not self.ipfs_nodes:
+            return str(self.layout.store_dir)
+        return self.ipfs_nodes[self.host_of(name)].api_url
+
+    def host_of(self, name: str) -> int:
+        """The 0-based IPFS host of node ``name``: clients on the first, members round-robin on the others."""
+        hosts = len(self.ipfs_nodes) or 1
+        if name.startswith("client-") or hosts == 1:
+            return 0
+        if name.startswith("member-"):
+            return 1 + (int(name.removeprefix("member-")) - 1) % (hosts - 1)
+        return hosts - 1
 
     def _write_node_configs(self) -> None:
         """One TOML per agent and the keeper's, each validated with its process's own loader.
@@ -258,7 +293,7 @@ class LocalFederation:
                 "rpc_url": self.chain.url.replace("http://", "ws://", 1),
                 "http_url": self.chain.url,
                 "deployment": str(self.deployment_path),
-                "store": str(self.layout.store_dir),
+                "store": self.store_location(name),
                 "state_dir": str(self.layout.state_dir(name)),
                 "store_timeout_seconds": NodeSettings.store_timeout_seconds,
                 "fetch_timeout_seconds": NodeSettings.fetch_timeout_seconds,
@@ -333,9 +368,13 @@ class LocalFederation:
         try:
             self.stop_processes()
         finally:
-            if self.chain is not None:
-                self.chain.stop()
-                self.chain = None
+            try:
+                for node in self.ipfs_nodes:
+                    node.stop()
+            finally:
+                if self.chain is not None:
+                    self.chain.stop()
+                    self.chain = None
 
     def __enter__(self) -> LocalFederation:
         return self

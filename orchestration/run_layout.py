@@ -4,6 +4,7 @@
     runs/<name>/federation.toml     the deployment config generated for the requested sizes
     runs/<name>/deployment.json     the deployment record (fedtss.chain.deploy)
     runs/<name>/store/              LocalStore: models, manifests, sealed and aggregate shares
+    runs/<name>/ipfs/host-k/        with --ipfs-hosts K: IPFS node k's repository and log (instead of store/)
     runs/<name>/data/client-i.npz   client i's part of the task's data (0-based i), from its partition()
     runs/<name>/data/test.npz       the task's held-out test set (when its partition() gives one)
     runs/<name>/nodes/<node>.toml   each agent's node config; nodes/<node>/ its state folder (checkpoint,
@@ -45,6 +46,11 @@ class RunLayout:
     @property
     def data_dir(self) -> Path:
         return self.run_dir / "data"
+
+    @property
+    def ipfs_dir(self) -> Path:
+        """The run's IPFS nodes, ``ipfs/host-k/`` each (with ``fedtss demo --ipfs-hosts K``)."""
+        return self.run_dir / "ipfs"
 
     @property
     def state_file(self) -> Path:

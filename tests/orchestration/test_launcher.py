@@ -29,6 +29,8 @@ from orchestration.tracker import RoundTracker
         ({"threshold": 1}, "threshold"),
         ({"committee": 1, "threshold": 1}, "committee"),
         ({"clients": 1}, "clients"),
+        ({"ipfs_hosts": 17}, "ipfs_hosts"),
+        ({"ipfs_hosts": -1}, "ipfs_hosts"),
         ({"min_clients": 11}, "min_clients"),
         ({"rounds": 0}, "rounds"),
     ],
