@@ -25,13 +25,13 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from agents.config import ClientSettings, FederationSettings
-from agents.learning import LoadedTask, compute_client_update, load_task, round_settings
+from agents.learning.fedavg import compute_client_update, round_settings
 from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, main
 from fedtss.chain import RoundOpened, RoundState, transaction_hash
 from fedtss.cid import compute_cid
@@ -48,6 +48,9 @@ from fedtss.formats import (
 from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
 from fedtss.sealing import ShareContext, seal_share
 from fedtss.shamir import share_vector
+
+if TYPE_CHECKING:
+    from agents.learning.task import LoadedTask
 
 __all__ = [
     "HANDLERS",
@@ -281,6 +284,8 @@ def build_client_agent(node: Node) -> ClientAgent:
     layout than the deployment's, data that does not load) stops the client here, before it
     follows a single event, with a one-line error naming the task.
     """
+    from agents.learning.task import load_task  # imports PyTorch: a client's, not a member's, cost
+
     settings = node.config.client
     if settings is None:
         raise ConfigError(f"{node.config.path}: a client needs a [client] table")

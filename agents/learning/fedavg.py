@@ -22,15 +22,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from fedtss.errors import FormatError, TaskError
 from fedtss.formats import flatten_model, unflatten_model
 from fedtss.quantize import clip_update
 from fedtss.task import Settings
 
-from .task import LoadedTask, Tensors, model_tensors
+if TYPE_CHECKING:
+    from .task import LoadedTask
+
+Tensors = dict[str, np.ndarray]
 
 __all__ = [
     "DEFAULT_CLIP_NORM",
@@ -108,6 +112,10 @@ def compute_client_update(
     quantizes); the baseline clips and weights the same delta in float. One thread: ten client
     processes share two cores, and a single-threaded CPU run is bit-reproducible.
     """
+    import torch  # here, not at the top: a member applies updates with numpy and never loads PyTorch
+
+    from .task import model_tensors
+
     torch.set_num_threads(1)
     model = task.model_from(global_tensors)
     examples = task.train(model, data, settings)

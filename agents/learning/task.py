@@ -35,6 +35,8 @@ from fedtss.errors import FedTSSError, FormatError, TaskError
 from fedtss.formats import ModelLayout, model_layout
 from fedtss.task import Settings
 
+from .defaults import DEFAULT_TASK, EXAMPLES_DIR
+
 __all__ = [
     "DEFAULT_TASK",
     "EXAMPLES_DIR",
@@ -46,9 +48,6 @@ __all__ = [
 ]
 
 Tensors = dict[str, np.ndarray]
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-#: The task ``fedtss demo`` runs without ``--task``: an MLP on scikit-learn's digits.
-DEFAULT_TASK = str(EXAMPLES_DIR / "digits_mlp.py")
 _REQUIRED = ("model", "load_data", "train", "evaluate")
 _MESSAGE_CHARS = 300
 
