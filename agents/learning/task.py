@@ -158,12 +158,12 @@ class LoadedTask:
         model = self._call("model")
         if not isinstance(model, nn.Module):
             raise TaskError(f"task {self.name}: model() must return a torch.nn.Module, got {type(model).__name__}")
-        model_tensors(model, task=self.name)  # checks dtypes and names
+        float_layout(model, task=self.name)  # checks dtypes and names
         return model
 
     def layout(self) -> ModelLayout:
         """The names and shapes of the tensors the federation exchanges for this task's model."""
-        return model_layout(model_tensors(self.build_model(), task=self.name))
+        return float_layout(self.build_model(), task=self.name)
 
     def initial_tensors(self, seed: int) -> Tensors:
         """The round-1 model: ``model()`` built under ``torch.manual_seed(seed)`` (global RNG restored)."""
@@ -261,33 +261,40 @@ class LoadedTask:
         return self._call(function, *args)
 
 
-def model_tensors(model: nn.Module, *, task: str = "model") -> Tensors:
-    """The model's floating-point state (parameters and buffers) as float32 numpy arrays, by name.
+def float_layout(model: nn.Module, *, task: str = "model") -> ModelLayout:
+    """The layout (names and shapes) of the model's floating-point state, read without copying it.
 
     Integer buffers are left out (they are not federated). A floating tensor of another dtype
     is refused: averaging it as float32 would silently change it.
     """
-    tensors: Tensors = {}
+    shapes = []
     for name, value in model.state_dict().items():
         if not value.is_floating_point():
             continue
         if value.dtype != torch.float32:
             raise TaskError(f"task {task}: model tensor {name} is {value.dtype}; build the model in float32 "
                             "(e.g. call .float() on it)")
-        tensors[name] = np.ascontiguousarray(value.detach().cpu().numpy(), dtype=np.float32).copy()
-    if not tensors:
+        shapes.append((name, tuple(value.shape)))
+    if not shapes:
         raise TaskError(f"task {task}: model() has no float tensors to train")
     try:
-        model_layout(tensors)
+        return ModelLayout(tuple(sorted(shapes)))
     except FormatError as exc:
         raise TaskError(f"task {task}: its model cannot be exchanged: {exc}") from exc
-    return tensors
+
+
+def model_tensors(model: nn.Module, *, task: str = "model") -> Tensors:
+    """The model's floating-point state (parameters and buffers) as float32 numpy arrays, by name
+    (checked as :func:`float_layout` checks it)."""
+    float_layout(model, task=task)
+    return {name: np.ascontiguousarray(value.detach().cpu().numpy(), dtype=np.float32).copy()
+            for name, value in model.state_dict().items() if value.is_floating_point()}
 
 
 def load_tensors(model: nn.Module, tensors: Mapping[str, np.ndarray], *, task: str = "model") -> None:
     """Put ``tensors`` into ``model``'s float state; its integer buffers keep their values."""
     state = model.state_dict()
-    expected = model_layout(model_tensors(model, task=task))
+    expected = float_layout(model, task=task)
     difference = model_layout(dict(tensors)).difference(expected)
     if difference is not None:
         raise TaskError(f"task {task}: the federation's model does not fit its model(): {difference}")
