@@ -29,7 +29,7 @@ _LAZY: dict[str, str] = {
         "fedtss.shamir",
     ),
     **dict.fromkeys(
-        ["QuantizationConfig", "check_capacity", "clip_update", "quantize_update", "dequantize_sum",
+        ["QuantizationConfig", "check_capacity", "signed_limit", "clip_update", "quantize_update", "dequantize_sum",
          "quantization_error_bound"],
         "fedtss.quantize",
     ),
@@ -43,6 +43,11 @@ _LAZY: dict[str, str] = {
          "decode_model", "flatten_model", "unflatten_model", "MANIFEST_MAX_BYTES", "Manifest",
          "encode_manifest", "parse_manifest"],
         "fedtss.formats",
+    ),
+    **dict.fromkeys(
+        ["PairContext", "SeedRef", "field_to_ring", "ring_to_field", "pairwise_seed", "mask_update", "share_seeds",
+         "reconstruct_seeds", "seeds_to_reveal", "unmask_sum", "encode_ring_vector", "decode_ring_vector"],
+        "fedtss.masking",
     ),
     **dict.fromkeys(
         ["compute_cid", "parse_cid", "is_valid_cid", "cid_to_parts", "cid_from_parts"],
@@ -76,10 +81,25 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         parse_manifest,
         unflatten_model,
     )
+    from fedtss.masking import (
+        PairContext,
+        SeedRef,
+        decode_ring_vector,
+        encode_ring_vector,
+        field_to_ring,
+        mask_update,
+        pairwise_seed,
+        reconstruct_seeds,
+        ring_to_field,
+        seeds_to_reveal,
+        share_seeds,
+        unmask_sum,
+    )
     from fedtss.quantize import (
         QuantizationConfig,
         check_capacity,
         clip_update,
+        signed_limit,
         dequantize_sum,
         quantization_error_bound,
         quantize_update,

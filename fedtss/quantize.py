@@ -61,6 +61,7 @@ from fedtss.errors import ConfigError, FormatError
 __all__ = [
     "QuantizationConfig",
     "check_capacity",
+    "signed_limit",
     "clip_update",
     "quantize_update",
     "dequantize_sum",
@@ -106,27 +107,43 @@ def _worst_client_value(clip_norm: float, max_samples: int, fractional_bits: int
     return scaled * (1 + _FLOAT_SLACK) + 1
 
 
-def _fits(clip_norm: float, max_samples: int, fractional_bits: int, max_clients: int) -> bool:
+def _fits(clip_norm: float, max_samples: int, fractional_bits: int, max_clients: int,
+          half: int = _HALF) -> bool:
     worst = max_clients * _worst_client_value(clip_norm, max_samples, fractional_bits)
-    return worst <= _HALF and max_clients * max_samples <= _HALF
+    return worst <= half and max_clients * max_samples <= half
 
 
-def check_capacity(config: QuantizationConfig) -> None:
-    """Raise :class:`ConfigError` if a sum of ``max_clients`` updates could wrap around p.
+def signed_limit(modulus_bits: int | None = None) -> int:
+    """The largest magnitude a sum may reach: (p-1)/2 in the field, 2^(bits-1) - 1 in Z_(2^bits)."""
+    if modulus_bits is None:
+        return _HALF
+    require_int(modulus_bits, "modulus_bits", low=8, high=64, error=ConfigError)
+    return 2 ** (modulus_bits - 1) - 1
 
-    The message names the limit ``(p-1)/2`` and, for each parameter, the largest value that
-    would fit with the others unchanged.
+
+def check_capacity(config: QuantizationConfig, *, modulus_bits: int | None = None) -> None:
+    """Raise :class:`ConfigError` if a sum of ``max_clients`` updates could wrap around.
+
+    The modulus is the field's p, or ``2^modulus_bits`` for the masked mode
+    (:mod:`fedtss.masking`), where the sum is taken in the integers modulo a power of two.
+    The message names the signed limit and, for each parameter, the largest value that would
+    fit with the others unchanged.
     """
+    half = signed_limit(modulus_bits)
     clip, f = config.clip_norm, config.fractional_bits
     clients, samples = config.max_clients, config.max_samples
-    if _fits(clip, samples, f, clients):
+    if _fits(clip, samples, f, clients, half):
         return
     worst = clients * _worst_client_value(clip, samples, f)
+    if modulus_bits is None:
+        where, limit = "the field", "(p-1)/2 (p = 2^61 - 1)"
+    else:
+        where, limit = f"{modulus_bits}-bit masked words", f"2^{modulus_bits - 1} - 1"
     raise ConfigError(
-        f"quantization could overflow the field: max_clients * max_samples * clip_norm * "
+        f"quantization could overflow {where}: max_clients * max_samples * clip_norm * "
         f"2^fractional_bits = {clients} * {samples} * {clip:g} * 2^{f} ~ {_scientific(worst)} "
-        f"exceeds the signed limit (p-1)/2 = {_HALF:.3e} (p = 2^61 - 1); "
-        f"{_suggestions(config)}"
+        f"exceeds the signed limit {limit} = {half:.3e}; "
+        f"{_suggestions(config, half)}"
     )
 
 
@@ -141,38 +158,38 @@ def _scientific(value: Fraction) -> str:
     return f"{mantissa:.3f}e+{exponent:02d}"
 
 
-def _suggestions(config: QuantizationConfig) -> str:
+def _suggestions(config: QuantizationConfig, half: int = _HALF) -> str:
     """Name, for each parameter, the largest value that fits with the others unchanged."""
     clip, f = config.clip_norm, config.fractional_bits
     clients, samples = config.max_clients, config.max_samples
     hints = []
-    best_f = next((b for b in range(f - 1, -1, -1) if _fits(clip, samples, b, clients)), None)
+    best_f = next((b for b in range(f - 1, -1, -1) if _fits(clip, samples, b, clients, half)), None)
     if best_f is not None:
         hints.append(f"lower fractional_bits to <= {best_f}")
-    room = Fraction(_HALF, clients) - 1
-    if room > 0 and clients * samples <= _HALF:
+    room = Fraction(half, clients) - 1
+    if room > 0 and clients * samples <= half:
         best_clip = room / (samples * 2**f * (1 + _FLOAT_SLACK))
         hints.append(f"lower clip_norm to <= {float(best_clip) * (1 - 1e-6):.6g}")
     per_client = _worst_client_value(clip, samples, f)
-    best_clients = min(math.floor(_HALF / per_client), _HALF // samples)
+    best_clients = min(math.floor(half / per_client), half // samples)
     if best_clients >= 1:
         hints.append(f"lower max_clients to <= {best_clients}")
-    best_samples = _largest_fitting_samples(config)
+    best_samples = _largest_fitting_samples(config, half)
     if best_samples is not None:
         hints.append(f"lower max_samples to <= {best_samples}")
     return "; or ".join(hints) if hints else "lower fractional_bits, clip_norm or max_clients"
 
 
-def _largest_fitting_samples(config: QuantizationConfig) -> int | None:
+def _largest_fitting_samples(config: QuantizationConfig, half: int = _HALF) -> int | None:
     """Bisect for the largest ``max_samples`` below the configured one that fits."""
     low, high = 0, config.max_samples  # fits(low) is taken as true, fits(high) is false
     while high - low > 1:
         mid = (low + high) // 2
-        if _fits(config.clip_norm, mid, config.fractional_bits, config.max_clients):
+        if _fits(config.clip_norm, mid, config.fractional_bits, config.max_clients, half):
             low = mid
         else:
             high = mid
-    if low >= 1 and _fits(config.clip_norm, low, config.fractional_bits, config.max_clients):
+    if low >= 1 and _fits(config.clip_norm, low, config.fractional_bits, config.max_clients, half):
         return low
     return None
 
