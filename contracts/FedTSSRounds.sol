@@ -22,6 +22,9 @@ contract FedTSSRounds is IFedTSSRounds {
     /// @dev Longest time limit: `block.timestamp + period` must fit in the uint64 deadlines, or
     /// every `startTraining` would revert on overflow and the deployment would be unusable.
     uint256 private constant MAX_PERIOD = type(uint32).max;
+    /// @dev The rings Z_(2^b) of `MaskedSum` mode: whole bytes from 32 to 64 bits.
+    uint256 private constant MIN_MODULUS_BITS = 32;
+    uint256 private constant MAX_MODULUS_BITS = 64;
 
     /// @dev One slot per round, written together on every transition.
     struct Round {
@@ -68,12 +71,17 @@ contract FedTSSRounds is IFedTSSRounds {
     uint64 public immutable collectionPeriod;
     /// @notice Seconds the committee has to aggregate, and again to vote.
     uint64 public immutable aggregationPeriod;
+    /// @dev The deployment's {AggregationMode} and ring bits (0 in `ShamirShares`), read by {aggregation}.
+    AggregationMode private immutable _mode;
+    uint8 private immutable _modulusBits;
 
     Training private _training;
     bytes32 private _modelDigest;
     address[] private _committee;
     bytes32[] private _sealingKeys;
     address[] private _clients;
+    /// @dev Written at construction in `MaskedSum` mode only; read by agents, never by a transaction.
+    bytes32[] private _clientKeys;
     mapping(address account => MemberSlot) private _members;
     mapping(address account => ClientSlot) private _clientSlots;
     mapping(uint256 round => Round) private _rounds;
@@ -92,7 +100,10 @@ contract FedTSSRounds is IFedTSSRounds {
      * - 2 <= minClients <= targetClients <= 256, minClients <= allowlist size, no duplicate
      *   or zero client;
      * - allowlist size <= 65535;
-     * - both periods are positive and at most 2**32 - 1 seconds.
+     * - both periods are positive and at most 2**32 - 1 seconds;
+     * - `ShamirShares` mode: modulusBits = 0 and no client key;
+     * - `MaskedSum` mode: modulusBits is 32, 40, 48, 56 or 64, and one non-zero client key per
+     *   allowlisted client.
      */
     constructor(Config memory config) {
         uint256 n = config.committee.length;
@@ -112,6 +123,8 @@ contract FedTSSRounds is IFedTSSRounds {
         ) {
             revert ConfigInvalidPeriod(config.collectionPeriod, config.aggregationPeriod);
         }
+        bool masked = config.mode == AggregationMode.MaskedSum;
+        _requireAggregation(config.mode, config.modulusBits, config.clientKeys.length, allowlisted);
         for (uint256 i = 0; i < n; ++i) {
             address account = config.committee[i];
             if (account == address(0)) revert ConfigZeroAddress();
@@ -123,6 +136,7 @@ contract FedTSSRounds is IFedTSSRounds {
             address account = config.clients[i];
             if (account == address(0)) revert ConfigZeroAddress();
             if (_clientSlots[account].position != 0) revert ConfigDuplicateClient(account);
+            if (masked && config.clientKeys[i] == bytes32(0)) revert ConfigInvalidClientKey(account);
             _clientSlots[account].position = uint16(i + 1);
         }
         operator = msg.sender;
@@ -131,9 +145,12 @@ contract FedTSSRounds is IFedTSSRounds {
         targetClients = config.targetClients;
         collectionPeriod = config.collectionPeriod;
         aggregationPeriod = config.aggregationPeriod;
+        _mode = config.mode;
+        _modulusBits = config.modulusBits;
         _committee = config.committee;
         _sealingKeys = config.sealingKeys;
         _clients = config.clients;
+        if (masked) _clientKeys = config.clientKeys;
     }
 
     // ---------------------------------------------------------------------- transactions
@@ -324,6 +341,16 @@ contract FedTSSRounds is IFedTSSRounds {
     }
 
     /// @inheritdoc IFedTSSRounds
+    function aggregation() external view returns (AggregationMode mode, uint8 modulusBits) {
+        return (_mode, _modulusBits);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function clientKeys() external view returns (bytes32[] memory) {
+        return _clientKeys;
+    }
+
+    /// @inheritdoc IFedTSSRounds
     function isClient(address account) external view returns (bool) {
         return _clientSlots[account].position != 0;
     }
@@ -360,6 +387,20 @@ contract FedTSSRounds is IFedTSSRounds {
     }
 
     // -------------------------------------------------------------------------- internals
+
+    /// @dev The mode's ring and key count: `ShamirShares` takes neither, `MaskedSum` a ring of
+    /// 32 to 64 whole-byte bits and one key per allowlisted client.
+    function _requireAggregation(AggregationMode mode, uint8 modulusBits, uint256 keys, uint256 allowlisted)
+        private
+        pure
+    {
+        bool masked = mode == AggregationMode.MaskedSum;
+        bool validBits = masked
+            ? modulusBits >= MIN_MODULUS_BITS && modulusBits <= MAX_MODULUS_BITS && modulusBits % 8 == 0
+            : modulusBits == 0;
+        if (!validBits) revert ConfigInvalidModulusBits(mode, modulusBits);
+        if (keys != (masked ? allowlisted : 0)) revert ConfigInvalidClientKeys(keys, allowlisted);
+    }
 
     function _openRound(uint256 round, uint64 modelCodec, bytes32 modelDigest) private {
         uint64 deadline = uint64(block.timestamp) + collectionPeriod;

@@ -16,6 +16,10 @@ pragma solidity ^0.8.28;
  *
  * Rounds are numbered from 1. Only the latest round can be live (Collecting, Aggregating or
  * Reconstructing); every earlier round is Finalized or Failed.
+ *
+ * A deployment fixes its aggregation mode ({AggregationMode}) for its whole life, so that no
+ * agent can disagree with another about what a submitted manifest holds. The round state
+ * machine is the same in both modes: the mode only tells agents how to read the CIDs.
  */
 interface IFedTSSRounds {
     /// @notice The state of one round. `None` is a round that was never opened.
@@ -28,6 +32,15 @@ interface IFedTSSRounds {
         Failed
     }
 
+    /// @notice How clients hide their updates; fixed at deployment.
+    /// `ShamirShares`: a client uploads n sealed Shamir shares of its update (one per member).
+    /// `MaskedSum`: a client uploads one masked vector in Z_(2^modulusBits) and Shamir-shares only
+    /// the seeds of its masks; pairwise masks come from the X25519 keys registered in `clientKeys`.
+    enum AggregationMode {
+        ShamirShares,
+        MaskedSum
+    }
+
     /// @notice The deployment configuration, fixed for the life of the contract.
     /// @param committee The n committee members; member j (1-based) receives Shamir share x = j.
     /// @param sealingKeys Each member's X25519 public key, in committee order, for sealing shares.
@@ -37,6 +50,11 @@ interface IFedTSSRounds {
     /// @param targetClients Submissions that close collection at once (at most 256).
     /// @param collectionPeriod Seconds a round collects updates after it opens.
     /// @param aggregationPeriod Seconds the committee has for each of its two phases.
+    /// @param mode How clients hide their updates (see {AggregationMode}).
+    /// @param modulusBits The ring Z_(2^modulusBits) of masked updates: 32, 40, 48, 56 or 64 in
+    /// `MaskedSum` mode, 0 in `ShamirShares` mode.
+    /// @param clientKeys In `MaskedSum` mode, each client's X25519 public key for pairwise masks, in
+    /// allowlist order; empty in `ShamirShares` mode.
     struct Config {
         address[] committee;
         bytes32[] sealingKeys;
@@ -46,6 +64,9 @@ interface IFedTSSRounds {
         uint16 targetClients;
         uint64 collectionPeriod;
         uint64 aggregationPeriod;
+        AggregationMode mode;
+        uint8 modulusBits;
+        bytes32[] clientKeys;
     }
 
     /// @notice Everything a (re)started agent needs to know about one round.
@@ -89,6 +110,13 @@ interface IFedTSSRounds {
     /// @dev Both time limits must be positive and at most 2**32 - 1 seconds (so that every
     /// deadline, `block.timestamp + period`, fits in a uint64).
     error ConfigInvalidPeriod(uint256 collectionPeriod, uint256 aggregationPeriod);
+    /// @dev `modulusBits` must be 32, 40, 48, 56 or 64 in `MaskedSum` mode and 0 in `ShamirShares` mode.
+    error ConfigInvalidModulusBits(AggregationMode mode, uint256 modulusBits);
+    /// @dev `MaskedSum` mode needs one client key per allowlisted client (`keys` == `clients`);
+    /// `ShamirShares` mode takes none (`keys` must be 0).
+    error ConfigInvalidClientKeys(uint256 keys, uint256 clients);
+    /// @dev A client's X25519 masking key is zero.
+    error ConfigInvalidClientKey(address client);
 
     // ---------------------------------------------------------------------- caller errors
 
@@ -258,7 +286,8 @@ interface IFedTSSRounds {
     function startTraining(uint64 modelCodec, bytes32 modelDigest, uint64 rounds) external;
 
     /**
-     * @notice Submits the CID of the caller's manifest (its sealed shares) for `round`.
+     * @notice Submits the CID of the caller's manifest for `round`: its sealed shares, or in
+     * `MaskedSum` mode its masked vector and its sealed shares of the masks' seeds.
      * Reaching `targetClients` closes collection in the same transaction.
      *
      * Requirements:
@@ -389,6 +418,14 @@ interface IFedTSSRounds {
 
     /// @notice The client allowlist.
     function clients() external view returns (address[] memory);
+
+    /// @notice The deployment's aggregation mode and, in `MaskedSum` mode, the bits of its ring
+    /// Z_(2^modulusBits) (0 in `ShamirShares` mode).
+    function aggregation() external view returns (AggregationMode mode, uint8 modulusBits);
+
+    /// @notice The clients' X25519 masking keys in allowlist order (client i's key at position i);
+    /// empty in `ShamirShares` mode.
+    function clientKeys() external view returns (bytes32[] memory);
 
     /// @notice Whether `account` is on the client allowlist.
     function isClient(address account) external view returns (bool);

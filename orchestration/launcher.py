@@ -12,7 +12,11 @@ the keeper, so that it may reopen a failed round), 1..n the committee, n+1..n+N 
 Members' X25519 keys are the dev keys of :func:`fedtss.chain.dev_sealing_keypair`. Keys
 reach each process through its environment (``FEDTSS_PRIVATE_KEY``, ``FEDTSS_SEALING_KEY``),
 never its command line, and no file of the run holds one where other users may read it: the
-logs are 0600 (anvil's start-up banner lists every dev key). Every process runs in its own
+logs are 0600 (anvil's start-up banner lists every dev key). In the masked mode
+(``FederationSpec.aggregation = "masked"``) each client also gets a fresh random X25519 masking
+key: its public half is registered in the deployment (``[aggregation] client_keys``), its private
+half is written to ``nodes/client-i.masking.key`` (0600), which the client's node config names
+(``[client] masking_key_file``); the Shamir mode writes no such key. Every process runs in its own
 process group (its own session), so a Ctrl-C reaches the launcher alone, which then stops the
 agents, the keeper and last anvil (whose SIGTERM writes the chain state).
 """
@@ -32,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.config import NodeSettings, parse_node_config
+from agents.config import FederationSettings, NodeSettings, parse_node_config
 from agents.learning import (
     DEFAULT_CLIP_NORM,
     DEFAULT_TASK,
@@ -51,8 +55,11 @@ from fedtss.chain import (
 )
 from fedtss.chain.deploy import deploy as deploy_contract
 from fedtss.chain.devnode import DevNode, dev_accounts
+from fedtss.chain.keys import MaskingKey, new_x25519_private_key, write_masking_key
 from fedtss.errors import ConfigError
 from fedtss.formats import decode_model, decode_model_metrics, encode_model
+from fedtss.quantize import QuantizationConfig, check_capacity
+from fedtss.sealing import public_key_from_private
 from fedtss.task import Settings
 from fedtss.storage import ContentStore, KuboStore, LocalStore
 from orchestration.ipfs_node import JsIpfsNode, start_peered_nodes
@@ -102,6 +109,11 @@ class FederationSpec:
     keeper_interval: float = 1.0
     reopen_failed: bool = False
     runs_dir: Path = Path("runs")
+    #: The deployment's aggregation mode: "shamir" (n sealed Shamir shares per client) or
+    #: "masked" (one masked vector per client, fedtss.masking), and the masked mode's ring
+    #: (None: the deployment config's default, 48 bits; refused in the Shamir mode).
+    aggregation: str = "shamir"
+    modulus_bits: int | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -116,7 +128,12 @@ class FederationSpec:
         # valid and distinct by construction but take ~10 ms each to derive.
         committee = [(f"0x{j:040x}", _STAND_IN_SEALING_KEY) for j in range(1, self.committee + 1)]
         clients = [f"0x{self.committee + i:040x}" for i in range(1, self.clients + 1)]
-        parse_rounds_config(self.rounds_table(committee, clients))
+        masked = self.aggregation == "masked"
+        config = parse_rounds_config(self.rounds_table(committee, clients,
+                                                       [_STAND_IN_SEALING_KEY] * len(clients) if masked else ()))
+        if config.aggregation.is_masked:
+            # The sum of max_clients quantized updates must not wrap around the ring.
+            check_capacity(self.quantization, modulus_bits=config.aggregation.modulus_bits)
 
     @property
     def run_dir(self) -> Path:
@@ -126,9 +143,23 @@ class FederationSpec:
     def accounts(self) -> int:
         return 1 + self.committee + self.clients
 
-    def rounds_table(self, committee: Sequence[tuple[str, bytes]], clients: Sequence[str]) -> dict[str, Any]:
+    @property
+    def quantization(self) -> QuantizationConfig:
+        """The quantization every agent of the run uses (its node configs' ``[federation]``)."""
+        return FederationSettings(seed=self.seed, fractional_bits=self.fractional_bits,
+                                  clip_norm=self.clip_norm).quantization
+
+    def rounds_table(self, committee: Sequence[tuple[str, bytes]], clients: Sequence[str],
+                     client_keys: Sequence[bytes] = ()) -> dict[str, Any]:
         """The deployment config's ``[rounds]`` table for this spec, with these accounts: an
-        (address, sealing public key) pair per member and an address per client."""
+        (address, sealing public key) pair per member and an address per client; its
+        ``aggregation`` entry is the ``[aggregation]`` table, with ``client_keys`` (the clients'
+        masking public keys, masked mode only)."""
+        aggregation: dict[str, Any] = {"mode": self.aggregation}
+        if self.modulus_bits is not None:
+            aggregation["modulus_bits"] = self.modulus_bits
+        if client_keys:
+            aggregation["client_keys"] = ["0x" + key.hex() for key in client_keys]
         return {
             "threshold": self.threshold,
             "min_clients": self.min_clients,
@@ -137,6 +168,7 @@ class FederationSpec:
             "aggregation_period": self.aggregation_period,
             "clients": list(clients),
             "committee": [{"address": address, "sealing_key": "0x" + key.hex()} for address, key in committee],
+            "aggregation": aggregation,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -156,9 +188,14 @@ class LocalFederation:
         self.operator: LocalAccount = accounts[0]
         self.members: tuple[LocalAccount, ...] = accounts[1 : 1 + spec.committee]
         self.clients: tuple[LocalAccount, ...] = accounts[1 + spec.committee :]
+        #: Each client's X25519 masking key (masked mode; none in the Shamir mode), fresh for this
+        #: run: :meth:`prepare` writes the private halves to the clients' key files.
+        self.masking_keys: tuple[MaskingKey, ...] = tuple(
+            _new_masking_key() for _ in self.clients) if spec.aggregation == "masked" else ()
         #: The deployment this run makes, checked by the deployment config's validator.
         self.rounds_config: RoundsConfig = parse_rounds_config(spec.rounds_table(
-            [(m.address, dev_sealing_keypair(m.address)[1]) for m in self.members], [c.address for c in self.clients]))
+            [(m.address, dev_sealing_keypair(m.address)[1]) for m in self.members], [c.address for c in self.clients],
+            [key.public_key for key in self.masking_keys]))
         self.supervisor = Supervisor(self.layout.log_path, cwd=PROJECT_ROOT)
         self.chain: DevNode | None = None
         self.contract: RoundsContract | None = None
@@ -196,6 +233,10 @@ class LocalFederation:
     def config_path(self, name: str) -> Path:
         return self.layout.config_path(name)
 
+    def masking_key_path(self, name: str) -> Path:
+        """Where client ``name``'s X25519 masking key is (masked mode only), beside its node config."""
+        return self.layout.nodes_dir / f"{name}.masking.key"
+
     # ------------------------------------------------------------------------ set-up
 
     def prepare(self) -> None:
@@ -211,6 +252,7 @@ class LocalFederation:
             shutil.rmtree(layout.run_dir)
         for folder in layout.folders():
             folder.mkdir(parents=True, exist_ok=True)
+        self._write_masking_keys()
         for index, part in enumerate(parts):
             np.savez(layout.client_data(index), **part)
             self.client_sources.append(str(layout.client_data(index)))
@@ -230,8 +272,14 @@ class LocalFederation:
         config_path = self.layout.deployment_config
         config_path.write_text(_deployment_toml(self.rounds_config, model, self.task.name), encoding="utf-8")
         deployment = deploy_contract(self.chain.url, config_path, self.deployment_path,
-                                     environ={"FEDTSS_PRIVATE_KEY": _hex_key(self.operator)})
+                                     environ={"FEDTSS_PRIVATE_KEY": _hex_key(self.operator)},
+                                     quantization=self.spec.quantization)
         self.contract = RoundsContract.at(self.chain.url, deployment)
+
+    def _write_masking_keys(self) -> None:
+        """Each client's masking key to its 0600 key file (masked mode; nothing in the Shamir mode)."""
+        for name, key in zip(self.client_names, self.masking_keys, strict=False):
+            write_masking_key(self.masking_key_path(name), key.private_key, overwrite=False)
 
     def _start_stores(self) -> ContentStore:
         """The run's shared store directory, or its IPFS nodes (peered); the launcher's own store.
@@ -266,16 +314,7 @@ class LocalFederation:
         defaults, so that whoever copies a generated file for a real network sees the knobs.
         """
         for index, name in enumerate(self.client_names):
-            training = self.spec.training
-            self._write_agent_config(name, "client", {
-                "task": self.task.location,
-                "data": self.client_sources[index],
-                "index": index,
-                "epochs": training.epochs,
-                "batch_size": training.batch_size,
-                "learning_rate": training.lr,
-                "options": dict(training.options),
-            })
+            self._write_agent_config(name, "client", self.client_section(index))
         for name in self.member_names:
             self._write_agent_config(name, "aggregator", {"share_wait_seconds": self.spec.share_wait_seconds})
         keeper = {
@@ -286,6 +325,23 @@ class LocalFederation:
         path = self.config_path("keeper")
         parse_node_config(keeper, role="keeper", path=path)
         path.write_text(_toml(keeper), encoding="utf-8")
+
+    def client_section(self, index: int) -> dict[str, Any]:
+        """The ``[client]`` table of client ``index``'s node config (after :meth:`prepare` loaded the
+        task and wrote the data); in the masked mode it names the client's masking key file."""
+        training = self.spec.training
+        section: dict[str, Any] = {
+            "task": self.task.location,
+            "data": self.client_sources[index],
+            "index": index,
+            "epochs": training.epochs,
+            "batch_size": training.batch_size,
+            "learning_rate": training.lr,
+            "options": dict(training.options),
+        }
+        if self.masking_keys:
+            section["masking_key_file"] = str(self.masking_key_path(self.client_names[index]))
+        return section
 
     def _write_agent_config(self, name: str, role: str, section: dict[str, Any]) -> None:
         document = {
@@ -418,9 +474,14 @@ def _hex_key(account: LocalAccount) -> str:
     return "0x" + bytes(account.key).hex()
 
 
+def _new_masking_key() -> MaskingKey:
+    private = new_x25519_private_key()
+    return MaskingKey(private_key=private, public_key=public_key_from_private(private))
+
+
 def _deployment_toml(config: RoundsConfig, model: ModelTerms, task_name: str) -> str:
-    """The deployment config file of a run: its ``[rounds]`` and ``[model]`` tables, as ``load_config``
-    and ``load_model_terms`` read them."""
+    """The deployment config file of a run: its ``[rounds]``, ``[aggregation]`` and ``[model]`` tables,
+    as ``load_config`` and ``load_model_terms`` read them."""
     lines = [
         "# Generated by fedtss demo for this run: anvil's dev accounts, public dev sealing keys.",
         "# The deployer key is not here: deploying takes it from FEDTSS_PRIVATE_KEY.",
@@ -435,6 +496,8 @@ def _deployment_toml(config: RoundsConfig, model: ModelTerms, task_name: str) ->
     for member in config.committee:
         lines += ["", "[[rounds.committee]]", f'address = "{member.address}"',
                   f'sealing_key = "0x{member.sealing_key.hex()}"']
+    lines += ["", "[aggregation]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in config.aggregation_table().items()]
     return "\n".join(lines) + "\n\n" + layout_toml(model, task_name)
 
 

@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 
 import deploy
-from fedtss.chain import DeployerSettings, RoundsContract, load_deployment
+from fedtss.chain import Aggregation, DeployerSettings, RoundsContract, load_deployment
 from fedtss.chain.keys import write_keystore
 from fedtss.errors import ConfigError
 
@@ -29,6 +29,7 @@ def test_deploy_prints_the_address_and_writes_the_record(chain, tmp_path, capsys
     assert [k for _, k in rounds.committee()] == [m.sealing_key for m in record.config.committee]
     assert rounds.call("operator") == chain.accounts[0].address
     assert json.loads(out.read_text())["config"]["committee"][0]["sealing_key"].startswith("0x")
+    assert record.aggregation == rounds.aggregation() == Aggregation("shamir", 0) and rounds.client_keys() == []
 
 
 def test_bad_config_is_refused_before_any_transaction(chain, tmp_path, capsys):
@@ -113,3 +114,44 @@ def test_deploy_of_a_committee_that_corrects_one_wrong_member_warns_nothing(chai
     out = tmp_path / "deployment.json"
     assert deploy.main(["--rpc-url", chain.url, "--config", str(LOCAL), "--out", str(out)]) == 0  # n = 5, t = 3
     assert "warning" not in capsys.readouterr().err
+
+
+def _masked_config(tmp_path: Path, bits: int = 56) -> Path:
+    """config/local.toml in the masked mode, with one (made-up, valid) X25519 key per client."""
+    keys = ", ".join(f'"0x{i + 1:02x}{"ab" * 31}"' for i in range(10))
+    path = tmp_path / "masked.toml"
+    table = f'\n[aggregation]\nmode = "masked"\nmodulus_bits = {bits}\nclient_keys = [{keys}]'
+    path.write_text(LOCAL.read_text().replace('\n[aggregation]\nmode = "shamir"', table))
+    return path
+
+
+def test_a_masked_config_deploys_a_masked_contract_and_its_record_carries_the_mode(chain, tmp_path, monkeypatch):
+    monkeypatch.delenv("FEDTSS_PRIVATE_KEY", raising=False)
+    out = tmp_path / "deployment.json"
+    assert deploy.main(["--rpc-url", chain.url, "--config", str(_masked_config(tmp_path)), "--out", str(out)]) == 0
+    record = load_deployment(out)
+    rounds = RoundsContract.from_deployment(chain.w3, record)
+    assert record.aggregation == rounds.aggregation() == Aggregation("masked", 56)
+    assert rounds.client_keys() == list(record.config.client_keys) and len(rounds.client_keys()) == 10
+    assert json.loads(out.read_text())["config"]["aggregation"]["mode"] == "masked"
+
+
+def test_a_quantization_that_could_wrap_the_ring_is_refused_before_any_transaction(chain, tmp_path):
+    from fedtss.chain.deploy import deploy as deploy_contract
+    from fedtss.quantize import QuantizationConfig
+
+    nonce = chain.w3.eth.get_transaction_count(chain.accounts[0].address)
+    too_fine = QuantizationConfig(clip_norm=10.0, fractional_bits=24, max_clients=1000, max_samples=10_000)
+    with pytest.raises(ConfigError, match="quantization could overflow 32-bit masked words"):
+        deploy_contract(chain.url, _masked_config(tmp_path, bits=32), tmp_path / "d.json", {}, quantization=too_fine)
+    assert chain.w3.eth.get_transaction_count(chain.accounts[0].address) == nonce
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_a_bad_aggregation_table_is_refused_by_deploy_py_in_one_line(chain, tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(LOCAL.read_text().replace('\n[aggregation]\nmode = "shamir"',
+                                             '\n[aggregation]\nmode = "shamir"\nmodulus_bits = 48'))
+    assert deploy.main(["--rpc-url", chain.url, "--config", str(bad), "--out", str(tmp_path / "d.json")]) == 1
+    assert capsys.readouterr().err == ('deploy.py: aggregation.modulus_bits: only for mode = "masked" (the Shamir '
+                                       'mode has no ring and no client keys); remove it or set mode = "masked"\n')

@@ -13,6 +13,9 @@ from eth_account.signers.local import LocalAccount
 
 from fedtss.chain.compile import Artifact, compile_contracts, find_solc, load_artifact
 from fedtss.chain.config import (
+    AGGREGATION_MODES,
+    DEFAULT_MODULUS_BITS,
+    Aggregation,
     DeployerSettings,
     Member,
     ModelTerms,
@@ -58,8 +61,11 @@ from fedtss.chain.reader import Block, ChainReader, Log, Receipt, Transaction, c
 from fedtss.chain.redaction import display_url, redact_node_urls
 
 __all__ = [
+    "AGGREGATION_MODES",
+    "DEFAULT_MODULUS_BITS",
     "EVENT_TYPES",
     "AggregateShareSubmitted",
+    "Aggregation",
     "Artifact",
     "Block",
     "ChainEvent",

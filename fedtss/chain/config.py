@@ -3,6 +3,16 @@
 A TOML file (``config/local.toml`` is the local default) is parsed by :func:`load_config`,
 which refuses a bad value before any transaction is sent, with a :class:`ConfigError` that
 names the field. :class:`RoundsConfig` mirrors the contract's ``IFedTSSRounds.Config``.
+
+The file's tables: ``[deployer]`` (where the deployer key comes from), ``[rounds]`` (committee,
+allowlist, limits, periods), ``[aggregation]`` (the mode, fixed for the deployment's life; the
+table may be left out for the default Shamir mode) and ``[model]`` (:func:`load_model_terms`)::
+
+    [aggregation]
+    mode = "masked"              # "shamir" (default): n sealed Shamir shares per client
+                                 # "masked": one masked vector per client (fedtss.masking)
+    modulus_bits = 48            # masked only: the ring Z_(2^b), b in 32, 40, 48, 56, 64 (default 48)
+    client_keys = ["0x…", …]     # masked only: each client's X25519 public key, in [rounds] clients order
 """
 
 from __future__ import annotations
@@ -12,16 +22,21 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from eth_utils import is_hex_address, to_checksum_address
 
 from fedtss.errors import ConfigError, FormatError
 from fedtss.formats import ModelLayout
+from fedtss.masking import MODULUS_BITS_CHOICES
 from fedtss.sealing import keypair_from_seed
 
 __all__ = [
+    "AGGREGATION_MODES",
+    "DEFAULT_MODULUS_BITS",
     "DEV_SEALING_KEY_DOMAIN",
+    "Aggregation",
+    "AggregationModeName",
     "DeployerSettings",
     "Member",
     "RoundsConfig",
@@ -43,6 +58,14 @@ MAX_ALLOWLIST = 2**16 - 1
 #: in a uint64, or the contract could be deployed and then never start a round.
 MAX_PERIOD = 2**32 - 1
 _SEALING_KEY = re.compile(r"0x[0-9a-fA-F]{64}")
+AggregationModeName = Literal["shamir", "masked"]
+#: The names of ``IFedTSSRounds.AggregationMode`` in the config and the record, by enum value:
+#: 0 ``ShamirShares`` is "shamir", 1 ``MaskedSum`` is "masked".
+AGGREGATION_MODES: tuple[AggregationModeName, ...] = ("shamir", "masked")
+#: The masked mode's ring when ``[aggregation]`` names none: 48 bits hold the default
+#: federation's sums (fedtss.quantize.check_capacity) at 6 bytes a value.
+DEFAULT_MODULUS_BITS = 48
+_AGGREGATION_KEYS = ("mode", "modulus_bits", "client_keys")
 _METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/\-]{1,200}")
 
 
@@ -55,8 +78,48 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Aggregation:
+    """How a deployment's clients hide their updates: ``IFedTSSRounds.AggregationMode`` and its ring.
+
+    ``mode`` is "shamir" (n sealed Shamir shares per client, ``modulus_bits`` 0) or "masked"
+    (one masked vector in Z_(2^modulus_bits) per client, see :mod:`fedtss.masking`).
+    """
+
+    mode: AggregationModeName = "shamir"
+    modulus_bits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in AGGREGATION_MODES:
+            raise ConfigError(f"aggregation mode: must be {_choices(AGGREGATION_MODES)}, got {self.mode!r}")
+        allowed = MODULUS_BITS_CHOICES if self.is_masked else (0,)
+        if isinstance(self.modulus_bits, bool) or self.modulus_bits not in allowed:
+            raise ConfigError(f"aggregation modulus_bits: must be {_choices(allowed)} in the {self.mode} mode, "
+                              f"got {self.modulus_bits!r}")
+
+    @property
+    def is_masked(self) -> bool:
+        return self.mode == "masked"
+
+    @property
+    def mode_index(self) -> int:
+        """The ``IFedTSSRounds.AggregationMode`` value."""
+        return AGGREGATION_MODES.index(self.mode)
+
+    @classmethod
+    def from_contract(cls, mode: int, modulus_bits: int) -> Aggregation:
+        """The value of the contract's ``aggregation()`` view."""
+        if not 0 <= mode < len(AGGREGATION_MODES):
+            raise ConfigError(f"aggregation mode: the contract answers {mode}, which this version does not know")
+        return cls(AGGREGATION_MODES[mode], modulus_bits)
+
+
+@dataclass(frozen=True)
 class RoundsConfig:
-    """The contract's constructor configuration (``IFedTSSRounds.Config``)."""
+    """The contract's constructor configuration (``IFedTSSRounds.Config``).
+
+    ``client_keys`` are the clients' X25519 public masking keys in allowlist order: one per
+    client in the masked mode, none in the Shamir mode.
+    """
 
     committee: tuple[Member, ...]
     threshold: int
@@ -65,6 +128,8 @@ class RoundsConfig:
     target_clients: int
     collection_period: int
     aggregation_period: int
+    aggregation: Aggregation = Aggregation()
+    client_keys: tuple[bytes, ...] = ()
 
     def constructor_arg(self) -> tuple[Any, ...]:
         """The ``Config`` struct as web3 encodes it."""
@@ -77,6 +142,9 @@ class RoundsConfig:
             self.target_clients,
             self.collection_period,
             self.aggregation_period,
+            self.aggregation.mode_index,
+            self.aggregation.modulus_bits,
+            list(self.client_keys),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -91,7 +159,15 @@ class RoundsConfig:
             "target_clients": self.target_clients,
             "collection_period": self.collection_period,
             "aggregation_period": self.aggregation_period,
+            "aggregation": self.aggregation_table(),
         }
+
+    def aggregation_table(self) -> dict[str, Any]:
+        """The ``[aggregation]`` table of this config (the record's ``config.aggregation``)."""
+        if not self.aggregation.is_masked:
+            return {"mode": self.aggregation.mode}
+        return {"mode": self.aggregation.mode, "modulus_bits": self.aggregation.modulus_bits,
+                "client_keys": ["0x" + key.hex() for key in self.client_keys]}
 
 
 @dataclass(frozen=True)
@@ -140,6 +216,11 @@ def load_config(path: Path) -> tuple[RoundsConfig, DeployerSettings]:
     rounds = data.get("rounds")
     if not isinstance(rounds, dict):
         raise ConfigError(f"{path}: missing the [rounds] table")
+    if "aggregation" in rounds:
+        raise ConfigError("rounds.aggregation: the aggregation mode is a top-level [aggregation] table, "
+                          "not part of [rounds]")
+    if "aggregation" in data:
+        rounds = {**rounds, "aggregation": data["aggregation"]}
     return parse_rounds_config(rounds), _deployer_settings(data.get("deployer", {}), Path(path))
 
 
@@ -201,10 +282,15 @@ def _deployer_settings(deployer: Any, path: Path) -> DeployerSettings:
 
 
 def parse_rounds_config(data: dict[str, Any]) -> RoundsConfig:
-    """Check every field of a ``[rounds]`` table (or a record's ``config``) and build the config."""
+    """Check every field of a ``[rounds]`` table (or a record's ``config``) and build the config.
+
+    Its ``aggregation`` entry, if any, is the ``[aggregation]`` table (:func:`load_config` puts
+    it there; a record keeps it there); without one the deployment is in the Shamir mode.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"rounds: expected a table of settings, got {type(data).__name__}")
     committee = tuple(_member(entry, i) for i, entry in enumerate(_list(data, "committee")))
+    aggregation, client_keys = _aggregation(data.get("aggregation", {}))
     config = RoundsConfig(
         committee=committee,
         threshold=_int(data, "threshold"),
@@ -213,9 +299,14 @@ def parse_rounds_config(data: dict[str, Any]) -> RoundsConfig:
         target_clients=_int(data, "target_clients"),
         collection_period=_int(data, "collection_period"),
         aggregation_period=_int(data, "aggregation_period"),
+        aggregation=aggregation,
+        client_keys=client_keys,
     )
     _check_committee(config)
     _check_clients(config)
+    if aggregation.is_masked and len(client_keys) != len(config.clients):
+        raise ConfigError(f"aggregation.client_keys: the masked mode needs one X25519 public key per client of "
+                          f"rounds.clients, in that order: {len(config.clients)} clients, {len(client_keys)} keys")
     for name in ("collection_period", "aggregation_period"):
         if not 0 < getattr(config, name) <= MAX_PERIOD:
             raise ConfigError(f"{name}: must be 1 to {MAX_PERIOD} seconds, got {getattr(config, name)}")
@@ -258,18 +349,55 @@ def _require_unique(addresses: list[str] | tuple[str, ...], field: str) -> None:
         seen.add(address)
 
 
+def _aggregation(table: Any) -> tuple[Aggregation, tuple[bytes, ...]]:
+    """The ``[aggregation]`` table: the mode, and in the masked mode its ring and the clients' keys."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"aggregation: expected a table ([aggregation]), got {type(table).__name__}")
+    unknown = sorted(set(table) - set(_AGGREGATION_KEYS))
+    if unknown:
+        raise ConfigError(f"aggregation: unknown key(s) {unknown}; the table reads {_choices(_AGGREGATION_KEYS)}")
+    mode = table.get("mode", "shamir")
+    if mode not in AGGREGATION_MODES:
+        raise ConfigError(f"aggregation.mode: must be {_choices(AGGREGATION_MODES)}, got {mode!r}")
+    if mode != "masked":
+        for key in ("modulus_bits", "client_keys"):
+            if key in table:
+                raise ConfigError(f"aggregation.{key}: only for mode = \"masked\" (the Shamir mode has no ring and "
+                                  f"no client keys); remove it or set mode = \"masked\"")
+        return Aggregation(), ()
+    bits = table.get("modulus_bits", DEFAULT_MODULUS_BITS)
+    if isinstance(bits, bool) or bits not in MODULUS_BITS_CHOICES:
+        raise ConfigError(f"aggregation.modulus_bits: must be {_choices(MODULUS_BITS_CHOICES)}, got {bits!r}")
+    keys = table.get("client_keys")
+    if not isinstance(keys, list):
+        raise ConfigError("aggregation.client_keys: the masked mode needs a list of one X25519 public key "
+                          f"(0x-prefixed hex) per client of rounds.clients, got {keys!r:.80}")
+    return Aggregation("masked", bits), tuple(_x25519_key(key, f"aggregation.client_keys[{i}]")
+                                             for i, key in enumerate(keys))
+
+
+def _choices(values: tuple[object, ...]) -> str:
+    """``"a", "b" or "c"`` (strings quoted as in TOML)."""
+    shown = [f'"{v}"' if isinstance(v, str) else str(v) for v in values]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
 def _member(entry: Any, i: int) -> Member:
     field = f"committee[{i}]"
     if not isinstance(entry, dict):
         raise ConfigError(f"{field}: expected a table with address and sealing_key")
     address = _address(entry.get("address"), f"{field}.address")
-    key = entry.get("sealing_key")
+    return Member(address=address, sealing_key=_x25519_key(entry.get("sealing_key"), f"{field}.sealing_key"))
+
+
+def _x25519_key(key: Any, field: str) -> bytes:
+    """A 0x-prefixed 32-byte non-zero X25519 public key (a member's sealing key, a client's masking key)."""
     if not isinstance(key, str):
-        raise ConfigError(f"{field}.sealing_key: missing (a 0x-prefixed 32-byte X25519 public key)")
+        raise ConfigError(f"{field}: missing (a 0x-prefixed 32-byte X25519 public key)")
     raw = bytes.fromhex(key[2:]) if _SEALING_KEY.fullmatch(key) else b""
     if raw == b"" or raw == bytes(32):
-        raise ConfigError(f"{field}.sealing_key: must be 32 non-zero bytes as 0x-prefixed hex, got {key!r}")
-    return Member(address=address, sealing_key=raw)
+        raise ConfigError(f"{field}: must be 32 non-zero bytes as 0x-prefixed hex, got {key!r}")
+    return raw
 
 
 def _address(value: Any, field: str) -> str:

@@ -32,7 +32,7 @@ from web3.exceptions import ContractLogicError, ContractPanicError, Web3Exceptio
 from fedtss.chain._failures import BAD_ANSWERS, NODE_FAILURES, node_error
 from fedtss.chain.compile import Artifact
 from fedtss.chain.contract_events import ChainEvent, ClientSet, RoundEvent, RoundState, decode_event
-from fedtss.chain.config import ModelTerms, RoundsConfig, parse_rounds_config
+from fedtss.chain.config import AGGREGATION_MODES, Aggregation, ModelTerms, RoundsConfig, parse_rounds_config
 from fedtss.chain.reader import ChainReader, Log, Receipt, Transaction, http_web3, log_from_rpc
 from fedtss.chain.redaction import display_url, redact_urls
 from fedtss.cid import cid_from_parts, cid_to_parts
@@ -89,6 +89,11 @@ class Deployment:
     #: The model's layout and metrics, fixed at deployment (None: not fixed, so each agent only
     #: checks that a model fits its own task, and clients share no federated evaluation).
     model: ModelTerms | None = None
+
+    @property
+    def aggregation(self) -> Aggregation:
+        """The aggregation mode the deployment fixed (the contract's ``aggregation()`` says the same)."""
+        return self.config.aggregation
 
     @property
     def model_layout(self) -> ModelLayout | None:
@@ -310,6 +315,14 @@ class RoundsContract:
     def clients(self) -> list[str]:
         return self.call("clients")
 
+    def aggregation(self) -> Aggregation:
+        """The deployment's aggregation mode: "shamir" (modulus_bits 0) or "masked" and its ring's bits."""
+        return Aggregation.from_contract(*self.call("aggregation"))
+
+    def client_keys(self) -> list[bytes]:
+        """The clients' X25519 masking keys in allowlist order (the masked mode; [] in the Shamir mode)."""
+        return [bytes(key) for key in self.call("clientKeys")]
+
     def submitters(self, round_: int) -> list[str]:
         return self.call("submitters", round_)
 
@@ -510,6 +523,8 @@ def _typed(item: dict[str, Any], value: Any) -> Any:
         return RoundState.from_bitmap(value)
     if item.get("internalType", "").endswith("RoundState"):
         return RoundState(value)
+    if item.get("internalType", "").endswith("AggregationMode") and 0 <= value < len(AGGREGATION_MODES):
+        return AGGREGATION_MODES[value]
     return _plain(value)
 
 

@@ -21,6 +21,7 @@ from fedtss.chain.config import DeployerSettings, committee_warning, load_config
 from fedtss.chain.contract import Deployment, connect, deploy_rounds, transaction_hash
 from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, account_from_key, load_account
 from fedtss.errors import ConfigError
+from fedtss.quantize import QuantizationConfig, check_capacity
 
 __all__ = ["ANVIL_CHAIN_ID", "DEFAULT_CONFIG", "DEFAULT_OUT", "DEFAULT_RPC_URL", "deploy", "resolve_deployer"]
 
@@ -73,14 +74,20 @@ def _check_record_path(out: Path) -> None:
 
 
 def deploy(rpc_url: str, config_path: Path, out: Path, environ: Mapping[str, str],
-           warn: Callable[[str], None] | None = None) -> Deployment:
+           warn: Callable[[str], None] | None = None, *,
+           quantization: QuantizationConfig | None = None) -> Deployment:
     """Validate, compile, deploy and write the record; returns it.
 
     ``warn`` is told, before anything is sent, what a valid but fragile config risks
-    (:func:`~fedtss.chain.config.committee_warning`).
+    (:func:`~fedtss.chain.config.committee_warning`). ``quantization`` is the federation's (its
+    nodes' ``[federation]`` settings, which the deployment config does not hold): when given and
+    the config's mode is masked, a sum that could wrap around the ring is refused before anything
+    is sent (:func:`fedtss.quantize.check_capacity`). Without it that check is left to the agents.
     """
     config, settings = load_config(config_path)
     model = load_model_terms(config_path)
+    if quantization is not None and config.aggregation.is_masked:
+        check_capacity(quantization, modulus_bits=config.aggregation.modulus_bits)
     caution = committee_warning(len(config.committee), config.threshold)
     if caution is not None and warn is not None:
         warn(caution)

@@ -6,7 +6,10 @@ Two keys per agent at most:
   scrypt) whose password is in a file or an environment variable, or the raw private key in
   ``FEDTSS_PRIVATE_KEY`` (the variable's name is configurable);
 - for a committee member, the **X25519 sealing key** that opens the shares clients seal to
-  it: 32 bytes as hex, in ``FEDTSS_SEALING_KEY`` or in a file.
+  it: 32 bytes as hex, in ``FEDTSS_SEALING_KEY`` or in a file;
+- for a client of a deployment in the masked mode (``IFedTSSRounds.AggregationMode.MaskedSum``),
+  the **X25519 masking key** whose public half is registered in the contract and from which its
+  pairwise masks are derived: 32 bytes as hex, in a file or in ``FEDTSS_MASKING_KEY``.
 
 Never from a command-line argument (any user can read another's ``argv`` in ``ps``), and
 never in a log line: errors name the file or variable to fix, not its content, and no
@@ -21,6 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -32,32 +36,48 @@ from fedtss.sealing import public_key_from_private
 __all__ = [
     "DEFAULT_KEY_ENV",
     "DEFAULT_PASSWORD_ENV",
+    "DEFAULT_MASKING_KEY_ENV",
     "DEFAULT_SEALING_KEY_ENV",
+    "MaskingKey",
     "SealingKey",
+    "X25519KeyPair",
     "account_from_key",
     "load_account",
+    "load_masking_key",
     "load_sealing_key",
     "new_account_key",
+    "new_x25519_private_key",
     "write_keystore",
+    "write_masking_key",
     "write_sealing_key",
 ]
 
 DEFAULT_KEY_ENV = "FEDTSS_PRIVATE_KEY"
 DEFAULT_PASSWORD_ENV = "FEDTSS_KEYSTORE_PASSWORD"
 DEFAULT_SEALING_KEY_ENV = "FEDTSS_SEALING_KEY"
+DEFAULT_MASKING_KEY_ENV = "FEDTSS_MASKING_KEY"
 #: eth-account's default scrypt cost (2**18): about a second to decrypt, on purpose.
 DEFAULT_SCRYPT_N = 2**18
 
 
 @dataclass(frozen=True)
-class SealingKey:
-    """A committee member's X25519 key pair; ``repr`` shows the public key only."""
+class X25519KeyPair:
+    """An X25519 key pair; ``repr`` shows the public key only."""
 
     private_key: bytes = field(repr=False)
     public_key: bytes
 
     def __repr__(self) -> str:
-        return f"SealingKey(public_key=0x{self.public_key.hex()})"
+        return f"{type(self).__name__}(public_key=0x{self.public_key.hex()})"
+
+
+class SealingKey(X25519KeyPair):
+    """A committee member's X25519 key pair: clients seal its shares to the public key."""
+
+
+class MaskingKey(X25519KeyPair):
+    """A client's X25519 key pair in the masked mode: the public key is registered in the
+    contract (``clientKeys``), and every pair of clients derives its pairwise mask seed from it."""
 
 
 def load_account(
@@ -112,15 +132,7 @@ def load_sealing_key(
     environ: Mapping[str, str] | None = None,
 ) -> SealingKey:
     """The member's X25519 key pair from ``key_file`` (hex, mode 0600) or the variable ``key_env``."""
-    environ = os.environ if environ is None else environ
-    raw = environ.get(key_env)
-    if key_file is not None and raw:
-        raise ConfigError(f"both the sealing key file {key_file} and the variable {key_env} are set: unset {key_env}")
-    if key_file is not None:
-        return _sealing_key_from_hex(read_secret_file(Path(key_file), "sealing key"), f"the file {key_file}")
-    if raw:
-        return _sealing_key_from_hex(raw, f"the variable {key_env}")
-    raise ConfigError(f"no sealing key: name a sealing key file in the node config, or set {key_env}")
+    return _load_x25519(SealingKey, "sealing key", key_file, key_env, os.environ if environ is None else environ)
 
 
 def write_sealing_key(path: Path, private_key: bytes, *, overwrite: bool = True) -> SealingKey:
@@ -128,9 +140,31 @@ def write_sealing_key(path: Path, private_key: bytes, *, overwrite: bool = True)
 
     With ``overwrite=False`` an existing file (even one created meanwhile) raises ConfigError.
     """
-    key = _sealing_key_from_bytes(private_key, "the sealing key to store")
-    _write_key_file(Path(path), (key.private_key.hex() + "\n").encode(), overwrite)
-    return key
+    return _write_x25519(SealingKey, "sealing key", Path(path), private_key, overwrite)
+
+
+def load_masking_key(
+    *,
+    key_file: Path | None = None,
+    key_env: str = DEFAULT_MASKING_KEY_ENV,
+    environ: Mapping[str, str] | None = None,
+) -> MaskingKey:
+    """The client's X25519 masking key pair from ``key_file`` (hex, mode 0600) or the variable ``key_env``."""
+    return _load_x25519(MaskingKey, "masking key", key_file, key_env, os.environ if environ is None else environ)
+
+
+def write_masking_key(path: Path, private_key: bytes, *, overwrite: bool = True) -> MaskingKey:
+    """Write a client's 32-byte X25519 masking key as hex to ``path`` (mode 0600); return the key pair.
+
+    With ``overwrite=False`` an existing file (even one created meanwhile) raises ConfigError.
+    """
+    return _write_x25519(MaskingKey, "masking key", Path(path), private_key, overwrite)
+
+
+def new_x25519_private_key() -> bytes:
+    """A fresh random X25519 private key (32 bytes from the OS's CSPRNG): for
+    :func:`write_masking_key` or :func:`write_sealing_key`, never to be printed or logged."""
+    return os.urandom(32)
 
 
 def account_from_key(key: bytes | str, source: str) -> LocalAccount:
@@ -180,15 +214,36 @@ def _decrypt_keystore(path: Path, password: str) -> LocalAccount:
         raise ConfigError(f"cannot decrypt the keystore file {path}: wrong password? ({exc})") from exc
 
 
-def _sealing_key_from_hex(text: str, source: str) -> SealingKey:
+_Pair = TypeVar("_Pair", bound=X25519KeyPair)
+
+
+def _load_x25519(kind: type[_Pair], what: str, key_file: Path | None, key_env: str,
+                 environ: Mapping[str, str]) -> _Pair:
+    raw = environ.get(key_env)
+    if key_file is not None and raw:
+        raise ConfigError(f"both the {what} file {key_file} and the variable {key_env} are set: unset {key_env}")
+    if key_file is not None:
+        return _x25519_from_hex(kind, read_secret_file(Path(key_file), what), f"the file {key_file}")
+    if raw:
+        return _x25519_from_hex(kind, raw, f"the variable {key_env}")
+    raise ConfigError(f"no {what}: name a {what} file in the node config, or set {key_env}")
+
+
+def _write_x25519(kind: type[_Pair], what: str, path: Path, private_key: bytes, overwrite: bool) -> _Pair:
+    key = _x25519_from_bytes(kind, private_key, f"the {what} to store")
+    _write_key_file(path, (key.private_key.hex() + "\n").encode(), overwrite)
+    return key
+
+
+def _x25519_from_hex(kind: type[_Pair], text: str, source: str) -> _Pair:
     try:
         raw = bytes.fromhex(text.strip().removeprefix("0x"))
     except ValueError:
         raise ConfigError(f"{source} is not hex (expected 64 hex digits, an X25519 private key)") from None
-    return _sealing_key_from_bytes(raw, source)
+    return _x25519_from_bytes(kind, raw, source)
 
 
-def _sealing_key_from_bytes(raw: bytes, source: str) -> SealingKey:
+def _x25519_from_bytes(kind: type[_Pair], raw: bytes, source: str) -> _Pair:
     if len(raw) != 32 or raw == bytes(32):
         raise ConfigError(f"{source} must hold 32 non-zero bytes (64 hex digits), got {len(raw)} bytes")
-    return SealingKey(private_key=bytes(raw), public_key=public_key_from_private(raw))
+    return kind(private_key=bytes(raw), public_key=public_key_from_private(raw))

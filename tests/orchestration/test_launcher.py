@@ -8,12 +8,15 @@ import tomllib
 import pytest
 from rich.console import Console
 
-from agents.config import load_node_config, parse_node_config
+from dataclasses import fields
+
+from agents.config import ClientSettings, load_node_config, parse_node_config
 from agents.learning import DEFAULT_TASK, load_task
 from fedtss.errors import ConfigError
-from fedtss.chain import dev_sealing_keypair, load_config
+from fedtss.chain import Aggregation, dev_sealing_keypair, load_config
 from fedtss.chain import ModelTerms, load_model_terms
 from fedtss.chain.devnode import dev_accounts
+from fedtss.chain.keys import load_masking_key
 
 from orchestration.launcher import FederationSpec, LocalFederation, _deployment_toml, _toml
 from orchestration.report import render_table
@@ -33,6 +36,10 @@ from orchestration.tracker import RoundTracker
         ({"ipfs_hosts": -1}, "ipfs_hosts"),
         ({"min_clients": 11}, "min_clients"),
         ({"rounds": 0}, "rounds"),
+        ({"aggregation": "additive"}, "aggregation.mode"),
+        ({"modulus_bits": 48}, "aggregation.modulus_bits"),
+        ({"aggregation": "masked", "modulus_bits": 50}, "aggregation.modulus_bits"),
+        ({"aggregation": "masked", "modulus_bits": 32}, "quantization could overflow 32-bit masked words"),
     ],
 )
 def test_a_federation_spec_refuses_bad_sizes_naming_the_field(overrides: dict, field: str) -> None:
@@ -48,9 +55,10 @@ def test_a_federation_spec_is_checked_by_the_deployment_configs_own_validator() 
         FederationSpec(clients=300)
 
 
-def test_the_generated_deployment_config_loads_back_as_the_runs_checked_config(tmp_path) -> None:
+@pytest.mark.parametrize("mode", [{}, {"aggregation": "masked"}, {"aggregation": "masked", "modulus_bits": 64}])
+def test_the_generated_deployment_config_loads_back_as_the_runs_checked_config(tmp_path, mode) -> None:
     federation = LocalFederation(FederationSpec(clients=3, committee=3, threshold=2, min_clients=2,
-                                                runs_dir=tmp_path / "runs"))
+                                                runs_dir=tmp_path / "runs", **mode))
     path = tmp_path / "federation.toml"
     terms = ModelTerms(load_task(DEFAULT_TASK).layout(), ("accuracy", "loss"))
     path.write_text(_deployment_toml(federation.rounds_config, terms, DEFAULT_TASK), encoding="utf-8")
@@ -59,6 +67,49 @@ def test_the_generated_deployment_config_loads_back_as_the_runs_checked_config(t
     assert load_model_terms(path) == terms
     assert config.clients == tuple(c.address for c in federation.clients)
     assert [m.address for m in config.committee] == [m.address for m in federation.members]
+    assert config.client_keys == tuple(key.public_key for key in federation.masking_keys)
+    assert config.aggregation == (Aggregation("masked", mode.get("modulus_bits", 48)) if mode else Aggregation())
+
+
+def test_a_masked_run_writes_one_private_masking_key_per_client_and_registers_its_public_half(tmp_path) -> None:
+    federation = LocalFederation(FederationSpec(clients=3, committee=3, threshold=2, min_clients=2,
+                                                aggregation="masked", runs_dir=tmp_path / "runs"))
+    federation._write_masking_keys()
+    keys = [load_masking_key(key_file=federation.masking_key_path(name), environ={})
+            for name in federation.client_names]
+    assert tuple(key.public_key for key in keys) == federation.rounds_config.client_keys
+    assert len(set(federation.rounds_config.client_keys)) == 3  # fresh keys, one per client
+    for name, key in zip(federation.client_names, keys, strict=True):
+        assert oct(federation.masking_key_path(name).stat().st_mode & 0o777) == "0o600"
+        assert key.private_key.hex() not in repr(federation.masking_keys) + repr(federation.rounds_config)
+
+
+def test_a_shamir_run_has_no_masking_keys_and_writes_none(tmp_path) -> None:
+    federation = LocalFederation(FederationSpec(clients=3, committee=3, threshold=2, min_clients=2,
+                                                runs_dir=tmp_path / "runs"))
+    federation._write_masking_keys()
+    assert federation.masking_keys == () and federation.rounds_config.client_keys == ()
+    assert not any(tmp_path.rglob("*.masking.key"))
+
+
+_AGENTS_READ_MASKING_KEYS = "masking_key_file" in {f.name for f in fields(ClientSettings)}
+
+
+@pytest.mark.skipif(not _AGENTS_READ_MASKING_KEYS,
+                    reason="agents/config.py does not read [client] masking_key_file yet")
+def test_a_prepared_masked_run_deploys_the_clients_keys_and_each_client_config_names_its_key_file(tmp_path) -> None:
+    spec = FederationSpec(name="masked", clients=2, committee=2, threshold=2, min_clients=2, rounds=1,
+                          aggregation="masked", runs_dir=tmp_path / "runs")
+    federation = LocalFederation(spec)
+    try:
+        federation.prepare()
+        assert federation.contract.aggregation() == Aggregation("masked", 48)
+        assert federation.contract.client_keys() == [key.public_key for key in federation.masking_keys]
+    finally:
+        federation.close()
+    for name in federation.client_names:
+        written = tomllib.loads(federation.config_path(name).read_text(encoding="utf-8"))["client"]
+        assert written["masking_key_file"] == str(federation.masking_key_path(name))
 
 
 def test_the_default_spec_is_the_issues_default_federation() -> None:
@@ -88,6 +139,7 @@ def test_a_prepared_runs_node_configs_show_their_knobs_and_load(tmp_path) -> Non
     federation = LocalFederation(spec)
     try:
         federation.prepare()
+        aggregation, client_keys = federation.contract.aggregation(), federation.contract.client_keys()
     finally:
         federation.close()
     roles = {**dict.fromkeys(federation.client_names, "client"), **dict.fromkeys(federation.member_names, "aggregator")}
@@ -97,6 +149,9 @@ def test_a_prepared_runs_node_configs_show_their_knobs_and_load(tmp_path) -> Non
         assert (written["confirmations"], written["store_timeout_seconds"], written["fetch_timeout_seconds"]) == (
             0, 30.0, 60.0), name
         assert load_node_config(path, role=role).node.confirmations == 0
+        assert "masking_key_file" not in tomllib.loads(path.read_text(encoding="utf-8")).get("client", {})
+    assert not any(spec.run_dir.rglob("*.masking.key"))  # the Shamir mode has no masking keys
+    assert aggregation == Aggregation() and client_keys == []
     keeper = federation.config_path("keeper")
     assert tomllib.loads(keeper.read_text(encoding="utf-8"))["node"]["confirmations"] == 0
     assert load_node_config(keeper, role="keeper").node.confirmations == 0

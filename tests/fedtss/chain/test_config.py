@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from fedtss.chain import committee_warning, dev_sealing_keypair, load_config, parse_rounds_config
+from fedtss.chain import (
+    DEFAULT_MODULUS_BITS,
+    Aggregation,
+    committee_warning,
+    dev_sealing_keypair,
+    load_config,
+    parse_rounds_config,
+)
 from fedtss.errors import ConfigError
 from fedtss.sealing import public_key_from_private
 
@@ -140,3 +147,84 @@ def test_a_committee_below_t_plus_2_is_warned_that_it_cannot_correct_one_wrong_m
     assert warning is not None
     assert f"n={n} with threshold t={t} cannot correct a single wrong member" in warning
     assert f"n >= t + 2 = {t + 2}" in warning and says in warning
+
+
+# --------------------------------------------------------------------- [aggregation] table
+
+MASKED_KEYS = ["0x" + f"{i + 1:02x}" * 32 for i in range(10)]
+
+
+def _aggregation_toml(tmp_path, table: str) -> Path:
+    """config/local.toml with its [aggregation] table replaced by ``table``."""
+    body = LOCAL.read_text()
+    path = tmp_path / "deploy.toml"
+    path.write_text(body[:body.index("\n[aggregation]")] + "\n" + table + "\n")
+    return path
+
+
+def test_the_local_config_is_in_the_shamir_mode_and_so_is_a_config_without_the_table(tmp_path, rounds_table):
+    config, _ = load_config(LOCAL)
+    assert config.aggregation == Aggregation("shamir", 0) and config.client_keys == ()
+    assert parse_rounds_config(rounds_table) == config
+    assert load_config(_aggregation_toml(tmp_path, ""))[0] == config
+
+
+def test_the_masked_mode_takes_48_bits_by_default_and_the_client_keys_in_allowlist_order(tmp_path):
+    keys = ", ".join(f'"{k}"' for k in MASKED_KEYS)
+    config, _ = load_config(_aggregation_toml(tmp_path, f'[aggregation]\nmode = "masked"\nclient_keys = [{keys}]'))
+    assert config.aggregation == Aggregation("masked", DEFAULT_MODULUS_BITS) == Aggregation("masked", 48)
+    assert config.client_keys == tuple(bytes.fromhex(k[2:]) for k in MASKED_KEYS)
+    assert config.constructor_arg()[8:] == (1, 48, list(config.client_keys))
+    assert parse_rounds_config(config.to_json()) == config  # the record keeps the mode and the keys
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('mode = "additive"', 'aggregation.mode: must be "shamir" or "masked", got \'additive\''),
+        ("mode = 1", "aggregation.mode: must be"),
+        ('mode = "shamir"\nmodulus_bits = 48', "aggregation.modulus_bits: only for mode = \"masked\""),
+        ('modulus_bits = 48', "aggregation.modulus_bits: only for mode = \"masked\""),
+        (f'client_keys = ["{MASKED_KEYS[0]}"]', "aggregation.client_keys: only for mode = \"masked\""),
+        ('mode = "masked"\nmodulus_bits = 50\nclient_keys = []', "aggregation.modulus_bits: must be 32, 40, 48, 56 "
+                                                                  "or 64, got 50"),
+        ('mode = "masked"\nmodulus_bits = true\nclient_keys = []', "aggregation.modulus_bits: must be"),
+        ('mode = "masked"\nmodulus_bits = "48"\nclient_keys = []', "aggregation.modulus_bits: must be"),
+        ('mode = "masked"', "aggregation.client_keys: the masked mode needs a list"),
+        ('mode = "masked"\nclient_keys = []', "aggregation.client_keys: .* 10 clients, 0 keys"),
+        (f'mode = "masked"\nclient_keys = ["{MASKED_KEYS[0]}"]', "aggregation.client_keys: .* 10 clients, 1 keys"),
+        ('mode = "masked"\nclient_keys = ["0x' + "00" * 32 + '"]', r"aggregation.client_keys\[0\]: must be 32 non-zero"),
+        ('mode = "masked"\nclient_keys = ["0x1234"]', r"aggregation.client_keys\[0\]: must be 32 non-zero"),
+        ('mode = "masked"\nclient_keys = [7]', r"aggregation.client_keys\[0\]: missing"),
+        ('mode = "masked"\nbits = 48', "aggregation: unknown key\\(s\\) \\['bits'\\]; the table reads \"mode\", "
+                                      "\"modulus_bits\" or \"client_keys\""),
+    ],
+)
+def test_a_bad_aggregation_table_is_refused_in_one_line_naming_the_key_and_the_allowed_values(tmp_path, table,
+                                                                                             message):
+    with pytest.raises(ConfigError, match="^" + message) as info:
+        load_config(_aggregation_toml(tmp_path, "[aggregation]\n" + table))
+    assert "\n" not in str(info.value)
+
+
+def test_aggregation_that_is_not_a_table_or_sits_inside_rounds_is_refused(tmp_path):
+    without_table = LOCAL.read_text().split("\n[aggregation]")[0]
+    top_level_string = tmp_path / "string.toml"
+    top_level_string.write_text('aggregation = "masked"\n' + without_table)
+    with pytest.raises(ConfigError, match=r"^aggregation: expected a table \(\[aggregation\]\), got str"):
+        load_config(top_level_string)
+    nested = tmp_path / "nested.toml"
+    nested.write_text(without_table.replace("[rounds]\n", '[rounds]\naggregation = "masked"\n'))
+    with pytest.raises(ConfigError, match=r"^rounds.aggregation: .*top-level \[aggregation\] table"):
+        load_config(nested)
+
+
+def test_an_aggregation_value_checks_its_mode_and_ring():
+    assert Aggregation.from_contract(1, 56) == Aggregation("masked", 56)
+    assert Aggregation("masked", 40).mode_index == 1 and Aggregation().mode_index == 0
+    with pytest.raises(ConfigError, match="must be 0 in the shamir mode"):
+        Aggregation("shamir", 48)
+    with pytest.raises(ConfigError, match="must be 32, 40, 48, 56 or 64 in the masked mode"):
+        Aggregation("masked", 0)
+    with pytest.raises(ConfigError, match="does not know"):
+        Aggregation.from_contract(2, 0)

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from fedtss.chain import (
+    Aggregation,
     ChainEvent,
     Deployment,
     RoundEvent,
@@ -179,3 +180,36 @@ def test_a_record_whose_abi_file_is_gone_is_a_config_error_naming_it(chain, depl
                         tx_hash="0x" + "00" * 32, config=default_rounds_config(chain.accounts))
     with pytest.raises(ConfigError, match=r"cannot read the contract ABI .*gone\.json"):
         RoundsContract.from_deployment(chain.w3, record)
+
+
+def test_a_masked_record_round_trips_with_its_mode_and_keys_and_agrees_with_the_contract(chain, deploy,
+                                                                                         rounds_artifact, tmp_path):
+    import json
+    from dataclasses import replace
+
+    from fedtss.chain import dev_sealing_keypair
+
+    keys = tuple(dev_sealing_keypair(a.address)[1] for a in chain.accounts[6:16])
+    config = replace(default_rounds_config(chain.accounts), aggregation=Aggregation("masked", 40), client_keys=keys)
+    rounds = deploy(aggregation=config.aggregation, client_keys=keys)
+    (tmp_path / "abi.json").write_text(json.dumps({"abi": rounds_artifact.abi}))
+    record = Deployment(chain_id=31337, address=rounds.address, abi_path=tmp_path / "abi.json", deploy_block=1,
+                        tx_hash="0x" + "00" * 32, config=config)
+    record.write(tmp_path / "deployment.json")
+    stored = json.loads((tmp_path / "deployment.json").read_text())["config"]["aggregation"]
+    assert (stored["mode"], stored["modulus_bits"], len(stored["client_keys"])) == ("masked", 40, 10)
+    loaded = load_deployment(tmp_path / "deployment.json")
+    assert loaded == record and loaded.aggregation == Aggregation("masked", 40)
+    bound = RoundsContract.from_deployment(chain.w3, loaded)
+    assert bound.aggregation() == loaded.aggregation and bound.client_keys() == list(loaded.config.client_keys)
+
+
+def test_a_record_written_before_aggregation_modes_reads_as_the_shamir_mode(chain, tmp_path):
+    import json
+
+    record = Deployment(chain_id=31337, address=chain.accounts[0].address, abi_path=tmp_path / "abi.json",
+                        deploy_block=1, tx_hash="0x" + "00" * 32, config=default_rounds_config(chain.accounts))
+    data = record.to_json(tmp_path)
+    assert data["config"].pop("aggregation") == {"mode": "shamir"}
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert load_deployment(tmp_path / "old.json").aggregation == Aggregation("shamir", 0)

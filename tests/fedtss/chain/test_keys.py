@@ -9,10 +9,14 @@ import pytest
 from eth_account import Account
 
 from fedtss.chain.keys import (
+    MaskingKey,
     SealingKey,
     load_account,
+    load_masking_key,
     load_sealing_key,
+    new_x25519_private_key,
     write_keystore,
+    write_masking_key,
     write_sealing_key,
 )
 from fedtss.errors import ConfigError
@@ -152,3 +156,34 @@ def test_a_key_file_that_cannot_be_written_is_a_config_error_naming_it(tmp_path)
     for overwrite in (True, False):
         with pytest.raises(ConfigError, match="cannot write the key file .*member.key"):
             write_sealing_key(blocker / "member.key", SEALING_PRIVATE, overwrite=overwrite)
+
+
+# ------------------------------------------------------------- a client's masking key
+
+
+def test_masking_key_round_trip_through_a_private_file_and_repr_shows_the_public_half_only(tmp_path):
+    private = new_x25519_private_key()
+    path = tmp_path / "client-0.masking.key"
+    written = write_masking_key(path, private, overwrite=False)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    loaded = load_masking_key(key_file=path, environ={})
+    assert loaded == written == MaskingKey(private, public_key_from_private(private))
+    assert repr(loaded) == f"MaskingKey(public_key=0x{loaded.public_key.hex()})"
+    assert private.hex() not in repr(loaded) + str(loaded)
+    assert new_x25519_private_key() != private
+
+
+def test_masking_key_from_the_environment_and_its_errors_say_masking_key():
+    assert load_masking_key(environ={"FEDTSS_MASKING_KEY": "0x" + SEALING_PRIVATE.hex()}).private_key == SEALING_PRIVATE
+    with pytest.raises(ConfigError, match="^no masking key: name a masking key file in the node config, or set "
+                                          "FEDTSS_MASKING_KEY$"):
+        load_masking_key(environ={})
+    with pytest.raises(ConfigError, match="the variable FEDTSS_MASKING_KEY must hold 32 non-zero bytes"):
+        load_masking_key(environ={"FEDTSS_MASKING_KEY": "00" * 32})
+
+
+def test_a_masking_key_in_both_a_file_and_the_environment_is_refused(tmp_path):
+    path = tmp_path / "masking.key"
+    write_masking_key(path, SEALING_PRIVATE)
+    with pytest.raises(ConfigError, match="both the masking key file .* and the variable FEDTSS_MASKING_KEY"):
+        load_masking_key(key_file=path, environ={"FEDTSS_MASKING_KEY": SEALING_PRIVATE.hex()})
