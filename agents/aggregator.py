@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import ClassVar
 from pathlib import Path
 
@@ -60,6 +61,14 @@ from numpy.typing import NDArray
 from agents.config import AggregatorSettings, FederationSettings
 from agents.client import fetch_model
 from agents.learning import apply_mean_update
+from agents.masked_aggregation import (
+    masked_sum_over,
+    open_masked_contribution,
+    read_masked_vector,
+    reconstruct_masked_sum,
+    reveal_length,
+    reveal_seed_shares,
+)
 from agents.records import ExclusionRecord, append_exclusion
 from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, Tick, format_fields, is_transient, log, main
 from fedtss import field as gf
@@ -101,7 +110,7 @@ from fedtss.formats import (
 )
 from fedtss.quantize import QuantizationConfig, dequantize_metrics, dequantize_sum
 from fedtss.sealing import OVERHEAD, ShareContext, open_share
-from fedtss.shamir import reconstruct_checked
+from fedtss.shamir import Reconstruction, reconstruct_checked
 from fedtss.storage import ContentStore
 
 __all__ = [
@@ -309,6 +318,7 @@ def collect_client_shares(
     store: ContentStore, submissions: Sequence[Submission], terms: RoundTerms, *,
     member_index: int, private_key: bytes, max_blob_bytes: int,
     budget_seconds: float | None = None, workers: int = MAX_FETCH_WORKERS,
+    opener: Callable[..., NDArray[np.uint64]] | None = None,
 ) -> tuple[dict[int, NDArray[np.uint64]], list[Exclusion]]:
     """Every submitter's opened share by bit index, and the clients excluded (with why).
 
@@ -318,14 +328,16 @@ def collect_client_shares(
     the time of those after them, and a client not done when the budget is spent is excluded
     as ``FetchTimedOut`` (its fetch is abandoned, not awaited). Anything a client's bytes make
     go wrong excludes that client, even an exception no check foresaw: only our own store
-    being unreachable (:func:`is_store_down`) is raised, to be retried.
+    being unreachable (:func:`is_store_down`) is raised, to be retried. ``opener`` reads one
+    client (default :func:`open_client_share`; the masked mode's opens its seed row).
     """
+    opener = open_client_share if opener is None else opener
     workers = max(1, min(workers, len(submissions)))
     timeout = None if budget_seconds is None else compute_fetch_timeout(budget_seconds, len(submissions), workers)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
     try:
         futures = {
-            pool.submit(open_client_share, store, submission, terms, member_index=member_index,
+            pool.submit(opener, store, submission, terms, member_index=member_index,
                         private_key=private_key, max_blob_bytes=max_blob_bytes, timeout=timeout): submission
             for submission in submissions
         }
@@ -404,12 +416,19 @@ def reconstruct_model(
     new model's blob. Equal honest inputs give equal blobs.
     """
     result = reconstruct_checked(aggregate_shares, threshold=threshold, key=key)
-    update_part = result.secret[: result.secret.size - len(metric_names)]
+    return model_from_sum(global_tensors, result.secret, result, quantization=quantization, metric_names=metric_names)
+
+
+def model_from_sum(global_tensors: Mapping[str, NDArray[np.float32]], secret: NDArray[np.uint64],
+                   result: Reconstruction, *, quantization: QuantizationConfig,
+                   metric_names: Sequence[str] = ()) -> ReconstructedModel:
+    """Apply the mean of the clients' summed update (field encoding) to the model; both modes end here."""
+    update_part = secret[: secret.size - len(metric_names)]
     mean, total_samples = dequantize_sum(update_part, quantization)
     tensors = apply_mean_update(global_tensors, mean)
     metrics = None
     if metric_names:
-        values = dequantize_metrics(result.secret[update_part.size :], total_samples, quantization)
+        values = dequantize_metrics(secret[update_part.size :], total_samples, quantization)
         metrics = dict(zip(metric_names, values, strict=True))
     return ReconstructedModel(tensors, encode_model(tensors, metrics=metrics), result.used_holders,
                               result.excluded_holders, total_samples, metrics or {})
@@ -449,7 +468,38 @@ def round_terms(agent: AggregatorAgent, round_: int, vector_length: int) -> Roun
         t=node.contract.threshold(),
         vector_length=vector_length,
         quantization=agent.federation.quantization,
+        modulus_bits=masked_bits(agent),
     )
+
+
+def masked_bits(agent: AggregatorAgent) -> int | None:
+    """The ring's bits if the deployment aggregates in the masked mode, else None (Shamir mode)."""
+    return agent.modulus_bits
+
+
+def submission_positions(agent: AggregatorAgent, round_: int) -> dict[int, int]:
+    """Submission index -> the client's position in the allowlist (the masked mode's numbering)."""
+    position = {client.lower(): k for k, client in enumerate(agent.node.contract.clients())}
+    return {index: position[client.lower()] for index, client in enumerate(agent.node.contract.submitters(round_))}
+
+
+def round_aggregate(agent: AggregatorAgent, round_: int, chosen: Mapping[int, NDArray[np.uint64]],
+                    length: int) -> tuple[NDArray[np.uint64], ClientSet]:
+    """What this member posts over the clients ``chosen``: the sum of their shares (Shamir mode),
+    or its shares of exactly the seeds to reveal for that set (masked mode)."""
+    if masked_bits(agent) is None:
+        return aggregate_shares(chosen, length)
+    positions = submission_positions(agent, round_)
+    rows = {positions[index]: row for index, row in chosen.items()}
+    return reveal_seed_shares(rows, len(agent.node.contract.clients())), ClientSet.of(chosen)
+
+
+def posted_vector_length(agent: AggregatorAgent, round_: int, included: ClientSet, shared_length: int) -> int:
+    """Length of the members' posted vectors over ``included``: the shared vector's, or the reveal's."""
+    if masked_bits(agent) is None:
+        return shared_length
+    positions = submission_positions(agent, round_)
+    return reveal_length([positions[index] for index in included], len(agent.node.contract.clients()))
 
 
 def open_round_shares(agent: AggregatorAgent, round_: int, *,
@@ -464,10 +514,12 @@ def open_round_shares(agent: AggregatorAgent, round_: int, *,
     _, tensors = round_model(agent, round_)
     terms = round_terms(agent, round_, shared_vector_length(tensors, len(node.deployment.model_metrics)))
     time_left = node.contract.round_info(round_).committee_deadline - node.chain_time()
+    opener = None if terms.modulus_bits is None else partial(open_masked_contribution,
+                                                              clients=len(node.contract.clients()))
     shares, excluded = collect_client_shares(
         node.store, round_submissions(agent, round_), terms, member_index=agent.member_index,
         private_key=agent.sealing_key.private_key, max_blob_bytes=node.max_blob_bytes,
-        budget_seconds=max(1.0, time_left * FETCH_SHARE_OF_DEADLINE),
+        budget_seconds=max(1.0, time_left * FETCH_SHARE_OF_DEADLINE), opener=opener,
     )
     for exclusion in excluded:
         unforeseen = exclusion.reason.startswith("Unexpected")
@@ -553,7 +605,7 @@ def _post_over_round_set(agent: AggregatorAgent, round_: int, shares: Mapping[in
     if chosen is None:
         return Outcome(note=f"the round's client set is fixed at {fixed.bitmap:#x} and this member could not "
                             f"open every client of it: nothing posted")
-    return publish_aggregate(agent, round_, *aggregate_shares(chosen, length))
+    return publish_aggregate(agent, round_, *round_aggregate(agent, round_, chosen, length))
 
 
 def _unpublished_share_path(agent: AggregatorAgent, round_: int) -> Path:
@@ -590,7 +642,7 @@ def publish_own_share(agent: AggregatorAgent, round_: int) -> bool:
     if compute_cid(blob) != cid:
         shares, length = open_round_shares(agent, round_, record=False)
         chosen = shares_over(shares, fixed)
-        blob = b"" if chosen is None else encode_field_vector(aggregate_shares(chosen, length)[0],
+        blob = b"" if chosen is None else encode_field_vector(round_aggregate(agent, round_, chosen, length)[0],
                                                               kind=VectorKind.AGGREGATE_SHARE)
         if compute_cid(blob) != cid:
             log.error(format_fields(role=agent.role, address=node.address, round=round_, cid=cid,
@@ -761,7 +813,8 @@ def start_reconstruction(agent: AggregatorAgent, action: StartReconstruction) ->
     _, tensors = round_model(agent, action.round)
     wanted = node.contract.threshold() + 1
     remaining = max(0.0, action.proposal_deadline - node.chain_time())
-    vector_length = shared_vector_length(tensors, len(agent.node.deployment.model_metrics))
+    vector_length = posted_vector_length(agent, action.round, action.included_clients,
+                                         shared_vector_length(tensors, len(agent.node.deployment.model_metrics)))
     fetcher = AggregateShareFetcher(agent, action.round, action.included_clients, vector_length)
     try:
         fetcher.offer_posted()
@@ -843,9 +896,7 @@ def _reconstruct_and_vote(agent: AggregatorAgent, pending: PendingVote,
     shares = pending.fetcher.collect()
     threshold = node.contract.threshold()
     try:
-        model = reconstruct_model(pending.tensors, shares, threshold=threshold,
-                                  quantization=agent.federation.quantization, key=random_bytes(32),
-                                  metric_names=node.deployment.model_metrics)
+        model = reconstruct_round_model(agent, pending, shares, threshold, random_bytes(32))
     except InconsistentShares:
         if pending.inconsistent_at is not None and len(shares) <= pending.inconsistent_at:
             raise  # no share came since: the wrong one cannot be excluded
@@ -867,6 +918,28 @@ def _reconstruct_and_vote(agent: AggregatorAgent, pending: PendingVote,
     receipt = node.contract.propose_model(node.account, round_, cid)
     return Outcome(cid=cid, tx_hash=transaction_hash(receipt),
                    note=f"shares={sorted(shares)} used={list(model.used_members)} samples={model.total_samples}"), True
+
+
+def reconstruct_round_model(agent: AggregatorAgent, pending: PendingVote, shares: Mapping[int, NDArray[np.uint64]],
+                            threshold: int, key: bytes) -> ReconstructedModel:
+    """The round's new model from the posted vectors in hand, in the deployment's mode."""
+    node = agent.node
+    bits = masked_bits(agent)
+    if bits is None:
+        return reconstruct_model(pending.tensors, shares, threshold=threshold,
+                                 quantization=agent.federation.quantization, key=key,
+                                 metric_names=node.deployment.model_metrics)
+    positions = submission_positions(agent, pending.round)
+    terms = round_terms(agent, pending.round, shared_vector_length(pending.tensors, len(node.deployment.model_metrics)))
+    submissions = [s for s in round_submissions(agent, pending.round) if s.index in pending.included]
+    vectors = (read_masked_vector(node.store, parse_manifest(node.store.get(s.manifest_cid, max_bytes=MANIFEST_MAX_BYTES)
+                                                             ).masked_cid, terms, max_blob_bytes=node.max_blob_bytes)
+               for s in submissions)
+    summed = reconstruct_masked_sum(shares, masked_sum_over(vectors, bits),
+                                    included_positions=[positions[index] for index in pending.included],
+                                    clients=len(node.contract.clients()), threshold=threshold, bits=bits, key=key)
+    return model_from_sum(pending.tensors, summed.secret, summed.reconstruction,
+                          quantization=agent.federation.quantization, metric_names=node.deployment.model_metrics)
 
 
 def resume_events(agent: AggregatorAgent) -> list[ThresholdReached]:
@@ -901,6 +974,8 @@ class AggregatorAgent:
     federation: FederationSettings
     sealing_key: SealingKey
     member_index: int
+    #: The masked mode's ring bits, from the contract at start; None in the Shamir mode.
+    modulus_bits: int | None = None
     role: str = "aggregator"
     handlers: Mapping[type, Handler] = field(default_factory=lambda: HANDLERS)
     #: Rounds whose ThresholdReached this member heard and in which it has not voted yet.
@@ -947,8 +1022,10 @@ def build_aggregator_agent(node: Node, environ: Mapping[str, str] | None = None)
     on_chain = node.contract.committee()[index - 1][1]
     if bytes(on_chain) != key.public_key:
         raise ConfigError(f"{node.config.path}: the sealing key does not match member {index}'s public key on chain")
+    aggregation = node.contract.aggregation()
     return AggregatorAgent(node=node, settings=settings, federation=node.config.federation,
-                           sealing_key=key, member_index=index)
+                           sealing_key=key, member_index=index,
+                           modulus_bits=aggregation.modulus_bits if aggregation.mode == "masked" else None)
 
 
 if __name__ == "__main__":

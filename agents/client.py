@@ -45,6 +45,7 @@ from fedtss.formats import (
     encode_manifest,
     model_layout,
 )
+from fedtss.masking import PairContext, encode_ring_vector, field_to_ring, mask_update, pairwise_seed, seed_order, share_seeds
 from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
 from fedtss.sealing import ShareContext, seal_share
 from fedtss.shamir import share_vector
@@ -56,13 +57,16 @@ __all__ = [
     "HANDLERS",
     "ClientAgent",
     "ClientView",
+    "MaskingKeys",
     "PreparedUpdate",
     "TrainAndSubmit",
     "UpdateContext",
     "build_client_agent",
     "fetch_model",
     "on_round_opened",
+    "prepare_masked_update",
     "prepare_update",
+    "quantized_vector",
     "publish_update",
     "train_and_submit",
 ]
@@ -122,11 +126,80 @@ class UpdateContext:
 
 @dataclass(frozen=True)
 class PreparedUpdate:
-    """What a client stores: n sealed shares (member j's at j - 1) and the manifest naming them."""
+    """What a client stores: n sealed shares (member j's at j - 1) and the manifest naming them;
+    in the masked mode also the masked vector, and the sealed shares are of its seeds."""
 
     sealed_shares: tuple[bytes, ...] = field(repr=False)
     manifest: Manifest
     manifest_blob: bytes = field(repr=False)
+    masked_blob: bytes | None = field(default=None, repr=False)
+
+
+def quantized_vector(delta: NDArray[np.float32], samples: int, quantization: QuantizationConfig,
+                     metrics: Sequence[float] = ()) -> NDArray[np.uint64]:
+    """The update (and metrics after it) as the field elements both modes start from."""
+    vector = quantize_update(delta, samples, quantization)
+    if metrics:
+        vector = np.concatenate([vector, quantize_metrics(metrics, samples, quantization)])
+    return vector
+
+
+@dataclass(frozen=True)
+class MaskingKeys:
+    """What the masked mode needs beyond the Shamir mode's inputs: the ring, this client's
+    place in the allowlist, every allowlisted client's registered X25519 key, this client's own
+    private key, and the round's fresh self seed."""
+
+    modulus_bits: int
+    own_position: int
+    client_keys: tuple[bytes, ...] = field(repr=False)
+    private_key: bytes = field(repr=False)
+    self_seed: bytes = field(repr=False)
+
+
+def prepare_masked_update(
+    delta: NDArray[np.float32],
+    samples: int,
+    *,
+    context: UpdateContext,
+    member_keys: Sequence[bytes],
+    threshold: int,
+    quantization: QuantizationConfig,
+    masking: MaskingKeys,
+    sharing_key: bytes,
+    ephemeral_seeds: Sequence[bytes],
+    metrics: Sequence[float] = (),
+) -> PreparedUpdate:
+    """The masked mode's upload: one masked vector, and member j's shares of the seeds sealed to it.
+
+    The vector is masked with the self seed and one pairwise seed per other allowlisted client
+    (:func:`fedtss.masking.mask_update`); the seeds, self first then pairs by allowlist position
+    (:func:`fedtss.masking.seed_order`), are shared t-of-n. Pure, as :func:`prepare_update`.
+    """
+    if len(ephemeral_seeds) != len(member_keys):
+        raise FormatError(f"need one ephemeral seed per member: {len(ephemeral_seeds)} for {len(member_keys)}")
+    bits, own = masking.modulus_bits, masking.own_position
+    vector = field_to_ring(quantized_vector(delta, samples, quantization, metrics), bits)
+    pair_context = PairContext(context.chain_id, context.contract, context.round)
+    pairs = {peer: pairwise_seed(masking.private_key, key, own_index=own, peer_index=peer, context=pair_context)
+             for peer, key in enumerate(masking.client_keys) if peer != own}
+    masked_blob = encode_ring_vector(mask_update(vector, bits=bits, own_index=own, self_seed=masking.self_seed,
+                                                 pairwise_seeds=pairs), bits)
+    order = seed_order(own, range(len(masking.client_keys)))
+    seeds = [masking.self_seed, *(pairs[ref.peer] for ref in order[1:])]
+    rows = share_seeds(seeds, threshold=threshold, holders=len(member_keys), key=sharing_key)
+    sealed = tuple(
+        seal_share(encode_field_vector(rows[j - 1], kind=VectorKind.SHARE), key, context.for_member(j),
+                   ephemeral_seed=seed)
+        for j, (key, seed) in enumerate(zip(member_keys, ephemeral_seeds, strict=True), start=1)
+    )
+    manifest = Manifest(
+        chain_id=context.chain_id, contract=context.contract, round=context.round, client=context.client,
+        n=len(member_keys), t=threshold, vector_length=vector.size, quantization=quantization,
+        share_cids=tuple(compute_cid(blob) for blob in sealed),
+        masked_cid=compute_cid(masked_blob), modulus_bits=bits,
+    )
+    return PreparedUpdate(sealed, manifest, encode_manifest(manifest), masked_blob)
 
 
 def prepare_update(
@@ -152,9 +225,7 @@ def prepare_update(
     """
     if len(ephemeral_seeds) != len(member_keys):
         raise FormatError(f"need one ephemeral seed per member: {len(ephemeral_seeds)} for {len(member_keys)}")
-    vector = quantize_update(delta, samples, quantization)
-    if metrics:
-        vector = np.concatenate([vector, quantize_metrics(metrics, samples, quantization)])
+    vector = quantized_vector(delta, samples, quantization, metrics)
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
     sealed = tuple(
         seal_share(encode_field_vector(shares[j - 1], kind=VectorKind.SHARE), key, context.for_member(j),
@@ -193,8 +264,11 @@ def fetch_model(node: Node, cid: str, layout: ModelLayout | None) -> dict[str, N
 
 
 def publish_update(node: Node, prepared: PreparedUpdate) -> str:
-    """Store the sealed shares, then the manifest; return the manifest's CID."""
-    for expected, blob in zip(prepared.manifest.share_cids, prepared.sealed_shares, strict=True):
+    """Store the sealed shares (and the masked vector), then the manifest; return the manifest's CID."""
+    blobs = list(zip(prepared.manifest.share_cids, prepared.sealed_shares, strict=True))
+    if prepared.masked_blob is not None:
+        blobs.append((prepared.manifest.masked_cid, prepared.masked_blob))
+    for expected, blob in blobs:
         stored = node.store.put(blob)
         if stored != expected:
             raise StorageError(f"the store named a sealed share {stored}, its CID is {expected}")
@@ -224,9 +298,7 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
     delta, samples = compute_client_update(agent.task, global_tensors, agent.data, training)
     metrics = evaluate_global_model(agent, global_tensors)
     committee = node.contract.committee()
-    prepared = prepare_update(
-        delta,
-        samples,
+    common = dict(
         context=UpdateContext(node.deployment.chain_id, node.deployment.address, action.round, node.address),
         member_keys=[key for _, key in committee],
         threshold=node.contract.threshold(),
@@ -235,10 +307,28 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
         ephemeral_seeds=[random_bytes(32) for _ in committee],
         metrics=metrics,
     )
+    if agent.modulus_bits is None:
+        prepared = prepare_update(delta, samples, **common)
+    else:
+        prepared = prepare_masked_update(delta, samples, masking=masking_keys(agent, random_bytes(32)), **common)
     manifest_cid = publish_update(node, prepared)
     receipt = node.contract.submit_update(node.account, action.round, manifest_cid)
     return Outcome(cid=manifest_cid, tx_hash=transaction_hash(receipt),
                    note=f"samples={samples}")
+
+
+def masking_keys(agent: ClientAgent, self_seed: bytes) -> MaskingKeys:
+    """This client's place and keys for the masked mode, as the contract registered them."""
+    node = agent.node
+    clients = [client.lower() for client in node.contract.clients()]
+    if node.address.lower() not in clients:
+        raise ConfigError(f"{node.address} is not in the contract's allowlist: it has no masking key there")
+    if agent.masking_key is None:
+        raise ConfigError(f"{node.config.path}: the deployment aggregates masked updates and this client has no "
+                          "masking key: set [client] masking_key_file")
+    return MaskingKeys(modulus_bits=agent.modulus_bits, own_position=clients.index(node.address.lower()),
+                       client_keys=tuple(bytes(key) for key in node.contract.client_keys()),
+                       private_key=agent.masking_key, self_seed=self_seed)
 
 
 # ------------------------------------------------------------------------ the agent
@@ -254,6 +344,10 @@ class ClientAgent:
     task: LoadedTask
     layout: ModelLayout
     data: Any
+    #: The masked mode's ring bits (from the contract) and this client's X25519 masking key;
+    #: both None in the Shamir mode.
+    modulus_bits: int | None = None
+    masking_key: bytes | None = field(default=None, repr=False)
     role: str = "client"
     handlers: Mapping[type, Handler] = field(default_factory=lambda: HANDLERS)
 

@@ -490,6 +490,8 @@ _MANIFEST_KEYS = frozenset(
      "quantization", "share_cids"}
 )
 _QUANTIZATION_KEYS = frozenset({"clip_norm", "fractional_bits", "max_clients", "max_samples"})
+#: Keys a manifest of the masked mode adds (:mod:`fedtss.masking`); a Shamir-mode one has neither.
+_MASKED_KEYS = frozenset({"masked_cid", "modulus_bits"})
 
 
 @dataclass(frozen=True)
@@ -497,7 +499,11 @@ class Manifest:
     """What one client submitted in one round: where its n sealed shares are, and how to read them.
 
     ``share_cids[j - 1]`` is the CID of the sealed share for committee member j;
-    ``vector_length`` is the length d + 1 of each share vector.
+    ``vector_length`` is the length d + 1 (+ metrics) of the shared update.
+
+    In the masked mode (:mod:`fedtss.masking`) ``masked_cid`` names the client's one masked
+    vector (``modulus_bits`` bits per value) and ``share_cids[j - 1]`` member j's sealed shares
+    of the client's seeds; in the Shamir mode both are None.
     """
 
     chain_id: int
@@ -509,6 +515,8 @@ class Manifest:
     vector_length: int
     quantization: QuantizationConfig
     share_cids: tuple[str, ...]
+    masked_cid: str | None = None
+    modulus_bits: int | None = None
 
     def __post_init__(self) -> None:
         require_int(self.chain_id, "chain_id", low=1, high=_JSON_SAFE_INT, error=FormatError)
@@ -526,6 +534,11 @@ class Manifest:
         object.__setattr__(self, "share_cids", tuple(self.share_cids))
         for member, cid in enumerate(self.share_cids, start=1):
             _check_cid(cid, f"share_cids[{member - 1}] (member {member})")
+        if (self.masked_cid is None) != (self.modulus_bits is None):
+            raise FormatError("masked_cid and modulus_bits come together (masked mode) or not at all")
+        if self.masked_cid is not None:
+            _check_cid(self.masked_cid, "masked_cid")
+            require_int(self.modulus_bits, "modulus_bits", low=8, high=64, error=FormatError)
 
 
 def _check_cid(value: object, name: str) -> None:
@@ -552,8 +565,11 @@ def _check_cid(value: object, name: str) -> None:
 def encode_manifest(manifest: Manifest) -> bytes:
     """The canonical JSON bytes of ``manifest`` (sorted keys, no spaces, UTF-8)."""
     q = manifest.quantization
+    masked = {} if manifest.masked_cid is None else {"masked_cid": manifest.masked_cid,
+                                                     "modulus_bits": manifest.modulus_bits}
     return _canonical_json(
         {
+            **masked,
             "schema": MANIFEST_SCHEMA,
             "chain_id": manifest.chain_id,
             "contract": manifest.contract,
@@ -577,7 +593,8 @@ def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manif
     """Parse and validate a client manifest; raise :class:`FormatError` naming the bad field."""
     data = _as_bytes_view(blob, max_bytes, "manifest")
     document = _load_json(bytes(data), "manifest")
-    _require_keys(document, _MANIFEST_KEYS, "manifest")
+    masked = isinstance(document, dict) and "masked_cid" in document
+    _require_keys(document, _MANIFEST_KEYS | _MASKED_KEYS if masked else _MANIFEST_KEYS, "manifest")
     require_int(document["schema"], "schema", low=MANIFEST_SCHEMA, high=MANIFEST_SCHEMA,
                 error=FormatError)
     quantization = document["quantization"]
@@ -588,7 +605,8 @@ def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manif
         raise FormatError(f"manifest quantization: {error}") from None
     if not isinstance(document["share_cids"], list):
         raise FormatError("manifest share_cids must be a list")
-    fields = {key: document[key] for key in _MANIFEST_KEYS - {"schema", "quantization"}}
+    fields = {key: document[key] for key in (_MANIFEST_KEYS | (_MASKED_KEYS if masked else set()))
+              - {"schema", "quantization"}}
     return Manifest(**fields, quantization=config)
 
 
@@ -623,6 +641,7 @@ class RoundTerms:
     t: int
     vector_length: int
     quantization: QuantizationConfig
+    modulus_bits: int | None = None  # the masked mode's ring; None in the Shamir mode
 
 
 def check_manifest(manifest: Manifest, *, client: str, terms: RoundTerms) -> None:
@@ -636,6 +655,7 @@ def check_manifest(manifest: Manifest, *, client: str, terms: RoundTerms) -> Non
         "t": terms.t,
         "vector_length": terms.vector_length,
         "quantization": terms.quantization,
+        "modulus_bits": terms.modulus_bits,
     }
     for name, value in expected.items():
         if getattr(manifest, name) != value:

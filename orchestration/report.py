@@ -62,6 +62,10 @@ class RoundMeasurement:
     failed_in: str | None = None
     gas: dict[str, int] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
+    #: Mean bytes a submitting client stored (manifest and the blobs it names), read from the store,
+    #: and that as a multiple of its float32 update (4 bytes per model parameter).
+    upload_bytes_per_client: int | None = None
+    upload_ratio: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -90,6 +94,8 @@ class RoundMeasurement:
             "loss": self.loss,
             "federated": dict(sorted(self.federated.items())),
             "gas": dict(sorted(self.gas.items())),
+            "upload_bytes_per_client": self.upload_bytes_per_client,
+            "upload_ratio": self.upload_ratio,
             "seconds": self.seconds(),
             "failed_in": self.failed_in,
         }

@@ -6,8 +6,9 @@ agent uses (:class:`fedtss.chain.events.EventSource`, one synchronous look at a 
 :func:`fedtss.chain.rounds.fold_rounds` (the fold the explorer and the operator CLI use) into
 one :class:`~fedtss.chain.rounds.RoundRecord` per round; after a reorganization the rounds are
 folded again from the events the chain still has. It adds only what the launcher alone knows:
-when it saw each step of a round (wall clock), the gas of each transaction, and the test
-accuracy of each finalized model. :func:`measure_round` joins them into the
+when it saw each step of a round (wall clock), the gas of each transaction, the bytes each
+client stored (its manifest and every blob the manifest names, read from the store) and the
+test accuracy of each finalized model. :func:`measure_round` joins them into the
 :class:`~orchestration.report.RoundMeasurement` rows of the live table and ``report.json``.
 
 Times are when the launcher saw an event (polled every 0.2 s): block timestamps have a
@@ -20,10 +21,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from fedtss.chain import ChainEvent, RoundState, TrainingCompleted, load_deployment
+from fedtss.chain import ChainEvent, RoundState, TrainingCompleted, UpdateSubmitted, load_deployment
 from fedtss.chain.events import EventSource, MemoryCheckpoint
 from fedtss.chain.rounds import RoundRecord, fold_rounds
 from fedtss.errors import FedTSSError
+from fedtss.formats import MANIFEST_MAX_BYTES, parse_manifest
+from fedtss.storage import ContentStore
 from orchestration.launcher import LocalFederation
 from orchestration.report import ProcessExit, RoundMeasurement
 
@@ -79,6 +82,10 @@ class RoundTracker:
         self._seen_tx: set[str] = set()
         self._seen_at: dict[int, dict[RoundState, float]] = {}  # round -> state -> when it was seen
         self._gas: dict[int, dict[str, int]] = {}
+        #: Round -> bytes each submitting client stored, as read back from the store.
+        self._uploads: dict[int, dict[str, int]] = {}
+        layout = deployment.model_layout
+        self._update_bytes = None if layout is None else 4 * layout.size
         self._evaluations: dict[int, tuple[float | None, float | None]] = {}
         #: Round -> the federated metrics its result blob carries (of the model the round started from).
         self._carried: dict[int, dict[str, float]] = {}
@@ -95,6 +102,7 @@ class RoundTracker:
             return []
         self._fold(events, time.monotonic())
         self._account_gas(events)
+        self._account_uploads(events)
         self.events.extend(events)
         return events
 
@@ -192,8 +200,26 @@ class RoundTracker:
 
     def _measure(self, record: RoundRecord) -> RoundMeasurement:
         accuracy, loss = self._evaluations.get(record.round, (None, None))
-        return measure_round(record, self._seen_at.get(record.round, {}), gas=self._gas.get(record.round),
-                             accuracy=accuracy, loss=loss, federated=self._federated_metrics(record))
+        measured = measure_round(record, self._seen_at.get(record.round, {}), gas=self._gas.get(record.round),
+                                 accuracy=accuracy, loss=loss, federated=self._federated_metrics(record))
+        uploads = self._uploads.get(record.round)
+        if uploads:
+            measured.upload_bytes_per_client = round(sum(uploads.values()) / len(uploads))
+            if self._update_bytes:
+                measured.upload_ratio = round(measured.upload_bytes_per_client / self._update_bytes, 4)
+        return measured
+
+    def _account_uploads(self, events: Sequence[ChainEvent]) -> None:
+        """What each new submitter stored: its manifest and the blobs it names, measured in the store."""
+        store = self.federation.store
+        for event in events:
+            if not isinstance(event, UpdateSubmitted) or store is None:
+                continue
+            try:
+                self._uploads.setdefault(_round_of(event), {})[event.client] = stored_upload_bytes(
+                    store, event.manifest_cid)
+            except FedTSSError:
+                continue  # a client that stored nothing readable has no upload to count
 
     def _federated_metrics(self, record: RoundRecord) -> dict[str, float]:
         """The clients' own evaluation of the model ``record``'s round made: carried by the result of
@@ -223,6 +249,21 @@ class RoundTracker:
                 continue  # an event always comes from a decodable call of ours; a vanished tx is left out
             spent = self._gas.setdefault(round_, {})
             spent[function] = spent.get(function, 0) + chain.gas_used(event.tx_hash)
+
+
+def stored_upload_bytes(store: ContentStore, manifest_cid: str) -> int:
+    """Bytes one client stored for a round: the manifest plus every blob it names (read back)."""
+    manifest_blob = store.get(manifest_cid, max_bytes=MANIFEST_MAX_BYTES)
+    manifest = parse_manifest(manifest_blob)
+    named = [*manifest.share_cids, *([manifest.masked_cid] if manifest.masked_cid else [])]
+    return len(manifest_blob) + sum(_blob_size(store, cid) for cid in named)
+
+
+def _blob_size(store: ContentStore, cid: str) -> int:
+    path_of = getattr(store, "path_of", None)  # a local store answers from the file system
+    if path_of is not None:
+        return path_of(cid).stat().st_size
+    return len(store.get(cid, max_bytes=1 << 40))
 
 
 def _round_of(event: ChainEvent) -> int:
