@@ -218,8 +218,8 @@ class RoundTracker:
             try:
                 self._uploads.setdefault(_round_of(event), {})[event.client] = stored_upload_bytes(
                     store, event.manifest_cid)
-            except FedTSSError:
-                continue  # a client that stored nothing readable has no upload to count
+            except (FedTSSError, OSError):
+                continue  # a blob gone or unreadable (deleted, never stored): nothing to count
 
     def _federated_metrics(self, record: RoundRecord) -> dict[str, float]:
         """The clients' own evaluation of the model ``record``'s round made: carried by the result of
