@@ -108,7 +108,7 @@ from fedtss.formats import (
     parse_manifest,
     shared_vector_length,
 )
-from fedtss.quantize import QuantizationConfig, dequantize_metrics, dequantize_sum
+from fedtss.quantize import QuantizationConfig, check_capacity, dequantize_metrics, dequantize_sum
 from fedtss.sealing import OVERHEAD, ShareContext, open_share
 from fedtss.shamir import Reconstruction, reconstruct_checked
 from fedtss.storage import ContentStore
@@ -1023,9 +1023,11 @@ def build_aggregator_agent(node: Node, environ: Mapping[str, str] | None = None)
     if bytes(on_chain) != key.public_key:
         raise ConfigError(f"{node.config.path}: the sealing key does not match member {index}'s public key on chain")
     aggregation = node.contract.aggregation()
+    if aggregation.is_masked:  # sums that could wrap around the ring stop the member here, not mid-round
+        check_capacity(node.config.federation.quantization, modulus_bits=aggregation.modulus_bits)
     return AggregatorAgent(node=node, settings=settings, federation=node.config.federation,
                            sealing_key=key, member_index=index,
-                           modulus_bits=aggregation.modulus_bits if aggregation.mode == "masked" else None)
+                           modulus_bits=aggregation.modulus_bits if aggregation.is_masked else None)
 
 
 if __name__ == "__main__":

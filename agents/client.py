@@ -34,6 +34,7 @@ from agents.config import ClientSettings, FederationSettings
 from agents.learning.fedavg import compute_client_update, round_settings
 from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, main
 from fedtss.chain import RoundOpened, RoundState, transaction_hash
+from fedtss.chain.keys import load_masking_key
 from fedtss.cid import compute_cid
 from fedtss.errors import ConfigError, FormatError, StorageError, TaskError
 from fedtss.formats import (
@@ -46,7 +47,7 @@ from fedtss.formats import (
     model_layout,
 )
 from fedtss.masking import PairContext, encode_ring_vector, field_to_ring, mask_update, pairwise_seed, seed_order, share_seeds
-from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
+from fedtss.quantize import QuantizationConfig, check_capacity, quantize_metrics, quantize_update
 from fedtss.sealing import ShareContext, seal_share
 from fedtss.shamir import share_vector
 
@@ -371,7 +372,7 @@ class ClientAgent:
         return []  # the checkpoint stays before a RoundOpened until the update is sent
 
 
-def build_client_agent(node: Node) -> ClientAgent:
+def build_client_agent(node: Node, environ: Mapping[str, str] | None = None) -> ClientAgent:
     """The client of ``node``'s config: its task loaded, its model's layout checked, its data loaded.
 
     Every way the task can be unusable (not found, a function missing or raising, another
@@ -394,9 +395,35 @@ def build_client_agent(node: Node) -> ClientAgent:
     if metrics and (given := sorted(task.evaluate(task.build_model(), data))) != sorted(metrics):
         raise TaskError(f"task {task.name}: its evaluate() gives the metrics {given}; the deployment's clients "
                         f"share {sorted(metrics)}; run the federation's task")
+    modulus_bits, masking_key = masked_mode_keys(node, settings, os.environ if environ is None else environ)
     _warm_up_torch()
     return ClientAgent(node=node, settings=settings, federation=node.config.federation, task=task,
-                       layout=fixed or layout, data=data)
+                       layout=fixed or layout, data=data, modulus_bits=modulus_bits, masking_key=masking_key)
+
+
+def masked_mode_keys(node: Node, settings: ClientSettings,
+                     environ: Mapping[str, str]) -> tuple[int | None, bytes | None]:
+    """The ring's bits and this client's masking private key in a masked deployment; (None, None)
+    in the Shamir mode.
+
+    Everything that would make the client fail at its first round fails here, at start, in one
+    line: no key, a key other than the one the contract registered for this client, or a
+    ``[federation]`` whose sums could wrap around the ring.
+    """
+    aggregation = node.contract.aggregation()
+    if not aggregation.is_masked:
+        return None, None
+    bits = aggregation.modulus_bits
+    check_capacity(node.config.federation.quantization, modulus_bits=bits)
+    key = load_masking_key(key_file=settings.masking_key_file, key_env=settings.masking_key_env, environ=environ)
+    clients = [client.lower() for client in node.contract.clients()]
+    if node.address.lower() not in clients:
+        raise ConfigError(f"{node.config.path}: {node.address} is not in the contract's allowlist of clients")
+    registered = node.contract.client_keys()[clients.index(node.address.lower())]
+    if registered != key.public_key:
+        raise ConfigError(f"{node.config.path}: the masking key does not match the one the deployment registered "
+                          f"for {node.address}; set [client] masking_key_file to that client's key")
+    return bits, key.private_key
 
 
 def _warm_up_torch() -> None:

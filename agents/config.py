@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agents.learning import DEFAULT_CLIP_NORM, DEFAULT_TASK
-from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_PASSWORD_ENV, DEFAULT_SEALING_KEY_ENV
+from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_MASKING_KEY_ENV, DEFAULT_PASSWORD_ENV, DEFAULT_SEALING_KEY_ENV
 from fedtss.errors import ConfigError
 from fedtss.quantize import QuantizationConfig
 from fedtss.task import Settings
@@ -143,7 +143,8 @@ class FederationSettings:
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """``[client]``: the client's task, its own data, and how it trains."""
+    """``[client]``: the client's task, its own data, how it trains, and (in a masked deployment)
+    where its X25519 masking key is."""
 
     data: str
     index: int
@@ -152,6 +153,8 @@ class ClientSettings:
     batch_size: int = _TRAIN_DEFAULTS.batch_size
     learning_rate: float = _TRAIN_DEFAULTS.lr
     options: Mapping[str, str] = field(default_factory=dict)
+    masking_key_env: str = DEFAULT_MASKING_KEY_ENV
+    masking_key_file: Path | None = None
 
     @property
     def training(self) -> Settings:
@@ -440,6 +443,8 @@ def _client_settings(table: ConfigTable) -> ClientSettings:
         batch_size=table.integer("batch_size", d.batch_size, 1, 2**20),
         learning_rate=table.number("learning_rate", d.lr),
         options=_task_options(table),
+        masking_key_env=table.text("masking_key_env", DEFAULT_MASKING_KEY_ENV),
+        masking_key_file=table.path("masking_key_file"),
     )
     table.done()
     return settings

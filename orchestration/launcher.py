@@ -101,6 +101,9 @@ class FederationSpec:
     training: Settings = field(default_factory=Settings)
     clip_norm: float = DEFAULT_CLIP_NORM
     fractional_bits: int = 16
+    #: The most samples one client's update may weigh (a bound for the capacity check; the
+    #: masked mode's 32-bit ring needs it low). The most clients is the allowlist's size.
+    max_samples: int = 10_000
     share_wait_seconds: float = 1.0
     #: 0: every agent uses one shared store directory. K > 0: K IPFS nodes (js-ipfs, online on
     #: loopback, peered with each other), clients on the first, members spread over the others,
@@ -146,8 +149,13 @@ class FederationSpec:
     @property
     def quantization(self) -> QuantizationConfig:
         """The quantization every agent of the run uses (its node configs' ``[federation]``)."""
-        return FederationSettings(seed=self.seed, fractional_bits=self.fractional_bits,
-                                  clip_norm=self.clip_norm).quantization
+        return self.federation_settings.quantization
+
+    @property
+    def federation_settings(self) -> FederationSettings:
+        """Every node config's ``[federation]``: no more clients can ever submit than the allowlist holds."""
+        return FederationSettings(seed=self.seed, fractional_bits=self.fractional_bits, clip_norm=self.clip_norm,
+                                  max_clients=self.clients, max_samples=self.max_samples)
 
     def rounds_table(self, committee: Sequence[tuple[str, bytes]], clients: Sequence[str],
                      client_keys: Sequence[bytes] = ()) -> dict[str, Any]:
@@ -359,6 +367,8 @@ class LocalFederation:
                 "seed": self.spec.seed,
                 "fractional_bits": self.spec.fractional_bits,
                 "clip_norm": self.spec.clip_norm,
+                "max_clients": self.spec.federation_settings.max_clients,
+                "max_samples": self.spec.max_samples,
             },
             role: section,
         }

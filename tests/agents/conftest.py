@@ -45,7 +45,8 @@ from fedtss.chain import (
     deploy_rounds,
     events_of,
 )
-from fedtss.chain import dev_sealing_keypair
+from fedtss.chain import Aggregation, dev_sealing_keypair
+from fedtss.chain.keys import load_masking_key
 from fedtss.formats import decode_model, encode_model
 from fedtss.quantize import clip_update, quantization_error_bound
 from fedtss.storage import LocalStore
@@ -189,16 +190,32 @@ class FederationShape:
     threshold: int = 2
     min_clients: int = 2
     aggregation_period: int = 600
+    #: Submissions that close collection (0: every client).
+    target_clients: int = 0
+    #: 0: the Shamir mode; 32..64: the masked mode over that ring (fedtss.masking).
+    modulus_bits: int = 0
+
+
+def masking_private_key(index: int) -> bytes:
+    """Client ``index``'s X25519 masking key: fixed, so a failing test replays exactly."""
+    return bytes([0x4D, index]) * 16
+
+
+def _masking_public_key(index: int) -> bytes:
+    return load_masking_key(key_env="KEY", environ={"KEY": masking_private_key(index).hex()}).public_key
 
 
 def _rounds_config(chain: AnvilNode, shape: FederationShape) -> RoundsConfig:
     members = chain.accounts[1 : 1 + shape.members]
+    masked = shape.modulus_bits != 0
     return RoundsConfig(
+        aggregation=Aggregation("masked", shape.modulus_bits) if masked else Aggregation(),
+        client_keys=tuple(_masking_public_key(i) for i in range(shape.clients)) if masked else (),
         committee=tuple(Member(a.address, dev_sealing_keypair(a.address)[1]) for a in members),
         threshold=shape.threshold,
         clients=tuple(a.address for a in chain.accounts[10 : 10 + shape.clients]),
         min_clients=shape.min_clients,
-        target_clients=shape.clients,
+        target_clients=shape.target_clients or shape.clients,
         collection_period=600,
         aggregation_period=shape.aggregation_period,
     )
@@ -241,9 +258,11 @@ def build_federation(tmp_path: Path, chain: AnvilNode, artifact: Artifact, shape
         data.parent.mkdir(parents=True, exist_ok=True)
         np.savez(data, **parts[i])
         path = _node_toml(tmp_path, f"client-{i}", chain,
-                          f'[client]\ndata = "{data}"\nindex = {i}\nepochs = {EPOCHS}\n')
+                          f'[client]\ndata = "{data}"\nindex = {i}\nepochs = {EPOCHS}\n'
+                          f'masking_key_env = "MASKING_{i}"\n')
         environ[f"KEY_CLIENT_{i}"] = account.key.hex()
-        clients.append(build_client_agent(connect_node(load_node_config(path, role="client"), environ)))
+        environ[f"MASKING_{i}"] = masking_private_key(i).hex()
+        clients.append(build_client_agent(connect_node(load_node_config(path, role="client"), environ), environ))
     for j, account in enumerate(chain.accounts[1 : 1 + shape.members], start=1):
         environ[f"KEY_MEMBER_{j}"] = account.key.hex()
         environ[f"SEALING_{j}"] = dev_sealing_keypair(account.address)[0].hex()

@@ -8,9 +8,8 @@ import tomllib
 import pytest
 from rich.console import Console
 
-from dataclasses import fields
 
-from agents.config import ClientSettings, load_node_config, parse_node_config
+from agents.config import load_node_config, parse_node_config
 from agents.learning import DEFAULT_TASK, load_task
 from fedtss.errors import ConfigError
 from fedtss.chain import Aggregation, dev_sealing_keypair, load_config
@@ -92,11 +91,6 @@ def test_a_shamir_run_has_no_masking_keys_and_writes_none(tmp_path) -> None:
     assert not any(tmp_path.rglob("*.masking.key"))
 
 
-_AGENTS_READ_MASKING_KEYS = "masking_key_file" in {f.name for f in fields(ClientSettings)}
-
-
-@pytest.mark.skipif(not _AGENTS_READ_MASKING_KEYS,
-                    reason="agents/config.py does not read [client] masking_key_file yet")
 def test_a_prepared_masked_run_deploys_the_clients_keys_and_each_client_config_names_its_key_file(tmp_path) -> None:
     spec = FederationSpec(name="masked", clients=2, committee=2, threshold=2, min_clients=2, rounds=1,
                           aggregation="masked", runs_dir=tmp_path / "runs")
@@ -110,6 +104,9 @@ def test_a_prepared_masked_run_deploys_the_clients_keys_and_each_client_config_n
     for name in federation.client_names:
         written = tomllib.loads(federation.config_path(name).read_text(encoding="utf-8"))["client"]
         assert written["masking_key_file"] == str(federation.masking_key_path(name))
+        config = load_node_config(federation.config_path(name), role="client")
+        assert config.client.masking_key_file == federation.masking_key_path(name)
+        assert config.federation.quantization == spec.quantization
 
 
 def test_the_default_spec_is_the_issues_default_federation() -> None:
