@@ -19,6 +19,7 @@ The chain stores a CID as ``(uint64 codec, bytes32 digest)``: see :func:`cid_to_
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Sequence
 
@@ -35,6 +36,7 @@ __all__ = [
     "compute_cid",
     "parse_cid",
     "is_valid_cid",
+    "is_canonical_cid",
     "cid_to_parts",
     "cid_from_parts",
 ]
@@ -65,6 +67,10 @@ def _binary_prefix(codec: int) -> bytes:
 
 _RAW_PREFIX = _binary_prefix(RAW)
 _DAG_PB_PREFIX = _binary_prefix(DAG_PB)
+_PREFIXES = {RAW: _RAW_PREFIX, DAG_PB: _DAG_PB_PREFIX}
+#: Characters of a canonical CID's text: "b" and the unpadded base32 of prefix + digest.
+_CANONICAL_LENGTH = 1 + (8 * (len(_RAW_PREFIX) + _DIGEST_SIZE) + 4) // 5
+_BASE32_PADDING = -(_CANONICAL_LENGTH - 1) % 8
 
 
 def compute_cid(
@@ -148,7 +154,38 @@ def cid_from_parts(codec: int, digest: bytes) -> str:
         raise FormatError(
             f"CID digest must be {_DIGEST_SIZE} bytes of sha2-256, got {digest!r:.80}"
         )
-    return str(CID("base32", 1, codec, ("sha2-256", bytes(digest))))
+    return _base32_text(_PREFIXES[codec] + bytes(digest))
+
+
+def _base32_text(binary: bytes) -> str:
+    """Multibase base32 (``b``, lower case, unpadded) of a binary CID.
+
+    Written out rather than built through ``multiformats.CID``: its validation raises and
+    catches exceptions internally, leaving reference cycles that hold every caller's frame
+    (and the blob a store just read) until the garbage collector runs. Equal to multiformats'
+    text for every digest (tests/fedtss/test_cid.py checks it).
+    """
+    return "b" + base64.b32encode(binary).decode("ascii").lower().rstrip("=")
+
+
+def _canonical_fast(text: str) -> str | None:
+    """``text`` itself if it is already the canonical base32 CID v1 of a sha2-256 digest with
+    codec raw or dag-pb (what the project stores and compares), else None."""
+    if len(text) != _CANONICAL_LENGTH or text[0] != "b" or not text[1:].isalnum() or text != text.lower():
+        return None
+    try:
+        binary = base64.b32decode(text[1:].upper() + "=" * _BASE32_PADDING)
+    except ValueError:
+        return None
+    if binary[:-_DIGEST_SIZE] not in _PREFIXES.values() or _base32_text(binary) != text:
+        return None
+    return text
+
+
+def is_canonical_cid(text: object) -> bool:
+    """Whether ``text`` is exactly the canonical spelling (base32 CID v1, sha2-256, raw or
+    dag-pb) the project stores and compares: checked without building a ``multiformats.CID``."""
+    return isinstance(text, str) and _canonical_fast(text) is not None
 
 
 def _describe_codec(codec: object) -> str:
@@ -168,6 +205,8 @@ def parse_cid(text: str) -> str:
     CID copied from any IPFS tool parses; the result is always ``b...`` base32 v1, the one
     spelling the project stores and compares.
     """
+    if isinstance(text, str) and (canonical := _canonical_fast(text)) is not None:
+        return canonical
     return cid_from_parts(*cid_to_parts(text))
 
 
