@@ -50,9 +50,10 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from threading import Event, Lock
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,9 @@ __all__ = [
     "build_aggregator_agent",
     "check_manifest",
     "collect_client_shares",
+    "sum_client_shares",
+    "ShareSum",
+    "aggregate_over",
     "compute_fetch_timeout",
     "field_vector_bytes",
     "is_unpublished",
@@ -331,30 +335,91 @@ def collect_client_shares(
     being unreachable (:func:`is_store_down`) is raised, to be retried. ``opener`` reads one
     client (default :func:`open_client_share`; the masked mode's opens its seed row).
     """
-    opener = open_client_share if opener is None else opener
+    shares: dict[int, NDArray[np.uint64]] = {}
+    excluded = _open_each(store, submissions, terms, shares.__setitem__, member_index=member_index,
+                          private_key=private_key, max_blob_bytes=max_blob_bytes, budget_seconds=budget_seconds,
+                          workers=workers, opener=open_client_share if opener is None else opener)
+    return shares, excluded
+
+
+@dataclass
+class ShareSum:
+    """The Shamir mode's step 1 as it goes: the sum mod p of every share opened so far, and the
+    clients in it. Adding each share as its fetch completes keeps a member's memory at O(L)
+    (plus the fetches in flight), whatever the number of clients."""
+
+    total: NDArray[np.uint64] = field(repr=False)
+    clients: ClientSet = ClientSet(0)
+
+    @classmethod
+    def empty(cls, length: int) -> ShareSum:
+        return cls(np.zeros(length, dtype=np.uint64))
+
+    def add(self, index: int, share: NDArray[np.uint64]) -> None:
+        if index in self.clients:
+            raise ValueError(f"client {index} is already in the sum")
+        if share.shape != self.total.shape:
+            raise FormatError(f"a share of length {share.size} does not add to a sum of length {self.total.size}")
+        self.total = gf.add(self.total, share)
+        self.clients = ClientSet(self.clients.bitmap | (1 << index))
+
+
+def sum_client_shares(
+    store: ContentStore, submissions: Sequence[Submission], terms: RoundTerms, *,
+    member_index: int, private_key: bytes, max_blob_bytes: int,
+    budget_seconds: float | None = None, workers: int = MAX_FETCH_WORKERS,
+) -> tuple[ShareSum, list[Exclusion]]:
+    """As :func:`collect_client_shares`, but each opened share is added to a running sum as its
+    fetch completes and then dropped: what a member keeps is O(L), not one share per client."""
+    summed = ShareSum.empty(terms.vector_length)
+    excluded = _open_each(store, submissions, terms, summed.add, member_index=member_index,
+                          private_key=private_key, max_blob_bytes=max_blob_bytes, budget_seconds=budget_seconds,
+                          workers=workers, opener=open_client_share)
+    return summed, excluded
+
+
+def _open_each(
+    store: ContentStore, submissions: Sequence[Submission], terms: RoundTerms,
+    take: Callable[[int, NDArray[np.uint64]], None], *, member_index: int, private_key: bytes,
+    max_blob_bytes: int, budget_seconds: float | None, workers: int, opener: Callable[..., NDArray[np.uint64]],
+) -> list[Exclusion]:
+    """Open every submission up to ``workers`` at a time and hand each opened vector to ``take``
+    (submission index, vector) in the worker that opened it, one at a time: no opened vector
+    waits in a queue, so memory stays at ``workers`` openings in flight. Returns the exclusions.
+
+    A fetch still running when the budget is spent is abandoned: whatever it opens later is
+    not taken, and its client is excluded as ``FetchTimedOut``.
+    """
     workers = max(1, min(workers, len(submissions)))
     timeout = None if budget_seconds is None else compute_fetch_timeout(budget_seconds, len(submissions), workers)
+    lock, taken, closed = Lock(), set(), Event()
+
+    def open_and_take(submission: Submission) -> None:
+        vector = opener(store, submission, terms, member_index=member_index, private_key=private_key,
+                        max_blob_bytes=max_blob_bytes, timeout=timeout)
+        with lock:
+            if not closed.is_set():
+                take(submission.index, vector)
+                taken.add(submission.index)
+
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
     try:
-        futures = {
-            pool.submit(opener, store, submission, terms, member_index=member_index,
-                        private_key=private_key, max_blob_bytes=max_blob_bytes, timeout=timeout): submission
-            for submission in submissions
-        }
-        done, late = wait(futures, timeout=budget_seconds)
+        futures = {pool.submit(open_and_take, submission): submission for submission in submissions}
+        done, _ = wait(futures, timeout=budget_seconds)
     finally:
+        with lock:
+            closed.set()
         pool.shutdown(wait=False, cancel_futures=True)
-    shares: dict[int, NDArray[np.uint64]] = {}
-    excluded = [Exclusion(futures[future], "FetchTimedOut") for future in late]
-    for future in done:
-        submission, error = futures[future], future.exception()
-        if error is None:
-            shares[submission.index] = future.result()
-        elif is_store_down(error):
+    excluded = []
+    for future, submission in futures.items():
+        error = future.exception() if future in done else None
+        if error is not None and is_store_down(error):
             raise error  # our own store is unreachable: not this client's fault
-        else:
+        if error is not None:
             excluded.append(Exclusion(submission, fault_name(error), error))
-    return shares, sorted(excluded, key=lambda e: e.submission.index)
+        elif submission.index not in taken:
+            excluded.append(Exclusion(submission, "FetchTimedOut"))
+    return sorted(excluded, key=lambda e: e.submission.index)
 
 
 def compute_fetch_timeout(budget_seconds: float, clients: int, workers: int) -> float:
@@ -502,9 +567,13 @@ def posted_vector_length(agent: AggregatorAgent, round_: int, included: ClientSe
     return reveal_length([positions[index] for index in included], len(agent.node.contract.clients()))
 
 
-def open_round_shares(agent: AggregatorAgent, round_: int, *,
-                      record: bool = True) -> tuple[dict[int, NDArray[np.uint64]], int]:
-    """Every client's share this member could open, by bit index, and the vector length.
+#: What step 1 opened: in the Shamir mode the running sum of the shares; in the masked mode each
+#: client's seed row (5N elements), by submission index.
+Opened = ShareSum | dict[int, NDArray[np.uint64]]
+
+
+def open_round_shares(agent: AggregatorAgent, round_: int, *, record: bool = True) -> tuple[Opened, int]:
+    """What this member could open of every client (:data:`Opened`), and the vector length.
 
     Fetching stops at :data:`FETCH_SHARE_OF_DEADLINE` of the time left to the aggregation
     deadline, so a client posting a CID nobody serves cannot make the member miss it. The
@@ -513,14 +582,14 @@ def open_round_shares(agent: AggregatorAgent, round_: int, *,
     node = agent.node
     _, tensors = round_model(agent, round_)
     terms = round_terms(agent, round_, shared_vector_length(tensors, len(node.deployment.model_metrics)))
-    time_left = node.contract.round_info(round_).committee_deadline - node.chain_time()
-    opener = None if terms.modulus_bits is None else partial(open_masked_contribution,
-                                                              clients=len(node.contract.clients()))
-    shares, excluded = collect_client_shares(
-        node.store, round_submissions(agent, round_), terms, member_index=agent.member_index,
-        private_key=agent.sealing_key.private_key, max_blob_bytes=node.max_blob_bytes,
-        budget_seconds=max(1.0, time_left * FETCH_SHARE_OF_DEADLINE), opener=opener,
-    )
+    submissions = round_submissions(agent, round_)
+    opened: Opened
+    if terms.modulus_bits is None:
+        opened, excluded = sum_client_shares(node.store, submissions, terms, **_fetch_options(agent, round_))
+    else:
+        opener = partial(open_masked_contribution, clients=len(node.contract.clients()))
+        opened, excluded = collect_client_shares(node.store, submissions, terms, opener=opener,
+                                                 **_fetch_options(agent, round_))
     for exclusion in excluded:
         unforeseen = exclusion.reason.startswith("Unexpected")
         log.log(logging.ERROR if unforeseen else logging.WARNING,
@@ -529,12 +598,56 @@ def open_round_shares(agent: AggregatorAgent, round_: int, *,
                 exc_info=exclusion.error if unforeseen else None)
         if record:
             record_exclusion(agent, round_, client=exclusion.submission.client, reason=exclusion.reason)
-    return shares, terms.vector_length
+    return opened, terms.vector_length
+
+
+def _fetch_options(agent: AggregatorAgent, round_: int) -> dict[str, Any]:
+    node = agent.node
+    time_left = node.contract.round_info(round_).committee_deadline - node.chain_time()
+    return dict(member_index=agent.member_index, private_key=agent.sealing_key.private_key,
+                max_blob_bytes=node.max_blob_bytes, budget_seconds=max(1.0, time_left * FETCH_SHARE_OF_DEADLINE))
+
+
+def aggregate_over(agent: AggregatorAgent, round_: int, opened: Opened, length: int,
+                   fixed: ClientSet) -> tuple[NDArray[np.uint64], ClientSet] | None:
+    """What this member posts: over every client it opened while no set is fixed (``fixed``
+    empty), else over exactly ``fixed``; None if it lacks a client of ``fixed``."""
+    if isinstance(opened, ShareSum):
+        return shamir_sum_over(agent, round_, opened, fixed, length)
+    chosen = shares_over(opened, fixed)
+    return None if chosen is None else round_aggregate(agent, round_, chosen, length)
+
+
+def shamir_sum_over(agent: AggregatorAgent, round_: int, summed: ShareSum, fixed: ClientSet,
+                    length: int) -> tuple[NDArray[np.uint64], ClientSet] | None:
+    """The sum over ``fixed`` from the running sum over every client opened.
+
+    When the fixed set leaves out clients this member summed (a client that split the
+    committee, or a fetch that timed out elsewhere), their shares are opened again and
+    subtracted: the member kept none of them. If one no longer opens, it posts nothing.
+    """
+    if not fixed or fixed == summed.clients:
+        return summed.total, summed.clients
+    if any(index not in summed.clients for index in fixed):
+        return None
+    extra = [s for s in round_submissions(agent, round_) if s.index in summed.clients and s.index not in fixed]
+    shares, failed = collect_client_shares(agent.node.store, extra, round_terms(agent, round_, length),
+                                           **_fetch_options(agent, round_))
+    if failed:
+        log.warning(format_fields(role=agent.role, address=agent.node.address, round=round_,
+                                  note=f"{len(failed)} share(s) to take out of the sum no longer open: nothing posted"))
+        return None
+    total = summed.total
+    for share in shares.values():
+        total = gf.sub(total, share)
+    return total, fixed
 
 
 def compute_aggregate(agent: AggregatorAgent, round_: int) -> tuple[NDArray[np.uint64], ClientSet]:
     """This member's aggregate share over every client whose share opened, and that set."""
-    return aggregate_shares(*open_round_shares(agent, round_))
+    result = aggregate_over(agent, round_, *open_round_shares(agent, round_), ClientSet(0))
+    assert result is not None  # no fixed set: every client opened is in
+    return result
 
 
 def shares_over(shares: Mapping[int, NDArray[np.uint64]],
@@ -589,23 +702,22 @@ def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> 
     still counts and checks the others'), or nothing if the member lacks one of its clients.
     The set may be fixed between the check and the transaction: then it sums again over it.
     """
-    shares, length = open_round_shares(agent, action.round)
+    opened, length = open_round_shares(agent, action.round)
     try:
-        return _post_over_round_set(agent, action.round, shares, length)
+        return _post_over_round_set(agent, action.round, opened, length)
     except ContractRevert as exc:
         if exc.name != "RoundClientSetFixed":
             raise
-        return _post_over_round_set(agent, action.round, shares, length)  # fixed since it looked
+        return _post_over_round_set(agent, action.round, opened, length)  # fixed since it looked
 
 
-def _post_over_round_set(agent: AggregatorAgent, round_: int, shares: Mapping[int, NDArray[np.uint64]],
-                         length: int) -> Outcome:
+def _post_over_round_set(agent: AggregatorAgent, round_: int, opened: Opened, length: int) -> Outcome:
     fixed = agent.node.contract.round_info(round_).included_clients
-    chosen = shares_over(shares, fixed)
-    if chosen is None:
+    aggregate = aggregate_over(agent, round_, opened, length, fixed)
+    if aggregate is None:
         return Outcome(note=f"the round's client set is fixed at {fixed.bitmap:#x} and this member could not "
                             f"open every client of it: nothing posted")
-    return publish_aggregate(agent, round_, *round_aggregate(agent, round_, chosen, length))
+    return publish_aggregate(agent, round_, *aggregate)
 
 
 def _unpublished_share_path(agent: AggregatorAgent, round_: int) -> Path:
@@ -640,10 +752,8 @@ def publish_own_share(agent: AggregatorAgent, round_: int) -> bool:
     path = _unpublished_share_path(agent, round_)
     blob = path.read_bytes() if path.is_file() else b""
     if compute_cid(blob) != cid:
-        shares, length = open_round_shares(agent, round_, record=False)
-        chosen = shares_over(shares, fixed)
-        blob = b"" if chosen is None else encode_field_vector(round_aggregate(agent, round_, chosen, length)[0],
-                                                              kind=VectorKind.AGGREGATE_SHARE)
+        aggregate = aggregate_over(agent, round_, *open_round_shares(agent, round_, record=False), fixed)
+        blob = b"" if aggregate is None else encode_field_vector(aggregate[0], kind=VectorKind.AGGREGATE_SHARE)
         if compute_cid(blob) != cid:
             log.error(format_fields(role=agent.role, address=node.address, round=round_, cid=cid,
                                     note="cannot rebuild the aggregate share posted on chain: not published"))

@@ -11,6 +11,7 @@ import logging
 import socket
 import struct
 import time
+import tracemalloc
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from agents.aggregator import (
     WaitingRound,
     aggregate_shares,
     collect_client_shares,
+    sum_client_shares,
     compute_aggregate,
     compute_fetch_timeout,
     fetch_aggregate_shares,
@@ -459,16 +461,16 @@ def _context(index: int, member: int) -> ShareContext:
     return ShareContext(_TERMS.chain_id, _TERMS.contract, _TERMS.round, _client_address(index), member)
 
 
-def _honest_blobs(index: int) -> tuple[dict, list[bytes]]:
+def _honest_blobs(index: int, terms: RoundTerms = _TERMS) -> tuple[dict, list[bytes]]:
     """Client ``index``'s manifest document and its 3 sealed shares, member 1's openable with _MEMBER_KEY."""
-    secret = np.arange(_TERMS.vector_length, dtype=np.uint64) + np.uint64(index)
-    shares = share_vector(secret, threshold=_TERMS.t, holders=_TERMS.n, key=bytes([index]) * 32)
+    secret = np.arange(terms.vector_length, dtype=np.uint64) + np.uint64(index)
+    shares = share_vector(secret, threshold=terms.t, holders=terms.n, key=bytes([index]) * 32)
     sealed = [seal_share(encode_field_vector(shares[j - 1], kind=VectorKind.SHARE), key, _context(index, j),
                          ephemeral_seed=bytes([40 + j]) * 32)
               for j, key in enumerate([_MEMBER_PUBLIC, *_OTHER_PUBLIC], start=1)]
-    manifest = Manifest(chain_id=_TERMS.chain_id, contract=_TERMS.contract, round=_TERMS.round,
-                        client=_client_address(index), n=_TERMS.n, t=_TERMS.t,
-                        vector_length=_TERMS.vector_length, quantization=_TERMS.quantization,
+    manifest = Manifest(chain_id=terms.chain_id, contract=terms.contract, round=terms.round,
+                        client=_client_address(index), n=terms.n, t=terms.t,
+                        vector_length=terms.vector_length, quantization=terms.quantization,
                         share_cids=tuple(compute_cid(blob) for blob in sealed))
     return json.loads(encode_manifest(manifest)), sealed
 
@@ -529,6 +531,40 @@ def test_anything_a_client_posts_raises_a_client_fault_or_opens_and_only_exclude
     shares, excluded = collect_client_shares(fuzz_store, [honest, hostile], _TERMS, **options)
     assert 0 in shares and [e.submission.index for e in excluded] in ([], [1])
     assert all(not e.reason.startswith("Unexpected") for e in excluded)
+
+
+def test_summing_shares_as_they_open_gives_the_sum_set_and_exclusions_of_collecting_them(fuzz_store) -> None:
+    posted = [_post(fuzz_store, i, *_honest_blobs(i)) for i in (0, 2, 3)]
+    posted.append(_post(fuzz_store, 4, b"not a manifest", []))
+    options = dict(member_index=1, private_key=_MEMBER_KEY, max_blob_bytes=1 << 20, workers=2)
+    summed, excluded = sum_client_shares(fuzz_store, posted, _TERMS, **options)
+    shares, collected_excluded = collect_client_shares(fuzz_store, posted, _TERMS, **options)
+    total, clients = aggregate_shares(shares, _TERMS.vector_length)
+    assert np.array_equal(summed.total, total) and summed.clients == clients == ClientSet(0b1101)
+    assert [(e.submission.index, e.reason) for e in excluded] == \
+        [(e.submission.index, e.reason) for e in collected_excluded] == [(4, "FormatError")]
+
+
+def test_a_member_summing_as_shares_open_holds_a_few_shares_at_a_time_not_one_per_client(tmp_path) -> None:
+    terms = replace(_TERMS, vector_length=20_000)
+    store = LocalStore(tmp_path / "store")
+    posted = [_post(store, i, *_honest_blobs(i, terms)) for i in range(16)]
+    options = dict(member_index=1, private_key=_MEMBER_KEY, max_blob_bytes=1 << 22, workers=2)
+    share_bytes = 8 * terms.vector_length
+
+    def peak(run) -> int:
+        tracemalloc.start()
+        try:
+            run()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    summing = peak(lambda: sum_client_shares(store, posted, terms, **options))
+    collecting = peak(lambda: collect_client_shares(store, posted, terms, **options))
+    assert collecting > 16 * share_bytes  # the dict holds every client's share
+    # Two openings in flight (each holds the sealed blob, its plaintext and the share) and the sum.
+    assert summing < 10 * share_bytes, f"summing peaked at {summing / share_bytes:.1f} shares"
 
 
 def test_an_exception_no_check_foresaw_excludes_that_client_only(fuzz_store: LocalStore, monkeypatch) -> None:
