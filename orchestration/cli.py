@@ -6,7 +6,7 @@
     fedtss client     run a client agent          (python -m agents.client --config FILE)
     fedtss aggregator run a committee member      (python -m agents.aggregator --config FILE)
     fedtss keeper     close, fail (and reopen) rounds whose deadline passed
-    fedtss keys       new keys for a node of a real federation (account keystore, sealing key)
+    fedtss keys       new keys for a node of a real federation (account keystore, sealing key, masking key)
     fedtss task layout   the [model] table fixing a task's model layout in a deployment config
     fedtss model export  a finalized model as a PyTorch state dict the task's model() loads
     fedtss start, status, rounds, round, fail, reopen, wait   the operator's commands (orchestration.operator)
@@ -77,6 +77,14 @@ def demo(
     ipfs_hosts: Annotated[int, typer.Option(
         help="0: one shared store folder; K: K IPFS nodes peered on loopback, clients on the first, "
              "members on the others (blobs move by bitswap)")] = 0,
+    aggregation: Annotated[str, typer.Option(
+        help="shamir: n sealed Shamir shares per client (2n x the update); masked: one masked vector per "
+             "client, seeds shared with the committee (modulus_bits/32 x the update)")] = "shamir",
+    modulus_bits: Annotated[int | None, typer.Option(
+        help="masked mode: the ring's bits, 32, 40, 48, 56 or 64 (default 48)")] = None,
+    fractional_bits: Annotated[int, typer.Option(help="fixed-point bits of the quantized update")] = 16,
+    max_samples: Annotated[int, typer.Option(
+        help="the most samples one client's update may weigh (bounds the sum for the capacity check)")] = 10_000,
 ) -> None:
     """Run a whole federation on a task here; write runs/<name>/report.json and accuracy.png.
 
@@ -92,7 +100,8 @@ def demo(
                               min_clients=min(min_clients, clients), seed=seed, task=task or DEFAULT_TASK,
                               training=training, collection_period=collection_period,
                               aggregation_period=aggregation_period, reopen_failed=reopen_failed,
-                              ipfs_hosts=ipfs_hosts)
+                              ipfs_hosts=ipfs_hosts, aggregation=aggregation, modulus_bits=modulus_bits,
+                              fractional_bits=fractional_bits, max_samples=max_samples)
         status = run_demo(spec, console=console)
     except KeyboardInterrupt:
         errors.print("fedtss demo: interrupted; every process it started is stopped")
@@ -257,6 +266,23 @@ def new_sealing_key(
     except FedTSSError as exc:
         raise _fail("keys sealing", exc) from None
     typer.echo(f'sealing_key = "0x{key.public_key.hex()}"   # public; the private key is in {out}')
+
+
+@keys.command("masking")
+def new_masking_key(
+    out: Annotated[Path, typer.Option(help="file for the X25519 private key, hex (mode 0600; never overwritten)")],
+) -> None:
+    """A client's new X25519 masking key (masked mode); prints the public key for the deployment config.
+
+    Name the file as `masking_key_file` in the client's \\[client] table; add the printed public key to `client_keys` of \\[aggregation], at the client's place in the allowlist.
+    """
+    from fedtss.chain.keys import new_x25519_private_key, write_masking_key
+
+    try:
+        key = write_masking_key(out, new_x25519_private_key(), overwrite=False)
+    except FedTSSError as exc:
+        raise _fail("keys masking", exc) from None
+    typer.echo(f'"0x{key.public_key.hex()}",   # this client\'s entry of client_keys; the private key is in {out}')
 
 
 # ------------------------------------------------------------------------ tasks, models

@@ -46,6 +46,7 @@ from agents.learning import (
     round_settings,
 )
 from fedtss.chain import (
+    DEFAULT_MODULUS_BITS,
     LocalAccount,
     ModelTerms,
     RoundsConfig,
@@ -183,6 +184,9 @@ class FederationSpec:
         data = asdict(self)
         data["runs_dir"] = str(self.runs_dir)
         data["training"] = self.training.to_json()
+        if self.aggregation == "masked" and self.modulus_bits is None:
+            data["modulus_bits"] = DEFAULT_MODULUS_BITS  # what the deployment used
+        data["max_clients"] = self.federation_settings.max_clients
         return data
 
 

@@ -61,6 +61,20 @@ def test_demo_command_writes_the_report_plot_and_chain_and_leaves_no_process(tmp
     assert _processes_mentioning(str(tmp_path)) == []
 
 
+def test_demo_in_the_masked_mode_records_the_mode_and_uploads_about_once_the_update(tmp_path) -> None:
+    done = subprocess.run(_fedtss("demo", "--name", "masked", "--rounds", "1", *SMALL, "--aggregation", "masked",
+                                  "--modulus-bits", "32", "--fractional-bits", "11"),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "runs" / "masked" / "report.json").read_text())
+    assert (report["config"]["aggregation"], report["config"]["modulus_bits"]) == ("masked", 32)
+    (record,) = report["rounds"]
+    assert record["state"] == "Finalized" and record["participants"] == 3
+    # 4 bytes per value, plus 3 sealed seed rows and the manifest (about 1.3 KB for this small model).
+    assert 1.0 < record["upload_ratio"] < 1.1
+    assert abs(record["accuracy"] - report["plaintext_fedavg"]["accuracy"][0]) <= 1 / 360  # one test image
+
+
 def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path) -> None:
     demo = subprocess.Popen(_fedtss("demo", "--name", "stopped", "--rounds", "50", *SMALL), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

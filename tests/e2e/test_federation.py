@@ -63,8 +63,9 @@ def _assert_is_plaintext_fedavg(federation: LocalFederation, model_in: dict, fin
     assert not all(np.array_equal(finalized[n], model_in[n]) for n in model_in), "the model did not move"
 
 
-def test_two_rounds_finalize_the_plaintext_fedavg_of_the_same_client_updates(small_federation) -> None:
-    federation, tracker = small_federation()
+@pytest.mark.parametrize("aggregation", ["shamir", "masked"])
+def test_two_rounds_finalize_the_plaintext_fedavg_of_the_same_client_updates(small_federation, aggregation) -> None:
+    federation, tracker = small_federation(aggregation=aggregation)
     tracker.wait_until(lambda t: t.completed, timeout=2 * ROUND_TIMEOUT)
     previous_cid = federation.initial_model_cid
     for round_ in (1, 2):
@@ -75,8 +76,9 @@ def test_two_rounds_finalize_the_plaintext_fedavg_of_the_same_client_updates(sma
         previous_cid = record.model_cid
 
 
-def test_a_client_that_never_submits_leaves_the_round_to_the_others(small_federation) -> None:
-    federation, tracker = small_federation(skip=("client-2",), rounds=1, collection_period=8)
+@pytest.mark.parametrize("aggregation", ["shamir", "masked"])
+def test_a_client_that_never_submits_leaves_the_round_to_the_others(small_federation, aggregation) -> None:
+    federation, tracker = small_federation(skip=("client-2",), rounds=1, collection_period=8, aggregation=aggregation)
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
     record = tracker.records[1]
     assert record.state == "Finalized"
@@ -84,8 +86,10 @@ def test_a_client_that_never_submits_leaves_the_round_to_the_others(small_federa
     assert record.gas.get("closeCollection", 0) > 0, "the keeper closed collection after the deadline"
 
 
-def test_an_aggregator_killed_after_collection_closes_leaves_the_round_to_t_members(small_federation) -> None:
-    federation, tracker = small_federation(rounds=1)
+@pytest.mark.parametrize("aggregation", ["shamir", "masked"])
+def test_an_aggregator_killed_after_collection_closes_leaves_the_round_to_t_members(small_federation,
+                                                                                  aggregation) -> None:
+    federation, tracker = small_federation(rounds=1, aggregation=aggregation)
     tracker.wait_until(lambda t: 1 in t.records and "closed" in t.records[1].marks, timeout=ROUND_TIMEOUT)
     federation.kill("member-3")
     tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)

@@ -83,6 +83,20 @@ def test_keys_sealing_writes_a_private_file_whose_key_the_member_loads_and_print
     assert key.private_key.hex() not in result.output
 
 
+def test_keys_masking_writes_a_private_file_whose_key_the_client_loads_and_prints_its_public_key(tmp_path) -> None:
+    from fedtss.chain.keys import load_masking_key
+
+    out = tmp_path / "client.masking.key"
+    result = runner.invoke(app, ["keys", "masking", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o077 == 0
+    key = load_masking_key(key_file=out, environ={})
+    assert f'"0x{key.public_key.hex()}"' in result.output and key.private_key.hex() not in result.output
+    again = runner.invoke(app, ["keys", "masking", "--out", str(out)])
+    assert again.exit_code != 0 and "never overwritten" in " ".join(again.output.split())
+    assert load_masking_key(key_file=out, environ={}) == key
+
+
 def test_keys_account_writes_a_keystore_the_node_loads_and_never_overwrites_one(tmp_path) -> None:
     from fedtss.chain.keys import load_account
 
