@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from eth_utils import is_hex_address, to_checksum_address
 
 from fedtss.errors import ConfigError, FormatError
@@ -397,7 +398,22 @@ def _x25519_key(key: Any, field: str) -> bytes:
     raw = bytes.fromhex(key[2:]) if _SEALING_KEY.fullmatch(key) else b""
     if raw == b"" or raw == bytes(32):
         raise ConfigError(f"{field}: must be 32 non-zero bytes as 0x-prefixed hex, got {key!r}")
+    if _is_low_order(raw):
+        raise ConfigError(f"{field}: {key} is a low-order X25519 point: every key exchange with it gives "
+                          "zero, so no share could be sealed or seed derived with it; generate a real key "
+                          "(fedtss keys sealing / fedtss keys masking)")
     return raw
+
+
+def _is_low_order(public_key: bytes) -> bool:
+    """Whether X25519 with ``public_key`` gives the all-zero secret for any private key (the
+    scalar is clamped to a multiple of the cofactor, so one exchange tells), which
+    ``cryptography`` refuses: clients would fail at every round."""
+    try:
+        X25519PrivateKey.from_private_bytes(bytes([9]) * 32).exchange(X25519PublicKey.from_public_bytes(public_key))
+    except ValueError:
+        return True
+    return False
 
 
 def _address(value: Any, field: str) -> str:

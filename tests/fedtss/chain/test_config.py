@@ -8,6 +8,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fedtss.chain import (
     DEFAULT_MODULUS_BITS,
@@ -17,6 +19,7 @@ from fedtss.chain import (
     load_config,
     parse_rounds_config,
 )
+from fedtss.chain.config import _x25519_key
 from fedtss.errors import ConfigError
 from fedtss.sealing import public_key_from_private
 
@@ -228,3 +231,34 @@ def test_an_aggregation_value_checks_its_mode_and_ring():
         Aggregation("masked", 0)
     with pytest.raises(ConfigError, match="does not know"):
         Aggregation.from_contract(2, 0)
+
+
+#: Curve25519's low-order points as X25519 (RFC 7748) reads them, and the encodings of p - 1,
+#: p and p + 1 that reduce to them: with any of them every exchange gives the all-zero secret,
+#: which cryptography refuses. (Zero itself is refused earlier, as "non-zero" above.)
+LOW_ORDER_POINTS = [
+    "01" + "00" * 31,
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "ec" + "ff" * 30 + "7f",
+    "ed" + "ff" * 30 + "7f",
+    "ee" + "ff" * 30 + "7f",
+]
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS)
+def test_a_low_order_point_is_refused_as_a_sealing_key_and_as_a_masking_key(rounds_table, tmp_path, point):
+    committee = copy.deepcopy(rounds_table["committee"])
+    committee[1]["sealing_key"] = "0x" + point
+    with pytest.raises(ConfigError, match=r"^committee\[1\]\.sealing_key: .* low-order X25519 point"):
+        parse_rounds_config(_with(rounds_table, committee=committee))
+    keys = [*MASKED_KEYS[:3], "0x" + point, *MASKED_KEYS[4:]]
+    table = '[aggregation]\nmode = "masked"\nclient_keys = [' + ", ".join(f'"{k}"' for k in keys) + "]"
+    with pytest.raises(ConfigError, match=r"aggregation.client_keys\[3\]: .* low-order X25519 point"):
+        load_config(_aggregation_toml(tmp_path, table))
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_every_public_key_of_a_real_private_key_is_accepted(private: bytes) -> None:
+    public = public_key_from_private(private)
+    assert _x25519_key("0x" + public.hex(), "key") == public
