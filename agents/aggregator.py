@@ -63,8 +63,9 @@ from agents.config import AggregatorSettings, FederationSettings
 from agents.client import fetch_model
 from agents.learning import apply_mean_update
 from agents.masked_aggregation import (
+    MaskedOpened,
     masked_sum_over,
-    open_masked_contribution,
+    open_masked_client,
     read_masked_vector,
     reconstruct_masked_sum,
     reveal_length,
@@ -568,8 +569,8 @@ def posted_vector_length(agent: AggregatorAgent, round_: int, included: ClientSe
 
 
 #: What step 1 opened: in the Shamir mode the running sum of the shares; in the masked mode each
-#: client's seed row (5N elements), by submission index.
-Opened = ShareSum | dict[int, NDArray[np.uint64]]
+#: client's seed row (5N elements) by submission index, and the running sum of the masked vectors.
+Opened = ShareSum | MaskedOpened
 
 
 def open_round_shares(agent: AggregatorAgent, round_: int, *, record: bool = True) -> tuple[Opened, int]:
@@ -587,9 +588,11 @@ def open_round_shares(agent: AggregatorAgent, round_: int, *, record: bool = Tru
     if terms.modulus_bits is None:
         opened, excluded = sum_client_shares(node.store, submissions, terms, **_fetch_options(agent, round_))
     else:
-        opener = partial(open_masked_contribution, clients=len(node.contract.clients()))
-        opened, excluded = collect_client_shares(node.store, submissions, terms, opener=opener,
-                                                 **_fetch_options(agent, round_))
+        opened = MaskedOpened(terms.modulus_bits, terms.vector_length)
+        excluded = _open_each(node.store, submissions, terms, opened.take, workers=MAX_FETCH_WORKERS,
+                              opener=partial(open_masked_client, clients=len(node.contract.clients())),
+                              **_fetch_options(agent, round_))
+        agent.masked_step1 = {round_: opened}  # for step 2: one masked sum, of this round only
     for exclusion in excluded:
         unforeseen = exclusion.reason.startswith("Unexpected")
         log.log(logging.ERROR if unforeseen else logging.WARNING,
@@ -614,7 +617,7 @@ def aggregate_over(agent: AggregatorAgent, round_: int, opened: Opened, length: 
     empty), else over exactly ``fixed``; None if it lacks a client of ``fixed``."""
     if isinstance(opened, ShareSum):
         return shamir_sum_over(agent, round_, opened, fixed, length)
-    chosen = shares_over(opened, fixed)
+    chosen = shares_over(opened.rows, fixed)
     return None if chosen is None else round_aggregate(agent, round_, chosen, length)
 
 
@@ -1041,15 +1044,41 @@ def reconstruct_round_model(agent: AggregatorAgent, pending: PendingVote, shares
                                  metric_names=node.deployment.model_metrics)
     positions = submission_positions(agent, pending.round)
     terms = round_terms(agent, pending.round, shared_vector_length(pending.tensors, len(node.deployment.model_metrics)))
-    submissions = [s for s in round_submissions(agent, pending.round) if s.index in pending.included]
-    vectors = (read_masked_vector(node.store, parse_manifest(node.store.get(s.manifest_cid, max_bytes=MANIFEST_MAX_BYTES)
-                                                             ).masked_cid, terms, max_blob_bytes=node.max_blob_bytes)
-               for s in submissions)
-    summed = reconstruct_masked_sum(shares, masked_sum_over(vectors, bits),
+    summed = reconstruct_masked_sum(shares, round_masked_sum(agent, pending.round, pending.included, terms),
                                     included_positions=[positions[index] for index in pending.included],
                                     clients=len(node.contract.clients()), threshold=threshold, bits=bits, key=key)
     return model_from_sum(pending.tensors, summed.secret, summed.reconstruction,
                           quantization=agent.federation.quantization, metric_names=node.deployment.model_metrics)
+
+
+def round_masked_sum(agent: AggregatorAgent, round_: int, included: ClientSet, terms: RoundTerms) -> NDArray[np.uint64]:
+    """The sum mod 2^b of the masked vectors of ``included``.
+
+    From step 1's running sum when it holds every included client: the summed clients the set
+    leaves out are read again and taken out, once (the result is kept for a retry). After a
+    restart (or if step 1 missed a client of the set) the included vectors are read anew.
+    """
+    node = agent.node
+    opened = agent.masked_step1.get(round_)
+    wanted = frozenset(included)
+    if opened is None or not wanted <= opened.summed:
+        submissions = [s for s in round_submissions(agent, round_) if s.index in wanted]
+        total = masked_sum_over((_read_round_vector(node, s, terms) for s in submissions), terms.modulus_bits)
+        agent.masked_step1 = {round_: MaskedOpened(terms.modulus_bits, terms.vector_length, total=total, summed=wanted)}
+        return total
+    if opened.summed != wanted:
+        extra = [s for s in round_submissions(agent, round_) if s.index in opened.summed - wanted]
+        opened = opened.without({s.index: _read_round_vector(node, s, terms) for s in extra})
+        agent.masked_step1 = {round_: opened}
+    assert opened.total is not None
+    return opened.total
+
+
+def _read_round_vector(node: Node, submission: Submission, terms: RoundTerms) -> NDArray[np.uint64]:
+    """One submitter's masked vector again, through its manifest (checked as in step 1)."""
+    manifest = parse_manifest(node.store.get(submission.manifest_cid, max_bytes=MANIFEST_MAX_BYTES))
+    check_manifest(manifest, client=submission.client, terms=terms)
+    return read_masked_vector(node.store, manifest.masked_cid, terms, max_blob_bytes=node.max_blob_bytes)
 
 
 def resume_events(agent: AggregatorAgent) -> list[ThresholdReached]:
@@ -1090,6 +1119,8 @@ class AggregatorAgent:
     handlers: Mapping[type, Handler] = field(default_factory=lambda: HANDLERS)
     #: Rounds whose ThresholdReached this member heard and in which it has not voted yet.
     pending: dict[int, PendingVote] = field(default_factory=dict)
+    #: The masked mode's step 1 of the latest round it ran (seed rows, running masked sum), for step 2.
+    masked_step1: dict[int, MaskedOpened] = field(default_factory=dict, repr=False)
 
     def observe(self, event: ChainEvent | Tick) -> MemberView | frozenset[int] | dict[int, WaitingRound]:
         if isinstance(event, Tick):

@@ -20,7 +20,7 @@ registered in), not by the order they submitted in: pairwise seeds exist before 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,7 +45,10 @@ from fedtss.shamir import Reconstruction
 from fedtss.storage import ContentStore
 
 __all__ = [
+    "MaskedClient",
+    "MaskedOpened",
     "MaskedSum",
+    "open_masked_client",
     "masked_sum_over",
     "open_masked_contribution",
     "read_masked_vector",
@@ -64,10 +67,33 @@ def open_masked_contribution(store: ContentStore, submission, terms: RoundTerms,
     and one pairwise seed per other allowlisted client. Raises one of the aggregator's
     CLIENT_FAULTS, which exclude this client only.
     """
+    return open_masked_client(store, submission, terms, member_index=member_index, private_key=private_key,
+                              max_blob_bytes=max_blob_bytes, clients=clients, timeout=timeout).row
+
+
+@dataclass(frozen=True)
+class MaskedClient:
+    """One client as a member reads it in step 1: its masked vector and this member's seed row."""
+
+    vector: NDArray[np.uint64] = field(repr=False)
+    row: NDArray[np.uint64] = field(repr=False)
+
+
+def open_masked_client(store: ContentStore, submission, terms: RoundTerms, *, member_index: int,
+                       private_key: bytes, max_blob_bytes: int, clients: int,
+                       timeout: float | None = None) -> MaskedClient:
+    """One client's masked vector and this member's row of its seed shares, both checked
+    (:func:`open_masked_contribution`)."""
     manifest = parse_manifest(store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes),
                                         timeout=timeout))
     check_manifest(manifest, client=submission.client, terms=terms)
-    read_masked_vector(store, manifest.masked_cid, terms, max_blob_bytes=max_blob_bytes, timeout=timeout)
+    vector = read_masked_vector(store, manifest.masked_cid, terms, max_blob_bytes=max_blob_bytes, timeout=timeout)
+    return MaskedClient(vector, _open_seed_row(store, submission, manifest, terms, member_index=member_index,
+                                               private_key=private_key, clients=clients, timeout=timeout))
+
+
+def _open_seed_row(store: ContentStore, submission, manifest, terms: RoundTerms, *, member_index: int,
+                   private_key: bytes, clients: int, timeout: float | None) -> NDArray[np.uint64]:
     row_length = LIMBS_PER_SEED * clients
     plain_size = field_vector_bytes(row_length)
     sealed = store.get(manifest.share_cids[member_index - 1], max_bytes=plain_size + OVERHEAD, timeout=timeout)
@@ -86,6 +112,49 @@ def read_masked_vector(store: ContentStore, cid: str | None, terms: RoundTerms, 
         raise FormatError(f"a masked vector of {size} bytes exceeds the node's max_blob_bytes {max_blob_bytes}")
     blob = store.get(cid, max_bytes=size, timeout=timeout)
     return decode_ring_vector(blob, bits=terms.modulus_bits, expected_length=terms.vector_length)
+
+
+@dataclass
+class MaskedOpened:
+    """The masked mode's step 1 as it goes: each client's seed row by submission index, and the
+    sum mod 2^b of the same clients' masked vectors, each added as it is read and then dropped.
+
+    Step 2 unmasks this sum (:meth:`without` takes out the clients the fixed set leaves out),
+    so a member reads each masked vector once per round, and holds O(L) of them."""
+
+    bits: int
+    length: int
+    rows: dict[int, NDArray[np.uint64]] = field(default_factory=dict, repr=False)
+    total: NDArray[np.uint64] | None = field(default=None, repr=False)
+    #: The clients (submission indices) whose masked vectors are in ``total``.
+    summed: frozenset[int] = frozenset()
+
+    def take(self, index: int, client: MaskedClient) -> None:
+        if index in self.summed:
+            raise ValueError(f"client {index} is already in the sum")
+        if client.vector.shape != (self.length,):
+            raise FormatError(f"a masked vector of length {client.vector.size} does not add to {self.length}")
+        self.total = (np.array(client.vector, dtype=np.uint64, copy=True) if self.total is None
+                      else self.total + client.vector) & np.uint64(_word_mask(self.bits))
+        self.rows[index] = client.row
+        self.summed = self.summed | {index}
+
+    def without(self, vectors: Mapping[int, NDArray[np.uint64]]) -> MaskedOpened:
+        """The sum less the masked vectors given (clients summed that the fixed set leaves out)."""
+        if self.total is None:
+            raise FormatError("no masked vector was summed in this round")
+        total = np.array(self.total, dtype=np.uint64, copy=True)
+        for index, vector in vectors.items():
+            if index not in self.summed:
+                raise ValueError(f"client {index} is not in the sum")
+            total -= vector
+        left = self.summed - set(vectors)
+        return MaskedOpened(self.bits, self.length, {i: r for i, r in self.rows.items() if i in left},
+                            total & np.uint64(_word_mask(self.bits)), left)
+
+
+def _word_mask(bits: int) -> int:
+    return (1 << bits) - 1
 
 
 def reveal_length(included_positions: Sequence[int], clients: int) -> int:

@@ -5,6 +5,7 @@ client whose seed shares or masked vector are bad is excluded by name while the 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -20,11 +21,12 @@ from agents.client import (
     prepare_masked_update,
     quantized_vector,
 )
-from fedtss.chain import ClientSet, RoundState, ThresholdReached, UpdateSubmitted, events_of
+from fedtss.chain import ClientSet, CollectionClosed, RoundState, ThresholdReached, UpdateSubmitted, events_of
 from fedtss.cid import compute_cid
 from fedtss.errors import ConfigError
 from fedtss.formats import encode_manifest, parse_manifest
 from fedtss.masking import decode_ring_vector, field_to_ring
+from fedtss.storage import LocalStore
 from tests.agents.conftest import Federation, masking_private_key
 
 BITS = 48
@@ -152,3 +154,41 @@ def test_a_client_refuses_to_start_without_the_masking_key_the_deployment_regist
         masked_mode_keys(node, settings, {"MASKING_0": masking_private_key(1).hex()})
     with pytest.raises(ConfigError, match="masking key"):
         masked_mode_keys(node, settings, {})
+
+
+def test_each_member_reads_each_masked_vector_once_per_round(make_federation_in, monkeypatch) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2, modulus_bits=BITS)
+    reads: Counter[str] = Counter()
+    real_get = LocalStore.get
+
+    def counting_get(self, cid, **options):
+        reads[cid] += 1
+        return real_get(self, cid, **options)
+
+    monkeypatch.setattr(LocalStore, "get", counting_get)
+    fed.drive()
+    monkeypatch.undo()
+
+    assert fed.contract.state(1) == RoundState.Finalized
+    masked = {parse_manifest(fed.store.get(e.manifest_cid, max_bytes=1 << 20)).masked_cid
+              for e in events_of(fed.events(), UpdateSubmitted)}
+    assert {cid: reads[cid] for cid in masked} == {cid: 3 for cid in masked}  # once by each member
+
+
+def test_a_member_that_summed_a_client_the_fixed_set_leaves_out_takes_it_out(make_federation_in) -> None:
+    # Client 2's seed rows open for members 1 and 2 only. Members 3 and 4 post first, so {0, 1} is
+    # fixed; members 1 and 2 summed client 2's masked vector in step 1 and must take it out.
+    fed: Federation = make_federation_in(clients=3, members=4, threshold=2, modulus_bits=BITS)
+    fed.drive(fed.clients[:2])
+    honest, other_round = _prepare_masked(fed, 2), _prepare_masked(fed, 2, round_=2)
+    sealed = (*honest.sealed_shares[:2], *other_round.sealed_shares[2:])
+    manifest = replace(honest.manifest, share_cids=tuple(compute_cid(blob) for blob in sealed))
+    _submit(fed, 2, PreparedUpdate(sealed, manifest, encode_manifest(manifest), honest.masked_blob))
+    m1, m2, m3, m4 = fed.members
+    fed.drive(lambda e: [m3, m4, m1, m2] if isinstance(e, CollectionClosed) else [m1, m2, m3, m4])
+
+    (reached,) = events_of(fed.events(), ThresholdReached)
+    assert reached.included_clients == ClientSet(0b011)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1])
+    assert m1.masked_step1[1].summed == frozenset({0, 1})  # client 2 taken out of its running sum
