@@ -158,6 +158,16 @@ class MaskingKeys:
     self_seed: bytes = field(repr=False)
 
 
+def seal_rows(rows: NDArray[np.uint64], context: UpdateContext, member_keys: Sequence[bytes],
+              ephemeral_seeds: Sequence[bytes]) -> tuple[bytes, ...]:
+    """Row j - 1 of ``rows`` (member j's shares) encoded and sealed to member j, bound to ``context``."""
+    return tuple(
+        seal_share(encode_field_vector(rows[j - 1], kind=VectorKind.SHARE), key, context.for_member(j),
+                   ephemeral_seed=seed)
+        for j, (key, seed) in enumerate(zip(member_keys, ephemeral_seeds, strict=True), start=1)
+    )
+
+
 def prepare_masked_update(
     delta: NDArray[np.float32],
     samples: int,
@@ -189,11 +199,7 @@ def prepare_masked_update(
     order = seed_order(own, range(len(masking.client_keys)))
     seeds = [masking.self_seed, *(pairs[ref.peer] for ref in order[1:])]
     rows = share_seeds(seeds, threshold=threshold, holders=len(member_keys), key=sharing_key)
-    sealed = tuple(
-        seal_share(encode_field_vector(rows[j - 1], kind=VectorKind.SHARE), key, context.for_member(j),
-                   ephemeral_seed=seed)
-        for j, (key, seed) in enumerate(zip(member_keys, ephemeral_seeds, strict=True), start=1)
-    )
+    sealed = seal_rows(rows, context, member_keys, ephemeral_seeds)
     manifest = Manifest(
         chain_id=context.chain_id, contract=context.contract, round=context.round, client=context.client,
         n=len(member_keys), t=threshold, vector_length=vector.size, quantization=quantization,
@@ -228,11 +234,7 @@ def prepare_update(
         raise FormatError(f"need one ephemeral seed per member: {len(ephemeral_seeds)} for {len(member_keys)}")
     vector = quantized_vector(delta, samples, quantization, metrics)
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
-    sealed = tuple(
-        seal_share(encode_field_vector(shares[j - 1], kind=VectorKind.SHARE), key, context.for_member(j),
-                   ephemeral_seed=seed)
-        for j, (key, seed) in enumerate(zip(member_keys, ephemeral_seeds, strict=True), start=1)
-    )
+    sealed = seal_rows(shares, context, member_keys, ephemeral_seeds)
     manifest = Manifest(
         chain_id=context.chain_id,
         contract=context.contract,
