@@ -22,13 +22,13 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape  # error messages name TOML tables: [rounds]
 
-from fedtss.errors import FedTSSError
+from fedtss.errors import ConfigError, FedTSSError
 
 __all__ = ["app"]
 
@@ -135,38 +135,74 @@ def node(
     name: Annotated[str, typer.Option(help="keep the chain in runs/<name>/chain-state.json")] = "demo",
     port: Annotated[int, typer.Option(help="JSON-RPC and WebSocket port on 127.0.0.1")] = 8545,
     accounts: Annotated[int, typer.Option(help="funded dev accounts (0 = operator)")] = 30,
+    chain: Annotated[bool, typer.Option(help="serve the chain (--no-chain: only the IPFS node, with --ipfs)")] = True,
+    ipfs: Annotated[bool, typer.Option(
+        help="also serve an IPFS node (js-ipfs, Kubo RPC API) on runs/<name>/ipfs/")] = False,
+    ipfs_port: Annotated[int, typer.Option(help="the IPFS node's RPC API port on 127.0.0.1 (0: any free)")] = 5001,
+    swarm_port: Annotated[int | None, typer.Option(
+        help="the IPFS node joins a swarm on this TCP port (0: any free); offline without it")] = None,
+    swarm_host: Annotated[str, typer.Option(
+        help="the IPv4 address the IPFS node listens for peers on (0.0.0.0: every interface)")] = "127.0.0.1",
+    peer: Annotated[list[str] | None, typer.Option(
+        help="a peer the IPFS node dials, /ip4/…/tcp/…/p2p/<id> (repeat for more); only these are dialled")] = None,
 ) -> None:
-    """A local chain (anvil) that reloads and saves runs/<name>/chain-state.json; Ctrl-C stops it.
+    """A local chain (anvil) that reloads and saves runs/<name>/chain-state.json, and with --ipfs
+    this host's IPFS node for agents on several machines; Ctrl-C stops them.
 
     Reopens a finished demo: its deployment record, store and logs stay in runs/<name>/.
     """
+    from orchestration.ipfs_node import JsIpfsNode
     from orchestration.node import chain_state_exists, start_local_chain
 
+    if not chain and not ipfs:
+        raise _fail("node", ConfigError("--no-chain serves nothing without --ipfs: add --ipfs"), 2)
     run_dir = _RUNS / name
     state_file = run_dir / "chain-state.json"
     reopened = chain_state_exists(state_file)
-    try:
-        chain = start_local_chain(state_file, accounts=accounts, port=port, log_path=None)
-    except FedTSSError as exc:
-        raise _fail("node", exc) from None
+    served: list[Any] = []
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
-        console.print(f"anvil at {chain.url} (ws://127.0.0.1:{port}), chain state "
-                      f"{'reloaded from' if reopened else 'will be saved to'} {state_file}")
-        console.print(f"local store: {run_dir / 'store'} (a directory; agents open it by path)")
+        if chain:
+            served.append(dev_chain := start_local_chain(state_file, accounts=accounts, port=port, log_path=None))
+            console.print(f"anvil at {dev_chain.url} (ws://127.0.0.1:{port}), chain state "
+                          f"{'reloaded from' if reopened else 'will be saved to'} {state_file}")
+        if ipfs:
+            ipfs_node = JsIpfsNode(run_dir / "ipfs", port=ipfs_port, swarm_port=swarm_port, peers=peer or (),
+                                   swarm_host=swarm_host)
+            served.append(ipfs_node)
+            ipfs_node.start()
+            _print_ipfs_node(ipfs_node)
+        else:
+            console.print(f"local store: {run_dir / 'store'} (a directory; agents open it by path)")
         deployment = run_dir / "deployment.json"
-        if deployment.is_file():
-            console.print(f"deployment record: {deployment}  ->  fedtss status --rpc-url {chain.url} "
+        if chain and deployment.is_file():
+            console.print(f"deployment record: {deployment}  ->  fedtss status --rpc-url {dev_chain.url} "
                           f"--deployment {deployment}")
-        console.print("Ctrl-C to stop (the chain state is written on the way out)")
-        while not stop["now"] and chain.process.poll() is None:
+        console.print("Ctrl-C to stop" + (" (the chain state is written on the way out)" if chain else ""))
+        while not stop["now"] and all(_is_running(process) for process in served):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+    except FedTSSError as exc:
+        raise _fail("node", exc) from None
     finally:
-        chain.stop()
-    console.print(f"stopped; chain state in {state_file}")
+        for process in reversed(served):
+            process.stop()
+    console.print(f"stopped; chain state in {state_file}" if chain else "stopped")
+
+
+def _print_ipfs_node(ipfs_node: Any) -> None:
+    """The node's API and, online, its peer id and swarm addresses: what other hosts' --peer take."""
+    typer.echo(f"IPFS node (Kubo RPC API) at {ipfs_node.api_url}: the agents' [node] store")
+    if ipfs_node.online:
+        peer_id, addresses = ipfs_node.identity()
+        typer.echo(f"IPFS peer {peer_id}; other hosts dial it with --peer " + " --peer ".join(addresses))
+
+
+def _is_running(served: Any) -> bool:
+    process = served.process  # anvil's, or the IPFS daemon's
+    return process is not None and process.poll() is None
 
 
 @app.command()

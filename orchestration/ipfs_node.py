@@ -85,6 +85,11 @@ class IpfsNode:
             raise StorageError(f"the {self.name} node in {self.state_dir} is not running; start() it first")
         return self._api_url
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The daemon process while it is started, else None."""
+        return self._process
+
     def start(self) -> str:
         """Prepare the repository, start the daemon, wait until it answers; return its API URL."""
         if self._process is not None:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -237,3 +238,49 @@ def test_demo_with_an_unusable_task_stops_before_starting_anything_with_one_line
     assert "Traceback" not in result.output and len(errors) == 1 and expected in errors[0], result.output
     if not arguments:
         assert f"task {task}:" in message
+
+
+def _started_node(tmp_path, name: str, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """``fedtss node --no-chain --ipfs`` in ``tmp_path``, once it prints its API; (process, output)."""
+    import select
+    import time
+
+    process = subprocess.Popen([str(Path(sys.executable).with_name("fedtss")), "node", "--name", name, "--no-chain",
+                                "--ipfs", "--ipfs-port", "0", "--swarm-port", "0", *options],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen, deadline = "", time.monotonic() + 90
+    while "Ctrl-C to stop" not in seen:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"fedtss node did not start: {seen}{process.stdout.read()}")
+        if select.select([process.stdout], [], [], 1.0)[0]:
+            seen += process.stdout.readline()
+    return process, seen
+
+
+@pytest.mark.slow  # two js-ipfs daemons (about 15 s)
+def test_fedtss_node_serves_an_ipfs_node_that_another_hosts_node_fetches_from_by_bitswap(tmp_path) -> None:
+    import re
+    import signal
+
+    from fedtss.storage import KuboStore
+
+    first, said = _started_node(tmp_path, "host-a")
+    api_a = re.search(r"Kubo RPC API\) at (http://\S+):", said).group(1)
+    address = re.search(r"--peer (/ip4/127\.0\.0\.1/tcp/\d+/p2p/\w+)", said).group(1)
+    second, said_b = _started_node(tmp_path, "host-b", "--peer", address)
+    try:
+        api_b = re.search(r"Kubo RPC API\) at (http://\S+):", said_b).group(1)
+        blob = os.urandom(300_000)
+        cid = KuboStore(api_a).put(blob)
+        assert KuboStore(api_b, fetch_timeout=30.0).get(cid, max_bytes=1 << 20) == blob  # came by bitswap
+        assert (tmp_path / "runs" / "host-a" / "ipfs" / "repo").is_dir()
+    finally:
+        for process in (second, first):
+            process.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=30) == 0 and first.wait(timeout=30) == 0
+
+
+def test_fedtss_node_without_chain_or_ipfs_says_what_to_add() -> None:
+    result = runner.invoke(app, ["node", "--no-chain"])
+    assert result.exit_code == 2 and "add --ipfs" in " ".join(result.output.split())
