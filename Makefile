@@ -37,6 +37,8 @@ bench: install
 	$(PY) -m benchmarks.secret_sharing
 	$(PY) -m benchmarks.gas
 	$(PY) -m benchmarks.million
+	$(PY) -m benchmarks.secure_aggregation
+	$(PY) -m benchmarks.ipfs_fetch
 
 clean:
 	rm -rf $(VENV) node_modules build

@@ -52,3 +52,11 @@ def test_the_million_parameter_benchmark_reports_phases_uploads_and_memory_on_a_
     # Three sealed shares of 8 bytes per coordinate (d + 1 + 2 metrics), plus headers and the manifest.
     assert round_["client_upload_bytes"]["median"] > 3 * 8 * (4810 + 3)
     assert {"client", "member", "keeper"} <= figures["peak_memory_mib"].keys()
+
+
+def test_the_ipfs_fetch_benchmark_times_put_and_both_gets_for_each_size() -> None:
+    from benchmarks import ipfs_fetch
+
+    figures = ipfs_fetch.measure(sizes=(100, 5000), repeats=2)
+    assert [r["bytes"] for r in figures["records"]] == [100, 5000]
+    assert all(r[key] > 0 for r in figures["records"] for key in ("put_ms", "local_get_ms", "remote_get_ms"))
