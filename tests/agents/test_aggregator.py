@@ -548,7 +548,7 @@ def test_summing_shares_as_they_open_gives_the_sum_set_and_exclusions_of_collect
 def test_a_member_summing_as_shares_open_holds_a_few_shares_at_a_time_not_one_per_client(tmp_path) -> None:
     terms = replace(_TERMS, vector_length=20_000)
     store = LocalStore(tmp_path / "store")
-    posted = [_post(store, i, *_honest_blobs(i, terms)) for i in range(16)]
+    posted = [_post(store, i, *_honest_blobs(i, terms)) for i in range(24)]
     options = dict(member_index=1, private_key=_MEMBER_KEY, max_blob_bytes=1 << 22, workers=2)
     share_bytes = 8 * terms.vector_length
 
@@ -562,9 +562,10 @@ def test_a_member_summing_as_shares_open_holds_a_few_shares_at_a_time_not_one_pe
 
     summing = peak(lambda: sum_client_shares(store, posted, terms, **options))
     collecting = peak(lambda: collect_client_shares(store, posted, terms, **options))
-    assert collecting > 16 * share_bytes  # the dict holds every client's share
-    # Two openings in flight (each holds the sealed blob, its plaintext and the share) and the sum.
-    assert summing < 10 * share_bytes, f"summing peaked at {summing / share_bytes:.1f} shares"
+    assert collecting > 24 * share_bytes  # the dict holds every client's share
+    # Two openings in flight (each holds the sealed blob, its plaintext and the share) and the sum
+    # with gf.add's temporaries: about 12 at worst, whatever the number of clients.
+    assert summing < 13 * share_bytes, f"summing peaked at {summing / share_bytes:.1f} shares"
 
 
 def test_an_exception_no_check_foresaw_excludes_that_client_only(fuzz_store: LocalStore, monkeypatch) -> None:
