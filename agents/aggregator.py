@@ -1165,7 +1165,10 @@ def build_aggregator_agent(node: Node, environ: Mapping[str, str] | None = None)
         raise ConfigError(f"{node.config.path}: the sealing key does not match member {index}'s public key on chain")
     aggregation = node.contract.aggregation()
     if aggregation.is_masked:  # sums that could wrap around the ring stop the member here, not mid-round
-        check_capacity(node.config.federation.quantization, modulus_bits=aggregation.modulus_bits)
+        try:
+            check_capacity(node.config.federation.quantization, modulus_bits=aggregation.modulus_bits)
+        except ConfigError as exc:
+            raise ConfigError(f"{node.config.path}: [federation]: {exc}") from None
     return AggregatorAgent(node=node, settings=settings, federation=node.config.federation,
                            sealing_key=key, member_index=index,
                            modulus_bits=aggregation.modulus_bits if aggregation.is_masked else None)

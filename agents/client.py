@@ -416,7 +416,10 @@ def masked_mode_keys(node: Node, settings: ClientSettings,
     if not aggregation.is_masked:
         return None, None
     bits = aggregation.modulus_bits
-    check_capacity(node.config.federation.quantization, modulus_bits=bits)
+    try:
+        check_capacity(node.config.federation.quantization, modulus_bits=bits)
+    except ConfigError as exc:
+        raise ConfigError(f"{node.config.path}: [federation]: {exc}") from None
     key = load_masking_key(key_file=settings.masking_key_file, key_env=settings.masking_key_env, environ=environ)
     clients = [client.lower() for client in node.contract.clients()]
     if node.address.lower() not in clients:

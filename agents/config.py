@@ -37,6 +37,7 @@ launcher runs every agent from the repository root), not to the config file::
     epochs = 5
     batch_size = 16
     learning_rate = 0.05
+    masking_key_file = "nodes/client-3.masking.key"  # masked deployments only (or masking_key_env)
 
     [client.options]                          # the task's own settings (settings.get("momentum", 0.9))
     momentum = 0.9
