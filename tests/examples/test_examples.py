@@ -22,9 +22,10 @@ from agents.learning import (
     plaintext_fedavg,
     round_settings,
 )
+from fedtss.errors import TaskError
 from fedtss.task import Settings
 
-EXAMPLES = ["digits_mlp", "digits_cnn", "wine", "million"]
+EXAMPLES = ["digits_mlp", "digits_cnn", "wine", "million", "synthetic"]
 CLIENTS = 4
 SEED = 3
 #: The million-parameter model trains on a slice this long, to keep its test fast.
@@ -169,3 +170,13 @@ def test_batchnorm_running_statistics_are_federated_as_the_example_weighted_mean
         expected = sum(w * value for w, value in zip(weights, local, strict=True))
         assert not np.allclose(result.tensors[name], initial[name])
         np.testing.assert_allclose(result.tensors[name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_the_synthetic_task_splits_for_a_thousand_clients_where_the_digits_cannot() -> None:
+    from fedtss.task import Settings
+
+    task = _task("synthetic")
+    parts, test = task.partition(1000, 0, Settings(options={"samples_per_client": "20"}))
+    assert len(parts) == 1000 and all(part["x"].shape == (20, 20) for part in parts)
+    with pytest.raises(TaskError, match=r"at most 71 clients can have 20 each"):
+        _task("digits_mlp").partition(200, 0, Settings())
