@@ -85,6 +85,8 @@ def demo(
     fractional_bits: Annotated[int, typer.Option(help="fixed-point bits of the quantized update")] = 16,
     max_samples: Annotated[int, typer.Option(
         help="the most samples one client's update may weigh (bounds the sum for the capacity check)")] = 10_000,
+    block_time: Annotated[float | None, typer.Option(
+        help="seconds between blocks (interval mining, as a real network; default: a block per transaction)")] = None,
 ) -> None:
     """Run a whole federation on a task here; write runs/<name>/report.json and accuracy.png.
 
@@ -101,7 +103,7 @@ def demo(
                               training=training, collection_period=collection_period,
                               aggregation_period=aggregation_period, reopen_failed=reopen_failed,
                               ipfs_hosts=ipfs_hosts, aggregation=aggregation, modulus_bits=modulus_bits,
-                              fractional_bits=fractional_bits, max_samples=max_samples)
+                              fractional_bits=fractional_bits, max_samples=max_samples, block_time=block_time)
         status = run_demo(spec, console=console)
     except KeyboardInterrupt:
         errors.print("fedtss demo: interrupted; every process it started is stopped")
@@ -136,6 +138,8 @@ def node(
     port: Annotated[int, typer.Option(help="JSON-RPC and WebSocket port on 127.0.0.1")] = 8545,
     accounts: Annotated[int, typer.Option(help="funded dev accounts (0 = operator)")] = 30,
     chain: Annotated[bool, typer.Option(help="serve the chain (--no-chain: only the IPFS node, with --ipfs)")] = True,
+    block_time: Annotated[float | None, typer.Option(
+        help="seconds between blocks (interval mining; default: a block per transaction)")] = None,
     ipfs: Annotated[bool, typer.Option(
         help="also serve an IPFS node (js-ipfs, Kubo RPC API) on runs/<name>/ipfs/")] = False,
     ipfs_port: Annotated[int, typer.Option(help="the IPFS node's RPC API port on 127.0.0.1 (0: any free)")] = 5001,
@@ -164,7 +168,8 @@ def node(
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
         if chain:
-            served.append(dev_chain := start_local_chain(state_file, accounts=accounts, port=port, log_path=None))
+            served.append(dev_chain := start_local_chain(state_file, accounts=accounts, port=port, log_path=None,
+                                                            block_time=block_time))
             console.print(f"anvil at {dev_chain.url} (ws://127.0.0.1:{port}), chain state "
                           f"{'reloaded from' if reopened else 'will be saved to'} {state_file}")
         if ipfs:

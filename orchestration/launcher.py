@@ -118,6 +118,9 @@ class FederationSpec:
     #: (None: the deployment config's default, 48 bits; refused in the Shamir mode).
     aggregation: str = "shamir"
     modulus_bits: int | None = None
+    #: Seconds between blocks on the local chain (anvil --block-time, as a real network mines);
+    #: None: anvil mines each transaction at once.
+    block_time: float | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -125,6 +128,8 @@ class FederationSpec:
                               "(it names a folder under runs/)")
         if self.rounds < 1:
             raise ConfigError(f"rounds: must be at least 1, got {self.rounds}")
+        if self.block_time is not None and not 0 < self.block_time <= 3600:
+            raise ConfigError(f"block_time: must be more than 0 and at most 3600 seconds, got {self.block_time}")
         if not 0 <= self.ipfs_hosts <= 16:
             raise ConfigError(f"ipfs_hosts: must be 0 (one shared store directory) to 16, got {self.ipfs_hosts}")
         # Sizes and periods are the deployment's: the deployment config's own validator checks them,
@@ -273,7 +278,8 @@ class LocalFederation:
             self.test_source = str(layout.test_data)
         # The task reads back what its partition gave; its evaluate() names the federated metrics.
         model = task_model_terms(self.task, self.client_sources[0])
-        self.chain = start_local_chain(layout.state_file, accounts=spec.accounts, log_path=layout.log_path("anvil"))
+        self.chain = start_local_chain(layout.state_file, accounts=spec.accounts, log_path=layout.log_path("anvil"),
+                                       block_time=spec.block_time)
         self._deploy(model)
         self.store = self._start_stores()
         self._write_node_configs()

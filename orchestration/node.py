@@ -22,10 +22,11 @@ __all__ = ["chain_state_exists", "free_port", "start_local_chain"]
 
 
 def start_local_chain(state_file: Path, *, accounts: int, port: int | None = None, log_path: Path | None = None,
-                      timeout: float = 30.0) -> DevNode:
-    """Start anvil on ``state_file`` (created on exit, reloaded if present); return once it answers."""
+                      timeout: float = 30.0, block_time: float | None = None) -> DevNode:
+    """Start anvil on ``state_file`` (created on exit, reloaded if present); return once it answers.
+    ``block_time``: seconds between blocks (None: a block per transaction)."""
     return start_anvil(accounts=accounts, port=port or None, state=state_file, log_path=log_path, new_session=True,
-                       timeout=timeout)
+                       timeout=timeout, block_time=block_time)
 
 
 def chain_state_exists(state_file: Path) -> bool:

@@ -94,6 +94,7 @@ def start_anvil(
     log_path: Path | None = None,
     new_session: bool = False,
     timeout: float = 30.0,
+    block_time: float | None = None,
 ) -> DevNode:
     """Start anvil with ``accounts`` funded dev accounts; return once it answers.
 
@@ -103,6 +104,8 @@ def start_anvil(
     saved chain read-only; give at most one of the two. ``log_path``: anvil's output is
     appended there instead of discarded. ``new_session``: anvil gets its own session, so a
     Ctrl-C in the terminal reaches only the caller, which can then stop anvil last, in order.
+    ``block_time``: seconds between blocks (``anvil --block-time``, interval mining, as on a
+    real network); None mines each transaction at once.
     The log is private (0600): anvil's start-up banner prints every dev account's private key.
     """
     if not ANVIL.is_file():
@@ -120,6 +123,10 @@ def start_anvil(
         command += ["--state", str(state)]
     if load_state is not None:
         command += ["--load-state", str(load_state)]
+    if block_time is not None:
+        if not 0 < block_time <= 3600:
+            raise ConfigError(f"block_time must be in (0, 3600] seconds, got {block_time}")
+        command += ["--block-time", f"{block_time:g}"]
     process = _spawn(command, log_path, new_session=new_session)
     node = DevNode(url=url, w3=Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30})), process=process)
     deadline = time.monotonic() + timeout

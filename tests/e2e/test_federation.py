@@ -76,6 +76,18 @@ def test_two_rounds_finalize_the_plaintext_fedavg_of_the_same_client_updates(sma
         previous_cid = record.model_cid
 
 
+def test_with_a_block_every_second_agents_and_the_keeper_finalize_a_round_on_interval_mining(
+    small_federation,
+) -> None:
+    federation, tracker = small_federation(rounds=1, block_time=1.0)
+    tracker.wait_until(lambda t: t.completed, timeout=2 * ROUND_TIMEOUT)
+    record = tracker.records[1]
+    assert record.state == "Finalized" and record.participants == 3
+    w3 = federation.contract.w3
+    sizes = [len(w3.eth.get_block(n)["transactions"]) for n in range(1, w3.eth.block_number + 1)]
+    assert 0 in sizes  # blocks came on the clock, empty ones too: not one block per transaction
+
+
 @pytest.mark.parametrize("aggregation", ["shamir", "masked"])
 def test_a_client_that_never_submits_leaves_the_round_to_the_others(small_federation, aggregation) -> None:
     federation, tracker = small_federation(skip=("client-2",), rounds=1, collection_period=8, aggregation=aggregation)
