@@ -1070,8 +1070,7 @@ def round_masked_sum(agent: AggregatorAgent, round_: int, included: ClientSet, t
         extra = [s for s in round_submissions(agent, round_) if s.index in opened.summed - wanted]
         opened = opened.without({s.index: _read_round_vector(node, s, terms) for s in extra})
         agent.masked_step1 = {round_: opened}
-    assert opened.total is not None
-    return opened.total
+    return opened.ring_total()
 
 
 def _read_round_vector(node: Node, submission: Submission, terms: RoundTerms) -> NDArray[np.uint64]:

@@ -126,7 +126,8 @@ class MaskedOpened:
     length: int
     rows: dict[int, NDArray[np.uint64]] = field(default_factory=dict, repr=False)
     total: NDArray[np.uint64] | None = field(default=None, repr=False)
-    #: The clients (submission indices) whose masked vectors are in ``total``.
+    #: The clients (submission indices) whose masked vectors are in ``total`` (a sum mod 2^64:
+    #: reduce it mod 2^b, :meth:`ring_total`, before reading it as ring words).
     summed: frozenset[int] = frozenset()
 
     def take(self, index: int, client: MaskedClient) -> None:
@@ -134,10 +135,18 @@ class MaskedOpened:
             raise ValueError(f"client {index} is already in the sum")
         if client.vector.shape != (self.length,):
             raise FormatError(f"a masked vector of length {client.vector.size} does not add to {self.length}")
-        self.total = (np.array(client.vector, dtype=np.uint64, copy=True) if self.total is None
-                      else self.total + client.vector) & np.uint64(_word_mask(self.bits))
+        if self.total is None:
+            self.total = np.array(client.vector, dtype=np.uint64, copy=True)
+        else:  # in place, wrapping mod 2^64: 2^b divides it, so masking once at the end is the same
+            np.add(self.total, client.vector, out=self.total)
         self.rows[index] = client.row
         self.summed = self.summed | {index}
+
+    def ring_total(self) -> NDArray[np.uint64]:
+        """The sum mod 2^b."""
+        if self.total is None:
+            raise FormatError("no masked vector was summed in this round")
+        return self.total & np.uint64(_word_mask(self.bits))
 
     def without(self, vectors: Mapping[int, NDArray[np.uint64]]) -> MaskedOpened:
         """The sum less the masked vectors given (clients summed that the fixed set leaves out)."""

@@ -358,6 +358,8 @@ def decode_ring_vector(blob: bytes, *, bits: int, expected_length: int) -> NDArr
         raise FormatError(f"masked vector has length {length}, expected {expected_length}")
     if data.nbytes != _RING_HEADER_BYTES + length * width:
         raise FormatError(f"masked vector body is {data.nbytes - _RING_HEADER_BYTES} bytes, expected {length * width}")
+    if width in (4, 8):  # whole machine words: one widening copy
+        return np.frombuffer(data, dtype=f"<u{width}", offset=_RING_HEADER_BYTES).astype(np.uint64)
     body = np.frombuffer(data, dtype=np.uint8, offset=_RING_HEADER_BYTES).reshape(length, width)
     words = np.zeros((length, 8), dtype=np.uint8)
     words[:, :width] = body
