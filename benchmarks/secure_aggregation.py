@@ -360,7 +360,6 @@ def run_member(case: Case, keys: Keys, contributions: Sequence[Piece],
         own_aggregate = total
         own = total
     else:
-        word_mask = np.uint64((1 << case.bits) - 1)
         row_length = masking.LIMBS_PER_SEED * case.clients
         row_size = field_vector_bytes(row_length)
         total = np.zeros(length, dtype=np.uint64)
@@ -368,8 +367,7 @@ def run_member(case: Case, keys: Keys, contributions: Sequence[Piece],
         for position, piece in enumerate(contributions):
             check_manifest(parse_manifest(fetch(piece.manifest_blob)), client=piece.client, terms=terms)
             vector = masking.decode_ring_vector(fetch(piece.masked_blob), bits=case.bits, expected_length=length)
-            np.add(total, vector, out=total)
-            np.bitwise_and(total, word_mask, out=total)
+            np.add(total, vector, out=total)  # mod 2^64; unmask_sum reduces mod 2^b once, as the agents do
             del vector
             context = ShareContext(_CHAIN_ID, _CONTRACT, _ROUND, piece.client, 1)
             seed_rows[position] = decode_field_vector(open_share(fetch(piece.sealed), private_key, context),
