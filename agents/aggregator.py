@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.config import AggregatorSettings, FederationSettings
+from agents.config import AggregatorSettings, FederationSettings, check_ring_capacity
 from agents.client import fetch_model
 from agents.learning import apply_mean_update
 from agents.masked_aggregation import (
@@ -110,7 +110,7 @@ from fedtss.formats import (
     parse_manifest,
     shared_vector_length,
 )
-from fedtss.quantize import QuantizationConfig, check_capacity, dequantize_metrics, dequantize_sum
+from fedtss.quantize import QuantizationConfig, dequantize_metrics, dequantize_sum
 from fedtss.sealing import OVERHEAD, ShareContext, open_share
 from fedtss.shamir import Reconstruction, reconstruct_checked
 from fedtss.storage import ContentStore
@@ -1164,10 +1164,7 @@ def build_aggregator_agent(node: Node, environ: Mapping[str, str] | None = None)
         raise ConfigError(f"{node.config.path}: the sealing key does not match member {index}'s public key on chain")
     aggregation = node.contract.aggregation()
     if aggregation.is_masked:  # sums that could wrap around the ring stop the member here, not mid-round
-        try:
-            check_capacity(node.config.federation.quantization, modulus_bits=aggregation.modulus_bits)
-        except ConfigError as exc:
-            raise ConfigError(f"{node.config.path}: [federation]: {exc}") from None
+        check_ring_capacity(node.config, aggregation.modulus_bits)
     return AggregatorAgent(node=node, settings=settings, federation=node.config.federation,
                            sealing_key=key, member_index=index,
                            modulus_bits=aggregation.modulus_bits if aggregation.is_masked else None)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.config import ClientSettings, FederationSettings
+from agents.config import ClientSettings, FederationSettings, check_ring_capacity
 from agents.learning.fedavg import compute_client_update, round_settings
 from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, main
 from fedtss.chain import RoundOpened, RoundState, transaction_hash
@@ -47,7 +47,7 @@ from fedtss.formats import (
     model_layout,
 )
 from fedtss.masking import PairContext, encode_ring_vector, field_to_ring, mask_update, pairwise_seed, seed_order, share_seeds
-from fedtss.quantize import QuantizationConfig, check_capacity, quantize_metrics, quantize_update
+from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
 from fedtss.sealing import ShareContext, seal_share
 from fedtss.shamir import share_vector
 
@@ -161,6 +161,8 @@ class MaskingKeys:
 def seal_rows(rows: NDArray[np.uint64], context: UpdateContext, member_keys: Sequence[bytes],
               ephemeral_seeds: Sequence[bytes]) -> tuple[bytes, ...]:
     """Row j - 1 of ``rows`` (member j's shares) encoded and sealed to member j, bound to ``context``."""
+    if len(ephemeral_seeds) != len(member_keys):
+        raise FormatError(f"need one ephemeral seed per member: {len(ephemeral_seeds)} for {len(member_keys)}")
     return tuple(
         seal_share(encode_field_vector(rows[j - 1], kind=VectorKind.SHARE), key, context.for_member(j),
                    ephemeral_seed=seed)
@@ -187,8 +189,6 @@ def prepare_masked_update(
     (:func:`fedtss.masking.mask_update`); the seeds, self first then pairs by allowlist position
     (:func:`fedtss.masking.seed_order`), are shared t-of-n. Pure, as :func:`prepare_update`.
     """
-    if len(ephemeral_seeds) != len(member_keys):
-        raise FormatError(f"need one ephemeral seed per member: {len(ephemeral_seeds)} for {len(member_keys)}")
     bits, own = masking.modulus_bits, masking.own_position
     vector = field_to_ring(quantized_vector(delta, samples, quantization, metrics), bits)
     pair_context = PairContext(context.chain_id, context.contract, context.round)
@@ -230,8 +230,6 @@ def prepare_update(
     Pure: ``sharing_key`` (32 bytes) and one 32-byte ``ephemeral_seeds`` entry per member are
     the only randomness; pass fresh ``os.urandom(32)`` values (tests pin them).
     """
-    if len(ephemeral_seeds) != len(member_keys):
-        raise FormatError(f"need one ephemeral seed per member: {len(ephemeral_seeds)} for {len(member_keys)}")
     vector = quantized_vector(delta, samples, quantization, metrics)
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
     sealed = seal_rows(shares, context, member_keys, ephemeral_seeds)
@@ -416,10 +414,7 @@ def masked_mode_keys(node: Node, settings: ClientSettings,
     if not aggregation.is_masked:
         return None, None
     bits = aggregation.modulus_bits
-    try:
-        check_capacity(node.config.federation.quantization, modulus_bits=bits)
-    except ConfigError as exc:
-        raise ConfigError(f"{node.config.path}: [federation]: {exc}") from None
+    check_ring_capacity(node.config, bits)
     key = load_masking_key(key_file=settings.masking_key_file, key_env=settings.masking_key_env, environ=environ)
     clients = [client.lower() for client in node.contract.clients()]
     if node.address.lower() not in clients:

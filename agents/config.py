@@ -63,7 +63,7 @@ from typing import Any, Literal
 from agents.learning import DEFAULT_CLIP_NORM, DEFAULT_TASK
 from fedtss.chain.keys import DEFAULT_KEY_ENV, DEFAULT_MASKING_KEY_ENV, DEFAULT_PASSWORD_ENV, DEFAULT_SEALING_KEY_ENV
 from fedtss.errors import ConfigError
-from fedtss.quantize import QuantizationConfig
+from fedtss.quantize import QuantizationConfig, check_capacity
 from fedtss.task import Settings
 
 __all__ = [
@@ -236,6 +236,15 @@ def parse_node_config(document: Mapping[str, Any], *, role: Role, path: Path) ->
     )
     tables.raise_problems()
     return config
+
+
+def check_ring_capacity(config: NodeConfig, modulus_bits: int) -> None:
+    """Refuse, naming the file, a ``[federation]`` whose sums could wrap a masked deployment's
+    2^modulus_bits ring: an agent checks it at start, not mid-round."""
+    try:
+        check_capacity(config.federation.quantization, modulus_bits=modulus_bits)
+    except ConfigError as exc:
+        raise ConfigError(f"{config.path}: [federation]: {exc}") from None
 
 
 # ------------------------------------------------------------------------------ tables
