@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.client_checks import PendingChecks, ShareProjections, checks_ready, round_rho, start_checks, step_checks
 from agents.config import AggregatorSettings, FederationSettings, check_ring_capacity
 from agents.client import fetch_model
 from agents.learning import apply_mean_update
@@ -120,6 +121,8 @@ __all__ = [
     "AggregateAndSubmit",
     "AggregateShareFetcher",
     "AggregatorAgent",
+    "CheckingRound",
+    "DecideClients",
     "Exclusion",
     "MemberView",
     "FetchShare",
@@ -132,7 +135,9 @@ __all__ = [
     "WaitingRound",
     "aggregate_and_submit",
     "aggregate_shares",
+    "begin_checks",
     "build_aggregator_agent",
+    "decide_clients",
     "check_manifest",
     "collect_client_shares",
     "sum_client_shares",
@@ -215,6 +220,21 @@ class ReconstructAndPropose:
 
 
 @dataclass(frozen=True)
+class DecideClients:
+    """Take the committee's verdict on a round's clients (it may still wait for complaints)."""
+
+    round: int
+
+
+@dataclass(frozen=True)
+class CheckingRound:
+    """A round whose clients this member checks, and whether :func:`decide_clients` can move on."""
+
+    round: int
+    ready: bool
+
+
+@dataclass(frozen=True)
 class WaitingRound:
     """What a member waiting in one round knows (see :func:`is_worth_waiting` for each count)."""
 
@@ -261,11 +281,19 @@ def on_aggregate_share_submitted(waiting_in: frozenset[int], event: AggregateSha
     return [FetchShare(event)] if event.round in waiting_in else []
 
 
-def on_tick(waiting: Mapping[int, WaitingRound], event: Tick, now: int) -> list[ReconstructAndPropose]:
-    """Reconstruct in every round where waiting longer is not worth it."""
-    return [ReconstructAndPropose(w.round) for w in waiting.values()
-            if not is_worth_waiting(settled=w.settled, over_set=w.over_set, members=w.members, wanted=w.wanted,
-                                    waited=w.waited, share_wait=w.share_wait, remaining=w.remaining)]
+def on_tick(waiting: Mapping[int | tuple[str, int], WaitingRound | CheckingRound], event: Tick,
+            now: int) -> list[ReconstructAndPropose | DecideClients]:
+    """Take the verdict in every round whose checks are settled enough; reconstruct in every round
+    where waiting longer is not worth it."""
+    actions: list[ReconstructAndPropose | DecideClients] = []
+    for w in waiting.values():
+        if isinstance(w, CheckingRound):
+            if w.ready:
+                actions.append(DecideClients(w.round))
+        elif not is_worth_waiting(settled=w.settled, over_set=w.over_set, members=w.members, wanted=w.wanted,
+                                  waited=w.waited, share_wait=w.share_wait, remaining=w.remaining):
+            actions.append(ReconstructAndPropose(w.round))
+    return actions
 
 
 HANDLERS: Mapping[type, Handler] = {
@@ -351,6 +379,14 @@ class ShareSum:
 
     total: NDArray[np.uint64] = field(repr=False)
     clients: ClientSet = ClientSet(0)
+    #: Clients in ``total`` that the committee's checks excluded (:mod:`agents.client_checks`):
+    #: taken out again before the member posts, unless the chain fixed a set with them.
+    withheld: ClientSet = ClientSet(0)
+
+    @property
+    def chosen(self) -> ClientSet:
+        """The clients this member proposes to sum: every one it opened that the checks kept."""
+        return ClientSet(self.clients.bitmap & ~self.withheld.bitmap)
 
     @classmethod
     def empty(cls, length: int) -> ShareSum:
@@ -473,16 +509,19 @@ def reconstruct_model(
     quantization: QuantizationConfig,
     key: bytes,
     metric_names: Sequence[str] = (),
+    padded: bool = False,
 ) -> ReconstructedModel:
     """Reconstruct the clients' summed update (naming wrong members) and apply its mean.
 
     ``aggregate_shares`` maps member index -> aggregate share over one client set; ``key``
     (32 fresh random bytes) seeds the error check. With ``metric_names`` (the deployment's), the
     last ``m`` elements are the clients' summed metrics: their sample-weighted means go into the
-    new model's blob. Equal honest inputs give equal blobs.
+    new model's blob. ``padded``: the vectors end with the checks' pad (a sum of uniform values,
+    dropped). Equal honest inputs give equal blobs.
     """
     result = reconstruct_checked(aggregate_shares, threshold=threshold, key=key)
-    return model_from_sum(global_tensors, result.secret, result, quantization=quantization, metric_names=metric_names)
+    secret = result.secret[:-1] if padded else result.secret
+    return model_from_sum(global_tensors, secret, result, quantization=quantization, metric_names=metric_names)
 
 
 def model_from_sum(global_tensors: Mapping[str, NDArray[np.float32]], secret: NDArray[np.uint64],
@@ -582,7 +621,7 @@ def open_round_shares(agent: AggregatorAgent, round_: int, *, record: bool = Tru
     """
     node = agent.node
     _, tensors = round_model(agent, round_)
-    terms = round_terms(agent, round_, shared_vector_length(tensors, len(node.deployment.model_metrics)))
+    terms = round_terms(agent, round_, round_vector_length(agent, tensors))
     submissions = round_submissions(agent, round_)
     opened: Opened
     if terms.modulus_bits is None:
@@ -593,15 +632,25 @@ def open_round_shares(agent: AggregatorAgent, round_: int, *, record: bool = Tru
                               opener=partial(open_masked_client, clients=len(node.contract.clients())),
                               **_fetch_options(agent, round_))
         agent.masked_step1 = {round_: opened}  # for step 2: one masked sum, of this round only
+    log_exclusions(agent, round_, excluded, record=record)
+    return opened, terms.vector_length
+
+
+def log_exclusions(agent: AggregatorAgent, round_: int, excluded: Sequence[Exclusion], *, record: bool = True) -> None:
+    """Log each excluded client with its address and reason; with ``record``, write it to ``exclusions.jsonl``."""
     for exclusion in excluded:
         unforeseen = exclusion.reason.startswith("Unexpected")
         log.log(logging.ERROR if unforeseen else logging.WARNING,
-                format_fields(role=agent.role, address=node.address, round=round_,
+                format_fields(role=agent.role, address=agent.node.address, round=round_,
                               excluded_client=exclusion.submission.client, reason=exclusion.reason),
                 exc_info=exclusion.error if unforeseen else None)
         if record:
             record_exclusion(agent, round_, client=exclusion.submission.client, reason=exclusion.reason)
-    return opened, terms.vector_length
+
+
+def round_vector_length(agent: AggregatorAgent, tensors: Mapping[str, NDArray[np.float32]]) -> int:
+    """The length of the vector clients share: update, metrics, and the checks' pad if they are on."""
+    return shared_vector_length(tensors, len(agent.node.deployment.model_metrics)) + (1 if agent.check_period else 0)
 
 
 def _fetch_options(agent: AggregatorAgent, round_: int) -> dict[str, Any]:
@@ -623,13 +672,15 @@ def aggregate_over(agent: AggregatorAgent, round_: int, opened: Opened, length: 
 
 def shamir_sum_over(agent: AggregatorAgent, round_: int, summed: ShareSum, fixed: ClientSet,
                     length: int) -> tuple[NDArray[np.uint64], ClientSet] | None:
-    """The sum over ``fixed`` from the running sum over every client opened.
+    """The sum over ``fixed`` (when no set is fixed yet: the clients the checks kept) from the
+    running sum over every client opened.
 
     When the fixed set leaves out clients this member summed (a client that split the
     committee, or a fetch that timed out elsewhere), their shares are opened again and
     subtracted: the member kept none of them. If one no longer opens, it posts nothing.
     """
-    if not fixed or fixed == summed.clients:
+    fixed = fixed or summed.chosen
+    if fixed == summed.clients:
         return summed.total, summed.clients
     if any(index not in summed.clients for index in fixed):
         return None
@@ -705,13 +756,78 @@ def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> 
     still counts and checks the others'), or nothing if the member lacks one of its clients.
     The set may be fixed between the check and the transaction: then it sums again over it.
     """
-    opened, length = open_round_shares(agent, action.round)
+    if agent.check_period and masked_bits(agent) is None:
+        return begin_checks(agent, action.round)
+    return post_over_round_set(agent, action.round, *open_round_shares(agent, action.round))
+
+
+def post_over_round_set(agent: AggregatorAgent, round_: int, opened: Opened, length: int) -> Outcome:
+    """Post the aggregate share over the round's set (the fixed one, else this member's own)."""
     try:
-        return _post_over_round_set(agent, action.round, opened, length)
+        return _post_over_round_set(agent, round_, opened, length)
     except ContractRevert as exc:
         if exc.name != "RoundClientSetFixed":
             raise
-        return _post_over_round_set(agent, action.round, opened, length)  # fixed since it looked
+        return _post_over_round_set(agent, round_, opened, length)  # fixed since it looked
+
+
+def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
+    """Step 1 with the committee's checks (:mod:`agents.client_checks`): open and sum every client's
+    share, projecting each as it opens, post the projections, and wait in the round for the
+    verdict (:func:`decide_clients`, at a Tick). Fetching stops a second before the checks'
+    window closes, so that a client posting a CID nobody serves cannot make the member miss it."""
+    node = agent.node
+    _, tensors = round_model(agent, round_)
+    terms = round_terms(agent, round_, round_vector_length(agent, tensors))
+    submissions = round_submissions(agent, round_)
+    summed = ShareSum.empty(terms.vector_length)
+    count_index = terms.vector_length - len(node.deployment.model_metrics) - 2  # update, count, metrics, pad
+    projections = ShareProjections(round_rho(agent, round_, terms.vector_length), count_index)
+
+    def take(index: int, share: NDArray[np.uint64]) -> None:
+        projections.take(index, share)
+        summed.add(index, share)
+
+    options = _fetch_options(agent, round_)
+    checks_deadline, _ = node.contract.check_window(round_)
+    options["budget_seconds"] = max(1.0, min(options["budget_seconds"], checks_deadline - node.chain_time() - 1))
+    excluded = _open_each(node.store, submissions, terms, take, workers=MAX_FETCH_WORKERS,
+                          opener=open_client_share, **options)
+    log_exclusions(agent, round_, excluded)
+    pending = PendingChecks(round_, summed, terms.vector_length, terms, tuple(submissions), projections,
+                            started_wall=time.monotonic(), started_chain=node.chain_time())
+    note = start_checks(agent, pending)
+    agent.checking[round_] = pending
+    return Outcome(note=f"{note}; opened {len(summed.clients)} of {len(submissions)} clients")
+
+
+def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:
+    """Take the committee's verdict on the round's clients once it is settled, then post the
+    aggregate share over the clients it kept (or over the set the chain fixed meanwhile)."""
+    pending = agent.checking.get(action.round)
+    if pending is None:
+        return Outcome(note="not checking this round")
+    try:
+        verdict = step_checks(agent, pending, time.monotonic())
+    except Exception as exc:
+        if not is_transient(exc):
+            agent.checking.pop(action.round, None)
+        raise
+    if verdict is None:
+        return Outcome(note="waiting for complaints")
+    agent.checking.pop(action.round, None)
+    summed = pending.opened
+    assert isinstance(summed, ShareSum)
+    by_index = {s.index: s for s in pending.submissions}
+    log_exclusions(agent, action.round, [Exclusion(by_index[i], reason) for i, reason
+                                         in sorted(verdict.excluded_clients.items())])
+    committee = agent.node.contract.committee()
+    for member in sorted(verdict.wrong_members):
+        _log_bad_member(agent, action.round, member, committee[member - 1][0], "FalseCheck")
+    summed.withheld = ClientSet(sum(1 << index for index in verdict.excluded_clients))
+    if pending.posted:
+        return Outcome(note="verdict taken; the share was posted over the set the chain fixed first")
+    return post_over_round_set(agent, action.round, summed, pending.length)
 
 
 def _post_over_round_set(agent: AggregatorAgent, round_: int, opened: Opened, length: int) -> Outcome:
@@ -922,12 +1038,20 @@ def start_reconstruction(agent: AggregatorAgent, action: StartReconstruction) ->
     if pending is not None and pending.included == action.included_clients:
         return Outcome(note="already waiting for this round's aggregate shares")
     stop_waiting(agent, action.round)
+    checking = agent.checking.get(action.round)
+    if checking is not None and not checking.posted:  # the chain fixed the set before this member's verdict
+        checking.posted = True  # the verdict still comes (decide_clients), to name whom it names
+        try:
+            post_over_round_set(agent, action.round, checking.opened, checking.length)
+        except ContractRevert as exc:  # the round moved on: its share would not count any more
+            log.info(format_fields(role=agent.role, address=node.address, round=action.round,
+                                   note=f"own share over the fixed set not posted: {exc.name}"))
     published = publish_own_share(agent, action.round)
     _, tensors = round_model(agent, action.round)
     wanted = node.contract.threshold() + 1
     remaining = max(0.0, action.proposal_deadline - node.chain_time())
     vector_length = posted_vector_length(agent, action.round, action.included_clients,
-                                         shared_vector_length(tensors, len(agent.node.deployment.model_metrics)))
+                                         round_vector_length(agent, tensors))
     fetcher = AggregateShareFetcher(agent, action.round, action.included_clients, vector_length)
     try:
         fetcher.offer_posted()
@@ -957,7 +1081,8 @@ def fetch_share(agent: AggregatorAgent, action: FetchShare) -> Outcome:
     return Outcome(note=f"member {action.event.member_index}'s share")
 
 
-def waiting_rounds(agent: AggregatorAgent, now_monotonic: float) -> dict[int, WaitingRound]:
+def waiting_rounds(agent: AggregatorAgent,
+                   now_monotonic: float) -> dict[int | tuple[str, int], WaitingRound | CheckingRound]:
     """What the member knows of each round it waits in, after settling the fetches that ended.
 
     With ``confirmations`` > 0 the event follower delivers a share k blocks after it was posted,
@@ -967,7 +1092,10 @@ def waiting_rounds(agent: AggregatorAgent, now_monotonic: float) -> dict[int, Wa
     """
     members = len(agent.node.deployment.config.committee)
     read_at_head = agent.node.config.node.confirmations > 0
-    waiting = {}
+    waiting: dict[int | tuple[str, int], WaitingRound | CheckingRound] = {
+        ("checks", round_): CheckingRound(round_, checks_ready(agent, pending, now_monotonic))
+        for round_, pending in agent.checking.items()
+    }
     for round_, pending in agent.pending.items():
         if read_at_head:
             pending.fetcher.offer_posted()
@@ -1041,9 +1169,9 @@ def reconstruct_round_model(agent: AggregatorAgent, pending: PendingVote, shares
     if bits is None:
         return reconstruct_model(pending.tensors, shares, threshold=threshold,
                                  quantization=agent.federation.quantization, key=key,
-                                 metric_names=node.deployment.model_metrics)
+                                 metric_names=node.deployment.model_metrics, padded=bool(agent.check_period))
     positions = submission_positions(agent, pending.round)
-    terms = round_terms(agent, pending.round, shared_vector_length(pending.tensors, len(node.deployment.model_metrics)))
+    terms = round_terms(agent, pending.round, round_vector_length(agent, pending.tensors))
     summed = reconstruct_masked_sum(shares, round_masked_sum(agent, pending.round, pending.included, terms),
                                     included_positions=[positions[index] for index in pending.included],
                                     clients=len(node.contract.clients()), threshold=threshold, bits=bits, key=key)
@@ -1114,14 +1242,18 @@ class AggregatorAgent:
     member_index: int
     #: The masked mode's ring bits, from the contract at start; None in the Shamir mode.
     modulus_bits: int | None = None
+    #: The deployment's ``checkPeriod`` (seconds; 0: members do not check clients' shares).
+    check_period: int = 0
     role: str = "aggregator"
     handlers: Mapping[type, Handler] = field(default_factory=lambda: HANDLERS)
     #: Rounds whose ThresholdReached this member heard and in which it has not voted yet.
     pending: dict[int, PendingVote] = field(default_factory=dict)
+    #: Rounds whose clients this member checks with the committee, until their verdict.
+    checking: dict[int, PendingChecks] = field(default_factory=dict)
     #: The masked mode's step 1 of the latest round it ran (seed rows, running masked sum), for step 2.
     masked_step1: dict[int, MaskedOpened] = field(default_factory=dict, repr=False)
 
-    def observe(self, event: ChainEvent | Tick) -> MemberView | frozenset[int] | dict[int, WaitingRound]:
+    def observe(self, event: ChainEvent | Tick) -> MemberView | frozenset[int] | dict[object, WaitingRound | CheckingRound]:
         if isinstance(event, Tick):
             return waiting_rounds(self, time.monotonic())
         if isinstance(event, AggregateShareSubmitted):
@@ -1131,9 +1263,12 @@ class AggregatorAgent:
         info = contract.round_info(round_)
         return MemberView(index, last_share, last_vote, info.state, info.committee_deadline)
 
-    def execute(self, action: AggregateAndSubmit | StartReconstruction | FetchShare | ReconstructAndPropose) -> Outcome:
+    def execute(self, action: AggregateAndSubmit | DecideClients | StartReconstruction | FetchShare
+                | ReconstructAndPropose) -> Outcome:
         if isinstance(action, AggregateAndSubmit):
             return aggregate_and_submit(self, action)
+        if isinstance(action, DecideClients):
+            return decide_clients(self, action)
         if isinstance(action, StartReconstruction):
             return start_reconstruction(self, action)
         if isinstance(action, FetchShare):
@@ -1143,7 +1278,7 @@ class AggregatorAgent:
     tick_seconds: ClassVar[float] = TICK_SECONDS
 
     def is_waiting(self) -> bool:
-        return bool(self.pending)
+        return bool(self.pending or self.checking)
 
     def resume_events(self) -> list[ChainEvent]:
         return resume_events(self)
@@ -1167,7 +1302,8 @@ def build_aggregator_agent(node: Node, environ: Mapping[str, str] | None = None)
         check_ring_capacity(node.config, aggregation.modulus_bits)
     return AggregatorAgent(node=node, settings=settings, federation=node.config.federation,
                            sealing_key=key, member_index=index,
-                           modulus_bits=aggregation.modulus_bits if aggregation.is_masked else None)
+                           modulus_bits=aggregation.modulus_bits if aggregation.is_masked else None,
+                           check_period=node.contract.check_period())
 
 
 if __name__ == "__main__":

@@ -47,9 +47,11 @@ from fedtss.formats import (
     model_layout,
 )
 from fedtss.masking import PairContext, encode_ring_vector, field_to_ring, mask_update, pairwise_seed, seed_order, share_seeds
+from fedtss.field import MODULUS
 from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
 from fedtss.sealing import ShareContext, seal_share
 from fedtss.shamir import share_vector
+from fedtss.validation import pad_vector
 
 if TYPE_CHECKING:
     from agents.learning.task import LoadedTask
@@ -220,17 +222,22 @@ def prepare_update(
     sharing_key: bytes,
     ephemeral_seeds: Sequence[bytes],
     metrics: Sequence[float] = (),
+    pad: int | None = None,
 ) -> PreparedUpdate:
     """Quantize, share t-of-n, seal share j to ``member_keys[j - 1]``, and describe it all.
 
     ``metrics`` are the client's evaluation of the round's model on its own data, in the order
     of the deployment's metric names: they are shared with the update, so that only their
-    sample-weighted mean over the round's clients is ever reconstructed.
+    sample-weighted mean over the round's clients is ever reconstructed. ``pad`` (when the
+    committee checks shares, :mod:`fedtss.validation`) is a uniform field element appended last,
+    so that the checks' public projection of the vector is uniform whatever the update.
 
     Pure: ``sharing_key`` (32 bytes) and one 32-byte ``ephemeral_seeds`` entry per member are
     the only randomness; pass fresh ``os.urandom(32)`` values (tests pin them).
     """
     vector = quantized_vector(delta, samples, quantization, metrics)
+    if pad is not None:
+        vector = pad_vector(vector, pad)
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
     sealed = seal_rows(shares, context, member_keys, ephemeral_seeds)
     manifest = Manifest(
@@ -309,7 +316,8 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
         metrics=metrics,
     )
     if agent.modulus_bits is None:
-        prepared = prepare_update(delta, samples, **common)
+        pad = int.from_bytes(random_bytes(16), "big") % MODULUS if agent.check_period else None  # bias < 2^-66
+        prepared = prepare_update(delta, samples, pad=pad, **common)
     else:
         prepared = prepare_masked_update(delta, samples, masking=masking_keys(agent, random_bytes(32)), **common)
     manifest_cid = publish_update(node, prepared)
@@ -349,6 +357,8 @@ class ClientAgent:
     #: both None in the Shamir mode.
     modulus_bits: int | None = None
     masking_key: bytes | None = field(default=None, repr=False)
+    #: The deployment's ``checkPeriod``: when not 0, the shared vector ends with a fresh pad.
+    check_period: int = 0
     role: str = "client"
     handlers: Mapping[type, Handler] = field(default_factory=lambda: HANDLERS)
 
@@ -398,7 +408,8 @@ def build_client_agent(node: Node, environ: Mapping[str, str] | None = None) -> 
     modulus_bits, masking_key = masked_mode_keys(node, settings, os.environ if environ is None else environ)
     _warm_up_torch()
     return ClientAgent(node=node, settings=settings, federation=node.config.federation, task=task,
-                       layout=fixed or layout, data=data, modulus_bits=modulus_bits, masking_key=masking_key)
+                       layout=fixed or layout, data=data, modulus_bits=modulus_bits, masking_key=masking_key,
+                       check_period=node.contract.check_period())
 
 
 def masked_mode_keys(node: Node, settings: ClientSettings,

@@ -54,8 +54,10 @@ from agents.config import KeeperSettings
 from agents.runtime import Handler, Node, Outcome, Tick, format_fields, log, main
 from fedtss.chain import (
     AggregateShareSubmitted,
+    ChecksSubmitted,
     ChainEvent,
     CollectionClosed,
+    ComplaintsSubmitted,
     ModelProposed,
     RoundEvent,
     RoundFailed,
@@ -174,8 +176,8 @@ def on_round_event(record: RoundRecord | None, event: RoundEvent, now: int) -> l
 
 #: The events that change a round: every one the fold has a step for.
 ROUND_EVENTS: tuple[type[RoundEvent], ...] = (
-    RoundOpened, UpdateSubmitted, CollectionClosed, AggregateShareSubmitted, ThresholdReached, ModelProposed,
-    RoundFinalized, RoundFailed,
+    RoundOpened, UpdateSubmitted, CollectionClosed, ChecksSubmitted, ComplaintsSubmitted, AggregateShareSubmitted,
+    ThresholdReached, ModelProposed, RoundFinalized, RoundFailed,
 )
 HANDLERS: Mapping[type, Handler] = {Tick: on_tick, **{kind: on_round_event for kind in ROUND_EVENTS}}
 

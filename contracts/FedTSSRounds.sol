@@ -11,7 +11,8 @@ import {IFedTSSRounds} from "./IFedTSSRounds.sol";
  * Storage is laid out for the common path: a round's state, counts and deadlines share one
  * slot; each client and each member has one slot, written at construction, that remembers
  * the last round it acted in (so the "once per round" checks cost one warm write); the
- * submission order is packed sixteen clients to a slot. No transaction loops over clients.
+ * submission order is packed sixteen clients to a slot. No transaction loops over clients;
+ * {submitComplaints} loops over the complaints it is given, at most one per client of the round.
  */
 contract FedTSSRounds is IFedTSSRounds {
     uint64 private constant CODEC_RAW = 0x55;
@@ -25,6 +26,8 @@ contract FedTSSRounds is IFedTSSRounds {
     /// @dev The rings Z_(2^b) of `MaskedSum` mode: whole bytes from 32 to 64 bits.
     uint256 private constant MIN_MODULUS_BITS = 32;
     uint256 private constant MAX_MODULUS_BITS = 64;
+    /// @dev A member's checks of one client: a projection and a share of its sample count, 8 bytes each.
+    uint256 private constant CHECK_BYTES_PER_CLIENT = 16;
 
     /// @dev One slot per round, written together on every transition.
     struct Round {
@@ -52,11 +55,16 @@ contract FedTSSRounds is IFedTSSRounds {
         uint64 lastRound;
     }
 
-    /// @dev One slot per committee member; `index` is 1-based (0: not a member).
+    /// @dev One slot per committee member; `index` is 1-based (0: not a member). The rounds of
+    /// checks and complaints take 56 bits so that all four fit the slot: a round is opened at most
+    /// once per transaction, so no chain reaches round 2**56. They are compared as `uint56(round)`,
+    /// so a wrap-around could only refuse a member, never let it post twice in a round.
     struct MemberSlot {
         uint8 index;
         uint64 lastShareRound;
         uint64 lastVoteRound;
+        uint56 lastChecksRound;
+        uint56 lastComplaintsRound;
     }
 
     /// @notice The deployer; the only account that may start training and reopen rounds.
@@ -74,6 +82,9 @@ contract FedTSSRounds is IFedTSSRounds {
     /// @dev The deployment's {AggregationMode} and ring bits (0 in `ShamirShares`), read by {aggregation}.
     AggregationMode private immutable _mode;
     uint8 private immutable _modulusBits;
+    /// @notice Seconds members have to post checks after collection closes, and again complaints
+    /// after that (0: the deployment has no client checks).
+    uint64 public immutable checkPeriod;
 
     Training private _training;
     bytes32 private _modelDigest;
@@ -103,7 +114,8 @@ contract FedTSSRounds is IFedTSSRounds {
      * - both periods are positive and at most 2**32 - 1 seconds;
      * - `ShamirShares` mode: modulusBits = 0 and no client key;
      * - `MaskedSum` mode: modulusBits is 32, 40, 48, 56 or 64, and one non-zero client key per
-     *   allowlisted client.
+     *   allowlisted client;
+     * - checkPeriod is 0, or (`ShamirShares` mode only) 2 * checkPeriod < aggregationPeriod.
      */
     constructor(Config memory config) {
         uint256 n = config.committee.length;
@@ -125,6 +137,9 @@ contract FedTSSRounds is IFedTSSRounds {
         }
         bool masked = config.mode == AggregationMode.MaskedSum;
         _requireAggregation(config.mode, config.modulusBits, config.clientKeys.length, allowlisted);
+        if (config.checkPeriod != 0 && (masked || 2 * uint256(config.checkPeriod) >= config.aggregationPeriod)) {
+            revert ConfigInvalidCheckPeriod(config.checkPeriod, config.aggregationPeriod);
+        }
         for (uint256 i = 0; i < n; ++i) {
             address account = config.committee[i];
             if (account == address(0)) revert ConfigZeroAddress();
@@ -147,6 +162,7 @@ contract FedTSSRounds is IFedTSSRounds {
         aggregationPeriod = config.aggregationPeriod;
         _mode = config.mode;
         _modulusBits = config.modulusBits;
+        checkPeriod = config.checkPeriod;
         _committee = config.committee;
         _sealingKeys = config.sealingKeys;
         _clients = config.clients;
@@ -203,6 +219,38 @@ contract FedTSSRounds is IFedTSSRounds {
         uint16 count = r.clients;
         if (count < minClients) revert RoundNotEnoughClients(round, count, minClients);
         _closeCollection(round, r, count);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function submitChecks(uint256 round, bytes calldata checks) external {
+        Round storage r = _rounds[round];
+        (MemberSlot storage m, uint64 checksDeadline,) = _requireCheckWindow(round, r);
+        if (m.lastChecksRound == uint56(round)) revert RoundAlreadySubmittedChecks(round, msg.sender);
+        if (block.timestamp > checksDeadline) revert RoundDeadlinePassed(round, checksDeadline);
+        uint256 expected = CHECK_BYTES_PER_CLIENT * uint256(r.clients);
+        if (checks.length != expected) revert RoundInvalidChecks(round, checks.length, expected);
+
+        m.lastChecksRound = uint56(round);
+        emit ChecksSubmitted(round, msg.sender, m.index, checks);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function submitComplaints(uint256 round, uint16[] calldata clientIndices, bytes32[] calldata keys) external {
+        Round storage r = _rounds[round];
+        (MemberSlot storage m,, uint64 complaintsDeadline) = _requireCheckWindow(round, r);
+        if (m.lastComplaintsRound == uint56(round)) revert RoundAlreadySubmittedComplaints(round, msg.sender);
+        if (block.timestamp > complaintsDeadline) revert RoundDeadlinePassed(round, complaintsDeadline);
+        uint256 count = clientIndices.length;
+        uint256 clientCount = r.clients;
+        if (count == 0 || count != keys.length || count > clientCount) {
+            revert RoundInvalidComplaints(round, count, keys.length);
+        }
+        for (uint256 i = 0; i < count; ++i) {
+            if (clientIndices[i] >= clientCount) revert RoundInvalidComplaintClient(round, clientIndices[i], clientCount);
+        }
+
+        m.lastComplaintsRound = uint56(round);
+        emit ComplaintsSubmitted(round, msg.sender, m.index, clientIndices, keys);
     }
 
     /// @inheritdoc IFedTSSRounds
@@ -336,6 +384,19 @@ contract FedTSSRounds is IFedTSSRounds {
     }
 
     /// @inheritdoc IFedTSSRounds
+    function memberChecks(address account) external view returns (uint64 lastChecksRound, uint64 lastComplaintsRound) {
+        MemberSlot memory m = _members[account];
+        return (m.lastChecksRound, m.lastComplaintsRound);
+    }
+
+    /// @inheritdoc IFedTSSRounds
+    function checkWindow(uint256 round) external view returns (uint64 checksDeadline, uint64 complaintsDeadline) {
+        Round memory r = _rounds[round];
+        if (checkPeriod == 0 || r.state != RoundState.Aggregating) return (0, 0);
+        return _checkDeadlines(r.committeeDeadline);
+    }
+
+    /// @inheritdoc IFedTSSRounds
     function clients() external view returns (address[] memory) {
         return _clients;
     }
@@ -400,6 +461,28 @@ contract FedTSSRounds is IFedTSSRounds {
             : modulusBits == 0;
         if (!validBits) revert ConfigInvalidModulusBits(mode, modulusBits);
         if (keys != (masked ? allowlisted : 0)) revert ConfigInvalidClientKeys(keys, allowlisted);
+    }
+
+    /// @dev The guard of {submitChecks} and {submitComplaints}: checks on, `round` Aggregating, the
+    /// caller a member. Returns the caller's slot and the round's two deadlines.
+    function _requireCheckWindow(uint256 round, Round storage r)
+        private
+        view
+        returns (MemberSlot storage m, uint64 checksDeadline, uint64 complaintsDeadline)
+    {
+        if (checkPeriod == 0) revert RoundChecksDisabled();
+        _validateState(round, r.state, _bit(RoundState.Aggregating));
+        m = _members[msg.sender];
+        if (m.index == 0) revert AccessNotCommitteeMember(msg.sender);
+        (checksDeadline, complaintsDeadline) = _checkDeadlines(r.committeeDeadline);
+    }
+
+    /// @dev While a round is Aggregating its committee deadline is the close of collection plus
+    /// `aggregationPeriod` ({_closeCollection}), so the windows are derived, not stored: one and
+    /// two `checkPeriod` after the close. The constructor keeps both before the committee deadline.
+    function _checkDeadlines(uint64 aggregationDeadline) private view returns (uint64, uint64) {
+        uint64 closedAt = aggregationDeadline - aggregationPeriod;
+        return (closedAt + checkPeriod, closedAt + 2 * checkPeriod);
     }
 
     function _openRound(uint256 round, uint64 modelCodec, bytes32 modelDigest) private {

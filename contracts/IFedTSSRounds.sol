@@ -20,6 +20,13 @@ pragma solidity ^0.8.28;
  * A deployment fixes its aggregation mode ({AggregationMode}) for its whole life, so that no
  * agent can disagree with another about what a submitted manifest holds. The round state
  * machine is the same in both modes: the mode only tells agents how to read the CIDs.
+ *
+ * Client checks (`ShamirShares` mode, when `checkPeriod` > 0): once collection closes, each
+ * member may post, within `checkPeriod` seconds, a projection of the share it received from
+ * each client and its share of the client's sample count ({submitChecks}), and then, within `checkPeriod` more, complaints that reveal the keys
+ * of the clients whose shares disagree with the others' projections ({submitComplaints}). The
+ * contract only enforces who, when and once, and records them in events; every check of the
+ * shares themselves is done off chain.
  */
 interface IFedTSSRounds {
     /// @notice The state of one round. `None` is a round that was never opened.
@@ -55,6 +62,9 @@ interface IFedTSSRounds {
     /// `MaskedSum` mode, 0 in `ShamirShares` mode.
     /// @param clientKeys In `MaskedSum` mode, each client's X25519 public key for pairwise masks, in
     /// allowlist order; empty in `ShamirShares` mode.
+    /// @param checkPeriod Seconds after collection closes in which members post share checks, and
+    /// again after that their complaints (0: no checks). `ShamirShares` mode only, and
+    /// 2 * checkPeriod < aggregationPeriod, so that both windows end before aggregation does.
     struct Config {
         address[] committee;
         bytes32[] sealingKeys;
@@ -67,6 +77,7 @@ interface IFedTSSRounds {
         AggregationMode mode;
         uint8 modulusBits;
         bytes32[] clientKeys;
+        uint64 checkPeriod;
     }
 
     /// @notice Everything a (re)started agent needs to know about one round.
@@ -117,6 +128,9 @@ interface IFedTSSRounds {
     error ConfigInvalidClientKeys(uint256 keys, uint256 clients);
     /// @dev A client's X25519 masking key is zero.
     error ConfigInvalidClientKey(address client);
+    /// @dev `checkPeriod` must be 0 in `MaskedSum` mode, and in `ShamirShares` mode 0 or such that
+    /// 2 * checkPeriod < aggregationPeriod (the checks and complaints windows end before aggregation).
+    error ConfigInvalidCheckPeriod(uint256 checkPeriod, uint256 aggregationPeriod);
 
     // ---------------------------------------------------------------------- caller errors
 
@@ -162,6 +176,19 @@ interface IFedTSSRounds {
     error RoundAlreadySubmittedShare(uint256 round, address member);
     /// @dev `member` already voted in `round`.
     error RoundAlreadyVoted(uint256 round, address member);
+    /// @dev The deployment has no client checks (its `checkPeriod` is 0).
+    error RoundChecksDisabled();
+    /// @dev `member` already submitted its checks in `round`.
+    error RoundAlreadySubmittedChecks(uint256 round, address member);
+    /// @dev `member` already submitted its complaints in `round`.
+    error RoundAlreadySubmittedComplaints(uint256 round, address member);
+    /// @dev Checks hold 8 bytes per client of the round: `length` bytes given, `expectedLength` needed.
+    error RoundInvalidChecks(uint256 round, uint256 length, uint256 expectedLength);
+    /// @dev Complaints need as many keys as client indices, at least one and at most one per
+    /// client of the round: `clientIndices` indices and `keys` keys were given.
+    error RoundInvalidComplaints(uint256 round, uint256 clientIndices, uint256 keys);
+    /// @dev A complaint names client index `clientIndex`, but the round has only `clients` updates.
+    error RoundInvalidComplaintClient(uint256 round, uint256 clientIndex, uint256 clients);
 
     // ---------------------------------------------------------------------------- events
 
@@ -220,6 +247,33 @@ interface IFedTSSRounds {
         uint64 codec,
         bytes32 digest,
         uint256 includedClients
+    );
+
+    /**
+     * @notice A committee member posted its checks of the shares it received: per client of the
+     * round, in submission order, 16 bytes: the projection of its share on the round's challenge
+     * and its share of the client's sample count, two 8-byte big-endian field elements.
+     * @dev Only in this event, not in storage; compared off chain with the other members'.
+     * @param round The round.
+     * @param member The member.
+     * @param memberIndex The member's 1-based index (its Shamir evaluation point).
+     * @param checks 16 bytes per client: client i's projection at bytes 16i to 16i+7, the
+     * member's share of its sample count at bytes 16i+8 to 16i+15.
+     */
+    event ChecksSubmitted(uint256 indexed round, address indexed member, uint8 memberIndex, bytes checks);
+
+    /**
+     * @notice A committee member complained about clients whose shares disagree, revealing for
+     * each the 32-byte key of its sealed share so that anyone can check the complaint.
+     * @dev Only in this event, not in storage. `clientIndices[i]` goes with `keys[i]`.
+     * @param round The round.
+     * @param member The member.
+     * @param memberIndex The member's 1-based index (its Shamir evaluation point).
+     * @param clientIndices The clients complained about, by submission index.
+     * @param keys For each of them, the key that opens the member's sealed share.
+     */
+    event ComplaintsSubmitted(
+        uint256 indexed round, address indexed member, uint8 memberIndex, uint16[] clientIndices, bytes32[] keys
     );
 
     /**
@@ -315,6 +369,44 @@ interface IFedTSSRounds {
      * @param round The round whose collection deadline passed.
      */
     function closeCollection(uint256 round) external;
+
+    /**
+     * @notice Posts the caller's checks of the shares it received in `round`: 16 bytes per client
+     * in submission order (see {ChecksSubmitted}). The contract records them without reading them.
+     *
+     * Requirements:
+     * - the deployment has client checks (`checkPeriod` > 0);
+     * - `round` is Aggregating and its checks deadline ({checkWindow}) has not passed;
+     * - the caller is a committee member and has not posted checks in `round`;
+     * - `checks` is 16 bytes per update submitted in `round`.
+     *
+     * Emits {ChecksSubmitted}.
+     *
+     * @param round The round being aggregated.
+     * @param checks 16 bytes per client: client i's projection at bytes 16i to 16i+7, the
+     * caller's share of its sample count at bytes 16i+8 to 16i+15.
+     */
+    function submitChecks(uint256 round, bytes calldata checks) external;
+
+    /**
+     * @notice Posts the caller's complaints in `round`: for each client whose share disagrees
+     * with the checks, the key of the caller's sealed share from that client, so that anyone
+     * can open the share and see who is wrong. The contract records them without reading them.
+     *
+     * Requirements:
+     * - the deployment has client checks (`checkPeriod` > 0);
+     * - `round` is Aggregating and its complaints deadline ({checkWindow}) has not passed;
+     * - the caller is a committee member and has not posted complaints in `round`;
+     * - `clientIndices` and `keys` have the same, non-zero length, at most the round's updates;
+     * - every index is below the number of updates (repeats are recorded as given).
+     *
+     * Emits {ComplaintsSubmitted}.
+     *
+     * @param round The round being aggregated.
+     * @param clientIndices The clients complained about, by submission index.
+     * @param keys For each client, the 32-byte key that opens the caller's sealed share from it.
+     */
+    function submitComplaints(uint256 round, uint16[] calldata clientIndices, bytes32[] calldata keys) external;
 
     /**
      * @notice Submits the CID of the caller's aggregate share over the clients in
@@ -415,6 +507,20 @@ interface IFedTSSRounds {
         external
         view
         returns (uint8 index, uint64 lastShareRound, uint64 lastVoteRound);
+
+    /// @notice The last rounds in which `account` posted checks and complaints (0 if never).
+    /// Earlier rounds are in the events.
+    function memberChecks(address account) external view returns (uint64 lastChecksRound, uint64 lastComplaintsRound);
+
+    /// @notice Seconds members have to post checks after collection closes, and again complaints
+    /// after that (0: the deployment has no client checks).
+    function checkPeriod() external view returns (uint64);
+
+    /// @notice The last seconds at which checks and complaints are accepted in `round`: the
+    /// close of collection plus one and two `checkPeriod`. Both are 0 unless the deployment has
+    /// checks and `round` is Aggregating; for a round past that, add the periods to its
+    /// {CollectionClosed} `aggregationDeadline` minus `aggregationPeriod`.
+    function checkWindow(uint256 round) external view returns (uint64 checksDeadline, uint64 complaintsDeadline);
 
     /// @notice The client allowlist.
     function clients() external view returns (address[] memory);

@@ -68,6 +68,8 @@ __all__ = [
     "public_key_from_private",
     "seal_share",
     "open_share",
+    "reveal_share_key",
+    "open_share_with_key",
 ]
 
 MAGIC = b"FTSS"
@@ -140,14 +142,18 @@ def public_key_from_private(private_key: bytes) -> bytes:
     return key.public_key().public_bytes_raw()
 
 
-def _derive_key(shared: bytes, ephemeral: bytes, recipient: bytes, ctx: bytes) -> AESGCM:
+def _derive_key_bytes(shared: bytes, ephemeral: bytes, recipient: bytes, ctx: bytes) -> bytes:
     hkdf = HKDF(
         algorithm=hashes.SHA256(),
         length=_KEY_BYTES,
         salt=ephemeral + recipient,
         info=_HKDF_INFO + ctx,
     )
-    return AESGCM(hkdf.derive(shared))
+    return hkdf.derive(shared)
+
+
+def _derive_key(shared: bytes, ephemeral: bytes, recipient: bytes, ctx: bytes) -> AESGCM:
+    return AESGCM(_derive_key_bytes(shared, ephemeral, recipient, ctx))
 
 
 def seal_share(
@@ -218,5 +224,45 @@ def open_share(sealed: bytes, recipient_private_key: bytes, context: ShareContex
         shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral))
         aead = _derive_key(shared, ephemeral, recipient, ctx)
         return aead.decrypt(_NONCE, data[_HEADER_BYTES:], bytes(data[:_HEADER_BYTES]) + ctx)
+    except (InvalidTag, ValueError, OverflowError):
+        raise InvalidSealedShare(_DID_NOT_OPEN) from None
+
+
+def reveal_share_key(sealed: bytes, recipient_private_key: bytes, context: ShareContext) -> bytes:
+    """The 32-byte AES key of this one sealed share, after checking that it opens with it.
+
+    A member publishes it to prove what a client sealed to it (a complaint, :mod:`fedtss.validation`):
+    with it anyone opens this blob and no other, since every key is derived from a fresh
+    ephemeral key and the blob's context; the member's private key stays secret. Raises
+    :class:`InvalidSealedShare` if the share does not open.
+    """
+    open_share(sealed, recipient_private_key, context)  # one message for every failure, as there
+    data = memoryview(sealed).cast("B")
+    ephemeral = bytes(data[len(MAGIC) + 1 : _HEADER_BYTES])
+    private_key = X25519PrivateKey.from_private_bytes(bytes(memoryview(recipient_private_key).cast("B")))
+    shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral))
+    recipient = private_key.public_key().public_bytes_raw()
+    return _derive_key_bytes(shared, ephemeral, recipient, encode_share_context(context))
+
+
+def open_share_with_key(sealed: bytes, share_key: bytes, context: ShareContext) -> bytes:
+    """Decrypt a sealed share with its revealed AES key (:func:`reveal_share_key`); raise
+    :class:`InvalidSealedShare` for any failure, a wrong key included.
+
+    A key other than the real one does not open a blob its client sealed: AES-GCM's tag would
+    have to verify under a second key for a ciphertext the member did not choose.
+    """
+    if not isinstance(context, ShareContext):
+        raise InvalidSealedShare(_DID_NOT_OPEN)
+    try:
+        data = memoryview(sealed).cast("B")
+        key = bytes(memoryview(share_key).cast("B"))
+    except TypeError:
+        raise InvalidSealedShare(_DID_NOT_OPEN) from None
+    if len(key) != _KEY_BYTES or data.nbytes < OVERHEAD or data[: len(MAGIC)] != MAGIC or data[len(MAGIC)] != VERSION:
+        raise InvalidSealedShare(_DID_NOT_OPEN)
+    ctx = encode_share_context(context)
+    try:
+        return AESGCM(key).decrypt(_NONCE, data[_HEADER_BYTES:], bytes(data[:_HEADER_BYTES]) + ctx)
     except (InvalidTag, ValueError, OverflowError):
         raise InvalidSealedShare(_DID_NOT_OPEN) from None

@@ -27,35 +27,62 @@ pad is summed like every coordinate; the aggregate's pad coordinate (a sum of un
 is dropped. Without the pad, <rho, s_i> would be a public linear function of the update
 (tests/fedtss/test_validation.py has both, the second as the control that must fail).
 
-**What it does not settle** (left to the agents that will use it, issue 13): who is wrong when a
-client's projections disagree at one member (the client that sealed a bad share, or the member
-that posted a wrong projection) needs more than projections; and norm bounds.
+**Who is wrong** when client i's projections decode with member j off the polynomial: either i
+sealed j a share off its polynomial, or j posted a false projection. Projections alone cannot
+tell, so j may *complain*: it publishes the AES key of i's sealed share for it
+(:func:`fedtss.sealing.reveal_share_key`), anyone opens that one blob and projects it
+(the agent's I/O), and :func:`round_verdict` decides: the revealed share projects to what j
+posted, so i is excluded by name; no complaint, or one that does not reproduce j's
+projection, names j and keeps i. A complaint reveals one share, of a client that sealed an
+inconsistent sharing; from an honest client a complaint only ever reveals a lying member's own
+share, which its coalition had anyway.
+
+**What holds, and when.** Decoding corrects up to floor((m - t) / 2) errors among the m
+projections of a client: as long as the lying members plus the corrupted shares of one client
+stay within that, every honest member reaches the same verdict from the same posted checks and
+complaints. With exactly t projections (n - t members silent) nothing is checked. Norm bounds
+are not checked here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import hashlib
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from fedtss import _kernels
-from fedtss._reed_solomon import DecodingFailure, decode
+from fedtss._reed_solomon import DecodingFailure, decode, evaluate
 from fedtss.errors import ConfigError, FormatError
 from fedtss.field import MODULUS
 from fedtss.randomness import uniform_field_elements
 
 __all__ = [
     "CHALLENGE_LABEL",
+    "CHECK_BYTES",
+    "NOT_OPENED",
+    "Check",
     "ClientCheck",
+    "RoundVerdict",
     "challenge_vector",
     "check_client",
+    "decode_checks",
+    "encode_checks",
     "pad_vector",
     "project_share",
+    "round_challenge",
+    "round_verdict",
 ]
 
 CHALLENGE_LABEL = b"fedtss/validation/challenge/v1"
+#: What a member posts for a client whose share it could not open (no field element is this large).
+NOT_OPENED = 2**64 - 1
+_ELEMENT_BYTES = 8
+#: Bytes a member posts per client (:func:`encode_checks`).
+CHECK_BYTES = 2 * _ELEMENT_BYTES
 
 
 def pad_vector(vector: NDArray[np.uint64], pad: int) -> NDArray[np.uint64]:
@@ -120,3 +147,128 @@ def check_client(projections: Mapping[int, int], *, threshold: int) -> ClientChe
     except DecodingFailure:
         return ClientCheck(consistent=False, disagreeing=(), checked=True)
     return ClientCheck(consistent=True, disagreeing=tuple(decoded.error_points), checked=True)
+
+
+def round_challenge(*, chain_id: int, contract: str, round_: int, block_hash: bytes) -> bytes:
+    """The round's 32-byte challenge: the hash of the block that closed collection, bound to the round.
+
+    No client knows that block's hash when it seals its shares (its own submission may be in
+    the block, but the hash is fixed only once the block is made).
+    """
+    if len(block_hash) != 32:
+        raise FormatError(f"a block hash is 32 bytes, got {len(block_hash)}")
+    return hashlib.sha256(
+        CHALLENGE_LABEL + chain_id.to_bytes(32, "big") + bytes.fromhex(contract.removeprefix("0x"))
+        + round_.to_bytes(32, "big") + block_hash
+    ).digest()
+
+
+#: What member j posts about client i: the projection of its share on rho, and its share of the
+#: client's sample count (the coordinate the count is at; :func:`fedtss.quantize.quantize_update`).
+Check = tuple[int, int]
+
+
+def encode_checks(checks: Sequence[Check | None]) -> bytes:
+    """What a member posts: 16 bytes per client in submission order, the projection then the count
+    share (8 bytes each, big-endian); :data:`NOT_OPENED` twice for a client it could not open (None)."""
+    out = bytearray()
+    for check in checks:
+        values = (NOT_OPENED, NOT_OPENED) if check is None else check
+        for value in values:
+            if check is not None and not 0 <= value < MODULUS:
+                raise FormatError(f"a check holds field elements, got {value}")
+            out += value.to_bytes(_ELEMENT_BYTES, "big")
+    return bytes(out)
+
+
+def decode_checks(blob: bytes, clients: int) -> list[Check | None]:
+    """A member's posted checks; a pair holding a value outside the field reads as not opened (None).
+
+    The contract checks the length; a wrong one here means the bytes are not a round's checks.
+    """
+    if len(blob) != CHECK_BYTES * clients:
+        raise FormatError(f"checks of {len(blob)} bytes for {clients} clients: expected {CHECK_BYTES * clients}")
+    checks: list[Check | None] = []
+    for k in range(0, len(blob), CHECK_BYTES):
+        projection = int.from_bytes(blob[k : k + _ELEMENT_BYTES], "big")
+        count_share = int.from_bytes(blob[k + _ELEMENT_BYTES : k + CHECK_BYTES], "big")
+        checks.append((projection, count_share) if projection < MODULUS and count_share < MODULUS else None)
+    return checks
+
+
+@dataclass(frozen=True)
+class RoundVerdict:
+    """What the posted checks and complaints of one round decide, the same at every honest member.
+
+    ``excluded_clients``: submission index -> reason (``InconsistentShares``,
+    ``SampleCountOutOfRange``). ``wrong_members``: member index -> the kept clients it posted a
+    false check about. ``awaiting``: (member, client) pairs whose complaint could still change the
+    verdict (the member posted none yet). ``unchecked``: clients with at most t checks (nothing
+    to check). ``sample_counts``: each client's sample count, revealed by the count shares.
+    """
+
+    excluded_clients: dict[int, str] = field(default_factory=dict)
+    wrong_members: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    awaiting: frozenset[tuple[int, int]] = frozenset()
+    unchecked: tuple[int, ...] = ()
+    sample_counts: dict[int, int] = field(default_factory=dict)
+
+
+def round_verdict(
+    checks: Mapping[int, Sequence[Check | None]],
+    complaints: Mapping[tuple[int, int], Check | None],
+    *,
+    clients: int,
+    threshold: int,
+    max_samples: int,
+    complained: frozenset[int] = frozenset(),
+    window_closed: bool = False,
+) -> RoundVerdict:
+    """Decide every client of a round from the members' posted checks.
+
+    ``checks``: member index -> its checks (None: not opened). ``complaints``: (member, client)
+    -> the check of the share the member's revealed key opens (None: it opens nothing, or no
+    share). ``complained``: the members that posted complaints (once each); the others may
+    still complain, so a disagreement of theirs is ``awaiting`` until the complaints' window has
+    closed (``window_closed``): then it names the member. A client whose revealed sample count
+    is outside [1, ``max_samples``] is excluded: its weight would make the round's sum fail.
+    """
+    excluded: dict[int, str] = {}
+    wrong: dict[int, list[int]] = {}
+    awaiting: set[tuple[int, int]] = set()
+    unchecked: list[int] = []
+    counts: dict[int, int] = {}
+    for client in range(clients):
+        points = {j: values[client] for j, values in checks.items() if values[client] is not None}
+        if len(points) <= threshold:
+            unchecked.append(client)
+            continue
+        result = check_client({j: check[0] for j, check in points.items()}, threshold=threshold)
+        if not result.consistent:
+            excluded[client] = "InconsistentShares"
+            continue
+        shown = [m for m in result.disagreeing if (m, client) in complaints and complaints[m, client] == points[m]]
+        if shown:  # a member's revealed share is off the client's polynomial: the client sealed it
+            excluded[client] = "InconsistentShares"
+            continue
+        for member in result.disagreeing:
+            if member in complained or window_closed:
+                wrong.setdefault(member, []).append(client)
+            else:
+                awaiting.add((member, client))
+        agreeing = {j: check[1] for j, check in points.items() if j not in result.disagreeing}
+        try:
+            decoded = decode(sorted(agreeing), [agreeing[j] for j in sorted(agreeing)], threshold)
+        except DecodingFailure:  # beyond the bound: too many false count shares to tell
+            excluded[client] = "InconsistentShares"
+            continue
+        for member in decoded.error_points:  # its share is consistent, so its count share was false
+            wrong.setdefault(member, []).append(client)
+        counts[client] = evaluate(decoded.polynomial, 0)
+        if not 1 <= counts[client] <= max_samples:
+            excluded[client] = "SampleCountOutOfRange"
+    # A member is named only about clients kept: about an excluded one, nothing hangs on its word.
+    awaiting = {(m, c) for m, c in awaiting if c not in excluded}
+    named = {m: tuple(sorted({c for c in about if c not in excluded})) for m, about in wrong.items()}
+    return RoundVerdict(excluded, {m: about for m, about in named.items() if about}, frozenset(awaiting),
+                        tuple(unchecked), counts)

@@ -73,6 +73,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="seeds the data split, the initial model and training")] = 0,
     collection_period: Annotated[int, typer.Option(help="seconds a round collects updates")] = 120,
     aggregation_period: Annotated[int, typer.Option(help="seconds for each committee phase")] = 60,
+    check_period: Annotated[int | None, typer.Option(
+        help="seconds members have to post share checks, and again complaints (shamir mode); 0: off; "
+             "default 10, off in the masked mode")] = None,
     reopen_failed: Annotated[bool, typer.Option(help="the keeper reopens a failed round")] = False,
     ipfs_hosts: Annotated[int, typer.Option(
         help="0: one shared store folder; K: K IPFS nodes peered on loopback, clients on the first, "
@@ -101,7 +104,8 @@ def demo(
         spec = FederationSpec(name=name, clients=clients, committee=committee, threshold=threshold, rounds=rounds,
                               min_clients=min(min_clients, clients), seed=seed, task=task or DEFAULT_TASK,
                               training=training, collection_period=collection_period,
-                              aggregation_period=aggregation_period, reopen_failed=reopen_failed,
+                              aggregation_period=aggregation_period, check_period=check_period,
+                              reopen_failed=reopen_failed,
                               ipfs_hosts=ipfs_hosts, aggregation=aggregation, modulus_bits=modulus_bits,
                               fractional_bits=fractional_bits, max_samples=max_samples, block_time=block_time)
         status = run_demo(spec, console=console)

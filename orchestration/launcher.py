@@ -78,6 +78,12 @@ _MODEL_MAX_BYTES = 64 * 1024 * 1024
 _STAND_IN_SEALING_KEY = bytes(31) + b"\x01"
 
 
+#: Seconds members have for their share checks, and again for complaints, in a Shamir-mode
+#: demo (agents.client_checks). Honest rounds never wait for it: the verdict comes when the n-th
+#: member's checks are mined; it bounds the wait for a member that is down or a silent liar.
+DEFAULT_CHECK_PERIOD = 10
+
+
 @dataclass(frozen=True)
 class FederationSpec:
     """Sizes, periods, seeds and training settings of one local federation.
@@ -96,6 +102,10 @@ class FederationSpec:
     min_clients: int = 3
     collection_period: int = 120
     aggregation_period: int = 60
+    #: Seconds members have to post share checks after collection closes, and again complaints
+    #: (the Shamir mode only; 0: off; None: :data:`DEFAULT_CHECK_PERIOD` in the Shamir mode, if
+    #: the aggregation period leaves room for two, else off).
+    check_period: int | None = None
     seed: int = 0
     #: The task (a .py file or a module name, see fedtss.task) and how every client trains it.
     task: str = DEFAULT_TASK
@@ -121,6 +131,15 @@ class FederationSpec:
     #: Seconds between blocks on the local chain (anvil --block-time, as a real network mines);
     #: None: anvil mines each transaction at once.
     block_time: float | None = None
+
+    @property
+    def resolved_check_period(self) -> int:
+        """The deployment's ``check_period``: as given, or the default for the mode."""
+        if self.check_period is not None:
+            return self.check_period
+        if self.aggregation == "masked":
+            return 0
+        return DEFAULT_CHECK_PERIOD if 2 * DEFAULT_CHECK_PERIOD < self.aggregation_period else 0
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -180,6 +199,7 @@ class FederationSpec:
             "target_clients": self.clients,
             "collection_period": self.collection_period,
             "aggregation_period": self.aggregation_period,
+            "check_period": self.resolved_check_period,
             "clients": list(clients),
             "committee": [{"address": address, "sealing_key": "0x" + key.hex()} for address, key in committee],
             "aggregation": aggregation,
@@ -400,11 +420,13 @@ class LocalFederation:
             if name not in skipped:
                 self.start(name)
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
-        """Start (or restart) one node's process, its key in its environment."""
-        module, secrets = self._process_of(name)
-        return self.supervisor.start(name, [sys.executable, "-m", module, "--config", str(self.config_path(name))],
-                                     secrets)
+    def start(self, name: str, *, module: str | None = None) -> subprocess.Popen[bytes]:
+        """Start (or restart) one node's process, its key in its environment. ``module`` runs another
+        module than the role's with the same config and keys (the end-to-end tests run a hostile
+        member this way)."""
+        role_module, secrets = self._process_of(name)
+        command = [sys.executable, "-m", module or role_module, "--config", str(self.config_path(name))]
+        return self.supervisor.start(name, command, secrets)
 
     def _process_of(self, name: str) -> tuple[str, dict[str, str]]:
         role, _, number = name.partition("-")
@@ -511,6 +533,7 @@ def _deployment_toml(config: RoundsConfig, model: ModelTerms, task_name: str) ->
         f"target_clients = {config.target_clients}",
         f"collection_period = {config.collection_period}",
         f"aggregation_period = {config.aggregation_period}",
+        f"check_period = {config.check_period}",
         "clients = [" + ", ".join(f'"{address}"' for address in config.clients) + "]",
     ]
     for member in config.committee:

@@ -5,7 +5,9 @@ which refuses a bad value before any transaction is sent, with a :class:`ConfigE
 names the field. :class:`RoundsConfig` mirrors the contract's ``IFedTSSRounds.Config``.
 
 The file's tables: ``[deployer]`` (where the deployer key comes from), ``[rounds]`` (committee,
-allowlist, limits, periods), ``[aggregation]`` (the mode, fixed for the deployment's life; the
+allowlist, limits, periods, and the optional ``check_period``: seconds members have to post
+share checks after collection closes, and again complaints; 0, the default, turns them off;
+Shamir mode only, below half the aggregation period), ``[aggregation]`` (the mode, fixed for the deployment's life; the
 table may be left out for the default Shamir mode) and ``[model]`` (:func:`load_model_terms`)::
 
     [aggregation]
@@ -119,7 +121,8 @@ class RoundsConfig:
     """The contract's constructor configuration (``IFedTSSRounds.Config``).
 
     ``client_keys`` are the clients' X25519 public masking keys in allowlist order: one per
-    client in the masked mode, none in the Shamir mode.
+    client in the masked mode, none in the Shamir mode. ``check_period`` is the seconds members
+    have to post share checks after collection closes, and again complaints (0: no checks).
     """
 
     committee: tuple[Member, ...]
@@ -131,6 +134,16 @@ class RoundsConfig:
     aggregation_period: int
     aggregation: Aggregation = Aggregation()
     client_keys: tuple[bytes, ...] = ()
+    check_period: int = 0
+
+    def check_window(self, aggregation_deadline: int) -> tuple[int, int] | None:
+        """The last seconds for checks and complaints of a round whose ``CollectionClosed`` named
+        ``aggregation_deadline`` (what the contract's ``checkWindow`` answers while the round is
+        Aggregating, and for any round after); None when the deployment has no checks."""
+        if self.check_period == 0:
+            return None
+        closed_at = aggregation_deadline - self.aggregation_period
+        return closed_at + self.check_period, closed_at + 2 * self.check_period
 
     def constructor_arg(self) -> tuple[Any, ...]:
         """The ``Config`` struct as web3 encodes it."""
@@ -146,6 +159,7 @@ class RoundsConfig:
             self.aggregation.mode_index,
             self.aggregation.modulus_bits,
             list(self.client_keys),
+            self.check_period,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -160,6 +174,7 @@ class RoundsConfig:
             "target_clients": self.target_clients,
             "collection_period": self.collection_period,
             "aggregation_period": self.aggregation_period,
+            "check_period": self.check_period,
             "aggregation": self.aggregation_table(),
         }
 
@@ -302,6 +317,7 @@ def parse_rounds_config(data: dict[str, Any]) -> RoundsConfig:
         aggregation_period=_int(data, "aggregation_period"),
         aggregation=aggregation,
         client_keys=client_keys,
+        check_period=_int(data, "check_period") if "check_period" in data else 0,
     )
     _check_committee(config)
     _check_clients(config)
@@ -311,7 +327,20 @@ def parse_rounds_config(data: dict[str, Any]) -> RoundsConfig:
     for name in ("collection_period", "aggregation_period"):
         if not 0 < getattr(config, name) <= MAX_PERIOD:
             raise ConfigError(f"{name}: must be 1 to {MAX_PERIOD} seconds, got {getattr(config, name)}")
+    _check_check_period(config)
     return config
+
+
+def _check_check_period(config: RoundsConfig) -> None:
+    """As the contract's constructor: 0, or in the Shamir mode less than half the aggregation period."""
+    period = config.check_period
+    if period < 0:
+        raise ConfigError(f"check_period: must be 0 (no checks) or a positive number of seconds, got {period}")
+    if period and config.aggregation.is_masked:
+        raise ConfigError(f"check_period: must be 0 in the masked mode (checks are for Shamir shares), got {period}")
+    if period and 2 * period >= config.aggregation_period:
+        raise ConfigError(f"check_period: checks and then complaints must end before aggregation does "
+                          f"(2 * check_period < aggregation_period={config.aggregation_period}), got {period}")
 
 
 def _check_committee(config: RoundsConfig) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -243,6 +243,19 @@ class RoundsContract:
         return self.transact(account, "submitAggregateShare", round_, *cid_to_parts(share_cid),
                              included_clients.bitmap)
 
+    def submit_checks(self, account: LocalAccount, round_: int, checks: bytes) -> dict:
+        """Post the member's share checks of ``round_``: 8 bytes per client, in submission order."""
+        return self.transact(account, "submitChecks", round_, bytes(checks))
+
+    def submit_complaints(self, account: LocalAccount, round_: int, complaints: Sequence[tuple[int, bytes]]) -> dict:
+        """Post the member's complaints of ``round_``: ``(client index, 32-byte key)`` pairs, in the
+        order given. A key that is not 32 bytes is a caller's mistake (ValueError, nothing sent)."""
+        for index, key in complaints:
+            if len(key) != 32:
+                raise ValueError(f"the key of the complaint about client {index} is {len(key)} bytes, not 32")
+        return self.transact(account, "submitComplaints", round_, [index for index, _ in complaints],
+                             [bytes(key) for _, key in complaints])
+
     def propose_model(self, account: LocalAccount, round_: int, model_cid: str) -> dict:
         return self.transact(account, "proposeModel", round_, *cid_to_parts(model_cid))
 
@@ -311,6 +324,20 @@ class RoundsContract:
     def member(self, account: str) -> tuple[int, int, int]:
         """``(1-based index or 0, last share round, last vote round)``."""
         return tuple(self.call("member", account))
+
+    def member_checks(self, account: str) -> tuple[int, int]:
+        """``(last round with checks, last round with complaints)`` of ``account``; 0 if never."""
+        return tuple(self.call("memberChecks", account))
+
+    def check_period(self) -> int:
+        """Seconds members have to post checks after collection closes, and again complaints (0: off)."""
+        return self.call("checkPeriod")
+
+    def check_window(self, round_: int, *, block: int | str = "latest") -> tuple[int, int]:
+        """``(checks deadline, complaints deadline)`` of ``round_``: ``(0, 0)`` unless the deployment
+        has checks and the round is Aggregating (:meth:`RoundsConfig.check_window` gives them for any
+        round from its ``CollectionClosed``)."""
+        return tuple(self.call("checkWindow", round_, block=block))
 
     def clients(self) -> list[str]:
         return self.call("clients")

@@ -23,8 +23,10 @@ __all__ = [
     "EVENT_TYPES",
     "AggregateShareSubmitted",
     "ChainEvent",
+    "ChecksSubmitted",
     "ClientSet",
     "CollectionClosed",
+    "ComplaintsSubmitted",
     "ModelProposed",
     "RoundEvent",
     "RoundFailed",
@@ -182,6 +184,30 @@ class AggregateShareSubmitted(RoundEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChecksSubmitted(RoundEvent):
+    """A member (1-based ``member_index``) posted its share checks: 16 bytes per client of the
+    round, client i's projection and the member's share of its sample count at
+    ``checks[16 * i : 16 * i + 16]`` (:func:`fedtss.validation.decode_checks`)."""
+
+    member: str
+    member_index: int
+    checks: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComplaintsSubmitted(RoundEvent):
+    """A member complained about the clients ``client_indices`` (submission indices), revealing
+    for each the key of its sealed share from that client (``keys[i]`` goes with
+    ``client_indices[i]``). The keys are public on chain, but open one blob each: keep them
+    out of log lines."""
+
+    member: str
+    member_index: int
+    client_indices: tuple[int, ...]
+    keys: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class ThresholdReached(RoundEvent):
     """t shares over ``included_clients`` are in: that set is now the round's only one."""
 
@@ -240,6 +266,11 @@ _LAYOUTS: Mapping[str, tuple[type[ChainEvent], tuple[_Argument, ...]]] = {
     "AggregateShareSubmitted": (AggregateShareSubmitted, (("round", "round"), ("member", "member"),
                                                           ("memberIndex", "member_index"), (_CID, "share_cid"),
                                                           ("includedClients", "included_clients"))),
+    "ChecksSubmitted": (ChecksSubmitted, (("round", "round"), ("member", "member"), ("memberIndex", "member_index"),
+                                          ("checks", "checks"))),
+    "ComplaintsSubmitted": (ComplaintsSubmitted, (("round", "round"), ("member", "member"),
+                                                  ("memberIndex", "member_index"),
+                                                  ("clientIndices", "client_indices"), ("keys", "keys"))),
     "ThresholdReached": (ThresholdReached, (("round", "round"), ("includedClients", "included_clients"),
                                             ("proposalDeadline", "proposal_deadline"))),
     "ModelProposed": (ModelProposed, (("round", "round"), ("member", "member"), (_CID, "model_cid"))),
@@ -261,12 +292,20 @@ def _typed(field_name: str, value: Any) -> Any:
         return ClientSet(value)
     if field_name == "state_at_failure":
         return RoundState(value)
+    if field_name == "checks":
+        return bytes(value)
+    if field_name == "client_indices":
+        return tuple(int(index) for index in value)
+    if field_name == "keys":
+        return tuple(bytes(key) for key in value)
     return value
 
 
 def _solidity(value: Any) -> Any:
     """A typed field's value as the contract emitted it."""
-    return value.bitmap if isinstance(value, ClientSet) else value
+    if isinstance(value, ClientSet):
+        return value.bitmap
+    return list(value) if isinstance(value, tuple) else value
 
 
 def decode_event(name: str, args: Mapping[str, Any], *, block_number: int, tx_hash: str,

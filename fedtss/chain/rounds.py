@@ -23,8 +23,10 @@ from typing import Any, Protocol
 from fedtss.chain.contract_events import (
     AggregateShareSubmitted,
     ChainEvent,
+    ChecksSubmitted,
     ClientSet,
     CollectionClosed,
+    ComplaintsSubmitted,
     ModelProposed,
     RoundEvent,
     RoundFailed,
@@ -102,8 +104,8 @@ class RoundRecord:
     """Everything the events say about one round.
 
     ``state`` is the contract's ``state(round)`` after the events folded so far; ``timeline``
-    holds one mark per state the round entered. ``submissions``, ``shares`` and ``votes`` are
-    the events themselves, in chain order. ``included_clients`` is the set fixed by
+    holds one mark per state the round entered. ``submissions``, ``checks``, ``complaints``,
+    ``shares`` and ``votes`` are the events themselves, in chain order. ``included_clients`` is the set fixed by
     ``ThresholdReached`` (None before), ``committee_deadline`` the deadline of the committee
     phase the round is in (aggregation, then proposal), ``result_cid`` the finalized model.
     """
@@ -118,6 +120,8 @@ class RoundRecord:
     failed_in: RoundState | None = None
     timeline: tuple[TimelineMark, ...] = ()
     submissions: tuple[UpdateSubmitted, ...] = ()
+    checks: tuple[ChecksSubmitted, ...] = ()
+    complaints: tuple[ComplaintsSubmitted, ...] = ()
     shares: tuple[AggregateShareSubmitted, ...] = ()
     votes: tuple[ModelProposed, ...] = ()
     exclusions: tuple[RecordedExclusion, ...] = ()
@@ -163,6 +167,14 @@ def _process_collection_closed(record: RoundRecord, event: CollectionClosed) -> 
     return _enter(record, event, RoundState.Aggregating, committee_deadline=event.aggregation_deadline)
 
 
+def _process_checks_submitted(record: RoundRecord, event: ChecksSubmitted) -> RoundRecord:
+    return replace(record, checks=(*record.checks, event))
+
+
+def _process_complaints_submitted(record: RoundRecord, event: ComplaintsSubmitted) -> RoundRecord:
+    return replace(record, complaints=(*record.complaints, event))
+
+
 def _process_aggregate_share_submitted(record: RoundRecord, event: AggregateShareSubmitted) -> RoundRecord:
     return replace(record, shares=(*record.shares, event))
 
@@ -189,6 +201,8 @@ _STEPS: Mapping[type[RoundEvent], Callable[[RoundRecord, Any], RoundRecord]] = {
     RoundOpened: _process_round_opened,
     UpdateSubmitted: _process_update_submitted,
     CollectionClosed: _process_collection_closed,
+    ChecksSubmitted: _process_checks_submitted,
+    ComplaintsSubmitted: _process_complaints_submitted,
     AggregateShareSubmitted: _process_aggregate_share_submitted,
     ThresholdReached: _process_threshold_reached,
     ModelProposed: _process_model_proposed,

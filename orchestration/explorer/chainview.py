@@ -210,6 +210,7 @@ class Overview:
     rounds_finalized: int
     finalize_until: int
     submitted: tuple[str, ...]
+    check_period: int = 0  # seconds for share checks after collection closes, and again complaints (0: off)
 
     @property
     def deadline(self) -> int | None:
@@ -596,6 +597,7 @@ class FederationView:
             rounds_finalized=done,
             finalize_until=until,
             submitted=submitted,
+            check_period=config.check_period,
         )
 
     # ------------------------------------------------------------------------- rounds

@@ -194,6 +194,8 @@ class FederationShape:
     target_clients: int = 0
     #: 0: the Shamir mode; 32..64: the masked mode over that ring (fedtss.masking).
     modulus_bits: int = 0
+    #: Seconds members have to post share checks, and again complaints (0: no checks; agents.client_checks).
+    check_period: int = 0
 
 
 def masking_private_key(index: int) -> bytes:
@@ -218,6 +220,7 @@ def _rounds_config(chain: AnvilNode, shape: FederationShape) -> RoundsConfig:
         target_clients=shape.target_clients or shape.clients,
         collection_period=600,
         aggregation_period=shape.aggregation_period,
+        check_period=shape.check_period,
     )
 
 

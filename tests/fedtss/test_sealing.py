@@ -22,7 +22,9 @@ from fedtss.sealing import (
     encode_share_context,
     keypair_from_seed,
     open_share,
+    open_share_with_key,
     public_key_from_private,
+    reveal_share_key,
     seal_share,
 )
 
@@ -191,3 +193,45 @@ def test_large_plaintext_round_trips_from_a_memoryview() -> None:
     plaintext = os.urandom(8 * 2**20)
     sealed = seal_share(memoryview(plaintext), PUBLIC, CONTEXT, ephemeral_seed=os.urandom(32))
     assert open_share(memoryview(sealed), PRIVATE, CONTEXT) == plaintext
+
+
+# ------------------------------------------------------------ a complaint's revealed key
+
+
+def test_a_revealed_share_key_opens_that_share_for_anyone() -> None:
+    key = reveal_share_key(SEALED, PRIVATE, CONTEXT)
+    assert len(key) == 32 and key not in (PRIVATE, PUBLIC)
+    assert open_share_with_key(SEALED, key, CONTEXT) == PLAINTEXT
+
+
+def test_a_revealed_share_key_opens_no_other_share_to_the_same_member() -> None:
+    other = seal_share(PLAINTEXT, PUBLIC, CONTEXT, ephemeral_seed=bytes([8]) * 32)
+    with pytest.raises(InvalidSealedShare):
+        open_share_with_key(other, reveal_share_key(SEALED, PRIVATE, CONTEXT), CONTEXT)
+
+
+def test_a_revealed_share_key_does_not_open_the_share_in_another_context() -> None:
+    key = reveal_share_key(SEALED, PRIVATE, CONTEXT)
+    with pytest.raises(InvalidSealedShare):
+        open_share_with_key(SEALED, key, dataclasses.replace(CONTEXT, round=5))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=32, max_size=32))
+def test_any_key_but_the_revealed_one_fails_to_open(wrong: bytes) -> None:
+    if wrong == reveal_share_key(SEALED, PRIVATE, CONTEXT):
+        return
+    with pytest.raises(InvalidSealedShare):
+        open_share_with_key(SEALED, wrong, CONTEXT)
+
+
+@pytest.mark.parametrize("key", [b"", bytes(31), bytes(33), "not bytes", None])
+def test_a_malformed_revealed_key_fails_like_any_other_bad_input(key: object) -> None:
+    with pytest.raises(InvalidSealedShare):
+        open_share_with_key(SEALED, key, CONTEXT)  # type: ignore[arg-type]
+
+
+def test_a_member_cannot_reveal_a_key_for_a_share_that_is_not_sealed_to_it() -> None:
+    other_private, _ = keypair_from_seed(bytes([9]) * 32)
+    with pytest.raises(InvalidSealedShare):
+        reveal_share_key(SEALED, other_private, CONTEXT)

@@ -17,7 +17,17 @@ from fedtss._reed_solomon import evaluate, interpolate
 from fedtss.errors import ConfigError, FormatError
 from fedtss.field import MODULUS
 from fedtss.shamir import share_vector
-from fedtss.validation import challenge_vector, check_client, pad_vector, project_share
+from fedtss.validation import (
+    NOT_OPENED,
+    challenge_vector,
+    check_client,
+    decode_checks,
+    encode_checks,
+    pad_vector,
+    project_share,
+    round_challenge,
+    round_verdict,
+)
 
 N, T = 5, 3
 
@@ -118,3 +128,173 @@ def test_bad_inputs_are_one_line_errors() -> None:
 def test_the_challenge_vector_is_deterministic_and_has_no_zero() -> None:
     rho = challenge_vector(b"\x02" * 32, 1000)
     assert np.array_equal(rho, challenge_vector(b"\x02" * 32, 1000)) and np.all(rho > 0) and np.all(rho < MODULUS)
+
+
+# ----------------------------------------------------------- a round's verdict from posted checks
+
+RHO = challenge_vector(bytes(32), 32)
+MAX_SAMPLES = 1000
+COUNT = 30  # the sample count's coordinate in the dealt vectors (update 0..29, count, pad)
+
+
+def _check(share: np.ndarray, rho: np.ndarray = RHO) -> tuple[int, int]:
+    return project_share(share, rho), int(share[COUNT])
+
+
+def _deal(client: int, *, samples: int = 40, n: int = N, t: int = T) -> np.ndarray:
+    update = np.concatenate([np.arange(30, dtype=np.uint64) * (client + 1), np.array([samples], dtype=np.uint64)])
+    return share_vector(pad_vector(update, 5 + client), threshold=t, holders=n, key=os.urandom(32))
+
+
+def _round_checks(clients: int = 3, *, corrupt: tuple[int, int] | None = None, lie: tuple[int, int] | None = None,
+                  samples: dict[int, int] | None = None) -> tuple[dict[int, list], np.ndarray]:
+    """Member -> posted checks for ``clients`` clients; ``corrupt`` = (client, member): that client
+    sealed that member a share off its polynomial; ``lie`` = (member, client): that member posts a
+    false projection. Also returns the dealt shares (client, member, coordinate)."""
+    samples = samples or {}
+    dealt = np.stack([_deal(c, samples=samples.get(c, 40)) for c in range(clients)])
+    if corrupt is not None:
+        client, member = corrupt
+        dealt[client, member - 1, 0] = gf.add(dealt[client, member - 1, 0:1], np.ones(1, dtype=np.uint64))[0]
+    checks = {j: [_check(dealt[c, j - 1]) for c in range(clients)] for j in range(1, N + 1)}
+    if lie is not None:
+        member, client = lie
+        projection, count = checks[member][client]
+        checks[member][client] = ((projection + 1) % MODULUS, count)
+    return checks, dealt
+
+
+def _verdict(checks, complaints=None, **options):
+    return round_verdict(checks, complaints or {}, clients=len(next(iter(checks.values()))), threshold=T,
+                         max_samples=MAX_SAMPLES, **options)
+
+
+def test_a_round_of_honest_clients_and_members_excludes_and_names_nobody_and_waits_for_nothing() -> None:
+    checks, _ = _round_checks(samples={0: 1, 1: MAX_SAMPLES})
+    verdict = _verdict(checks)
+    assert verdict.excluded_clients == {} and verdict.wrong_members == {} and not verdict.awaiting
+    assert verdict.sample_counts == {0: 1, 1: MAX_SAMPLES, 2: 40}
+
+
+def test_a_client_that_corrupts_one_members_share_is_excluded_once_that_member_shows_its_share() -> None:
+    checks, dealt = _round_checks(corrupt=(1, 4))
+    before = _verdict(checks)
+    assert before.awaiting == {(4, 1)} and before.excluded_clients == {}
+    shown = {(4, 1): _check(dealt[1, 3])}  # what member 4's revealed key opens
+    after = _verdict(checks, shown, complained=frozenset({4}))
+    assert after.excluded_clients == {1: "InconsistentShares"} and after.wrong_members == {}
+
+
+def test_a_member_that_posts_a_false_check_is_named_and_the_client_kept() -> None:
+    checks, dealt = _round_checks(lie=(2, 0))
+    silent = _verdict(checks, window_closed=True)
+    assert silent.wrong_members == {2: (0,)} and silent.excluded_clients == {}
+    # complaining does not help a liar: its real share projects elsewhere than it posted
+    complained = _verdict(checks, {(2, 0): _check(dealt[0, 1])}, complained=frozenset({2}))
+    assert complained.wrong_members == {2: (0,)} and complained.excluded_clients == {}
+    # nor does a key that opens nothing
+    assert _verdict(checks, {(2, 0): None}, complained=frozenset({2})).wrong_members == {2: (0,)}
+
+
+def test_a_member_that_posts_a_false_count_share_is_named_and_the_count_still_read() -> None:
+    checks, _ = _round_checks()
+    projection, count = checks[3][1]
+    checks[3][1] = (projection, (count + 1) % MODULUS)
+    verdict = _verdict(checks)
+    assert verdict.wrong_members == {3: (1,)} and verdict.excluded_clients == {}
+    assert verdict.sample_counts[1] == 40
+
+
+@pytest.mark.parametrize("samples", [0, MAX_SAMPLES + 1, MODULUS - 5], ids=["zero", "above-max", "negative"])
+def test_a_client_whose_shared_sample_count_is_out_of_range_is_excluded(samples: int) -> None:
+    checks, _ = _round_checks(samples={2: samples})
+    verdict = _verdict(checks)
+    assert verdict.excluded_clients == {2: "SampleCountOutOfRange"} and verdict.wrong_members == {}
+
+
+def test_a_complaint_from_a_member_that_agreed_changes_nothing() -> None:
+    checks, dealt = _round_checks()
+    verdict = _verdict(checks, {(3, 2): _check(dealt[2, 2])}, complained=frozenset({3}))
+    assert verdict.excluded_clients == {} and verdict.wrong_members == {}
+
+
+def test_a_client_inconsistent_at_more_members_than_can_be_corrected_is_excluded_at_once() -> None:
+    checks, _ = _round_checks()
+    for member, shift in ((1, 1), (2, 7)):
+        projection, count = checks[member][2]
+        checks[member][2] = ((projection + shift) % MODULUS, count)
+    verdict = _verdict(checks)
+    assert verdict.excluded_clients == {2: "InconsistentShares"} and not verdict.awaiting
+
+
+def test_clients_with_t_or_fewer_checks_are_unchecked_not_excluded() -> None:
+    checks, _ = _round_checks()
+    for member in (4, 5):
+        checks[member][0] = None  # two members could not open client 0
+    del checks[5]
+    verdict = _verdict(checks)
+    assert verdict.unchecked == (0,) and verdict.excluded_clients == {}
+
+
+def test_posted_checks_round_trip_with_not_opened_and_reject_the_wrong_length() -> None:
+    values = [(0, 1), (MODULUS - 1, 2), None, (12345, MODULUS - 1)]
+    blob = encode_checks(values)
+    assert len(blob) == 64 and blob[32:48] == NOT_OPENED.to_bytes(8, "big") * 2
+    assert decode_checks(blob, 4) == values
+    assert decode_checks(MODULUS.to_bytes(8, "big") + bytes(8), 1) == [None]  # outside the field: not a check
+    with pytest.raises(FormatError, match="expected 48"):
+        decode_checks(blob, 3)
+    with pytest.raises(FormatError, match="field elements"):
+        encode_checks([(MODULUS, 0)])
+
+
+def test_the_round_challenge_depends_on_every_input() -> None:
+    base = dict(chain_id=1, contract="0x" + "11" * 20, round_=3, block_hash=bytes(32))
+    challenge = round_challenge(**base)
+    assert len(challenge) == 32
+    for name, value in [("chain_id", 2), ("contract", "0x" + "12" * 20), ("round_", 4), ("block_hash", b"\1" * 32)]:
+        assert round_challenge(**{**base, name: value}) != challenge
+    with pytest.raises(FormatError, match="32 bytes"):
+        round_challenge(**{**base, "block_hash": bytes(31)})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_within_the_correction_bound_bad_clients_are_excluded_and_lying_members_named(data) -> None:
+    """The class: any mix of clients sealing bad shares or out-of-range sample counts and members
+    posting false projections or count shares, with at most floor((n - t) / 2) bad points per
+    client. Honest members complain with their real share; lying ones complain with theirs or not
+    at all. Then exactly the bad clients are excluded and exactly the members that lied about a
+    kept client are named (about an excluded client, nothing hangs on a member's word)."""
+    n, t, clients = 7, 3, 4
+    bound = (n - t) // 2
+    liars = set(data.draw(st.lists(st.integers(1, n), max_size=bound, unique=True)))
+    counts = [data.draw(st.sampled_from([0, 1, 17, MAX_SAMPLES, MAX_SAMPLES + 1, MODULUS - 1])) for _ in range(clients)]
+    dealt = np.stack([_deal(c, samples=counts[c], n=n, t=t) for c in range(clients)])
+    corrupted: dict[int, set[int]] = {}
+    for client in range(clients):
+        room = bound - len(liars)
+        honest = sorted(set(range(1, n + 1)) - liars)
+        for member in data.draw(st.lists(st.sampled_from(honest), max_size=room, unique=True)) if room else []:
+            coordinate = data.draw(st.sampled_from([0, COUNT, COUNT + 1]))  # update, count or pad
+            dealt[client, member - 1, coordinate] = gf.add(dealt[client, member - 1, coordinate:coordinate + 1],
+                                                           np.ones(1, dtype=np.uint64))[0]
+            corrupted.setdefault(client, set()).add(member)
+    real = {(j, c): _check(dealt[c, j - 1]) for j in range(1, n + 1) for c in range(clients)}
+    lies = {(j, c): data.draw(st.sampled_from(["projection", "count"])) for j in liars for c in range(clients)
+            if data.draw(st.booleans())}
+    checks = {j: [real[j, c] if (j, c) not in lies else
+                  ((real[j, c][0] + 1) % MODULUS, real[j, c][1]) if lies[j, c] == "projection" else
+                  (real[j, c][0], (real[j, c][1] + 1) % MODULUS) for c in range(clients)] for j in range(1, n + 1)}
+    verdict_of = dict(clients=clients, threshold=t, max_samples=MAX_SAMPLES)
+    first = round_verdict(checks, {}, **verdict_of)
+    complaints = {(j, c): real[j, c] for j, c in first.awaiting if j not in liars}
+    complaints |= {(j, c): real[j, c] for j, c in first.awaiting if j in liars and data.draw(st.booleans())}
+    verdict = round_verdict(checks, complaints, complained=frozenset(j for j, _ in complaints), window_closed=True,
+                            **verdict_of)
+    out_of_range = {c for c in range(clients) if not 1 <= counts[c] <= MAX_SAMPLES}
+    assert set(verdict.excluded_clients) == set(corrupted) | out_of_range
+    by_count = {c for c, why in verdict.excluded_clients.items() if why == "SampleCountOutOfRange"}
+    assert out_of_range - set(corrupted) <= by_count <= out_of_range  # a client both is out for either
+    excluded = set(corrupted) | out_of_range
+    assert set(verdict.wrong_members) == {j for j, c in lies if c not in excluded}

@@ -332,6 +332,36 @@ def test_a_reverted_transaction_shows_the_custom_error_replayed_read_only(chain,
     assert chain.w3.eth.block_number == blocks_before  # replayed with eth_call: nothing sent
 
 
+def test_share_checks_and_complaints_show_on_the_round_and_transaction_pages(chain, deploy, rounds_artifact,
+                                                                           tmp_path) -> None:
+    import json
+    from dataclasses import replace
+
+    from fedtss.chain import Deployment
+    from tests.fixtures.anvil import default_rounds_config
+
+    contract = deploy(check_period=60)
+    abi_path = tmp_path / "abi.json"
+    abi_path.write_text(json.dumps(rounds_artifact.abi), encoding="utf-8")
+    deployment = Deployment(chain_id=31337, address=contract.address, abi_path=abi_path,
+                            deploy_block=chain.w3.eth.block_number, tx_hash="0x" + "00" * 32,
+                            config=replace(default_rounds_config(chain.accounts), check_period=60))
+    members, clients = chain.accounts[1:6], chain.accounts[6:16]
+    contract.start_training(chain.accounts[0], cid_from_parts(0x55, b"\x02" * 32), 1)
+    for i, client in enumerate(clients):
+        contract.submit_update(client, 1, cid_from_parts(0x55, bytes([i + 1]) * 32))
+    contract.submit_checks(members[0], 1, bytes(80))
+    complained = contract.submit_complaints(members[1], 1, [(3, b"\x07" * 32)])
+
+    view = FederationView(chain.url, deployment)
+    assert view.overview().check_period == 60
+    with serve_app(create_app(view, poll_seconds=60)) as url, httpx.Client(base_url=url) as http:
+        round_page = http.get("/rounds/1").text
+        tx_page = http.get(f"/tx/0x{bytes(complained['transactionHash']).hex()}").text
+    assert "Share checks (1) and complaints (1)" in round_page and "10 clients checked" in round_page
+    assert "ComplaintsSubmitted" in tx_page and "0x" + "07" * 32 in tx_page  # public on chain: shown
+
+
 # ------------------------------------------------------------------------ hostile input
 #
 # Anyone with a funded account can have any bytes mined as a call to the contract (it reverts,

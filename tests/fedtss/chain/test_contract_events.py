@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from fedtss.chain import (
     AggregateShareSubmitted,
     ChainEvent,
+    ChecksSubmitted,
     ClientSet,
     CollectionClosed,
+    ComplaintsSubmitted,
     ModelProposed,
     RoundEvent,
     RoundFailed,
@@ -131,6 +133,15 @@ DECODED = {
         {"round": 4, "member": MEMBER, "memberIndex": 2, "codec": RAW, "digest": SHARE, "includedClients": 0b1011},
         AggregateShareSubmitted(round=4, member=MEMBER, member_index=2, share_cid=cid_from_parts(RAW, SHARE),
                                 included_clients=ClientSet.of([0, 1, 3]), **WHERE),
+    ),
+    "ChecksSubmitted": (
+        {"round": 4, "member": MEMBER, "memberIndex": 2, "checks": bytes(range(32))},
+        ChecksSubmitted(round=4, member=MEMBER, member_index=2, checks=bytes(range(32)), **WHERE),
+    ),
+    "ComplaintsSubmitted": (
+        {"round": 4, "member": MEMBER, "memberIndex": 2, "clientIndices": [1, 5], "keys": [MODEL, SHARE]},
+        ComplaintsSubmitted(round=4, member=MEMBER, member_index=2, client_indices=(1, 5), keys=(MODEL, SHARE),
+                            **WHERE),
     ),
     "ThresholdReached": (
         {"round": 4, "includedClients": 0b1011, "proposalDeadline": 3_000},

@@ -1,0 +1,278 @@
+"""A member checks every client's shares with the rest of the committee, without showing them (Shamir mode).
+
+Between opening its shares and posting its aggregate share, member j (when the deployment's
+``checkPeriod`` is not 0; :func:`agents.aggregator.begin_checks` and
+:func:`agents.aggregator.decide_clients` call what is here):
+
+1. projects each share as it opens on the round's challenge (:func:`fedtss.validation.project_share`;
+   the challenge comes from the hash of the block that closed collection) and posts the
+   projections, one field element per client, with ``submitChecks`` (:func:`start_checks`);
+2. waits in the round, at each clock Tick, until every member posted its checks or the
+   checks' window closed (:func:`checks_ready`), then decodes each client's projections;
+3. if its own projection is off a client's polynomial, it complains: ``submitComplaints`` with
+   the AES key of that client's sealed share for it (:func:`post_complaints`), so that anyone
+   can open that one share and project it (:func:`complaint_projections`);
+4. once every member whose projection was off complained, or the complaints' window closed,
+   takes the verdict (:func:`fedtss.validation.round_verdict`, in :func:`step_checks`): clients
+   that sealed inconsistent shares are excluded by name, members that posted false checks are
+   named, and the member posts its aggregate share over the clients kept.
+
+Every input of the verdict is on chain or in the store and fixed once the windows close (the
+contract refuses checks and complaints after them), so every honest member reaches the same
+one. In a round where every member is up and nobody cheats, no member waits for a window to
+close: the verdict comes as soon as the n-th member's checks are mined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from threading import Lock
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fedtss.chain import ChecksSubmitted, CollectionClosed, ComplaintsSubmitted
+from fedtss.errors import ContractRevert, FedTSSError
+from fedtss.formats import MANIFEST_MAX_BYTES, RoundTerms, VectorKind, check_manifest, decode_field_vector, field_vector_bytes, parse_manifest
+from fedtss.sealing import OVERHEAD, ShareContext, open_share_with_key, reveal_share_key
+from fedtss.storage import ContentStore
+from fedtss.validation import (
+    Check,
+    RoundVerdict,
+    challenge_vector,
+    decode_checks,
+    encode_checks,
+    project_share,
+    round_challenge,
+    round_verdict,
+)
+
+if TYPE_CHECKING:
+    from agents.aggregator import AggregatorAgent, Submission
+
+__all__ = [
+    "PendingChecks",
+    "ShareProjections",
+    "checks_in",
+    "checks_ready",
+    "complaint_projections",
+    "post_checks",
+    "post_complaints",
+    "round_rho",
+    "start_checks",
+    "step_checks",
+]
+
+#: Seconds past a window's end (by the chain's clock as the wait began) before a member stops
+#: waiting: a transaction sent just before the end may still be mined with a timestamp inside it.
+WINDOW_MARGIN_SECONDS = 1.0
+
+
+@dataclass
+class ShareProjections:
+    """This member's check of each share it opened, by submission index (taken as it opens): the
+    share's projection on rho and its coordinate ``count_index`` (a share of the sample count)."""
+
+    rho: NDArray[np.uint64] = field(repr=False)
+    count_index: int
+    values: dict[int, Check] = field(default_factory=dict)
+    _lock: Lock = field(default_factory=Lock, repr=False)
+
+    def check(self, share: NDArray[np.uint64]) -> Check:
+        return project_share(share, self.rho), int(share[self.count_index])
+
+    def take(self, index: int, share: NDArray[np.uint64]) -> None:
+        value = self.check(share)
+        with self._lock:
+            self.values[index] = value
+
+    def posted(self, clients: int) -> list[Check | None]:
+        return [self.values.get(index) for index in range(clients)]
+
+
+def round_rho(agent: AggregatorAgent, round_: int, vector_length: int) -> NDArray[np.uint64]:
+    """The round's projection vector, from the hash of the block that closed its collection."""
+    node = agent.node
+    closed = node.round_events(round_, CollectionClosed)
+    if not closed:
+        raise FedTSSError(f"round {round_}: no CollectionClosed event to take the challenge from")
+    block = node.contract.chain.block(closed[-1].block_number)
+    if block is None:
+        raise FedTSSError(f"round {round_}: block {closed[-1].block_number} is not on the node")
+    challenge = round_challenge(chain_id=node.deployment.chain_id, contract=node.deployment.address, round_=round_,
+                                block_hash=bytes.fromhex(block.hash.removeprefix("0x")))
+    return challenge_vector(challenge, vector_length)
+
+
+def post_checks(agent: AggregatorAgent, round_: int, checks: Sequence[Check | None]) -> bool:
+    """Send ``submitChecks`` unless this member already did in ``round_`` (a restart); say whether it sent."""
+    node = agent.node
+    mine = [e for e in node.round_events(round_, ChecksSubmitted) if e.member_index == agent.member_index]
+    if mine:
+        return False
+    node.contract.submit_checks(node.account, round_, encode_checks(checks))
+    return True
+
+
+def posted_checks(agent: AggregatorAgent, round_: int, clients: int) -> dict[int, list[Check | None]]:
+    """Member index -> its posted checks (the first post of each member; the contract allows one)."""
+    checks: dict[int, list[Check | None]] = {}
+    for event in agent.node.round_events(round_, ChecksSubmitted):
+        if event.member_index not in checks:
+            checks[event.member_index] = decode_checks(event.checks, clients)
+    return checks
+
+
+def posted_complaints(agent: AggregatorAgent, round_: int) -> dict[int, dict[int, bytes]]:
+    """Member index -> {client index: revealed key} (the first post of each member)."""
+    complaints: dict[int, dict[int, bytes]] = {}
+    for event in agent.node.round_events(round_, ComplaintsSubmitted):
+        if event.member_index not in complaints:
+            complaints[event.member_index] = dict(zip(event.client_indices, event.keys, strict=True))
+    return complaints
+
+
+def _sealed_share(store: ContentStore, submission: Submission, terms: RoundTerms, member_index: int,
+                  max_blob_bytes: int) -> bytes:
+    manifest = parse_manifest(store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes)))
+    check_manifest(manifest, client=submission.client, terms=terms)
+    return store.get(manifest.share_cids[member_index - 1],
+                     max_bytes=field_vector_bytes(terms.vector_length) + OVERHEAD)
+
+
+def post_complaints(agent: AggregatorAgent, round_: int, clients: Sequence[Submission], terms: RoundTerms) -> int:
+    """Reveal the key of each of these clients' sealed shares for this member; return how many it revealed."""
+    node, j = agent.node, agent.member_index
+    if j in posted_complaints(agent, round_):
+        return 0
+    pairs = []
+    for submission in clients:
+        context = ShareContext(terms.chain_id, terms.contract, terms.round, submission.client, j)
+        try:
+            sealed = _sealed_share(node.store, submission, terms, j, node.max_blob_bytes)
+            pairs.append((submission.index, reveal_share_key(sealed, agent.sealing_key.private_key, context)))
+        except FedTSSError:  # it opened in step 1; gone since, it can no longer be shown
+            continue
+    if pairs:
+        node.contract.submit_complaints(node.account, round_, pairs)
+    return len(pairs)
+
+
+def complaint_projections(store: ContentStore, submissions: Mapping[int, Submission], terms: RoundTerms,
+                          complaints: Mapping[int, Mapping[int, bytes]], checker: ShareProjections, *,
+                          max_blob_bytes: int) -> dict[tuple[int, int], Check | None]:
+    """(member, client) -> the check of the share the member's revealed key opens (None: it opens none)."""
+    shown: dict[tuple[int, int], Check | None] = {}
+    for member, keys in complaints.items():
+        for client, key in keys.items():
+            submission = submissions.get(client)
+            try:
+                if submission is None:
+                    raise FedTSSError("no such client")
+                sealed = _sealed_share(store, submission, terms, member, max_blob_bytes)
+                context = ShareContext(terms.chain_id, terms.contract, terms.round, submission.client, member)
+                share = decode_field_vector(open_share_with_key(sealed, key, context), kind=VectorKind.SHARE,
+                                            max_bytes=field_vector_bytes(terms.vector_length),
+                                            expected_length=terms.vector_length)
+                shown[member, client] = checker.check(share)
+            except (FedTSSError, ValueError):
+                shown[member, client] = None
+    return shown
+
+
+@dataclass
+class PendingChecks:
+    """A round whose clients this member checks: what it opened, kept until the verdict.
+
+    ``checks`` is frozen once every member posted or the checks' window closed (no more can be
+    posted then); ``complained`` once this member sent its complaints (or had none to send).
+    """
+
+    round: int
+    opened: object = field(repr=False)  # the aggregator's ShareSum
+    length: int
+    terms: RoundTerms
+    submissions: tuple[Submission, ...] = field(repr=False)
+    projections: ShareProjections = field(repr=False)
+    started_wall: float
+    started_chain: int
+    checks: dict[int, list[Check | None]] | None = None
+    complained: bool = False
+    complaints_seen: int = -1
+    #: The aggregate share went out over the set the chain fixed before the verdict came.
+    posted: bool = False
+
+    def window_closed(self, deadline: int, chain_time: int, now_monotonic: float) -> bool:
+        """Whether no transaction can land before ``deadline`` any more: the chain's clock passed it,
+        or (a chain that makes no blocks while idle) as much wall time as it had left went by."""
+        left = deadline - self.started_chain + WINDOW_MARGIN_SECONDS
+        return chain_time > deadline or now_monotonic - self.started_wall > left
+
+
+def start_checks(agent: AggregatorAgent, pending: PendingChecks) -> str:
+    """Post this member's projections; the note says whether they went on chain in time."""
+    try:
+        sent = post_checks(agent, pending.round, pending.projections.posted(len(pending.submissions)))
+    except ContractRevert as exc:  # too late (the window closed, or the round moved on)
+        return f"checks not posted ({exc.name}): this member takes the others' verdict"
+    return "checks posted" if sent else "checks were posted before (a restart)"
+
+
+def checks_in(agent: AggregatorAgent, pending: PendingChecks, now_monotonic: float) -> bool:
+    """Whether every member's checks are in, or the checks' window closed (then no more can come)."""
+    node = agent.node
+    if pending.checks is not None:
+        return True
+    members = len(node.deployment.config.committee)
+    checks_deadline, _ = node.contract.check_window(pending.round)
+    return (len(posted_checks(agent, pending.round, len(pending.submissions))) >= members
+            or pending.window_closed(checks_deadline, node.chain_time(), now_monotonic))
+
+
+def checks_ready(agent: AggregatorAgent, pending: PendingChecks, now_monotonic: float) -> bool:
+    """Whether :func:`step_checks` may get further than last time: the checks are in and, once this
+    member complained, a complaint came since or the complaints' window closed."""
+    if pending.checks is None or not pending.complained:
+        return checks_in(agent, pending, now_monotonic)
+    _, complaints_deadline = agent.node.contract.check_window(pending.round)
+    return (len(posted_complaints(agent, pending.round)) != pending.complaints_seen
+            or pending.window_closed(complaints_deadline, agent.node.chain_time(), now_monotonic))
+
+
+def current_verdict(agent: AggregatorAgent, pending: PendingChecks, *, window_closed: bool) -> RoundVerdict:
+    """The verdict from the frozen checks and the complaints posted so far (each one opened and projected)."""
+    node = agent.node
+    assert pending.checks is not None
+    complaints = posted_complaints(agent, pending.round)
+    pending.complaints_seen = len(complaints)
+    shown = complaint_projections(node.store, {s.index: s for s in pending.submissions}, pending.terms, complaints,
+                                  pending.projections, max_blob_bytes=node.max_blob_bytes)
+    return round_verdict(pending.checks, shown, clients=len(pending.submissions), threshold=pending.terms.t,
+                         max_samples=pending.terms.quantization.max_samples, complained=frozenset(complaints),
+                         window_closed=window_closed)
+
+
+def step_checks(agent: AggregatorAgent, pending: PendingChecks, now_monotonic: float) -> RoundVerdict | None:
+    """Move one round's checks on as far as the chain allows: freeze the checks, complain (once),
+    and return the verdict once no complaint can change it (None: wait on)."""
+    node = agent.node
+    if pending.checks is None:
+        pending.checks = posted_checks(agent, pending.round, len(pending.submissions))
+    if not pending.complained:
+        first = round_verdict(pending.checks, {}, clients=len(pending.submissions), threshold=pending.terms.t,
+                              max_samples=pending.terms.quantization.max_samples)
+        mine = sorted(c for m, c in first.awaiting if m == agent.member_index and c in pending.projections.values)
+        if mine:
+            try:
+                post_complaints(agent, pending.round, [pending.submissions[c] for c in mine], pending.terms)
+            except ContractRevert:  # too late: the verdict names this member, and the round goes on
+                pass
+        pending.complained = True
+        if not first.awaiting:
+            return first
+    _, complaints_deadline = node.contract.check_window(pending.round)
+    closed = pending.window_closed(complaints_deadline, node.chain_time(), now_monotonic)
+    verdict = current_verdict(agent, pending, window_closed=closed)
+    return None if verdict.awaiting else verdict

@@ -1,0 +1,173 @@
+"""The committee checks each client's shares (agents.client_checks), in process against anvil and a
+LocalStore: a client that seals well-formed, correctly sealed shares off its polynomial is excluded
+by name by every member and the round is FedAvg of the others; a member that posts a false check is
+named and the client kept; with members down the round still finalizes; and the pad keeps what the
+checks publish from being a function of the update."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from agents import client_checks
+from agents.client import PreparedUpdate, UpdateContext, quantized_vector, seal_rows
+from fedtss import field as gf
+from fedtss.chain import (
+    ChecksSubmitted,
+    ClientSet,
+    ComplaintsSubmitted,
+    RoundState,
+    ThresholdReached,
+    events_of,
+)
+from fedtss.cid import compute_cid
+from fedtss.formats import Manifest, encode_manifest
+from fedtss.shamir import share_vector
+from fedtss.validation import pad_vector
+from tests.agents.conftest import Federation
+
+LOGGER = "fedtss.agents"
+#: n = 5, t = 3: five projections per client correct one error.
+SHAPE = dict(clients=4, members=5, threshold=3, min_clients=2, aggregation_period=20, check_period=3)
+
+
+def _logged(caplog, key: str, value: str) -> list[str]:
+    """The reasons of the log lines with ``key=value`` (one per member that logged it)."""
+    return [r.getMessage().split("reason=")[1].split()[0] for r in caplog.records
+            if f"{key}={value} " in r.getMessage() + " " and "reason=" in r.getMessage()]
+
+
+def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, ...] = (),
+                    samples: int | None = None) -> PreparedUpdate:
+    """Client ``index``'s honest update (with the checks' pad), shared t-of-n, then the shares of
+    ``corrupt_members`` moved off the polynomial by one in one coordinate, and everything sealed
+    correctly: every share opens and is well-formed. ``samples`` replaces the shared sample count
+    (a field element: p - 5 is -5)."""
+    agent = fed.clients[index]
+    node = agent.node
+    delta, honest_samples = fed.client_update(index)
+    vector = quantized_vector(delta, honest_samples, agent.federation.quantization)
+    if samples is not None:
+        vector[-1] = samples
+    vector = pad_vector(vector, 123456789)
+    keys = [key for _, key in node.contract.committee()]
+    rows = share_vector(vector, threshold=node.contract.threshold(), holders=len(keys), key=os.urandom(32))
+    for member in corrupt_members:
+        rows[member - 1, 3] = gf.add(rows[member - 1, 3:4], np.ones(1, dtype=np.uint64))[0]
+    context = UpdateContext(node.deployment.chain_id, node.deployment.address, 1, node.address)
+    sealed = seal_rows(rows, context, keys, [os.urandom(32) for _ in keys])
+    manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=context.client,
+                        n=len(keys), t=node.contract.threshold(), vector_length=vector.size,
+                        quantization=agent.federation.quantization,
+                        share_cids=tuple(compute_cid(blob) for blob in sealed))
+    return PreparedUpdate(sealed, manifest, encode_manifest(manifest))
+
+
+def _submit(fed: Federation, index: int, prepared: PreparedUpdate) -> None:
+    for blob in prepared.sealed_shares:
+        fed.store.put(blob)
+    fed.contract.submit_update(fed.clients[index].node.account, 1, fed.store.put(prepared.manifest_blob))
+
+
+def test_an_honest_checked_round_is_plaintext_fedavg_with_one_checks_transaction_per_member(
+        make_federation_in, caplog) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**SHAPE)
+    assert all(m.check_period == 3 for m in fed.members) and all(c.check_period == 3 for c in fed.clients)
+    fed.drive()
+
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2, 3])
+    checks = events_of(fed.events(), ChecksSubmitted)
+    assert sorted(e.member_index for e in checks) == [1, 2, 3, 4, 5]
+    assert all(len(e.checks) == 16 * 4 for e in checks)
+    assert events_of(fed.events(), ComplaintsSubmitted) == []
+    assert not any("excluded_" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("member", [1, 4])
+def test_a_client_that_corrupts_one_members_share_is_excluded_by_every_member_and_that_member_not_named(
+        make_federation_in, caplog, member: int) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, corrupt_members=(member,)))
+    fed.drive(fed.members)
+
+    hostile = fed.clients[3].node.address
+    assert _logged(caplog, "excluded_client", hostile) == ["InconsistentShares"] * 5
+    (complaint,) = events_of(fed.events(), ComplaintsSubmitted)
+    assert complaint.member_index == member and complaint.client_indices == (3,)
+    assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    (reached,) = events_of(fed.events(), ThresholdReached)
+    assert reached.included_clients == ClientSet(0b0111)
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+def test_a_client_whose_shares_lie_on_no_polynomial_is_excluded_without_a_complaint(make_federation_in,
+                                                                                     caplog) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, corrupt_members=(2, 5)))  # two errors: one can be corrected
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["InconsistentShares"] * 5
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+@pytest.mark.parametrize("samples", [0, gf.MODULUS - 5], ids=["zero", "negative"])
+def test_a_client_whose_shared_sample_count_is_zero_or_negative_is_excluded_and_the_round_finalizes(
+        make_federation_in, caplog, samples: int) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, samples=samples))
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["SampleCountOutOfRange"] * 5
+    assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+@pytest.mark.parametrize("complains", [True, False], ids=["complains", "stays-silent"])
+def test_a_member_that_posts_a_false_check_is_named_by_every_member_and_the_client_kept(
+        make_federation_in, caplog, monkeypatch, complains: bool) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**SHAPE)
+    liar = fed.members[1]  # member 2 says client 0's share projects elsewhere than it does
+    real_post, real_complain = client_checks.post_checks, client_checks.post_complaints
+
+    def post_checks(agent, round_, projections):
+        if agent is liar:
+            (projection, count), *rest = projections
+            projections = [((projection + 1) % gf.MODULUS, count), *rest]
+        return real_post(agent, round_, projections)
+
+    def post_complaints(agent, round_, clients, terms):
+        return 0 if agent is liar and not complains else real_complain(agent, round_, clients, terms)
+
+    monkeypatch.setattr(client_checks, "post_checks", post_checks)
+    monkeypatch.setattr(client_checks, "post_complaints", post_complaints)
+    fed.drive()
+
+    assert _logged(caplog, "excluded_member", "2") == ["FalseCheck"] * 5
+    assert not any("excluded_client=" in r.getMessage() for r in caplog.records)
+    assert len(events_of(fed.events(), ComplaintsSubmitted)) == (1 if complains else 0)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2, 3])
+
+
+def test_with_n_minus_t_members_down_the_checks_window_closes_and_the_round_finalizes(make_federation_in) -> None:
+    fed: Federation = make_federation_in(**{**SHAPE, "aggregation_period": 8})  # a short wait for a 4th share
+    fed.drive([*fed.clients, *fed.members[:3]])  # members 4 and 5 never post checks
+
+    assert fed.contract.state(1) == RoundState.Finalized
+    assert sorted(e.member_index for e in events_of(fed.events(), ChecksSubmitted)) == [1, 2, 3]
+    fed.assert_model_is_fedavg_of([0, 1, 2, 3])
