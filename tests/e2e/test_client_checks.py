@@ -1,0 +1,103 @@
+"""End to end, one OS process per agent: the committee's checks on clients' shares (agents.client_checks).
+
+Committee of 5, t = 3 (five checks per client correct one error), 4 clients, the launcher's default
+``check_period``. The test plays client 3 and submits well-formed, correctly sealed shares that break
+one rule: one member's share off the polynomial, or a shared sample count of zero. Every member must
+exclude client 3 by name, name no member, and finalize the round as plaintext FedAvg of clients 0-2.
+Then a member that posts a false check about client 0 (tests/e2e/lying_member.py): every member names
+it and client 0 stays in.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from agents.client import UpdateContext, quantized_vector, seal_rows
+from agents.config import load_node_config
+from fedtss import field as gf
+from fedtss.chain import load_deployment
+from fedtss.cid import compute_cid
+from fedtss.formats import Manifest, encode_manifest
+from fedtss.shamir import share_vector
+from fedtss.validation import pad_vector
+from orchestration.launcher import LocalFederation
+
+from .conftest import ROUND_TIMEOUT
+from .test_client_set import _assert_is_plaintext_fedavg_of
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = 3
+SHAPE = dict(clients=4, committee=5, threshold=3, min_clients=2, rounds=1)
+
+
+def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None = None,
+                    samples: int | None = None) -> None:
+    """Client HOSTILE's honest round-1 update, shared with the checks' pad, then broken: member
+    ``corrupt_member``'s share moved off the polynomial, or the shared sample count replaced."""
+    contract, store = federation.contract, federation.store
+    account = federation.clients[HOSTILE]
+    model = federation.load_model(federation.initial_model_cid)
+    quantization = load_node_config(federation.config_path("member-1"), role="aggregator").federation.quantization
+    delta, honest_samples = federation.client_update(HOSTILE, 1, model)
+    metrics = [0.0] * len(load_deployment(federation.deployment_path).model_metrics)
+    vector = quantized_vector(delta, honest_samples, quantization, metrics)
+    if samples is not None:
+        vector[delta.size] = samples  # the count sits right after the update
+    vector = pad_vector(vector, int.from_bytes(os.urandom(16), "big") % gf.MODULUS)
+    keys = [key for _, key in contract.committee()]
+    rows = share_vector(vector, threshold=contract.threshold(), holders=len(keys), key=os.urandom(32))
+    if corrupt_member is not None:
+        rows[corrupt_member - 1, 0] = gf.add(rows[corrupt_member - 1, 0:1], np.ones(1, dtype=np.uint64))[0]
+    context = UpdateContext(contract.w3.eth.chain_id, contract.address, 1, account.address)
+    sealed = seal_rows(rows, context, keys, [os.urandom(32) for _ in keys])
+    manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=account.address,
+                        n=len(keys), t=contract.threshold(), vector_length=vector.size, quantization=quantization,
+                        share_cids=tuple(store.put(blob) for blob in sealed))
+    assert manifest.share_cids == tuple(compute_cid(blob) for blob in sealed)
+    contract.submit_update(account, 1, store.put(encode_manifest(manifest)))
+
+
+def _member_logs(federation: LocalFederation) -> dict[str, str]:
+    return {name: federation.log_path(name).read_text(errors="replace") for name in federation.member_names}
+
+
+@pytest.mark.parametrize(("attack", "reason"), [
+    (dict(corrupt_member=2), "InconsistentShares"),
+    (dict(samples=0), "SampleCountOutOfRange"),
+], ids=["one-share-off-the-polynomial", "zero-samples"])
+def test_a_client_breaking_a_checked_rule_is_excluded_by_name_by_every_member_and_the_round_is_fedavg_of_the_rest(
+        small_federation, attack: dict, reason: str) -> None:
+    federation, tracker = small_federation(skip=(f"client-{HOSTILE}",), **SHAPE)
+    assert federation.spec.resolved_check_period > 0
+    tracker.wait_until(lambda t: 1 in t.records, timeout=ROUND_TIMEOUT)
+    _submit_hostile(federation, **attack)
+
+    tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
+    hostile = federation.clients[HOSTILE].address
+    for name, log in _member_logs(federation).items():
+        assert f"excluded_client={hostile} reason={reason}" in log, federation.log_tail(name)
+        assert "excluded_member=" not in log, name
+    record = tracker.records[1]
+    assert record.state == "Finalized" and record.submitted == 4 and record.participants == 3
+    _assert_is_plaintext_fedavg_of(federation, [0, 1, 2], record.model_cid)
+    assert not federation.exited(), {name: federation.log_tail(name) for name in federation.exited()}
+
+
+def test_a_member_posting_a_false_check_is_named_by_every_member_and_the_client_kept(small_federation) -> None:
+    federation, tracker = small_federation(skip=("member-2",), **SHAPE)
+    federation.start("member-2", module="tests.e2e.lying_member")
+    federation.wait_until_ready(["member-2"])
+
+    tracker.wait_until(lambda t: t.completed, timeout=ROUND_TIMEOUT)
+    logs = _member_logs(federation)
+    honest = [name for name in federation.member_names if name != "member-2"]
+    for name in honest:
+        assert "excluded_member=2 " in logs[name] and "reason=FalseCheck" in logs[name], federation.log_tail(name)
+        assert "excluded_client=" not in logs[name], name
+    record = tracker.records[1]
+    assert record.state == "Finalized" and record.participants == 4
+    _assert_is_plaintext_fedavg_of(federation, [0, 1, 2, 3], record.model_cid)
