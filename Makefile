@@ -39,6 +39,7 @@ bench: install
 	$(PY) -m benchmarks.million
 	$(PY) -m benchmarks.secure_aggregation
 	$(PY) -m benchmarks.ipfs_fetch
+	$(PY) -m benchmarks.validation
 
 clean:
 	rm -rf $(VENV) node_modules build

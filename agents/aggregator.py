@@ -28,6 +28,14 @@ Member j, in one round:
    model bytes, stores them and votes ``proposeModel(round, CID)``, unless t others voted
    first. A member restarted while it waited starts waiting again (:func:`resume_events`).
 
+With client checks (``checkPeriod`` > 0, :mod:`agents.client_checks`), step 1 stops before
+the post: :func:`begin_checks` also takes each share's projection and sample-count share as it
+opens, posts them (``submitChecks``) and waits in the round; at each Tick :func:`on_tick` returns
+:class:`DecideClients` once the checks are in, and :func:`decide_clients` complains if this
+member was cheated, takes the committee's verdict (excluding clients and naming members by
+name) and posts over the clients kept. If ThresholdReached comes first, the member posts over
+that set at once and still takes the verdict, to name whom it names.
+
 Which client set wins. Members may disagree about a client whose share opened for some and
 not for others; each posts the set it could include. The contract emits ``ThresholdReached``
 for the *first* set that t members posted and refuses shares over any other set from then
@@ -788,14 +796,15 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
         projections.take(index, share)
         summed.add(index, share)
 
-    options = _fetch_options(agent, round_)
     checks_deadline, _ = node.contract.check_window(round_)
+    if checks_deadline == 0:  # past Aggregating (a restart): the set is fixed, no verdict is needed
+        return post_over_round_set(agent, round_, *open_round_shares(agent, round_))
+    options = _fetch_options(agent, round_)
     options["budget_seconds"] = max(1.0, min(options["budget_seconds"], checks_deadline - node.chain_time() - 1))
     excluded = _open_each(node.store, submissions, terms, take, workers=MAX_FETCH_WORKERS,
                           opener=open_client_share, **options)
     log_exclusions(agent, round_, excluded)
-    pending = PendingChecks(round_, summed, terms.vector_length, terms, tuple(submissions), projections,
-                            started_wall=time.monotonic(), started_chain=node.chain_time())
+    pending = PendingChecks(round_, summed, terms.vector_length, terms, tuple(submissions), projections)
     note = start_checks(agent, pending)
     agent.checking[round_] = pending
     return Outcome(note=f"{note}; opened {len(summed.clients)} of {len(submissions)} clients")
@@ -808,7 +817,7 @@ def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:
     if pending is None:
         return Outcome(note="not checking this round")
     try:
-        verdict = step_checks(agent, pending, time.monotonic())
+        verdict = step_checks(agent, pending)
     except Exception as exc:
         if not is_transient(exc):
             agent.checking.pop(action.round, None)
@@ -1093,7 +1102,7 @@ def waiting_rounds(agent: AggregatorAgent,
     members = len(agent.node.deployment.config.committee)
     read_at_head = agent.node.config.node.confirmations > 0
     waiting: dict[int | tuple[str, int], WaitingRound | CheckingRound] = {
-        ("checks", round_): CheckingRound(round_, checks_ready(agent, pending, now_monotonic))
+        ("checks", round_): CheckingRound(round_, checks_ready(agent, pending))
         for round_, pending in agent.checking.items()
     }
     for round_, pending in agent.pending.items():

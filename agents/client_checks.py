@@ -65,11 +65,6 @@ __all__ = [
     "step_checks",
 ]
 
-#: Seconds past a window's end (by the chain's clock as the wait began) before a member stops
-#: waiting: a transaction sent just before the end may still be mined with a timestamp inside it.
-WINDOW_MARGIN_SECONDS = 1.0
-
-
 @dataclass
 class ShareProjections:
     """This member's check of each share it opened, by submission index (taken as it opens): the
@@ -196,19 +191,12 @@ class PendingChecks:
     terms: RoundTerms
     submissions: tuple[Submission, ...] = field(repr=False)
     projections: ShareProjections = field(repr=False)
-    started_wall: float
-    started_chain: int
     checks: dict[int, list[Check | None]] | None = None
     complained: bool = False
     complaints_seen: int = -1
     #: The aggregate share went out over the set the chain fixed before the verdict came.
     posted: bool = False
 
-    def window_closed(self, deadline: int, chain_time: int, now_monotonic: float) -> bool:
-        """Whether no transaction can land before ``deadline`` any more: the chain's clock passed it,
-        or (a chain that makes no blocks while idle) as much wall time as it had left went by."""
-        left = deadline - self.started_chain + WINDOW_MARGIN_SECONDS
-        return chain_time > deadline or now_monotonic - self.started_wall > left
 
 
 def start_checks(agent: AggregatorAgent, pending: PendingChecks) -> str:
@@ -220,7 +208,14 @@ def start_checks(agent: AggregatorAgent, pending: PendingChecks) -> str:
     return "checks posted" if sent else "checks were posted before (a restart)"
 
 
-def checks_in(agent: AggregatorAgent, pending: PendingChecks, now_monotonic: float) -> bool:
+def window_closed(agent: AggregatorAgent, deadline: int) -> bool:
+    """Whether no transaction can land at or before ``deadline`` any more: the block the next one
+    would be in is stamped after it (the pending block's timestamp, which also moves on a chain
+    that makes no block while idle; the keeper reads deadlines the same way)."""
+    return agent.node.contract.chain.pending_time() > deadline
+
+
+def checks_in(agent: AggregatorAgent, pending: PendingChecks) -> bool:
     """Whether every member's checks are in, or the checks' window closed (then no more can come)."""
     node = agent.node
     if pending.checks is not None:
@@ -228,17 +223,17 @@ def checks_in(agent: AggregatorAgent, pending: PendingChecks, now_monotonic: flo
     members = len(node.deployment.config.committee)
     checks_deadline, _ = node.contract.check_window(pending.round)
     return (len(posted_checks(agent, pending.round, len(pending.submissions))) >= members
-            or pending.window_closed(checks_deadline, node.chain_time(), now_monotonic))
+            or window_closed(agent, checks_deadline))
 
 
-def checks_ready(agent: AggregatorAgent, pending: PendingChecks, now_monotonic: float) -> bool:
+def checks_ready(agent: AggregatorAgent, pending: PendingChecks) -> bool:
     """Whether :func:`step_checks` may get further than last time: the checks are in and, once this
     member complained, a complaint came since or the complaints' window closed."""
     if pending.checks is None or not pending.complained:
-        return checks_in(agent, pending, now_monotonic)
+        return checks_in(agent, pending)
     _, complaints_deadline = agent.node.contract.check_window(pending.round)
     return (len(posted_complaints(agent, pending.round)) != pending.complaints_seen
-            or pending.window_closed(complaints_deadline, agent.node.chain_time(), now_monotonic))
+            or window_closed(agent, complaints_deadline))
 
 
 def current_verdict(agent: AggregatorAgent, pending: PendingChecks, *, window_closed: bool) -> RoundVerdict:
@@ -254,7 +249,7 @@ def current_verdict(agent: AggregatorAgent, pending: PendingChecks, *, window_cl
                          window_closed=window_closed)
 
 
-def step_checks(agent: AggregatorAgent, pending: PendingChecks, now_monotonic: float) -> RoundVerdict | None:
+def step_checks(agent: AggregatorAgent, pending: PendingChecks) -> RoundVerdict | None:
     """Move one round's checks on as far as the chain allows: freeze the checks, complain (once),
     and return the verdict once no complaint can change it (None: wait on)."""
     node = agent.node
@@ -273,6 +268,6 @@ def step_checks(agent: AggregatorAgent, pending: PendingChecks, now_monotonic: f
         if not first.awaiting:
             return first
     _, complaints_deadline = node.contract.check_window(pending.round)
-    closed = pending.window_closed(complaints_deadline, node.chain_time(), now_monotonic)
+    closed = window_closed(agent, complaints_deadline)  # before reading: none can land after a closed window
     verdict = current_verdict(agent, pending, window_closed=closed)
     return None if verdict.awaiting else verdict

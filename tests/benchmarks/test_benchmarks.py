@@ -60,3 +60,15 @@ def test_the_ipfs_fetch_benchmark_times_put_and_both_gets_for_each_size() -> Non
     figures = ipfs_fetch.measure(sizes=(100, 5000), repeats=2)
     assert [r["bytes"] for r in figures["records"]] == [100, 5000]
     assert all(r[key] > 0 for r in figures["records"] for key in ("put_ms", "local_get_ms", "remote_get_ms"))
+
+
+def test_the_validation_benchmark_measures_member_time_gas_and_upload_on_a_small_case() -> None:
+    from benchmarks import validation
+
+    record = validation.measure(validation.Case(d=2000, clients=4, n=5, t=3))
+    assert record["member_seconds_with_checks"] > 0 and record["member_seconds_without_checks"] > 0
+    assert record["upload_increase"] == 1 / 2001
+    assert record["checks_bytes_per_member_on_chain"] == 64
+    assert 20_000 < record["submitChecks_median"] <= record["submitChecks_max"] < 100_000
+    assert record["submitComplaints_one"] > 21_000
+    assert "submitChecks gas" in validation.render(record)

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from agents.learning import apply_mean_update
-from fedtss.chain import AggregateShareSubmitted, ChainEvent, ClientSet, ModelProposed, RoundOpened, UpdateSubmitted
+from fedtss.chain import (
+    AggregateShareSubmitted,
+    ChainEvent,
+    ChecksSubmitted,
+    ClientSet,
+    ModelProposed,
+    RoundOpened,
+    UpdateSubmitted,
+)
 from fedtss.field import MODULUS
 from fedtss.chain import load_deployment
 from fedtss.formats import VectorKind, encode_field_vector, flatten_model, shared_vector_length
@@ -152,6 +160,7 @@ def test_a_member_posting_a_wrong_aggregate_share_is_named_and_the_model_is_stil
     tracker.wait_until(lambda t: 1 in t.records and "closed" in t.records[1].marks, timeout=ROUND_TIMEOUT)
     model_in = federation.load_model(federation.initial_model_cid)
     length = shared_vector_length(model_in, len(load_deployment(federation.deployment_path).model_metrics))
+    length += 1 if federation.spec.resolved_check_period else 0  # the client checks' pad coordinate
     garbage = np.random.default_rng(5).integers(0, MODULUS, length, dtype=np.uint64)
     cid = federation.store.put(encode_field_vector(garbage, kind=VectorKind.AGGREGATE_SHARE))
     federation.contract.submit_aggregate_share(federation.members[3], 1, cid, ClientSet.of(range(3)))
@@ -178,6 +187,7 @@ def test_a_member_killed_and_restarted_mid_round_catches_up_and_acts_once(small_
     member = federation.members[0].address
     shares = _by(tracker.round_events(1, AggregateShareSubmitted), "member", member)
     votes = _by(tracker.round_events(1, ModelProposed), "member", member)
-    assert len(shares) <= 1 and len(votes) <= 1
+    checks = _by(tracker.round_events(1, ChecksSubmitted), "member", member)
+    assert len(shares) <= 1 and len(votes) <= 1 and len(checks) <= 1
     # Every transaction it sent is one of those: nothing was sent twice, nothing reverted.
-    assert federation.contract.w3.eth.get_transaction_count(member) == len(shares) + len(votes)
+    assert federation.contract.w3.eth.get_transaction_count(member) == len(shares) + len(votes) + len(checks)

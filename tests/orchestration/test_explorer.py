@@ -350,7 +350,7 @@ def test_share_checks_and_complaints_show_on_the_round_and_transaction_pages(cha
     contract.start_training(chain.accounts[0], cid_from_parts(0x55, b"\x02" * 32), 1)
     for i, client in enumerate(clients):
         contract.submit_update(client, 1, cid_from_parts(0x55, bytes([i + 1]) * 32))
-    contract.submit_checks(members[0], 1, bytes(80))
+    contract.submit_checks(members[0], 1, bytes(160))
     complained = contract.submit_complaints(members[1], 1, [(3, b"\x07" * 32)])
 
     view = FederationView(chain.url, deployment)

@@ -1,0 +1,188 @@
+"""What the committee's checks on clients' shares cost (issue 13): member seconds, bytes, gas, transactions.
+
+    python -m benchmarks.validation [--quick]
+
+One member's step 1 at d = 10^6, 10 clients, n = 10, t = 6 (the issue's case), with and without the
+checks (agents/client_checks.py): open each client's sealed share, decode it and add it to the
+running sum, and, with the checks, take its projection on the round's challenge and its sample-count
+share, then decode every client's n checks (fedtss.validation.round_verdict). Times are the best of
+``REPEATS`` runs on the same blobs (already in memory: the fetch is the same with or without the
+checks). Gas comes from a real anvil: ``submitChecks`` by each of the n members over 10 clients, and
+one ``submitComplaints``. Writes benchmarks/results/validation.json and prints a table; asserts
+nothing (tests/benchmarks checks its shape on a tiny case).
+
+Targets (issue 13): at most 20% more member time, at most one extra transaction per member per round
+(a complaint is a second one, sent only by a member a client cheated), upload growth at most 1%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fedtss import field as gf
+from fedtss.chain import Member, RoundsConfig, RoundsContract, compile_contracts, connect, deploy_rounds, dev_sealing_keypair
+from fedtss.chain.devnode import dev_accounts, start_anvil
+from fedtss.cid import compute_cid
+from fedtss.formats import VectorKind, decode_field_vector, encode_field_vector, field_vector_bytes
+from fedtss.quantize import QuantizationConfig, quantize_update
+from fedtss.sealing import ShareContext, keypair_from_seed, open_share, seal_share
+from fedtss.shamir import share_vector
+from fedtss.validation import challenge_vector, encode_checks, pad_vector, project_share, round_verdict
+
+__all__ = ["measure", "measure_gas", "measure_member", "main"]
+
+RESULTS = Path(__file__).resolve().parent / "results" / "validation.json"
+REPEATS = 3
+CONTRACT = "0x" + "11" * 20
+MEMBER = 1
+TARGETS = {"member_time_increase": 0.20, "extra_transactions_per_member": 1, "upload_increase": 0.01}
+
+
+@dataclass(frozen=True)
+class Case:
+    d: int
+    clients: int
+    n: int
+    t: int
+
+
+def _client(address: int) -> str:
+    return "0x" + f"{address + 1:040x}"
+
+
+def _sealed_for_member(case: Case, quantization: QuantizationConfig, private_key: bytes, public_key: bytes,
+                       *, padded: bool) -> tuple[list[bytes], NDArray[np.uint64]]:
+    """Member 1's sealed share of each client's vector, and every member's checks of every client."""
+    rng = np.random.default_rng(5)
+    sealed, all_rows = [], []
+    for i in range(case.clients):
+        vector = quantize_update(rng.normal(0, 0.01, case.d).astype(np.float32), 10 + i, quantization)
+        if padded:
+            vector = pad_vector(vector, int(rng.integers(0, gf.MODULUS)))
+        rows = share_vector(vector, threshold=case.t, holders=case.n, key=os.urandom(32))
+        context = ShareContext(31337, CONTRACT, 1, _client(i), MEMBER)
+        sealed.append(seal_share(encode_field_vector(rows[MEMBER - 1], kind=VectorKind.SHARE), public_key, context,
+                                 ephemeral_seed=os.urandom(32)))
+        all_rows.append(rows)
+    return sealed, np.stack(all_rows)
+
+
+def _member_step(case: Case, sealed: list[bytes], private_key: bytes, length: int,
+                 rho: NDArray[np.uint64] | None, count_index: int) -> float:
+    """Seconds for member 1 to open, decode and sum every client's share (and check it, with ``rho``)."""
+    started = time.perf_counter()
+    total = np.zeros(length, dtype=np.uint64)
+    checks = []
+    for i, blob in enumerate(sealed):
+        plain = open_share(blob, private_key, ShareContext(31337, CONTRACT, 1, _client(i), MEMBER))
+        share = decode_field_vector(plain, kind=VectorKind.SHARE, max_bytes=field_vector_bytes(length),
+                                    expected_length=length)
+        if rho is not None:
+            checks.append((project_share(share, rho), int(share[count_index])))
+        total = gf.add(total, share)
+    encode_checks(checks)
+    return time.perf_counter() - started
+
+
+def measure_member(case: Case) -> dict[str, float]:
+    """Member 1's step 1 without and with the checks (best of REPEATS), and the verdict's seconds."""
+    quantization = QuantizationConfig(clip_norm=10.0, fractional_bits=16, max_clients=case.clients, max_samples=1000)
+    private_key, public_key = keypair_from_seed(bytes(range(32)))
+    plain_sealed, _ = _sealed_for_member(case, quantization, private_key, public_key, padded=False)
+    checked_sealed, rows = _sealed_for_member(case, quantization, private_key, public_key, padded=True)
+    length = case.d + 1
+    rho = challenge_vector(os.urandom(32), length + 1)
+    baseline = min(_member_step(case, plain_sealed, private_key, length, None, case.d) for _ in range(REPEATS))
+    checked = min(_member_step(case, checked_sealed, private_key, length + 1, rho, case.d) for _ in range(REPEATS))
+    checks = {j: [(project_share(rows[i, j - 1], rho), int(rows[i, j - 1, case.d])) for i in range(case.clients)]
+              for j in range(1, case.n + 1)}
+    started = time.perf_counter()
+    verdict = round_verdict(checks, {}, clients=case.clients, threshold=case.t, max_samples=1000)
+    verdict_seconds = time.perf_counter() - started
+    if verdict.excluded_clients or verdict.wrong_members:
+        raise RuntimeError("the benchmark's honest clients and members were not all kept")
+    return {"member_seconds_without_checks": baseline, "member_seconds_with_checks": checked + verdict_seconds,
+            "verdict_seconds": verdict_seconds,
+            "member_time_increase": (checked + verdict_seconds) / baseline - 1}
+
+
+def measure_gas(case: Case) -> dict[str, int]:
+    """Gas of ``submitChecks`` (median over the n members) and of one ``submitComplaints``, on anvil."""
+    artifact = compile_contracts(build_dir=None)["FedTSSRounds"]
+    node = start_anvil(accounts=1 + case.n + case.clients)
+    try:
+        accounts = dev_accounts(1 + case.n + case.clients)
+        operator, members, clients = accounts[0], accounts[1 : 1 + case.n], accounts[1 + case.n :]
+        config = RoundsConfig(
+            committee=tuple(Member(m.address, dev_sealing_keypair(m.address)[1]) for m in members),
+            threshold=case.t, clients=tuple(c.address for c in clients), min_clients=2,
+            target_clients=case.clients, collection_period=600, aggregation_period=600, check_period=60,
+        )
+        w3 = connect(node.url)
+        address, _ = deploy_rounds(w3, operator, artifact, config)
+        rounds = RoundsContract(w3, address, artifact.abi)
+        rounds.start_training(operator, compute_cid(b"model"), 1)
+        for i, client in enumerate(clients):
+            rounds.submit_update(client, 1, compute_cid(f"manifest-{i}".encode()))
+        blob = encode_checks([(12345 + i, 678 + i) for i in range(case.clients)])
+        gas = [rounds.submit_checks(m, 1, blob)["gasUsed"] for m in members]
+        complaint = rounds.submit_complaints(members[0], 1, [(3, os.urandom(32))])["gasUsed"]
+    finally:
+        node.stop()
+    return {"submitChecks_median": int(statistics.median(gas)), "submitChecks_max": max(gas),
+            "submitComplaints_one": complaint}
+
+
+def measure(case: Case) -> dict[str, object]:
+    record: dict[str, object] = {"d": case.d, "clients": case.clients, "n": case.n, "t": case.t}
+    record.update(measure_member(case))
+    record.update(measure_gas(case))
+    length = case.d + 1  # update and sample count (the default task adds its metrics too)
+    record.update({
+        "upload_increase": 1 / length,  # one pad coordinate in every share
+        "extra_transactions_per_member": 1,
+        "complaint_transactions": "one more, only from a member a client cheated",
+        "checks_bytes_per_member_on_chain": 16 * case.clients,
+    })
+    return record
+
+
+def render(record: dict[str, object]) -> str:
+    return "\n".join([
+        f"d = {record['d']:,}, {record['clients']} clients, n = {record['n']}, t = {record['t']}",
+        f"member step 1 without checks  {record['member_seconds_without_checks']:.3f} s",
+        f"member step 1 with checks     {record['member_seconds_with_checks']:.3f} s "
+        f"(+{100 * record['member_time_increase']:.1f}%, target <= 20%; verdict {record['verdict_seconds'] * 1e3:.2f} ms)",
+        f"upload growth                 +{100 * record['upload_increase']:.5f}% (target <= 1%)",
+        f"extra transactions            {record['extra_transactions_per_member']} per member per round (target <= 1)",
+        f"submitChecks gas              {record['submitChecks_median']:,} median, {record['submitChecks_max']:,} max",
+        f"submitComplaints gas          {record['submitComplaints_one']:,} (one complaint)",
+        f"checks on chain               {record['checks_bytes_per_member_on_chain']} bytes per member",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="d = 10^4 instead of 10^6 (seconds, not a minute)")
+    args = parser.parse_args(argv)
+    case = Case(d=10_000 if args.quick else 1_000_000, clients=10, n=10, t=6)
+    record = measure(case)
+    record["targets"] = TARGETS
+    if not args.quick:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(render(record))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
