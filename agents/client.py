@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from threading import Lock
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -109,6 +110,9 @@ def on_round_opened(view: ClientView, event: RoundOpened, now: int) -> list[Trai
 
 
 HANDLERS: Mapping[type, Handler] = {RoundOpened: on_round_opened}
+#: Held while a client trains and evaluates: the task seeds torch's global RNG per round and client,
+#: so two clients of one process (agents.pack) training at once would draw from each other's stream.
+TRAINING_LOCK = Lock()
 
 
 # ------------------------------------------------------------------ pure pipeline
@@ -303,8 +307,9 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
     global_tensors = fetch_model(node, action.model_cid, agent.layout)
     training = round_settings(settings.training, federation_seed=federation.seed, round_number=action.round,
                               client_index=settings.index)
-    delta, samples = compute_client_update(agent.task, global_tensors, agent.data, training)
-    metrics = evaluate_global_model(agent, global_tensors)
+    with TRAINING_LOCK:  # torch's RNG is the process's: packed clients train one at a time
+        delta, samples = compute_client_update(agent.task, global_tensors, agent.data, training)
+        metrics = evaluate_global_model(agent, global_tensors)
     committee = node.contract.committee()
     common = dict(
         context=UpdateContext(node.deployment.chain_id, node.deployment.address, action.round, node.address),

@@ -376,13 +376,25 @@ def main(argv: Sequence[str] | None, *, role: Role, build: Callable[[Node], Agen
     parser.add_argument("--config", type=Path, required=True, help="the node's TOML config file")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+    return run_logged(role, lambda: asyncio.run(run_agent(build_agent(args.config, role=role, build=build,
+                                                                      environ=environ))),
+                      log_level=args.log_level)
+
+
+def build_agent(path: Path, *, role: Role, build: Callable[[Node], Agent],
+                environ: Mapping[str, str] | None = None) -> Agent:
+    """The agent of the node config at ``path``, connected, as ``python -m agents.<role>`` builds it."""
+    config = load_node_config(path, role=role)
+    redact_node_urls(config.node.rpc_url, config.node.http_url)  # before web3 logs anything
+    return build(connect_node(config, os.environ if environ is None else environ))
+
+
+def run_logged(role: Role, work: Callable[[], object], *, log_level: str = "INFO") -> int:
+    """Set up logging, run ``work`` and turn how it ended into the process's exit status (and a log line)."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        config = load_node_config(args.config, role=role)
-        redact_node_urls(config.node.rpc_url, config.node.http_url)  # before web3 logs anything
-        agent = build(connect_node(config, os.environ if environ is None else environ))
-        asyncio.run(run_agent(agent))
+        work()
     except FedTSSError as exc:
         log.error(format_fields(role=role, stopped=type(exc).__name__, detail=str(exc)))
         return 1

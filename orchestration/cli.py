@@ -73,6 +73,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="seeds the data split, the initial model and training")] = 0,
     collection_period: Annotated[int, typer.Option(help="seconds a round collects updates")] = 120,
     aggregation_period: Annotated[int, typer.Option(help="seconds for each committee phase")] = 60,
+    clients_per_process: Annotated[int | None, typer.Option(
+        help="client agents per OS process (they share PyTorch and web3); default 1 up to 16 clients, "
+             "16 above")] = None,
     check_period: Annotated[int | None, typer.Option(
         help="seconds members have to post share checks, and again complaints (shamir mode); 0: off; "
              "default 10, off in the masked mode")] = None,
@@ -105,6 +108,7 @@ def demo(
                               min_clients=min(min_clients, clients), seed=seed, task=task or DEFAULT_TASK,
                               training=training, collection_period=collection_period,
                               aggregation_period=aggregation_period, check_period=check_period,
+                              clients_per_process=clients_per_process,
                               reopen_failed=reopen_failed,
                               ipfs_hosts=ipfs_hosts, aggregation=aggregation, modulus_bits=modulus_bits,
                               fractional_bits=fractional_bits, max_samples=max_samples, block_time=block_time)

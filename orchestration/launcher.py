@@ -78,6 +78,8 @@ _MODEL_MAX_BYTES = 64 * 1024 * 1024
 _STAND_IN_SEALING_KEY = bytes(31) + b"\x01"
 
 
+#: Above this many clients the launcher packs clients into processes of this many (agents.pack).
+AUTO_PACK_ABOVE = 16
 #: Seconds members have for their share checks, and again for complaints, in a Shamir-mode
 #: demo (agents.client_checks). Honest rounds never wait for it: the verdict comes when the n-th
 #: member's checks are mined; it bounds the wait for a member that is down or a silent liar.
@@ -121,6 +123,10 @@ class FederationSpec:
     #: so that every blob a member reads comes over bitswap from another node.
     ipfs_hosts: int = 0
     keeper_interval: float = 1.0
+    #: Client agents per OS process (agents.pack): 1 runs each client alone, as a real deployment
+    #: does; more share one copy of PyTorch, web3 and numba. None: 1 up to
+    #: :data:`AUTO_PACK_ABOVE` clients, else that many clients per process.
+    clients_per_process: int | None = None
     reopen_failed: bool = False
     runs_dir: Path = Path("runs")
     #: The deployment's aggregation mode: "shamir" (n sealed Shamir shares per client) or
@@ -131,6 +137,13 @@ class FederationSpec:
     #: Seconds between blocks on the local chain (anvil --block-time, as a real network mines);
     #: None: anvil mines each transaction at once.
     block_time: float | None = None
+
+    @property
+    def resolved_clients_per_process(self) -> int:
+        """Client agents per process: as given, or 1 for small federations and packs for large ones."""
+        if self.clients_per_process is not None:
+            return self.clients_per_process
+        return 1 if self.clients <= AUTO_PACK_ABOVE else AUTO_PACK_ABOVE
 
     @property
     def resolved_check_period(self) -> int:
@@ -149,6 +162,8 @@ class FederationSpec:
             raise ConfigError(f"rounds: must be at least 1, got {self.rounds}")
         if self.block_time is not None and not 0 < self.block_time <= 3600:
             raise ConfigError(f"block_time: must be more than 0 and at most 3600 seconds, got {self.block_time}")
+        if self.clients_per_process is not None and self.clients_per_process < 1:
+            raise ConfigError(f"clients_per_process: must be at least 1, got {self.clients_per_process}")
         if not 0 <= self.ipfs_hosts <= 16:
             raise ConfigError(f"ipfs_hosts: must be 0 (one shared store directory) to 16, got {self.ipfs_hosts}")
         # Sizes and periods are the deployment's: the deployment config's own validator checks them,
@@ -259,6 +274,20 @@ class LocalFederation:
     @property
     def client_names(self) -> list[str]:
         return [f"client-{i}" for i in range(self.spec.clients)]
+
+    @property
+    def client_processes(self) -> dict[str, list[str]]:
+        """Process name -> the clients it runs: ``client-i`` alone, or ``clients-k`` packs (agents.pack)."""
+        size = self.spec.resolved_clients_per_process
+        names = self.client_names
+        if size == 1:
+            return {name: [name] for name in names}
+        return {f"clients-{k}": names[start : start + size] for k, start in enumerate(range(0, len(names), size))}
+
+    def running_clients(self) -> int:
+        """Clients whose process is running (a pack counts all its clients)."""
+        return sum(len(clients) for name, clients in self.client_processes.items()
+                   if self.supervisor.count_running([name]))
 
     @property
     def member_names(self) -> list[str]:
@@ -382,8 +411,11 @@ class LocalFederation:
         return section
 
     def _write_agent_config(self, name: str, role: str, section: dict[str, Any]) -> None:
+        packed = role == "client" and self.spec.resolved_clients_per_process > 1
         document = {
             "node": {
+                # In a pack each client reads its own key from its own variable (agents.pack).
+                **({"private_key_env": _packed_key_env(name)} if packed else {}),
                 "rpc_url": self.chain.url.replace("http://", "ws://", 1),
                 "http_url": self.chain.url,
                 "deployment": str(self.deployment_path),
@@ -416,7 +448,7 @@ class LocalFederation:
     def start_agents(self, *, skip: Iterable[str] = (), keeper: bool = True) -> None:
         """Start every client and member (but those in ``skip``) and the keeper."""
         skipped = set(skip)
-        for name in [*self.member_names, *self.client_names, *(["keeper"] if keeper else [])]:
+        for name in [*self.member_names, *self.client_processes, *(["keeper"] if keeper else [])]:
             if name not in skipped:
                 self.start(name)
 
@@ -425,7 +457,9 @@ class LocalFederation:
         module than the role's with the same config and keys (the end-to-end tests run a hostile
         member this way)."""
         role_module, secrets = self._process_of(name)
-        command = [sys.executable, "-m", module or role_module, "--config", str(self.config_path(name))]
+        configs = self.client_processes.get(name, [name])
+        command = [sys.executable, "-m", module or role_module,
+                   *(arg for config in configs for arg in ("--config", str(self.config_path(config))))]
         return self.supervisor.start(name, command, secrets)
 
     def _process_of(self, name: str) -> tuple[str, dict[str, str]]:
@@ -434,6 +468,9 @@ class LocalFederation:
             return "agents.keeper", {"FEDTSS_PRIVATE_KEY": _hex_key(self.operator)}
         if role == "client" and name in self.client_names:
             return "agents.client", {"FEDTSS_PRIVATE_KEY": _hex_key(self.clients[int(number)])}
+        if role == "clients" and name in self.client_processes:
+            return "agents.pack", {_packed_key_env(client): _hex_key(self.clients[int(client.removeprefix("client-"))])
+                                   for client in self.client_processes[name]}
         if role == "member" and name in self.member_names:
             member = self.members[int(number) - 1]
             sealing_private = dev_sealing_keypair(member.address)[0]
@@ -519,6 +556,11 @@ def _hex_key(account: LocalAccount) -> str:
 def _new_masking_key() -> MaskingKey:
     private = new_x25519_private_key()
     return MaskingKey(private_key=private, public_key=public_key_from_private(private))
+
+
+def _packed_key_env(client: str) -> str:
+    """The environment variable a packed client's key is in: ``FEDTSS_PRIVATE_KEY_CLIENT_7``."""
+    return "FEDTSS_PRIVATE_KEY_" + client.upper().replace("-", "_")
 
 
 def _deployment_toml(config: RoundsConfig, model: ModelTerms, task_name: str) -> str:

@@ -151,8 +151,8 @@ class RoundTracker:
         if running(federation.member_names) < spec.threshold:
             return (f"{running(federation.member_names)} of {spec.committee} members are running, fewer than "
                     f"t = {spec.threshold}: no round can finalize")
-        if running(federation.client_names) < spec.min_clients:
-            return (f"{running(federation.client_names)} of {spec.clients} clients are running, fewer than "
+        if federation.running_clients() < spec.min_clients:
+            return (f"{federation.running_clients()} of {spec.clients} clients are running, fewer than "
                     f"min_clients = {spec.min_clients}: no round can close its collection")
         return None
 

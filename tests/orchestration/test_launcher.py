@@ -35,6 +35,7 @@ from orchestration.tracker import RoundTracker
         ({"ipfs_hosts": -1}, "ipfs_hosts"),
         ({"min_clients": 11}, "min_clients"),
         ({"rounds": 0}, "rounds"),
+        ({"clients_per_process": 0}, "clients_per_process"),
         ({"aggregation": "additive"}, "aggregation.mode"),
         ({"modulus_bits": 48}, "aggregation.modulus_bits"),
         ({"aggregation": "masked", "modulus_bits": 50}, "aggregation.modulus_bits"),
@@ -204,3 +205,24 @@ def test_a_member_that_dies_is_named_with_when_and_its_round_and_the_run_knows_i
         assert tracker.stalled_by_exits() == "1 of 2 members are running, fewer than t = 2: no round can finalize"
     finally:
         federation.close()
+
+
+def test_small_federations_run_one_client_per_process_and_large_ones_pack_them() -> None:
+    assert FederationSpec(clients=16).resolved_clients_per_process == 1
+    assert FederationSpec(clients=17).resolved_clients_per_process == 16
+    assert FederationSpec(clients=17, clients_per_process=1).resolved_clients_per_process == 1
+    federation = LocalFederation(FederationSpec(clients=5, min_clients=2, clients_per_process=2))
+    assert federation.client_processes == {"clients-0": ["client-0", "client-1"], "clients-1": ["client-2", "client-3"],
+                                           "clients-2": ["client-4"]}
+    assert LocalFederation(FederationSpec(clients=3, min_clients=2)).client_processes == {
+        "client-0": ["client-0"], "client-1": ["client-1"], "client-2": ["client-2"]}
+
+
+def test_the_explicit_check_period_wins_and_the_default_is_on_in_the_shamir_mode_only() -> None:
+    assert FederationSpec().resolved_check_period == 10
+    assert FederationSpec(aggregation_period=20).resolved_check_period == 0  # no room for two windows
+    assert FederationSpec(aggregation="masked").resolved_check_period == 0
+    assert FederationSpec(check_period=0).resolved_check_period == 0
+    assert FederationSpec(check_period=5).resolved_check_period == 5
+    with pytest.raises(ConfigError, match="check_period"):
+        FederationSpec(check_period=30)  # 2 x 30 is not below the aggregation period of 60
