@@ -833,6 +833,11 @@ def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:
     committee = agent.node.contract.committee()
     for member in sorted(verdict.wrong_members):
         _log_bad_member(agent, action.round, member, committee[member - 1][0], "FalseCheck")
+    for member, about in sorted(verdict.disputed.items()):
+        log.warning(format_fields(role=agent.role, address=agent.node.address, round=action.round,
+                                  disputed_member=member, clients=",".join(by_index[c].client for c in about),
+                                  note="the member's check is off the client's polynomial; showing its share could "
+                                       "reveal an honest client's update to t - 1 colluders, so nobody is named"))
     summed.withheld = ClientSet(sum(1 << index for index in verdict.excluded_clients))
     if pending.posted:
         return Outcome(note="verdict taken; the share was posted over the set the chain fixed first")

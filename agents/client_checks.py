@@ -34,7 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fedtss.chain import ChecksSubmitted, CollectionClosed, ComplaintsSubmitted
-from fedtss.errors import ContractRevert, FedTSSError
+from agents.runtime import is_transient
+from fedtss.errors import ContractRevert, FedTSSError, FormatError, StorageError
 from fedtss.formats import MANIFEST_MAX_BYTES, RoundTerms, VectorKind, check_manifest, decode_field_vector, field_vector_bytes, parse_manifest
 from fedtss.sealing import OVERHEAD, ShareContext, open_share_with_key, reveal_share_key
 from fedtss.storage import ContentStore
@@ -116,7 +117,10 @@ def posted_checks(agent: AggregatorAgent, round_: int, clients: int) -> dict[int
     checks: dict[int, list[Check | None]] = {}
     for event in agent.node.round_events(round_, ChecksSubmitted):
         if event.member_index not in checks:
-            checks[event.member_index] = decode_checks(event.checks, clients)
+            try:
+                checks[event.member_index] = decode_checks(event.checks, clients)
+            except FormatError:  # the contract checks the length; anything else counts as no checks
+                continue
     return checks
 
 
@@ -172,7 +176,9 @@ def complaint_projections(store: ContentStore, submissions: Mapping[int, Submiss
                                             max_bytes=field_vector_bytes(terms.vector_length),
                                             expected_length=terms.vector_length)
                 shown[member, client] = checker.check(share)
-            except (FedTSSError, ValueError):
+            except (FedTSSError, ValueError) as exc:
+                if isinstance(exc, StorageError) and is_transient(exc):
+                    raise  # our store is away: decide at a later tick, not on a guess
                 shown[member, client] = None
     return shown
 

@@ -182,7 +182,7 @@ interface IFedTSSRounds {
     error RoundAlreadySubmittedChecks(uint256 round, address member);
     /// @dev `member` already submitted its complaints in `round`.
     error RoundAlreadySubmittedComplaints(uint256 round, address member);
-    /// @dev Checks hold 8 bytes per client of the round: `length` bytes given, `expectedLength` needed.
+    /// @dev Checks hold 16 bytes per client of the round: `length` bytes given, `expectedLength` needed.
     error RoundInvalidChecks(uint256 round, uint256 length, uint256 expectedLength);
     /// @dev Complaints need as many keys as client indices, at least one and at most one per
     /// client of the round: `clientIndices` indices and `keys` keys were given.

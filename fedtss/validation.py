@@ -30,18 +30,21 @@ is dropped. Without the pad, <rho, s_i> would be a public linear function of the
 **Who is wrong** when client i's projections decode with member j off the polynomial: either i
 sealed j a share off its polynomial, or j posted a false projection. Projections alone cannot
 tell, so j may *complain*: it publishes the AES key of i's sealed share for it
-(:func:`fedtss.sealing.reveal_share_key`), anyone opens that one blob and projects it
-(the agent's I/O), and :func:`round_verdict` decides: the revealed share projects to what j
-posted, so i is excluded by name; no complaint, or one that does not reproduce j's
-projection, names j and keeps i. A complaint reveals one share, of a client that sealed an
-inconsistent sharing; from an honest client a complaint only ever reveals a lying member's own
-share, which its coalition had anyway.
+(:func:`fedtss.sealing.reveal_share_key`), anyone opens that one blob and projects it (the
+agent's I/O), and :func:`round_verdict` decides: the revealed share projects to what j posted,
+so i is excluded by name; no complaint, or one that does not reproduce j's projection, names j
+and keeps i. A complaint makes j's share of i public, so an honest member complains only when
+at least 2t - 1 other checks agree on the decoded polynomial (:func:`is_safe_to_complain`): then
+at least t of them are honest and the polynomial is i's own, so i did cheat. With fewer (t above
+n / 2, or members down) t - 1 colluders could have framed j, and its share would be their t-th:
+the disagreement is *disputed*, nobody is named and i is kept.
 
 **What holds, and when.** Decoding corrects up to floor((m - t) / 2) errors among the m
 projections of a client: as long as the lying members plus the corrupted shares of one client
 stay within that, every honest member reaches the same verdict from the same posted checks and
-complaints. With exactly t projections (n - t members silent) nothing is checked. Norm bounds
-are not checked here.
+complaints. With exactly t checks nothing is checked but the sample count. Beyond the bound,
+colluders can make an honest client's checks undecodable (it is excluded) but never make an
+honest member show its share. Norm bounds are not checked here.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ __all__ = [
     "challenge_vector",
     "check_client",
     "decode_checks",
+    "is_safe_to_complain",
     "encode_checks",
     "pad_vector",
     "project_share",
@@ -203,15 +207,43 @@ class RoundVerdict:
     ``excluded_clients``: submission index -> reason (``InconsistentShares``,
     ``SampleCountOutOfRange``). ``wrong_members``: member index -> the kept clients it posted a
     false check about. ``awaiting``: (member, client) pairs whose complaint could still change the
-    verdict (the member posted none yet). ``unchecked``: clients with at most t checks (nothing
-    to check). ``sample_counts``: each client's sample count, revealed by the count shares.
+    verdict (the member posted none yet). ``disputed``: member index -> clients it disagrees with
+    where nobody can be blamed without risking an honest client's privacy (see
+    :func:`is_safe_to_complain`): nobody is named and the client is kept. ``unchecked``: clients
+    with at most t checks (their sample count is still read and range-checked from t).
+    ``sample_counts``: each client's sample count, revealed by the count shares.
     """
 
     excluded_clients: dict[int, str] = field(default_factory=dict)
     wrong_members: dict[int, tuple[int, ...]] = field(default_factory=dict)
     awaiting: frozenset[tuple[int, int]] = frozenset()
+    disputed: dict[int, tuple[int, ...]] = field(default_factory=dict)
     unchecked: tuple[int, ...] = ()
     sample_counts: dict[int, int] = field(default_factory=dict)
+
+
+def is_safe_to_complain(agreeing: int, threshold: int) -> bool:
+    """Whether a member off a client's decoded polynomial may show its share (complain) safely.
+
+    Its complaint makes its share public. Were the client honest and the member framed by t - 1
+    colluding members posting projections on another polynomial, that share would be the
+    coalition's t-th. With at least 2t - 1 other checks on the decoded polynomial, at least t of
+    them are honest members' (true) projections, so the decoded polynomial is the client's own
+    and the member's share really is off it: the client cheated, and only its privacy is spent.
+    """
+    return agreeing >= 2 * threshold - 1
+
+
+def _read_count(points: Mapping[int, int], threshold: int) -> tuple[int, tuple[int, ...], bool] | None:
+    """The count shares decoded: (count, members off the count polynomial, whether those can be
+    named safely), or None if they decode to no polynomial of degree < t."""
+    members = sorted(points)
+    try:
+        decoded = decode(members, [points[j] for j in members], threshold)
+    except DecodingFailure:
+        return None
+    agreeing = len(members) - len(decoded.error_points)
+    return evaluate(decoded.polynomial, 0), tuple(decoded.error_points), is_safe_to_complain(agreeing, threshold)
 
 
 def round_verdict(
@@ -230,45 +262,56 @@ def round_verdict(
     -> the check of the share the member's revealed key opens (None: it opens nothing, or no
     share). ``complained``: the members that posted complaints (once each); the others may
     still complain, so a disagreement of theirs is ``awaiting`` until the complaints' window has
-    closed (``window_closed``): then it names the member. A client whose revealed sample count
-    is outside [1, ``max_samples``] is excluded: its weight would make the round's sum fail.
+    closed (``window_closed``): then it names the member. A member is expected to complain only
+    where :func:`is_safe_to_complain`; elsewhere its disagreement is ``disputed``. A client whose
+    revealed sample count is outside [1, ``max_samples``] is excluded: its weight would make the
+    round's sum fail.
     """
     excluded: dict[int, str] = {}
     wrong: dict[int, list[int]] = {}
+    disputed: dict[int, list[int]] = {}
     awaiting: set[tuple[int, int]] = set()
     unchecked: list[int] = []
     counts: dict[int, int] = {}
     for client in range(clients):
         points = {j: values[client] for j, values in checks.items() if values[client] is not None}
-        if len(points) <= threshold:
+        if len(points) < threshold:
             unchecked.append(client)
             continue
-        result = check_client({j: check[0] for j, check in points.items()}, threshold=threshold)
-        if not result.consistent:
+        agreeing = dict(points)
+        if len(points) == threshold:
+            unchecked.append(client)  # any t projections fit: only the count can be read
+        else:
+            result = check_client({j: check[0] for j, check in points.items()}, threshold=threshold)
+            if not result.consistent:
+                excluded[client] = "InconsistentShares"
+                continue
+            if any((m, client) in complaints and complaints[m, client] == points[m] for m in result.disagreeing):
+                excluded[client] = "InconsistentShares"  # a member's revealed share is off the polynomial
+                continue
+            safe = is_safe_to_complain(len(points) - len(result.disagreeing), threshold)
+            for member in result.disagreeing:
+                if not safe:
+                    disputed.setdefault(member, []).append(client)
+                elif member in complained or window_closed:
+                    wrong.setdefault(member, []).append(client)
+                else:
+                    awaiting.add((member, client))
+                del agreeing[member]
+        read = _read_count({j: check[1] for j, check in agreeing.items()}, threshold)
+        if read is None:  # beyond the bound: too many false count shares to tell
             excluded[client] = "InconsistentShares"
             continue
-        shown = [m for m in result.disagreeing if (m, client) in complaints and complaints[m, client] == points[m]]
-        if shown:  # a member's revealed share is off the client's polynomial: the client sealed it
-            excluded[client] = "InconsistentShares"
-            continue
-        for member in result.disagreeing:
-            if member in complained or window_closed:
-                wrong.setdefault(member, []).append(client)
-            else:
-                awaiting.add((member, client))
-        agreeing = {j: check[1] for j, check in points.items() if j not in result.disagreeing}
-        try:
-            decoded = decode(sorted(agreeing), [agreeing[j] for j in sorted(agreeing)], threshold)
-        except DecodingFailure:  # beyond the bound: too many false count shares to tell
-            excluded[client] = "InconsistentShares"
-            continue
-        for member in decoded.error_points:  # its share is consistent, so its count share was false
-            wrong.setdefault(member, []).append(client)
-        counts[client] = evaluate(decoded.polynomial, 0)
+        counts[client], off, nameable = read
+        for member in off:  # its share is consistent, so its count share was false
+            (wrong if nameable else disputed).setdefault(member, []).append(client)
         if not 1 <= counts[client] <= max_samples:
             excluded[client] = "SampleCountOutOfRange"
     # A member is named only about clients kept: about an excluded one, nothing hangs on its word.
     awaiting = {(m, c) for m, c in awaiting if c not in excluded}
-    named = {m: tuple(sorted({c for c in about if c not in excluded})) for m, about in wrong.items()}
-    return RoundVerdict(excluded, {m: about for m, about in named.items() if about}, frozenset(awaiting),
-                        tuple(unchecked), counts)
+
+    def kept(by_member: dict[int, list[int]]) -> dict[int, tuple[int, ...]]:
+        about = {m: tuple(sorted({c for c in cs if c not in excluded})) for m, cs in by_member.items()}
+        return {m: cs for m, cs in about.items() if cs}
+
+    return RoundVerdict(excluded, kept(wrong), frozenset(awaiting), kept(disputed), tuple(unchecked), counts)

@@ -244,7 +244,7 @@ class RoundsContract:
                              included_clients.bitmap)
 
     def submit_checks(self, account: LocalAccount, round_: int, checks: bytes) -> dict:
-        """Post the member's share checks of ``round_``: 8 bytes per client, in submission order."""
+        """Post the member's share checks of ``round_``: 16 bytes per client (projection, count share), in submission order."""
         return self.transact(account, "submitChecks", round_, bytes(checks))
 
     def submit_complaints(self, account: LocalAccount, round_: int, complaints: Sequence[tuple[int, bytes]]) -> dict:

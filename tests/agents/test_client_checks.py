@@ -30,8 +30,9 @@ from fedtss.validation import pad_vector
 from tests.agents.conftest import Federation
 
 LOGGER = "fedtss.agents"
-#: n = 5, t = 3: five projections per client correct one error.
-SHAPE = dict(clients=4, members=5, threshold=3, min_clients=2, aggregation_period=20, check_period=3)
+#: n = 6, t = 3: six checks per client correct one error, and a member off a client's polynomial
+#: has the 2t - 1 = 5 others a complaint needs (fedtss.validation.is_safe_to_complain).
+SHAPE = dict(clients=4, members=6, threshold=3, min_clients=2, aggregation_period=20, check_period=3)
 
 
 def _logged(caplog, key: str, value: str) -> list[str]:
@@ -82,7 +83,7 @@ def test_an_honest_checked_round_is_plaintext_fedavg_with_one_checks_transaction
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2, 3])
     checks = events_of(fed.events(), ChecksSubmitted)
-    assert sorted(e.member_index for e in checks) == [1, 2, 3, 4, 5]
+    assert sorted(e.member_index for e in checks) == [1, 2, 3, 4, 5, 6]
     assert all(len(e.checks) == 16 * 4 for e in checks)
     assert events_of(fed.events(), ComplaintsSubmitted) == []
     assert not any("excluded_" in r.getMessage() for r in caplog.records)
@@ -98,7 +99,7 @@ def test_a_client_that_corrupts_one_members_share_is_excluded_by_every_member_an
     fed.drive(fed.members)
 
     hostile = fed.clients[3].node.address
-    assert _logged(caplog, "excluded_client", hostile) == ["InconsistentShares"] * 5
+    assert _logged(caplog, "excluded_client", hostile) == ["InconsistentShares"] * 6
     (complaint,) = events_of(fed.events(), ComplaintsSubmitted)
     assert complaint.member_index == member and complaint.client_indices == (3,)
     assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
@@ -116,7 +117,7 @@ def test_a_client_whose_shares_lie_on_no_polynomial_is_excluded_without_a_compla
     _submit(fed, 3, _hostile_update(fed, 3, corrupt_members=(2, 5)))  # two errors: one can be corrected
     fed.drive(fed.members)
 
-    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["InconsistentShares"] * 5
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["InconsistentShares"] * 6
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2])
 
@@ -130,7 +131,7 @@ def test_a_client_whose_shared_sample_count_is_zero_or_negative_is_excluded_and_
     _submit(fed, 3, _hostile_update(fed, 3, samples=samples))
     fed.drive(fed.members)
 
-    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["SampleCountOutOfRange"] * 5
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["SampleCountOutOfRange"] * 6
     assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2])
@@ -157,7 +158,7 @@ def test_a_member_that_posts_a_false_check_is_named_by_every_member_and_the_clie
     monkeypatch.setattr(client_checks, "post_complaints", post_complaints)
     fed.drive()
 
-    assert _logged(caplog, "excluded_member", "2") == ["FalseCheck"] * 5
+    assert _logged(caplog, "excluded_member", "2") == ["FalseCheck"] * 6
     assert not any("excluded_client=" in r.getMessage() for r in caplog.records)
     assert len(events_of(fed.events(), ComplaintsSubmitted)) == (1 if complains else 0)
     assert fed.contract.state(1) == RoundState.Finalized
@@ -166,8 +167,29 @@ def test_a_member_that_posts_a_false_check_is_named_by_every_member_and_the_clie
 
 def test_with_n_minus_t_members_down_the_checks_window_closes_and_the_round_finalizes(make_federation_in) -> None:
     fed: Federation = make_federation_in(**{**SHAPE, "aggregation_period": 8})  # a short wait for a 4th share
-    fed.drive([*fed.clients, *fed.members[:3]])  # members 4 and 5 never post checks
+    fed.drive([*fed.clients, *fed.members[:3]])  # members 4 to 6 never post checks
 
     assert fed.contract.state(1) == RoundState.Finalized
     assert sorted(e.member_index for e in events_of(fed.events(), ChecksSubmitted)) == [1, 2, 3]
     fed.assert_model_is_fedavg_of([0, 1, 2, 3])
+
+
+def test_with_t_above_half_of_n_a_cheated_member_does_not_show_its_share_and_nobody_is_named_by_the_checks(
+        make_federation_in, caplog) -> None:
+    """n = 5, t = 3: the four other checks are fewer than 2t - 1, so member 4 cannot tell being
+    cheated from being framed by two colluders, and showing its share could hand them an honest
+    client's third. The disagreement is logged as disputed, the client kept, and the wrong
+    aggregate share it causes is corrected (and its member named) at reconstruction, as without
+    checks."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**{**SHAPE, "members": 5})
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, corrupt_members=(4,)))
+    fed.drive(fed.members)
+
+    assert events_of(fed.events(), ComplaintsSubmitted) == []
+    assert sum("disputed_member=4 " in r.getMessage() for r in caplog.records) == 5
+    assert not any("reason=FalseCheck" in r.getMessage() or "excluded_client=" in r.getMessage()
+                   for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2, 3])  # one bad share of four: the majority polynomial is its update

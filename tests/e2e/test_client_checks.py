@@ -1,6 +1,7 @@
 """End to end, one OS process per agent: the committee's checks on clients' shares (agents.client_checks).
 
-Committee of 5, t = 3 (five checks per client correct one error), 4 clients, the launcher's default
+Committee of 6, t = 3 (six checks per client correct one error, and a member off a client's
+polynomial has the 2t - 1 others a complaint needs), 4 clients, the launcher's default
 ``check_period``. The test plays client 3 and submits well-formed, correctly sealed shares that break
 one rule: one member's share off the polynomial, or a shared sample count of zero. Every member must
 exclude client 3 by name, name no member, and finalize the round as plaintext FedAvg of clients 0-2.
@@ -31,7 +32,7 @@ from .test_client_set import _assert_is_plaintext_fedavg_of
 pytestmark = pytest.mark.slow
 
 HOSTILE = 3
-SHAPE = dict(clients=4, committee=5, threshold=3, min_clients=2, rounds=1)
+SHAPE = dict(clients=4, committee=6, threshold=3, min_clients=2, rounds=1)
 
 
 def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None = None,

@@ -146,17 +146,21 @@ def _deal(client: int, *, samples: int = 40, n: int = N, t: int = T) -> np.ndarr
     return share_vector(pad_vector(update, 5 + client), threshold=t, holders=n, key=os.urandom(32))
 
 
+#: n = 6, t = 3: with one member off, the other five (2t - 1) are enough to show it safely.
+VN, VT = 6, 3
+
+
 def _round_checks(clients: int = 3, *, corrupt: tuple[int, int] | None = None, lie: tuple[int, int] | None = None,
-                  samples: dict[int, int] | None = None) -> tuple[dict[int, list], np.ndarray]:
+                  samples: dict[int, int] | None = None, n: int = VN, t: int = VT) -> tuple[dict[int, list], np.ndarray]:
     """Member -> posted checks for ``clients`` clients; ``corrupt`` = (client, member): that client
     sealed that member a share off its polynomial; ``lie`` = (member, client): that member posts a
     false projection. Also returns the dealt shares (client, member, coordinate)."""
     samples = samples or {}
-    dealt = np.stack([_deal(c, samples=samples.get(c, 40)) for c in range(clients)])
+    dealt = np.stack([_deal(c, samples=samples.get(c, 40), n=n, t=t) for c in range(clients)])
     if corrupt is not None:
         client, member = corrupt
         dealt[client, member - 1, 0] = gf.add(dealt[client, member - 1, 0:1], np.ones(1, dtype=np.uint64))[0]
-    checks = {j: [_check(dealt[c, j - 1]) for c in range(clients)] for j in range(1, N + 1)}
+    checks = {j: [_check(dealt[c, j - 1]) for c in range(clients)] for j in range(1, n + 1)}
     if lie is not None:
         member, client = lie
         projection, count = checks[member][client]
@@ -164,8 +168,8 @@ def _round_checks(clients: int = 3, *, corrupt: tuple[int, int] | None = None, l
     return checks, dealt
 
 
-def _verdict(checks, complaints=None, **options):
-    return round_verdict(checks, complaints or {}, clients=len(next(iter(checks.values()))), threshold=T,
+def _verdict(checks, complaints=None, *, threshold: int = VT, **options):
+    return round_verdict(checks, complaints or {}, clients=len(next(iter(checks.values()))), threshold=threshold,
                          max_samples=MAX_SAMPLES, **options)
 
 
@@ -227,13 +231,51 @@ def test_a_client_inconsistent_at_more_members_than_can_be_corrected_is_excluded
     assert verdict.excluded_clients == {2: "InconsistentShares"} and not verdict.awaiting
 
 
-def test_clients_with_t_or_fewer_checks_are_unchecked_not_excluded() -> None:
-    checks, _ = _round_checks()
-    for member in (4, 5):
-        checks[member][0] = None  # two members could not open client 0
-    del checks[5]
+def test_clients_with_t_or_fewer_checks_are_unchecked_not_excluded_but_their_count_is_still_read() -> None:
+    checks, _ = _round_checks(samples={1: 0})
+    for member in (4, 5, 6):
+        checks[member][0] = None  # three members could not open client 0: three checks, t = 3
+        checks[member][1] = None  # nor client 1, whose shared count is 0
     verdict = _verdict(checks)
-    assert verdict.unchecked == (0,) and verdict.excluded_clients == {}
+    assert verdict.unchecked == (0, 1)
+    assert verdict.excluded_clients == {1: "SampleCountOutOfRange"} and verdict.sample_counts[0] == 40
+
+
+def test_with_t_above_half_of_n_a_member_off_a_clients_polynomial_is_disputed_not_asked_to_complain() -> None:
+    """n = 5, t = 3: four other checks are fewer than 2t - 1 = 5, so showing the share could give
+    two colluders the third one of an honest client: nobody is named, the client is kept."""
+    checks, _ = _round_checks(corrupt=(1, 4), n=5, t=3)
+    verdict = _verdict(checks, threshold=3, window_closed=True)
+    assert not verdict.awaiting and verdict.disputed == {4: (1,)}
+    assert verdict.excluded_clients == {} and verdict.wrong_members == {}
+
+
+@pytest.mark.parametrize(("n", "t"), [(5, 3), (6, 3), (7, 3), (10, 6), (9, 4), (4, 2)])
+def test_colluders_steering_the_decoded_polynomial_never_get_an_honest_member_asked_to_show_its_share(
+        n: int, t: int) -> None:
+    """The class behind the rule: t - 1 colluders post projections on a polynomial of their
+    choosing that passes through as many honest members' as it can. Whatever they frame, no
+    honest member is ever awaited (asked to complain) or named about an honest client: a
+    complaint would hand them a t-th share. (Beyond the correction bound they can still make
+    the projections undecodable and the client excluded: availability, not privacy.)"""
+    clients = 2
+    checks, dealt = _round_checks(clients, n=n, t=t)
+    liars = list(range(1, t))  # t - 1 colluders: members 1..t-1
+    honest = [j for j in range(1, n + 1) if j not in liars]
+    for client in range(clients):
+        # a polynomial of degree < t through as many honest points as it can (k), one honest point
+        # shifted (it frames the rest), and liars' points to make up t
+        k = min(t - 1, len(honest) - 1)
+        anchors = honest[:k] + [honest[k]] + liars[: t - k - 1]
+        values = ([checks[j][client][0] for j in honest[:k]] + [(checks[honest[k]][client][0] + 1) % MODULUS]
+                  + [12345 + j for j in liars[: t - k - 1]])
+        steered = interpolate(anchors, values)
+        for j in liars:
+            checks[j][client] = (evaluate(steered, j), checks[j][client][1])
+    verdict = _verdict(checks, threshold=t, window_closed=True)
+    asked = {m for m, _ in verdict.awaiting} | set(verdict.wrong_members)
+    assert not asked & set(honest), (n, t, verdict)
+    assert not set(verdict.disputed) - set(honest) - set(liars)
 
 
 def test_posted_checks_round_trip_with_not_opened_and_reject_the_wrong_length() -> None:
@@ -266,7 +308,7 @@ def test_within_the_correction_bound_bad_clients_are_excluded_and_lying_members_
     client. Honest members complain with their real share; lying ones complain with theirs or not
     at all. Then exactly the bad clients are excluded and exactly the members that lied about a
     kept client are named (about an excluded client, nothing hangs on a member's word)."""
-    n, t, clients = 7, 3, 4
+    n, t, clients = 7, 3, 4  # n >= 2t: one member off leaves the 2t - 1 others a complaint needs
     bound = (n - t) // 2
     liars = set(data.draw(st.lists(st.integers(1, n), max_size=bound, unique=True)))
     counts = [data.draw(st.sampled_from([0, 1, 17, MAX_SAMPLES, MAX_SAMPLES + 1, MODULUS - 1])) for _ in range(clients)]
