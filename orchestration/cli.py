@@ -75,7 +75,7 @@ def demo(
     aggregation_period: Annotated[int, typer.Option(help="seconds for each committee phase")] = 60,
     clients_per_process: Annotated[int | None, typer.Option(
         help="client agents per OS process (they share PyTorch and web3); default 1 up to 16 clients, "
-             "16 above")] = None,
+             "50 above")] = None,
     check_period: Annotated[int | None, typer.Option(
         help="seconds members have to post share checks, and again complaints (shamir mode); 0: off; "
              "default 10, off in the masked mode")] = None,

@@ -78,8 +78,11 @@ _MODEL_MAX_BYTES = 64 * 1024 * 1024
 _STAND_IN_SEALING_KEY = bytes(31) + b"\x01"
 
 
-#: Above this many clients the launcher packs clients into processes of this many (agents.pack).
+#: Above this many clients the launcher packs them, :data:`AUTO_PACK_SIZE` to a process (agents.pack):
+#: 100 clients, committee 10, then peak at 2.7 GiB of memory (PSS) in all, against 4.1 GiB with
+#: packs of 16 and about 265 MB per client alone.
 AUTO_PACK_ABOVE = 16
+AUTO_PACK_SIZE = 50
 #: Seconds members have for their share checks, and again for complaints, in a Shamir-mode
 #: demo (agents.client_checks). Honest rounds never wait for it: the verdict comes when the n-th
 #: member's checks are mined; it bounds the wait for a member that is down or a silent liar.
@@ -125,7 +128,7 @@ class FederationSpec:
     keeper_interval: float = 1.0
     #: Client agents per OS process (agents.pack): 1 runs each client alone, as a real deployment
     #: does; more share one copy of PyTorch, web3 and numba. None: 1 up to
-    #: :data:`AUTO_PACK_ABOVE` clients, else that many clients per process.
+    #: :data:`AUTO_PACK_ABOVE` clients, else :data:`AUTO_PACK_SIZE` per process.
     clients_per_process: int | None = None
     reopen_failed: bool = False
     runs_dir: Path = Path("runs")
@@ -143,7 +146,7 @@ class FederationSpec:
         """Client agents per process: as given, or 1 for small federations and packs for large ones."""
         if self.clients_per_process is not None:
             return self.clients_per_process
-        return 1 if self.clients <= AUTO_PACK_ABOVE else AUTO_PACK_ABOVE
+        return 1 if self.clients <= AUTO_PACK_ABOVE else AUTO_PACK_SIZE
 
     @property
     def resolved_check_period(self) -> int:

@@ -209,7 +209,7 @@ def test_a_member_that_dies_is_named_with_when_and_its_round_and_the_run_knows_i
 
 def test_small_federations_run_one_client_per_process_and_large_ones_pack_them() -> None:
     assert FederationSpec(clients=16).resolved_clients_per_process == 1
-    assert FederationSpec(clients=17).resolved_clients_per_process == 16
+    assert FederationSpec(clients=17).resolved_clients_per_process == 50
     assert FederationSpec(clients=17, clients_per_process=1).resolved_clients_per_process == 1
     federation = LocalFederation(FederationSpec(clients=5, min_clients=2, clients_per_process=2))
     assert federation.client_processes == {"clients-0": ["client-0", "client-1"], "clients-1": ["client-2", "client-3"],
