@@ -32,7 +32,7 @@ from fedtss.chain import (
 from fedtss.chain.devnode import dev_accounts, start_anvil
 from fedtss.cid import compute_cid
 
-__all__ = ["TARGETS", "main", "measure_round"]
+__all__ = ["CURVE_CLIENTS", "TARGETS", "main", "measure_round", "submit_update_curve"]
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
 CLIENTS = 10
@@ -53,19 +53,20 @@ def _cid(label: str) -> str:
     return compute_cid(label.encode())
 
 
-def measure_round() -> dict:
-    """Run one round and return ``{"calls": {name: {count, median, max}}, "round_total": ...}``."""
+def measure_round(client_count: int = CLIENTS) -> dict:
+    """Run one round with ``client_count`` submissions and return ``{"calls": {name: {count,
+    median, max}}, "round_total": ...}``."""
     artifact = compile_contracts(build_dir=None)["FedTSSRounds"]
-    node = start_anvil(accounts=1 + COMMITTEE + CLIENTS)
+    node = start_anvil(accounts=1 + COMMITTEE + client_count)
     try:
-        accounts = dev_accounts(1 + COMMITTEE + CLIENTS)
+        accounts = dev_accounts(1 + COMMITTEE + client_count)
         operator, members, clients = accounts[0], accounts[1 : 1 + COMMITTEE], accounts[1 + COMMITTEE :]
         config = RoundsConfig(
             committee=tuple(Member(m.address, dev_sealing_keypair(m.address)[1]) for m in members),
             threshold=THRESHOLD,
             clients=tuple(c.address for c in clients),
             min_clients=3,
-            target_clients=CLIENTS,
+            target_clients=client_count,
             collection_period=600,
             aggregation_period=600,
         )
@@ -76,7 +77,7 @@ def measure_round() -> dict:
         gas["startTraining"].append(rounds.start_training(operator, _cid("model-0"), 2)["gasUsed"])
         for i, client in enumerate(clients):
             gas["submitUpdate"].append(rounds.submit_update(client, 1, _cid(f"manifest-{i}"))["gasUsed"])
-        everyone = ClientSet.of(range(CLIENTS))
+        everyone = ClientSet.of(range(client_count))
         for j, m in enumerate(members):
             receipt = rounds.submit_aggregate_share(m, 1, _cid(f"share-{j}"), everyone)
             gas["submitAggregateShare"].append(receipt["gasUsed"])
@@ -107,11 +108,29 @@ def format_table(result: dict) -> str:
     return "\n".join(rows)
 
 
+#: Client counts of the submitUpdate curve (issue 14: gas per submission must not grow with the
+#: number of clients). 256 is the contract's most per round today (a 256-bit client set).
+CURVE_CLIENTS = (10, 100, 256)
+
+
+def submit_update_curve(counts: tuple[int, ...] = CURVE_CLIENTS) -> dict[str, dict[str, int]]:
+    """submitUpdate gas (median, max) and the round's total per client count."""
+    curve = {}
+    for count in counts:
+        result = measure_round(count)
+        stats = result["calls"]["submitUpdate"]
+        curve[str(count)] = {"median": stats["median"], "max": stats["max"], "round_total": result["round_total"]}
+    return curve
+
+
 def main() -> None:
     result = measure_round()
+    result["submit_update_curve"] = submit_update_curve()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(format_table(result))
+    print("\nsubmitUpdate by clients per round: " + ", ".join(
+        f"{count}: median {c['median']:,}, max {c['max']:,}" for count, c in result["submit_update_curve"].items()))
     print(f"\nwritten to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
 
 

@@ -72,3 +72,9 @@ def test_the_validation_benchmark_measures_member_time_gas_and_upload_on_a_small
     assert 20_000 < record["submitChecks_median"] <= record["submitChecks_max"] < 100_000
     assert record["submitComplaints_one"] > 21_000
     assert "submitChecks gas" in validation.render(record)
+
+
+def test_the_gas_benchmark_writes_a_submit_update_curve_by_client_count() -> None:
+    curve = gas.submit_update_curve((3, 4))
+    assert set(curve) == {"3", "4"}
+    assert all(0 < c["median"] <= c["max"] < c["round_total"] for c in curve.values())
