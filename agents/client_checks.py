@@ -33,10 +33,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from fedtss.chain import ChecksSubmitted, CollectionClosed, ComplaintsSubmitted
 from agents.runtime import is_transient
+from fedtss.chain import ChecksSubmitted, CollectionClosed, ComplaintsSubmitted
 from fedtss.errors import ContractRevert, FedTSSError, FormatError, StorageError
-from fedtss.formats import MANIFEST_MAX_BYTES, RoundTerms, VectorKind, check_manifest, decode_field_vector, field_vector_bytes, parse_manifest
+from fedtss.formats import (
+    MANIFEST_MAX_BYTES,
+    RoundTerms,
+    VectorKind,
+    check_manifest,
+    decode_field_vector,
+    field_vector_bytes,
+    parse_manifest,
+)
 from fedtss.sealing import OVERHEAD, ShareContext, open_share_with_key, reveal_share_key
 from fedtss.storage import ContentStore
 from fedtss.validation import (
