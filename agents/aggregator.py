@@ -783,7 +783,9 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     """Step 1 with the committee's checks (:mod:`agents.client_checks`): open and sum every client's
     share, projecting each as it opens, post the projections, and wait in the round for the
     verdict (:func:`decide_clients`, at a Tick). Fetching stops a second before the checks'
-    window closes, so that a client posting a CID nobody serves cannot make the member miss it."""
+    window closes, so that a client posting a CID nobody serves cannot make the member miss it
+    (a member restarted after that window fetches within the usual budget: it only follows the
+    others' verdict then, and a short budget would leave it without the shares to post)."""
     node = agent.node
     _, tensors = round_model(agent, round_)
     terms = round_terms(agent, round_, round_vector_length(agent, tensors))
@@ -800,7 +802,9 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     if checks_deadline == 0:  # past Aggregating (a restart): the set is fixed, no verdict is needed
         return post_over_round_set(agent, round_, *open_round_shares(agent, round_))
     options = _fetch_options(agent, round_)
-    options["budget_seconds"] = max(1.0, min(options["budget_seconds"], checks_deadline - node.chain_time() - 1))
+    to_checks_deadline = checks_deadline - node.chain_time() - 1
+    if to_checks_deadline >= 1:  # else (a restart) its checks are too late anyway: fetch as without checks
+        options["budget_seconds"] = min(options["budget_seconds"], to_checks_deadline)
     excluded = _open_each(node.store, submissions, terms, take, workers=MAX_FETCH_WORKERS,
                           opener=open_client_share, **options)
     log_exclusions(agent, round_, excluded)
