@@ -18,7 +18,8 @@ contract FedTSSRounds is IFedTSSRounds {
     uint64 private constant CODEC_RAW = 0x55;
     uint64 private constant CODEC_DAG_PB = 0x70;
     uint256 private constant MAX_COMMITTEE = 255;
-    uint256 private constant MAX_TARGET_CLIENTS = 256;
+    /// @dev 16 client-set words; a member's checks for that many clients are 64 KiB of calldata.
+    uint256 private constant MAX_TARGET_CLIENTS = 4096;
     uint256 private constant MAX_ALLOWLIST = type(uint16).max;
     /// @dev Longest time limit: `block.timestamp + period` must fit in the uint64 deadlines, or
     /// every `startTraining` would revert on overflow and the deployment would be unusable.
@@ -38,6 +39,7 @@ contract FedTSSRounds is IFedTSSRounds {
         uint8 votes;
         uint64 collectionDeadline;
         uint64 committeeDeadline;
+        uint8 includedWords; // words of the set fixed by ThresholdReached (0 before it)
     }
 
     /// @dev One slot, for the training as a whole.
@@ -96,10 +98,12 @@ contract FedTSSRounds is IFedTSSRounds {
     mapping(address account => MemberSlot) private _members;
     mapping(address account => ClientSlot) private _clientSlots;
     mapping(uint256 round => Round) private _rounds;
-    mapping(uint256 round => uint256 includedClients) private _includedClients;
+    /// @dev The words of the client set fixed by ThresholdReached (their count is in the Round's slot).
+    mapping(uint256 round => mapping(uint256 word => uint256 bits)) private _includedClients;
     /// @dev Allowlist positions (1-based, 16 bits each) in submission order, 16 to a word.
     mapping(uint256 round => mapping(uint256 word => uint256 positions)) private _submitterWords;
-    mapping(uint256 round => mapping(uint256 includedClients => uint256 count)) private _shareCounts;
+    /// @dev Keyed by the keccak256 of the round and the set's words (one set has one canonical form).
+    mapping(bytes32 roundAndSet => uint256 count) private _shareCounts;
     mapping(uint256 round => mapping(bytes32 modelKey => uint256 count)) private _voteCounts;
 
     /**
@@ -108,7 +112,7 @@ contract FedTSSRounds is IFedTSSRounds {
      * Requirements:
      * - 2 <= committee size <= 255, one non-zero sealing key per member, no duplicates;
      * - 2 <= threshold <= committee size;
-     * - 2 <= minClients <= targetClients <= 256, minClients <= allowlist size, no duplicate
+     * - 2 <= minClients <= targetClients <= 4096, minClients <= allowlist size, no duplicate
      *   or zero client;
      * - allowlist size <= 65535;
      * - both periods are positive and at most 2**32 - 1 seconds;
@@ -147,13 +151,7 @@ contract FedTSSRounds is IFedTSSRounds {
             if (config.sealingKeys[i] == bytes32(0)) revert ConfigInvalidSealingKey(account);
             _members[account].index = uint8(i + 1);
         }
-        for (uint256 i = 0; i < allowlisted; ++i) {
-            address account = config.clients[i];
-            if (account == address(0)) revert ConfigZeroAddress();
-            if (_clientSlots[account].position != 0) revert ConfigDuplicateClient(account);
-            if (masked && config.clientKeys[i] == bytes32(0)) revert ConfigInvalidClientKey(account);
-            _clientSlots[account].position = uint16(i + 1);
-        }
+        _allowlist(config.clients, config.clientKeys, masked);
         operator = msg.sender;
         threshold = config.threshold;
         minClients = config.minClients;
@@ -165,11 +163,25 @@ contract FedTSSRounds is IFedTSSRounds {
         checkPeriod = config.checkPeriod;
         _committee = config.committee;
         _sealingKeys = config.sealingKeys;
-        _clients = config.clients;
-        if (masked) _clientKeys = config.clientKeys;
     }
 
     // ---------------------------------------------------------------------- transactions
+
+    /// @inheritdoc IFedTSSRounds
+    function addClients(address[] memory accounts, bytes32[] memory keys) external {
+        _requireOperator();
+        uint64 opened = _training.currentRound;
+        if (opened != 0) revert ConfigAllowlistClosed(opened);
+        bool masked = _mode == AggregationMode.MaskedSum;
+        uint256 allowlisted = _clients.length + accounts.length;
+        if (accounts.length == 0 || allowlisted > MAX_ALLOWLIST) {
+            revert ConfigInvalidClientLimits(minClients, targetClients, allowlisted);
+        }
+        if (keys.length != (masked ? accounts.length : 0)) revert ConfigInvalidClientKeys(keys.length, accounts.length);
+
+        _allowlist(accounts, keys, masked);
+        emit ClientsAdded(accounts.length, allowlisted);
+    }
 
     /// @inheritdoc IFedTSSRounds
     function startTraining(uint64 modelCodec, bytes32 modelDigest, uint64 rounds) external {
@@ -254,7 +266,9 @@ contract FedTSSRounds is IFedTSSRounds {
     }
 
     /// @inheritdoc IFedTSSRounds
-    function submitAggregateShare(uint256 round, uint64 codec, bytes32 digest, uint256 includedClients) external {
+    function submitAggregateShare(uint256 round, uint64 codec, bytes32 digest, uint256[] calldata includedClients)
+        external
+    {
         Round storage r = _rounds[round];
         RoundState current = r.state;
         _validateState(round, current, _bit(RoundState.Aggregating) | _bit(RoundState.Reconstructing));
@@ -266,19 +280,13 @@ contract FedTSSRounds is IFedTSSRounds {
         if (block.timestamp > deadline) revert RoundDeadlinePassed(round, deadline);
         _requireCid(codec, digest);
         _requireClientSet(round, includedClients, r.clients);
-        if (current == RoundState.Reconstructing) _requireFixedClientSet(round, includedClients);
+        if (current == RoundState.Reconstructing) _requireFixedClientSet(round, r, includedClients);
 
         m.lastShareRound = uint64(round);
-        uint256 count = ++_shareCounts[round][includedClients];
+        uint256 count = ++_shareCounts[_setKey(round, includedClients)];
         r.shares += 1;
         emit AggregateShareSubmitted(round, msg.sender, memberIndex, codec, digest, includedClients);
-        if (current == RoundState.Aggregating && count == threshold) {
-            uint64 proposalDeadline = uint64(block.timestamp) + aggregationPeriod;
-            r.state = RoundState.Reconstructing;
-            r.committeeDeadline = proposalDeadline;
-            _includedClients[round] = includedClients;
-            emit ThresholdReached(round, includedClients, proposalDeadline);
-        }
+        if (current == RoundState.Aggregating && count == threshold) _reachThreshold(round, r, includedClients);
     }
 
     /// @inheritdoc IFedTSSRounds
@@ -352,7 +360,7 @@ contract FedTSSRounds is IFedTSSRounds {
             votes: r.votes,
             collectionDeadline: r.collectionDeadline,
             committeeDeadline: r.committeeDeadline,
-            includedClients: _includedClients[round]
+            includedClients: _fixedClientSet(round, r.includedWords)
         });
     }
 
@@ -438,8 +446,8 @@ contract FedTSSRounds is IFedTSSRounds {
     }
 
     /// @inheritdoc IFedTSSRounds
-    function shareCount(uint256 round, uint256 includedClients) external view returns (uint256) {
-        return _shareCounts[round][includedClients];
+    function shareCount(uint256 round, uint256[] calldata includedClients) external view returns (uint256) {
+        return _shareCounts[_setKey(round, includedClients)];
     }
 
     /// @inheritdoc IFedTSSRounds
@@ -494,9 +502,23 @@ contract FedTSSRounds is IFedTSSRounds {
             shares: 0,
             votes: 0,
             collectionDeadline: deadline,
-            committeeDeadline: 0
+            committeeDeadline: 0,
+            includedWords: 0
         });
         emit RoundOpened(round, modelCodec, modelDigest, deadline);
+    }
+
+    /// @dev The t-th share over `includedClients`: that set becomes the round's only one.
+    function _reachThreshold(uint256 round, Round storage r, uint256[] calldata includedClients) private {
+        uint64 proposalDeadline = uint64(block.timestamp) + aggregationPeriod;
+        r.state = RoundState.Reconstructing;
+        r.committeeDeadline = proposalDeadline;
+        uint256 words = includedClients.length;
+        r.includedWords = uint8(words);
+        for (uint256 i = 0; i < words; ++i) {
+            _includedClients[round][i] = includedClients[i];
+        }
+        emit ThresholdReached(round, includedClients, proposalDeadline);
     }
 
     function _closeCollection(uint256 round, Round storage r, uint256 count) private {
@@ -529,6 +551,21 @@ contract FedTSSRounds is IFedTSSRounds {
         if (_bit(current) & allowedStates == bytes32(0)) revert RoundWrongState(round, allowedStates, current);
     }
 
+    /// @dev Appends `accounts` (and, in `MaskedSum` mode, their `keys`) to the allowlist: no zero
+    /// address, no account twice, no zero key. Positions are 1-based, in allowlist order.
+    function _allowlist(address[] memory accounts, bytes32[] memory keys, bool masked) private {
+        uint256 first = _clients.length;
+        for (uint256 i = 0; i < accounts.length; ++i) {
+            address account = accounts[i];
+            if (account == address(0)) revert ConfigZeroAddress();
+            if (_clientSlots[account].position != 0) revert ConfigDuplicateClient(account);
+            if (masked && keys[i] == bytes32(0)) revert ConfigInvalidClientKey(account);
+            _clientSlots[account].position = uint16(first + i + 1);
+            _clients.push(account);
+            if (masked) _clientKeys.push(keys[i]);
+        }
+    }
+
     function _requireOperator() private view {
         if (msg.sender != operator) revert AccessNotOperator(msg.sender);
     }
@@ -537,18 +574,48 @@ contract FedTSSRounds is IFedTSSRounds {
         if ((codec != CODEC_RAW && codec != CODEC_DAG_PB) || digest == bytes32(0)) revert RoundInvalidCid(codec, digest);
     }
 
-    function _requireClientSet(uint256 round, uint256 includedClients, uint256 count) private view {
-        bool beyond = count < 256 && (includedClients >> count) != 0;
-        if (beyond || _popcount(includedClients) < minClients) {
+    /// @dev A set is canonical: as few words as hold its highest index (last word non-zero), no
+    /// index at or above `count`, at least `minClients` indices. The loop runs over at most
+    /// ceil(count / 256) <= 16 words (calldata beyond that reverts first), so it is bounded.
+    function _requireClientSet(uint256 round, uint256[] calldata includedClients, uint256 count) private view {
+        uint256 length = includedClients.length;
+        uint256 maxWords = (count + 255) >> 8;
+        bool invalid = length == 0 || length > maxWords || includedClients[length - 1] == 0;
+        if (!invalid && length == maxWords && count & 255 != 0) {
+            invalid = includedClients[length - 1] >> (count & 255) != 0;
+        }
+        uint256 members = 0;
+        for (uint256 i = 0; !invalid && i < length; ++i) {
+            members += _popcount(includedClients[i]);
+        }
+        if (invalid || members < minClients) {
             revert RoundInvalidClientSet(round, includedClients, count, minClients);
         }
     }
 
+    function _setKey(uint256 round, uint256[] calldata includedClients) private pure returns (bytes32) {
+        return keccak256(abi.encodePacked(round, includedClients));
+    }
+
     /// @dev After the threshold only the set that reached it may gather shares: a second set
     /// with t public shares would make the difference of two public sums public.
-    function _requireFixedClientSet(uint256 round, uint256 includedClients) private view {
-        uint256 fixedClients = _includedClients[round];
-        if (includedClients != fixedClients) revert RoundClientSetFixed(round, fixedClients, includedClients);
+    function _requireFixedClientSet(uint256 round, Round storage r, uint256[] calldata includedClients)
+        private
+        view
+    {
+        uint256 words = r.includedWords;
+        bool same = includedClients.length == words;
+        for (uint256 i = 0; same && i < words; ++i) {
+            same = includedClients[i] == _includedClients[round][i];
+        }
+        if (!same) revert RoundClientSetFixed(round, _fixedClientSet(round, words), includedClients);
+    }
+
+    function _fixedClientSet(uint256 round, uint256 words) private view returns (uint256[] memory fixedClients) {
+        fixedClients = new uint256[](words);
+        for (uint256 i = 0; i < words; ++i) {
+            fixedClients[i] = _includedClients[round][i];
+        }
     }
 
     function _submitterPosition(uint256 round, uint256 index) private view returns (uint256) {

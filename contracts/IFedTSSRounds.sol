@@ -54,7 +54,7 @@ interface IFedTSSRounds {
     /// @param threshold t: shares needed to reconstruct and matching votes needed to finalize.
     /// @param clients The allowlist of clients that may submit updates.
     /// @param minClients The fewest submissions a round may aggregate (at least 2).
-    /// @param targetClients Submissions that close collection at once (at most 256).
+    /// @param targetClients Submissions that close collection at once (at most 4096).
     /// @param collectionPeriod Seconds a round collects updates after it opens.
     /// @param aggregationPeriod Seconds the committee has for each of its two phases.
     /// @param mode How clients hide their updates (see {AggregationMode}).
@@ -89,7 +89,8 @@ interface IFedTSSRounds {
     /// @param votes Model votes cast so far, for any model.
     /// @param collectionDeadline Last second at which updates are accepted.
     /// @param committeeDeadline Last second of the current committee phase (0 while Collecting).
-    /// @param includedClients The client set that reached the threshold (0 before that).
+    /// @param includedClients The client set that reached the threshold (empty before that), as
+    /// 256-bit words: bit i of word w is the submitter of index 256 w + i.
     struct RoundInfo {
         RoundState state;
         RoundState stateAtFailure;
@@ -98,7 +99,7 @@ interface IFedTSSRounds {
         uint8 votes;
         uint64 collectionDeadline;
         uint64 committeeDeadline;
-        uint256 includedClients;
+        uint256[] includedClients;
     }
 
     // ---------------------------------------------------------------- configuration errors
@@ -115,7 +116,7 @@ interface IFedTSSRounds {
     error ConfigDuplicateClient(address account);
     /// @dev A member's X25519 sealing key is zero.
     error ConfigInvalidSealingKey(address member);
-    /// @dev Client limits must satisfy 2 <= minClients <= targetClients <= 256 and
+    /// @dev Client limits must satisfy 2 <= minClients <= targetClients <= 4096 and
     /// minClients <= allowlist size <= 65535.
     error ConfigInvalidClientLimits(uint256 minClients, uint256 targetClients, uint256 allowlisted);
     /// @dev Both time limits must be positive and at most 2**32 - 1 seconds (so that every
@@ -126,6 +127,8 @@ interface IFedTSSRounds {
     /// @dev `MaskedSum` mode needs one client key per allowlisted client (`keys` == `clients`);
     /// `ShamirShares` mode takes none (`keys` must be 0).
     error ConfigInvalidClientKeys(uint256 keys, uint256 clients);
+    /// @dev Clients can be added only before the first round opens; round `round` has opened.
+    error ConfigAllowlistClosed(uint256 round);
     /// @dev A client's X25519 masking key is zero.
     error ConfigInvalidClientKey(address client);
     /// @dev `checkPeriod` must be 0 in `MaskedSum` mode, and in `ShamirShares` mode 0 or such that
@@ -162,14 +165,14 @@ interface IFedTSSRounds {
     error TrainingInvalidRoundCount(uint256 rounds);
     /// @dev A CID must be v1 with codec 0x55 (raw) or 0x70 (dag-pb) and a non-zero digest.
     error RoundInvalidCid(uint64 codec, bytes32 digest);
-    /// @dev The included-clients bitmap names a client index >= `clients` or has fewer than
-    /// `minClients` bits set.
-    error RoundInvalidClientSet(uint256 round, uint256 includedClients, uint256 clients, uint256 minClients);
+    /// @dev The included-clients words are not canonical (none, or a zero last word, or more words
+    /// than `clients` needs), name a client index >= `clients`, or have fewer than `minClients` bits set.
+    error RoundInvalidClientSet(uint256 round, uint256[] includedClients, uint256 clients, uint256 minClients);
     /// @dev `round` reached the threshold over the client set `fixedClients`; an aggregate share
     /// over any other set (`givenClients`) is refused, so that no second set can gather t public
     /// shares: two public sums over different sets would reveal the updates of the clients in
     /// only one of them.
-    error RoundClientSetFixed(uint256 round, uint256 fixedClients, uint256 givenClients);
+    error RoundClientSetFixed(uint256 round, uint256[] fixedClients, uint256[] givenClients);
     /// @dev `account` already submitted an update in `round`.
     error RoundAlreadySubmitted(uint256 round, address account);
     /// @dev `member` already submitted an aggregate share in `round`.
@@ -198,6 +201,13 @@ interface IFedTSSRounds {
      * @param rounds The number of rounds to finalize.
      */
     event TrainingStarted(uint256 indexed firstRound, uint64 rounds);
+
+    /**
+     * @notice The operator added `added` clients to the allowlist, which now holds `allowlisted`.
+     * @param added The number of clients added.
+     * @param allowlisted The allowlist's size after the addition.
+     */
+    event ClientsAdded(uint256 added, uint256 allowlisted);
 
     /**
      * @notice A round opened for updates, training from the model `(modelCodec, modelDigest)`.
@@ -238,7 +248,8 @@ interface IFedTSSRounds {
      * @param memberIndex The member's 1-based index (its Shamir evaluation point).
      * @param codec Codec of the aggregate share CID.
      * @param digest sha2-256 digest of the aggregate share CID.
-     * @param includedClients Bitmap over submission order of the clients the share sums.
+     * @param includedClients The clients the share sums, as 256-bit words over submission order
+     * (bit i of word w: index 256 w + i).
      */
     event AggregateShareSubmitted(
         uint256 indexed round,
@@ -246,7 +257,7 @@ interface IFedTSSRounds {
         uint8 memberIndex,
         uint64 codec,
         bytes32 digest,
-        uint256 includedClients
+        uint256[] includedClients
     );
 
     /**
@@ -285,7 +296,7 @@ interface IFedTSSRounds {
      * @param includedClients The client set that reached the threshold first, now the only one accepted.
      * @param proposalDeadline Last second at which model votes are accepted.
      */
-    event ThresholdReached(uint256 indexed round, uint256 includedClients, uint64 proposalDeadline);
+    event ThresholdReached(uint256 indexed round, uint256[] includedClients, uint64 proposalDeadline);
 
     /**
      * @notice A committee member voted for a reconstructed model. Conflicting votes are
@@ -321,6 +332,24 @@ interface IFedTSSRounds {
     event RoundFailed(uint256 indexed round, RoundState stateAtFailure);
 
     // ---------------------------------------------------------------------- transactions
+
+    /**
+     * @notice Adds `accounts` to the client allowlist, after those given at deployment: a
+     * constructor stores two words per client, so one transaction holds a few hundred of them
+     * under a block's (or a per-transaction) gas limit, and a larger allowlist is added in batches.
+     *
+     * Requirements:
+     * - the caller is the operator;
+     * - no round has opened yet (agents read the allowlist, and its keys, once);
+     * - at least one account, the allowlist stays at most 65535, no zero or repeated account;
+     * - `MaskedSum` mode: one non-zero key per account; `ShamirShares` mode: no key.
+     *
+     * Emits {ClientsAdded}.
+     *
+     * @param accounts The clients to add, in allowlist order.
+     * @param keys Their X25519 masking keys (`MaskedSum` mode), else empty.
+     */
+    function addClients(address[] memory accounts, bytes32[] memory keys) external;
 
     /**
      * @notice Opens round `currentRound() + 1`, training from the model `(modelCodec,
@@ -410,7 +439,7 @@ interface IFedTSSRounds {
 
     /**
      * @notice Submits the CID of the caller's aggregate share over the clients in
-     * `includedClients` (a bitmap over submission order). The t-th share over one set moves
+     * `includedClients` (256-bit words over submission order). The t-th share over one set moves
      * the round to Reconstructing and fixes that set as the round's only one. Shares over it
      * are still accepted while Reconstructing (extra shares help the committee correct
      * errors); shares over any other set are refused from then on, so that no two sets ever
@@ -420,7 +449,8 @@ interface IFedTSSRounds {
      * Requirements:
      * - `round` is Aggregating or Reconstructing and the phase's deadline has not passed;
      * - the caller is a committee member and has not submitted a share in `round`;
-     * - `includedClients` has at least `minClients` bits, all below the number of updates;
+     * - `includedClients` has at least `minClients` bits, all below the number of updates, in
+     *   as few words as hold its highest bit (so one set has one encoding);
      * - if `round` is Reconstructing, `includedClients` is the set of its {ThresholdReached};
      * - the CID is valid.
      *
@@ -430,9 +460,10 @@ interface IFedTSSRounds {
      * @param round The round being aggregated.
      * @param codec Multicodec of the aggregate share's CID: 0x55 (raw) for a blob of one chunk, 0x70 (dag-pb) above.
      * @param digest SHA-256 digest of the aggregate share's CID (its multihash without the prefix).
-     * @param includedClients Bit i set: the i-th submitter's share is in this aggregate.
+     * @param includedClients Bit i of word w set: the submitter of index 256 w + i is in this aggregate.
      */
-    function submitAggregateShare(uint256 round, uint64 codec, bytes32 digest, uint256 includedClients) external;
+    function submitAggregateShare(uint256 round, uint64 codec, bytes32 digest, uint256[] calldata includedClients)
+        external;
 
     /**
      * @notice Votes for the reconstructed model of `round`. The t-th vote for one model
@@ -543,7 +574,7 @@ interface IFedTSSRounds {
     function hasSubmitted(uint256 round, address account) external view returns (bool);
 
     /// @notice Aggregate shares submitted in `round` over exactly the set `includedClients`.
-    function shareCount(uint256 round, uint256 includedClients) external view returns (uint256);
+    function shareCount(uint256 round, uint256[] calldata includedClients) external view returns (uint256);
 
     /// @notice Votes cast in `round` for the model `(codec, digest)`.
     function voteCount(uint256 round, uint64 codec, bytes32 digest) external view returns (uint256);

@@ -105,9 +105,10 @@ def signer(view: FederationView, environ: Mapping[str, str] | None = None) -> Lo
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready: dataclasses, enums by name, bytes as 0x-hex, tuples as lists, a client set as its bitmap."""
+    """JSON-ready: dataclasses, enums by name, bytes as 0x-hex, tuples as lists, a client set as its
+    submission indices (a bitmap of up to 4096 bits is no JSON number a reader can hold)."""
     if isinstance(value, ClientSet):
-        return value.bitmap
+        return list(value)
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, Enum):

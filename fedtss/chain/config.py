@@ -55,7 +55,7 @@ __all__ = [
 #: private = sha256(DEV_SEALING_KEY_DOMAIN + 20 address bytes). Anyone can recompute these.
 DEV_SEALING_KEY_DOMAIN = b"fedtss-dev-x25519:"
 MAX_COMMITTEE = 255
-MAX_TARGET_CLIENTS = 256
+MAX_TARGET_CLIENTS = 4096
 MAX_ALLOWLIST = 2**16 - 1
 #: Longest time limit, as in the contract: every deadline (block timestamp + period) must fit
 #: in a uint64, or the contract could be deployed and then never start a round.

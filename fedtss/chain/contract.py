@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -174,12 +174,30 @@ def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
     return w3
 
 
+#: Clients allowlisted per transaction when deploying: the constructor and ``addClients`` store
+#: about 45k gas per client, so 250 stay near 11M gas, under a 30M block and under EIP-7825's
+#: 2**24 per-transaction cap.
+ALLOWLIST_BATCH = 250
+
+
 def deploy_rounds(w3: Web3, account: LocalAccount, artifact: Artifact, config: RoundsConfig) -> tuple[str, dict]:
-    """Deploy ``FedTSSRounds`` with ``config``; return its address and the receipt."""
+    """Deploy ``FedTSSRounds`` with ``config``; return its address and the deployment's receipt.
+
+    An allowlist longer than :data:`ALLOWLIST_BATCH` (and ``min_clients``, which the constructor
+    checks against the clients it is given) is deployed with its first batch, the rest added by
+    ``addClients`` in batches before this returns: the contract is complete once deployed.
+    """
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     decoder = _RevertDecoder(artifact.abi)
-    receipt = _send(w3, account, factory.constructor(config.constructor_arg()), decoder)
-    return to_checksum_address(receipt["contractAddress"]), receipt
+    first = max(ALLOWLIST_BATCH, config.min_clients)
+    head = replace(config, clients=config.clients[:first], client_keys=config.client_keys[:first])
+    receipt = _send(w3, account, factory.constructor(head.constructor_arg()), decoder)
+    address = to_checksum_address(receipt["contractAddress"])
+    rounds = RoundsContract(w3, address, artifact.abi)
+    for start in range(first, len(config.clients), ALLOWLIST_BATCH):
+        end = start + ALLOWLIST_BATCH
+        rounds.add_clients(account, config.clients[start:end], config.client_keys[start:end])
+    return address, receipt
 
 
 class RoundsContract:
@@ -228,6 +246,10 @@ class RoundsContract:
         """Sign and send ``function(*args)``; return the receipt or raise ContractRevert."""
         return _send(self.w3, account, self.contract.functions[function](*args), self._decoder)
 
+    def add_clients(self, account: LocalAccount, clients: Sequence[str], client_keys: Sequence[bytes] = ()) -> dict:
+        """Allowlist ``clients`` (with their masking keys in the masked mode) before training starts."""
+        return self.transact(account, "addClients", list(clients), [bytes(key) for key in client_keys])
+
     def start_training(self, account: LocalAccount, model_cid: str, rounds: int) -> dict:
         return self.transact(account, "startTraining", *cid_to_parts(model_cid), rounds)
 
@@ -241,7 +263,7 @@ class RoundsContract:
         self, account: LocalAccount, round_: int, share_cid: str, included_clients: ClientSet
     ) -> dict:
         return self.transact(account, "submitAggregateShare", round_, *cid_to_parts(share_cid),
-                             included_clients.bitmap)
+                             included_clients.words())
 
     def submit_checks(self, account: LocalAccount, round_: int, checks: bytes) -> dict:
         """Post the member's share checks of ``round_``: 16 bytes per client (projection, count share), in submission order."""
@@ -302,7 +324,7 @@ class RoundsContract:
 
     def round_info(self, round_: int, *, block: int | str = "latest") -> RoundInfo:
         state, failed_from, *counts_and_deadlines, included = self.call("roundInfo", round_, block=block)
-        return RoundInfo(RoundState(state), RoundState(failed_from), *counts_and_deadlines, ClientSet(included))
+        return RoundInfo(RoundState(state), RoundState(failed_from), *counts_and_deadlines, ClientSet.from_words(included))
 
     def latest_model(self, *, block: int | str = "latest") -> tuple[int, str | None]:
         """``(finalized round or 0 for the initial model, its CID)``; the CID is None before
@@ -357,7 +379,7 @@ class RoundsContract:
         return self.call("hasSubmitted", round_, account)
 
     def share_count(self, round_: int, included_clients: ClientSet) -> int:
-        return self.call("shareCount", round_, included_clients.bitmap)
+        return self.call("shareCount", round_, included_clients.words())
 
     def vote_count(self, round_: int, model_cid: str) -> int:
         return self.call("voteCount", round_, *cid_to_parts(model_cid))

@@ -36,6 +36,7 @@ __all__ = [
     "ThresholdReached",
     "TrainingCompleted",
     "TrainingStarted",
+    "ClientsAdded",
     "UpdateSubmitted",
     "cid_or_none",
     "decode_event",
@@ -67,12 +68,19 @@ class RoundState(IntEnum):
         return tuple(s for s in cls if value >> s & 1)
 
 
+#: Bits in one word of a client set on chain.
+WORD_BITS = 256
+
+
 @dataclass(frozen=True, order=True)
 class ClientSet:
-    """A set of a round's clients by submission index: the contract's ``includedClients`` bitmap.
+    """A set of a round's clients by submission index: the contract's ``includedClients``.
 
-    Equal only to another ClientSet (never to a bare int), so a set compared with a bitmap by
-    mistake is always unequal, and tests catch it.
+    ``bitmap`` has bit i set for index i, as one (unbounded) int. On chain the same bits travel as
+    256-bit words, least significant first, in as few words as hold the highest index
+    (:meth:`words`, :meth:`from_words`): one set has one encoding, which the contract counts
+    shares by. Equal only to another ClientSet (never to a bare int), so a set compared with a
+    bitmap by mistake is always unequal, and tests catch it.
     """
 
     bitmap: int
@@ -90,6 +98,23 @@ class ClientSet:
                 raise ValueError(f"client indices are 0-based submission indices, got {index}")
             bitmap |= 1 << index
         return cls(bitmap)
+
+    @classmethod
+    def from_words(cls, words: Iterable[int]) -> ClientSet:
+        """The set the contract encodes as ``words`` (bit i of word w: index 256 w + i)."""
+        bitmap = 0
+        for position, word in enumerate(words):
+            if not 0 <= word < 1 << WORD_BITS:
+                raise ValueError(f"a client-set word is a uint256, got {word!r}")
+            bitmap |= int(word) << (WORD_BITS * position)
+        return cls(bitmap)
+
+    def words(self) -> list[int]:
+        """The contract's encoding: 256-bit words, least significant first, none after the last
+        non-zero one (an empty set is no words: the contract refuses it as a share's set)."""
+        count = -(-self.bitmap.bit_length() // WORD_BITS)
+        mask = (1 << WORD_BITS) - 1
+        return [self.bitmap >> (WORD_BITS * position) & mask for position in range(count)]
 
     def __contains__(self, index: object) -> bool:
         return (isinstance(index, int) and not isinstance(index, bool) and index >= 0
@@ -146,6 +171,14 @@ class TrainingStarted(ChainEvent):
     @property
     def round_number(self) -> int | None:
         return self.first_round
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientsAdded(ChainEvent):
+    """The operator added ``added`` clients to the allowlist, which now holds ``allowlisted``."""
+
+    added: int
+    allowlisted: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,6 +290,7 @@ _CID = ("codec", "digest")
 #: Solidity names; :func:`decode_event` and :func:`event_arguments` both read it.
 _LAYOUTS: Mapping[str, tuple[type[ChainEvent], tuple[_Argument, ...]]] = {
     "TrainingStarted": (TrainingStarted, (("firstRound", "first_round"), ("rounds", "rounds"))),
+    "ClientsAdded": (ClientsAdded, (("added", "added"), ("allowlisted", "allowlisted"))),
     "RoundOpened": (RoundOpened, (("round", "round"), (("modelCodec", "modelDigest"), "model_cid"),
                                   ("collectionDeadline", "collection_deadline"))),
     "UpdateSubmitted": (UpdateSubmitted, (("round", "round"), ("client", "client"), ("index", "index"),
@@ -289,7 +323,7 @@ assert all(cls.__name__ == name for name, cls in EVENT_TYPES.items())
 def _typed(field_name: str, value: Any) -> Any:
     """An ABI-decoded value as the typed field holds it."""
     if field_name == "included_clients":
-        return ClientSet(value)
+        return ClientSet.from_words(value)
     if field_name == "state_at_failure":
         return RoundState(value)
     if field_name == "checks":
@@ -304,7 +338,7 @@ def _typed(field_name: str, value: Any) -> Any:
 def _solidity(value: Any) -> Any:
     """A typed field's value as the contract emitted it."""
     if isinstance(value, ClientSet):
-        return value.bitmap
+        return value.words()
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -325,7 +359,7 @@ def event_arguments(event: ChainEvent) -> dict[str, Any]:
     """The event's arguments as the contract emitted them, for showing an event as it is on chain.
 
     Solidity names in the event's order, a CID as its ``codec`` and ``digest`` (int, 32 bytes), a
-    client set as its bitmap (int), a state as :class:`RoundState`: ``decode_event(event.name,
+    client set as its 256-bit words (list of int), a state as :class:`RoundState`: ``decode_event(event.name,
     event_arguments(event), ...)`` gives the event back.
     """
     arguments: dict[str, Any] = {}

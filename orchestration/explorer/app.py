@@ -49,7 +49,6 @@ from fedtss.storage import LocalStore
 from orchestration.explorer.chainview import (
     FederationView,
     RoundSummary,
-    bitmap_indices,
     chain_now,
     classify_query,
     utc_datetime,
@@ -146,7 +145,7 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(short=_short, when=_when, iso=_iso, ether=_ether, gwei=_gwei,
-                       thousands=lambda n: "" if n is None else f"{n:,}", indices=bitmap_indices,
+                       thousands=lambda n: "" if n is None else f"{n:,}",
                        metrics=_metrics)
     return env
 

@@ -80,7 +80,7 @@ __all__ = [
     "Submission",
     "TxDetail",
     "Vote",
-    "bitmap_indices",
+    "client_set_indices",
     "chain_now",
     "classify_query",
     "exclusions_from_records",
@@ -280,9 +280,9 @@ class CidUse:
 # ------------------------------------------------------------------------ pure helpers
 
 
-def bitmap_indices(bitmap: int) -> tuple[int, ...]:
-    """The set bits of an included-clients bitmap (submission indices)."""
-    return tuple(i for i in range(bitmap.bit_length()) if bitmap >> i & 1)
+def client_set_indices(words: Sequence[int]) -> tuple[int, ...]:
+    """The submission indices of an ABI-level ``includedClients`` (256-bit words, least significant first)."""
+    return tuple(ClientSet.from_words(int(word) for word in words))
 
 
 def chain_now(latest_block_timestamp: int, wall_clock: float) -> int:
@@ -383,7 +383,7 @@ def render_arguments(arguments: Mapping[str, Any]) -> list[tuple[str, str]]:
             if cid:
                 rendered.append(("cid" if codec_key == "codec" else "modelCid", cid))
     if "includedClients" in arguments:
-        included = bitmap_indices(int(arguments["includedClients"]))
+        included = client_set_indices(arguments["includedClients"])
         rendered.append(("includedClients (indices)", _render(list(included))))
     return rendered
 

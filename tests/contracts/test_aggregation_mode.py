@@ -7,14 +7,12 @@ Accounts (see tests/fixtures/anvil.py): 0 operator, 1-5 committee (t = 3), 6-15 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 from fedtss.chain import Aggregation, RoundState, dev_sealing_keypair
 from fedtss.cid import RAW, cid_from_parts
-from fedtss.errors import ContractRevert
+from tests.contracts.helpers import reverts_exactly as reverts
 from tests.fixtures.anvil import default_rounds_config
 
 #: Config struct positions of (mode, modulusBits, clientKeys), after the eight Shamir-era fields.
@@ -24,15 +22,6 @@ MODE, BITS, KEYS = 8, 9, 10
 def client_keys(accounts, count: int = 10) -> tuple[bytes, ...]:
     """Distinct non-zero X25519 public keys for clients 6..6+count-1 (any valid key will do here)."""
     return tuple(dev_sealing_keypair(a.address)[1] for a in accounts[6 : 6 + count])
-
-
-@contextmanager
-def reverts(name: str, **expected: object) -> Iterator[None]:
-    """Expect a ContractRevert named ``name`` whose args are exactly ``expected``."""
-    with pytest.raises(ContractRevert) as info:
-        yield
-    assert info.value.name == name, str(info.value)
-    assert info.value.args_by_name == expected, str(info.value)
 
 
 def _raw_deploy(chain, rounds_artifact, arg: list) -> None:

@@ -10,8 +10,6 @@ complaints CHECK more.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -30,6 +28,7 @@ from fedtss.chain import (
 from fedtss.chain.rounds import fold_rounds
 from fedtss.cid import DAG_PB, RAW, cid_from_parts
 from fedtss.errors import ConfigError, ContractRevert
+from tests.contracts.helpers import reverts_exactly as reverts
 from tests.fixtures.anvil import default_rounds_config
 
 PERIOD = 600
@@ -47,15 +46,6 @@ def projections(clients: int, member: int = 0) -> bytes:
 
 def key(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
-
-
-@contextmanager
-def reverts(name: str, **expected: object) -> Iterator[None]:
-    """Expect a ContractRevert named ``name`` whose args are exactly ``expected``."""
-    with pytest.raises(ContractRevert) as info:
-        yield
-    assert info.value.name == name, str(info.value)
-    assert info.value.args_by_name == expected, str(info.value)
 
 
 class Checks:

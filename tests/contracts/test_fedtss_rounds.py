@@ -7,11 +7,10 @@ Accounts (see tests/fixtures/anvil.py): 0 operator, 1-5 committee (t = 3), 6-15 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TypeVar
 
 import pytest
+from eth_account import Account
 
 from fedtss.chain import (
     AggregateShareSubmitted,
@@ -26,7 +25,7 @@ from fedtss.chain import (
     events_of,
 )
 from fedtss.cid import DAG_PB, RAW, cid_from_parts
-from fedtss.errors import ContractRevert
+from tests.contracts.helpers import reverts
 
 PERIOD = 600
 
@@ -49,16 +48,6 @@ def first(count: int) -> ClientSet:
 EVERYONE = first(10)
 
 E = TypeVar("E", bound=ChainEvent)
-
-
-@contextmanager
-def reverts(name: str, **expected: object) -> Iterator[None]:
-    """Expect a ContractRevert named ``name`` whose args include ``expected``."""
-    with pytest.raises(ContractRevert) as info:
-        yield
-    assert info.value.name == name, str(info.value)
-    for key, value in expected.items():
-        assert info.value.args_by_name[key] == value, str(info.value)
 
 
 def names(rounds, receipt) -> list[str]:
@@ -302,8 +291,42 @@ def test_second_share_from_a_member_reverts(s):
 @pytest.mark.parametrize("included", [first(2), ClientSet.of([0, 1, 2, 10]), ClientSet(0)], ids=str)
 def test_share_over_too_few_clients_or_clients_beyond_submitters_reverts(s, included):
     s.to_aggregating()
-    with reverts("RoundInvalidClientSet", includedClients=included.bitmap, clients=10, minClients=3):
+    with reverts("RoundInvalidClientSet", includedClients=tuple(included.words()), clients=10, minClients=3):
         s.share(0, included)
+
+
+@pytest.mark.parametrize("words", [[], [0], [EVERYONE.bitmap, 0], [0, 1]],
+                         ids=["no word", "a zero word", "a trailing zero word", "a second word for ten clients"])
+def test_share_over_a_client_set_not_in_its_one_canonical_encoding_reverts(s, words):
+    # Shares are counted by the set's encoding: two encodings of one set would count apart.
+    s.to_aggregating()
+    with reverts("RoundInvalidClientSet", includedClients=tuple(words), clients=10, minClients=3):
+        s.rounds.transact(s.members[0], "submitAggregateShare", 1, RAW, digest("a"), words)
+
+
+def test_a_round_of_300_clients_reaches_the_threshold_over_a_two_word_client_set(chain, deploy):
+    keys = [hashlib.sha256(f"client {i}".encode()).digest() for i in range(300)]
+    clients = [Account.from_key(key) for key in keys]
+    for client in clients:
+        chain.w3.provider.make_request("anvil_setBalance", [client.address, hex(10**18)])
+    rounds = deploy(clients=tuple(c.address for c in clients), min_clients=3, target_clients=300)
+    s = Scenario(chain, rounds)
+    s.start()
+    for i, client in enumerate(clients):
+        rounds.submit_update(client, 1, cid(f"m-{i}"))
+    assert rounds.round_info(1).state == RoundState.Aggregating
+    beyond = ClientSet(first(300).bitmap | 1 << 300)
+    with reverts("RoundInvalidClientSet", includedClients=tuple(beyond.words()), clients=300):
+        s.share(0, beyond)
+    included = ClientSet(first(300).bitmap & ~(1 << 7))  # all but index 7, in two words
+    assert len(included.words()) == 2
+    for j in range(3):
+        receipt = s.share(j, included)
+    assert event_of(rounds, receipt, ThresholdReached).included_clients == included
+    assert rounds.round_info(1).included_clients == included
+    assert rounds.share_count(1, included) == 3
+    with reverts("RoundClientSetFixed", fixedClients=tuple(included.words()), givenClients=tuple(first(300).words())):
+        s.share(3, first(300))
 
 
 def test_share_after_aggregation_deadline_reverts_and_round_can_fail(s):
@@ -338,7 +361,7 @@ def test_shares_over_different_sets_are_counted_apart_and_first_set_to_reach_t_w
     assert (s.rounds.share_count(1, full), s.rounds.share_count(1, partial)) == (1, 2)
     receipt = s.share(3, partial)
     assert names(s.rounds, receipt)[-1] == "ThresholdReached"
-    with reverts("RoundClientSetFixed", round=1, fixedClients=partial.bitmap, givenClients=full.bitmap):
+    with reverts("RoundClientSetFixed", round=1, fixedClients=tuple(partial.words()), givenClients=tuple(full.words())):
         s.share(4, full)  # the losing set stays one short of t for good
     assert (s.rounds.share_count(1, full), s.rounds.share_count(1, partial)) == (1, 3)
     receipt = s.share(4, partial)  # an extra share over the winning set is still accepted
@@ -351,7 +374,7 @@ def test_shares_over_different_sets_are_counted_apart_and_first_set_to_reach_t_w
 def test_share_over_another_set_after_threshold_reverts_naming_both_sets(s, other):
     everyone = EVERYONE
     s.to_reconstructing(included=everyone)
-    with reverts("RoundClientSetFixed", round=1, fixedClients=everyone.bitmap, givenClients=other.bitmap):
+    with reverts("RoundClientSetFixed", round=1, fixedClients=tuple(everyone.words()), givenClients=tuple(other.words())):
         s.share(3, other)
     assert s.rounds.share_count(1, other) == 0
     assert s.rounds.member(s.members[3].address) == (4, 0, 0), "a refused share leaves the member free to post"
@@ -373,7 +396,7 @@ def test_a_round_failed_after_threshold_accepts_no_share_and_its_reopening_count
     for j in range(3):
         s.share(j, partial, round_=2)
     assert s.rounds.round_info(2).included_clients == partial
-    with reverts("RoundClientSetFixed", round=2, fixedClients=partial.bitmap, givenClients=everyone.bitmap):
+    with reverts("RoundClientSetFixed", round=2, fixedClients=tuple(partial.words()), givenClients=tuple(everyone.words())):
         s.share(3, everyone, round_=2)
     assert (s.rounds.share_count(1, partial), s.rounds.share_count(2, everyone)) == (0, 0)
 
@@ -641,7 +664,7 @@ def test_constructor_refuses_a_committee_without_one_key_per_member_or_of_one(ch
         _raw_deploy(chain, rounds_artifact, tuple([arg[0][:1], arg[1][:1], *arg[2:]]))
 
 
-def test_constructor_refuses_zero_and_duplicate_clients_and_a_target_beyond_256(chain, deploy):
+def test_constructor_refuses_zero_and_duplicate_clients_and_a_target_beyond_4096(chain, deploy):
     from tests.fixtures.anvil import default_rounds_config
 
     clients = default_rounds_config(chain.accounts).clients
@@ -649,8 +672,8 @@ def test_constructor_refuses_zero_and_duplicate_clients_and_a_target_beyond_256(
         deploy(clients=(*clients[:9], "0x" + "00" * 20))
     with reverts("ConfigDuplicateClient", account=clients[0]):
         deploy(clients=(*clients[:9], clients[0]))
-    with reverts("ConfigInvalidClientLimits", minClients=3, targetClients=257, allowlisted=10):
-        deploy(target_clients=257)
+    with reverts("ConfigInvalidClientLimits", minClients=3, targetClients=4097, allowlisted=10):
+        deploy(target_clients=4097)
     with reverts("ConfigInvalidClientLimits", minClients=11, targetClients=12, allowlisted=10):
         deploy(min_clients=11, target_clients=12)
 
@@ -679,7 +702,7 @@ def test_close_collection_outside_collecting_reverts_with_wrong_state(s):
 def test_share_and_vote_with_invalid_cid_revert(s):
     s.to_reconstructing()
     with reverts("RoundInvalidCid", codec=0x71):
-        s.rounds.transact(s.members[3], "submitAggregateShare", 1, 0x71, digest("a"), EVERYONE.bitmap)
+        s.rounds.transact(s.members[3], "submitAggregateShare", 1, 0x71, digest("a"), EVERYONE.words())
     with reverts("RoundInvalidCid", codec=RAW, digest=bytes(32)):
         s.rounds.transact(s.members[0], "proposeModel", 1, RAW, bytes(32))
 

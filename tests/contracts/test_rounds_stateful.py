@@ -23,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from fedtss.chain import (
     AggregateShareSubmitted,
     ChainEvent,
+    ClientSet,
     ModelProposed,
     RoundEvent,
     RoundFailed,
@@ -130,7 +131,7 @@ class RoundsMachine(RuleBasedStateMachine):
         included = (1 << clients) - 1
         if drop is not None:
             included &= ~(1 << drop)
-        self._send("submitAggregateShare", sender, round_, RAW, digest(f"s{sender}"), included)
+        self._send("submitAggregateShare", sender, round_, RAW, digest(f"s{sender}"), ClientSet(included).words())
 
     @rule(sender=members, offset=offsets, model=st.sampled_from(["A", "A", "B"]))
     def propose_model(self, sender: int, offset: int, model: str) -> None:
@@ -164,7 +165,8 @@ class RoundsMachine(RuleBasedStateMachine):
                 included = (1 << self.rounds.round_info(round_).clients) - 1
                 if pick % 4 == 0:
                     included &= ~1
-                self._send("submitAggregateShare", sharing[pick % len(sharing)], round_, RAW, digest("s"), included)
+                self._send("submitAggregateShare", sharing[pick % len(sharing)], round_, RAW, digest("s"),
+                           ClientSet(included).words())
         elif state == RoundState.Failed:
             self._send("reopenRound", 0, round_)
         else:

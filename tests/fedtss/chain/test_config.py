@@ -57,7 +57,7 @@ def _with(table: dict, **changes) -> dict:
         ({"threshold": 1}, "threshold"),
         ({"min_clients": 1}, "min_clients"),
         ({"min_clients": 11}, "min_clients"),
-        ({"target_clients": 300}, "target_clients"),
+        ({"target_clients": 4097}, "target_clients"),
         ({"collection_period": 0}, "collection_period"),
         ({"aggregation_period": -5}, "aggregation_period"),
         ({"collection_period": 2**64 - 1}, "collection_period"),

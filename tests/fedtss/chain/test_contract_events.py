@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from fedtss.chain import (
     AggregateShareSubmitted,
     ChainEvent,
+    ClientsAdded,
     ChecksSubmitted,
     ClientSet,
     CollectionClosed,
@@ -53,7 +54,7 @@ def test_client_set_iterates_its_indices_ascending_and_its_length_counts_them():
     assert list(clients) == [0, 3, 5]
     assert len(clients) == 3
     assert list(ClientSet(0)) == [] and len(ClientSet(0)) == 0
-    assert list(ClientSet.of([255, 0])) == [0, 255]  # up to the contract's 256 clients
+    assert list(ClientSet.of([4095, 255, 0])) == [0, 255, 4095]  # up to the contract's 4096 clients
 
 
 def test_client_set_contains_exactly_its_indices():
@@ -94,6 +95,30 @@ def test_client_set_is_immutable():
         clients.bitmap = 3  # type: ignore[misc]
 
 
+def test_client_set_words_are_256_bit_words_least_significant_first_with_no_trailing_zero_word():
+    assert ClientSet.of([0, 3]).words() == [0b1001]
+    assert ClientSet.of([255]).words() == [1 << 255]
+    assert ClientSet.of([256]).words() == [0, 1]
+    assert ClientSet.of([1, 600]).words() == [0b10, 0, 1 << (600 - 512)]
+    assert ClientSet(0).words() == []
+
+
+@given(st.integers(min_value=0, max_value=(1 << 4096) - 1))
+def test_a_client_set_rebuilt_from_its_words_is_the_same_set_and_its_words_are_canonical(bitmap):
+    clients = ClientSet(bitmap)
+    words = clients.words()
+    assert ClientSet.from_words(words) == clients
+    assert all(0 <= word < 1 << 256 for word in words)
+    assert not words or words[-1] != 0  # one set, one encoding: the contract counts shares by it
+    assert ClientSet.from_words([*words, 0]) == clients  # a padded form decodes, but is not what words() gives
+
+
+@pytest.mark.parametrize("word", [-1, 1 << 256])
+def test_client_set_from_words_refuses_a_word_outside_uint256(word):
+    with pytest.raises(ValueError, match="uint256"):
+        ClientSet.from_words([1, word])
+
+
 @given(st.integers(min_value=0, max_value=(1 << 256) - 1))
 def test_a_client_set_rebuilt_from_its_indices_is_the_same_set(bitmap):
     clients = ClientSet(bitmap)
@@ -101,7 +126,7 @@ def test_a_client_set_rebuilt_from_its_indices_is_the_same_set(bitmap):
     assert len(clients) == len(list(clients))
 
 
-@given(st.frozensets(st.integers(min_value=0, max_value=300)))
+@given(st.frozensets(st.integers(min_value=0, max_value=4095)))
 def test_a_client_set_of_indices_holds_exactly_those_indices_in_order(indices):
     clients = ClientSet.of(indices)
     assert list(clients) == sorted(indices)
@@ -125,12 +150,16 @@ DECODED = {
         {"round": 4, "client": CLIENT, "index": 7, "codec": RAW, "digest": MODEL},
         UpdateSubmitted(round=4, client=CLIENT, index=7, manifest_cid=cid_from_parts(RAW, MODEL), **WHERE),
     ),
+    "ClientsAdded": (
+        {"added": 250, "allowlisted": 500},
+        ClientsAdded(added=250, allowlisted=500, **WHERE),
+    ),
     "CollectionClosed": (
         {"round": 4, "clients": 9, "aggregationDeadline": 2_000},
         CollectionClosed(round=4, clients=9, aggregation_deadline=2_000, **WHERE),
     ),
     "AggregateShareSubmitted": (
-        {"round": 4, "member": MEMBER, "memberIndex": 2, "codec": RAW, "digest": SHARE, "includedClients": 0b1011},
+        {"round": 4, "member": MEMBER, "memberIndex": 2, "codec": RAW, "digest": SHARE, "includedClients": [0b1011]},
         AggregateShareSubmitted(round=4, member=MEMBER, member_index=2, share_cid=cid_from_parts(RAW, SHARE),
                                 included_clients=ClientSet.of([0, 1, 3]), **WHERE),
     ),
@@ -144,7 +173,7 @@ DECODED = {
                             **WHERE),
     ),
     "ThresholdReached": (
-        {"round": 4, "includedClients": 0b1011, "proposalDeadline": 3_000},
+        {"round": 4, "includedClients": [0b1011], "proposalDeadline": 3_000},
         ThresholdReached(round=4, included_clients=ClientSet.of([0, 1, 3]), proposal_deadline=3_000, **WHERE),
     ),
     "ModelProposed": (
@@ -184,7 +213,7 @@ def test_decode_event_joins_a_codec_and_digest_into_one_cid_string():
     assert cid_to_parts(update.manifest_cid) == (RAW, MODEL)
 
 
-def test_decode_event_turns_an_included_clients_bitmap_into_a_client_set():
+def test_decode_event_turns_included_clients_words_into_a_client_set():
     for name in ("AggregateShareSubmitted", "ThresholdReached"):
         event = decode_event(name, DECODED[name][0], **WHERE)
         assert isinstance(event.included_clients, ClientSet)
@@ -203,6 +232,7 @@ def test_round_number_is_the_round_and_for_training_events_the_first_or_last_rou
     numbers = {name: decode_event(name, args, **WHERE).round_number for name, (args, _) in DECODED.items()}
     assert numbers.pop("TrainingStarted") == 4  # firstRound
     assert numbers.pop("TrainingCompleted") == 5  # lastRound
+    assert numbers.pop("ClientsAdded") is None  # before any round
     assert set(numbers.values()) == {4}
 
 
@@ -247,7 +277,7 @@ def test_every_event_is_decoded_from_exactly_the_argument_names_the_abi_declares
 def test_round_events_are_exactly_the_abi_events_whose_first_indexed_argument_is_round(rounds_artifact):
     """get_round_events filters on that topic: a RoundEvent without it would never be found."""
     indexed_by_round = {name for name, item in _abi_events(rounds_artifact).items()
-                        if next(i["name"] for i in item["inputs"] if i["indexed"]) == "round"}
+                        if next((i["name"] for i in item["inputs"] if i["indexed"]), None) == "round"}
     assert {name for name, cls in EVENT_TYPES.items() if issubclass(cls, RoundEvent)} == indexed_by_round
 
 
