@@ -200,6 +200,25 @@ def open_share(sealed: bytes, recipient_private_key: bytes, context: ShareContex
     Wrong key, wrong context, a flipped bit, a truncated blob or an unknown version are
     deliberately indistinguishable to the caller.
     """
+    return open_share_with_key(sealed, _share_key(sealed, recipient_private_key, context), context)
+
+
+def reveal_share_key(sealed: bytes, recipient_private_key: bytes, context: ShareContext) -> bytes:
+    """The 32-byte AES key of this one sealed share, after checking that it opens with it.
+
+    A member publishes it to prove what a client sealed to it (a complaint, :mod:`fedtss.validation`):
+    with it anyone opens this blob and no other, since every key is derived from a fresh
+    ephemeral key and the blob's context; the member's private key stays secret. Raises
+    :class:`InvalidSealedShare` if the share does not open.
+    """
+    key = _share_key(sealed, recipient_private_key, context)
+    open_share_with_key(sealed, key, context)  # one message for every failure, as open_share
+    return key
+
+
+def _share_key(sealed: bytes, recipient_private_key: bytes, context: ShareContext) -> bytes:
+    """The AES key the recipient derives for this blob (X25519 with its ephemeral key, then HKDF
+    over both public keys and the context); :class:`InvalidSealedShare` if it cannot be derived."""
     if not isinstance(context, ShareContext):
         raise InvalidSealedShare(f"{_DID_NOT_OPEN} (the context given is a {type(context).__name__}, "
                                  "not a ShareContext)")
@@ -211,37 +230,14 @@ def open_share(sealed: bytes, recipient_private_key: bytes, context: ShareContex
         private_key = X25519PrivateKey.from_private_bytes(key)
     except (TypeError, ValueError):
         raise InvalidSealedShare(_DID_NOT_OPEN) from None
-    if (
-        data.nbytes < OVERHEAD
-        or data[: len(MAGIC)] != MAGIC
-        or data[len(MAGIC)] != VERSION
-    ):
+    if data.nbytes < OVERHEAD or data[: len(MAGIC)] != MAGIC or data[len(MAGIC)] != VERSION:
         raise InvalidSealedShare(_DID_NOT_OPEN)
     ephemeral = bytes(data[len(MAGIC) + 1 : _HEADER_BYTES])
     recipient = private_key.public_key().public_bytes_raw()
-    ctx = encode_share_context(context)
     try:
         shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral))
-        aead = _derive_key(shared, ephemeral, recipient, ctx)
-        return aead.decrypt(_NONCE, data[_HEADER_BYTES:], bytes(data[:_HEADER_BYTES]) + ctx)
-    except (InvalidTag, ValueError, OverflowError):
+    except ValueError:  # a low-order ephemeral key: the exchange gives all zeros
         raise InvalidSealedShare(_DID_NOT_OPEN) from None
-
-
-def reveal_share_key(sealed: bytes, recipient_private_key: bytes, context: ShareContext) -> bytes:
-    """The 32-byte AES key of this one sealed share, after checking that it opens with it.
-
-    A member publishes it to prove what a client sealed to it (a complaint, :mod:`fedtss.validation`):
-    with it anyone opens this blob and no other, since every key is derived from a fresh
-    ephemeral key and the blob's context; the member's private key stays secret. Raises
-    :class:`InvalidSealedShare` if the share does not open.
-    """
-    open_share(sealed, recipient_private_key, context)  # one message for every failure, as there
-    data = memoryview(sealed).cast("B")
-    ephemeral = bytes(data[len(MAGIC) + 1 : _HEADER_BYTES])
-    private_key = X25519PrivateKey.from_private_bytes(bytes(memoryview(recipient_private_key).cast("B")))
-    shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral))
-    recipient = private_key.public_key().public_bytes_raw()
     return _derive_key_bytes(shared, ephemeral, recipient, encode_share_context(context))
 
 
