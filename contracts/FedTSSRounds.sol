@@ -576,7 +576,7 @@ contract FedTSSRounds is IFedTSSRounds {
 
     /// @dev A set is canonical: as few words as hold its highest index (last word non-zero), no
     /// index at or above `count`, at least `minClients` indices. The loop runs over at most
-    /// ceil(count / 256) <= 16 words (calldata beyond that reverts first), so it is bounded.
+    /// ceil(count / 256) <= 16 words (a longer array is refused before it), so it is bounded.
     function _requireClientSet(uint256 round, uint256[] calldata includedClients, uint256 count) private view {
         uint256 length = includedClients.length;
         uint256 maxWords = (count + 255) >> 8;

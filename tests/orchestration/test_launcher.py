@@ -51,8 +51,8 @@ def test_a_federation_spec_is_checked_by_the_deployment_configs_own_validator() 
     """Periods are the deployment's too: refused when the spec is made, not when deploying."""
     with pytest.raises(ConfigError, match="collection_period: must be 1 to"):
         FederationSpec(collection_period=0)
-    with pytest.raises(ConfigError, match="target_clients: at most 256"):
-        FederationSpec(clients=300)
+    with pytest.raises(ConfigError, match="target_clients: at most 4096"):
+        FederationSpec(clients=4097)
 
 
 @pytest.mark.parametrize("mode", [{}, {"aggregation": "masked"}, {"aggregation": "masked", "modulus_bits": 64}])
