@@ -224,5 +224,9 @@ def test_the_explicit_check_period_wins_and_the_default_is_on_in_the_shamir_mode
     assert FederationSpec(aggregation="masked").resolved_check_period == 0
     assert FederationSpec(check_period=0).resolved_check_period == 0
     assert FederationSpec(check_period=5).resolved_check_period == 5
+    # Above 1,000 shares per window the window grows: 1,000 clients x 10 members -> 100 s.
+    assert FederationSpec(clients=100, committee=10, threshold=6).resolved_check_period == 10
+    assert FederationSpec(clients=1000, committee=10, threshold=6, aggregation_period=300).resolved_check_period == 100
+    assert FederationSpec(clients=1000, committee=10, threshold=6).resolved_check_period == 0  # 60 s: no room
     with pytest.raises(ConfigError, match="check_period"):
         FederationSpec(check_period=30)  # 2 x 30 is not below the aggregation period of 60
