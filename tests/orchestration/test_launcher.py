@@ -230,3 +230,10 @@ def test_the_explicit_check_period_wins_and_the_default_is_on_in_the_shamir_mode
     assert FederationSpec(clients=1000, committee=10, threshold=6).resolved_check_period == 0  # 60 s: no room
     with pytest.raises(ConfigError, match="check_period"):
         FederationSpec(check_period=30)  # 2 x 30 is not below the aggregation period of 60
+
+
+def test_the_readiness_wait_grows_with_the_number_of_clients() -> None:
+    from orchestration.launcher import ready_timeout
+
+    assert ready_timeout(10) >= 120  # what every small federation had
+    assert ready_timeout(1000) >= 300 > ready_timeout(100)  # 20 packs of 50 took 115 s to over 120 s
