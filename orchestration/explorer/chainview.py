@@ -39,6 +39,7 @@ from fedtss.chain import (
     AggregateShareSubmitted,
     Block,
     ChainEvent,
+    ClientSet,
     DecodedCall,
     Deployment,
     ModelProposed,
