@@ -12,7 +12,7 @@ Member j, in one round:
    check foresaw, excludes that client only: logged with its address and the reason class
    and recorded in ``state_dir/exclusions.jsonl``. :func:`aggregate_shares` sums the rest
    mod p in submission order; the member keeps the sum in ``state_dir`` and sends
-   ``submitAggregateShare(round, CID, includedBitmap)`` with its CID only, unless
+   ``submitAggregateShare(round, CID, includedClients)`` (the set's 256-bit words) with its CID only, unless
    ThresholdReached already fixed a different client set (then it posts nothing).
 2. ``ThresholdReached(round, set)`` -> :func:`on_threshold_reached`;
    :func:`start_reconstruction` publishes its own share if it is over ``set``

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SAMPLE_SECONDS = 0.5
 
-__all__ = ["descendants", "main", "process_kind", "pss_bytes"]
+__all__ = ["MemorySampler", "descendants", "main", "process_kind", "pss_bytes"]
 
 
 def descendants(root: int) -> list[int]:

@@ -9,7 +9,8 @@ import {IFedTSSRounds} from "./IFedTSSRounds.sol";
  * types, errors and events, and DESIGN.md for one round end to end.
  *
  * Storage is laid out for the common path: a round's state, counts and deadlines share one
- * slot; each client and each member has one slot, written at construction, that remembers
+ * slot; each client and each member has one slot, written at construction (clients also by
+ * {addClients}), that remembers
  * the last round it acted in (so the "once per round" checks cost one warm write); the
  * submission order is packed sixteen clients to a slot. No transaction loops over clients;
  * {submitComplaints} loops over the complaints it is given, at most one per client of the round.
@@ -93,7 +94,7 @@ contract FedTSSRounds is IFedTSSRounds {
     address[] private _committee;
     bytes32[] private _sealingKeys;
     address[] private _clients;
-    /// @dev Written at construction in `MaskedSum` mode only; read by agents, never by a transaction.
+    /// @dev Written at construction and by {addClients} in `MaskedSum` mode only; read by agents, never by a transaction.
     bytes32[] private _clientKeys;
     mapping(address account => MemberSlot) private _members;
     mapping(address account => ClientSlot) private _clientSlots;
