@@ -30,14 +30,7 @@ def test_a_round_whose_collection_closed_was_reorganized_away_finalizes_on_the_n
     # Every member must have handled the block that will be lost (it logs the event it handled):
     # a member still behind it when the branch changes has nothing to rewind (under load the third
     # member can lag the t that finalize).
-    def every_member_handled_the_close() -> bool:
-        return all("round=1 event=CollectionClosed" in federation.log_path(name).read_text(encoding="utf-8")
-                   for name in federation.member_names)
-
-    deadline = time.monotonic() + ROUND_TIMEOUT
-    while not every_member_handled_the_close() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert every_member_handled_the_close()
+    _wait_until_every_member_logged(federation, "round=1 event=CollectionClosed")
     first_model = tracker.records[1].model_cid
     (closed,) = tracker.round_events(1, CollectionClosed)
 
@@ -54,11 +47,17 @@ def test_a_round_whose_collection_closed_was_reorganized_away_finalizes_on_the_n
     assert reclosed.block_number == closed.block_number and reclosed.tx_hash == closed.tx_hash
     # t of the 3 members finalize the round; the third may notice the new branch a moment later
     # (a reorganization at the same height wakes a subscriber only with the next block).
-    def every_member_noticed() -> bool:
-        return all("the chain reorganized" in federation.log_path(name).read_text(encoding="utf-8")
-                   for name in federation.member_names)
+    _wait_until_every_member_logged(federation, "the chain reorganized")
+
+
+def _wait_until_every_member_logged(federation, text: str) -> None:
+    """Wait (up to ROUND_TIMEOUT) until every member's log holds ``text``; fail naming those without it."""
+
+    def missing() -> list[str]:
+        return [name for name in federation.member_names
+                if text not in federation.log_path(name).read_text(encoding="utf-8")]
 
     deadline = time.monotonic() + ROUND_TIMEOUT
-    while not every_member_noticed() and time.monotonic() < deadline:
+    while missing() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert every_member_noticed()
+    assert not missing(), f"{missing()} never logged {text!r}"
