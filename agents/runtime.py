@@ -65,6 +65,7 @@ from fedtss.chain import (
 from fedtss.chain.checkpoint import Checkpoint
 from fedtss.chain.events import Backoff, EventSource, run_handlers
 from fedtss.chain.keys import load_account
+from fedtss.chain.shared_events import SharedEventSource
 from fedtss.errors import ChainError, ChainUnavailable, ConfigError, ContractRevert, FedTSSError, StoreUnavailable
 from fedtss.storage import ContentStore, open_store
 
@@ -77,6 +78,7 @@ __all__ = [
     "TICK_SECONDS",
     "Tick",
     "connect_node",
+    "event_source",
     "format_fields",
     "handle_event",
     "call_retrying",
@@ -318,28 +320,44 @@ def format_fields(**fields: Any) -> str:
 # ------------------------------------------------------------------------- the loop
 
 
-async def run_agent(agent: Agent, *, until_block: int | None = None, **source_options: Any) -> None:
+def event_source(node: Node, **source_options: Any) -> EventSource:
+    """The event stream a node config names (its ``rpc_url`` and ``confirmations``)."""
+    return EventSource.from_deployment(node.config.node.rpc_url, node.deployment,
+                                       **{"confirmations": node.config.node.confirmations, **source_options})
+
+
+async def run_agent(agent: Agent, *, until_block: int | None = None,
+                    source: EventSource | SharedEventSource | None = None,
+                    checkpoint_write_interval: float = 0.0, **source_options: Any) -> None:
     """Handle every event after the checkpoint, forever (or up to ``until_block``).
 
-    The checkpoint is the file ``checkpoint.json`` in the node's ``state_dir``, unless the agent
-    keeps its own in memory as ``agent.progress`` (the keeper, which folds every event again
-    from the deploy block at each start and keeps no state folder).
+    The checkpoint is the file ``checkpoint.json`` in the node's ``state_dir``, written at most
+    every ``checkpoint_write_interval`` seconds (default: every block), unless the agent keeps
+    its own in memory as ``agent.progress`` (the keeper, which folds every event again from the
+    deploy block at each start and keeps no state folder). ``source`` is the agent's own
+    :func:`event_source` unless given (a pack's :class:`SharedEventSource`).
     """
     node = agent.node
-    source = EventSource.from_deployment(node.config.node.rpc_url, node.deployment,
-                                         **{"confirmations": node.config.node.confirmations, **source_options})
+    source = source or event_source(node, **source_options)
     checkpoint = getattr(agent, "progress", None) or Checkpoint.for_deployment(
-        Path(node.config.node.state_dir) / CHECKPOINT_FILE, node.deployment)
-    log.info(format_fields(role=agent.role, address=node.address, started=source.transport,
-                           after_block=checkpoint.block, confirmations=source.confirmations))
+        Path(node.config.node.state_dir) / CHECKPOINT_FILE, node.deployment,
+        write_interval=checkpoint_write_interval)
+    transport = source.source.transport if isinstance(source, SharedEventSource) else source.transport
+    log.info(format_fields(role=agent.role, address=node.address, started=transport,
+                           shared=isinstance(source, SharedEventSource) or None,
+                           after_block=checkpoint.block, confirmations=node.config.node.confirmations))
 
     turn = asyncio.Lock()  # one event at a time, chain or clock: handlers share the agent's state
     stopping = asyncio.Event()  # set once a handler failed: nothing new starts while the agent stops
 
     async def handle(event: ChainEvent | Tick) -> None:
+        if stopping.is_set():  # never return as if handled: the follower would checkpoint past it
+            raise asyncio.CancelledError
+        if type(event) not in agent.handlers:
+            return  # most events (other clients' submissions) concern no handler: no thread, no wait
         # Training blocks: run it off the loop so the WebSocket stays answered.
         async with turn:
-            if stopping.is_set():  # never return as if handled: the follower would checkpoint past it
+            if stopping.is_set():
                 raise asyncio.CancelledError
             try:
                 await asyncio.to_thread(handle_event_retrying, agent, event)
@@ -364,6 +382,7 @@ async def run_agent(agent: Agent, *, until_block: int | None = None, **source_op
         ticks.cancel()
         follow.cancel()
         await asyncio.gather(ticks, follow, return_exceptions=True)  # let both finish unwinding
+        checkpoint.flush()
     # Whichever ended first says why: an error while handling a tick stops the agent as one
     # while handling a chain event does.
     (ticks if ticks.done() and not ticks.cancelled() else follow).result()

@@ -12,6 +12,13 @@ deploy transaction): a checkpoint left over from another deployment is refused i
 silently skipping the new contract's early events. Every save is atomic (temp file, fsync,
 rename), so a crash leaves the previous checkpoint or the new one, never a torn file.
 
+A save costs two fsyncs (0.8 ms here). An agent that handles nothing in most blocks (a client
+in a pack, hearing every other client's submission) may write at most every ``write_interval``
+seconds instead: the newest position is then kept in memory and written by the next save past
+the interval or by :meth:`Checkpoint.flush` (at a clean stop). A crash then re-delivers the
+events of up to ``write_interval`` seconds rather than of one block, which idempotent handlers
+already allow; a rewind is always written at once.
+
 ``recent`` holds the number and hash of the newest handled blocks (at most
 :data:`RECENT_BLOCKS`, oldest first; the last one is ``block``). A number alone cannot say
 which branch of a reorganized chain was handled; the hash can. When the chain no longer has
@@ -24,6 +31,7 @@ save records a hash.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,15 +101,19 @@ class Checkpoint:
     happened before it).
     """
 
-    def __init__(self, path: Path, *, deployment: str, start_block: int) -> None:
+    def __init__(self, path: Path, *, deployment: str, start_block: int, write_interval: float = 0.0) -> None:
         self.path = Path(path)
         self.deployment = deployment
         self.floor = start_block - 1
+        self.write_interval = write_interval
         self._block, self._recent = self._read()
+        self._written_at = float("-inf")
+        self._unwritten = False
 
     @classmethod
-    def for_deployment(cls, path: Path, deployment: Deployment) -> Checkpoint:
-        return cls(path, deployment=deployment_key(deployment), start_block=deployment.deploy_block)
+    def for_deployment(cls, path: Path, deployment: Deployment, *, write_interval: float = 0.0) -> Checkpoint:
+        return cls(path, deployment=deployment_key(deployment), start_block=deployment.deploy_block,
+                   write_interval=write_interval)
 
     @property
     def block(self) -> int:
@@ -124,7 +136,15 @@ class Checkpoint:
         if block <= self._block:
             return
         recent = remember_blocks(self._recent, [BlockRef(block, block_hash)]) if block_hash else self._recent
-        self._write(block, recent)
+        if time.monotonic() - self._written_at >= self.write_interval:
+            self._write(block, recent)
+        else:  # written by a later save or flush (see the module doc)
+            self._block, self._recent, self._unwritten = block, recent, True
+
+    def flush(self) -> None:
+        """Write the position a save kept in memory (``write_interval``), if any."""
+        if self._unwritten:
+            self._write(self._block, self._recent)
 
     def rewind(self, block: int) -> None:
         """Forget every block after ``block`` (the chain replaced them): they are handled again."""
@@ -141,6 +161,7 @@ class Checkpoint:
                   "recent": [[b.number, b.hash] for b in recent]}
         write_atomically(self.path, (json.dumps(record) + "\n").encode(), mode=0o644)
         self._block, self._recent = block, recent
+        self._written_at, self._unwritten = time.monotonic(), False
 
     def _read(self) -> tuple[int, tuple[BlockRef, ...]]:
         try:

@@ -411,6 +411,9 @@ class MemoryCheckpoint:
             self._recent = remember_blocks(self._recent, [BlockRef(block, block_hash)])
         self._block = block
 
+    def flush(self) -> None:
+        """Nothing to write: as :meth:`Checkpoint.flush <fedtss.chain.checkpoint.Checkpoint.flush>`."""
+
     def rewind(self, block: int) -> None:
         """Forget every block after ``block`` and tell the reader (``on_rewind``)."""
         block = max(block, self.floor)

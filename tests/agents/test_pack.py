@@ -13,7 +13,7 @@ def test_a_pack_runs_every_agent_and_stops_them_all_when_one_stops(monkeypatch) 
     started: list[str] = []
     cancelled: list[str] = []
 
-    async def fake_run_agent(agent: str) -> None:
+    async def fake_run_agent(agent: str, **_: object) -> None:
         started.append(agent)
         try:
             if agent == "failing":
@@ -25,6 +25,7 @@ def test_a_pack_runs_every_agent_and_stops_them_all_when_one_stops(monkeypatch) 
             raise
 
     monkeypatch.setattr(pack, "run_agent", fake_run_agent)
+    monkeypatch.setattr(pack, "shared_sources", lambda agents: [None] * len(agents))
     with pytest.raises(RuntimeError, match="handler failed"):
         asyncio.run(asyncio.wait_for(pack.run_pack(["a", "failing", "b"]), timeout=10))
     assert started == ["a", "failing", "b"]
