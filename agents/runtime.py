@@ -321,9 +321,11 @@ def format_fields(**fields: Any) -> str:
 
 
 def event_source(node: Node, **source_options: Any) -> EventSource:
-    """The event stream a node config names (its ``rpc_url`` and ``confirmations``)."""
+    """The event stream a node config names: heads from ``rpc_url``, blocks and logs from ``http_url``
+    (see :class:`~fedtss.chain.events.EventSource`), ``confirmations`` deep."""
     return EventSource.from_deployment(node.config.node.rpc_url, node.deployment,
-                                       **{"confirmations": node.config.node.confirmations, **source_options})
+                                       **{"confirmations": node.config.node.confirmations,
+                                          "request_url": node.config.node.http_url, **source_options})
 
 
 async def run_agent(agent: Agent, *, until_block: int | None = None,

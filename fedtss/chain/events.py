@@ -27,6 +27,10 @@ what differs is how it learns that the head moved:
   say when a block's logs are complete (and nodes do not order ``logs`` and ``newHeads``
   notifications), which the checkpoint needs. If no head arrives for ``idle_check`` seconds
   the source asks for the head anyway, which also notices a silently dead connection.
+  With ``request_url`` (an agent's ``http_url``) the requests go over HTTP instead and the
+  WebSocket carries only the head notifications: web3.py 8's WebSocketProvider waits for each
+  response by re-scheduling itself with ``asyncio.sleep(0)``, so every request on it spins a
+  core until the node answers, which on a busy machine is the node's own CPU time.
 - ``http://`` / ``https://`` URL: polling ``eth_blockNumber`` every ``poll_interval``
   seconds, for nodes without WebSocket. anvil serves both on one port.
 - A ``ws://`` URL whose node answers over HTTP but has no WebSocket (it answers the upgrade
@@ -153,13 +157,17 @@ class EventSource:
         max_block_range: int = DEFAULT_MAX_BLOCK_RANGE,
         backoff: Backoff = Backoff(),
         rng: random.Random | None = None,
+        request_url: str | None = None,
     ) -> None:
         scheme = urlsplit(url).scheme
+        if request_url is not None and urlsplit(request_url).scheme not in ("http", "https"):
+            raise ConfigError(f"request url: expected http:// or https://, got {display_url(request_url)}")
         if scheme not in ("ws", "wss", "http", "https"):
             raise ConfigError(f"rpc url: expected ws://, wss://, http:// or https://, got {display_url(url)}")
         if confirmations < 0 or max_block_range < 1:
             raise ConfigError("confirmations must be >= 0 and max_block_range >= 1")
         self.url = url
+        self.request_url = request_url
         self.transport = "websocket" if scheme.startswith("ws") else "polling"
         self.confirmations = confirmations
         self.poll_interval = poll_interval
@@ -167,7 +175,7 @@ class EventSource:
         self.max_block_range = max_block_range
         self.backoff = backoff
         self._rng = rng or random.Random()
-        redact_node_urls(url)  # web3.py logs its endpoint: keep the key out of every log line
+        redact_node_urls(url, *([request_url] if request_url else []))  # web3.py logs its endpoints: keep keys out
         # Decoding needs no node: an offline Web3 only holds the ABI.
         self._decoder = RoundsContract(Web3(), address, abi)
         self.address = self._decoder.address
@@ -206,8 +214,8 @@ class EventSource:
         attempt = 0
         while True:
             try:
-                async with self._connect() as w3:
-                    async for batch in self._follow(w3, position, until_block):
+                async with self._connect() as w3, self._requests_over(w3) as requests:
+                    async for batch in self._follow(requests, w3, position, until_block):
                         attempt = 0
                         yield batch
                 return  # through until_block, on the chain as it is now
@@ -252,7 +260,7 @@ class EventSource:
 
     async def _look(self, position: _Position) -> list[EventBatch]:
         """The batches of one look at the head (see :meth:`read_new`)."""
-        async with self._connect() as w3:
+        async with self._connect() as heads, self._requests_over(heads) as w3:
             head = await w3.eth.get_block("latest")
             await self._rewind_if_reorganized(w3, position, head)
             return [batch async for batch in self._catch_up(w3, position, head["number"] - self.confirmations, head)]
@@ -273,23 +281,28 @@ class EventSource:
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncWeb3]:
         if self.transport == "polling":
-            # No retries inside web3: the retry policy (and its logging) is ours.
-            provider = AsyncHTTPProvider(
-                self.url, request_kwargs={"timeout": REQUEST_TIMEOUT_S}, exception_retry_configuration=None
-            )
-            try:
-                yield AsyncWeb3(provider)
-            finally:
-                await provider.disconnect()  # closes its cached aiohttp session
+            async with _over_http(self.url) as w3:
+                yield w3
             return
         provider = WebSocketProvider(self.url, max_connection_retries=1, request_timeout=REQUEST_TIMEOUT_S)
         async with AsyncWeb3(provider) as w3:
             yield w3
 
-    async def _follow(self, w3: AsyncWeb3, position: _Position, until_block: int | None) -> AsyncIterator[EventBatch]:
+    @asynccontextmanager
+    async def _requests_over(self, w3: AsyncWeb3) -> AsyncIterator[AsyncWeb3]:
+        """Where blocks and logs are asked for: ``request_url`` beside a WebSocket, else ``w3``."""
+        if self.transport == "websocket" and self.request_url:
+            async with _over_http(self.request_url) as requests:
+                yield requests
+        else:
+            yield w3
+
+    async def _follow(self, w3: AsyncWeb3, heads: AsyncWeb3, position: _Position,
+                      until_block: int | None) -> AsyncIterator[EventBatch]:
         """Batches until ``until_block`` is delivered (or forever); always looks at the chain
-        once, so that an agent whose checkpoint is already there notices a reorganization."""
-        wait_for_head = await self._head_waiter(w3)
+        once, so that an agent whose checkpoint is already there notices a reorganization.
+        Requests go to ``w3``; ``heads`` says when the head moved."""
+        wait_for_head = await self._head_waiter(heads)
         seen_head = None
         while True:
             head = await w3.eth.get_block("latest")
@@ -359,6 +372,16 @@ class EventSource:
             position.last = last
             position.recent = remember_blocks(position.recent, [BlockRef(n, h) for n, h in sorted(hashes.items())])
             yield EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last, hashes)
+
+
+@asynccontextmanager
+async def _over_http(url: str) -> AsyncIterator[AsyncWeb3]:
+    # No retries inside web3: the retry policy (and its logging) is ours.
+    provider = AsyncHTTPProvider(url, request_kwargs={"timeout": REQUEST_TIMEOUT_S}, exception_retry_configuration=None)
+    try:
+        yield AsyncWeb3(provider)
+    finally:
+        await provider.disconnect()  # closes its cached aiohttp session
 
 
 def _hex(value: bytes) -> str:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from eth_utils import is_hex_address, to_checksum_address
 from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
+from web3.types import RPCEndpoint
 
 from fedtss.chain._failures import BAD_ANSWERS, NODE_FAILURES, node_error
 from fedtss.chain.redaction import display_url, redact_node_urls
@@ -231,9 +232,14 @@ def is_address(text: str) -> bool:
 
 def http_web3(rpc_url: str, *, timeout: float) -> Web3:
     """A Web3 on ``rpc_url`` over HTTP; no request is made. The URL's secret parts are kept out
-    of log lines from now on (:func:`~fedtss.chain.redaction.redact_node_urls`)."""
+    of log lines from now on (:func:`~fedtss.chain.redaction.redact_node_urls`).
+
+    ``eth_chainId`` is asked once and remembered: web3.py's validation asks it before every
+    ``eth_call``, ``eth_estimateGas`` and transaction, which doubled the requests of every view
+    and send (a node's chain id does not change under a connection)."""
     redact_node_urls(rpc_url)
-    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True,
+                                  cacheable_requests={RPCEndpoint("eth_chainId")}))
 
 
 def block_from_rpc(raw: Mapping[str, Any]) -> Block:

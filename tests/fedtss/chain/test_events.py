@@ -5,6 +5,7 @@ followed from the fork point."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 
@@ -229,11 +230,14 @@ class _HttpOnlyNode:
         import threading
         import urllib.request
 
+        methods = self.methods = []  # the JSON-RPC method of every POST, in order
+
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # as real JSON-RPC servers answer
 
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                methods.append(json.loads(body).get("method"))
                 request = urllib.request.Request(upstream, body, {"Content-Type": "application/json"})
                 with urllib.request.urlopen(request, timeout=10) as answer:
                     data = answer.read()
@@ -257,6 +261,32 @@ class _HttpOnlyNode:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def test_a_websocket_source_with_a_request_url_hears_heads_on_the_socket_and_reads_logs_over_http(chain, deployed):
+    after = deployed.deployment.deploy_block
+    node = _HttpOnlyNode(chain.url)
+    try:
+        source = EventSource.from_deployment(ws(chain.url), deployed.deployment, request_url=node.url, **FAST)
+        actions = [deployed.start_training, lambda: deployed.submit(0), lambda: deployed.submit(1)]
+
+        async def scenario():
+            consumer = asyncio.create_task(collect(source, after, 4))
+            await drive(deployed, actions)  # live: each block is announced on the socket
+            return await asyncio.wait_for(consumer, TIMEOUT_S)
+
+        events = asyncio.run(scenario())
+    finally:
+        node.close()
+    assert source.transport == "websocket"
+    assert events == deployed.rounds.get_events(after)[:4]
+    assert "eth_getLogs" in node.methods and "eth_getBlockByNumber" in node.methods
+    assert "eth_subscribe" not in node.methods
+
+
+def test_a_request_url_must_be_http():
+    with pytest.raises(ConfigError, match="request url"):
+        EventSource("ws://127.0.0.1:1", "0x" + "11" * 20, [], request_url="ws://127.0.0.1:1")
 
 
 def test_a_websocket_url_to_a_node_without_websocket_falls_back_to_polling_and_misses_nothing(

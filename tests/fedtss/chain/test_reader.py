@@ -131,3 +131,21 @@ def test_a_revert_is_a_contract_revert_and_never_chain_unavailable(deployed) -> 
     with pytest.raises(ContractRevert) as info:  # round 1 is not open yet
         deployed.rounds.submit_update(deployed.accounts[6], 1, cid("update"))
     assert info.value.name == "RoundWrongState" and not isinstance(info.value, ChainUnavailable)
+
+
+def test_views_and_transactions_ask_the_node_its_chain_id_once_per_connection(chain, deployed) -> None:
+    from tests.fedtss.chain.test_events import _HttpOnlyNode
+
+    node = _HttpOnlyNode(chain.url)
+    try:
+        rounds = RoundsContract(connect(node.url), deployed.rounds.address, deployed.rounds.contract.abi)
+        for _ in range(3):
+            rounds.committee()
+            rounds.state(1)
+        deployed.start_training()
+        rounds.submit_update(deployed.accounts[6], 1, cid("update-0"))
+    finally:
+        node.close()
+    assert node.methods.count("eth_call") >= 6 and "eth_sendRawTransaction" in node.methods
+    first_call = node.methods.index("eth_call")
+    assert "eth_chainId" not in node.methods[first_call:]  # web3's validation asked before every call
