@@ -81,7 +81,19 @@ from agents.masked_aggregation import (
     reveal_seed_shares,
 )
 from agents.records import ExclusionRecord, append_exclusion
-from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, Tick, format_fields, is_transient, log, main
+from agents.runtime import (
+    TICK_SECONDS,
+    Handler,
+    Node,
+    Outcome,
+    Skip,
+    StepClock,
+    Tick,
+    format_fields,
+    is_transient,
+    log,
+    main,
+)
 from fedtss import field as gf
 from fedtss.chain import (
     AggregateShareSubmitted,
@@ -751,9 +763,13 @@ def publish_aggregate(agent: AggregatorAgent, round_: int, aggregate: NDArray[np
     node = agent.node
     if len(included) < node.deployment.config.min_clients:
         return Outcome(note=f"only {len(included)} clients opened, below min_clients: nothing posted")
+    clock = StepClock()
     cid = keep_unpublished_share(agent, round_, encode_field_vector(aggregate, kind=VectorKind.AGGREGATE_SHARE))
+    clock.mark("keep")
     receipt = node.contract.submit_aggregate_share(node.account, round_, cid, included)
-    return Outcome(cid=cid, tx_hash=transaction_hash(receipt), note=f"included={included.bitmap:#x}")
+    clock.mark("send")
+    return Outcome(cid=cid, tx_hash=transaction_hash(receipt), note=f"included={included.bitmap:#x}",
+                   steps=clock.steps)
 
 
 def aggregate_and_submit(agent: AggregatorAgent, action: AggregateAndSubmit) -> Outcome:
@@ -1152,10 +1168,12 @@ def _reconstruct_and_vote(agent: AggregatorAgent, pending: PendingVote,
                           random_bytes: Callable[[int], bytes]) -> tuple[Outcome, bool]:
     """The vote's outcome, and whether the member is done with the round (False: wait on)."""
     node, round_ = agent.node, pending.round
+    clock = StepClock()
     shares = pending.fetcher.collect()
     threshold = node.contract.threshold()
     try:
         model = reconstruct_round_model(agent, pending, shares, threshold, random_bytes(32))
+        clock.mark("reconstruct")
     except InconsistentShares:
         if pending.inconsistent_at is not None and len(shares) <= pending.inconsistent_at:
             raise  # no share came since: the wrong one cannot be excluded
@@ -1173,9 +1191,12 @@ def _reconstruct_and_vote(agent: AggregatorAgent, pending: PendingVote,
         return Outcome(note=f"round is {state} before this member's vote: not voting"), True
     if node.contract.member(node.address)[2] == round_:  # sent before a dropped connection hid the receipt
         return Outcome(note="already voted in this round"), True
+    clock.mark("views")
     cid = node.store.put(model.blob)
+    clock.mark("store")
     receipt = node.contract.propose_model(node.account, round_, cid)
-    return Outcome(cid=cid, tx_hash=transaction_hash(receipt),
+    clock.mark("send")
+    return Outcome(cid=cid, tx_hash=transaction_hash(receipt), steps=clock.steps,
                    note=f"shares={sorted(shares)} used={list(model.used_members)} samples={model.total_samples}"), True
 
 

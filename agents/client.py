@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from agents.config import ClientSettings, FederationSettings, check_ring_capacity
 from agents.learning.fedavg import compute_client_update, round_settings
-from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, main
+from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, StepClock, main
 from fedtss.chain import RoundOpened, RoundState, transaction_hash
 from fedtss.chain.keys import load_masking_key
 from fedtss.cid import compute_cid
@@ -304,12 +304,15 @@ def evaluate_global_model(agent: ClientAgent, global_tensors: Mapping[str, NDArr
 def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
                      random_bytes: Callable[[int], bytes] = os.urandom) -> Outcome:
     node, settings, federation = agent.node, agent.settings, agent.federation
+    clock = StepClock()
     global_tensors = fetch_model(node, action.model_cid, agent.layout)
+    clock.mark("fetch")
     training = round_settings(settings.training, federation_seed=federation.seed, round_number=action.round,
                               client_index=settings.index)
     with TRAINING_LOCK:  # torch's RNG is the process's: packed clients train one at a time
         delta, samples = compute_client_update(agent.task, global_tensors, agent.data, training)
         metrics = evaluate_global_model(agent, global_tensors)
+    clock.mark("train")
     committee = node.contract.committee()
     common = dict(
         context=UpdateContext(node.deployment.chain_id, node.deployment.address, action.round, node.address),
@@ -325,10 +328,13 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
         prepared = prepare_update(delta, samples, pad=pad, **common)
     else:
         prepared = prepare_masked_update(delta, samples, masking=masking_keys(agent, random_bytes(32)), **common)
+    clock.mark("protect")
     manifest_cid = publish_update(node, prepared)
+    clock.mark("store")
     receipt = node.contract.submit_update(node.account, action.round, manifest_cid)
+    clock.mark("send")
     return Outcome(cid=manifest_cid, tx_hash=transaction_hash(receipt),
-                   note=f"samples={samples}")
+                   note=f"samples={samples}", steps=clock.steps)
 
 
 def masking_keys(agent: ClientAgent, self_seed: bytes) -> MaskingKeys:

@@ -22,6 +22,7 @@ from agents.learning import plaintext_fedavg
 from fedtss.chain import committee_warning
 from fedtss.errors import FedTSSError
 from orchestration.launcher import FederationSpec, LocalFederation
+from orchestration.latency import breakdowns, read_actions
 from orchestration.report import RoundMeasurement, build_report, plot_accuracy, render_table, write_report
 from orchestration.run_layout import RunLayout
 from orchestration.tracker import RoundTracker
@@ -95,7 +96,9 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
                                 clip_norm=spec.clip_norm, seed=spec.seed, test=test)
     report = build_report(spec.to_json(), records, [r.accuracy for r in baseline], [r.loss for r in baseline],
                           total_seconds=time.monotonic() - started, federation_seconds=federation_seconds,
-                          setup_seconds=setup_seconds, process_exits=tracker.process_exits)
+                          setup_seconds=setup_seconds, process_exits=tracker.process_exits,
+                          breakdown=breakdowns(read_actions(layout.logs_dir), [r.round for r in records],
+                                               spec.threshold))
     write_report(report, layout.report_path)
     plot_accuracy(report, layout.plot_path)
     _print_summary(console, report, layout)
@@ -111,6 +114,10 @@ def _print_summary(console: Console, report: dict[str, Any], layout: RunLayout) 
         plain = baseline[last["round"] - 1]
         console.print(f"round {last['round']}: fedtss {100 * last['accuracy']:.2f}%  plaintext FedAvg "
                       f"{100 * plain:.2f}%  difference {100 * (last['accuracy'] - plain):+.2f} points")
+    path = report.get("breakdown_median")
+    if path:
+        console.print("median critical path per round (s): "
+                      + ", ".join(f"{name} {value:.2f}" for name, value in path.items()), highlight=False)
     failed = [r["round"] for r in rounds if r["state"] == "Failed"]
     if failed:
         console.print(f"[red]failed rounds: {failed}[/red]; see {layout.logs_dir}")

@@ -9,7 +9,10 @@
                       model, reconstructed in the next round; {} for the last one),
                       gas (per transaction type, summed over the round's transactions),
                       seconds (per phase: collecting, aggregating, reconstructing, total),
-                      submitted*, failed_in*
+                      submitted*, failed_in*, breakdown* (the round's critical path in
+                      seconds, from the agents' logs: :mod:`orchestration.latency`; None if
+                      the round did not finalize)
+    breakdown_median* each breakdown row's median over the rounds
     plaintext_fedavg  {"accuracy": [...], "loss"*: [...]}: plaintext FedAvg on the same
                       partition, model and seeds, computed in the launcher's own process
     total_seconds     the whole command, set-up included
@@ -25,7 +28,7 @@ reverted on chain (a vote mined after the round finalized) emits none and is not
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,8 @@ from typing import Any
 from rich import box
 from rich.table import Table
 from rich.text import Text
+
+from orchestration.latency import median_breakdown
 
 __all__ = ["PHASES", "ProcessExit", "RoundMeasurement", "build_report", "plot_accuracy", "render_table", "write_report"]
 
@@ -126,11 +131,15 @@ class ProcessExit:
 def build_report(config: dict[str, Any], records: Sequence[RoundMeasurement], plaintext_accuracy: Sequence[float],
                  plaintext_loss: Sequence[float], *, total_seconds: float,
                  federation_seconds: float | None, setup_seconds: float | None = None,
-                 process_exits: Sequence[ProcessExit] = ()) -> dict[str, Any]:
-    """The ``report.json`` document."""
+                 process_exits: Sequence[ProcessExit] = (),
+                 breakdown: Mapping[int, dict[str, float]] | None = None) -> dict[str, Any]:
+    """The ``report.json`` document; ``breakdown``: each finalized round's critical path
+    (:func:`orchestration.latency.round_breakdown`)."""
+    breakdown = breakdown or {}
     return {
         "config": config,
-        "rounds": [record.to_json() for record in records],
+        "rounds": [record.to_json() | {"breakdown": breakdown.get(record.round)} for record in records],
+        "breakdown_median": median_breakdown(breakdown) if breakdown else None,
         "plaintext_fedavg": {"accuracy": list(plaintext_accuracy), "loss": list(plaintext_loss)},
         "total_seconds": round(total_seconds, 2),
         "setup_seconds": None if setup_seconds is None else round(setup_seconds, 2),
