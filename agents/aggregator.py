@@ -89,6 +89,7 @@ from agents.runtime import (
     Skip,
     StepClock,
     Tick,
+    check_round_capacity,
     format_fields,
     is_transient,
     log,
@@ -1328,6 +1329,7 @@ def build_aggregator_agent(node: Node, environ: Mapping[str, str] | None = None)
     settings = node.config.aggregator
     if settings is None:
         raise ConfigError(f"{node.config.path}: a committee member needs an [aggregator] table")
+    check_round_capacity(node)
     key = load_sealing_key(key_file=settings.sealing_key_file, key_env=settings.sealing_key_env,
                            environ=os.environ if environ is None else environ)
     index = node.contract.member(node.address)[0]

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from agents.config import ClientSettings, FederationSettings, check_ring_capacity
 from agents.learning.fedavg import compute_client_update, round_settings
-from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, StepClock, main
+from agents.runtime import TICK_SECONDS, Handler, Node, Outcome, Skip, StepClock, check_round_capacity, main
 from fedtss.chain import RoundOpened, RoundState, transaction_hash
 from fedtss.chain.keys import load_masking_key
 from fedtss.cid import compute_cid
@@ -405,6 +405,7 @@ def build_client_agent(node: Node, environ: Mapping[str, str] | None = None) -> 
     settings = node.config.client
     if settings is None:
         raise ConfigError(f"{node.config.path}: a client needs a [client] table")
+    check_round_capacity(node)
     task = load_task(settings.task)
     layout = task.layout()
     fixed = node.deployment.model_layout

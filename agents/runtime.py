@@ -83,6 +83,7 @@ __all__ = [
     "format_fields",
     "handle_event",
     "call_retrying",
+    "check_round_capacity",
     "handle_event_retrying",
     "is_transient",
     "main",
@@ -225,6 +226,22 @@ def connect_node(config: NodeConfig, environ: Mapping[str, str]) -> Node:
         store=open_store(config.node.store, timeout=config.node.store_timeout_seconds,
                          fetch_timeout=config.node.fetch_timeout_seconds) if config.node.store else None,
     )
+
+
+def check_round_capacity(node: Node) -> None:
+    """Refuse a node whose ``[federation] max_clients`` is below the contract's ``target_clients``.
+
+    ``max_clients`` sizes the quantization so that that many clients' updates sum without
+    wrapping around the field (or ring); a round may aggregate up to ``target_clients``. With
+    fewer, a full round's sum could wrap and every member would reconstruct the same wrong model.
+    """
+    target = node.deployment.config.target_clients
+    allowed = node.config.federation.max_clients
+    if allowed < target:
+        raise ConfigError(
+            f"{node.config.path}: the contract aggregates up to {target} clients a round (target_clients) but "
+            f"[federation] max_clients = {allowed} sizes the quantization for at most {allowed}: set max_clients "
+            f">= {target} in every node's config of this federation")
 
 
 # ------------------------------------------------------------------------- one event

@@ -42,9 +42,9 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
     with LocalFederation(spec) as federation:
         console.print(f"[bold]fedtss demo[/bold] {spec.clients} clients, committee {spec.committee} "
                       f"(t = {spec.threshold}), {spec.rounds} rounds of task {spec.task} -> {layout.run_dir}")
-        caution = committee_warning(spec.committee, spec.threshold)
-        if caution is not None:
-            console.print(f"[yellow]warning:[/yellow] {escape(caution)}", highlight=False)
+        for caution in (committee_warning(spec.committee, spec.threshold), spec.checks_warning):
+            if caution is not None:
+                console.print(f"[yellow]warning:[/yellow] {escape(caution)}", highlight=False)
         federation.prepare()
         stores = (", ".join(f"host {i + 1} {node.api_url}" for i, node in enumerate(federation.ipfs_nodes))
                   if federation.ipfs_nodes else str(layout.store_dir))

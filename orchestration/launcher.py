@@ -163,8 +163,22 @@ class FederationSpec:
             return 0
         # Each member opens every client's share inside the checks' window, all members at once on
         # this machine: the window grows with clients x committee past the default.
-        period = max(DEFAULT_CHECK_PERIOD, math.ceil(self.clients * self.committee / LOCAL_SHARES_OPENED_PER_SECOND))
+        period = self.scaled_check_period
         return period if 2 * period < self.aggregation_period else 0
+
+    @property
+    def scaled_check_period(self) -> int:
+        """The checks' window this federation's size needs on one machine (see :attr:`resolved_check_period`)."""
+        return max(DEFAULT_CHECK_PERIOD, math.ceil(self.clients * self.committee / LOCAL_SHARES_OPENED_PER_SECOND))
+
+    @property
+    def checks_warning(self) -> str | None:
+        """Why the default turned the committee's checks off, or None if it did not."""
+        if self.check_period is not None or self.aggregation == "masked" or self.resolved_check_period:
+            return None
+        return (f"client checks are off: {self.clients} clients x {self.committee} members need a "
+                f"{self.scaled_check_period} s checks' window, which needs an aggregation period above "
+                f"{2 * self.scaled_check_period} s (--aggregation-period; it is {self.aggregation_period} s)")
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

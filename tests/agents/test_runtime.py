@@ -295,3 +295,22 @@ def test_members_wait_for_shares_by_ticks_and_handle_chain_events_meanwhile(make
         assert any(outcome in lines[ended] for outcome in (" tx=", "not voting", "reverted=RoundWrongState"))
     assert sum(" tx=" in line and "action=reconstruct_and_propose" in line for line in lines) >= 2
     assert not any(member.is_waiting() for member in fed.members)
+
+
+def test_a_client_or_member_whose_max_clients_is_below_the_contracts_target_refuses_to_start(
+        make_federation_in, tmp_path) -> None:
+    from agents.aggregator import build_aggregator_agent
+    from agents.config import load_node_config
+    from agents.runtime import connect_node
+
+    federation = make_federation_in(clients=3, members=3, threshold=2)
+    # The check comes before any key but the account's (connect_node's) is read.
+    environ = {"KEY_CLIENT_0": federation.clients[0].node.account.key.hex(),
+               "KEY_MEMBER_1": federation.members[0].node.account.key.hex()}
+    for name, role, build in (("client-0", "client", build_client_agent),
+                              ("member-1", "aggregator", build_aggregator_agent)):
+        path = tmp_path / "nodes" / f"{name}.toml"
+        path.write_text(path.read_text().replace("[federation]\n", "[federation]\nmax_clients = 2\n"))
+        node = connect_node(load_node_config(path, role=role), environ)
+        with pytest.raises(ConfigError, match=r"up to 3 clients a round .* max_clients = 2 .* set max_clients >= 3"):
+            build(node, environ)

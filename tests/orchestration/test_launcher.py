@@ -232,6 +232,15 @@ def test_the_explicit_check_period_wins_and_the_default_is_on_in_the_shamir_mode
         FederationSpec(check_period=30)  # 2 x 30 is not below the aggregation period of 60
 
 
+def test_the_demo_says_when_the_default_turns_checks_off_and_what_to_change() -> None:
+    warning = FederationSpec(clients=1000, committee=10, threshold=6).checks_warning
+    assert warning is not None and "100 s checks' window" in warning and "above 200 s" in warning
+    assert "--aggregation-period" in warning and "it is 60 s" in warning
+    for on_purpose in (FederationSpec(), FederationSpec(check_period=0), FederationSpec(aggregation="masked"),
+                       FederationSpec(clients=1000, committee=10, threshold=6, aggregation_period=300)):
+        assert on_purpose.checks_warning is None
+
+
 def test_the_readiness_wait_grows_with_the_number_of_clients() -> None:
     from orchestration.launcher import ready_timeout
 
