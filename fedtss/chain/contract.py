@@ -197,7 +197,14 @@ def deploy_rounds(w3: Web3, account: LocalAccount, artifact: Artifact, config: R
     rounds = RoundsContract(w3, address, artifact.abi)
     for start in range(first, len(config.clients), ALLOWLIST_BATCH):
         end = start + ALLOWLIST_BATCH
-        rounds.add_clients(account, config.clients[start:end], config.client_keys[start:end])
+        try:
+            rounds.add_clients(account, config.clients[start:end], config.client_keys[start:end])
+        except ChainError as exc:
+            # The contract exists and holds a prefix of the allowlist: say so, or an operator
+            # could open training on it and leave the rest of the clients out for good.
+            raise ChainError(f"FedTSSRounds deployed at {address}, but it allowlists only the first {start} of "
+                            f"{len(config.clients)} clients: adding the next batch failed ({exc}); add the rest "
+                            "with addClients before opening training, or deploy again") from exc
     return address, receipt
 
 

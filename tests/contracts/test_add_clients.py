@@ -12,6 +12,7 @@ import pytest
 import fedtss.chain.contract as contract_module
 from fedtss.chain import Aggregation, ClientsAdded, RoundsContract, deploy_rounds, dev_sealing_keypair, events_of
 from fedtss.cid import RAW, cid_from_parts
+from fedtss.errors import ChainError, ChainUnavailable
 from tests.contracts.helpers import reverts_exactly as reverts
 from tests.fixtures.anvil import default_rounds_config
 
@@ -94,3 +95,26 @@ def test_deploy_rounds_allowlists_past_one_batch_with_add_clients_in_order(chain
     additions = events_of(rounds.get_events(0), ClientsAdded)
     expected = [(len(config.clients[s:s + 4]), min(s + 4, 10)) for s in range(first, 10, 4)]
     assert [(e.added, e.allowlisted) for e in additions] == expected
+
+
+def test_deploy_rounds_whose_later_batch_fails_names_the_contract_and_how_many_clients_it_holds(
+        chain, rounds_artifact, monkeypatch):
+    monkeypatch.setattr(contract_module, "ALLOWLIST_BATCH", 4)
+    original = RoundsContract.add_clients
+    calls = []
+
+    def second_batch_fails(self, account, clients, keys=()):
+        calls.append(len(clients))
+        if len(calls) == 2:
+            raise ChainUnavailable("no Ethereum JSON-RPC node answers at http://127.0.0.1:1")
+        return original(self, account, clients, keys)
+
+    monkeypatch.setattr(RoundsContract, "add_clients", second_batch_fails)
+    config = default_rounds_config(chain.accounts)  # 10 clients: 4 in the constructor, then 4 and 2
+    with pytest.raises(ChainError) as failed:
+        deploy_rounds(chain.w3, chain.accounts[0], rounds_artifact, config)
+    assert not isinstance(failed.value, ChainUnavailable)  # deploying again is the operator's call, not a retry's
+    message = str(failed.value)
+    address = message.split("deployed at ")[1].split(",")[0]
+    assert "only the first 8 of 10 clients" in message and "addClients" in message
+    assert RoundsContract(chain.w3, address, rounds_artifact.abi).clients() == list(config.clients[:8])
