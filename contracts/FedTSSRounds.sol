@@ -113,8 +113,8 @@ contract FedTSSRounds is IFedTSSRounds {
      * Requirements:
      * - 2 <= committee size <= 255, one non-zero sealing key per member, no duplicates;
      * - 2 <= threshold <= committee size;
-     * - 2 <= minClients <= targetClients <= 4096, minClients <= allowlist size, no duplicate
-     *   or zero client;
+     * - 2 <= minClients <= targetClients <= 4096, no duplicate or zero client (the allowlist may
+     *   hold fewer than minClients clients: {addClients} completes it, {startTraining} checks it);
      * - allowlist size <= 65535;
      * - both periods are positive and at most 2**32 - 1 seconds;
      * - `ShamirShares` mode: modulusBits = 0 and no client key;
@@ -131,8 +131,7 @@ contract FedTSSRounds is IFedTSSRounds {
         uint256 allowlisted = config.clients.length;
         if (
             config.minClients < 2 || config.minClients > config.targetClients
-                || config.targetClients > MAX_TARGET_CLIENTS || config.minClients > allowlisted
-                || allowlisted > MAX_ALLOWLIST
+                || config.targetClients > MAX_TARGET_CLIENTS || allowlisted > MAX_ALLOWLIST
         ) revert ConfigInvalidClientLimits(config.minClients, config.targetClients, allowlisted);
         if (
             config.collectionPeriod == 0 || config.aggregationPeriod == 0 || config.collectionPeriod > MAX_PERIOD
@@ -174,10 +173,9 @@ contract FedTSSRounds is IFedTSSRounds {
         uint64 opened = _training.currentRound;
         if (opened != 0) revert ConfigAllowlistClosed(opened);
         bool masked = _mode == AggregationMode.MaskedSum;
+        if (accounts.length == 0) revert ConfigNoClientsToAdd();
         uint256 allowlisted = _clients.length + accounts.length;
-        if (accounts.length == 0 || allowlisted > MAX_ALLOWLIST) {
-            revert ConfigInvalidClientLimits(minClients, targetClients, allowlisted);
-        }
+        if (allowlisted > MAX_ALLOWLIST) revert ConfigInvalidClientLimits(minClients, targetClients, allowlisted);
         if (keys.length != (masked ? accounts.length : 0)) revert ConfigInvalidClientKeys(keys.length, accounts.length);
 
         _allowlist(accounts, keys, masked);
@@ -190,6 +188,9 @@ contract FedTSSRounds is IFedTSSRounds {
         Training memory t = _training;
         if (t.currentRound != 0 && t.roundsFinalized < t.finalizeUntil) revert TrainingInProgress(t.currentRound);
         if (rounds == 0 || rounds > type(uint32).max - t.roundsFinalized) revert TrainingInvalidRoundCount(rounds);
+        if (t.currentRound == 0 && _clients.length < minClients) {
+            revert TrainingNotEnoughClients(_clients.length, minClients);
+        }
         _requireCid(modelCodec, modelDigest);
 
         uint64 round = t.currentRound + 1;

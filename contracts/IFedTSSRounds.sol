@@ -117,8 +117,10 @@ interface IFedTSSRounds {
     /// @dev A member's X25519 sealing key is zero.
     error ConfigInvalidSealingKey(address member);
     /// @dev Client limits must satisfy 2 <= minClients <= targetClients <= 4096 and
-    /// minClients <= allowlist size <= 65535.
+    /// allowlist size <= 65535 (`startTraining` checks minClients against the allowlist).
     error ConfigInvalidClientLimits(uint256 minClients, uint256 targetClients, uint256 allowlisted);
+    /// @dev `addClients` was given no account.
+    error ConfigNoClientsToAdd();
     /// @dev Both time limits must be positive and at most 2**32 - 1 seconds (so that every
     /// deadline, `block.timestamp + period`, fits in a uint64).
     error ConfigInvalidPeriod(uint256 collectionPeriod, uint256 aggregationPeriod);
@@ -163,6 +165,8 @@ interface IFedTSSRounds {
     error TrainingInProgress(uint256 round);
     /// @dev The number of rounds to train must be positive.
     error TrainingInvalidRoundCount(uint256 rounds);
+    /// @dev The first round opens only once the allowlist holds at least `minClients` clients.
+    error TrainingNotEnoughClients(uint256 allowlisted, uint256 minClients);
     /// @dev A CID must be v1 with codec 0x55 (raw) or 0x70 (dag-pb) and a non-zero digest.
     error RoundInvalidCid(uint64 codec, bytes32 digest);
     /// @dev The included-clients words are not canonical (none, or a zero last word, or more words
@@ -341,7 +345,8 @@ interface IFedTSSRounds {
      * Requirements:
      * - the caller is the operator;
      * - no round has opened yet (agents read the allowlist, and its keys, once);
-     * - at least one account, the allowlist stays at most 65535, no zero or repeated account;
+     * - at least one account (else {ConfigNoClientsToAdd}), the allowlist stays at most 65535,
+     *   no zero or repeated account;
      * - `MaskedSum` mode: one non-zero key per account; `ShamirShares` mode: no key.
      *
      * Emits {ClientsAdded}.
@@ -358,7 +363,10 @@ interface IFedTSSRounds {
      * Requirements:
      * - the caller is the operator;
      * - no training is in progress (never started, or the last one completed);
-     * - `rounds` > 0 and the CID is valid.
+     * - `rounds` > 0 and the CID is valid;
+     * - for the first round, the allowlist holds at least `minClients` clients (it cannot change
+     *   afterwards). The constructor does not check it, so that an allowlist too large for one
+     *   transaction can be completed with {addClients} first.
      *
      * Emits {TrainingStarted} and {RoundOpened}.
      *

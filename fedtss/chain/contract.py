@@ -184,13 +184,13 @@ ALLOWLIST_BATCH = 150
 def deploy_rounds(w3: Web3, account: LocalAccount, artifact: Artifact, config: RoundsConfig) -> tuple[str, dict]:
     """Deploy ``FedTSSRounds`` with ``config``; return its address and the deployment's receipt.
 
-    An allowlist longer than :data:`ALLOWLIST_BATCH` (and ``min_clients``, which the constructor
-    checks against the clients it is given) is deployed with its first batch, the rest added by
-    ``addClients`` in batches before this returns: the contract is complete once deployed.
+    An allowlist longer than :data:`ALLOWLIST_BATCH` is deployed with its first batch, the rest
+    added by ``addClients`` in batches before this returns: the contract is complete once
+    deployed (``startTraining``, not the constructor, checks ``min_clients`` against it).
     """
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     decoder = _RevertDecoder(artifact.abi)
-    first = max(ALLOWLIST_BATCH, config.min_clients)
+    first = ALLOWLIST_BATCH
     head = replace(config, clients=config.clients[:first], client_keys=config.client_keys[:first])
     receipt = _send(w3, account, factory.constructor(head.constructor_arg()), decoder)
     address = to_checksum_address(receipt["contractAddress"])

@@ -56,7 +56,7 @@ def test_only_the_operator_adds_clients(chain, deploy):
 def test_adding_no_client_a_zero_or_repeated_one_or_a_key_in_the_shamir_mode_reverts(chain, deploy):
     rounds, operator = deploy(), chain.accounts[0]
     newcomer, allowlisted = chain.accounts[16].address, chain.accounts[6].address
-    with reverts("ConfigInvalidClientLimits", minClients=3, targetClients=10, allowlisted=10):
+    with reverts("ConfigNoClientsToAdd"):
         rounds.add_clients(operator, [])
     with reverts("ConfigZeroAddress"):
         rounds.add_clients(operator, [newcomer, ZERO])
@@ -84,14 +84,14 @@ def test_the_masked_mode_takes_one_non_zero_key_per_added_client(chain, deploy):
 @pytest.mark.parametrize("min_clients", [3, 6])
 def test_deploy_rounds_allowlists_past_one_batch_with_add_clients_in_order(chain, rounds_artifact, monkeypatch,
                                                                           min_clients):
-    # The constructor takes max(batch, min_clients) clients (it checks min_clients against them).
+    # The constructor takes one batch whatever min_clients is: startTraining checks min_clients.
     monkeypatch.setattr(contract_module, "ALLOWLIST_BATCH", 4)
     config = default_rounds_config(chain.accounts)
     config = type(config)(**{**config.__dict__, "min_clients": min_clients})
     address, _ = deploy_rounds(chain.w3, chain.accounts[0], rounds_artifact, config)
     rounds = RoundsContract(chain.w3, address, rounds_artifact.abi)
     assert rounds.clients() == list(config.clients)
-    first = max(4, min_clients)
+    first = 4
     additions = events_of(rounds.get_events(0), ClientsAdded)
     expected = [(len(config.clients[s:s + 4]), min(s + 4, 10)) for s in range(first, 10, 4)]
     assert [(e.added, e.allowlisted) for e in additions] == expected

@@ -674,8 +674,20 @@ def test_constructor_refuses_zero_and_duplicate_clients_and_a_target_beyond_4096
         deploy(clients=(*clients[:9], clients[0]))
     with reverts("ConfigInvalidClientLimits", minClients=3, targetClients=4097, allowlisted=10):
         deploy(target_clients=4097)
-    with reverts("ConfigInvalidClientLimits", minClients=11, targetClients=12, allowlisted=10):
-        deploy(min_clients=11, target_clients=12)
+
+
+
+def test_an_allowlist_below_min_clients_deploys_but_training_opens_only_once_add_clients_completes_it(chain, deploy):
+    from tests.fixtures.anvil import default_rounds_config
+
+    clients = default_rounds_config(chain.accounts).clients
+    rounds = deploy(min_clients=11, target_clients=12)  # 10 clients: addClients may still complete it
+    operator = chain.accounts[0]
+    with reverts("TrainingNotEnoughClients", allowlisted=10, minClients=11):
+        rounds.start_training(operator, cid("model-0"), 1)
+    rounds.add_clients(operator, [chain.accounts[16].address])
+    rounds.start_training(operator, cid("model-0"), 1)
+    assert rounds.clients() == [*clients, chain.accounts[16].address]
 
 
 def test_start_training_while_the_latest_round_is_failed_reverts_until_it_is_reopened(s):
