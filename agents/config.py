@@ -95,9 +95,10 @@ _TRAIN_DEFAULTS = Settings()
 class NodeSettings:
     """``[node]``: where the chain, the deployment record, the store and the checkpoint are.
 
-    ``rpc_url`` feeds the event source (ws:// subscribes, http:// polls); transactions and
-    views go over HTTP to ``http_url``, which defaults to ``rpc_url`` with ws -> http (one
-    port serves both on anvil and geth). The account key comes from the variable
+    ``rpc_url`` feeds the event source (ws:// subscribes to new heads, http:// polls);
+    transactions, views and the event source's block and log requests go over HTTP to
+    ``http_url``, which defaults to ``rpc_url`` with ws -> http (one port serves both on anvil
+    and geth). The account key comes from the variable
     ``private_key_env``, or from ``keystore`` decrypted with the password in
     ``password_file`` or the variable ``password_env`` (:func:`fedtss.chain.keys.load_account`).
     """

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agents.client import build_client_agent
-from agents.runtime import Agent, build_agent, event_source, run_agent, run_logged
+from agents.runtime import Agent, build_agent, event_source, run_agent, run_logged, run_until_terminated
 from fedtss.chain.shared_events import SharedEventSource
 
 __all__ = ["main", "run_pack"]
@@ -40,14 +40,16 @@ CHECKPOINT_WRITE_INTERVAL_S = 1.0
 
 def shared_sources(agents: Sequence[Agent]) -> list[SharedEventSource]:
     """One :class:`SharedEventSource` per node and contract the agents follow, in the agents' order."""
-    groups: dict[tuple[str, str, int], list[Agent]] = {}
-    for agent in agents:
+    def key(agent: Agent) -> tuple[str, str, str, int]:
         node = agent.node.config.node
-        groups.setdefault((node.rpc_url, agent.node.deployment.address, node.confirmations), []).append(agent)
-    sources = {key: SharedEventSource(event_source(members[0].node), subscribers=len(members))
-               for key, members in groups.items()}
-    return [sources[(agent.node.config.node.rpc_url, agent.node.deployment.address,
-                     agent.node.config.node.confirmations)] for agent in agents]
+        return node.rpc_url, node.http_url, agent.node.deployment.address, node.confirmations
+
+    groups: dict[tuple[str, str, str, int], list[Agent]] = {}
+    for agent in agents:
+        groups.setdefault(key(agent), []).append(agent)
+    sources = {k: SharedEventSource(event_source(members[0].node), subscribers=len(members))
+               for k, members in groups.items()}
+    return [sources[key(agent)] for agent in agents]
 
 
 async def run_pack(agents: Sequence[Agent]) -> None:
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     def work() -> None:
         agents = [build_agent(path, role="client", build=lambda node: build_client_agent(node, environ),
                               environ=environ) for path in args.config]
-        asyncio.run(run_pack(agents))
+        run_until_terminated(run_pack(agents))
 
     return run_logged("client", work, log_level=args.log_level)
 

@@ -13,7 +13,9 @@ One event, top to bottom (:func:`handle_event`):
 
 Restarts. :func:`run_agent` feeds events from :class:`fedtss.chain.events.EventSource`
 after the checkpoint in ``state_dir``; after a crash the events of at most one block come
-again, and step 1 makes the second delivery a no-op (the views say "already submitted").
+again (a packed client's: those handled since its checkpoint's last write, at most a second's
+worth while it is busy; a SIGTERM writes it first), and step 1 makes the second delivery a no-op
+(the views say "already submitted").
 Agents persist nothing else. A member that was waiting for aggregate shares when it stopped
 starts waiting again: :meth:`Agent.resume_events` names the events to handle once more at start.
 
@@ -44,9 +46,10 @@ import asyncio
 import logging
 import os
 import random
+import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -88,6 +91,7 @@ __all__ = [
     "is_transient",
     "main",
     "run_agent",
+    "run_until_terminated",
 ]
 
 log = logging.getLogger("fedtss.agents")
@@ -361,7 +365,7 @@ def event_source(node: Node, **source_options: Any) -> EventSource:
     (see :class:`~fedtss.chain.events.EventSource`), ``confirmations`` deep."""
     return EventSource.from_deployment(node.config.node.rpc_url, node.deployment,
                                        **{"confirmations": node.config.node.confirmations,
-                                          "request_url": node.config.node.http_url, **source_options})
+                                          "request_url": node.config.node.http_url or None, **source_options})
 
 
 async def run_agent(agent: Agent, *, until_block: int | None = None,
@@ -420,7 +424,11 @@ async def run_agent(agent: Agent, *, until_block: int | None = None,
         ticks.cancel()
         follow.cancel()
         await asyncio.gather(ticks, follow, return_exceptions=True)  # let both finish unwinding
-        checkpoint.flush()
+        try:
+            checkpoint.flush()
+        except OSError as exc:  # logged, so that why the agent stopped is not hidden by it
+            log.warning(format_fields(role=agent.role, address=node.address, checkpoint_not_written=type(exc).__name__,
+                                      detail=str(exc)))
     # Whichever ended first says why: an error while handling a tick stops the agent as one
     # while handling a chain event does.
     (ticks if ticks.done() and not ticks.cancelled() else follow).result()
@@ -433,9 +441,42 @@ def main(argv: Sequence[str] | None, *, role: Role, build: Callable[[Node], Agen
     parser.add_argument("--config", type=Path, required=True, help="the node's TOML config file")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     args = parser.parse_args(argv)
-    return run_logged(role, lambda: asyncio.run(run_agent(build_agent(args.config, role=role, build=build,
+    return run_logged(role, lambda: run_until_terminated(run_agent(build_agent(args.config, role=role, build=build,
                                                                       environ=environ))),
                       log_level=args.log_level)
+
+
+def run_until_terminated(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run(main)``, with a SIGTERM (how the launcher stops its nodes) cancelling it, so
+    that its ``finally`` blocks run (an agent writes the checkpoint it kept in memory); then the
+    process ends by that SIGTERM, as it would have without this (its parent sees -15)."""
+    terminated = False
+
+    async def guarded() -> None:
+        nonlocal terminated
+        task, loop = asyncio.current_task(), asyncio.get_running_loop()
+
+        def stop() -> None:
+            nonlocal terminated
+            terminated = True
+            if task is not None:
+                task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, stop)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            pass
+        try:
+            await main
+        except asyncio.CancelledError:
+            if not terminated:
+                raise
+
+    asyncio.run(guarded())
+    if terminated:
+        logging.shutdown()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def build_agent(path: Path, *, role: Role, build: Callable[[Node], Agent],

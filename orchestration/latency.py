@@ -34,7 +34,7 @@ sum to ``total`` up to the few milliseconds between an action's end and its log 
 
 from __future__ import annotations
 
-import shlex
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +45,7 @@ from typing import Any
 __all__ = ["ActionLine", "breakdowns", "median_breakdown", "parse_action_line", "read_actions", "round_breakdown"]
 
 _MARKER = " fedtss.agents "
+_FIELD = re.compile(r" (\w+)=(\S*)")
 _SHARE_ACTIONS = ("aggregate_and_submit", "decide_clients")
 
 
@@ -68,15 +69,24 @@ class ActionLine:
 
 
 def parse_action_line(line: str) -> ActionLine | None:
-    """The action of one agent log line, or None for any other line (or a malformed one)."""
-    head, marker, rest = line.partition(_MARKER)
+    """The action of one agent log line, or None for any other line (or a malformed one).
+
+    Only the fields the breakdown needs are read, where :func:`agents.runtime.format_fields`
+    puts them: role through tx before the free-text ``note``, steps and seconds after it (a note
+    may hold any characters, so the line is not split as a whole).
+    """
+    head, marker, rest = line.rstrip("\n").partition(_MARKER)
     if not marker:
+        return None
+    before_note, _, after_note = rest.partition(" note=")
+    fields = dict(_FIELD.findall(" " + before_note))
+    for name, value in _FIELD.findall(" " + (after_note or before_note)):
+        if name in ("steps", "seconds"):
+            fields[name] = value  # the last of each: the note comes before them
+    if not {"action", "seconds", "round"} <= fields.keys():
         return None
     try:
         stamp = datetime.strptime(" ".join(head.split()[:2]), "%Y-%m-%d %H:%M:%S,%f")
-        fields = dict(part.split("=", 1) for part in shlex.split(rest) if "=" in part)
-        if "action" not in fields or "seconds" not in fields or "round" not in fields:
-            return None
         steps = {}
         for item in filter(None, fields.get("steps", "").split(",")):
             name, _, value = item.partition(":")

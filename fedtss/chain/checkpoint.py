@@ -15,9 +15,10 @@ rename), so a crash leaves the previous checkpoint or the new one, never a torn 
 A save costs two fsyncs (0.8 ms here). An agent that handles nothing in most blocks (a client
 in a pack, hearing every other client's submission) may write at most every ``write_interval``
 seconds instead: the newest position is then kept in memory and written by the next save past
-the interval or by :meth:`Checkpoint.flush` (at a clean stop). A crash then re-delivers the
-events of up to ``write_interval`` seconds rather than of one block, which idempotent handlers
-already allow; a rewind is always written at once.
+the interval or by :meth:`Checkpoint.flush` (at a stop, a SIGTERM included). A crash then
+re-delivers every event handled since the last write (while the chain is busy, about
+``write_interval`` seconds of them; after a quiet spell, those since the last save that was
+written), which idempotent handlers already allow; a rewind is always written at once.
 
 ``recent`` holds the number and hash of the newest handled blocks (at most
 :data:`RECENT_BLOCKS`, oldest first; the last one is ``block``). A number alone cannot say

@@ -14,7 +14,8 @@ handled, so an agent that crashes (or is killed) mid-block sees *all* events of 
 again when it restarts, including those it already handled. A handler must therefore check
 the chain before it acts (e.g. ``has_submitted(round, me)`` before ``submitUpdate``, or the
 member's ``lastShareRound`` before ``submitAggregateShare``) and make re-running a no-op.
-At most the events of one block are re-delivered; none are lost.
+At most the events of one block are re-delivered (with a checkpoint's ``write_interval``, those
+handled since its last write); none are lost.
 
 How events are found. The source always reads logs with ``eth_getLogs`` over a block range
 ``(last delivered, head - confirmations]``, in ranges of at most ``max_block_range`` blocks;
@@ -117,6 +118,9 @@ class EventBatch:
     first_block: int
     last_block: int
     block_hashes: Mapping[int, str] = field(default_factory=dict)
+    #: Whether ``last_block`` was the newest block the source could deliver when it read it
+    #: (the head minus ``confirmations``): nothing past it existed then.
+    at_head: bool = False
 
 
 @dataclass
@@ -371,7 +375,7 @@ class EventSource:
             hashes = {entry["blockNumber"]: _hex(entry["blockHash"]) for entry in ordered} | {last: last_hash}
             position.last = last
             position.recent = remember_blocks(position.recent, [BlockRef(n, h) for n, h in sorted(hashes.items())])
-            yield EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last, hashes)
+            yield EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last, hashes, at_head=last == target)
 
 
 @asynccontextmanager
@@ -451,7 +455,7 @@ class MemoryCheckpoint:
 
 
 async def run_handlers(
-    source: EventSource,
+    source: EventSource | Any,
     handle: Callable[[ChainEvent], Awaitable[None]],
     checkpoint: Checkpoint | MemoryCheckpoint,
     *,
@@ -460,8 +464,10 @@ async def run_handlers(
     """Feed every event after the checkpoint to ``handle``, advancing the checkpoint per block.
 
     ``handle`` MUST BE IDEMPOTENT: after a crash the events of the block being handled are
-    delivered again, and after a reorganization those of the new branch (see the module
-    doc). An exception from ``handle`` stops the loop and propagates, leaving the checkpoint
+    delivered again (with a checkpoint's ``write_interval``, all those since its last write),
+    and after a reorganization those of the new branch (see the module doc). ``source`` is an
+    :class:`EventSource` or anything with its ``batches`` (a
+    :class:`~fedtss.chain.shared_events.SharedEventSource`). An exception from ``handle`` stops the loop and propagates, leaving the checkpoint
     before that event's block. Runs forever, or returns once every block through
     ``until_block`` is handled (the checkpoint is then exactly there).
     """

@@ -15,28 +15,32 @@ guarantees (order, per-block checkpoints, rewinds after a reorganization) are un
 
 Sharing never changes what an agent is delivered, only how often the node is asked:
 
-- The one upstream stream starts once ``subscribers`` agents have asked for batches, from the
-  oldest of their checkpoints, and with that checkpoint's remembered blocks (so it notices a
-  reorganization of them, as the agent alone would).
+- The one upstream stream starts once ``subscribers`` agents have asked for batches (those that
+  go alone from the start count too), from the oldest checkpoint of those that wait for it, and
+  with that checkpoint's remembered blocks (so it notices a reorganization of them, as the agent
+  alone would).
 - An agent whose checkpoint is the stream's start, with the same hash, is delivered every batch.
   One whose checkpoint is further on (a pack restarted after its agents had got to different
   blocks) waits until the stream reaches its block: if the stream saw the same hash there, the
   agent's handled past is the stream's and it is delivered from the next block on; otherwise (a
-  different hash, no hash to compare, or the stream went back to a fork point first) it *goes
-  alone*, following the chain with its own stream from its own checkpoint, exactly as without
-  sharing.
+  different hash, no hash to compare, the stream went back to a fork point first, or the chain
+  ends before the agent's block: it got shorter) it *goes alone*, following the chain with its
+  own stream from its own checkpoint, exactly as without sharing.
 - An agent that asks after the stream started, or asks for batches only up to a block
   (``until_block``), goes alone from the start.
 - An error that ends the upstream stream (anything but a lost connection, which the stream
   survives itself) ends every agent's stream with that error.
 
 Each agent has its own unbounded queue: one that is busy (training) falls behind without
-holding up the others; the batches are small (the events of a few blocks).
+holding up the others; the batches are small (the events of a few blocks). When the stream goes
+back to a fork point, what an agent still has queued past it is dropped before the new branch is
+queued, so a busy agent is never handed blocks the stream already knows are gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -52,10 +56,23 @@ class _GoAlone:
 
 
 _GO_ALONE = _GoAlone()
+_Item = EventBatch | _GoAlone | BaseException
 
 
 def _hash_at(recent: Sequence[BlockRef], block: int) -> str | None:
     return next((b.hash for b in recent if b.number == block), None)
+
+
+def _through(batch: EventBatch, block: int) -> EventBatch:
+    """The part of ``batch`` up to ``block`` (still on the chain after a rewind to ``block``)."""
+    return EventBatch(tuple(e for e in batch.events if e.block_number <= block), batch.first_block, block,
+                      {n: h for n, h in batch.block_hashes.items() if n <= block})
+
+
+def _after(batch: EventBatch, block: int) -> EventBatch:
+    """The part of ``batch`` after ``block``."""
+    return EventBatch(tuple(e for e in batch.events if e.block_number > block), block + 1, batch.last_block,
+                      {n: h for n, h in batch.block_hashes.items() if n > block}, at_head=batch.at_head)
 
 
 @dataclass
@@ -65,35 +82,47 @@ class _Subscriber:
     after_block: int
     block_hash: str | None  # the hash the agent handled ``after_block`` under, if it knows it
     joined: bool = False
-    queue: asyncio.Queue[EventBatch | _GoAlone | BaseException] = field(default_factory=asyncio.Queue)
+    items: deque[_Item] = field(default_factory=deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def next_item(self) -> _Item:
+        while not self.items:
+            self.ready.clear()
+            await self.ready.wait()
+        return self.items.popleft()
+
+    def put(self, item: _Item) -> None:
+        self.items.append(item)
+        self.ready.set()
 
     def offer(self, batch: EventBatch, rewound: bool) -> None:
         """Queue ``batch`` (or its part after the agent's block), or decide to go alone."""
         if self.joined:
-            self.queue.put_nowait(batch)
+            if rewound:  # what is still queued past the fork point is gone: never hand it over
+                fork = batch.first_block - 1
+                self.items = deque(item if not isinstance(item, EventBatch) or item.last_block <= fork
+                                   else _through(item, fork)
+                                   for item in self.items
+                                   if not isinstance(item, EventBatch) or item.first_block <= fork)
+            self.put(batch)
             return
         if rewound:  # the stream went back to a fork point: this agent checks its own past
             self._go_alone()
         elif batch.last_block < self.after_block:
-            return  # not there yet
+            if batch.at_head:  # the chain ends before the agent's block: it got shorter
+                self._go_alone()
         elif batch.first_block > self.after_block or batch.block_hashes.get(self.after_block) is None \
                 or batch.block_hashes[self.after_block] != self.block_hash:
             self._go_alone()  # nothing to compare the agent's past with, or a different one
         else:
             self.joined = True
             if batch.last_block > self.after_block:
-                self.queue.put_nowait(_after(batch, self.after_block))
+                self.put(_after(batch, self.after_block))
 
     def _go_alone(self) -> None:
         self.joined = False
         self.block_hash = None
-        self.queue.put_nowait(_GO_ALONE)
-
-
-def _after(batch: EventBatch, block: int) -> EventBatch:
-    """The part of ``batch`` after ``block``."""
-    return EventBatch(tuple(e for e in batch.events if e.block_number > block), block + 1, batch.last_block,
-                      {n: h for n, h in batch.block_hashes.items() if n > block})
+        self.put(_GO_ALONE)
 
 
 class SharedEventSource:
@@ -104,6 +133,7 @@ class SharedEventSource:
             raise ValueError("a shared event source needs at least one subscriber")
         self.source = source
         self.subscribers = subscribers
+        self._arrived = 0  # agents that asked before the stream started, joining or not
         self._waiting: list[tuple[_Subscriber, tuple[BlockRef, ...], int | None]] = []
         self._live: list[_Subscriber] = []
         self._upstream: asyncio.Task[None] | None = None
@@ -117,19 +147,20 @@ class SharedEventSource:
                       recent: Sequence[BlockRef] = (), floor: int | None = None) -> AsyncIterator[EventBatch]:
         """As :meth:`EventSource.batches`, from the shared stream when the agent can join it."""
         if until_block is not None or self._upstream is not None:
+            self._arrive()  # counted, so that the others do not wait for it
             async with aclosing(self._alone(after_block, until_block, recent, floor)) as alone:
                 async for batch in alone:
                     yield batch
             return
         recent = tuple(recent)
         subscriber = _Subscriber(after_block, _hash_at(recent, after_block))
-        self._waiting.append((subscriber, recent, floor))
+        entry = (subscriber, recent, floor)
+        self._waiting.append(entry)
         self._live.append(subscriber)
-        if len(self._waiting) == self.subscribers:
-            self._upstream = asyncio.create_task(self._pump())
+        self._arrive()
         try:
             while True:
-                item = await subscriber.queue.get()
+                item = await subscriber.next_item()
                 if isinstance(item, _GoAlone):
                     break
                 if isinstance(item, BaseException):
@@ -137,12 +168,21 @@ class SharedEventSource:
                 yield item
         finally:
             self._live.remove(subscriber)
-            if not self._live and self._upstream is not None:
+            if self._upstream is None:
+                self._waiting.remove(entry)  # left before the stream started: not where it starts
+                self._arrived -= 1
+            elif not self._live:
                 self._upstream.cancel()
         # Nothing was delivered from the shared stream: the agent starts alone where it was.
         async with aclosing(self._alone(after_block, None, recent, floor)) as alone:
             async for batch in alone:
                 yield batch
+
+    def _arrive(self) -> None:
+        """Count one more agent; once all have asked, start the stream for those that wait for it."""
+        self._arrived += 1
+        if self._upstream is None and self._arrived >= self.subscribers and self._waiting:
+            self._upstream = asyncio.create_task(self._pump())
 
     async def _alone(self, after_block: int, until_block: int | None, recent: Sequence[BlockRef],
                      floor: int | None) -> AsyncIterator[EventBatch]:
@@ -169,4 +209,4 @@ class SharedEventSource:
             raise
         except BaseException as exc:  # every agent stops with the stream's error
             for subscriber in list(self._live):
-                subscriber.queue.put_nowait(exc)
+                subscriber.put(exc)

@@ -36,3 +36,21 @@ def test_a_pack_whose_config_does_not_load_exits_with_status_1_naming_the_file(t
     missing = tmp_path / "client-9.toml"
     assert pack.main(["--config", str(missing)], environ={}) == 1
     assert "client-9.toml" in caplog.text
+
+
+def test_agents_share_a_follower_only_with_the_same_node_urls_contract_and_confirmations(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    def agent(rpc: str, http: str, address: str = "0xC0", confirmations: int = 0) -> SimpleNamespace:
+        node = SimpleNamespace(rpc_url=rpc, http_url=http, confirmations=confirmations)
+        return SimpleNamespace(node=SimpleNamespace(config=SimpleNamespace(node=node),
+                                                    deployment=SimpleNamespace(address=address)))
+
+    monkeypatch.setattr(pack, "event_source", lambda node: ("source of", node.config.node.http_url))
+    agents = [agent("ws://a", "http://a"), agent("ws://a", "http://a"), agent("ws://a", "http://a/key2"),
+              agent("ws://a", "http://a", confirmations=2), agent("ws://a", "http://a", address="0xD0"),
+              agent("ws://a", "http://a")]
+    sources = pack.shared_sources(agents)
+    assert sources[0] is sources[1] is sources[5] and sources[0].subscribers == 3
+    assert len({id(s) for s in sources}) == 4
+    assert sources[2].source == ("source of", "http://a/key2") and sources[2].subscribers == 1

@@ -314,3 +314,33 @@ def test_a_client_or_member_whose_max_clients_is_below_the_contracts_target_refu
         node = connect_node(load_node_config(path, role=role), environ)
         with pytest.raises(ConfigError, match=r"up to 3 clients a round .* max_clients = 2 .* set max_clients >= 3"):
             build(node, environ)
+
+
+def test_a_sigterm_lets_the_agents_finally_blocks_run_and_the_process_still_ends_by_that_signal(tmp_path) -> None:
+    import signal
+    import textwrap
+    import time as time_module
+
+    marker, ready = tmp_path / "flushed", tmp_path / "ready"
+    program = textwrap.dedent(f"""
+        import asyncio, pathlib
+        from agents.runtime import run_until_terminated
+
+        async def agent():
+            try:
+                pathlib.Path({str(ready)!r}).write_text("up")
+                await asyncio.sleep(60)
+            finally:
+                pathlib.Path({str(marker)!r}).write_text("checkpoint written")
+
+        run_until_terminated(agent())
+        print("not reached")
+    """)
+    process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, cwd=Path.cwd())
+    deadline = time_module.monotonic() + 30
+    while not ready.exists() and time_module.monotonic() < deadline:
+        time_module.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGTERM  # the launcher tells "stopped by us" by this
+    assert marker.read_text() == "checkpoint written" and b"not reached" not in out

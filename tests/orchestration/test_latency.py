@@ -63,6 +63,13 @@ def test_a_log_line_of_an_action_parses_with_its_steps_and_other_lines_do_not():
     quoted = line(2.0, role="aggregator", address="0xm1", round=3, event="Tick", action="reconstruct_and_propose",
                   note="round is Finalized before this member's vote: not voting", seconds=0.1)
     assert parse_action_line(quoted).action == "reconstruct_and_propose"
+    # A note is free text: quotes without spaces, both quotes, or a " seconds=" of its own.
+    for note in ("can't", 'say "no" it\'s', "took seconds=99 steps=x:1 here"):
+        tricky = parse_action_line(line(3.0, role="client", address="0xc1", round=3, event="RoundOpened",
+                                        action="train_and_submit", tx="0x1", note=note, steps="train:0.5",
+                                        seconds=0.75))
+        assert (tricky.action, tricky.tx, tricky.steps, tricky.seconds) == ("train_and_submit", "0x1",
+                                                                           {"train": 0.5}, 0.75), note
     for other in ("2026-12-01 13:00:00,000 INFO fedtss.agents role=client started=websocket after_block=1",
                   "2026-12-01 13:00:00,000 WARNING web3 something", "not a log line", ""):
         assert parse_action_line(other) is None

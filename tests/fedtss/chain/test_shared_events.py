@@ -32,8 +32,9 @@ class _ScriptedChain:
     """An EventSource stand-in: every ``batches`` call is recorded; each yields the scripted
     batches after its ``after_block`` (trimmed as a real source would start), then waits."""
 
-    def __init__(self, *script: EventBatch) -> None:
+    def __init__(self, *script: EventBatch, pause: float = 0.0) -> None:
         self.script = script
+        self.pause = pause  # between batches: time for consumers to take each one first
         self.calls: list[int] = []
 
     async def batches(self, after_block, until_block=None, *, recent=(), floor=None):
@@ -43,7 +44,9 @@ class _ScriptedChain:
                 continue
             events = tuple(e for e in batch.events if e.block_number > after_block)
             hashes = {n: h for n, h in batch.block_hashes.items() if n > after_block}
-            yield EventBatch(events, max(batch.first_block, after_block + 1), batch.last_block, hashes)
+            yield EventBatch(events, max(batch.first_block, after_block + 1), batch.last_block, hashes,
+                             at_head=batch.at_head)
+            await asyncio.sleep(self.pause)
             if until_block is not None and batch.last_block >= until_block:
                 return
         await asyncio.sleep(3600)
@@ -121,7 +124,7 @@ def test_an_agent_whose_block_the_stream_saw_otherwise_follows_alone_from_its_ow
 
 def test_a_stream_that_goes_back_to_a_fork_point_sends_agents_still_waiting_alone():
     # Upstream delivers 11..13, then a new branch from 13 on (first_block 13 <= 13 delivered).
-    chain = _ScriptedChain(_batch(11, 13), _batch(13, 14, branch="b"), _batch(15, 21, branch="b"))
+    chain = _ScriptedChain(_batch(11, 13), _batch(13, 14, branch="b"), _batch(15, 21, branch="b"), pause=0.05)
     shared = SharedEventSource(chain, subscribers=2)
 
     async def scenario():
@@ -135,7 +138,7 @@ def test_a_stream_that_goes_back_to_a_fork_point_sends_agents_still_waiting_alon
 
 
 def test_a_rewound_batch_reaches_a_joined_agent_as_a_new_branch():
-    chain = _ScriptedChain(_batch(11, 13), _batch(13, 14, branch="b"))
+    chain = _ScriptedChain(_batch(11, 13), _batch(13, 14, branch="b"), pause=0.05)
     shared = SharedEventSource(chain, subscribers=1)
     checkpoint = _at(10, None)
     assert asyncio.run(_take(shared, checkpoint, 5)) == [11, 12, 13, 13, 14]
@@ -209,3 +212,58 @@ def test_on_anvil_agents_sharing_one_stream_handle_what_separate_streams_handle(
         assert on_disk.block < checkpoint.block
         checkpoint.flush()
         assert Checkpoint.for_deployment(checkpoint.path, deployed.deployment).block == checkpoint.block
+
+
+def test_an_agent_past_the_end_of_a_chain_that_got_shorter_follows_alone_instead_of_waiting():
+    # The chain now ends at 15 (restarted from an older state); one agent had handled block 17.
+    head = EventBatch(tuple(_closed(n) for n in range(11, 16)), 11, 15, {n: f"0x{n}a" for n in range(11, 16)},
+                      at_head=True)
+    chain = _ScriptedChain(head)
+    shared = SharedEventSource(chain, subscribers=2)
+
+    async def scenario():
+        return await asyncio.gather(_take(shared, _at(10, None), 5), _take(shared, _at(17, "0x17z"), 1),
+                                    return_exceptions=True)
+
+    behind, ahead = asyncio.run(scenario())
+    assert behind == [11, 12, 13, 14, 15]
+    assert isinstance(ahead, TimeoutError)  # alone, the scripted chain has nothing past 17 for it either
+    assert chain.calls == [10, 17] and shared.alone == 1  # it asked its own stream, from its own block
+
+
+def test_a_busy_agent_is_not_handed_queued_blocks_of_a_branch_the_stream_already_left():
+    chain = _ScriptedChain(_batch(11, 12), _batch(13, 14), _batch(13, 13, branch="b"))
+    shared = SharedEventSource(chain, subscribers=1)
+    handled: list[tuple[int, str]] = []
+
+    async def scenario():
+        stream = shared.batches(10)
+        first = await anext(stream)  # 11..12; the agent then "trains" while 13..14a and 13b arrive
+        await asyncio.sleep(0.05)
+        handled.extend((e.block_number, first.block_hashes[e.block_number]) for e in first.events)
+        second = await anext(stream)
+        handled.extend((e.block_number, second.block_hashes[e.block_number]) for e in second.events)
+        await stream.aclose()
+
+    asyncio.run(scenario())
+    assert handled == [(11, "0x11a"), (12, "0x12a"), (13, "0x13b")]  # 13a and 14a never reach it
+
+
+def test_an_agent_that_goes_alone_from_the_start_still_counts_toward_starting_the_stream():
+    chain = _ScriptedChain(_batch(11, 12))
+    shared = SharedEventSource(chain, subscribers=2)
+
+    async def up_to(block: int) -> list[int]:
+        handled: list[int] = []
+
+        async def record(event: ChainEvent) -> None:
+            handled.append(event.block_number)
+
+        await run_handlers(shared, record, _at(10, None), until_block=block)
+        return handled
+
+    async def scenario():
+        return await asyncio.gather(up_to(12), _take(shared, _at(10, None), 2))
+
+    assert asyncio.run(asyncio.wait_for(scenario(), WAIT_S)) == [[11, 12], [11, 12]]
+    assert sorted(chain.calls) == [10, 10] and shared.alone == 1
