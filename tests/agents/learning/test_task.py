@@ -431,11 +431,12 @@ def test_train_runs_under_the_settings_seed_and_restores_the_global_rng(tmp_path
 def _client_node(task: str, fixed: ModelLayout | None, tmp_path: Path,
                  metrics: tuple[str, ...] = ()) -> SimpleNamespace:
     """What build_client_agent reads of a Node: its [client] table, the deployment's layout and
-    metric names, the aggregation mode and the check period (no chain, no store: the checks run
+    metric names and round size, the aggregation mode and the check period (no chain, no store: the checks run
     before the agent follows any event)."""
     client = SimpleNamespace(task=task, data=str(tmp_path / "mine.npz"))
-    config = SimpleNamespace(client=client, path=tmp_path / "client-1.toml", federation=SimpleNamespace())
-    return SimpleNamespace(config=config, deployment=SimpleNamespace(model_layout=fixed, model_metrics=metrics),
+    config = SimpleNamespace(client=client, path=tmp_path / "client-1.toml", federation=SimpleNamespace(max_clients=10))
+    deployment = SimpleNamespace(model_layout=fixed, model_metrics=metrics, config=SimpleNamespace(target_clients=10))
+    return SimpleNamespace(config=config, deployment=deployment,
                            contract=SimpleNamespace(aggregation=Aggregation,  # the Shamir mode
                                                     check_period=lambda: 0))
 
