@@ -267,3 +267,48 @@ def test_an_agent_that_goes_alone_from_the_start_still_counts_toward_starting_th
 
     assert asyncio.run(asyncio.wait_for(scenario(), WAIT_S)) == [[11, 12], [11, 12]]
     assert sorted(chain.calls) == [10, 10] and shared.alone == 1
+
+
+def test_on_anvil_agents_sharing_one_stream_follow_a_reorg_to_the_new_branch(chain, deployed, caplog):
+    import logging
+
+    from tests.fixtures.reorg import reorganize_from
+
+    deployed.start_training()
+    deployed.submit(0)
+    deployed.submit(1)
+    closing = deployed.submit(2)  # UpdateSubmitted and CollectionClosed
+    chain.w3.provider.make_request("evm_mine", [])  # a block on top, which the reorg replaces too
+    shared = SharedEventSource(EventSource.from_deployment(ws(chain.url), deployed.deployment,
+                                                           request_url=chain.url, **FAST), subscribers=2)
+    seen: list[list[ChainEvent]] = [[], []]
+    checkpoints = [MemoryCheckpoint(deployed.deployment.deploy_block) for _ in seen]
+
+    async def follow(i: int) -> None:
+        async def record(event: ChainEvent) -> None:
+            seen[i].append(event)
+
+        await run_handlers(shared, record, checkpoints[i])
+
+    async def scenario() -> None:
+        followers = [asyncio.create_task(follow(i)) for i in range(2)]
+        while min(len(s) for s in seen) < 6:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the stream has looked at the head since
+        head = await asyncio.to_thread(reorganize_from, chain.w3, closing)
+        deadline = asyncio.get_running_loop().time() + 4 * TIMEOUT_S
+        while not all(c.block >= head and c.recent[-1].hash == "0x" + bytes(chain.w3.eth.get_block(head)["hash"]).hex()
+                      for c in checkpoints):
+            assert asyncio.get_running_loop().time() < deadline, [c.recent[-1:] for c in checkpoints]
+            await asyncio.sleep(0.1)
+        for task in followers:
+            task.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
+
+    with caplog.at_level(logging.WARNING, logger="fedtss.chain.events"):
+        asyncio.run(scenario())
+    for events in seen:
+        assert [e.name for e in events[6:]] == ["UpdateSubmitted", "CollectionClosed"]  # the re-mined block
+        assert all(e.block_number == closing for e in events[4:])
+    assert seen[0] == seen[1] and shared.alone == 0
+    assert caplog.text.count("the chain reorganized") == 1  # one stream noticed it, for both agents
