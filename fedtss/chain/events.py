@@ -230,7 +230,7 @@ class EventSource:
                 delay = self.backoff.delay(attempt, self._rng)
                 log.warning(
                     "chain connection to %s failed (%s); reconnecting in %.1f s (attempt %d), then catching up after block %d",
-                    display_url(self.url), type(exc).__name__, delay, attempt, position.last,
+                    self._endpoints(), type(exc).__name__, delay, attempt, position.last,
                 )
                 await asyncio.sleep(delay)
 
@@ -268,6 +268,13 @@ class EventSource:
             head = await w3.eth.get_block("latest")
             await self._rewind_if_reorganized(w3, position, head)
             return [batch async for batch in self._catch_up(w3, position, head["number"] - self.confirmations, head)]
+
+    def _endpoints(self) -> str:
+        """The node's endpoints for a log line (scheme, host and port only): both when heads and
+        requests go to different URLs, so that a failure points at the right one."""
+        if self.transport == "websocket" and self.request_url:
+            return f"{display_url(self.url)} (blocks and logs over {display_url(self.request_url)})"
+        return display_url(self.url)
 
     def _falls_back_to_polling(self, exc: BaseException) -> bool:
         """Switch a WebSocket source to HTTP polling if the node refused the upgrade itself."""

@@ -222,6 +222,21 @@ def test_an_unreachable_node_is_retried_and_logged_without_the_url_path(caplog):
     assert "secret-api-key" not in caplog.text
 
 
+def test_a_failure_beside_a_request_url_names_both_endpoints_without_their_paths(caplog):
+    source = EventSource("ws://127.0.0.1:9/v3/secret-ws-key", "0x" + "11" * 20, [],
+                         request_url="http://127.0.0.1:9/v3/secret-http-key", backoff=Backoff(initial=0.05, maximum=0.1))
+
+    async def attempt_for_a_while():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(source.batches(0)), 0.4)
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(attempt_for_a_while())
+    reconnect = next(r.getMessage() for r in caplog.records if "reconnecting in" in r.getMessage())
+    assert "ws://127.0.0.1:9" in reconnect and "blocks and logs over http://127.0.0.1:9" in reconnect
+    assert "secret" not in caplog.text
+
+
 class _HttpOnlyNode:
     """A JSON-RPC endpoint without WebSocket: forwards POSTs to anvil, answers 405 to anything else."""
 
