@@ -382,7 +382,7 @@ class EventSource:
             hashes = {entry["blockNumber"]: _hex(entry["blockHash"]) for entry in ordered} | {last: last_hash}
             position.last = last
             position.recent = remember_blocks(position.recent, [BlockRef(n, h) for n, h in sorted(hashes.items())])
-            yield EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last, hashes, at_head=last == target)
+            yield EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last, hashes, at_head=last == head["number"] - self.confirmations)
 
 
 @asynccontextmanager

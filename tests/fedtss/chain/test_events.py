@@ -469,3 +469,19 @@ def test_read_new_looks_once_and_a_memory_checkpoint_says_when_a_reorg_takes_blo
     assert rewound == [closing - 1]  # the reader drops what it folded after the fork point first
     assert [(where(e), e.tx_hash) for e in again] == [(where(e), e.tx_hash) for e in first[-2:]]
     assert checkpoint.block == closing + 1
+
+
+def test_a_batch_says_whether_it_reached_the_head_not_merely_the_block_it_was_asked_for(chain, deployed):
+    after = deployed.deployment.deploy_block
+    deployed.start_training()
+    deployed.submit(0)
+    head = deployed.submit(1)
+    source = EventSource.from_deployment(chain.url, deployed.deployment, **FAST)
+
+    async def first_batch(until_block):
+        async for batch in source.batches(after, until_block):
+            return batch
+
+    short, full = asyncio.run(first_batch(head - 1)), asyncio.run(first_batch(None))
+    assert (short.last_block, short.at_head) == (head - 1, False)
+    assert (full.last_block, full.at_head) == (head, True)
