@@ -8,18 +8,12 @@ import time
 
 import pytest
 
-from fedtss.chain import CollectionClosed
 from fedtss.chain.checkpoint import BlockRef, Checkpoint
 from fedtss.chain.events import ChainEvent, EventBatch, EventSource, MemoryCheckpoint, run_handlers
 from fedtss.chain.shared_events import SharedEventSource
-from tests.fedtss.chain.test_events import FAST, TIMEOUT_S, drive, ws
+from tests.fedtss.chain.test_events import FAST, TIMEOUT_S, _closed, drive, ws
 
 WAIT_S = 5.0
-
-
-def _closed(block: int) -> ChainEvent:
-    return CollectionClosed(round=1, clients=3, aggregation_deadline=0, block_number=block,
-                            tx_hash=f"0x{block:02x}", log_index=0)
 
 
 def _batch(first: int, last: int, *, branch: str = "a") -> EventBatch:
