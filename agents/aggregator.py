@@ -136,6 +136,7 @@ from fedtss.quantize import QuantizationConfig, dequantize_metrics, dequantize_s
 from fedtss.sealing import OVERHEAD, ShareContext, open_share
 from fedtss.shamir import Reconstruction, reconstruct_checked
 from fedtss.storage import ContentStore
+from fedtss.validation import CheckedLayout, check_tail_length
 
 __all__ = [
     "HANDLERS",
@@ -530,18 +531,18 @@ def reconstruct_model(
     quantization: QuantizationConfig,
     key: bytes,
     metric_names: Sequence[str] = (),
-    padded: bool = False,
+    check_tail: int = 0,
 ) -> ReconstructedModel:
     """Reconstruct the clients' summed update (naming wrong members) and apply its mean.
 
     ``aggregate_shares`` maps member index -> aggregate share over one client set; ``key``
     (32 fresh random bytes) seeds the error check. With ``metric_names`` (the deployment's), the
     last ``m`` elements are the clients' summed metrics: their sample-weighted means go into the
-    new model's blob. ``padded``: the vectors end with the checks' pad (a sum of uniform values,
-    dropped). Equal honest inputs give equal blobs.
+    new model's blob. ``check_tail``: the vectors end with that many coordinates of the checks
+    (norm masks and the pad: sums of uniform values, dropped). Equal honest inputs give equal blobs.
     """
     result = reconstruct_checked(aggregate_shares, threshold=threshold, key=key)
-    secret = result.secret[:-1] if padded else result.secret
+    secret = result.secret[: result.secret.size - check_tail]
     return model_from_sum(global_tensors, secret, result, quantization=quantization, metric_names=metric_names)
 
 
@@ -669,9 +670,14 @@ def log_exclusions(agent: AggregatorAgent, round_: int, excluded: Sequence[Exclu
             record_exclusion(agent, round_, client=exclusion.submission.client, reason=exclusion.reason)
 
 
+def checks_tail(agent: AggregatorAgent) -> int:
+    """Coordinates the checks append to a client's vector (t - 1 norm masks and the pad), 0 without checks."""
+    return check_tail_length(agent.node.contract.threshold()) if agent.check_period else 0
+
+
 def round_vector_length(agent: AggregatorAgent, tensors: Mapping[str, NDArray[np.float32]]) -> int:
-    """The length of the vector clients share: update, metrics, and the checks' pad if they are on."""
-    return shared_vector_length(tensors, len(agent.node.deployment.model_metrics)) + (1 if agent.check_period else 0)
+    """The length of the vector clients share: update, metrics, and the checks' tail if they are on."""
+    return shared_vector_length(tensors, len(agent.node.deployment.model_metrics)) + checks_tail(agent)
 
 
 def _fetch_options(agent: AggregatorAgent, round_: int) -> dict[str, Any]:
@@ -808,8 +814,8 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     terms = round_terms(agent, round_, round_vector_length(agent, tensors))
     submissions = round_submissions(agent, round_)
     summed = ShareSum.empty(terms.vector_length)
-    count_index = terms.vector_length - len(node.deployment.model_metrics) - 2  # update, count, metrics, pad
-    projections = ShareProjections(round_rho(agent, round_, terms.vector_length), count_index)
+    layout = CheckedLayout.of(terms.vector_length, metrics=len(node.deployment.model_metrics), threshold=terms.t)
+    projections = ShareProjections(round_rho(agent, round_, terms.vector_length), layout, agent.member_index)
 
     def take(index: int, share: NDArray[np.uint64]) -> None:
         projections.take(index, share)
@@ -859,6 +865,11 @@ def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:
                                   disputed_member=member, clients=",".join(by_index[c].client for c in about),
                                   note="the member's check is off the client's polynomial; showing its share could "
                                        "reveal an honest client's update to t - 1 colluders, so nobody is named"))
+    if verdict.norm_unchecked:
+        log.info(format_fields(role=agent.role, address=agent.node.address, round=action.round,
+                               norm_unchecked=len(verdict.norm_unchecked),
+                               note="fewer than 3t - 2 members' norm values agree on these clients' polynomial: "
+                                    "their norms are not checked (see fedtss.validation)"))
     summed.withheld = ClientSet(sum(1 << index for index in verdict.excluded_clients))
     if pending.posted:
         return Outcome(note="verdict taken; the share was posted over the set the chain fixed first")
@@ -1209,7 +1220,7 @@ def reconstruct_round_model(agent: AggregatorAgent, pending: PendingVote, shares
     if bits is None:
         return reconstruct_model(pending.tensors, shares, threshold=threshold,
                                  quantization=agent.federation.quantization, key=key,
-                                 metric_names=node.deployment.model_metrics, padded=bool(agent.check_period))
+                                 metric_names=node.deployment.model_metrics, check_tail=checks_tail(agent))
     positions = submission_positions(agent, pending.round)
     terms = round_terms(agent, pending.round, round_vector_length(agent, pending.tensors))
     summed = reconstruct_masked_sum(shares, round_masked_sum(agent, pending.round, pending.included, terms),

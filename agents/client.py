@@ -52,7 +52,7 @@ from fedtss.field import MODULUS
 from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
 from fedtss.sealing import ShareContext, seal_share
 from fedtss.shamir import share_vector
-from fedtss.validation import pad_vector
+from fedtss.validation import check_tail_length, pad_vector
 
 if TYPE_CHECKING:
     from agents.learning.task import LoadedTask
@@ -69,6 +69,7 @@ __all__ = [
     "fetch_model",
     "on_round_opened",
     "prepare_masked_update",
+    "check_tail",
     "prepare_update",
     "quantized_vector",
     "publish_update",
@@ -226,22 +227,23 @@ def prepare_update(
     sharing_key: bytes,
     ephemeral_seeds: Sequence[bytes],
     metrics: Sequence[float] = (),
-    pad: int | None = None,
+    check_tail: Sequence[int] | None = None,
 ) -> PreparedUpdate:
     """Quantize, share t-of-n, seal share j to ``member_keys[j - 1]``, and describe it all.
 
     ``metrics`` are the client's evaluation of the round's model on its own data, in the order
     of the deployment's metric names: they are shared with the update, so that only their
-    sample-weighted mean over the round's clients is ever reconstructed. ``pad`` (when the
-    committee checks shares, :mod:`fedtss.validation`) is a uniform field element appended last,
-    so that the checks' public projection of the vector is uniform whatever the update.
+    sample-weighted mean over the round's clients is ever reconstructed. ``check_tail`` (when the
+    committee checks shares, :mod:`fedtss.validation`) is t uniform field elements appended
+    last: t - 1 norm masks, so that the members' norm values reveal the update's norm and nothing
+    else, and the pad, so that the checks' public projection of the vector is uniform.
 
     Pure: ``sharing_key`` (32 bytes) and one 32-byte ``ephemeral_seeds`` entry per member are
     the only randomness; pass fresh ``os.urandom(32)`` values (tests pin them).
     """
     vector = quantized_vector(delta, samples, quantization, metrics)
-    if pad is not None:
-        vector = pad_vector(vector, pad)
+    if check_tail is not None:
+        vector = pad_vector(vector, check_tail[-1], norm_masks=check_tail[:-1])
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
     sealed = seal_rows(shares, context, member_keys, ephemeral_seeds)
     manifest = Manifest(
@@ -301,6 +303,11 @@ def evaluate_global_model(agent: ClientAgent, global_tensors: Mapping[str, NDArr
     return [metrics[name] for name in names]
 
 
+def check_tail(threshold: int, random_bytes: Callable[[int], bytes] = os.urandom) -> list[int]:
+    """t fresh uniform field elements: the t - 1 norm masks and the pad (bias < 2^-66 each)."""
+    return [int.from_bytes(random_bytes(16), "big") % MODULUS for _ in range(check_tail_length(threshold))]
+
+
 def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
                      random_bytes: Callable[[int], bytes] = os.urandom) -> Outcome:
     node, settings, federation = agent.node, agent.settings, agent.federation
@@ -324,8 +331,8 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
         metrics=metrics,
     )
     if agent.modulus_bits is None:
-        pad = int.from_bytes(random_bytes(16), "big") % MODULUS if agent.check_period else None  # bias < 2^-66
-        prepared = prepare_update(delta, samples, pad=pad, **common)
+        tail = check_tail(common["threshold"], random_bytes) if agent.check_period else None
+        prepared = prepare_update(delta, samples, check_tail=tail, **common)
     else:
         prepared = prepare_masked_update(delta, samples, masking=masking_keys(agent, random_bytes(32)), **common)
     clock.mark("protect")
@@ -368,7 +375,8 @@ class ClientAgent:
     #: both None in the Shamir mode.
     modulus_bits: int | None = None
     masking_key: bytes | None = field(default=None, repr=False)
-    #: The deployment's ``checkPeriod``: when not 0, the shared vector ends with a fresh pad.
+    #: The deployment's ``checkPeriod``: when not 0, the shared vector ends with t fresh field
+    #: elements (norm masks and pad, :func:`check_tail`).
     check_period: int = 0
     role: str = "client"
     handlers: Mapping[type, Handler] = field(default_factory=lambda: HANDLERS)

@@ -4,9 +4,10 @@ Between opening its shares and posting its aggregate share, member j (when the d
 ``checkPeriod`` is not 0; :func:`agents.aggregator.begin_checks` and
 :func:`agents.aggregator.decide_clients` call what is here):
 
-1. projects each share as it opens on the round's challenge (:func:`fedtss.validation.project_share`;
-   the challenge comes from the hash of the block that closed collection) and posts the
-   projections, one field element per client, with ``submitChecks`` (:func:`start_checks`);
+1. checks each share as it opens (:func:`fedtss.validation.check_share`): its projection on the
+   round's challenge (from the hash of the block that closed collection), its share of the sample
+   count, and its value on the client's squared-norm polynomial; and posts them, three field
+   elements per client, with ``submitChecks`` (:func:`start_checks`);
 2. waits in the round, at each clock Tick, until every member posted its checks or the
    checks' window closed (:func:`checks_ready`), then decodes each client's projections;
 3. if its own projection is off a client's polynomial, it complains: ``submitComplaints`` with
@@ -14,8 +15,9 @@ Between opening its shares and posting its aggregate share, member j (when the d
    can open that one share and project it (:func:`complaint_projections`);
 4. once every member whose projection was off complained, or the complaints' window closed,
    takes the verdict (:func:`fedtss.validation.round_verdict`, in :func:`step_checks`): clients
-   that sealed inconsistent shares are excluded by name, members that posted false checks are
-   named, and the member posts its aggregate share over the clients kept.
+   that sealed inconsistent shares, shared a sample count out of range or (when at least 3t - 2
+   members' norm values agree) an update above the clip bound are excluded by name, members that
+   posted false checks are named, and the member posts its aggregate share over the clients kept.
 
 Every input of the verdict is on chain or in the store and fixed once the windows close (the
 contract refuses checks and complaints after them), so every honest member reaches the same
@@ -25,7 +27,7 @@ close: the verdict comes as soon as the n-th member's checks are mined.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from threading import Lock
 from typing import TYPE_CHECKING
@@ -36,6 +38,7 @@ from numpy.typing import NDArray
 from agents.runtime import is_transient
 from fedtss.chain import ChecksSubmitted, CollectionClosed, ComplaintsSubmitted
 from fedtss.errors import ContractRevert, FedTSSError, FormatError, StorageError
+from fedtss.quantize import QuantizationConfig
 from fedtss.formats import (
     MANIFEST_MAX_BYTES,
     RoundTerms,
@@ -49,13 +52,15 @@ from fedtss.sealing import OVERHEAD, ShareContext, open_share_with_key, reveal_s
 from fedtss.storage import ContentStore
 from fedtss.validation import (
     Check,
+    CheckedLayout,
     RoundVerdict,
     challenge_vector,
     decode_checks,
+    check_share,
     encode_checks,
-    project_share,
     round_challenge,
     round_verdict,
+    squared_norm_limit,
 )
 
 if TYPE_CHECKING:
@@ -77,15 +82,23 @@ __all__ = [
 @dataclass
 class ShareProjections:
     """This member's check of each share it opened, by submission index (taken as it opens): the
-    share's projection on rho and its coordinate ``count_index`` (a share of the sample count)."""
+    share's projection on rho, its share of the sample count, and its norm value (member
+    ``member`` of a vector laid out as ``layout``)."""
 
     rho: NDArray[np.uint64] = field(repr=False)
-    count_index: int
+    layout: CheckedLayout
+    member: int
     values: dict[int, Check] = field(default_factory=dict)
     _lock: Lock = field(default_factory=Lock, repr=False)
 
-    def check(self, share: NDArray[np.uint64]) -> Check:
-        return project_share(share, self.rho), int(share[self.count_index])
+    def check(self, share: NDArray[np.uint64], member: int | None = None) -> Check:
+        """The check of ``share`` as member ``member`` (this member by default) posts it."""
+        return check_share(share, self.rho, self.layout, self.member if member is None else member)
+
+    def norm_limit(self, quantization: QuantizationConfig) -> Callable[[int], int]:
+        """Sample count -> the largest squared norm clipping allows for this round's vectors."""
+        layout = self.layout
+        return lambda samples: squared_norm_limit(quantization, samples, update=layout.update, metrics=layout.metrics)
 
     def take(self, index: int, share: NDArray[np.uint64]) -> None:
         value = self.check(share)
@@ -183,7 +196,7 @@ def complaint_projections(store: ContentStore, submissions: Mapping[int, Submiss
                 share = decode_field_vector(open_share_with_key(sealed, key, context), kind=VectorKind.SHARE,
                                             max_bytes=field_vector_bytes(terms.vector_length),
                                             expected_length=terms.vector_length)
-                shown[member, client] = checker.check(share)
+                shown[member, client] = checker.check(share, member)
             except (FedTSSError, ValueError) as exc:
                 if isinstance(exc, StorageError) and is_transient(exc):
                     raise  # our store is away: decide at a later tick, not on a guess
@@ -260,7 +273,8 @@ def current_verdict(agent: AggregatorAgent, pending: PendingChecks, *, window_cl
                                   pending.projections, max_blob_bytes=node.max_blob_bytes)
     return round_verdict(pending.checks, shown, clients=len(pending.submissions), threshold=pending.terms.t,
                          max_samples=pending.terms.quantization.max_samples, complained=frozenset(complaints),
-                         window_closed=window_closed)
+                         window_closed=window_closed,
+                         norm_limit=pending.projections.norm_limit(pending.terms.quantization))
 
 
 def step_checks(agent: AggregatorAgent, pending: PendingChecks) -> RoundVerdict | None:
@@ -271,7 +285,8 @@ def step_checks(agent: AggregatorAgent, pending: PendingChecks) -> RoundVerdict 
         pending.checks = posted_checks(agent, pending.round, len(pending.submissions))
     if not pending.complained:
         first = round_verdict(pending.checks, {}, clients=len(pending.submissions), threshold=pending.terms.t,
-                              max_samples=pending.terms.quantization.max_samples)
+                              max_samples=pending.terms.quantization.max_samples,
+                              norm_limit=pending.projections.norm_limit(pending.terms.quantization))
         mine = sorted(c for m, c in first.awaiting if m == agent.member_index and c in pending.projections.values)
         if mine:
             try:

@@ -19,7 +19,7 @@ contract FedTSSRounds is IFedTSSRounds {
     uint64 private constant CODEC_RAW = 0x55;
     uint64 private constant CODEC_DAG_PB = 0x70;
     uint256 private constant MAX_COMMITTEE = 255;
-    /// @dev 16 client-set words; a member's checks for that many clients are 64 KiB of calldata.
+    /// @dev 16 client-set words; a member's checks for that many clients are 96 KiB of calldata.
     uint256 private constant MAX_TARGET_CLIENTS = 4096;
     uint256 private constant MAX_ALLOWLIST = type(uint16).max;
     /// @dev Longest time limit: `block.timestamp + period` must fit in the uint64 deadlines, or
@@ -29,7 +29,7 @@ contract FedTSSRounds is IFedTSSRounds {
     uint256 private constant MIN_MODULUS_BITS = 32;
     uint256 private constant MAX_MODULUS_BITS = 64;
     /// @dev A member's checks of one client: a projection and a share of its sample count, 8 bytes each.
-    uint256 private constant CHECK_BYTES_PER_CLIENT = 16;
+    uint256 private constant CHECK_BYTES_PER_CLIENT = 24;
 
     /// @dev One slot per round, written together on every transition.
     struct Round {

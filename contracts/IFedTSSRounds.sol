@@ -189,7 +189,7 @@ interface IFedTSSRounds {
     error RoundAlreadySubmittedChecks(uint256 round, address member);
     /// @dev `member` already submitted its complaints in `round`.
     error RoundAlreadySubmittedComplaints(uint256 round, address member);
-    /// @dev Checks hold 16 bytes per client of the round: `length` bytes given, `expectedLength` needed.
+    /// @dev Checks hold 24 bytes per client of the round: `length` bytes given, `expectedLength` needed.
     error RoundInvalidChecks(uint256 round, uint256 length, uint256 expectedLength);
     /// @dev Complaints need as many keys as client indices, at least one and at most one per
     /// client of the round: `clientIndices` indices and `keys` keys were given.
@@ -266,14 +266,16 @@ interface IFedTSSRounds {
 
     /**
      * @notice A committee member posted its checks of the shares it received: per client of the
-     * round, in submission order, 16 bytes: the projection of its share on the round's challenge
-     * and its share of the client's sample count, two 8-byte big-endian field elements.
+     * round, in submission order, 24 bytes: the projection of its share on the round's challenge,
+     * its share of the client's sample count and its value on the client's squared-norm
+     * polynomial, three 8-byte big-endian field elements.
      * @dev Only in this event, not in storage; compared off chain with the other members'.
      * @param round The round.
      * @param member The member.
      * @param memberIndex The member's 1-based index (its Shamir evaluation point).
-     * @param checks 16 bytes per client: client i's projection at bytes 16i to 16i+7, the
-     * member's share of its sample count at bytes 16i+8 to 16i+15.
+     * @param checks 24 bytes per client: client i's projection at bytes 24i to 24i+7, the
+     * member's share of its sample count at bytes 24i+8 to 24i+15, its norm value at bytes
+     * 24i+16 to 24i+23.
      */
     event ChecksSubmitted(uint256 indexed round, address indexed member, uint8 memberIndex, bytes checks);
 
@@ -408,20 +410,21 @@ interface IFedTSSRounds {
     function closeCollection(uint256 round) external;
 
     /**
-     * @notice Posts the caller's checks of the shares it received in `round`: 16 bytes per client
+     * @notice Posts the caller's checks of the shares it received in `round`: 24 bytes per client
      * in submission order (see {ChecksSubmitted}). The contract records them without reading them.
      *
      * Requirements:
      * - the deployment has client checks (`checkPeriod` > 0);
      * - `round` is Aggregating and its checks deadline ({checkWindow}) has not passed;
      * - the caller is a committee member and has not posted checks in `round`;
-     * - `checks` is 16 bytes per update submitted in `round`.
+     * - `checks` is 24 bytes per update submitted in `round`.
      *
      * Emits {ChecksSubmitted}.
      *
      * @param round The round being aggregated.
-     * @param checks 16 bytes per client: client i's projection at bytes 16i to 16i+7, the
-     * caller's share of its sample count at bytes 16i+8 to 16i+15.
+     * @param checks 24 bytes per client: client i's projection at bytes 24i to 24i+7, the
+     * caller's share of its sample count at bytes 24i+8 to 24i+15, its norm value at bytes
+     * 24i+16 to 24i+23.
      */
     function submitChecks(uint256 round, bytes calldata checks) external;
 

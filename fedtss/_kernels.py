@@ -32,6 +32,7 @@ __all__ = [
     "share_words",
     "lagrange_combine4",
     "project",
+    "project_and_square",
 ]
 
 # Coordinates per block: (t - 1) coefficient rows of BLOCK words stay in L2 while all n
@@ -226,6 +227,77 @@ def _project(r, share):
     return _canonical(total), bad
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _project_and_square(r, share):
+    """Return (Σ r[i]·share[i] mod p, Σ share[i]² mod p, count of share values >= p) in one pass.
+
+    :func:`_project`'s block sums, with the square's partial products (a0², 2·a0·a1 < 2**62,
+    a1² < 2**58) summed alongside: the share is read once for both (the committee's checks
+    need the projection and the squared norm of every share).
+    """
+    d = share.shape[0]
+    nblocks = (d + BLOCK - 1) // BLOCK
+    partial = np.zeros(nblocks, dtype=np.uint64)
+    partial_sq = np.zeros(nblocks, dtype=np.uint64)
+    bad = 0
+    for b in prange(nblocks):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, d)
+        vector = share[lo:hi]
+        weights = r[lo:hi]
+        ll_lo = _ZERO
+        ll_hi = _ZERO
+        mid_lo = _ZERO
+        mid_hi = _ZERO
+        hh_lo = _ZERO
+        hh_hi = _ZERO
+        sl_lo = _ZERO
+        sl_hi = _ZERO
+        sm_lo = _ZERO
+        sm_hi = _ZERO
+        sh_lo = _ZERO
+        sh_hi = _ZERO
+        for i in range(hi - lo):
+            a = vector[i]
+            bad += a >= _P
+            a = a & _P
+            w = weights[i]
+            a1 = a >> _S32
+            a0 = a & _M32
+            w1 = w >> _S32
+            w0 = w & _M32
+            ll = a0 * w0
+            mid = a1 * w0 + a0 * w1  # < 2**62
+            hh = a1 * w1  # < 2**58
+            ll_lo += ll & _M32
+            ll_hi += ll >> _S32
+            mid_lo += mid & _M32
+            mid_hi += mid >> _S32
+            hh_lo += hh & _M32
+            hh_hi += hh >> _S32
+            sl = a0 * a0
+            sm = (a0 * a1) << np.uint64(1)  # < 2**62
+            sh = a1 * a1  # < 2**58
+            sl_lo += sl & _M32
+            sl_hi += sl >> _S32
+            sm_lo += sm & _M32
+            sm_hi += sm >> _S32
+            sh_lo += sh & _M32
+            sh_hi += sh >> _S32
+        low = ll_lo + _EIGHT * (mid_hi + hh_lo)
+        high = ll_hi + mid_lo + _EIGHT * hh_hi
+        partial[b] = _fold(low + (high >> _S29) + ((high & _M29) << _S32))
+        low = sl_lo + _EIGHT * (sm_hi + sh_lo)
+        high = sl_hi + sm_lo + _EIGHT * sh_hi
+        partial_sq[b] = _fold(low + (high >> _S29) + ((high & _M29) << _S32))
+    total = np.uint64(0)
+    total_sq = np.uint64(0)
+    for b in range(nblocks):
+        total = _fold(total + partial[b])
+        total_sq = _fold(total_sq + partial_sq[b])
+    return _canonical(total), _canonical(total_sq), bad
+
+
 def _dynamically_scheduled(kernel):
     """Wrap a parallel kernel so its blocks are handed out CHUNK_BLOCKS at a time."""
 
@@ -244,3 +316,4 @@ def _dynamically_scheduled(kernel):
 share_words = _dynamically_scheduled(_share_words)
 lagrange_combine4 = _dynamically_scheduled(_lagrange_combine4)
 project = _dynamically_scheduled(_project)
+project_and_square = _dynamically_scheduled(_project_and_square)

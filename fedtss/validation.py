@@ -44,15 +44,50 @@ projections of a client: as long as the lying members plus the corrupted shares 
 stay within that, every honest member reaches the same verdict from the same posted checks and
 complaints. With exactly t checks nothing is checked but the sample count. Beyond the bound,
 colluders can make an honest client's checks undecodable (it is excluded) but never make an
-honest member show its share. Norm bounds are not checked here.
+honest member show its share.
+
+**The norm check.** A client's vector ends with t - 1 *norm masks* before the pad (uniform,
+fresh per round; :func:`pad_vector`), so member j holds shares U_1(j)..U_(t-1)(j) of them.
+It posts, per client, a third field element (:func:`norm_share`):
+
+    nu_j = sum_k f_k(j)^2 + sum_(i=1..t-1) j^i U_i(j)    (k over the update and metric coordinates)
+
+The first sum is a polynomial in j of degree 2(t - 1) whose value at 0 is ||q||^2, the squared
+norm of the client's quantized update and metrics; the mask term M(j) is one too, with M(0) = 0
+whatever the client dealt. So the n values decode (degree < 2t - 1, :func:`read_norm`) to the
+squared norm, which is then compared with what clipping allows for the client's revealed sample
+count (:func:`squared_norm_limit`). The masks are coordinates of the shared vector, so the
+projection check has already verified them: a member whose nu_j is off the decoded polynomial
+posted a false value.
+
+*What it reveals*: ||q||^2 of each client (its update's size: clipped updates are near the clip
+bound anyway), and nothing else, to everyone and to t - 1 colluding members. For the coalition
+C, write f_k = q_k L + K_k with L(0) = 1, L = 0 on C and K_k known to C, and likewise U_i =
+u_i L + K'_i: the posted polynomial is, up to terms C computes, L(j) (||q||^2 L(j) + sum_i
+(2 <q, kappa_i> + u_i) j^i) with kappa_i the coefficient vectors of K. The coalition learns that
+bracket (degree t - 1), whose coefficients of j^1..j^(t-1) are hidden by the uniform u_i: t - 1
+masks for t - 1 linear functions of q. (tests/fedtss/test_validation.py finds, for a second
+update of the same norm, masks that give every member the same posted value; with the masks
+zero it cannot, the control.)
+
+*When it decides*: t - 1 colluders can move their values so that all posted values still lie on
+one polynomial, so a decoded polynomial is the client's own only if at least 2t - 1 honest values
+are on it: a client is excluded for its norm (and members off the polynomial are named) only
+when at least 3t - 2 values agree (:func:`is_norm_decisive`). With fewer (the demo's n = 5, t = 3
+has 5 < 7) the norm is not checked, and the client is kept. The bound holds in GF(p), not in the
+integers: a client that picks huge coordinates whose squares sum to a small value mod p passes
+(no range proof); a client that skips clipping, or scales its update, does not (its squared norm
+mod p lands in [0, p) where the limit is a small part of it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 from numpy.typing import NDArray
@@ -61,6 +96,7 @@ from fedtss import _kernels
 from fedtss._reed_solomon import DecodingFailure, decode, evaluate
 from fedtss.errors import ConfigError, FormatError
 from fedtss.field import MODULUS
+from fedtss.quantize import QuantizationConfig
 from fedtss.randomness import uniform_field_elements
 
 __all__ = [
@@ -68,14 +104,21 @@ __all__ = [
     "CHECK_BYTES",
     "NOT_OPENED",
     "Check",
+    "CheckedLayout",
     "ClientCheck",
     "RoundVerdict",
     "challenge_vector",
     "check_client",
+    "check_share",
+    "check_tail_length",
     "decode_checks",
+    "is_norm_decisive",
     "is_safe_to_complain",
     "encode_checks",
+    "norm_share",
     "pad_vector",
+    "read_norm",
+    "squared_norm_limit",
     "project_share",
     "round_challenge",
     "round_verdict",
@@ -85,15 +128,118 @@ CHALLENGE_LABEL = b"fedtss/validation/challenge/v1"
 #: What a member posts for a client whose share it could not open (no field element is this large).
 NOT_OPENED = 2**64 - 1
 _ELEMENT_BYTES = 8
-#: Bytes a member posts per client (:func:`encode_checks`).
-CHECK_BYTES = 2 * _ELEMENT_BYTES
+#: Bytes a member posts per client (:func:`encode_checks`): projection, count share, norm share.
+CHECK_BYTES = 3 * _ELEMENT_BYTES
 
 
-def pad_vector(vector: NDArray[np.uint64], pad: int) -> NDArray[np.uint64]:
-    """``vector`` with one pad coordinate appended: ``pad`` must be uniform in [0, p), fresh per round."""
-    if not 0 <= pad < MODULUS:
-        raise ConfigError(f"the pad must be a field element in [0, p), got {pad}")
-    return np.concatenate([np.asarray(vector, dtype=np.uint64), np.array([pad], dtype=np.uint64)])
+def check_tail_length(threshold: int) -> int:
+    """Coordinates a checked vector ends with: t - 1 norm masks, then the pad."""
+    return threshold
+
+
+def pad_vector(vector: NDArray[np.uint64], pad: int, *, norm_masks: Sequence[int] = ()) -> NDArray[np.uint64]:
+    """``vector`` with the checks' tail appended: the ``norm_masks`` (t - 1 of them, for the norm
+    check), then ``pad``; each must be uniform in [0, p), fresh per round."""
+    tail = [*norm_masks, pad]
+    if any(not 0 <= value < MODULUS for value in tail):
+        raise ConfigError("the pad and the norm masks must be field elements in [0, p)")
+    return np.concatenate([np.asarray(vector, dtype=np.uint64), np.array(tail, dtype=np.uint64)])
+
+
+@dataclass(frozen=True)
+class CheckedLayout:
+    """Where a checked vector keeps what: the update (``update`` coordinates), the sample count,
+    the ``metrics``, ``threshold`` - 1 norm masks, the pad."""
+
+    update: int
+    metrics: int
+    threshold: int
+
+    @classmethod
+    def of(cls, vector_length: int, *, metrics: int, threshold: int) -> CheckedLayout:
+        update = vector_length - 1 - metrics - check_tail_length(threshold)
+        if update < 1:
+            raise ConfigError(f"a checked vector of length {vector_length} cannot hold {metrics} metrics "
+                              f"and the tail of t = {threshold}")
+        return cls(update, metrics, threshold)
+
+    @property
+    def count_index(self) -> int:
+        return self.update
+
+    @property
+    def masks_start(self) -> int:
+        return self.update + 1 + self.metrics
+
+    @property
+    def length(self) -> int:
+        return self.masks_start + check_tail_length(self.threshold)
+
+
+def norm_share(share: NDArray[np.uint64], layout: CheckedLayout, member: int) -> int:
+    """nu_j: member ``member``'s value on the client's squared-norm polynomial (see the module docstring)."""
+    share = _checked_share(share, layout)
+    squares, outside = _kernels.project(share, share)
+    if outside:
+        raise FormatError("a share holds values outside the field")
+    return _norm_from_squares(int(squares), share, layout, member)
+
+
+def check_share(share: NDArray[np.uint64], rho: NDArray[np.uint64], layout: CheckedLayout, member: int) -> Check:
+    """What member ``member`` posts about one client's share: its projection on ``rho``, its share of
+    the sample count and its norm value (one pass over the share for the first and the last)."""
+    share = _checked_share(share, layout)
+    if rho.shape != share.shape:
+        raise FormatError(f"a share of length {share.size} cannot be projected on a challenge of length {rho.size}")
+    projection, squares, outside = _kernels.project_and_square(rho, share)
+    if outside:
+        raise FormatError("a share holds values outside the field")
+    return int(projection), int(share[layout.count_index]), _norm_from_squares(int(squares), share, layout, member)
+
+
+def _checked_share(share: NDArray[np.uint64], layout: CheckedLayout) -> NDArray[np.uint64]:
+    share = np.ascontiguousarray(share, dtype=np.uint64)
+    if share.size != layout.length:
+        raise FormatError(f"a share of length {share.size} does not fit a checked vector of length {layout.length}")
+    return share
+
+
+def _norm_from_squares(squares: int, share: NDArray[np.uint64], layout: CheckedLayout, member: int) -> int:
+    """The sum of squares of every coordinate, less the count's and the tail's, plus the mask term."""
+    total = squares - sum(int(share[k]) ** 2 for k in (layout.count_index, *range(layout.masks_start, layout.length)))
+    for i in range(1, layout.threshold):
+        total += pow(member, i, MODULUS) * int(share[layout.masks_start + i - 1])
+    return total % MODULUS
+
+
+def squared_norm_limit(quantization: QuantizationConfig, samples: int, *, update: int, metrics: int) -> int:
+    """The largest ||q||^2 an honest client with ``samples`` samples can share: its update clipped to
+    ``clip_norm`` and scaled by samples * 2^f (float rounding as in :mod:`fedtss.quantize`), each
+    coordinate rounded (+ 1/2), and each metric clipped to ``clip_norm`` the same way."""
+    scaled = Fraction(quantization.clip_norm) * samples * 2**quantization.fractional_bits * (1 + Fraction(1, 2**51))
+    root_d = math.isqrt(update) + 1  # >= sqrt(update)
+    bound = (scaled + Fraction(root_d, 2)) ** 2 + metrics * (scaled + Fraction(1, 2)) ** 2
+    return math.ceil(bound)
+
+
+def is_norm_decisive(agreeing: int, threshold: int) -> bool:
+    """Whether ``agreeing`` values on one polynomial of degree < 2t - 1 fix a client's norm whatever
+    t - 1 colluders posted: at least 2t - 1 of them are then honest, and those alone determine it."""
+    return agreeing >= 3 * threshold - 2
+
+
+def read_norm(points: Mapping[int, int], threshold: int) -> tuple[int, tuple[int, ...], bool] | None:
+    """A client's norm shares decoded: (||q||^2 mod p, members off the polynomial, whether decisive),
+    or None when there are fewer than 2t - 1 of them or they decode to no polynomial."""
+    members = sorted(points)
+    if len(members) < 2 * threshold - 1:
+        return None
+    try:
+        decoded = decode(members, [points[j] for j in members], 2 * threshold - 1)
+    except DecodingFailure:
+        return None
+    agreeing = len(members) - len(decoded.error_points)
+    return evaluate(decoded.polynomial, 0), tuple(decoded.error_points), is_norm_decisive(agreeing, threshold)
 
 
 def challenge_vector(challenge: bytes, length: int) -> NDArray[np.uint64]:
@@ -167,17 +313,21 @@ def round_challenge(*, chain_id: int, contract: str, round_: int, block_hash: by
     ).digest()
 
 
-#: What member j posts about client i: the projection of its share on rho, and its share of the
-#: client's sample count (the coordinate the count is at; :func:`fedtss.quantize.quantize_update`).
-Check = tuple[int, int]
+#: What member j posts about client i: the projection of its share on rho, its share of the
+#: client's sample count (the coordinate the count is at; :func:`fedtss.quantize.quantize_update`)
+#: and its value on the squared-norm polynomial (:func:`norm_share`).
+Check = tuple[int, int, int]
 
 
 def encode_checks(checks: Sequence[Check | None]) -> bytes:
-    """What a member posts: 16 bytes per client in submission order, the projection then the count
-    share (8 bytes each, big-endian); :data:`NOT_OPENED` twice for a client it could not open (None)."""
+    """What a member posts: 24 bytes per client in submission order, the projection, the count
+    share and the norm share (8 bytes each, big-endian); :data:`NOT_OPENED` three times for a
+    client it could not open (None)."""
     out = bytearray()
     for check in checks:
-        values = (NOT_OPENED, NOT_OPENED) if check is None else check
+        if check is not None and len(check) != 3:
+            raise FormatError(f"a check is three field elements, got {len(check)}")
+        values = (NOT_OPENED,) * 3 if check is None else check
         for value in values:
             if check is not None and not 0 <= value < MODULUS:
                 raise FormatError(f"a check holds field elements, got {value}")
@@ -194,9 +344,8 @@ def decode_checks(blob: bytes, clients: int) -> list[Check | None]:
         raise FormatError(f"checks of {len(blob)} bytes for {clients} clients: expected {CHECK_BYTES * clients}")
     checks: list[Check | None] = []
     for k in range(0, len(blob), CHECK_BYTES):
-        projection = int.from_bytes(blob[k : k + _ELEMENT_BYTES], "big")
-        count_share = int.from_bytes(blob[k + _ELEMENT_BYTES : k + CHECK_BYTES], "big")
-        checks.append((projection, count_share) if projection < MODULUS and count_share < MODULUS else None)
+        values = tuple(int.from_bytes(blob[i : i + _ELEMENT_BYTES], "big") for i in range(k, k + CHECK_BYTES, 8))
+        checks.append(values if all(value < MODULUS for value in values) else None)  # type: ignore[arg-type]
     return checks
 
 
@@ -212,6 +361,9 @@ class RoundVerdict:
     :func:`is_safe_to_complain`): nobody is named and the client is kept. ``unchecked``: clients
     with at most t checks (their sample count is still read and range-checked from t).
     ``sample_counts``: each client's sample count, revealed by the count shares.
+    ``norm_unchecked``: kept clients whose norm could not be decided (fewer than 3t - 2 agreeing
+    norm values, see :func:`is_norm_decisive`, or a limit beyond the field); ``squared_norms``:
+    the decoded ||q||^2 of each client that had at least 2t - 1 of them (public: posted on chain).
     """
 
     excluded_clients: dict[int, str] = field(default_factory=dict)
@@ -220,6 +372,8 @@ class RoundVerdict:
     disputed: dict[int, tuple[int, ...]] = field(default_factory=dict)
     unchecked: tuple[int, ...] = ()
     sample_counts: dict[int, int] = field(default_factory=dict)
+    norm_unchecked: tuple[int, ...] = ()
+    squared_norms: dict[int, int] = field(default_factory=dict)
 
 
 def is_safe_to_complain(agreeing: int, threshold: int) -> bool:
@@ -255,6 +409,7 @@ def round_verdict(
     max_samples: int,
     complained: frozenset[int] = frozenset(),
     window_closed: bool = False,
+    norm_limit: Callable[[int], int] | None = None,
 ) -> RoundVerdict:
     """Decide every client of a round from the members' posted checks.
 
@@ -265,7 +420,10 @@ def round_verdict(
     closed (``window_closed``): then it names the member. A member is expected to complain only
     where :func:`is_safe_to_complain`; elsewhere its disagreement is ``disputed``. A client whose
     revealed sample count is outside [1, ``max_samples``] is excluded: its weight would make the
-    round's sum fail.
+    round's sum fail. With ``norm_limit`` (sample count -> the largest ||q||^2 clipping allows,
+    :func:`squared_norm_limit`), a client whose decisively decoded squared norm is above it is
+    excluded (``NormOutOfRange``) and members off its norm polynomial are named; without it
+    (the vectors carry no norm masks) norms are not checked.
     """
     excluded: dict[int, str] = {}
     wrong: dict[int, list[int]] = {}
@@ -273,6 +431,8 @@ def round_verdict(
     awaiting: set[tuple[int, int]] = set()
     unchecked: list[int] = []
     counts: dict[int, int] = {}
+    norms: dict[int, int] = {}
+    norm_unchecked: list[int] = []
     for client in range(clients):
         points = {j: values[client] for j, values in checks.items() if values[client] is not None}
         if len(points) < threshold:
@@ -307,6 +467,17 @@ def round_verdict(
             (wrong if nameable else disputed).setdefault(member, []).append(client)
         if not 1 <= counts[client] <= max_samples:
             excluded[client] = "SampleCountOutOfRange"
+        elif norm_limit is not None:
+            kept_points = {j: check[2] for j, check in agreeing.items() if j not in off}
+            verdict = _norm_verdict(kept_points, threshold, norm_limit(counts[client]))
+            if verdict.squared_norm is not None:
+                norms[client] = verdict.squared_norm
+            for member in verdict.off:
+                (wrong if verdict.decisive else disputed).setdefault(member, []).append(client)
+            if verdict.too_large:
+                excluded[client] = "NormOutOfRange"
+            elif not verdict.decisive:
+                norm_unchecked.append(client)
     # A member is named only about clients kept: about an excluded one, nothing hangs on its word.
     awaiting = {(m, c) for m, c in awaiting if c not in excluded}
 
@@ -314,4 +485,23 @@ def round_verdict(
         about = {m: tuple(sorted({c for c in cs if c not in excluded})) for m, cs in by_member.items()}
         return {m: cs for m, cs in about.items() if cs}
 
-    return RoundVerdict(excluded, kept(wrong), frozenset(awaiting), kept(disputed), tuple(unchecked), counts)
+    return RoundVerdict(excluded, kept(wrong), frozenset(awaiting), kept(disputed), tuple(unchecked), counts,
+                        tuple(c for c in norm_unchecked if c not in excluded), norms)
+
+
+@dataclass(frozen=True)
+class _NormVerdict:
+    squared_norm: int | None
+    off: tuple[int, ...]
+    decisive: bool
+    too_large: bool
+
+
+def _norm_verdict(points: Mapping[int, int], threshold: int, limit: int) -> _NormVerdict:
+    """One client's norm shares against ``limit``: excluded only when decisive and above it."""
+    read = read_norm(points, threshold)
+    if read is None:
+        return _NormVerdict(None, (), False, False)
+    value, off, decisive = read
+    decisive = decisive and limit < MODULUS  # a limit beyond the field lets any value through
+    return _NormVerdict(value, off, decisive, decisive and value > limit)

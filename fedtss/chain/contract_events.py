@@ -218,9 +218,9 @@ class AggregateShareSubmitted(RoundEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ChecksSubmitted(RoundEvent):
-    """A member (1-based ``member_index``) posted its share checks: 16 bytes per client of the
+    """A member (1-based ``member_index``) posted its share checks: 24 bytes per client of the
     round, client i's projection and the member's share of its sample count at
-    ``checks[16 * i : 16 * i + 16]`` (:func:`fedtss.validation.decode_checks`)."""
+    ``checks[24 * i : 24 * i + 24]`` (:func:`fedtss.validation.decode_checks`)."""
 
     member: str
     member_index: int

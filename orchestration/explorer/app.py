@@ -46,6 +46,7 @@ from fedtss.chain import RoundState
 from fedtss.chain.redaction import display_url
 from fedtss.errors import ChainError, FedTSSError
 from fedtss.storage import LocalStore
+from fedtss.validation import CHECK_BYTES
 from orchestration.explorer.chainview import (
     FederationView,
     RoundSummary,
@@ -147,6 +148,7 @@ def _environment() -> Environment:
     env.filters.update(short=_short, when=_when, iso=_iso, ether=_ether, gwei=_gwei,
                        thousands=lambda n: "" if n is None else f"{n:,}",
                        metrics=_metrics)
+    env.globals["check_bytes"] = CHECK_BYTES  # bytes a member posts per client (fedtss.validation)
     return env
 
 

@@ -42,18 +42,24 @@ def _logged(caplog, key: str, value: str) -> list[str]:
 
 
 def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, ...] = (),
-                    samples: int | None = None) -> PreparedUpdate:
-    """Client ``index``'s honest update (with the checks' pad), shared t-of-n, then the shares of
-    ``corrupt_members`` moved off the polynomial by one in one coordinate, and everything sealed
-    correctly: every share opens and is well-formed. ``samples`` replaces the shared sample count
-    (a field element: p - 5 is -5)."""
+                    samples: int | None = None, coordinate: float | None = None) -> PreparedUpdate:
+    """Client ``index``'s honest update (with the checks' norm masks and pad), shared t-of-n, then
+    the shares of ``corrupt_members`` moved off the polynomial by one in one coordinate, and
+    everything sealed correctly: every share opens and is well-formed. ``samples`` replaces the
+    shared sample count (a field element: p - 5 is -5); ``coordinate`` sets every coordinate of
+    the update to that value, unclipped (quantized as a client that skips clipping would)."""
     agent = fed.clients[index]
     node = agent.node
     delta, honest_samples = fed.client_update(index)
-    vector = quantized_vector(delta, honest_samples, agent.federation.quantization)
+    quantization = agent.federation.quantization
+    vector = quantized_vector(delta, honest_samples, quantization)
     if samples is not None:
         vector[-1] = samples
-    vector = pad_vector(vector, 123456789)
+    if coordinate is not None:
+        vector[:-1] = round(coordinate * honest_samples * 2**quantization.fractional_bits) % gf.MODULUS
+    t = node.contract.threshold()
+    vector = pad_vector(vector, 123456789, norm_masks=[int.from_bytes(os.urandom(16), "big") % gf.MODULUS
+                                                       for _ in range(t - 1)])
     keys = [key for _, key in node.contract.committee()]
     rows = share_vector(vector, threshold=node.contract.threshold(), holders=len(keys), key=os.urandom(32))
     for member in corrupt_members:
@@ -84,7 +90,7 @@ def test_an_honest_checked_round_is_plaintext_fedavg_with_one_checks_transaction
     fed.assert_model_is_fedavg_of([0, 1, 2, 3])
     checks = events_of(fed.events(), ChecksSubmitted)
     assert sorted(e.member_index for e in checks) == [1, 2, 3, 4, 5, 6]
-    assert all(len(e.checks) == 16 * 4 for e in checks)
+    assert all(len(e.checks) == 24 * 4 for e in checks)
     assert events_of(fed.events(), ComplaintsSubmitted) == []
     assert not any("excluded_" in r.getMessage() for r in caplog.records)
 
@@ -147,8 +153,8 @@ def test_a_member_that_posts_a_false_check_is_named_by_every_member_and_the_clie
 
     def post_checks(agent, round_, projections):
         if agent is liar:
-            (projection, count), *rest = projections
-            projections = [((projection + 1) % gf.MODULUS, count), *rest]
+            (projection, count, norm), *rest = projections
+            projections = [((projection + 1) % gf.MODULUS, count, norm), *rest]
         return real_post(agent, round_, projections)
 
     def post_complaints(agent, round_, clients, terms):
@@ -193,3 +199,80 @@ def test_with_t_above_half_of_n_a_cheated_member_does_not_show_its_share_and_nob
                    for r in caplog.records)
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2, 3])  # one bad share of four: the majority polynomial is its update
+
+
+#: n = 4, t = 2: all four norm values agree for an honest client, 3t - 2 = 4: the norm is decisive.
+NORM_SHAPE = {**SHAPE, "members": 4, "threshold": 2}
+
+
+def test_a_client_that_skips_clipping_is_excluded_for_its_norm_by_every_member_and_the_round_is_fedavg_of_the_rest(
+        make_federation_in, caplog) -> None:
+    """The issue's attack: every coordinate 10^6, well shared and sealed. Shares, count and pad all
+    check out; only the norm gives it away."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6))
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormOutOfRange"] * 4
+    assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    (reached,) = events_of(fed.events(), ThresholdReached)
+    assert reached.included_clients == ClientSet(0b0111)
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+def test_a_client_scaled_just_past_its_clip_bound_is_excluded_and_one_just_within_is_kept(
+        make_federation_in, caplog) -> None:
+    """The limit is the clip bound itself (plus rounding): a coordinate that puts the norm at 1.2
+    clip_norm is out; the honest clients, at or below clip_norm, are in."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    clip, d = fed.clients[3].federation.quantization.clip_norm, fed.client_update(3)[0].size
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1.2 * clip / d**0.5))
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormOutOfRange"] * 4
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+def test_a_member_that_posts_a_false_norm_value_about_an_honest_client_is_named_by_every_member_and_the_client_kept(
+        make_federation_in, caplog, monkeypatch) -> None:
+    """n = 5, t = 2: the five norm values correct one, and the four others are decisive."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**{**NORM_SHAPE, "members": 5})
+    liar = fed.members[2]  # member 3 claims client 0's norm is far larger
+    real_post = client_checks.post_checks
+
+    def post_checks(agent, round_, projections):
+        if agent is liar:
+            (projection, count, norm), *rest = projections
+            projections = [(projection, count, (norm + 10**15) % gf.MODULUS), *rest]
+        return real_post(agent, round_, projections)
+
+    monkeypatch.setattr(client_checks, "post_checks", post_checks)
+    fed.drive()
+
+    assert _logged(caplog, "excluded_member", "3") == ["FalseCheck"] * 5
+    assert not any("excluded_client=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2, 3])
+
+
+def test_with_the_demos_committee_a_norm_attack_is_logged_as_unchecked_not_excluded(make_federation_in,
+                                                                                      caplog) -> None:
+    """n = 5, t = 3 (the demo's): 5 norm values are fewer than 3t - 2 = 7, so two colluders could
+    have steered the decoded norm; every member keeps the client and says its norm went unchecked
+    (the README states this limit)."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**{**SHAPE, "members": 5})
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6))
+    fed.drive(fed.members)
+
+    assert sum("norm_unchecked=4 " in r.getMessage() for r in caplog.records) == 5
+    assert not any("excluded_client=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized

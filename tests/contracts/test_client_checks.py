@@ -40,8 +40,8 @@ def cid(label: str, codec: int = RAW) -> str:
 
 
 def projections(clients: int, member: int = 0) -> bytes:
-    """16 bytes per client (any bytes will do: the contract does not read them)."""
-    return b"".join((member * 1000 + i).to_bytes(16, "big") for i in range(clients))
+    """24 bytes per client (any bytes will do: the contract does not read them)."""
+    return b"".join((member * 1000 + i).to_bytes(24, "big") for i in range(clients))
 
 
 def key(label: str) -> bytes:
@@ -139,12 +139,12 @@ def test_checks_are_accepted_once_per_member_and_decoded_with_their_fields(c):
     assert c.rounds.state(1) == RoundState.Aggregating  # checks move no state
 
 
-def test_checks_of_other_than_sixteen_bytes_per_client_revert_with_both_lengths(c):
+def test_checks_of_other_than_twenty_four_bytes_per_client_revert_with_both_lengths(c):
     c.to_aggregating(clients=3)
-    for length in (0, 24, 47, 49, 160):
-        with reverts("RoundInvalidChecks", round=1, length=length, expectedLength=48):
+    for length in (0, 48, 71, 73, 240):
+        with reverts("RoundInvalidChecks", round=1, length=length, expectedLength=72):
             c.check(0, bytes(length))
-    c.check(0, bytes(48))
+    c.check(0, bytes(72))
 
 
 def test_checks_from_a_non_member_revert(c):

@@ -20,8 +20,8 @@ _post_checks = client_checks.post_checks
 
 def post_false_checks(agent, round_, checks):
     if checks and checks[0] is not None:
-        (projection, count_share), *rest = checks
-        checks = [((projection + 1) % MODULUS, count_share), *rest]
+        (projection, count_share, norm), *rest = checks
+        checks = [((projection + 1) % MODULUS, count_share, norm), *rest]
     return _post_checks(agent, round_, checks)
 
 

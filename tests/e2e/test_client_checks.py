@@ -3,7 +3,8 @@
 Committee of 6, t = 3 (six checks per client correct one error, and a member off a client's
 polynomial has the 2t - 1 others a complaint needs), 4 clients, the launcher's default
 ``check_period``. The test plays client 3 and submits well-formed, correctly sealed shares that break
-one rule: one member's share off the polynomial, or a shared sample count of zero. Every member must
+one rule: one member's share off the polynomial, a shared sample count of zero, or (committee of 4,
+t = 2, where the norm check decides) every coordinate 10^6 without clipping. Every member must
 exclude client 3 by name, name no member, and finalize the round as plaintext FedAvg of clients 0-2.
 Then a member that posts a false check about client 0 (tests/e2e/lying_member.py): every member names
 it and client 0 stays in.
@@ -36,9 +37,10 @@ SHAPE = dict(clients=4, committee=6, threshold=3, min_clients=2, rounds=1)
 
 
 def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None = None,
-                    samples: int | None = None) -> None:
-    """Client HOSTILE's honest round-1 update, shared with the checks' pad, then broken: member
-    ``corrupt_member``'s share moved off the polynomial, or the shared sample count replaced."""
+                    samples: int | None = None, coordinate: float | None = None) -> None:
+    """Client HOSTILE's honest round-1 update, shared with the checks' norm masks and pad, then
+    broken: member ``corrupt_member``'s share moved off the polynomial, the shared sample count
+    replaced, or every update coordinate set to ``coordinate`` without clipping."""
     contract, store = federation.contract, federation.store
     account = federation.clients[HOSTILE]
     model = federation.load_model(federation.initial_model_cid)
@@ -48,7 +50,10 @@ def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None =
     vector = quantized_vector(delta, honest_samples, quantization, metrics)
     if samples is not None:
         vector[delta.size] = samples  # the count sits right after the update
-    vector = pad_vector(vector, int.from_bytes(os.urandom(16), "big") % gf.MODULUS)
+    if coordinate is not None:
+        vector[: delta.size] = round(coordinate * honest_samples * 2**quantization.fractional_bits) % gf.MODULUS
+    tail = [int.from_bytes(os.urandom(16), "big") % gf.MODULUS for _ in range(contract.threshold())]
+    vector = pad_vector(vector, tail[-1], norm_masks=tail[:-1])
     keys = [key for _, key in contract.committee()]
     rows = share_vector(vector, threshold=contract.threshold(), holders=len(keys), key=os.urandom(32))
     if corrupt_member is not None:
@@ -66,13 +71,18 @@ def _member_logs(federation: LocalFederation) -> dict[str, str]:
     return {name: federation.log_path(name).read_text(errors="replace") for name in federation.member_names}
 
 
-@pytest.mark.parametrize(("attack", "reason"), [
-    (dict(corrupt_member=2), "InconsistentShares"),
-    (dict(samples=0), "SampleCountOutOfRange"),
-], ids=["one-share-off-the-polynomial", "zero-samples"])
+#: Committee of 4, t = 2: four agreeing norm values are 3t - 2, so the norm check decides.
+NORM_SHAPE = {**SHAPE, "committee": 4, "threshold": 2}
+
+
+@pytest.mark.parametrize(("attack", "reason", "shape"), [
+    (dict(corrupt_member=2), "InconsistentShares", SHAPE),
+    (dict(samples=0), "SampleCountOutOfRange", SHAPE),
+    (dict(coordinate=1e6), "NormOutOfRange", NORM_SHAPE),
+], ids=["one-share-off-the-polynomial", "zero-samples", "every-coordinate-a-million"])
 def test_a_client_breaking_a_checked_rule_is_excluded_by_name_by_every_member_and_the_round_is_fedavg_of_the_rest(
-        small_federation, attack: dict, reason: str) -> None:
-    federation, tracker = small_federation(skip=(f"client-{HOSTILE}",), **SHAPE)
+        small_federation, attack: dict, reason: str, shape: dict) -> None:
+    federation, tracker = small_federation(skip=(f"client-{HOSTILE}",), **shape)
     assert federation.spec.resolved_check_period > 0
     tracker.wait_until(lambda t: 1 in t.records, timeout=ROUND_TIMEOUT)
     _submit_hostile(federation, **attack)

@@ -16,17 +16,22 @@ from fedtss import field as gf
 from fedtss._reed_solomon import evaluate, interpolate
 from fedtss.errors import ConfigError, FormatError
 from fedtss.field import MODULUS
+from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
 from fedtss.shamir import share_vector
 from fedtss.validation import (
     NOT_OPENED,
+    CheckedLayout,
     challenge_vector,
     check_client,
     decode_checks,
     encode_checks,
+    norm_share,
     pad_vector,
     project_share,
     round_challenge,
+    read_norm,
     round_verdict,
+    squared_norm_limit,
 )
 
 N, T = 5, 3
@@ -115,7 +120,7 @@ def test_control_without_the_pad_what_it_publishes_tells_two_updates_apart() -> 
 def test_bad_inputs_are_one_line_errors() -> None:
     with pytest.raises(ConfigError, match="32 bytes"):
         challenge_vector(b"short", 3)
-    with pytest.raises(ConfigError, match="pad must be a field element"):
+    with pytest.raises(ConfigError, match="pad and the norm masks must be field elements"):
         pad_vector(np.zeros(2, dtype=np.uint64), MODULUS)
     with pytest.raises(FormatError, match="cannot be projected"):
         project_share(np.zeros(3, dtype=np.uint64), challenge_vector(b"\x01" * 32, 4))
@@ -132,18 +137,32 @@ def test_the_challenge_vector_is_deterministic_and_has_no_zero() -> None:
 
 # ----------------------------------------------------------- a round's verdict from posted checks
 
-RHO = challenge_vector(bytes(32), 32)
 MAX_SAMPLES = 1000
-COUNT = 30  # the sample count's coordinate in the dealt vectors (update 0..29, count, pad)
+COUNT = 30  # the sample count's coordinate in the dealt vectors (update 0..29, count, t - 1 norm masks, pad)
 
 
-def _check(share: np.ndarray, rho: np.ndarray = RHO) -> tuple[int, int]:
-    return project_share(share, rho), int(share[COUNT])
+def _layout(t: int) -> CheckedLayout:
+    return CheckedLayout(update=COUNT, metrics=0, threshold=t)
 
 
-def _deal(client: int, *, samples: int = 40, n: int = N, t: int = T) -> np.ndarray:
-    update = np.concatenate([np.arange(30, dtype=np.uint64) * (client + 1), np.array([samples], dtype=np.uint64)])
-    return share_vector(pad_vector(update, 5 + client), threshold=t, holders=n, key=os.urandom(32))
+def _rho(t: int) -> np.ndarray:
+    return challenge_vector(bytes(32), _layout(t).length)
+
+
+def _check(share: np.ndarray, member: int, t: int) -> tuple[int, int, int]:
+    """What member ``member`` posts about a client whose share (of a t-of-n dealing) is ``share``."""
+    return project_share(share, _rho(t)), int(share[COUNT]), norm_share(share, _layout(t), member)
+
+
+def _deal(client: int, *, samples: int = 40, n: int = N, t: int = T, scale: int = 1) -> np.ndarray:
+    update = np.concatenate([np.arange(30, dtype=np.uint64) * (client + 1) * scale,
+                             np.array([samples], dtype=np.uint64)])
+    masks = [int.from_bytes(os.urandom(16), "big") % MODULUS for _ in range(t - 1)]
+    return share_vector(pad_vector(update, 5 + client, norm_masks=masks), threshold=t, holders=n, key=os.urandom(32))
+
+
+def _squared_norm(client: int, scale: int = 1) -> int:
+    return sum((k * (client + 1) * scale) ** 2 for k in range(30))
 
 
 #: n = 6, t = 3: with one member off, the other five (2t - 1) are enough to show it safely.
@@ -160,11 +179,11 @@ def _round_checks(clients: int = 3, *, corrupt: tuple[int, int] | None = None, l
     if corrupt is not None:
         client, member = corrupt
         dealt[client, member - 1, 0] = gf.add(dealt[client, member - 1, 0:1], np.ones(1, dtype=np.uint64))[0]
-    checks = {j: [_check(dealt[c, j - 1]) for c in range(clients)] for j in range(1, n + 1)}
+    checks = {j: [_check(dealt[c, j - 1], j, t) for c in range(clients)] for j in range(1, n + 1)}
     if lie is not None:
         member, client = lie
-        projection, count = checks[member][client]
-        checks[member][client] = ((projection + 1) % MODULUS, count)
+        projection, count, norm = checks[member][client]
+        checks[member][client] = ((projection + 1) % MODULUS, count, norm)
     return checks, dealt
 
 
@@ -184,7 +203,7 @@ def test_a_client_that_corrupts_one_members_share_is_excluded_once_that_member_s
     checks, dealt = _round_checks(corrupt=(1, 4))
     before = _verdict(checks)
     assert before.awaiting == {(4, 1)} and before.excluded_clients == {}
-    shown = {(4, 1): _check(dealt[1, 3])}  # what member 4's revealed key opens
+    shown = {(4, 1): _check(dealt[1, 3], 4, VT)}  # what member 4's revealed key opens
     after = _verdict(checks, shown, complained=frozenset({4}))
     assert after.excluded_clients == {1: "InconsistentShares"} and after.wrong_members == {}
 
@@ -194,7 +213,7 @@ def test_a_member_that_posts_a_false_check_is_named_and_the_client_kept() -> Non
     silent = _verdict(checks, window_closed=True)
     assert silent.wrong_members == {2: (0,)} and silent.excluded_clients == {}
     # complaining does not help a liar: its real share projects elsewhere than it posted
-    complained = _verdict(checks, {(2, 0): _check(dealt[0, 1])}, complained=frozenset({2}))
+    complained = _verdict(checks, {(2, 0): _check(dealt[0, 1], 2, VT)}, complained=frozenset({2}))
     assert complained.wrong_members == {2: (0,)} and complained.excluded_clients == {}
     # nor does a key that opens nothing
     assert _verdict(checks, {(2, 0): None}, complained=frozenset({2})).wrong_members == {2: (0,)}
@@ -202,8 +221,8 @@ def test_a_member_that_posts_a_false_check_is_named_and_the_client_kept() -> Non
 
 def test_a_member_that_posts_a_false_count_share_is_named_and_the_count_still_read() -> None:
     checks, _ = _round_checks()
-    projection, count = checks[3][1]
-    checks[3][1] = (projection, (count + 1) % MODULUS)
+    projection, count, norm = checks[3][1]
+    checks[3][1] = (projection, (count + 1) % MODULUS, norm)
     verdict = _verdict(checks)
     assert verdict.wrong_members == {3: (1,)} and verdict.excluded_clients == {}
     assert verdict.sample_counts[1] == 40
@@ -218,15 +237,15 @@ def test_a_client_whose_shared_sample_count_is_out_of_range_is_excluded(samples:
 
 def test_a_complaint_from_a_member_that_agreed_changes_nothing() -> None:
     checks, dealt = _round_checks()
-    verdict = _verdict(checks, {(3, 2): _check(dealt[2, 2])}, complained=frozenset({3}))
+    verdict = _verdict(checks, {(3, 2): _check(dealt[2, 2], 3, VT)}, complained=frozenset({3}))
     assert verdict.excluded_clients == {} and verdict.wrong_members == {}
 
 
 def test_a_client_inconsistent_at_more_members_than_can_be_corrected_is_excluded_at_once() -> None:
     checks, _ = _round_checks()
     for member, shift in ((1, 1), (2, 7)):
-        projection, count = checks[member][2]
-        checks[member][2] = ((projection + shift) % MODULUS, count)
+        projection, count, norm = checks[member][2]
+        checks[member][2] = ((projection + shift) % MODULUS, count, norm)
     verdict = _verdict(checks)
     assert verdict.excluded_clients == {2: "InconsistentShares"} and not verdict.awaiting
 
@@ -271,7 +290,7 @@ def test_colluders_steering_the_decoded_polynomial_never_get_an_honest_member_as
                   + [12345 + j for j in liars[: t - k - 1]])
         steered = interpolate(anchors, values)
         for j in liars:
-            checks[j][client] = (evaluate(steered, j), checks[j][client][1])
+            checks[j][client] = (evaluate(steered, j), *checks[j][client][1:])
     verdict = _verdict(checks, threshold=t, window_closed=True)
     asked = {m for m, _ in verdict.awaiting} | set(verdict.wrong_members)
     assert not asked & set(honest), (n, t, verdict)
@@ -279,15 +298,18 @@ def test_colluders_steering_the_decoded_polynomial_never_get_an_honest_member_as
 
 
 def test_posted_checks_round_trip_with_not_opened_and_reject_the_wrong_length() -> None:
-    values = [(0, 1), (MODULUS - 1, 2), None, (12345, MODULUS - 1)]
+    values = [(0, 1, 2), (MODULUS - 1, 2, 0), None, (12345, MODULUS - 1, 7)]
     blob = encode_checks(values)
-    assert len(blob) == 64 and blob[32:48] == NOT_OPENED.to_bytes(8, "big") * 2
+    assert len(blob) == 96 and blob[48:72] == NOT_OPENED.to_bytes(8, "big") * 3
     assert decode_checks(blob, 4) == values
-    assert decode_checks(MODULUS.to_bytes(8, "big") + bytes(8), 1) == [None]  # outside the field: not a check
-    with pytest.raises(FormatError, match="expected 48"):
+    for at in range(3):  # any element outside the field: not a check
+        assert decode_checks(bytes(8 * at) + MODULUS.to_bytes(8, "big") + bytes(16 - 8 * at), 1) == [None]
+    with pytest.raises(FormatError, match="expected 72"):
         decode_checks(blob, 3)
     with pytest.raises(FormatError, match="field elements"):
-        encode_checks([(MODULUS, 0)])
+        encode_checks([(MODULUS, 0, 0)])
+    with pytest.raises(FormatError, match="three field elements"):
+        encode_checks([(1, 2)])
 
 
 def test_the_round_challenge_depends_on_every_input() -> None:
@@ -318,16 +340,17 @@ def test_within_the_correction_bound_bad_clients_are_excluded_and_lying_members_
         room = bound - len(liars)
         honest = sorted(set(range(1, n + 1)) - liars)
         for member in data.draw(st.lists(st.sampled_from(honest), max_size=room, unique=True)) if room else []:
-            coordinate = data.draw(st.sampled_from([0, COUNT, COUNT + 1]))  # update, count or pad
+            coordinate = data.draw(st.sampled_from([0, COUNT, COUNT + 1, COUNT + t - 1, COUNT + t]))  # update, count, mask, pad
             dealt[client, member - 1, coordinate] = gf.add(dealt[client, member - 1, coordinate:coordinate + 1],
                                                            np.ones(1, dtype=np.uint64))[0]
             corrupted.setdefault(client, set()).add(member)
-    real = {(j, c): _check(dealt[c, j - 1]) for j in range(1, n + 1) for c in range(clients)}
+    real = {(j, c): _check(dealt[c, j - 1], j, t) for j in range(1, n + 1) for c in range(clients)}
     lies = {(j, c): data.draw(st.sampled_from(["projection", "count"])) for j in liars for c in range(clients)
             if data.draw(st.booleans())}
     checks = {j: [real[j, c] if (j, c) not in lies else
-                  ((real[j, c][0] + 1) % MODULUS, real[j, c][1]) if lies[j, c] == "projection" else
-                  (real[j, c][0], (real[j, c][1] + 1) % MODULUS) for c in range(clients)] for j in range(1, n + 1)}
+                  ((real[j, c][0] + 1) % MODULUS, *real[j, c][1:]) if lies[j, c] == "projection" else
+                  (real[j, c][0], (real[j, c][1] + 1) % MODULUS, real[j, c][2]) for c in range(clients)]
+              for j in range(1, n + 1)}
     verdict_of = dict(clients=clients, threshold=t, max_samples=MAX_SAMPLES)
     first = round_verdict(checks, {}, **verdict_of)
     complaints = {(j, c): real[j, c] for j, c in first.awaiting if j not in liars}
@@ -340,3 +363,174 @@ def test_within_the_correction_bound_bad_clients_are_excluded_and_lying_members_
     assert out_of_range - set(corrupted) <= by_count <= out_of_range  # a client both is out for either
     excluded = set(corrupted) | out_of_range
     assert set(verdict.wrong_members) == {j for j, c in lies if c not in excluded}
+
+
+# ------------------------------------------------------------------ the norm check on shares
+
+def _norm_limit(squared_norm: int):
+    return lambda samples: squared_norm
+
+
+def _norm_checks(n: int, t: int, *, clients: int = 2, scale: dict[int, int] | None = None) -> dict[int, list]:
+    scale = scale or {}
+    dealt = np.stack([_deal(c, n=n, t=t, scale=scale.get(c, 1)) for c in range(clients)])
+    return {j: [_check(dealt[c, j - 1], j, t) for c in range(clients)] for j in range(1, n + 1)}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(-(2**20), 2**20), min_size=1, max_size=30), st.integers(2, 5), st.integers(0, 3),
+       st.integers(0, 2))
+def test_the_members_norm_values_decode_to_the_squared_norm_of_the_update_and_metrics(
+        values, t, extra, metrics) -> None:
+    """Whatever the update, t and n >= 2t - 1, and however many metrics: the count, the masks and
+    the pad stay out, the update and metric coordinates (negatives as p - x) are in."""
+    n = 2 * t - 1 + extra
+    layout = CheckedLayout(update=len(values), metrics=metrics, threshold=t)
+    signed = values + [3] * metrics
+    field_values = [v % MODULUS for v in values] + [999] + [3] * metrics  # the count (999) between
+    masks = [int.from_bytes(os.urandom(16), "big") % MODULUS for _ in range(t - 1)]
+    vector = pad_vector(np.array(field_values, dtype=np.uint64), 77, norm_masks=masks)
+    shares = share_vector(vector, threshold=t, holders=n, key=os.urandom(32))
+    read = read_norm({j: norm_share(shares[j - 1], layout, j) for j in range(1, n + 1)}, t)
+    assert read is not None and read[0] == sum(v * v for v in signed) % MODULUS and read[1] == ()
+    assert read[2] == (n >= 3 * t - 2)
+
+
+@pytest.mark.parametrize(("n", "t"), [(4, 2), (7, 3)])
+def test_a_client_whose_norm_exceeds_the_clip_bound_is_excluded_by_a_decisive_committee(n: int, t: int) -> None:
+    checks = _norm_checks(n, t, scale={1: 1000})
+    verdict = _verdict(checks, threshold=t, norm_limit=_norm_limit(_squared_norm(1) * 2))
+    assert verdict.excluded_clients == {1: "NormOutOfRange"} and verdict.wrong_members == {}
+    assert verdict.squared_norms == {0: _squared_norm(0), 1: _squared_norm(1, 1000)} and verdict.norm_unchecked == ()
+
+
+def test_a_client_with_a_wrapped_or_unclipped_update_lands_above_any_small_limit() -> None:
+    """Coordinates of 10^6 (the issue's attack) at 2^16 fractional bits square past p: the
+    decoded value is ||q||^2 mod p, far above what clipping allows."""
+    t, n = 2, 4
+    checks = _norm_checks(n, t, scale={0: 10**6 * 2**16})
+    verdict = _verdict(checks, threshold=t, norm_limit=_norm_limit(_squared_norm(1)))
+    assert verdict.excluded_clients == {0: "NormOutOfRange"}
+
+
+def test_with_fewer_than_3t_minus_2_agreeing_norm_values_the_norm_is_not_checked_and_the_client_kept() -> None:
+    """n = 5, t = 3 (the demo's committee): 5 < 7 values, so two colluders could have moved the
+    decoded norm anywhere: nobody is excluded or named for a norm."""
+    checks = _norm_checks(5, 3, scale={1: 1000})
+    verdict = _verdict(checks, threshold=3, norm_limit=_norm_limit(_squared_norm(1) * 2))
+    assert verdict.excluded_clients == {} and verdict.norm_unchecked == (0, 1)
+    assert verdict.squared_norms[1] == _squared_norm(1, 1000)  # read, but not decisive
+
+
+def test_a_member_that_posts_a_false_norm_value_about_an_honest_client_is_named_and_the_client_kept() -> None:
+    """n = 5, t = 2: five values correct one error and four agreeing are decisive (3t - 2)."""
+    checks = _norm_checks(5, 2)
+    projection, count, norm = checks[3][0]
+    checks[3][0] = (projection, count, (norm + 10**12) % MODULUS)
+    verdict = _verdict(checks, threshold=2, norm_limit=_norm_limit(_squared_norm(1)))
+    assert verdict.wrong_members == {3: (0,)} and verdict.excluded_clients == {}
+    assert verdict.squared_norms[0] == _squared_norm(0)
+
+
+def test_a_norm_limit_beyond_the_field_leaves_the_norm_unchecked() -> None:
+    checks = _norm_checks(4, 2, scale={1: 1000})
+    verdict = _verdict(checks, threshold=2, norm_limit=_norm_limit(MODULUS))
+    assert verdict.excluded_clients == {} and verdict.norm_unchecked == (0, 1)
+
+
+@pytest.mark.parametrize(("n", "t"), [(4, 2), (5, 2), (5, 3), (7, 3), (8, 3), (10, 4), (10, 6), (16, 6)])
+def test_colluders_choosing_their_norm_values_never_get_an_honest_client_excluded_or_an_honest_member_named(
+        n: int, t: int) -> None:
+    """The class: t - 1 colluders post norm values on a polynomial of degree < 2t - 1 through as
+    many honest values as they can, with a huge value at 0. Whatever (n, t), the honest client
+    is never excluded for its norm and no honest member is named."""
+    checks = _norm_checks(n, t, clients=1)
+    liars = list(range(1, t))
+    honest = [j for j in range(1, n + 1) if j not in liars]
+    k = min(2 * t - 2, len(honest))  # the polynomial passes through k honest values and (0, huge)
+    anchors = [0] + honest[:k]
+    steered = interpolate(anchors, [MODULUS - 1] + [checks[j][0][2] for j in honest[:k]])
+    for j in liars:
+        checks[j][0] = (*checks[j][0][:2], evaluate(steered, j))
+    verdict = _verdict(checks, threshold=t, norm_limit=_norm_limit(_squared_norm(0) * 2), window_closed=True)
+    assert verdict.excluded_clients == {}, (n, t, verdict)
+    assert not set(verdict.wrong_members) & set(honest)
+
+
+def _solve(rows: list[list[int]], rhs: list[int]) -> list[int]:
+    """Gaussian elimination over GF(p) of a square system."""
+    size = len(rows)
+    a = [row[:] + [value] for row, value in zip(rows, rhs)]
+    for col in range(size):
+        pivot = next(r for r in range(col, size) if a[r][col] % MODULUS)
+        a[col], a[pivot] = a[pivot], a[col]
+        inverse = pow(a[col][col], MODULUS - 2, MODULUS)
+        a[col] = [v * inverse % MODULUS for v in a[col]]
+        for r in range(size):
+            if r != col and a[r][col]:
+                factor = a[r][col]
+                a[r] = [(v - factor * w) % MODULUS for v, w in zip(a[r], a[col])]
+    return [a[r][size] for r in range(size)]
+
+
+def _through(points: dict[int, int], at_zero: int, x: int) -> int:
+    """The polynomial of degree < t through the coalition's points and (0, at_zero), at x."""
+    return evaluate(interpolate([0, *points], [at_zero, *points.values()]), x)
+
+
+def _second_dealing_matches(t: int, n: int, *, masked: bool) -> bool:
+    """Whether t - 1 colluders' shares plus every member's posted norm value fit a second update of
+    the same norm (the update's coordinates permuted) as well as the true one: solve for masks."""
+    update = [3, -7, 11, 2, -5]
+    other = update[::-1]  # the same norm, another vector
+    d = len(update)
+    layout = CheckedLayout(update=d, metrics=0, threshold=t)
+    masks = [int.from_bytes(os.urandom(16), "big") % MODULUS for _ in range(t - 1)] if masked else [0] * (t - 1)
+    vector = pad_vector(np.array([v % MODULUS for v in update] + [40], dtype=np.uint64), 9, norm_masks=masks)
+    shares = share_vector(vector, threshold=t, holders=n, key=os.urandom(32))
+    posted = {j: norm_share(shares[j - 1], layout, j) for j in range(1, n + 1)}
+    coalition = range(1, t)
+
+    def other_share(j: int, new_masks: list[int]) -> np.ndarray:
+        """Member j's share of ``other`` dealt to agree with the coalition's shares (its only freedom: the masks)."""
+        values = [v % MODULUS for v in other] + [40] + new_masks + [9]
+        return np.array([_through({c: int(shares[c - 1, k]) for c in coalition}, values[k], j)
+                         for k in range(len(values))], dtype=np.uint64)
+
+    if not masked:
+        return all(norm_share(other_share(j, [0] * (t - 1)), layout, j) == posted[j] for j in range(1, n + 1))
+    # norm_share is affine in the masks: find its coefficients at t - 1 outside members, then solve
+    outside = list(range(t, n + 1))
+    base = {j: norm_share(other_share(j, [0] * (t - 1)), layout, j) for j in outside}
+    unit = {(j, i): (norm_share(other_share(j, [int(i == k) for k in range(t - 1)]), layout, j) - base[j]) % MODULUS
+            for j in outside for i in range(t - 1)}
+    pick = outside[: t - 1]
+    solved = _solve([[unit[j, i] for i in range(t - 1)] for j in pick], [(posted[j] - base[j]) % MODULUS for j in pick])
+    return all(norm_share(other_share(j, solved), layout, j) == posted[j] for j in range(1, n + 1))
+
+
+@pytest.mark.parametrize(("n", "t"), [(5, 3), (7, 4), (10, 6)])
+def test_posted_norm_values_and_t_minus_1_shares_fit_any_update_of_the_same_norm(n: int, t: int) -> None:
+    """What the norm values reveal to t - 1 colluders is the norm alone: for another update of the
+    same norm there are masks (of a dealing that gives the coalition the very same shares) under
+    which every member posts the very same value."""
+    assert _second_dealing_matches(t, n, masked=True)
+
+
+@pytest.mark.parametrize(("n", "t"), [(5, 3), (10, 6)])
+def test_control_without_the_norm_masks_the_posted_values_tell_two_updates_of_the_same_norm_apart(
+        n: int, t: int) -> None:
+    assert not _second_dealing_matches(t, n, masked=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, width=32), min_size=1, max_size=50), st.integers(1, 3000),
+       st.sampled_from([0.5, 1.0, 10.0]), st.lists(st.floats(-1e3, 1e3), max_size=3))
+def test_every_honestly_clipped_update_is_within_its_squared_norm_limit(values, samples, clip, metrics) -> None:
+    """The limit covers clipping's float rounding and the rounding of each coordinate: an honest
+    client is never excluded for its norm."""
+    config = QuantizationConfig(clip_norm=clip, max_clients=10, max_samples=3000)
+    update = quantize_update(np.array(values, dtype=np.float32), samples, config)
+    vector = np.concatenate([update, quantize_metrics(metrics, samples, config)])
+    signed = [int(v) - MODULUS if v > MODULUS // 2 else int(v) for v in np.delete(vector, len(values))]
+    assert sum(v * v for v in signed) <= squared_norm_limit(config, samples, update=len(values), metrics=len(metrics))

@@ -27,6 +27,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from agents.records import EXCLUSIONS_FILE, ExclusionRecord, append_exclusion, read_exclusions
 from fedtss.chain.devnode import dev_accounts, start_anvil
 from fedtss.cid import cid_from_parts, cid_to_parts
+from fedtss.validation import CHECK_BYTES
 from orchestration.explorer.app import PARTIAL_HEADER, create_app
 from orchestration.explorer.chainview import FederationView, classify_query, exclusions_from_records
 from orchestration.explorer.chart import Series, data_table, line_chart, report_series
@@ -350,7 +351,7 @@ def test_share_checks_and_complaints_show_on_the_round_and_transaction_pages(cha
     contract.start_training(chain.accounts[0], cid_from_parts(0x55, b"\x02" * 32), 1)
     for i, client in enumerate(clients):
         contract.submit_update(client, 1, cid_from_parts(0x55, bytes([i + 1]) * 32))
-    contract.submit_checks(members[0], 1, bytes(160))
+    contract.submit_checks(members[0], 1, bytes(CHECK_BYTES * 10))
     complained = contract.submit_complaints(members[1], 1, [(3, b"\x07" * 32)])
 
     view = FederationView(chain.url, deployment)
