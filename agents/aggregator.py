@@ -708,7 +708,7 @@ def shamir_sum_over(agent: AggregatorAgent, round_: int, summed: ShareSum, fixed
     """
     fixed = fixed or summed.chosen
     if fixed == summed.clients:
-        return summed.total, summed.clients
+        return without_check_tail(agent, summed.total), summed.clients
     if any(index not in summed.clients for index in fixed):
         return None
     extra = [s for s in round_submissions(agent, round_) if s.index in summed.clients and s.index not in fixed]
@@ -721,7 +721,19 @@ def shamir_sum_over(agent: AggregatorAgent, round_: int, summed: ShareSum, fixed
     total = summed.total
     for share in shares.values():
         total = gf.sub(total, share)
-    return total, fixed
+    return without_check_tail(agent, total), fixed
+
+
+def without_check_tail(agent: AggregatorAgent, aggregate: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """``aggregate`` with the checks' tail (norm masks and pad) zeroed, as a new array: the sum of
+    the clients' norm masks must never be public (:mod:`fedtss.validation`, "What it reveals"),
+    and nothing needs the tail once the checks are done."""
+    tail = checks_tail(agent)
+    if not tail:
+        return aggregate
+    posted = aggregate.copy()
+    posted[posted.size - tail :] = 0
+    return posted
 
 
 def compute_aggregate(agent: AggregatorAgent, round_: int) -> tuple[NDArray[np.uint64], ClientSet]:
@@ -866,14 +878,28 @@ def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:
                                   note="the member's check is off the client's polynomial; showing its share could "
                                        "reveal an honest client's update to t - 1 colluders, so nobody is named"))
     if verdict.norm_unchecked:
-        log.info(format_fields(role=agent.role, address=agent.node.address, round=action.round,
-                               norm_unchecked=len(verdict.norm_unchecked),
-                               note="fewer than 3t - 2 members' norm values agree on these clients' polynomial: "
-                                    "their norms are not checked (see fedtss.validation)"))
+        log_unchecked_norms(agent, action.round, [by_index[c].client for c in verdict.norm_unchecked],
+                            committee=len(committee), threshold=pending.terms.t)
     summed.withheld = ClientSet(sum(1 << index for index in verdict.excluded_clients))
     if pending.posted:
         return Outcome(note="verdict taken; the share was posted over the set the chain fixed first")
     return post_over_round_set(agent, action.round, summed, pending.length)
+
+
+def log_unchecked_norms(agent: AggregatorAgent, round_: int, clients: Sequence[str], *, committee: int,
+                        threshold: int) -> None:
+    """Say whose norm went unchecked. With fewer than 3t - 2 members no norm ever is (a count will
+    do); with enough, something kept these clients' values from agreeing (a member down or lying,
+    or a client whose shares some members could not open): name them, for the operator."""
+    fields = dict(role=agent.role, address=agent.node.address, round=round_)
+    if committee < 3 * threshold - 2:
+        log.info(format_fields(**fields, norm_unchecked=len(clients),
+                               note=f"a committee of {committee} is below 3t - 2 = {3 * threshold - 2}: norms are "
+                                    "not checked (see fedtss.validation)"))
+        return
+    log.warning(format_fields(**fields, norm_unchecked=",".join(clients),
+                              note="fewer than 3t - 2 members' norm values agree on these clients: their norms "
+                                   "are not checked this round"))
 
 
 def _post_over_round_set(agent: AggregatorAgent, round_: int, opened: Opened, length: int) -> Outcome:

@@ -98,7 +98,7 @@ class ShareProjections:
     def norm_limit(self, quantization: QuantizationConfig) -> Callable[[int], int]:
         """Sample count -> the largest squared norm clipping allows for this round's vectors."""
         layout = self.layout
-        return lambda samples: squared_norm_limit(quantization, samples, update=layout.update, metrics=layout.metrics)
+        return lambda samples: squared_norm_limit(quantization, samples, update=layout.update)
 
     def take(self, index: int, share: NDArray[np.uint64]) -> None:
         value = self.check(share)

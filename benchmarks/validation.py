@@ -137,8 +137,7 @@ def measure_member(case: Case) -> dict[str, float]:
     checks = {j: [check_share(rows[i, j - 1], rho, layout, j) for i in range(case.clients)] for j in range(1, case.n + 1)}
     started = time.perf_counter()
     verdict = round_verdict(checks, {}, clients=case.clients, threshold=case.t, max_samples=1000,
-                            norm_limit=lambda samples: squared_norm_limit(quantization, samples, update=case.d,
-                                                                          metrics=0))
+                            norm_limit=lambda samples: squared_norm_limit(quantization, samples, update=case.d))
     verdict_seconds = time.perf_counter() - started
     if verdict.excluded_clients or verdict.wrong_members:
         raise RuntimeError("the benchmark's honest clients and members were not all kept")

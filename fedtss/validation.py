@@ -1,6 +1,6 @@
 """Share consistency per client, checked by the committee without revealing a share (issue 13's core).
 
-A client deals its vector s_i (update, sample count, metrics, then one *pad*) as Shamir shares
+A client deals its vector s_i (update, sample count, metrics, then t - 1 norm masks and one *pad*) as Shamir shares
 f_i(1..n) of one polynomial f_i of degree < t. An honest member cannot tell, from its own share,
 whether the others lie on the same polynomial; a client that corrupts one member's share gets
 that honest member named wrong at reconstruction. This module lets the committee check it per
@@ -50,10 +50,11 @@ honest member show its share.
 fresh per round; :func:`pad_vector`), so member j holds shares U_1(j)..U_(t-1)(j) of them.
 It posts, per client, a third field element (:func:`norm_share`):
 
-    nu_j = sum_k f_k(j)^2 + sum_(i=1..t-1) j^i U_i(j)    (k over the update and metric coordinates)
+    nu_j = sum_k f_k(j)^2 + sum_(i=1..t-1) j^i U_i(j)    (k over the update's coordinates)
 
 The first sum is a polynomial in j of degree 2(t - 1) whose value at 0 is ||q||^2, the squared
-norm of the client's quantized update and metrics; the mask term M(j) is one too, with M(0) = 0
+norm of the client's quantized update (not its metrics: next to the clip bound, that would give
+away the sum of its squared metrics); the mask term M(j) is one too, with M(0) = 0
 whatever the client dealt. So the n values decode (degree < 2t - 1, :func:`read_norm`) to the
 squared norm, which is then compared with what clipping allows for the client's revealed sample
 count (:func:`squared_norm_limit`). The masks are coordinates of the shared vector, so the
@@ -66,7 +67,10 @@ C, write f_k = q_k L + K_k with L(0) = 1, L = 0 on C and K_k known to C, and lik
 u_i L + K'_i: the posted polynomial is, up to terms C computes, L(j) (||q||^2 L(j) + sum_i
 (2 <q, kappa_i> + u_i) j^i) with kappa_i the coefficient vectors of K. The coalition learns that
 bracket (degree t - 1), whose coefficients of j^1..j^(t-1) are hidden by the uniform u_i: t - 1
-masks for t - 1 linear functions of q. (tests/fedtss/test_validation.py finds, for a second
+masks for t - 1 linear functions of q. So the u_i must stay secret: members zero the tail
+coordinates in the aggregate shares they post (``agents.aggregator``), else the public sum of the
+masks over the round's clients would turn the coalition's brackets into linear functions of the
+honest clients' own updates. (tests/fedtss/test_validation.py finds, for a second
 update of the same norm, masks that give every member the same posted value; with the masks
 zero it cannot, the control.)
 
@@ -205,21 +209,22 @@ def _checked_share(share: NDArray[np.uint64], layout: CheckedLayout) -> NDArray[
 
 
 def _norm_from_squares(squares: int, share: NDArray[np.uint64], layout: CheckedLayout, member: int) -> int:
-    """The sum of squares of every coordinate, less the count's and the tail's, plus the mask term."""
-    total = squares - sum(int(share[k]) ** 2 for k in (layout.count_index, *range(layout.masks_start, layout.length)))
+    """The sum of squares of every coordinate less those after the update (the count, the metrics
+    and the tail), plus the mask term. The metrics stay out: next to the clip bound, a clipped
+    client's norm would give away the sum of its squared metrics (its own loss)."""
+    total = squares - sum(int(value) ** 2 for value in share[layout.update :])
     for i in range(1, layout.threshold):
         total += pow(member, i, MODULUS) * int(share[layout.masks_start + i - 1])
     return total % MODULUS
 
 
-def squared_norm_limit(quantization: QuantizationConfig, samples: int, *, update: int, metrics: int) -> int:
-    """The largest ||q||^2 an honest client with ``samples`` samples can share: its update clipped to
-    ``clip_norm`` and scaled by samples * 2^f (float rounding as in :mod:`fedtss.quantize`), each
-    coordinate rounded (+ 1/2), and each metric clipped to ``clip_norm`` the same way."""
+def squared_norm_limit(quantization: QuantizationConfig, samples: int, *, update: int) -> int:
+    """The largest ||q||^2 an honest client with ``samples`` samples can share over its ``update``
+    coordinates: its update clipped to ``clip_norm`` and scaled by samples * 2^f (float rounding as
+    in :mod:`fedtss.quantize`), each coordinate rounded (+ 1/2)."""
     scaled = Fraction(quantization.clip_norm) * samples * 2**quantization.fractional_bits * (1 + Fraction(1, 2**51))
     root_d = math.isqrt(update) + 1  # >= sqrt(update)
-    bound = (scaled + Fraction(root_d, 2)) ** 2 + metrics * (scaled + Fraction(1, 2)) ** 2
-    return math.ceil(bound)
+    return math.ceil((scaled + Fraction(root_d, 2)) ** 2)
 
 
 def is_norm_decisive(agreeing: int, threshold: int) -> bool:
@@ -422,8 +427,9 @@ def round_verdict(
     revealed sample count is outside [1, ``max_samples``] is excluded: its weight would make the
     round's sum fail. With ``norm_limit`` (sample count -> the largest ||q||^2 clipping allows,
     :func:`squared_norm_limit`), a client whose decisively decoded squared norm is above it is
-    excluded (``NormOutOfRange``) and members off its norm polynomial are named; without it
-    (the vectors carry no norm masks) norms are not checked.
+    excluded (``NormOutOfRange``), and members off a decisively decoded norm polynomial of a kept
+    client are named (as everywhere, nobody is named about an excluded client); without it (the
+    vectors carry no norm masks) norms are not checked.
     """
     excluded: dict[int, str] = {}
     wrong: dict[int, list[int]] = {}
@@ -476,7 +482,7 @@ def round_verdict(
                 (wrong if verdict.decisive else disputed).setdefault(member, []).append(client)
             if verdict.too_large:
                 excluded[client] = "NormOutOfRange"
-            elif not verdict.decisive:
+            elif not verdict.checked:
                 norm_unchecked.append(client)
     # A member is named only about clients kept: about an excluded one, nothing hangs on its word.
     awaiting = {(m, c) for m, c in awaiting if c not in excluded}
@@ -493,7 +499,8 @@ def round_verdict(
 class _NormVerdict:
     squared_norm: int | None
     off: tuple[int, ...]
-    decisive: bool
+    decisive: bool  # the decoded polynomial is the client's own: members off it lied
+    checked: bool  # ... and the limit is inside the field
     too_large: bool
 
 
@@ -501,7 +508,7 @@ def _norm_verdict(points: Mapping[int, int], threshold: int, limit: int) -> _Nor
     """One client's norm shares against ``limit``: excluded only when decisive and above it."""
     read = read_norm(points, threshold)
     if read is None:
-        return _NormVerdict(None, (), False, False)
+        return _NormVerdict(None, (), False, False, False)
     value, off, decisive = read
-    decisive = decisive and limit < MODULUS  # a limit beyond the field lets any value through
-    return _NormVerdict(value, off, decisive, decisive and value > limit)
+    checkable = decisive and limit < MODULUS  # a limit beyond the field lets any value through
+    return _NormVerdict(value, off, decisive, checkable, checkable and value > limit)
