@@ -27,6 +27,7 @@ from fedtss.field import MODULUS
 from fedtss.chain import load_deployment
 from fedtss.formats import VectorKind, encode_field_vector, flatten_model, shared_vector_length
 from fedtss.quantize import QuantizationConfig, clip_update, quantization_error_bound
+from fedtss.validation import check_tail_length
 from orchestration.launcher import LocalFederation
 from orchestration.tracker import RoundTracker
 
@@ -173,7 +174,8 @@ def test_a_member_posting_a_wrong_aggregate_share_is_named_and_the_model_is_stil
     tracker.wait_until(lambda t: 1 in t.records and "closed" in t.records[1].marks, timeout=ROUND_TIMEOUT)
     model_in = federation.load_model(federation.initial_model_cid)
     length = shared_vector_length(model_in, len(load_deployment(federation.deployment_path).model_metrics))
-    length += 1 if federation.spec.resolved_check_period else 0  # the client checks' pad coordinate
+    if federation.spec.resolved_check_period:  # the client checks' norm masks and pad
+        length += check_tail_length(federation.contract.threshold())
     garbage = np.random.default_rng(5).integers(0, MODULUS, length, dtype=np.uint64)
     cid = federation.store.put(encode_field_vector(garbage, kind=VectorKind.AGGREGATE_SHARE))
     federation.contract.submit_aggregate_share(federation.members[3], 1, cid, ClientSet.of(range(3)))
