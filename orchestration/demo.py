@@ -42,7 +42,8 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
     with LocalFederation(spec) as federation:
         console.print(f"[bold]fedtss demo[/bold] {spec.clients} clients, committee {spec.committee} "
                       f"(t = {spec.threshold}), {spec.rounds} rounds of task {spec.task} -> {layout.run_dir}")
-        for caution in (committee_warning(spec.committee, spec.threshold), spec.checks_warning):
+        for caution in (committee_warning(spec.committee, spec.threshold), spec.checks_warning,
+                        spec.norm_check_note):
             if caution is not None:
                 console.print(f"[yellow]warning:[/yellow] {escape(caution)}", highlight=False)
         federation.prepare()

@@ -180,6 +180,15 @@ class FederationSpec:
                 f"{self.scaled_check_period} s checks' window, which needs an aggregation period above "
                 f"{2 * self.scaled_check_period} s (--aggregation-period; it is {self.aggregation_period} s)")
 
+    @property
+    def norm_check_note(self) -> str | None:
+        """That the checks are on but too few members to decide a client's norm, or None."""
+        if not self.resolved_check_period or self.committee >= 3 * self.threshold - 2:
+            return None
+        return (f"the committee checks shares and sample counts but not update norms: a norm needs "
+                f"3t - 2 = {3 * self.threshold - 2} members to decide it (--committee {3 * self.threshold - 2}, "
+                f"or a lower --threshold); see the README, \"The norm check\"")
+
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ConfigError(f"name: {self.name!r} must be 1-64 letters, digits, '.', '_' or '-' "
