@@ -573,3 +573,31 @@ def test_control_were_the_sum_of_the_norm_masks_public_one_member_would_learn_a_
     aggregate = [a + b for a, b in zip(q_a, q_b)]
     about_a = (learned - sum(s * f for s, f in zip(aggregate, own_b))) % MODULUS
     assert about_a == sum(a * (x - y) for a, x, y in zip(q_a, own_a, own_b)) % MODULUS
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_with_a_decisive_committee_over_limit_clients_are_excluded_and_norm_liars_named(data) -> None:
+    """The class for the norm: n = 8, t = 3 (eight values correct one error; seven agreeing are
+    3t - 2), any mix of clients within and beyond the limit, and at most one member posting a false
+    norm value about any clients. Exactly the clients beyond the limit are excluded, and the liar
+    is named about exactly the kept clients it lied about."""
+    n, t, clients = 8, 3, 4
+    scales = [data.draw(st.sampled_from([1, 2, 1000])) for _ in range(clients)]
+    checks = _norm_checks(n, t, clients=clients, scale=dict(enumerate(scales)))
+    liar = data.draw(st.one_of(st.none(), st.integers(1, n)))
+    lied_about = set()
+    if liar is not None:
+        for client in range(clients):
+            if data.draw(st.booleans()):
+                shift = data.draw(st.integers(1, MODULUS - 1))
+                projection, count, norm = checks[liar][client]
+                checks[liar][client] = (projection, count, (norm + shift) % MODULUS)
+                lied_about.add(client)
+    limit = _squared_norm(clients - 1, 1)  # the largest honest (scale 1) norm: scale 2 and 1000 are beyond
+    verdict = _verdict(checks, threshold=t, norm_limit=_norm_limit(limit), window_closed=True)
+    beyond = {c for c in range(clients) if _squared_norm(c, scales[c]) > limit}
+    assert verdict.excluded_clients == {c: "NormOutOfRange" for c in beyond}
+    kept_lies = sorted(lied_about - beyond)
+    assert verdict.wrong_members == ({liar: tuple(kept_lies)} if kept_lies else {})
+    assert verdict.norm_unchecked == ()
