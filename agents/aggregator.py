@@ -115,6 +115,7 @@ from fedtss.errors import (
     CIDMismatch,
     ConfigError,
     ContractRevert,
+    FedTSSError,
     FormatError,
     InconsistentShares,
     ShareError,
@@ -136,7 +137,7 @@ from fedtss.quantize import QuantizationConfig, dequantize_metrics, dequantize_s
 from fedtss.sealing import OVERHEAD, ShareContext, open_share
 from fedtss.shamir import Reconstruction, reconstruct_checked
 from fedtss.storage import ContentStore
-from fedtss.validation import CheckedLayout, check_tail_length
+from fedtss.validation import CheckedLayout, RoundVerdict, check_tail_length, committee_decides_norms
 
 __all__ = [
     "HANDLERS",
@@ -724,6 +725,18 @@ def shamir_sum_over(agent: AggregatorAgent, round_: int, summed: ShareSum, fixed
     return without_check_tail(agent, total), fixed
 
 
+def _tail_is_zero(agent: AggregatorAgent, blob: bytes) -> bool:
+    """Whether a kept aggregate share ends with the zeros :func:`without_check_tail` leaves."""
+    tail = checks_tail(agent)
+    if not tail:
+        return True
+    try:
+        share = decode_field_vector(blob, kind=VectorKind.AGGREGATE_SHARE, max_bytes=len(blob))
+    except FedTSSError:
+        return False
+    return share.size >= tail and not share[share.size - tail :].any()
+
+
 def without_check_tail(agent: AggregatorAgent, aggregate: NDArray[np.uint64]) -> NDArray[np.uint64]:
     """``aggregate`` with the checks' tail (norm masks and pad) zeroed, as a new array: the sum of
     the clients' norm masks must never be public (:mod:`fedtss.validation`, "What it reveals"),
@@ -827,7 +840,8 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     submissions = round_submissions(agent, round_)
     summed = ShareSum.empty(terms.vector_length)
     layout = CheckedLayout.of(terms.vector_length, metrics=len(node.deployment.model_metrics), threshold=terms.t)
-    projections = ShareProjections(round_rho(agent, round_, terms.vector_length), layout, agent.member_index)
+    projections = ShareProjections(round_rho(agent, round_, terms.vector_length), layout, agent.member_index,
+                                   norms=committee_decides_norms(terms.n, terms.t))
 
     def take(index: int, share: NDArray[np.uint64]) -> None:
         projections.take(index, share)
@@ -878,28 +892,28 @@ def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:
                                   note="the member's check is off the client's polynomial; showing its share could "
                                        "reveal an honest client's update to t - 1 colluders, so nobody is named"))
     if verdict.norm_unchecked:
-        log_unchecked_norms(agent, action.round, [by_index[c].client for c in verdict.norm_unchecked],
-                            committee=len(committee), threshold=pending.terms.t)
+        log_unchecked_norms(agent, action.round, verdict, {i: s.client for i, s in by_index.items()})
     summed.withheld = ClientSet(sum(1 << index for index in verdict.excluded_clients))
     if pending.posted:
         return Outcome(note="verdict taken; the share was posted over the set the chain fixed first")
     return post_over_round_set(agent, action.round, summed, pending.length)
 
 
-def log_unchecked_norms(agent: AggregatorAgent, round_: int, clients: Sequence[str], *, committee: int,
-                        threshold: int) -> None:
-    """Say whose norm went unchecked. With fewer than 3t - 2 members no norm ever is (a count will
-    do); with enough, something kept these clients' values from agreeing (a member down or lying,
-    or a client whose shares some members could not open): name them, for the operator."""
+def log_unchecked_norms(agent: AggregatorAgent, round_: int, verdict: RoundVerdict, clients: Mapping[int, str]) -> None:
+    """Name the kept clients whose norm went unchecked, and why: a limit beyond the field (the
+    client claimed that many samples), or too few agreeing values (a member down or lying, or a
+    client whose shares some members could not open). (A committee that can never decide norms
+    posts none, and has nothing to log here.)"""
     fields = dict(role=agent.role, address=agent.node.address, round=round_)
-    if committee < 3 * threshold - 2:
-        log.info(format_fields(**fields, norm_unchecked=len(clients),
-                               note=f"a committee of {committee} is below 3t - 2 = {3 * threshold - 2}: norms are "
-                                    "not checked (see fedtss.validation)"))
-        return
-    log.warning(format_fields(**fields, norm_unchecked=",".join(clients),
-                              note="fewer than 3t - 2 members' norm values agree on these clients: their norms "
-                                   "are not checked this round"))
+    beyond = set(verdict.norm_limit_beyond_field)
+    if beyond:
+        log.warning(format_fields(**fields, norm_unchecked=",".join(clients[c] for c in sorted(beyond)),
+                                  note="these clients' sample counts put the norm limit beyond the field: lower "
+                                       "max_samples, clip_norm or fractional_bits to check them"))
+    if rest := [c for c in verdict.norm_unchecked if c not in beyond]:
+        log.warning(format_fields(**fields, norm_unchecked=",".join(clients[c] for c in rest),
+                                  note="fewer than 3t - 2 members' norm values agree on these clients (a member down "
+                                       "or lying, or shares it could not open): their norms are not checked"))
 
 
 def _post_over_round_set(agent: AggregatorAgent, round_: int, opened: Opened, length: int) -> Outcome:
@@ -942,6 +956,8 @@ def publish_own_share(agent: AggregatorAgent, round_: int) -> bool:
     cid = mine[-1].share_cid
     path = _unpublished_share_path(agent, round_)
     blob = path.read_bytes() if path.is_file() else b""
+    if blob and not _tail_is_zero(agent, blob):  # kept by a version that posted the tail: never publish it
+        blob = b""
     if compute_cid(blob) != cid:
         aggregate = aggregate_over(agent, round_, *open_round_shares(agent, round_, record=False), fixed)
         blob = b"" if aggregate is None else encode_field_vector(aggregate[0], kind=VectorKind.AGGREGATE_SHARE)

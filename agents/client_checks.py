@@ -88,15 +88,22 @@ class ShareProjections:
     rho: NDArray[np.uint64] = field(repr=False)
     layout: CheckedLayout
     member: int
+    #: Whether the committee can decide norms (:func:`fedtss.validation.committee_decides_norms`);
+    #: if not, 0 is posted in place of every norm value.
+    norms: bool = True
     values: dict[int, Check] = field(default_factory=dict)
     _lock: Lock = field(default_factory=Lock, repr=False)
 
     def check(self, share: NDArray[np.uint64], member: int | None = None) -> Check:
         """The check of ``share`` as member ``member`` (this member by default) posts it."""
-        return check_share(share, self.rho, self.layout, self.member if member is None else member)
+        projection, count, norm = check_share(share, self.rho, self.layout, self.member if member is None else member)
+        return projection, count, norm if self.norms else 0
 
-    def norm_limit(self, quantization: QuantizationConfig) -> Callable[[int], int]:
-        """Sample count -> the largest squared norm clipping allows for this round's vectors."""
+    def norm_limit(self, quantization: QuantizationConfig) -> Callable[[int], int] | None:
+        """Sample count -> the largest squared norm clipping allows for this round's vectors (None
+        when the committee cannot decide norms: they are not checked)."""
+        if not self.norms:
+            return None
         layout = self.layout
         return lambda samples: squared_norm_limit(quantization, samples, update=layout.update)
 

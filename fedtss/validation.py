@@ -23,8 +23,8 @@ coalition's points (which the coalition computes itself) and one more value, g_i
 linear function of s_i. The pad makes that number useless: it is the last coordinate of s_i,
 uniform in GF(p) and fresh per round (:func:`pad_vector`), and rho's last coordinate is non-zero,
 so <rho, s_i> is uniform whatever the update. An outsider learns the same number and less. The
-pad is summed like every coordinate; the aggregate's pad coordinate (a sum of uniform values)
-is dropped. Without the pad, <rho, s_i> would be a public linear function of the update
+pad is summed like every coordinate; members zero it (with the norm masks) in the aggregate
+shares they post. Without the pad, <rho, s_i> would be a public linear function of the update
 (tests/fedtss/test_validation.py has both, the second as the control that must fail).
 
 **Who is wrong** when client i's projections decode with member j off the polynomial: either i
@@ -116,7 +116,9 @@ __all__ = [
     "check_share",
     "check_tail_length",
     "decode_checks",
+    "committee_decides_norms",
     "is_norm_decisive",
+    "largest_norm_checked_samples",
     "is_safe_to_complain",
     "encode_checks",
     "norm_share",
@@ -231,6 +233,25 @@ def is_norm_decisive(agreeing: int, threshold: int) -> bool:
     """Whether ``agreeing`` values on one polynomial of degree < 2t - 1 fix a client's norm whatever
     t - 1 colluders posted: at least 2t - 1 of them are then honest, and those alone determine it."""
     return agreeing >= 3 * threshold - 2
+
+
+def committee_decides_norms(committee: int, threshold: int) -> bool:
+    """Whether a committee of ``committee`` members can ever decide a norm (3t - 2 values). Below
+    that, members post 0 in place of their norm values: a norm nobody can act on stays private."""
+    return committee >= 3 * threshold - 2
+
+
+def largest_norm_checked_samples(quantization: QuantizationConfig, *, update: int = 1) -> int:
+    """The largest sample count whose norm limit stays inside the field (0 if none): a client that
+    claims more is not norm-checked (its limit reaches p)."""
+    low, high = 0, quantization.max_samples
+    while low < high:  # the limit grows with the count
+        middle = (low + high + 1) // 2
+        if squared_norm_limit(quantization, middle, update=update) < MODULUS:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def read_norm(points: Mapping[int, int], threshold: int) -> tuple[int, tuple[int, ...], bool] | None:
@@ -366,9 +387,11 @@ class RoundVerdict:
     :func:`is_safe_to_complain`): nobody is named and the client is kept. ``unchecked``: clients
     with at most t checks (their sample count is still read and range-checked from t).
     ``sample_counts``: each client's sample count, revealed by the count shares.
-    ``norm_unchecked``: kept clients whose norm could not be decided (fewer than 3t - 2 agreeing
-    norm values, see :func:`is_norm_decisive`, or a limit beyond the field); ``squared_norms``:
-    the decoded ||q||^2 of each client that had at least 2t - 1 of them (public: posted on chain).
+    ``norm_unchecked``: kept clients whose norm could not be decided (fewer than t checks, fewer
+    than 3t - 2 agreeing norm values, see :func:`is_norm_decisive`, or a limit beyond the field);
+    ``norm_limit_beyond_field``: those of them for the last reason (their sample count makes the
+    limit reach p); ``squared_norms``: the decoded ||q||^2 of each client that had at least 2t - 1
+    of them (public: posted on chain).
     """
 
     excluded_clients: dict[int, str] = field(default_factory=dict)
@@ -379,6 +402,7 @@ class RoundVerdict:
     sample_counts: dict[int, int] = field(default_factory=dict)
     norm_unchecked: tuple[int, ...] = ()
     squared_norms: dict[int, int] = field(default_factory=dict)
+    norm_limit_beyond_field: tuple[int, ...] = ()
 
 
 def is_safe_to_complain(agreeing: int, threshold: int) -> bool:
@@ -439,10 +463,13 @@ def round_verdict(
     counts: dict[int, int] = {}
     norms: dict[int, int] = {}
     norm_unchecked: list[int] = []
+    beyond_field: list[int] = []
     for client in range(clients):
         points = {j: values[client] for j, values in checks.items() if values[client] is not None}
         if len(points) < threshold:
             unchecked.append(client)
+            if norm_limit is not None:
+                norm_unchecked.append(client)
             continue
         agreeing = dict(points)
         if len(points) == threshold:
@@ -484,6 +511,8 @@ def round_verdict(
                 excluded[client] = "NormOutOfRange"
             elif not verdict.checked:
                 norm_unchecked.append(client)
+                if verdict.decisive:
+                    beyond_field.append(client)
     # A member is named only about clients kept: about an excluded one, nothing hangs on its word.
     awaiting = {(m, c) for m, c in awaiting if c not in excluded}
 
@@ -492,7 +521,8 @@ def round_verdict(
         return {m: cs for m, cs in about.items() if cs}
 
     return RoundVerdict(excluded, kept(wrong), frozenset(awaiting), kept(disputed), tuple(unchecked), counts,
-                        tuple(c for c in norm_unchecked if c not in excluded), norms)
+                        tuple(c for c in norm_unchecked if c not in excluded), norms,
+                        tuple(c for c in beyond_field if c not in excluded))
 
 
 @dataclass(frozen=True)

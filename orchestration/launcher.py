@@ -64,6 +64,7 @@ from fedtss.quantize import QuantizationConfig, check_capacity
 from fedtss.sealing import public_key_from_private
 from fedtss.task import Settings
 from fedtss.storage import ContentStore, KuboStore, LocalStore
+from fedtss.validation import committee_decides_norms, largest_norm_checked_samples
 from orchestration.ipfs_node import JsIpfsNode, start_peered_nodes
 from orchestration.models import layout_toml, task_model_terms
 from orchestration.node import start_local_chain
@@ -182,12 +183,22 @@ class FederationSpec:
 
     @property
     def norm_check_note(self) -> str | None:
-        """That the checks are on but too few members to decide a client's norm, or None."""
-        if not self.resolved_check_period or self.committee >= 3 * self.threshold - 2:
+        """What the committee's checks leave out of the norm check, or None: all of it with too few
+        members to decide a norm, else clients claiming so many samples that the limit reaches p."""
+        if not self.resolved_check_period:
             return None
-        return (f"the committee checks shares and sample counts but not update norms: a norm needs "
-                f"3t - 2 = {3 * self.threshold - 2} members to decide it (--committee {3 * self.threshold - 2}, "
-                f"or a lower --threshold); see the README, \"The norm check\"")
+        if not committee_decides_norms(self.committee, self.threshold):
+            return (f"the committee checks shares and sample counts but not update norms: a norm needs "
+                    f"3t - 2 = {3 * self.threshold - 2} members to decide it (--committee "
+                    f"{3 * self.threshold - 2}, or a lower --threshold); see the README, \"The norm check\"")
+        quantization = QuantizationConfig(clip_norm=self.clip_norm, fractional_bits=self.fractional_bits,
+                                          max_clients=self.clients, max_samples=self.max_samples)
+        largest = largest_norm_checked_samples(quantization)
+        if largest >= self.max_samples:
+            return None
+        return (f"a client claiming more than {largest:,} samples (max_samples is {self.max_samples:,}) is not "
+                f"norm-checked: clip_norm x samples x 2^fractional_bits must stay below sqrt(p); lower "
+                f"--max-samples to {largest:,} to check every client")
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -24,7 +24,9 @@ from fedtss.validation import (
     challenge_vector,
     check_client,
     decode_checks,
+    committee_decides_norms,
     encode_checks,
+    largest_norm_checked_samples,
     norm_share,
     pad_vector,
     project_share,
@@ -431,10 +433,28 @@ def test_a_member_that_posts_a_false_norm_value_about_an_honest_client_is_named_
     assert verdict.squared_norms[0] == _squared_norm(0)
 
 
-def test_a_norm_limit_beyond_the_field_leaves_the_norm_unchecked() -> None:
+def test_a_norm_limit_beyond_the_field_leaves_the_norm_unchecked_and_says_so() -> None:
     checks = _norm_checks(4, 2, scale={1: 1000})
     verdict = _verdict(checks, threshold=2, norm_limit=_norm_limit(MODULUS))
     assert verdict.excluded_clients == {} and verdict.norm_unchecked == (0, 1)
+    assert verdict.norm_limit_beyond_field == (0, 1)
+    assert _verdict(checks, threshold=2, norm_limit=_norm_limit(1)).norm_limit_beyond_field == ()
+
+
+def test_a_client_with_fewer_than_t_checks_is_norm_unchecked_not_silently_kept() -> None:
+    checks = _norm_checks(4, 2)
+    for member in (2, 3, 4):
+        checks[member][0] = None
+    verdict = _verdict(checks, threshold=2, norm_limit=_norm_limit(_squared_norm(1)))
+    assert verdict.unchecked == (0,) and verdict.norm_unchecked == (0,) and verdict.norm_limit_beyond_field == ()
+
+
+def test_the_largest_norm_checked_sample_count_is_the_last_whose_limit_is_inside_the_field() -> None:
+    config = QuantizationConfig(clip_norm=10.0, max_clients=10, max_samples=10_000)
+    largest = largest_norm_checked_samples(config)
+    assert squared_norm_limit(config, largest, update=1) < MODULUS <= squared_norm_limit(config, largest + 1, update=1)
+    assert largest_norm_checked_samples(QuantizationConfig(clip_norm=10.0, max_clients=10, max_samples=100)) == 100
+    assert committee_decides_norms(7, 3) and not committee_decides_norms(6, 3) and committee_decides_norms(4, 2)
 
 
 @pytest.mark.parametrize(("n", "t"), [(4, 2), (5, 2), (5, 3), (7, 3), (8, 3), (10, 4), (10, 6), (16, 6)])
