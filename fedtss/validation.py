@@ -77,11 +77,13 @@ zero it cannot, the control.)
 *When it decides*: t - 1 colluders can move their values so that all posted values still lie on
 one polynomial, so a decoded polynomial is the client's own only if at least 2t - 1 honest values
 are on it: a client is excluded for its norm (and members off the polynomial are named) only
-when at least 3t - 2 values agree (:func:`is_norm_decisive`). With fewer (the demo's n = 5, t = 3
-has 5 < 7) the norm is not checked, and the client is kept. The bound holds in GF(p), not in the
-integers: a client that picks huge coordinates whose squares sum to a small value mod p passes
-(no range proof); a client that skips clipping, or scales its update, does not (its squared norm
-mod p lands in [0, p) where the limit is a small part of it).
+when at least 3t - 2 values agree (:func:`is_norm_decisive`). With fewer the norm is not checked
+and the client is kept; a committee that can never have that many (the demo's n = 5, t = 3 has
+5 < 7) posts 0 in place of its norm values (:func:`committee_decides_norms`), so no norm is
+revealed for nothing. The bound holds in GF(p), not in the integers: a client that scales its
+update past the clip bound is caught, but one whose squared norm exceeds p lands anywhere in
+[0, p) and passes with probability limit / p, and one that picks coordinates whose squares sum to
+a small value mod p always passes (closing that takes a range proof per coordinate).
 """
 
 from __future__ import annotations

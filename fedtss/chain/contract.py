@@ -274,7 +274,8 @@ class RoundsContract:
                              included_clients.words())
 
     def submit_checks(self, account: LocalAccount, round_: int, checks: bytes) -> dict:
-        """Post the member's share checks of ``round_``: 24 bytes per client (projection, count share, norm share), in submission order."""
+        """Post the member's share checks of ``round_``: 24 bytes per client in submission order
+        (projection, count share, norm value; :func:`fedtss.validation.encode_checks`)."""
         return self.transact(account, "submitChecks", round_, bytes(checks))
 
     def submit_complaints(self, account: LocalAccount, round_: int, complaints: Sequence[tuple[int, bytes]]) -> dict:

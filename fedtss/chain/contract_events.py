@@ -219,7 +219,7 @@ class AggregateShareSubmitted(RoundEvent):
 @dataclass(frozen=True, kw_only=True)
 class ChecksSubmitted(RoundEvent):
     """A member (1-based ``member_index``) posted its share checks: 24 bytes per client of the
-    round, client i's projection and the member's share of its sample count at
+    round, client i's projection, the member's share of its sample count and its norm value at
     ``checks[24 * i : 24 * i + 24]`` (:func:`fedtss.validation.decode_checks`)."""
 
     member: str
