@@ -207,6 +207,9 @@ def render(record: dict[str, object]) -> str:
         f"checks on chain               {record['checks_bytes_per_member_on_chain']} bytes per member",
         *([f"submitChecks gas, 1,000 clients {record['submitChecks_median_1000_clients']:,} median"]
           if "submitChecks_median_1000_clients" in record else []),
+        *([f"n = 10, t = 4 (norms decided)  +{100 * record['norms_decided_n10_t4']['member_time_increase']:.1f}% "
+           f"(verdict {record['norms_decided_n10_t4']['verdict_seconds'] * 1e3:.2f} ms)"]
+          if "norms_decided_n10_t4" in record else []),
     ])
 
 
@@ -219,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:  # what a member's checks cost at the 1,000 clients of issue 14's runs
         large = measure_gas(Case(d=case.d, clients=1000, n=case.n, t=case.t))
         record["submitChecks_median_1000_clients"] = large["submitChecks_median"]
+        # 10 / 6 cannot decide norms (3t - 2 = 16): the same with t = 4, where the verdict decodes them
+        decided = measure_member(Case(d=case.d, clients=10, n=10, t=4))
+        record["norms_decided_n10_t4"] = {key: decided[key] for key in
+                                          ("check_seconds", "verdict_seconds", "member_time_increase")}
     record["targets"] = TARGETS
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
