@@ -175,6 +175,15 @@ def _lagrange_combine4(out, s0, s1, s2, s3, weights, accumulate):
     return bad
 
 
+@njit(inline="always", cache=True)
+def _fold_split_sums(ll_lo, ll_hi, mid_lo, mid_hi, hh_lo, hh_hi):
+    """A value < 2**63 ≡ Σ a·w (mod p) from one block's sums of the halves of the 32 x 32-bit
+    partial products a0·w0 (ll), a1·w0 + a0·w1 (mid) and a1·w1 (hh), with ``2**64 ≡ 8``."""
+    low = ll_lo + _EIGHT * (mid_hi + hh_lo)  # < 2**47
+    high = ll_hi + mid_lo + _EIGHT * hh_hi  # < 2**46; high·2**32 ≡ (high >> 29) + (high mod 2**29)·2**32
+    return _fold(low + (high >> _S29) + ((high & _M29) << _S32))
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _project(r, share):
     """Return (Σ_i r[i]·share[i] mod p, count of share values >= p); r must be in [0, p).
@@ -218,9 +227,7 @@ def _project(r, share):
             mid_hi += mid >> _S32
             hh_lo += hh & _M32
             hh_hi += hh >> _S32
-        low = ll_lo + _EIGHT * (mid_hi + hh_lo)  # < 2**47
-        high = ll_hi + mid_lo + _EIGHT * hh_hi  # < 2**46; high·2**32 ≡ (high >> 29) + (high mod 2**29)·2**32
-        partial[b] = _fold(low + (high >> _S29) + ((high & _M29) << _S32))
+        partial[b] = _fold_split_sums(ll_lo, ll_hi, mid_lo, mid_hi, hh_lo, hh_hi)
     total = np.uint64(0)
     for b in range(nblocks):
         total = _fold(total + partial[b])
@@ -284,12 +291,8 @@ def _project_and_square(r, share):
             sm_hi += sm >> _S32
             sh_lo += sh & _M32
             sh_hi += sh >> _S32
-        low = ll_lo + _EIGHT * (mid_hi + hh_lo)
-        high = ll_hi + mid_lo + _EIGHT * hh_hi
-        partial[b] = _fold(low + (high >> _S29) + ((high & _M29) << _S32))
-        low = sl_lo + _EIGHT * (sm_hi + sh_lo)
-        high = sl_hi + sm_lo + _EIGHT * sh_hi
-        partial_sq[b] = _fold(low + (high >> _S29) + ((high & _M29) << _S32))
+        partial[b] = _fold_split_sums(ll_lo, ll_hi, mid_lo, mid_hi, hh_lo, hh_hi)
+        partial_sq[b] = _fold_split_sums(sl_lo, sl_hi, sm_lo, sm_hi, sh_lo, sh_hi)
     total = np.uint64(0)
     total_sq = np.uint64(0)
     for b in range(nblocks):

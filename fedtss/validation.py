@@ -238,9 +238,9 @@ def is_norm_decisive(agreeing: int, threshold: int) -> bool:
 
 
 def committee_decides_norms(committee: int, threshold: int) -> bool:
-    """Whether a committee of ``committee`` members can ever decide a norm (3t - 2 values). Below
-    that, members post 0 in place of their norm values: a norm nobody can act on stays private."""
-    return committee >= 3 * threshold - 2
+    """Whether a committee of ``committee`` members can ever decide a norm (all of them agreeing).
+    Below that, members post 0 in place of their norm values: a norm nobody can act on stays private."""
+    return is_norm_decisive(committee, threshold)
 
 
 def largest_norm_checked_samples(quantization: QuantizationConfig, *, update: int = 1) -> int:
@@ -259,15 +259,13 @@ def largest_norm_checked_samples(quantization: QuantizationConfig, *, update: in
 def read_norm(points: Mapping[int, int], threshold: int) -> tuple[int, tuple[int, ...], bool] | None:
     """A client's norm shares decoded: (||q||^2 mod p, members off the polynomial, whether decisive),
     or None when there are fewer than 2t - 1 of them or they decode to no polynomial."""
-    members = sorted(points)
-    if len(members) < 2 * threshold - 1:
+    if len(points) < 2 * threshold - 1:
         return None
-    try:
-        decoded = decode(members, [points[j] for j in members], 2 * threshold - 1)
-    except DecodingFailure:
+    read = _decode_at_zero(points, 2 * threshold - 1)
+    if read is None:
         return None
-    agreeing = len(members) - len(decoded.error_points)
-    return evaluate(decoded.polynomial, 0), tuple(decoded.error_points), is_norm_decisive(agreeing, threshold)
+    value, off = read
+    return value, off, is_norm_decisive(len(points) - len(off), threshold)
 
 
 def challenge_vector(challenge: bytes, length: int) -> NDArray[np.uint64]:
@@ -372,7 +370,8 @@ def decode_checks(blob: bytes, clients: int) -> list[Check | None]:
         raise FormatError(f"checks of {len(blob)} bytes for {clients} clients: expected {CHECK_BYTES * clients}")
     checks: list[Check | None] = []
     for k in range(0, len(blob), CHECK_BYTES):
-        values = tuple(int.from_bytes(blob[i : i + _ELEMENT_BYTES], "big") for i in range(k, k + CHECK_BYTES, 8))
+        values = tuple(int.from_bytes(blob[i : i + _ELEMENT_BYTES], "big")
+                       for i in range(k, k + CHECK_BYTES, _ELEMENT_BYTES))
         checks.append(values if all(value < MODULUS for value in values) else None)  # type: ignore[arg-type]
     return checks
 
@@ -422,13 +421,21 @@ def is_safe_to_complain(agreeing: int, threshold: int) -> bool:
 def _read_count(points: Mapping[int, int], threshold: int) -> tuple[int, tuple[int, ...], bool] | None:
     """The count shares decoded: (count, members off the count polynomial, whether those can be
     named safely), or None if they decode to no polynomial of degree < t."""
+    read = _decode_at_zero(points, threshold)
+    if read is None:
+        return None
+    value, off = read
+    return value, off, is_safe_to_complain(len(points) - len(off), threshold)
+
+
+def _decode_at_zero(points: Mapping[int, int], k: int) -> tuple[int, tuple[int, ...]] | None:
+    """The polynomial of degree < k the points decode to, at 0, and the members off it (None: none)."""
     members = sorted(points)
     try:
-        decoded = decode(members, [points[j] for j in members], threshold)
+        decoded = decode(members, [points[j] for j in members], k)
     except DecodingFailure:
         return None
-    agreeing = len(members) - len(decoded.error_points)
-    return evaluate(decoded.polynomial, 0), tuple(decoded.error_points), is_safe_to_complain(agreeing, threshold)
+    return evaluate(decoded.polynomial, 0), tuple(decoded.error_points)
 
 
 def round_verdict(
