@@ -835,6 +835,7 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     (a member restarted after that window fetches within the usual budget: it only follows the
     others' verdict then, and a short budget would leave it without the shares to post)."""
     node = agent.node
+    clock = StepClock()
     _, tensors = round_model(agent, round_)
     terms = round_terms(agent, round_, round_vector_length(agent, tensors))
     submissions = round_submissions(agent, round_)
@@ -854,13 +855,16 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     to_checks_deadline = checks_deadline - node.chain_time() - 1
     if to_checks_deadline >= 1:  # else (a restart) its checks are too late anyway: fetch as without checks
         options["budget_seconds"] = min(options["budget_seconds"], to_checks_deadline)
+    clock.mark("context")
     excluded = _open_each(node.store, submissions, terms, take, workers=MAX_FETCH_WORKERS,
                           opener=open_client_share, **options)
     log_exclusions(agent, round_, excluded)
+    clock.mark("shares")
     pending = PendingChecks(round_, summed, terms.vector_length, terms, tuple(submissions), projections)
     note = start_checks(agent, pending)
     agent.checking[round_] = pending
-    return Outcome(note=f"{note}; opened {len(summed.clients)} of {len(submissions)} clients")
+    clock.mark("checks")
+    return Outcome(note=f"{note}; opened {len(summed.clients)} of {len(submissions)} clients", steps=clock.steps)
 
 
 def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:

@@ -17,7 +17,10 @@ started when it heard the step before it. So the critical path, step by step:
                                       store, send (the transaction and its receipt)
 ``hear_collection_closed``            the t-th member's start of step 1 minus the last client's end
 ``member_open``                       its step 1: fetch and open each client's share (and post
-                                      its checks' projections, when checks are on)
+                                      its checks' projections, when checks are on); with checks
+                                      on, split into ``member_open_context`` (chain views, the
+                                      model), ``_shares`` (fetch, open, sum, project) and
+                                      ``_checks`` (the projections' transaction)
 ``wait_for_checks``                   its wait for every member's checks and the verdict
 ``member_post_share``                 deciding and posting its aggregate share (keep, send)
 ``hear_threshold``                    the t-th voter's start minus the t-th share's end
@@ -140,6 +143,9 @@ def round_breakdown(actions: Sequence[ActionLine], round_: int, threshold: int) 
         rows["hear_collection_closed"] = step_one.start - last_client.end
         if step_one is share:  # checks off: step 1 posts the share itself
             rows["member_open"] = share.seconds - sum(share.steps.values())
+        elif step_one.steps:  # checks on: step 1 says where its time went
+            rows.update({f"member_open_{step}": seconds for step, seconds in step_one.steps.items()})
+            rows["wait_for_checks"] = share.start - step_one.end
         else:
             rows["member_open"] = step_one.seconds
             rows["wait_for_checks"] = share.start - step_one.end

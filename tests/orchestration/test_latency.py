@@ -101,6 +101,16 @@ def test_without_checks_step_one_posts_the_share_and_there_is_no_wait_for_checks
     assert rows["member_post_share"] == pytest.approx(0.06) and rows["member_open"] == pytest.approx(0.14)
 
 
+def test_step_one_with_checks_is_split_into_its_logged_steps_and_the_rows_still_sum(tmp_path):
+    lines = [text.replace("note='checks posted'", "note='checks posted' steps=context:0.030,shares:0.120,checks:0.050")
+             for text in round_lines(1, 0.0) + round_lines(2, 2.35)]
+    (tmp_path / "agents.log").write_text("\n".join(lines) + "\n")
+    rows = round_breakdown(read_actions(tmp_path), 2, threshold=2)
+    assert "member_open" not in rows
+    assert (rows["member_open_context"], rows["member_open_shares"], rows["member_open_checks"]) == (0.03, 0.12, 0.05)
+    assert sum(v for k, v in rows.items() if k != "total") == pytest.approx(rows["total"], abs=0.02)
+
+
 def test_a_round_without_t_votes_has_no_breakdown_and_medians_skip_it(tmp_path):
     lines = round_lines(1, 0.0) + round_lines(2, 2.35)
     lines = [text for text in lines if not ("round=2 " in text and "reconstruct_and_propose" in text and "0xm1" not in text)]
