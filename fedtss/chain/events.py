@@ -23,8 +23,10 @@ what differs is how it learns that the head moved:
 
 - ``ws://`` / ``wss://`` URL: web3.py 8 ``AsyncWeb3(WebSocketProvider)`` with an
   ``eth_subscribe("newHeads")`` subscription, read with ``socket.process_subscriptions()``.
-  A head notification only wakes the source; the logs come from ``eth_getLogs`` on the same
-  connection. A ``logs`` subscription would deliver logs a round trip sooner, but it cannot
+  A head notification wakes the source; when the block it announces is the child of the last
+  block delivered (the usual case, with no confirmations to wait for), the source asks for
+  that block's logs by its hash, one request, and otherwise looks at the head and reads
+  the range as below. A ``logs`` subscription would deliver logs a round trip sooner, but it cannot
   say when a block's logs are complete (and nodes do not order ``logs`` and ``newHeads``
   notifications), which the checkpoint needs. If no head arrives for ``idle_check`` seconds
   the source asks for the head anyway, which also notices a silently dead connection.
@@ -77,7 +79,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3, WebSocketProvider
-from web3.exceptions import BlockNotFound, ProviderConnectionError
+from web3.exceptions import BlockNotFound, ProviderConnectionError, Web3RPCError
 from websockets.exceptions import InvalidStatus
 
 from fedtss.chain._failures import NODE_FAILURES, node_error
@@ -315,32 +317,68 @@ class EventSource:
         Requests go to ``w3``; ``heads`` says when the head moved."""
         wait_for_head = await self._head_waiter(heads)
         seen_head = None
+        announced: Mapping[str, Any] | None = None
         while True:
-            head = await w3.eth.get_block("latest")
-            if head["hash"] != seen_head:  # a new block, or a new branch: else nothing changed
-                await self._rewind_if_reorganized(w3, position, head)
-                target = head["number"] - self.confirmations
-                if until_block is not None:
-                    target = min(target, until_block)
-                async for batch in self._catch_up(w3, position, target, head):
-                    yield batch
-                seen_head = head["hash"]
+            batch = await self._next_block(w3, position, announced, until_block) if announced else None
+            if batch is not None:
+                yield batch
+            else:
+                head = await w3.eth.get_block("latest")
+                if head["hash"] != seen_head:  # a new block, or a new branch: else nothing changed
+                    await self._rewind_if_reorganized(w3, position, head)
+                    target = head["number"] - self.confirmations
+                    if until_block is not None:
+                        target = min(target, until_block)
+                    async for batch in self._catch_up(w3, position, target, head):
+                        yield batch
+                    seen_head = head["hash"]
             if until_block is not None and position.last >= until_block:
                 return
-            await wait_for_head()
+            announced = await wait_for_head()
 
-    async def _head_waiter(self, w3: AsyncWeb3) -> Callable[[], Awaitable[None]]:
-        """A coroutine function that returns when the head may have moved."""
+    async def _next_block(self, w3: AsyncWeb3, position: _Position, header: Mapping[str, Any],
+                          until_block: int | None) -> EventBatch | None:
+        """The batch of the one block a ``newHeads`` notification announced, in one request, when
+        that block is the child of the last block delivered; else None (look at the head as usual).
+
+        Its logs are asked for by ``blockHash`` (EIP-234), which a node answers only if it holds
+        that very block: so the requests' node, even when it is not the one that announced the
+        block, cannot hand over an incomplete or other block's logs. Not with confirmations
+        (the block to deliver is not the announced one), nor past ``until_block``.
+        """
+        number, block_hash, parent = header.get("number"), header.get("hash"), header.get("parentHash")
+        if self.confirmations or not position.recent or not isinstance(number, int) \
+                or not isinstance(block_hash, bytes) or not isinstance(parent, bytes):
+            return None
+        last = position.recent[-1]
+        if (last.number, last.hash) != (position.last, _hex(parent)) or number != position.last + 1 \
+                or (until_block is not None and number > until_block):
+            return None
+        try:
+            logs = await w3.eth.get_logs({"address": self.address, "blockHash": block_hash})
+        except Web3RPCError:  # the node does not hold that block (yet, or any more): look at the head
+            return None
+        ordered = sorted(logs, key=lambda entry: entry["logIndex"])
+        position.last = number
+        position.recent = remember_blocks(position.recent, [BlockRef(number, _hex(block_hash))])
+        return EventBatch(tuple(self._decoder.decode_logs(ordered)), number, number, {number: _hex(block_hash)},
+                          at_head=True)
+
+    async def _head_waiter(self, w3: AsyncWeb3) -> Callable[[], Awaitable[Mapping[str, Any] | None]]:
+        """A coroutine function that returns when the head may have moved: with the header a
+        ``newHeads`` notification carried, or None (polling, or no notification for a while)."""
         if self.transport == "polling":
-            return lambda: asyncio.sleep(self.poll_interval)
+            return lambda: _none_after(self.poll_interval)
         await w3.eth.subscribe("newHeads")
         heads = w3.socket.process_subscriptions()
 
-        async def next_head() -> None:
+        async def next_head() -> Mapping[str, Any] | None:
             try:
-                await asyncio.wait_for(anext(heads), self.idle_check)
+                message = await asyncio.wait_for(anext(heads), self.idle_check)
             except TimeoutError:
-                pass  # no block for a while: look at the head anyway
+                return None  # no block for a while: look at the head anyway
+            header = message.get("result") if isinstance(message, Mapping) else None
+            return header if isinstance(header, Mapping) else None
 
         return next_head
 
@@ -393,6 +431,10 @@ async def _over_http(url: str) -> AsyncIterator[AsyncWeb3]:
         yield AsyncWeb3(provider)
     finally:
         await provider.disconnect()  # closes its cached aiohttp session
+
+
+async def _none_after(seconds: float) -> None:
+    await asyncio.sleep(seconds)
 
 
 def _hex(value: bytes) -> str:

@@ -13,7 +13,8 @@ import pytest
 
 from fedtss.chain import CollectionClosed, UpdateSubmitted, events_of
 from fedtss.chain.checkpoint import BlockRef, Checkpoint
-from fedtss.chain.events import Backoff, ChainEvent, EventBatch, EventSource, MemoryCheckpoint, run_handlers
+from fedtss.chain.events import (Backoff, ChainEvent, EventBatch, EventSource, MemoryCheckpoint, _over_http,
+                                 _Position, run_handlers)
 from fedtss.errors import ConfigError
 from tests.fedtss.chain.conftest import deploy_with_record
 from tests.fixtures.reorg import reorganize_from
@@ -297,6 +298,45 @@ def test_a_websocket_source_with_a_request_url_hears_heads_on_the_socket_and_rea
     assert events == deployed.rounds.get_events(after)[:4]
     assert "eth_getLogs" in node.methods and "eth_getBlockByNumber" in node.methods
     assert "eth_subscribe" not in node.methods
+
+
+def test_each_announced_child_block_costs_one_request_its_logs_by_block_hash(chain, deployed):
+    after = deployed.deployment.deploy_block - 1  # the first look reads a range, so it knows the head's hash
+    node = _HttpOnlyNode(chain.url)
+    try:
+        source = EventSource.from_deployment(ws(chain.url), deployed.deployment, request_url=node.url,
+                                             **{**FAST, "idle_check": 60.0})  # no idle look in between
+        actions = [deployed.start_training, lambda: deployed.submit(0), lambda: deployed.submit(1)]
+
+        async def scenario():
+            consumer = asyncio.create_task(collect(source, after, 4))
+            while not node.methods:  # the first look (the head, the range since the deploy block)
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)
+            first_look = len(node.methods)
+            await drive(deployed, actions)
+            return await asyncio.wait_for(consumer, TIMEOUT_S), node.methods[first_look:]
+
+        events, later = asyncio.run(scenario())
+    finally:
+        node.close()
+    assert events == deployed.rounds.get_events(after)[:4]
+    assert later == ["eth_getLogs"] * len(actions)  # no eth_getBlockByNumber for a block the socket announced
+
+
+def test_an_announced_block_the_node_does_not_hold_is_not_delivered_and_the_head_is_read_instead(chain, deployed):
+    source = EventSource.from_deployment(chain.url, deployed.deployment)
+    head = chain.w3.eth.get_block("latest")
+    position = _Position(head["number"], (BlockRef(head["number"], "0x" + bytes(head["hash"]).hex()),), 0)
+    unknown = {"number": head["number"] + 1, "hash": random.randbytes(32), "parentHash": bytes(head["hash"])}
+    not_a_child = {"number": head["number"] + 1, "hash": bytes(head["hash"]), "parentHash": random.randbytes(32)}
+
+    async def look(header):
+        async with _over_http(chain.url) as w3:
+            return await source._next_block(w3, position, header, None)
+
+    assert asyncio.run(look(unknown)) is None and asyncio.run(look(not_a_child)) is None
+    assert position.last == head["number"]  # nothing delivered, nothing skipped
 
 
 def test_a_request_url_must_be_http():
