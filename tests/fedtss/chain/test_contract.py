@@ -213,3 +213,49 @@ def test_a_record_written_before_aggregation_modes_reads_as_the_shamir_mode(chai
     assert data["config"].pop("aggregation") == {"mode": "shamir"}
     (tmp_path / "old.json").write_text(json.dumps(data))
     assert load_deployment(tmp_path / "old.json").aggregation == Aggregation("shamir", 0)
+
+
+def _constructor_and_rest(source: str) -> tuple[str, str]:
+    """The constructor's body and the source without it (braces matched)."""
+    start = source.index("constructor(")
+    depth, index = 0, source.index("{", start)
+    for index in range(index, len(source)):
+        depth += {"{": 1, "}": -1}.get(source[index], 0)
+        if depth == 0:
+            break
+    return source[start:index + 1], source[:start] + source[index + 1:]
+
+
+def test_views_read_once_are_of_state_that_only_the_constructor_writes():
+    from pathlib import Path
+    import re
+
+    from fedtss.chain.contract import _FIXED_VIEWS
+
+    source = (Path(__file__).resolve().parents[3] / "contracts" / "FedTSSRounds.sol").read_text()
+    constructor, rest = _constructor_and_rest(source)
+    backing = {"committee": ("_committee", "_sealingKeys"), "threshold": ("threshold",),
+               "checkPeriod": ("checkPeriod",), "aggregation": ("_mode", "_modulusBits")}
+    assert set(backing) == _FIXED_VIEWS  # a view added to the cache must be added here, with its state
+    for view, names in backing.items():
+        for name in names:
+            written = re.compile(rf"\b{name}\b(\s*\[[^\]]*\])?\s*(=(?!=)|\.push\(|\.pop\(|\+=|-=)|delete\s+{name}\b")
+            assert written.search(constructor), f"{name} ({view}) is not set by the constructor"
+            assert not written.search(rest), f"{name} ({view}) is written outside the constructor: stop caching it"
+
+
+def test_a_fixed_view_is_asked_of_the_node_once_and_other_views_every_time(chain, deploy):
+    rounds = deploy()
+    asked: list[str] = []
+    original = rounds.call
+
+    def counting(function, *args, **kwargs):
+        asked.append(function)
+        return original(function, *args, **kwargs)
+
+    rounds.call = counting
+    assert rounds.committee() == rounds.committee() and rounds.threshold() == rounds.threshold()
+    rounds.current_round(), rounds.current_round()
+    assert asked == ["committee", "threshold", "currentRound", "currentRound"]
+    with pytest.raises(ValueError, match="currentRound is not fixed"):
+        rounds.fixed_view("currentRound")
