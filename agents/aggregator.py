@@ -30,8 +30,8 @@ Member j, in one round:
 
 With client checks (``checkPeriod`` > 0, :mod:`agents.client_checks`), step 1 stops before
 the post: :func:`begin_checks` also takes each share's projection and sample-count share as it
-opens, posts them (``submitChecks``) and waits in the round; at each Tick :func:`on_tick` returns
-:class:`DecideClients` once the checks are in, and :func:`decide_clients` complains if this
+opens, posts them (``submitChecks``) and waits in the round; at each Tick, and as each member's
+checks or complaints arrive, :func:`on_tick` returns :class:`DecideClients` once the checks are in, and :func:`decide_clients` complains if this
 member was cheated, takes the committee's verdict (excluding clients and naming members by
 name) and posts over the clients kept. If ThresholdReached comes first, the member posts over
 that set at once and still takes the verdict, to name whom it names.
@@ -99,8 +99,10 @@ from fedtss import field as gf
 from fedtss.chain import (
     AggregateShareSubmitted,
     ChainEvent,
+    ChecksSubmitted,
     ClientSet,
     CollectionClosed,
+    ComplaintsSubmitted,
     RoundOpened,
     RoundState,
     ThresholdReached,
@@ -193,6 +195,8 @@ CLIENT_FAULTS = (FormatError, StorageError, ShareError)
 MAX_FETCH_WORKERS = 64
 #: Aggregate shares a member fetches at once while it reconstructs.
 SHARE_FETCH_WORKERS = 8
+#: How long a member's look at a round it waits in lets the share fetches in flight land.
+SHARE_FETCH_GRACE_SECONDS = 0.05
 #: Share of the time left to the aggregation deadline a member spends fetching clients' blobs;
 #: the rest is for summing, storing the aggregate share and getting its transaction mined.
 FETCH_SHARE_OF_DEADLINE = 0.5
@@ -304,8 +308,8 @@ def on_aggregate_share_submitted(waiting_in: frozenset[int], event: AggregateSha
     return [FetchShare(event)] if event.round in waiting_in else []
 
 
-def on_tick(waiting: Mapping[int | tuple[str, int], WaitingRound | CheckingRound], event: Tick,
-            now: int) -> list[ReconstructAndPropose | DecideClients]:
+def on_tick(waiting: Mapping[int | tuple[str, int], WaitingRound | CheckingRound],
+            event: Tick | ChecksSubmitted | ComplaintsSubmitted, now: int) -> list[ReconstructAndPropose | DecideClients]:
     """Take the verdict in every round whose checks are settled enough; reconstruct in every round
     where waiting longer is not worth it."""
     actions: list[ReconstructAndPropose | DecideClients] = []
@@ -324,6 +328,10 @@ HANDLERS: Mapping[type, Handler] = {
     ThresholdReached: on_threshold_reached,
     AggregateShareSubmitted: on_aggregate_share_submitted,
     Tick: on_tick,
+    # A member's checks or complaints may be what a checking round waits for: look at once, not
+    # at the next Tick (up to TICK_SECONDS later, on the round's path when they are the last).
+    ChecksSubmitted: on_tick,
+    ComplaintsSubmitted: on_tick,
 }
 
 
@@ -1040,18 +1048,21 @@ class AggregateShareFetcher:
         for event in self.agent.node.round_events(self.round, AggregateShareSubmitted):
             self.offer(event)
 
-    def refresh(self) -> dict[int, NDArray[np.uint64]]:
-        """Settle the fetches that finished and ask again for blobs that were not there yet."""
+    def refresh(self, *, grace: float = 0.0) -> dict[int, NDArray[np.uint64]]:
+        """Settle the fetches that finished, ask again for blobs that were not there yet, and give
+        those in flight up to ``grace`` seconds to land (a share that is there is read in
+        milliseconds: without it, the member would count it only at its next look)."""
         self.collect()
         for member in self._posted:
             if member not in self.shares and member not in self.bad and member not in self._inflight:
                 self._start(member)
-        return dict(self.shares)
+        return self.collect(timeout=grace) if grace > 0 and self._inflight else dict(self.shares)
 
-    def collect(self, *, wait_for_all: bool = False) -> dict[int, NDArray[np.uint64]]:
-        """Settle the fetches that finished (with ``wait_for_all``, every one in flight)."""
-        if wait_for_all:
-            wait(list(self._inflight.values()))
+    def collect(self, *, wait_for_all: bool = False, timeout: float | None = None) -> dict[int, NDArray[np.uint64]]:
+        """Settle the fetches that finished (with ``wait_for_all``, every one in flight; with a
+        ``timeout``, those that finish within it)."""
+        if wait_for_all or timeout is not None:
+            wait(list(self._inflight.values()), timeout=None if wait_for_all else timeout)
         for member, future in list(self._inflight.items()):
             if future.done():
                 del self._inflight[member]
@@ -1191,7 +1202,7 @@ def waiting_rounds(agent: AggregatorAgent,
     for round_, pending in agent.pending.items():
         if read_at_head:
             pending.fetcher.offer_posted()
-        shares = pending.fetcher.refresh()
+        shares = pending.fetcher.refresh(grace=SHARE_FETCH_GRACE_SECONDS)
         waiting[round_] = WaitingRound(round_, settled=pending.fetcher.settled, over_set=len(shares),
                                        members=members, wanted=pending.wanted,
                                        waited=now_monotonic - pending.started, share_wait=pending.share_wait,
@@ -1351,7 +1362,7 @@ class AggregatorAgent:
     masked_step1: dict[int, MaskedOpened] = field(default_factory=dict, repr=False)
 
     def observe(self, event: ChainEvent | Tick) -> MemberView | frozenset[int] | dict[object, WaitingRound | CheckingRound]:
-        if isinstance(event, Tick):
+        if isinstance(event, (Tick, ChecksSubmitted, ComplaintsSubmitted)):
             return waiting_rounds(self, time.monotonic())
         if isinstance(event, AggregateShareSubmitted):
             return frozenset(self.pending)

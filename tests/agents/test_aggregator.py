@@ -131,6 +131,33 @@ def _waiting(round_: int, **overrides: float) -> WaitingRound:
     return WaitingRound(round_, **{**values, **overrides})
 
 
+class _SlowStore:
+    """A store whose every read takes ``delay`` seconds (a share fetched from another node)."""
+
+    def __init__(self, blobs: dict[str, bytes], delay: float) -> None:
+        self.blobs, self.delay = blobs, delay
+
+    def get(self, cid: str, *, max_bytes: int, timeout: float | None = None) -> bytes:
+        time.sleep(self.delay)
+        return self.blobs[cid]
+
+
+def test_a_look_counts_a_share_whose_fetch_lands_within_the_grace_and_only_then() -> None:
+    share = np.arange(6, dtype=np.uint64)
+    blob = encode_field_vector(share, kind=VectorKind.AGGREGATE_SHARE)
+    store = _SlowStore({compute_cid(blob): blob}, delay=0.05)
+    agent = type("Member", (), {"node": type("Node", (), {"store": store})()})()
+    posted = AggregateShareSubmitted(block_number=9, tx_hash="0x1", log_index=0, round=3, member="0xm2",
+                                     member_index=2, share_cid=compute_cid(blob), included_clients=ClientSet(0b11))
+    with aggregator.AggregateShareFetcher(agent, 3, ClientSet(0b11), share.size) as without_grace:
+        without_grace.offer(posted)
+        assert without_grace.refresh() == {}  # in flight: counted at the next look
+    with aggregator.AggregateShareFetcher(agent, 3, ClientSet(0b11), share.size) as with_grace:
+        with_grace.offer(posted)
+        found = with_grace.refresh(grace=2.0)
+    assert list(found) == [2] and np.array_equal(found[2], share)
+
+
 def test_a_tick_makes_a_member_reconstruct_exactly_where_waiting_is_no_longer_worth_it() -> None:
     waiting = {4: _waiting(4, settled=5, over_set=5), 5: _waiting(5, waited=1.0)}  # 4: all in; 5: only t
     assert on_tick(waiting, Tick(), now=10) == [ReconstructAndPropose(4)]

@@ -19,6 +19,7 @@ from fedtss.chain import (
     AggregateShareSubmitted,
     ChecksSubmitted,
     ClientSet,
+    CollectionClosed,
     ComplaintsSubmitted,
     RoundState,
     ThresholdReached,
@@ -105,6 +106,19 @@ def test_an_honest_checked_round_is_plaintext_fedavg_with_one_checks_transaction
                                   max_bytes=1 << 24)
               for e in events_of(fed.events(), AggregateShareSubmitted)]
     assert len(posted) >= t and all(share[-t:].tolist() == [0] * t and share[:-t].any() for share in posted)
+
+
+def test_the_last_members_checks_arriving_make_a_member_post_its_share_without_waiting_for_a_tick(
+        make_federation_in) -> None:
+    fed: Federation = make_federation_in(**SHAPE)
+    (closed,) = events_of(fed.drive(fed.clients), CollectionClosed)
+    fed.deliver(closed, fed.members)  # each opens, posts its checks and waits in the round
+    assert all(m.is_waiting() for m in fed.members)
+    assert events_of(fed.events(), AggregateShareSubmitted) == []
+    last_checks = events_of(fed.events(), ChecksSubmitted)[-1]
+    fed.deliver(last_checks, fed.members[:1])  # an event, not a Tick
+    (posted,) = events_of(fed.events(), AggregateShareSubmitted)
+    assert posted.member_index == fed.members[0].member_index
 
 
 @pytest.mark.parametrize("member", [1, 4])
