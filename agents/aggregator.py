@@ -579,7 +579,13 @@ def round_model(agent: AggregatorAgent, round_: int) -> tuple[str, dict[str, NDA
     if not opened:
         raise FormatError(f"no RoundOpened event for round {round_}")
     cid = opened[-1].model_cid
-    return cid, fetch_model(agent.node, cid, agent.node.deployment.model_layout)
+    tensors = agent.models.get(cid)
+    if tensors is None:  # a member reads the round's model up to three times (open, publish, reconstruct)
+        tensors = fetch_model(agent.node, cid, agent.node.deployment.model_layout)
+        for array in tensors.values():
+            array.setflags(write=False)  # shared by every later read: nothing may change it in place
+        agent.models = {**dict(list(agent.models.items())[-1:]), cid: tensors}  # this round's and the last
+    return cid, tensors
 
 
 def round_submissions(agent: AggregatorAgent, round_: int) -> list[Submission]:
@@ -1360,6 +1366,8 @@ class AggregatorAgent:
     checking: dict[int, PendingChecks] = field(default_factory=dict)
     #: The masked mode's step 1 of the latest round it ran (seed rows, running masked sum), for step 2.
     masked_step1: dict[int, MaskedOpened] = field(default_factory=dict, repr=False)
+    #: The last two global models read (by CID, checked and read-only): :func:`round_model`.
+    models: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict, repr=False)
 
     def observe(self, event: ChainEvent | Tick) -> MemberView | frozenset[int] | dict[object, WaitingRound | CheckingRound]:
         if isinstance(event, (Tick, ChecksSubmitted, ComplaintsSubmitted)):

@@ -671,6 +671,26 @@ def test_a_set_fixed_between_the_check_and_the_transaction_is_summed_over_again(
     assert share.included_clients == ClientSet(0b011)
 
 
+def test_a_member_fetches_and_checks_the_rounds_model_once_and_keeps_it_read_only(make_federation_in) -> None:
+    fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
+    (opened,) = [e for e in fed.events() if e.name == "RoundOpened"]
+    member = fed.members[0]
+    real_get, model_reads = member.node.store.get, []
+
+    def counting_get(cid, **kwargs):
+        model_reads.extend([cid] if cid == opened.model_cid else [])
+        return real_get(cid, **kwargs)
+
+    member.node.store = type("CountingStore", (), {"get": staticmethod(counting_get), "put": real_get.__self__.put,
+                                                   "has": real_get.__self__.has})()
+    fed.drive()
+    assert fed.contract.state(1) == RoundState.Finalized and fed.contract.member(member.node.address)[2] == 1
+    assert model_reads == [opened.model_cid]  # step 1, publishing and reconstructing read it three times
+    cached = member.models[opened.model_cid]
+    with pytest.raises(ValueError, match="read-only"):
+        next(iter(cached.values()))[...] = 0
+
+
 def test_a_member_stopped_while_it_waited_for_shares_waits_again_at_start_and_votes(make_federation_in) -> None:
     fed: Federation = make_federation_in(clients=3, members=3, threshold=2)
     (closed,) = events_of(fed.drive(fed.clients), CollectionClosed)
