@@ -844,7 +844,7 @@ def post_over_round_set(agent: AggregatorAgent, round_: int, opened: Opened, len
 def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     """Step 1 with the committee's checks (:mod:`agents.client_checks`): open and sum every client's
     share, projecting each as it opens, post the projections, and wait in the round for the
-    verdict (:func:`decide_clients`, at a Tick). Fetching stops a second before the checks'
+    verdict (:func:`decide_clients`, at a Tick or as checks arrive). Fetching stops a second before the checks'
     window closes, so that a client posting a CID nobody serves cannot make the member miss it
     (a member restarted after that window fetches within the usual budget: it only follows the
     others' verdict then, and a short budget would leave it without the shares to post)."""
@@ -1024,6 +1024,7 @@ class AggregateShareFetcher:
         self.other_set: set[int] = set()
         self._posted: dict[int, AggregateShareSubmitted] = {}
         self._inflight: dict[int, Future[NDArray[np.uint64]]] = {}
+        self._started: dict[int, float] = {}  # when each member's fetch in flight started (monotonic)
         self._pool = ThreadPoolExecutor(max_workers=SHARE_FETCH_WORKERS, thread_name_prefix="share")
 
     def __enter__(self) -> AggregateShareFetcher:
@@ -1062,7 +1063,11 @@ class AggregateShareFetcher:
         for member in self._posted:
             if member not in self.shares and member not in self.bad and member not in self._inflight:
                 self._start(member)
-        return self.collect(timeout=grace) if grace > 0 and self._inflight else dict(self.shares)
+        if grace > 0:  # only fetches younger than the grace: one that hangs is not waited for at every look
+            young = [f for m, f in self._inflight.items() if time.monotonic() - self._started[m] < grace]
+            if young:
+                wait(young, timeout=grace)
+        return self.collect()
 
     def collect(self, *, wait_for_all: bool = False, timeout: float | None = None) -> dict[int, NDArray[np.uint64]]:
         """Settle the fetches that finished (with ``wait_for_all``, every one in flight; with a
@@ -1076,6 +1081,7 @@ class AggregateShareFetcher:
         return dict(self.shares)
 
     def _start(self, member: int) -> None:
+        self._started[member] = time.monotonic()
         self._inflight[member] = self._pool.submit(self._fetch, self._posted[member].share_cid)
 
     def _fetch(self, cid: str) -> NDArray[np.uint64]:
@@ -1136,7 +1142,8 @@ class PendingVote:
 
 
 def start_reconstruction(agent: AggregatorAgent, action: StartReconstruction) -> Outcome:
-    """Publish this member's share, then start fetching the round's shares; the vote comes at a Tick.
+    """Publish this member's share, then start fetching the round's shares; the vote comes at a Tick
+    (or as checks or complaints arrive).
 
     Heard again (a restart, a re-delivered block) it changes nothing; heard for a client set
     other than the one awaited (a reorganization fixed another), it starts over for that one.
@@ -1370,6 +1377,9 @@ class AggregatorAgent:
     models: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict, repr=False)
 
     def observe(self, event: ChainEvent | Tick) -> MemberView | frozenset[int] | dict[object, WaitingRound | CheckingRound]:
+        if isinstance(event, (ChecksSubmitted, ComplaintsSubmitted)) \
+                and event.round not in self.checking and event.round not in self.pending:
+            return {}  # a round this member does not wait in (or an old one, replayed): nothing to look at
         if isinstance(event, (Tick, ChecksSubmitted, ComplaintsSubmitted)):
             return waiting_rounds(self, time.monotonic())
         if isinstance(event, AggregateShareSubmitted):

@@ -8,7 +8,8 @@ Between opening its shares and posting its aggregate share, member j (when the d
    round's challenge (from the hash of the block that closed collection), its share of the sample
    count, and its value on the client's squared-norm polynomial; and posts them, three field
    elements per client, with ``submitChecks`` (:func:`start_checks`);
-2. waits in the round, at each clock Tick, until every member posted its checks or the
+2. waits in the round, looking at each clock Tick and as each member's checks or complaints
+   arrive, until every member posted its checks or the
    checks' window closed (:func:`checks_ready`), then decodes each client's projections;
 3. if its own projection is off a client's polynomial, it complains: ``submitComplaints`` with
    the AES key of that client's sealed share for it (:func:`post_complaints`), so that anyone

@@ -17,9 +17,10 @@ member's ``lastShareRound`` before ``submitAggregateShare``) and make re-running
 At most the events of one block are re-delivered (with a checkpoint's ``write_interval``, those
 handled since its last write); none are lost.
 
-How events are found. The source always reads logs with ``eth_getLogs`` over a block range
-``(last delivered, head - confirmations]``, in ranges of at most ``max_block_range`` blocks;
-what differs is how it learns that the head moved:
+How events are found. The source reads logs with ``eth_getLogs`` over a block range
+``(last delivered, head - confirmations]``, in ranges of at most ``max_block_range`` blocks
+(or, for one announced block, by its hash: below); what differs is how it learns that the
+head moved:
 
 - ``ws://`` / ``wss://`` URL: web3.py 8 ``AsyncWeb3(WebSocketProvider)`` with an
   ``eth_subscribe("newHeads")`` subscription, read with ``socket.process_subscriptions()``.
@@ -79,7 +80,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3, WebSocketProvider
-from web3.exceptions import BlockNotFound, ProviderConnectionError, Web3RPCError
+from web3.exceptions import BlockNotFound, ProviderConnectionError, RequestTimedOut, Web3RPCError
 from websockets.exceptions import InvalidStatus
 
 from fedtss.chain._failures import NODE_FAILURES, node_error
@@ -121,7 +122,8 @@ class EventBatch:
     last_block: int
     block_hashes: Mapping[int, str] = field(default_factory=dict)
     #: Whether ``last_block`` was the newest block the source could deliver when it read it
-    #: (the head minus ``confirmations``): nothing past it existed then.
+    #: (the head minus ``confirmations``, or the block a head notification announced): the
+    #: source knew of nothing past it then.
     at_head: bool = False
 
 
@@ -175,6 +177,11 @@ class EventSource:
         self.url = url
         self.request_url = request_url
         self.transport = "websocket" if scheme.startswith("ws") else "polling"
+        # Logs by block hash are asked of the node that announced the block (the same host and
+        # port): a node that lags and answers [] for a block it lacks, as EIP-234 allows, would
+        # otherwise pass for a block without events.
+        self._announcer_answers = request_url is None or urlsplit(request_url).netloc == urlsplit(url).netloc
+        self._by_hash_failures = 0
         self.confirmations = confirmations
         self.poll_interval = poll_interval
         self.idle_check = idle_check
@@ -321,6 +328,7 @@ class EventSource:
         while True:
             batch = await self._next_block(w3, position, announced, until_block) if announced else None
             if batch is not None:
+                seen_head = announced["hash"]
                 yield batch
             else:
                 head = await w3.eth.get_block("latest")
@@ -341,23 +349,32 @@ class EventSource:
         """The batch of the one block a ``newHeads`` notification announced, in one request, when
         that block is the child of the last block delivered; else None (look at the head as usual).
 
-        Its logs are asked for by ``blockHash`` (EIP-234), which a node answers only if it holds
-        that very block: so the requests' node, even when it is not the one that announced the
-        block, cannot hand over an incomplete or other block's logs. Not with confirmations
-        (the block to deliver is not the announced one), nor past ``until_block``.
+        Its logs are asked for by ``blockHash`` (EIP-234) of the node that announced it (requests
+        over another host's URL always take the range path): that node holds the block, and a
+        node answers such a request with that block's logs only. Not with confirmations (the
+        block to deliver is not the announced one), nor past ``until_block``; not after
+        :data:`_BY_HASH_FAILURES_ALLOWED` refusals in a row.
         """
         number, block_hash, parent = header.get("number"), header.get("hash"), header.get("parentHash")
-        if self.confirmations or not position.recent or not isinstance(number, int) \
+        if not self._announcer_answers or self.confirmations or not position.recent or not isinstance(number, int) \
                 or not isinstance(block_hash, bytes) or not isinstance(parent, bytes):
             return None
         last = position.recent[-1]
-        if (last.number, last.hash) != (position.last, _hex(parent)) or number != position.last + 1 \
+        if self._by_hash_failures >= _BY_HASH_FAILURES_ALLOWED \
+                or (last.number, last.hash) != (position.last, _hex(parent)) or number != position.last + 1 \
                 or (until_block is not None and number > until_block):
             return None
         try:
             logs = await w3.eth.get_logs({"address": self.address, "blockHash": block_hash})
-        except Web3RPCError:  # the node does not hold that block (yet, or any more): look at the head
+        except RequestTimedOut:
+            raise
+        except Web3RPCError as exc:  # the node does not hold that block (any more): look at the head
+            self._by_hash_failures += 1
+            if self._by_hash_failures == _BY_HASH_FAILURES_ALLOWED:
+                log.warning("the node at %s refused eth_getLogs by block hash %d times in a row (%s); reading "
+                            "block ranges from now on", self._endpoints(), self._by_hash_failures, exc)
             return None
+        self._by_hash_failures = 0
         ordered = sorted(logs, key=lambda entry: entry["logIndex"])
         position.last = number
         position.recent = remember_blocks(position.recent, [BlockRef(number, _hex(block_hash))])
@@ -435,6 +452,11 @@ async def _over_http(url: str) -> AsyncIterator[AsyncWeb3]:
 
 async def _none_after(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+#: Refusals of eth_getLogs by block hash in a row after which a source reads block ranges only
+#: (a node without EIP-234, or one that keeps losing the blocks it announced).
+_BY_HASH_FAILURES_ALLOWED = 3
 
 
 def _hex(value: bytes) -> str:

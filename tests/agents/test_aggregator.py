@@ -158,6 +158,24 @@ def test_a_look_counts_a_share_whose_fetch_lands_within_the_grace_and_only_then(
     assert list(found) == [2] and np.array_equal(found[2], share)
 
 
+def test_a_share_fetch_older_than_the_grace_is_not_waited_for_again(monkeypatch) -> None:
+    blob = encode_field_vector(np.arange(6, dtype=np.uint64), kind=VectorKind.AGGREGATE_SHARE)
+    store = _SlowStore({compute_cid(blob): blob}, delay=1.0)  # hangs past every look below
+    agent = type("Member", (), {"node": type("Node", (), {"store": store})()})()
+    posted = AggregateShareSubmitted(block_number=9, tx_hash="0x1", log_index=0, round=3, member="0xm2",
+                                     member_index=2, share_cid=compute_cid(blob), included_clients=ClientSet(0b11))
+    waited: list[int] = []
+    real_wait = aggregator.wait
+    monkeypatch.setattr(aggregator, "wait", lambda futures, timeout=None: waited.append(len(futures))
+                        or real_wait(futures, timeout=timeout))
+    with aggregator.AggregateShareFetcher(agent, 3, ClientSet(0b11), 6) as fetcher:
+        fetcher.offer(posted)
+        assert fetcher.refresh(grace=0.05) == {}  # waited for the young fetch, which did not land
+        time.sleep(0.06)
+        assert fetcher.refresh(grace=0.05) == {}  # older than the grace now: not waited for
+    assert waited == [1]
+
+
 def test_a_tick_makes_a_member_reconstruct_exactly_where_waiting_is_no_longer_worth_it() -> None:
     waiting = {4: _waiting(4, settled=5, over_set=5), 5: _waiting(5, waited=1.0)}  # 4: all in; 5: only t
     assert on_tick(waiting, Tick(), now=10) == [ReconstructAndPropose(4)]

@@ -300,28 +300,50 @@ def test_a_websocket_source_with_a_request_url_hears_heads_on_the_socket_and_rea
     assert "eth_subscribe" not in node.methods
 
 
-def test_each_announced_child_block_costs_one_request_its_logs_by_block_hash(chain, deployed):
+def _follow_three_blocks(chain, deployed, request_url: str, methods: list[str]) -> list[str]:
+    """The JSON-RPC methods (as ``methods`` records them) a WebSocket source asks for while three
+    transactions are mined one by one after its first look."""
     after = deployed.deployment.deploy_block - 1  # the first look reads a range, so it knows the head's hash
-    node = _HttpOnlyNode(chain.url)
+    source = EventSource.from_deployment(ws(chain.url), deployed.deployment, request_url=request_url,
+                                         **{**FAST, "idle_check": 60.0})  # no idle look in between
+    actions = [deployed.start_training, lambda: deployed.submit(0), lambda: deployed.submit(1)]
+
+    async def scenario():
+        consumer = asyncio.create_task(collect(source, after, 4))
+        while "eth_getLogs" not in methods:  # the first look (the head, the range since the deploy block)
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        first_look = len(methods)
+        await drive(deployed, actions)
+        return await asyncio.wait_for(consumer, TIMEOUT_S), methods[first_look:]
+
+    events, later = asyncio.run(scenario())
+    assert events == deployed.rounds.get_events(after)[:4]
+    return later
+
+
+def test_each_announced_child_block_costs_one_request_its_logs_by_block_hash(chain, deployed, monkeypatch):
+    from web3 import AsyncHTTPProvider
+
+    methods: list[str] = []
+    real = AsyncHTTPProvider.make_request
+
+    async def recording(self, method, params):
+        methods.append(method)
+        return await real(self, method, params)
+
+    monkeypatch.setattr(AsyncHTTPProvider, "make_request", recording)
+    later = _follow_three_blocks(chain, deployed, chain.url, methods)  # the announcing node itself
+    assert later == ["eth_getLogs"] * 3  # no eth_getBlockByNumber for a block the socket announced
+
+
+def test_requests_to_another_host_than_the_announcers_read_each_block_as_a_range(chain, deployed):
+    node = _HttpOnlyNode(chain.url)  # another port: it could lag and answer [] for a block it lacks
     try:
-        source = EventSource.from_deployment(ws(chain.url), deployed.deployment, request_url=node.url,
-                                             **{**FAST, "idle_check": 60.0})  # no idle look in between
-        actions = [deployed.start_training, lambda: deployed.submit(0), lambda: deployed.submit(1)]
-
-        async def scenario():
-            consumer = asyncio.create_task(collect(source, after, 4))
-            while not node.methods:  # the first look (the head, the range since the deploy block)
-                await asyncio.sleep(0.02)
-            await asyncio.sleep(0.3)
-            first_look = len(node.methods)
-            await drive(deployed, actions)
-            return await asyncio.wait_for(consumer, TIMEOUT_S), node.methods[first_look:]
-
-        events, later = asyncio.run(scenario())
+        later = _follow_three_blocks(chain, deployed, node.url, node.methods)
     finally:
         node.close()
-    assert events == deployed.rounds.get_events(after)[:4]
-    assert later == ["eth_getLogs"] * len(actions)  # no eth_getBlockByNumber for a block the socket announced
+    assert later == ["eth_getBlockByNumber", "eth_getLogs"] * 3
 
 
 def test_an_announced_block_the_node_does_not_hold_is_not_delivered_and_the_head_is_read_instead(chain, deployed):
@@ -337,6 +359,26 @@ def test_an_announced_block_the_node_does_not_hold_is_not_delivered_and_the_head
 
     assert asyncio.run(look(unknown)) is None and asyncio.run(look(not_a_child)) is None
     assert position.last == head["number"]  # nothing delivered, nothing skipped
+
+
+def test_after_three_refusals_in_a_row_a_source_reads_ranges_only_and_says_so_once(chain, deployed, caplog):
+    source = EventSource.from_deployment(chain.url, deployed.deployment)
+    head = chain.w3.eth.get_block("latest")
+    position = _Position(head["number"], (BlockRef(head["number"], "0x" + bytes(head["hash"]).hex()),), 0)
+
+    async def look(header):
+        async with _over_http(chain.url) as w3:
+            return await source._next_block(w3, position, header, None)
+
+    with caplog.at_level(logging.WARNING, logger="fedtss.chain.events"):
+        for _ in range(4):
+            unknown = {"number": head["number"] + 1, "hash": random.randbytes(32), "parentHash": bytes(head["hash"])}
+            assert asyncio.run(look(unknown)) is None
+    assert sum("refused eth_getLogs by block hash" in r.getMessage() for r in caplog.records) == 1
+    chain.w3.provider.make_request("evm_mine", [])
+    child = chain.w3.eth.get_block("latest")
+    real = {"number": child["number"], "hash": bytes(child["hash"]), "parentHash": bytes(child["parentHash"])}
+    assert asyncio.run(look(real)) is None  # a block it holds, but the source no longer asks by hash
 
 
 def test_a_request_url_must_be_http():
