@@ -31,10 +31,11 @@ Member j, in one round:
 With client checks (``checkPeriod`` > 0, :mod:`agents.client_checks`), step 1 stops before
 the post: :func:`begin_checks` also takes each share's projection and sample-count share as it
 opens, posts them (``submitChecks``) and waits in the round; at each Tick, and as each member's
-checks or complaints arrive, :func:`on_tick` returns :class:`DecideClients` once the checks are in, and :func:`decide_clients` complains if this
-member was cheated, takes the committee's verdict (excluding clients and naming members by
-name) and posts over the clients kept. If ThresholdReached comes first, the member posts over
-that set at once and still takes the verdict, to name whom it names.
+checks or complaints arrive, :func:`on_tick` returns :class:`DecideClients` once the checks are
+in, and :func:`decide_clients` complains if this member was cheated, takes the committee's
+verdict (excluding clients and naming members by name) and posts over the clients kept. If
+ThresholdReached comes first, the member posts over that set at once and still takes the
+verdict, to name whom it names.
 
 Which client set wins. Members may disagree about a client whose share opened for some and
 not for others; each posts the set it could include. The contract emits ``ThresholdReached``
@@ -309,7 +310,8 @@ def on_aggregate_share_submitted(waiting_in: frozenset[int], event: AggregateSha
 
 
 def on_tick(waiting: Mapping[int | tuple[str, int], WaitingRound | CheckingRound],
-            event: Tick | ChecksSubmitted | ComplaintsSubmitted, now: int) -> list[ReconstructAndPropose | DecideClients]:
+            event: Tick | ChecksSubmitted | ComplaintsSubmitted,
+            now: int) -> list[ReconstructAndPropose | DecideClients]:
     """Take the verdict in every round whose checks are settled enough; reconstruct in every round
     where waiting longer is not worth it."""
     actions: list[ReconstructAndPropose | DecideClients] = []
@@ -844,8 +846,8 @@ def post_over_round_set(agent: AggregatorAgent, round_: int, opened: Opened, len
 def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     """Step 1 with the committee's checks (:mod:`agents.client_checks`): open and sum every client's
     share, projecting each as it opens, post the projections, and wait in the round for the
-    verdict (:func:`decide_clients`, at a Tick or as checks arrive). Fetching stops a second before the checks'
-    window closes, so that a client posting a CID nobody serves cannot make the member miss it
+    verdict (:func:`decide_clients`, at a Tick or as checks arrive). Fetching stops a second before
+    the checks' window closes, so that a client posting a CID nobody serves cannot make the member miss it
     (a member restarted after that window fetches within the usual budget: it only follows the
     others' verdict then, and a short budget would leave it without the shares to post)."""
     node = agent.node

@@ -508,7 +508,6 @@ class DecodedCall:
 _FIXED_VIEWS = frozenset({"committee", "threshold", "checkPeriod", "aggregation"})
 
 
-
 def _send(w3: Web3, account: LocalAccount, call: Any, decoder: _RevertDecoder) -> dict:
     """Estimate (decoding a revert), sign, send and wait; a mined revert also raises.
 
