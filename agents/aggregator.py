@@ -83,6 +83,7 @@ from agents.masked_aggregation import (
 )
 from agents.records import ExclusionRecord, append_exclusion
 from agents.runtime import (
+    NOTHING_TO_DECIDE,
     TICK_SECONDS,
     Handler,
     Node,
@@ -1378,10 +1379,11 @@ class AggregatorAgent:
     #: The last two global models read (by CID, checked and read-only): :func:`round_model`.
     models: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict, repr=False)
 
-    def observe(self, event: ChainEvent | Tick) -> MemberView | frozenset[int] | dict[object, WaitingRound | CheckingRound]:
-        if isinstance(event, (ChecksSubmitted, ComplaintsSubmitted)) \
+    def observe(self, event: ChainEvent | Tick) -> MemberView | frozenset[int] | dict[object, WaitingRound | CheckingRound] \
+            | object:
+        if isinstance(event, (ChecksSubmitted, ComplaintsSubmitted, AggregateShareSubmitted)) \
                 and event.round not in self.checking and event.round not in self.pending:
-            return {}  # a round this member does not wait in (or an old one, replayed): nothing to look at
+            return NOTHING_TO_DECIDE  # a round it does not wait in (or an old one, replayed): no chain read
         if isinstance(event, (Tick, ChecksSubmitted, ComplaintsSubmitted)):
             return waiting_rounds(self, time.monotonic())
         if isinstance(event, AggregateShareSubmitted):

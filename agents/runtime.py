@@ -3,7 +3,8 @@
 One event, top to bottom (:func:`handle_event`):
 
 1. ``agent.observe(event)`` reads the chain's views the decision needs (has this account
-   already submitted? what state is the round in?) into a small frozen *view*;
+   already submitted? what state is the round in?) into a small frozen *view*, or says
+   :data:`NOTHING_TO_DECIDE` (then nothing below happens);
 2. the role's handler for the event, ``on_<event>(view, event, now) -> list[Action]``,
    decides: it is pure, so tests drive it without a chain;
 3. ``agent.execute(action)`` does the work at the edge (fetch, train or aggregate, store,
@@ -75,6 +76,7 @@ from fedtss.storage import ContentStore, open_store
 __all__ = [
     "Agent",
     "Handler",
+    "NOTHING_TO_DECIDE",
     "Node",
     "Outcome",
     "Skip",
@@ -107,6 +109,16 @@ class Tick:
 
     name: ClassVar[str] = "Tick"
     round_number: ClassVar[None] = None
+
+
+class _NothingToDecide:
+    def __repr__(self) -> str:
+        return "NOTHING_TO_DECIDE"
+
+
+#: What ``observe`` returns when the event asks for no decision (a member hearing of a round it
+#: does not wait in): the handler is not called, the chain's time not read, nothing logged.
+NOTHING_TO_DECIDE = _NothingToDecide()
 
 
 @dataclass(frozen=True)
@@ -261,7 +273,10 @@ def handle_event(agent: Agent, event: ChainEvent | Tick) -> list[Outcome]:
     handler = agent.handlers.get(type(event))
     if handler is None:
         return []
-    actions = handler(agent.observe(event), event, agent.node.chain_time())
+    view = agent.observe(event)
+    if view is NOTHING_TO_DECIDE:
+        return []
+    actions = handler(view, event, agent.node.chain_time())
     return [_execute(agent, event, action) for action in actions]
 
 

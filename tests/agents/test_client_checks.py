@@ -15,6 +15,7 @@ import pytest
 from agents import client_checks
 from agents.client import PreparedUpdate, UpdateContext, quantized_vector, seal_rows
 from fedtss import field as gf
+from agents.runtime import NOTHING_TO_DECIDE
 from fedtss.chain import (
     AggregateShareSubmitted,
     ChecksSubmitted,
@@ -119,6 +120,10 @@ def test_the_last_members_checks_arriving_make_a_member_post_its_share_without_w
     fed.deliver(last_checks, fed.members[:1])  # an event, not a Tick
     (posted,) = events_of(fed.events(), AggregateShareSubmitted)
     assert posted.member_index == fed.members[0].member_index
+    # done checking, not yet waiting for shares: more of the round's events ask nothing of the chain
+    assert 1 not in fed.members[0].checking and 1 not in fed.members[0].pending
+    assert fed.members[0].observe(last_checks) is NOTHING_TO_DECIDE
+    assert fed.members[0].observe(posted) is NOTHING_TO_DECIDE
 
 
 @pytest.mark.parametrize("member", [1, 4])

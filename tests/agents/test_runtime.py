@@ -17,7 +17,8 @@ import requests
 
 from agents.client import build_client_agent
 from agents.config import parse_node_config
-from agents.runtime import CHECKPOINT_FILE, Outcome, format_fields, handle_event_retrying, is_transient, main, run_agent
+from agents.runtime import (CHECKPOINT_FILE, NOTHING_TO_DECIDE, Outcome, format_fields, handle_event,
+                            handle_event_retrying, is_transient, main, run_agent)
 from fedtss.chain import CollectionClosed, RoundOpened, RoundState, events_of, redact_node_urls
 from fedtss.chain.events import Backoff
 from fedtss.errors import (
@@ -125,6 +126,17 @@ def _raised(error: Exception, cause: BaseException) -> Exception:
         raise error from cause
     except Exception as exc:
         return exc
+
+
+def test_an_event_observed_as_nothing_to_decide_reads_no_chain_time_and_calls_no_handler() -> None:
+    agent = _FlakyNodeAgent(failures=1, error=AssertionError("the chain's time was read"))
+    called = []
+    agent.handlers = {RoundOpened: lambda view, event, now: called.append(view) or [event.round]}
+    agent.observe = lambda event: NOTHING_TO_DECIDE
+    assert handle_event(agent, _round_opened()) == [] and called == [] and agent.executed == 0
+    agent.observe = lambda event: None  # None is a view like any other (the keeper's, for a round it never saw)
+    agent.failures = 0
+    assert len(handle_event(agent, _round_opened())) == 1 and called == [None] and agent.executed == 1
 
 
 def test_a_dropped_node_is_retried_with_backoff_and_the_event_handled_once(caplog) -> None:
