@@ -848,9 +848,9 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     """Step 1 with the committee's checks (:mod:`agents.client_checks`): open and sum every client's
     share, projecting each as it opens, post the projections, and wait in the round for the
     verdict (:func:`decide_clients`, at a Tick or as checks arrive). Fetching stops a second before
-    the checks' window closes, so that a client posting a CID nobody serves cannot make the member miss it
-    (a member restarted after that window fetches within the usual budget: it only follows the
-    others' verdict then, and a short budget would leave it without the shares to post)."""
+    the checks' window closes, so that a client posting a CID nobody serves cannot make the member
+    miss it (a member restarted after that window fetches within the usual budget: it only follows
+    the others' verdict then, and a short budget would leave it without the shares to post)."""
     node = agent.node
     clock = StepClock()
     _, tensors = round_model(agent, round_)
@@ -1072,11 +1072,10 @@ class AggregateShareFetcher:
                 wait(young, timeout=grace)
         return self.collect()
 
-    def collect(self, *, wait_for_all: bool = False, timeout: float | None = None) -> dict[int, NDArray[np.uint64]]:
-        """Settle the fetches that finished (with ``wait_for_all``, every one in flight; with a
-        ``timeout``, those that finish within it)."""
-        if wait_for_all or timeout is not None:
-            wait(list(self._inflight.values()), timeout=None if wait_for_all else timeout)
+    def collect(self, *, wait_for_all: bool = False) -> dict[int, NDArray[np.uint64]]:
+        """Settle the fetches that finished (with ``wait_for_all``, every one in flight)."""
+        if wait_for_all:
+            wait(list(self._inflight.values()))
         for member, future in list(self._inflight.items()):
             if future.done():
                 del self._inflight[member]

@@ -143,11 +143,11 @@ def round_breakdown(actions: Sequence[ActionLine], round_: int, threshold: int) 
         rows["hear_collection_closed"] = step_one.start - last_client.end
         if step_one is share:  # checks off: step 1 posts the share itself
             rows["member_open"] = share.seconds - sum(share.steps.values())
-        elif step_one.steps:  # checks on: step 1 says where its time went
-            rows.update({f"member_open_{step}": seconds for step, seconds in step_one.steps.items()})
-            rows["wait_for_checks"] = share.start - step_one.end
         else:
-            rows["member_open"] = step_one.seconds
+            if step_one.steps:  # step 1 says where its time went
+                rows.update({f"member_open_{step}": seconds for step, seconds in step_one.steps.items()})
+            else:
+                rows["member_open"] = step_one.seconds
             rows["wait_for_checks"] = share.start - step_one.end
     rows["member_post_share"] = sum(share.steps.values()) if step_one is share else share.seconds
 

@@ -375,17 +375,13 @@ class EventSource:
                             "block ranges from now on", self._endpoints(), self._by_hash_failures, exc)
             return None
         self._by_hash_failures = 0
-        ordered = sorted(logs, key=lambda entry: entry["logIndex"])
-        position.last = number
-        position.recent = remember_blocks(position.recent, [BlockRef(number, _hex(block_hash))])
-        return EventBatch(tuple(self._decoder.decode_logs(ordered)), number, number, {number: _hex(block_hash)},
-                          at_head=True)
+        return self._delivered(position, logs, number, number, _hex(block_hash), at_head=True)
 
     async def _head_waiter(self, w3: AsyncWeb3) -> Callable[[], Awaitable[Mapping[str, Any] | None]]:
         """A coroutine function that returns when the head may have moved: with the header a
         ``newHeads`` notification carried, or None (polling, or no notification for a while)."""
         if self.transport == "polling":
-            return lambda: _none_after(self.poll_interval)
+            return lambda: asyncio.sleep(self.poll_interval)  # None: no header
         await w3.eth.subscribe("newHeads")
         heads = w3.socket.process_subscriptions()
 
@@ -433,11 +429,17 @@ class EventSource:
             if last_hash is None:
                 return  # the chain got shorter meanwhile: the next look rewinds
             logs = await w3.eth.get_logs({"address": self.address, "fromBlock": first, "toBlock": last})
-            ordered = sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
-            hashes = {entry["blockNumber"]: _hex(entry["blockHash"]) for entry in ordered} | {last: last_hash}
-            position.last = last
-            position.recent = remember_blocks(position.recent, [BlockRef(n, h) for n, h in sorted(hashes.items())])
-            yield EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last, hashes, at_head=last == head["number"] - self.confirmations)
+            yield self._delivered(position, logs, first, last, last_hash,
+                                  at_head=last == head["number"] - self.confirmations)
+
+    def _delivered(self, position: _Position, logs: Sequence[Mapping[str, Any]], first: int, last: int,
+                   last_hash: str, *, at_head: bool) -> EventBatch:
+        """The batch of blocks ``first..last`` from their logs; ``position`` moves past it."""
+        ordered = sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
+        hashes = {entry["blockNumber"]: _hex(entry["blockHash"]) for entry in ordered} | {last: last_hash}
+        position.last = last
+        position.recent = remember_blocks(position.recent, [BlockRef(n, h) for n, h in sorted(hashes.items())])
+        return EventBatch(tuple(self._decoder.decode_logs(ordered)), first, last, hashes, at_head=at_head)
 
 
 @asynccontextmanager
@@ -448,10 +450,6 @@ async def _over_http(url: str) -> AsyncIterator[AsyncWeb3]:
         yield AsyncWeb3(provider)
     finally:
         await provider.disconnect()  # closes its cached aiohttp session
-
-
-async def _none_after(seconds: float) -> None:
-    await asyncio.sleep(seconds)
 
 
 #: Refusals of eth_getLogs by block hash in a row after which a source reads block ranges only
