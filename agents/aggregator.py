@@ -127,6 +127,7 @@ from fedtss.errors import (
 )
 from fedtss.formats import (
     MANIFEST_MAX_BYTES,
+    Manifest,
     RoundTerms,
     VectorKind,
     check_manifest,
@@ -362,17 +363,28 @@ class Exclusion:
     error: BaseException | None = field(default=None, repr=False, compare=False)
 
 
+def read_client_manifest(store: ContentStore, submission: Submission, terms: RoundTerms, *,
+                         max_blob_bytes: int, timeout: float | None = None) -> Manifest:
+    """Fetch one client's manifest and check it is for this round; raises one of CLIENT_FAULTS."""
+    blob = store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes), timeout=timeout)
+    manifest = parse_manifest(blob)
+    check_manifest(manifest, client=submission.client, terms=terms)
+    return manifest
+
+
 def open_client_share(
     store: ContentStore, submission: Submission, terms: RoundTerms, *,
     member_index: int, private_key: bytes, max_blob_bytes: int, timeout: float | None = None,
+    on_manifest: Callable[[int, Manifest], None] | None = None,
 ) -> NDArray[np.uint64]:
     """Fetch, check and open one client's share for this member; raises one of CLIENT_FAULTS.
 
     ``timeout`` bounds each of the two fetches (manifest, sealed share); None: the store's own.
+    ``on_manifest`` is handed (submission index, manifest) once the manifest checks out.
     """
-    blob = store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes), timeout=timeout)
-    manifest = parse_manifest(blob)
-    check_manifest(manifest, client=submission.client, terms=terms)
+    manifest = read_client_manifest(store, submission, terms, max_blob_bytes=max_blob_bytes, timeout=timeout)
+    if on_manifest is not None:
+        on_manifest(submission.index, manifest)
     plain_size = field_vector_bytes(terms.vector_length)
     sealed = store.get(manifest.share_cids[member_index - 1], max_bytes=plain_size + OVERHEAD, timeout=timeout)
     context = ShareContext(terms.chain_id, terms.contract, terms.round, submission.client, member_index)
@@ -614,7 +626,16 @@ def round_terms(agent: AggregatorAgent, round_: int, vector_length: int) -> Roun
         vector_length=vector_length,
         quantization=agent.federation.quantization,
         modulus_bits=masked_bits(agent),
+        norm_claims=is_checking_norms(agent),
     )
+
+
+def is_checking_norms(agent: AggregatorAgent) -> bool:
+    """Whether the round's clients claim norm values (Shamir mode, checks on, a committee that can
+    check norms: :func:`fedtss.validation.committee_decides_norms`)."""
+    contract = agent.node.contract
+    return (bool(agent.check_period) and masked_bits(agent) is None
+            and committee_decides_norms(len(contract.committee()), contract.threshold()))
 
 
 def masked_bits(agent: AggregatorAgent) -> int | None:
@@ -861,9 +882,14 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     projections = ShareProjections(round_rho(agent, round_, terms.vector_length), layout, agent.member_index,
                                    norms=committee_decides_norms(terms.n, terms.t))
 
+    claims: dict[int, tuple[int, ...]] = {}
+
     def take(index: int, share: NDArray[np.uint64]) -> None:
         projections.take(index, share)
         summed.add(index, share)
+
+    def keep_claims(index: int, manifest: Manifest) -> None:
+        claims[index] = manifest.norm_claims
 
     checks_deadline, _ = node.contract.check_window(round_)
     if checks_deadline == 0:  # past Aggregating (a restart): the set is fixed, no verdict is needed
@@ -874,10 +900,11 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
         options["budget_seconds"] = min(options["budget_seconds"], to_checks_deadline)
     clock.mark("context")
     excluded = _open_each(node.store, submissions, terms, take, workers=MAX_FETCH_WORKERS,
-                          opener=open_client_share, **options)
+                          opener=partial(open_client_share, on_manifest=keep_claims), **options)
     log_exclusions(agent, round_, excluded)
     clock.mark("shares")
-    pending = PendingChecks(round_, summed, terms.vector_length, terms, tuple(submissions), projections)
+    pending = PendingChecks(round_, summed, terms.vector_length, terms, tuple(submissions), projections,
+                            claims=claims if terms.norm_claims else None)
     note = start_checks(agent, pending)
     agent.checking[round_] = pending
     clock.mark("checks")
@@ -922,9 +949,9 @@ def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:
 
 def log_unchecked_norms(agent: AggregatorAgent, round_: int, verdict: RoundVerdict, clients: Mapping[int, str]) -> None:
     """Name the kept clients whose norm went unchecked, and why: a limit beyond the field (the
-    client claimed that many samples), or too few agreeing values (a member down or lying, or a
-    client whose shares some members could not open). (A committee that can never decide norms
-    posts none, and has nothing to log here.)"""
+    client claimed that many samples), or too few members' values matching the client's claims (a
+    member down, or a client whose shares some members could not open). (A committee that can
+    never check norms posts none, and has nothing to log here.)"""
     fields = dict(role=agent.role, address=agent.node.address, round=round_)
     beyond = set(verdict.norm_limit_beyond_field)
     if beyond:
@@ -933,8 +960,8 @@ def log_unchecked_norms(agent: AggregatorAgent, round_: int, verdict: RoundVerdi
                                        "max_samples, clip_norm or fractional_bits to check them"))
     if rest := [c for c in verdict.norm_unchecked if c not in beyond]:
         log.warning(format_fields(**fields, norm_unchecked=",".join(clients[c] for c in rest),
-                                  note="fewer than 3t - 2 members' norm values agree on these clients (a member down "
-                                       "or lying, or shares it could not open): their norms are not checked"))
+                                  note="fewer than 2t - 1 members' norm values match these clients' claims (members "
+                                       "down, or shares they could not open): their norms are not checked"))
 
 
 def _post_over_round_set(agent: AggregatorAgent, round_: int, opened: Opened, length: int) -> Outcome:

@@ -52,7 +52,7 @@ from fedtss.field import MODULUS
 from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
 from fedtss.sealing import ShareContext, seal_share
 from fedtss.shamir import share_vector
-from fedtss.validation import check_tail_length, pad_vector
+from fedtss.validation import CheckedLayout, check_tail_length, claim_norm_values, committee_decides_norms, pad_vector
 
 if TYPE_CHECKING:
     from agents.learning.task import LoadedTask
@@ -236,7 +236,8 @@ def prepare_update(
     sample-weighted mean over the round's clients is ever reconstructed. ``check_tail`` (when the
     committee checks shares, :mod:`fedtss.validation`) is t uniform field elements appended
     last: t - 1 norm masks, so that the members' norm values reveal the update's norm and nothing
-    else, and the pad, so that the checks' public projection of the vector is uniform.
+    else, and the pad, so that the checks' public projection of the vector is uniform. With it,
+    and a committee that can check norms, the manifest claims each member's norm value.
 
     Pure: ``sharing_key`` (32 bytes) and one 32-byte ``ephemeral_seeds`` entry per member are
     the only randomness; pass fresh ``os.urandom(32)`` values (tests pin them).
@@ -245,6 +246,9 @@ def prepare_update(
     if check_tail is not None:
         vector = pad_vector(vector, check_tail[-1], norm_masks=check_tail[:-1])
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
+    claims: tuple[int, ...] = ()
+    if check_tail is not None and committee_decides_norms(len(member_keys), threshold):
+        claims = claim_norm_values(shares, CheckedLayout.of(vector.size, metrics=len(metrics), threshold=threshold))
     sealed = seal_rows(shares, context, member_keys, ephemeral_seeds)
     manifest = Manifest(
         chain_id=context.chain_id,
@@ -256,6 +260,7 @@ def prepare_update(
         vector_length=vector.size,
         quantization=quantization,
         share_cids=tuple(compute_cid(blob) for blob in sealed),
+        norm_claims=claims,
     )
     return PreparedUpdate(sealed, manifest, encode_manifest(manifest))
 

@@ -7,18 +7,20 @@ Between opening its shares and posting its aggregate share, member j (when the d
 1. checks each share as it opens (:func:`fedtss.validation.check_share`): its projection on the
    round's challenge (from the hash of the block that closed collection), its share of the sample
    count, and its value on the client's squared-norm polynomial; and posts them, three field
-   elements per client, with ``submitChecks`` (:func:`start_checks`);
+   elements per client, with ``submitChecks`` (:func:`start_checks`); it keeps each client's
+   manifest's norm claims, the values the client says every member holds;
 2. waits in the round, looking at each clock Tick and as each member's checks or complaints
    arrive, until every member posted its checks or the
    checks' window closed (:func:`checks_ready`), then decodes each client's projections;
-3. if its own projection is off a client's polynomial, it complains: ``submitComplaints`` with
-   the AES key of that client's sealed share for it (:func:`post_complaints`), so that anyone
-   can open that one share and project it (:func:`complaint_projections`);
+3. if its own projection is off a client's polynomial, or its norm value is not what the client
+   claimed for it, it complains: ``submitComplaints`` with the AES key of that client's sealed
+   share for it (:func:`post_complaints`), so that anyone can open that one share and check it
+   (:func:`complaint_projections`);
 4. once every member whose projection was off complained, or the complaints' window closed,
    takes the verdict (:func:`fedtss.validation.round_verdict`, in :func:`step_checks`): clients
-   that sealed inconsistent shares, shared a sample count out of range or (when at least 3t - 2
-   members' norm values agree) an update above the clip bound are excluded by name, members that
-   posted false checks are named, and the member posts its aggregate share over the clients kept.
+   that sealed inconsistent shares, shared a sample count out of range, claimed a norm above the
+   clip bound or norm values their shares contradict are excluded by name, members that posted
+   false checks are named, and the member posts its aggregate share over the clients kept.
 
 Every input of the verdict is on chain or in the store and fixed once the windows close (the
 contract refuses checks and complaints after them), so every honest member reaches the same
@@ -42,6 +44,7 @@ from fedtss.errors import ContractRevert, FedTSSError, FormatError, StorageError
 from fedtss.quantize import QuantizationConfig
 from fedtss.formats import (
     MANIFEST_MAX_BYTES,
+    Manifest,
     RoundTerms,
     VectorKind,
     check_manifest,
@@ -89,7 +92,7 @@ class ShareProjections:
     rho: NDArray[np.uint64] = field(repr=False)
     layout: CheckedLayout
     member: int
-    #: Whether the committee can decide norms (:func:`fedtss.validation.committee_decides_norms`);
+    #: Whether the committee can check norms (:func:`fedtss.validation.committee_decides_norms`);
     #: if not, 0 is posted in place of every norm value.
     norms: bool = True
     values: dict[int, Check] = field(default_factory=dict)
@@ -162,10 +165,15 @@ def posted_complaints(agent: AggregatorAgent, round_: int) -> dict[int, dict[int
     return complaints
 
 
-def _sealed_share(store: ContentStore, submission: Submission, terms: RoundTerms, member_index: int,
-                  max_blob_bytes: int) -> bytes:
+def _manifest(store: ContentStore, submission: Submission, terms: RoundTerms, max_blob_bytes: int) -> Manifest:
     manifest = parse_manifest(store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes)))
     check_manifest(manifest, client=submission.client, terms=terms)
+    return manifest
+
+
+def _sealed_share(store: ContentStore, submission: Submission, terms: RoundTerms, member_index: int,
+                  max_blob_bytes: int) -> bytes:
+    manifest = _manifest(store, submission, terms, max_blob_bytes)
     return store.get(manifest.share_cids[member_index - 1],
                      max_bytes=field_vector_bytes(terms.vector_length) + OVERHEAD)
 
@@ -231,6 +239,8 @@ class PendingChecks:
     complaints_seen: int = -1
     #: The aggregate share went out over the set the chain fixed before the verdict came.
     posted: bool = False
+    #: Each client's norm claims (from its manifest) when the committee checks norms, else None.
+    claims: dict[int, tuple[int, ...]] | None = None
 
 
 
@@ -282,7 +292,30 @@ def current_verdict(agent: AggregatorAgent, pending: PendingChecks, *, window_cl
     return round_verdict(pending.checks, shown, clients=len(pending.submissions), threshold=pending.terms.t,
                          max_samples=pending.terms.quantization.max_samples, complained=frozenset(complaints),
                          window_closed=window_closed,
-                         norm_limit=pending.projections.norm_limit(pending.terms.quantization))
+                         norm_limit=pending.projections.norm_limit(pending.terms.quantization),
+                         norm_claims=pending.claims)
+
+
+def read_missing_claims(agent: AggregatorAgent, pending: PendingChecks,
+                        checks: Mapping[int, Sequence[Check | None]]) -> None:
+    """Read the norm claims of the clients this member did not open but t members checked (the
+    verdict needs every such client's). A manifest it cannot read leaves that client's norm
+    unchecked here; our store being away is raised, to try again at a later tick."""
+    if pending.claims is None:
+        return
+    node = agent.node
+    for submission in pending.submissions:
+        index = submission.index
+        posted = sum(values[index] is not None for values in checks.values())
+        if index in pending.claims or posted < pending.terms.t:
+            continue
+        try:
+            manifest = _manifest(node.store, submission, pending.terms, node.max_blob_bytes)
+        except (FedTSSError, ValueError) as exc:
+            if isinstance(exc, StorageError) and is_transient(exc):
+                raise
+            continue
+        pending.claims[index] = manifest.norm_claims
 
 
 def step_checks(agent: AggregatorAgent, pending: PendingChecks) -> RoundVerdict | None:
@@ -290,11 +323,14 @@ def step_checks(agent: AggregatorAgent, pending: PendingChecks) -> RoundVerdict 
     and return the verdict once no complaint can change it (None: wait on)."""
     node = agent.node
     if pending.checks is None:
-        pending.checks = posted_checks(agent, pending.round, len(pending.submissions))
+        checks = posted_checks(agent, pending.round, len(pending.submissions))
+        read_missing_claims(agent, pending, checks)  # our store away: raised, the checks freeze at a later look
+        pending.checks = checks
     if not pending.complained:
         first = round_verdict(pending.checks, {}, clients=len(pending.submissions), threshold=pending.terms.t,
                               max_samples=pending.terms.quantization.max_samples,
-                              norm_limit=pending.projections.norm_limit(pending.terms.quantization))
+                              norm_limit=pending.projections.norm_limit(pending.terms.quantization),
+                              norm_claims=pending.claims)
         mine = sorted(c for m, c in first.awaiting if m == agent.member_index and c in pending.projections.values)
         if mine:
             try:

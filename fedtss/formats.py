@@ -46,7 +46,10 @@ A model the committee made may also carry the round's federated evaluation,
 
 ``share_cids[j-1]`` is the CID (v1, base32, sha2-256, codec raw or dag-pb) of the sealed
 share for member j. ``chain_id`` and ``round`` are at most 2^53 - 1 so that every JSON reader
-parses them exactly.
+parses them exactly. When the committee checks norms (:mod:`fedtss.validation`, "The norm
+check") the manifest also has ``"norm_claims": ["…", …]``: member j's value on the client's
+squared-norm polynomial at index j - 1, n field elements written as decimal strings (no sign, no
+leading zero: they exceed 2^53); otherwise the key is absent.
 """
 
 from __future__ import annotations
@@ -493,6 +496,9 @@ _MANIFEST_KEYS = frozenset(
 _QUANTIZATION_KEYS = frozenset({"clip_norm", "fractional_bits", "max_clients", "max_samples"})
 #: Keys a manifest of the masked mode adds (:mod:`fedtss.masking`); a Shamir-mode one has neither.
 _MASKED_KEYS = frozenset({"masked_cid", "modulus_bits"})
+#: The key a manifest adds when the committee checks norms (:mod:`fedtss.validation`).
+_NORM_CLAIMS_KEY = "norm_claims"
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
 @dataclass(frozen=True)
@@ -505,6 +511,10 @@ class Manifest:
     In the masked mode (:mod:`fedtss.masking`) ``masked_cid`` names the client's one masked
     vector (``modulus_bits`` bits per value) and ``share_cids[j - 1]`` member j's sealed shares
     of the client's seeds; in the Shamir mode both are None.
+
+    ``norm_claims`` (Shamir mode, when the committee checks norms): n field elements, member j's
+    value on the client's squared-norm polynomial at index j - 1
+    (:func:`fedtss.validation.claim_norm_values`); empty otherwise.
     """
 
     chain_id: int
@@ -518,6 +528,7 @@ class Manifest:
     share_cids: tuple[str, ...]
     masked_cid: str | None = None
     modulus_bits: int | None = None
+    norm_claims: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         require_int(self.chain_id, "chain_id", low=1, high=_JSON_SAFE_INT, error=FormatError)
@@ -540,6 +551,13 @@ class Manifest:
         if self.masked_cid is not None:
             _check_cid(self.masked_cid, "masked_cid")
             require_int(self.modulus_bits, "modulus_bits", low=8, high=64, error=FormatError)
+        if not isinstance(self.norm_claims, (list, tuple)) or len(self.norm_claims) not in (0, self.n):
+            raise FormatError(f"norm_claims must list exactly n = {self.n} field elements, or none")
+        object.__setattr__(self, "norm_claims", tuple(self.norm_claims))
+        for member, value in enumerate(self.norm_claims, start=1):
+            require_int(value, f"norm_claims[{member - 1}] (member {member})", low=0, high=P - 1, error=FormatError)
+        if self.norm_claims and self.masked_cid is not None:
+            raise FormatError("norm_claims belong to the Shamir mode: a masked manifest has none")
 
 
 def _check_cid(value: object, name: str) -> None:
@@ -570,9 +588,11 @@ def encode_manifest(manifest: Manifest) -> bytes:
     q = manifest.quantization
     masked = {} if manifest.masked_cid is None else {"masked_cid": manifest.masked_cid,
                                                      "modulus_bits": manifest.modulus_bits}
+    claims = {_NORM_CLAIMS_KEY: [str(value) for value in manifest.norm_claims]} if manifest.norm_claims else {}
     return _canonical_json(
         {
             **masked,
+            **claims,
             "schema": MANIFEST_SCHEMA,
             "chain_id": manifest.chain_id,
             "contract": manifest.contract,
@@ -597,7 +617,9 @@ def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manif
     data = _as_bytes_view(blob, max_bytes, "manifest")
     document = _load_json(bytes(data), "manifest")
     masked = isinstance(document, dict) and "masked_cid" in document
-    _require_keys(document, _MANIFEST_KEYS | _MASKED_KEYS if masked else _MANIFEST_KEYS, "manifest")
+    claimed = isinstance(document, dict) and _NORM_CLAIMS_KEY in document
+    _require_keys(document, _MANIFEST_KEYS | (_MASKED_KEYS if masked else set())
+                  | ({_NORM_CLAIMS_KEY} if claimed else set()), "manifest")
     require_int(document["schema"], "schema", low=MANIFEST_SCHEMA, high=MANIFEST_SCHEMA,
                 error=FormatError)
     quantization = document["quantization"]
@@ -610,7 +632,17 @@ def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manif
         raise FormatError("manifest share_cids must be a list")
     fields = {key: document[key] for key in (_MANIFEST_KEYS | (_MASKED_KEYS if masked else set()))
               - {"schema", "quantization"}}
-    return Manifest(**fields, quantization=config)
+    claims = _parse_norm_claims(document[_NORM_CLAIMS_KEY]) if claimed else ()
+    return Manifest(**fields, quantization=config, norm_claims=claims)
+
+
+def _parse_norm_claims(value: object) -> tuple[int, ...]:
+    """The manifest's norm claims, from their one canonical spelling (a non-empty list of decimal strings)."""
+    if not isinstance(value, list) or not value:
+        raise FormatError("manifest norm_claims must be a non-empty list (or absent)")
+    if not all(isinstance(item, str) and _DECIMAL.fullmatch(item) for item in value):
+        raise FormatError("manifest norm_claims must be decimal strings without sign or leading zeros")
+    return tuple(int(item) for item in value)
 
 
 def _require_keys(document: object, expected: frozenset[str], what: str) -> None:
@@ -635,7 +667,8 @@ def shared_vector_length(tensors: Mapping[str, NDArray[np.float32]], metric_coun
 @dataclass(frozen=True)
 class RoundTerms:
     """What every manifest of one round must say: where, which round, the committee and the
-    federation's vector length and quantization (as the member reading it expects them)."""
+    federation's vector length and quantization (as the member reading it expects them), and
+    whether it carries norm claims (the committee checks norms)."""
 
     chain_id: int
     contract: str
@@ -645,6 +678,7 @@ class RoundTerms:
     vector_length: int
     quantization: QuantizationConfig
     modulus_bits: int | None = None  # the masked mode's ring; None in the Shamir mode
+    norm_claims: bool = False
 
 
 def check_manifest(manifest: Manifest, *, client: str, terms: RoundTerms) -> None:
@@ -663,3 +697,6 @@ def check_manifest(manifest: Manifest, *, client: str, terms: RoundTerms) -> Non
     for name, value in expected.items():
         if getattr(manifest, name) != value:
             raise FormatError(f"manifest {name} does not match this round ({getattr(manifest, name)!r:.80})")
+    if bool(manifest.norm_claims) != terms.norm_claims:
+        raise FormatError("manifest norm_claims: this round's committee checks norms, the manifest claims none"
+                          if terms.norm_claims else "manifest norm_claims: this round checks no norms")

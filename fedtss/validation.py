@@ -55,11 +55,10 @@ It posts, per client, a third field element (:func:`norm_share`):
 The first sum is a polynomial in j of degree 2(t - 1) whose value at 0 is ||q||^2, the squared
 norm of the client's quantized update (not its metrics: next to the clip bound, that would give
 away the sum of its squared metrics); the mask term M(j) is one too, with M(0) = 0
-whatever the client dealt. So the n values decode (degree < 2t - 1, :func:`read_norm`) to the
-squared norm, which is then compared with what clipping allows for the client's revealed sample
-count (:func:`squared_norm_limit`). The masks are coordinates of the shared vector, so the
-projection check has already verified them: a member whose nu_j is off the decoded polynomial
-posted a false value.
+whatever the client dealt. So the n values lie on one polynomial of degree < 2t - 1 whose value
+at 0 is the squared norm, which is compared with what clipping allows for the client's revealed
+sample count (:func:`squared_norm_limit`). The masks are coordinates of the shared vector, so the
+projection check has already verified them.
 
 *What it reveals*: ||q||^2 of each client (its update's size: clipped updates are near the clip
 bound anyway), and nothing else, to everyone and to t - 1 colluding members. For the coalition
@@ -74,13 +73,29 @@ honest clients' own updates. (tests/fedtss/test_validation.py finds, for a secon
 update of the same norm, masks that give every member the same posted value; with the masks
 zero it cannot, the control.)
 
-*When it decides*: t - 1 colluders can move their values so that all posted values still lie on
-one polynomial, so a decoded polynomial is the client's own only if at least 2t - 1 honest values
-are on it: a client is excluded for its norm (and members off the polynomial are named) only
-when at least 3t - 2 values agree (:func:`is_norm_decisive`). With fewer the norm is not checked
-and the client is kept; a committee that can never have that many (the demo's n = 5, t = 3 has
-5 < 7) posts 0 in place of its norm values (:func:`committee_decides_norms`), so no norm is
-revealed for nothing. The bound holds in GF(p), not in the integers: a client that scales its
+*Who decides, and how* (the norm claims): a member's value alone says nothing, and t - 1
+colluders can move theirs so that all posted values still lie on one polynomial; decoding the
+members' values decides a norm only when at least 3t - 2 of them agree. So the client states the
+values itself: its manifest claims c_j = nu_j for every member j (:func:`claim_norm_values`,
+``norm_claims`` in :mod:`fedtss.formats`), public, and anyone checks (:func:`read_norm_claims`)
+that the c_j lie on one polynomial C of degree < 2t - 1 whose value at 0, the claimed ||q||^2, is
+within the limit; else the client is excluded (``InvalidNormClaims``, ``NormOutOfRange``) without
+any share being shown. Each member posts its own nu_j as today, and one whose nu_j is not c_j
+must complain (the key reveal above): anyone recomputes nu_j from the revealed share, and if it
+is not c_j, the client's own share contradicts its own claim (``NormClaimMismatch``: excluded);
+if it is, or no complaint comes, the member is named. A member that complains where its value
+matched the claim is named too. Complaining about a mismatch is always safe: the claim and the
+share both come from the client, so an honest client never gets one.
+*Why that is enough*: the real values N(j) lie on a polynomial of degree < 2t - 1 with N(0) =
+||q||^2 (the projection check fixed the shares, masks included). If C is not N, they agree on at
+most 2t - 2 points, so with at least 2t - 1 members posting values equal to their claims
+(:func:`is_norm_checked`), one of them posted a false value or C = N. A client acting alone is
+caught whenever 2t - 1 honest members post, for any committee of n >= 2t - 1
+(:func:`committee_decides_norms`), the demo's 5 / 3 included; a client colluding with c members
+who stay silent is caught when n - c >= 2t - 1 (with c = t - 1: n >= 3t - 2). *What it reveals*
+is unchanged: the claims are the values members posted anyway, so ||q||^2 is public for every
+client and nothing else is. Below 2t - 1 members nothing can check a norm, and clients claim
+none and members post 0. The bound holds in GF(p), not in the integers: a client that scales its
 update past the clip bound is caught, but one whose squared norm exceeds p lands anywhere in
 [0, p) and passes with probability limit / p, and one that picks coordinates whose squares sum to
 a small value mod p always passes (closing that takes a range proof per coordinate).
@@ -118,14 +133,15 @@ __all__ = [
     "check_share",
     "check_tail_length",
     "decode_checks",
+    "claim_norm_values",
     "committee_decides_norms",
-    "is_norm_decisive",
+    "is_norm_checked",
     "largest_norm_checked_samples",
     "is_safe_to_complain",
     "encode_checks",
     "norm_share",
     "pad_vector",
-    "read_norm",
+    "read_norm_claims",
     "squared_norm_limit",
     "project_share",
     "round_challenge",
@@ -231,16 +247,17 @@ def squared_norm_limit(quantization: QuantizationConfig, samples: int, *, update
     return math.ceil((scaled + Fraction(root_d, 2)) ** 2)
 
 
-def is_norm_decisive(agreeing: int, threshold: int) -> bool:
-    """Whether ``agreeing`` values on one polynomial of degree < 2t - 1 fix a client's norm whatever
-    t - 1 colluders posted: at least 2t - 1 of them are then honest, and those alone determine it."""
-    return agreeing >= 3 * threshold - 2
+def is_norm_checked(matching: int, threshold: int) -> bool:
+    """Whether ``matching`` members' values equal to a client's claims check its norm: a polynomial
+    of degree < 2t - 1 other than the claimed one meets the real one at no more than 2t - 2 of them."""
+    return matching >= 2 * threshold - 1
 
 
 def committee_decides_norms(committee: int, threshold: int) -> bool:
-    """Whether a committee of ``committee`` members can ever decide a norm (all of them agreeing).
-    Below that, members post 0 in place of their norm values: a norm nobody can act on stays private."""
-    return is_norm_decisive(committee, threshold)
+    """Whether a committee of ``committee`` members can check norms (all of them posting). Below
+    that, clients claim no norm values and members post 0 in their place: a norm nobody can act on
+    stays private."""
+    return is_norm_checked(committee, threshold)
 
 
 def largest_norm_checked_samples(quantization: QuantizationConfig, *, update: int = 1) -> int:
@@ -256,16 +273,21 @@ def largest_norm_checked_samples(quantization: QuantizationConfig, *, update: in
     return low
 
 
-def read_norm(points: Mapping[int, int], threshold: int) -> tuple[int, tuple[int, ...], bool] | None:
-    """A client's norm shares decoded: (||q||^2 mod p, members off the polynomial, whether decisive),
-    or None when there are fewer than 2t - 1 of them or they decode to no polynomial."""
-    if len(points) < 2 * threshold - 1:
+def claim_norm_values(shares: NDArray[np.uint64], layout: CheckedLayout) -> tuple[int, ...]:
+    """What a client claims in its manifest: each member's norm value (:func:`norm_share`), from
+    the n shares it dealt (row j - 1 is member j's)."""
+    return tuple(norm_share(share, layout, member) for member, share in enumerate(shares, start=1))
+
+
+def read_norm_claims(claims: Sequence[int], threshold: int) -> int | None:
+    """The squared norm a client's claims state (their polynomial at 0), or None when they are not
+    n field elements on one polynomial of degree < 2t - 1 (fewer than 2t - 1 check nothing)."""
+    if len(claims) < 2 * threshold - 1 or any(not 0 <= value < MODULUS for value in claims):
         return None
-    read = _decode_at_zero(points, 2 * threshold - 1)
-    if read is None:
+    read = _decode_at_zero(dict(enumerate(claims, start=1)), 2 * threshold - 1)
+    if read is None or read[1]:
         return None
-    value, off = read
-    return value, off, is_norm_decisive(len(points) - len(off), threshold)
+    return read[0]
 
 
 def challenge_vector(challenge: bytes, length: int) -> NDArray[np.uint64]:
@@ -381,18 +403,18 @@ class RoundVerdict:
     """What the posted checks and complaints of one round decide, the same at every honest member.
 
     ``excluded_clients``: submission index -> reason (``InconsistentShares``,
-    ``SampleCountOutOfRange``). ``wrong_members``: member index -> the kept clients it posted a
+    ``SampleCountOutOfRange``, ``InvalidNormClaims``, ``NormOutOfRange``, ``NormClaimMismatch``). ``wrong_members``: member index -> the kept clients it posted a
     false check about. ``awaiting``: (member, client) pairs whose complaint could still change the
     verdict (the member posted none yet). ``disputed``: member index -> clients it disagrees with
     where nobody can be blamed without risking an honest client's privacy (see
     :func:`is_safe_to_complain`): nobody is named and the client is kept. ``unchecked``: clients
     with at most t checks (their sample count is still read and range-checked from t).
     ``sample_counts``: each client's sample count, revealed by the count shares.
-    ``norm_unchecked``: kept clients whose norm could not be decided (fewer than t checks, fewer
-    than 3t - 2 agreeing norm values, see :func:`is_norm_decisive`, or a limit beyond the field);
-    ``norm_limit_beyond_field``: those of them for the last reason (their sample count makes the
-    limit reach p); ``squared_norms``: the decoded ||q||^2 of each client that had at least 2t - 1
-    of them (public: posted on chain).
+    ``norm_unchecked``: kept clients whose norm could not be checked (fewer than t checks, claims
+    this member could not read, fewer than 2t - 1 members' values equal to the claims, see
+    :func:`is_norm_checked`, or a limit beyond the field); ``norm_limit_beyond_field``: those of
+    them for the last reason (their sample count makes the limit reach p); ``squared_norms``: the
+    claimed ||q||^2 of each client whose claims were read (public: in its manifest).
     """
 
     excluded_clients: dict[int, str] = field(default_factory=dict)
@@ -448,6 +470,7 @@ def round_verdict(
     complained: frozenset[int] = frozenset(),
     window_closed: bool = False,
     norm_limit: Callable[[int], int] | None = None,
+    norm_claims: Mapping[int, Sequence[int]] | None = None,
 ) -> RoundVerdict:
     """Decide every client of a round from the members' posted checks.
 
@@ -459,10 +482,11 @@ def round_verdict(
     where :func:`is_safe_to_complain`; elsewhere its disagreement is ``disputed``. A client whose
     revealed sample count is outside [1, ``max_samples``] is excluded: its weight would make the
     round's sum fail. With ``norm_limit`` (sample count -> the largest ||q||^2 clipping allows,
-    :func:`squared_norm_limit`), a client whose decisively decoded squared norm is above it is
-    excluded (``NormOutOfRange``), and members off a decisively decoded norm polynomial of a kept
-    client are named (as everywhere, nobody is named about an excluded client); without it (the
-    vectors carry no norm masks) norms are not checked.
+    :func:`squared_norm_limit`), each client's ``norm_claims`` (client -> its manifest's claims;
+    a client missing is not norm-checked here) decide its norm as the module docstring says: a
+    claim above the limit or off one polynomial excludes it, a member whose value differs from
+    its claim must complain, and its revealed share then excludes the client or names the member;
+    without ``norm_limit`` (the vectors carry no norm masks) norms are not checked.
     """
     excluded: dict[int, str] = {}
     wrong: dict[int, list[int]] = {}
@@ -492,8 +516,11 @@ def round_verdict(
                 excluded[client] = "InconsistentShares"  # a member's revealed share is off the polynomial
                 continue
             safe = is_safe_to_complain(len(points) - len(result.disagreeing), threshold)
+            claims = _readable_claims(norm_claims, client, threshold) if norm_limit is not None else None
             for member in result.disagreeing:
-                if not safe:
+                # It must show its share where that is safe: 2t - 1 others agree, or its norm value
+                # contradicts the client's own claim (which only a cheating client causes).
+                if not (safe or claims is not None and points[member][2] != claims[member - 1]):
                     disputed.setdefault(member, []).append(client)
                 elif member in complained or window_closed:
                     wrong.setdefault(member, []).append(client)
@@ -510,17 +537,23 @@ def round_verdict(
         if not 1 <= counts[client] <= max_samples:
             excluded[client] = "SampleCountOutOfRange"
         elif norm_limit is not None:
-            kept_points = {j: check[2] for j, check in agreeing.items() if j not in off}
-            verdict = _norm_verdict(kept_points, threshold, norm_limit(counts[client]))
+            claims = None if norm_claims is None else norm_claims.get(client)
+            values = {j: check[2] for j, check in agreeing.items() if j not in off}
+            shown = {m: complaints[m, client] == points[m] for m in values if (m, client) in complaints}
+            verdict = _norm_verdict(claims, values, shown,
+                                    threshold, norm_limit(counts[client]), complained=complained,
+                                    window_closed=window_closed)
             if verdict.squared_norm is not None:
                 norms[client] = verdict.squared_norm
-            for member in verdict.off:
-                (wrong if verdict.decisive else disputed).setdefault(member, []).append(client)
-            if verdict.too_large:
-                excluded[client] = "NormOutOfRange"
-            elif not verdict.checked:
+            if verdict.exclusion is not None:
+                excluded[client] = verdict.exclusion
+                continue
+            for member in verdict.wrong:
+                wrong.setdefault(member, []).append(client)
+            awaiting.update((member, client) for member in verdict.awaiting)
+            if not verdict.checked:
                 norm_unchecked.append(client)
-                if verdict.decisive:
+                if verdict.beyond_field:
                     beyond_field.append(client)
     # A member is named only about clients kept: about an excluded one, nothing hangs on its word.
     awaiting = {(m, c) for m, c in awaiting if c not in excluded}
@@ -534,20 +567,47 @@ def round_verdict(
                         tuple(c for c in beyond_field if c not in excluded))
 
 
+def _readable_claims(norm_claims: Mapping[int, Sequence[int]] | None, client: int,
+                     threshold: int) -> Sequence[int] | None:
+    """The client's claims if they are on one polynomial of degree < 2t - 1 (else None)."""
+    claims = None if norm_claims is None else norm_claims.get(client)
+    return claims if claims is not None and read_norm_claims(claims, threshold) is not None else None
+
+
 @dataclass(frozen=True)
 class _NormVerdict:
-    squared_norm: int | None
-    off: tuple[int, ...]
-    decisive: bool  # the decoded polynomial is the client's own: members off it lied
-    checked: bool  # ... and the limit is inside the field
-    too_large: bool
+    exclusion: str | None = None
+    squared_norm: int | None = None  # as the client claims it
+    wrong: tuple[int, ...] = ()  # members named about this client's norm
+    awaiting: tuple[int, ...] = ()  # members whose value differs from the claim and who may still complain
+    checked: bool = False  # enough values matched the claims, and the limit is inside the field
+    beyond_field: bool = False
 
 
-def _norm_verdict(points: Mapping[int, int], threshold: int, limit: int) -> _NormVerdict:
-    """One client's norm shares against ``limit``: excluded only when decisive and above it."""
-    read = read_norm(points, threshold)
-    if read is None:
-        return _NormVerdict(None, (), False, False, False)
-    value, off, decisive = read
-    checkable = decisive and limit < MODULUS  # a limit beyond the field lets any value through
-    return _NormVerdict(value, off, decisive, checkable, checkable and value > limit)
+def _norm_verdict(claims: Sequence[int] | None, values: Mapping[int, int], shown: Mapping[int, bool],
+                  threshold: int, limit: int, *, complained: frozenset[int], window_closed: bool) -> _NormVerdict:
+    """One client's norm from its ``claims`` and the members' posted ``values`` (members whose
+    other checks agreed). ``shown``: member -> whether the share its complaint revealed reproduces
+    its posted check (absent: it did not complain about this client)."""
+    if claims is None:
+        return _NormVerdict()
+    claimed = read_norm_claims(claims, threshold)
+    if claimed is None:
+        return _NormVerdict(exclusion="InvalidNormClaims")
+    beyond_field = limit >= MODULUS  # a limit beyond the field lets any value through
+    if not beyond_field and claimed > limit:
+        return _NormVerdict(exclusion="NormOutOfRange", squared_norm=claimed)
+    wrong, awaiting, matching = [], [], 0
+    for member, value in sorted(values.items()):
+        if value == claims[member - 1]:
+            matching += 1
+            if member in shown:  # it showed a share for nothing: its value matched the claim
+                wrong.append(member)
+        elif shown.get(member):  # the client's own share contradicts its own claim
+            return _NormVerdict(exclusion="NormClaimMismatch", squared_norm=claimed)
+        elif member in shown or member in complained or window_closed:
+            wrong.append(member)  # its share did not back its value, or it will not show it
+        else:
+            awaiting.append(member)
+    checked = not beyond_field and is_norm_checked(matching, threshold)
+    return _NormVerdict(None, claimed, tuple(wrong), tuple(awaiting), checked, beyond_field)

@@ -189,8 +189,8 @@ class FederationSpec:
             return None
         if not committee_decides_norms(self.committee, self.threshold):
             return (f"the committee checks shares and sample counts but not update norms: a norm needs "
-                    f"3t - 2 = {3 * self.threshold - 2} members to decide it (--committee "
-                    f"{3 * self.threshold - 2}, or a lower --threshold); see the README, \"The norm check\"")
+                    f"2t - 1 = {2 * self.threshold - 1} members to check it (--committee "
+                    f"{2 * self.threshold - 1}, or a lower --threshold); see the README, \"The norm check\"")
         quantization = QuantizationConfig(clip_norm=self.clip_norm, fractional_bits=self.fractional_bits,
                                           max_clients=self.clients, max_samples=self.max_samples)
         largest = largest_norm_checked_samples(quantization)

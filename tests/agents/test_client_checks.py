@@ -30,8 +30,8 @@ from fedtss.cid import compute_cid
 from fedtss.formats import Manifest, VectorKind, decode_field_vector, encode_manifest
 from fedtss.sealing import keypair_from_seed
 from fedtss.shamir import share_vector
-from fedtss.validation import decode_checks
-from fedtss.validation import pad_vector
+from fedtss._reed_solomon import evaluate, interpolate
+from fedtss.validation import CheckedLayout, claim_norm_values, committee_decides_norms, decode_checks, pad_vector
 from tests.agents.conftest import Federation
 
 LOGGER = "fedtss.agents"
@@ -48,12 +48,17 @@ def _logged(caplog, key: str, value: str) -> list[str]:
 
 def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, ...] = (),
                     samples: int | None = None, coordinate: float | None = None,
-                    unopenable: tuple[int, ...] = ()) -> PreparedUpdate:
+                    unopenable: tuple[int, ...] = (), understate_at: tuple[int, ...] | None = None,
+                    claim_corrupted: bool = False, corrupt_coordinate: int = 3) -> PreparedUpdate:
     """Client ``index``'s honest update (with the checks' norm masks and pad), shared t-of-n, then
-    the shares of ``corrupt_members`` moved off the polynomial by one in one coordinate, and
+    the shares of ``corrupt_members`` moved off the polynomial by one in ``corrupt_coordinate``, and
     everything sealed correctly: every share opens and is well-formed. ``samples`` replaces the
     shared sample count (a field element: p - 5 is -5); ``coordinate`` sets every coordinate of
-    the update to that value, unclipped (quantized as a client that skips clipping would)."""
+    the update to that value, unclipped (quantized as a client that skips clipping would). The
+    manifest claims the norm values of the shares before the corruption (when the committee checks
+    norms; of the corrupted ones with ``claim_corrupted``), or with ``understate_at`` (at most
+    2t - 2 members) values on the polynomial through those members' real values and a squared
+    norm of 0: the best lie a client can tell about its norm."""
     agent = fed.clients[index]
     node = agent.node
     delta, honest_samples = fed.client_update(index)
@@ -68,16 +73,25 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
                                                        for _ in range(t - 1)])
     keys = [key for _, key in node.contract.committee()]
     rows = share_vector(vector, threshold=node.contract.threshold(), holders=len(keys), key=os.urandom(32))
+    claims = ()
+    if committee_decides_norms(len(keys), t):
+        claims = claim_norm_values(rows, CheckedLayout.of(vector.size, metrics=0, threshold=t))
+        if understate_at is not None:
+            steered = interpolate([0, *understate_at], [0, *(claims[j - 1] for j in understate_at)])
+            claims = tuple(evaluate(steered, j) for j in range(1, len(keys) + 1))
     for member in corrupt_members:
-        rows[member - 1, 3] = gf.add(rows[member - 1, 3:4], np.ones(1, dtype=np.uint64))[0]
+        rows[member - 1, corrupt_coordinate] = gf.add(rows[member - 1, corrupt_coordinate:][:1],
+                                                      np.ones(1, dtype=np.uint64))[0]
     context = UpdateContext(node.deployment.chain_id, node.deployment.address, 1, node.address)
     sealing_keys = [keypair_from_seed(os.urandom(32))[1] if j in unopenable else key  # sealed to nobody's key
                     for j, key in enumerate(keys, start=1)]
+    if claim_corrupted:
+        claims = claim_norm_values(rows, CheckedLayout.of(vector.size, metrics=0, threshold=t))
     sealed = seal_rows(rows, context, sealing_keys, [os.urandom(32) for _ in keys])
     manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=context.client,
                         n=len(keys), t=node.contract.threshold(), vector_length=vector.size,
                         quantization=agent.federation.quantization,
-                        share_cids=tuple(compute_cid(blob) for blob in sealed))
+                        share_cids=tuple(compute_cid(blob) for blob in sealed), norm_claims=claims)
     return PreparedUpdate(sealed, manifest, encode_manifest(manifest))
 
 
@@ -213,44 +227,84 @@ def test_with_n_minus_t_members_down_the_checks_window_closes_and_the_round_fina
 
 def test_with_t_above_half_of_n_a_cheated_member_does_not_show_its_share_and_nobody_is_named_by_the_checks(
         make_federation_in, caplog) -> None:
-    """n = 5, t = 3: the four other checks are fewer than 2t - 1, so member 4 cannot tell being
-    cheated from being framed by two colluders, and showing its share could hand them an honest
-    client's third. The disagreement is logged as disputed, the client kept, and the wrong
-    aggregate share it causes is corrected (and its member named) at reconstruction, as without
-    checks."""
+    """n = 5, t = 3, the client corrupting member 4's pad coordinate (which no norm value holds, so
+    its claims match every member): the four other checks are fewer than 2t - 1, so member 4 cannot
+    tell being cheated from being framed by two colluders, and showing its share could hand them an
+    honest client's third. The disagreement is logged as disputed, and the client kept with its
+    norm unchecked (four consistent shares are fewer than 2t - 1): the dodge the README states."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**{**SHAPE, "members": 5})
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, corrupt_members=(4,), claim_corrupted=True, corrupt_coordinate=-1))
+    fed.drive(fed.members)
+
+    assert events_of(fed.events(), ComplaintsSubmitted) == []
+    assert sum("disputed_member=4 " in r.getMessage() for r in caplog.records) == 5
+    assert sum(f"norm_unchecked={fed.clients[3].node.address} " in r.getMessage() for r in caplog.records) == 5
+    assert not any("reason=FalseCheck" in r.getMessage() or "excluded_client=" in r.getMessage()
+                   for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2, 3])  # only the pad is off, and no aggregate holds it
+
+
+def test_with_t_above_half_of_n_a_cheated_member_whose_value_contradicts_the_claim_shows_its_share_safely(
+        make_federation_in, caplog) -> None:
+    """n = 5, t = 3, the client claiming the norm values of its shares before corrupting member
+    4's: member 4's value differs from the client's own claim, which only a cheating client can
+    cause, so it complains whatever the projections say, and every member excludes the client."""
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**{**SHAPE, "members": 5})
     fed.drive(fed.clients[:3])
     _submit(fed, 3, _hostile_update(fed, 3, corrupt_members=(4,)))
     fed.drive(fed.members)
 
-    assert events_of(fed.events(), ComplaintsSubmitted) == []
-    assert sum("disputed_member=4 " in r.getMessage() for r in caplog.records) == 5
-    assert not any("reason=FalseCheck" in r.getMessage() or "excluded_client=" in r.getMessage()
-                   for r in caplog.records)
+    (complaint,) = events_of(fed.events(), ComplaintsSubmitted)
+    assert complaint.member_index == 4 and complaint.client_indices == (3,)
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["InconsistentShares"] * 5
+    assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
     assert fed.contract.state(1) == RoundState.Finalized
-    fed.assert_model_is_fedavg_of([0, 1, 2, 3])  # one bad share of four: the majority polynomial is its update
+    fed.assert_model_is_fedavg_of([0, 1, 2])
 
 
-#: n = 4, t = 2: all four norm values agree for an honest client, 3t - 2 = 4: the norm is decisive.
-NORM_SHAPE = {**SHAPE, "members": 4, "threshold": 2}
+#: n = 5, t = 3 (the demo's committee): 2t - 1 = 5 members, so norms are checked.
+NORM_SHAPE = {**SHAPE, "members": 5}
 
 
 def test_a_client_that_skips_clipping_is_excluded_for_its_norm_by_every_member_and_the_round_is_fedavg_of_the_rest(
         make_federation_in, caplog) -> None:
-    """The issue's attack: every coordinate 10^6, well shared and sealed. Shares, count and pad all
-    check out; only the norm gives it away."""
+    """The issue's attack: every coordinate 10^6, well shared and sealed, its norm values claimed
+    as dealt. Shares, count and pad all check out; its own claims give it away."""
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**NORM_SHAPE)
     fed.drive(fed.clients[:3])
     _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6))
     fed.drive(fed.members)
 
-    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormOutOfRange"] * 4
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormOutOfRange"] * 5
     assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
+    assert events_of(fed.events(), ComplaintsSubmitted) == []
     assert fed.contract.state(1) == RoundState.Finalized
     (reached,) = events_of(fed.events(), ThresholdReached)
     assert reached.included_clients == ClientSet(0b0111)
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+def test_a_client_that_skips_clipping_and_understates_its_norm_is_excluded_once_the_member_it_could_not_fool_complains(
+        make_federation_in, caplog) -> None:
+    """The same attack with the claims steered through members 1-4's real values and a norm of 0
+    (2t - 2 = 4 is as many as a polynomial of degree < 2t - 1 can match besides 0): member 5's
+    value differs from its claim, it shows its share, and every member excludes the client."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 2, 3, 4)))
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormClaimMismatch"] * 5
+    (complaint,) = events_of(fed.events(), ComplaintsSubmitted)
+    assert complaint.member_index == 5 and complaint.client_indices == (3,)
+    assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2])
 
 
@@ -265,17 +319,18 @@ def test_a_client_scaled_just_past_its_clip_bound_is_excluded_and_one_just_withi
     _submit(fed, 3, _hostile_update(fed, 3, coordinate=1.2 * clip / d**0.5))
     fed.drive(fed.members)
 
-    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormOutOfRange"] * 4
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormOutOfRange"] * 5
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2])
 
 
 def test_a_member_that_posts_a_false_norm_value_about_an_honest_client_is_named_by_every_member_and_the_client_kept(
         make_federation_in, caplog, monkeypatch) -> None:
-    """n = 5, t = 2: the five norm values correct one, and the four others are decisive."""
+    """Its value differs from the client's claim, so it must show its share; the share matches the
+    claim, not its value."""
     caplog.set_level(logging.INFO, logger=LOGGER)
-    fed: Federation = make_federation_in(**{**NORM_SHAPE, "members": 5})
-    liar = fed.members[2]  # member 3 claims client 0's norm is far larger
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    liar = fed.members[2]  # member 3 says client 0's norm is far larger
     real_post = client_checks.post_checks
 
     def post_checks(agent, round_, projections):
@@ -293,38 +348,40 @@ def test_a_member_that_posts_a_false_norm_value_about_an_honest_client_is_named_
     fed.assert_model_is_fedavg_of([0, 1, 2, 3])
 
 
-def test_with_the_demos_committee_norms_are_neither_checked_nor_revealed(make_federation_in, caplog) -> None:
-    """n = 5, t = 3 (the demo's): 5 norm values are fewer than 3t - 2 = 7, so two colluders could
-    steer a decoded norm: nobody could act on it, so members post 0 in its place and a norm attack
-    goes through (the README states this limit; the demo says so when it starts)."""
+def test_with_fewer_than_2t_minus_1_members_norms_are_neither_claimed_nor_checked_nor_revealed(
+        make_federation_in, caplog) -> None:
+    """n = 4, t = 3: no polynomial of degree < 2t - 1 is fixed by four values, so clients claim
+    none, members post 0 in their place and a norm attack goes through (the README states this
+    limit; the demo says so when it starts)."""
     caplog.set_level(logging.INFO, logger=LOGGER)
-    fed: Federation = make_federation_in(**{**SHAPE, "members": 5})
+    fed: Federation = make_federation_in(**{**SHAPE, "members": 4})
     fed.drive(fed.clients[:3])
     _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6))
     fed.drive(fed.members)
 
     posted = [decode_checks(e.checks, 4) for e in events_of(fed.events(), ChecksSubmitted)]
-    assert len(posted) == 5 and all(check[2] == 0 for checks in posted for check in checks)
+    assert len(posted) == 4 and all(check[2] == 0 for checks in posted for check in checks)
     assert all(check[0] != 0 for checks in posted for check in checks)  # the projections are real
     assert not any("excluded_client=" in r.getMessage() or "norm_unchecked" in r.getMessage()
                    for r in caplog.records)
     assert fed.contract.state(1) == RoundState.Finalized
 
 
-def test_a_client_whose_share_one_member_cannot_open_escapes_the_norm_check_and_every_member_names_it(
+def test_a_client_whose_share_one_member_cannot_open_and_whose_claims_fool_the_others_escapes_the_norm_check_named(
         make_federation_in, caplog) -> None:
-    """What does not hold (README, "What is not checked yet"): sealing one member's share to nobody
-    leaves three norm values of four, fewer than 3t - 2, and "not opened" cannot be blamed on the
-    client (the member could be lying). Every member says whose norm went unchecked."""
+    """What does not hold (README, "What is not checked yet"): sealing member 2's share to nobody
+    and steering the claims through the other four members' values leaves four matching values,
+    fewer than 2t - 1, and "not opened" cannot be blamed on the client (the member could be
+    lying). Every member says whose norm went unchecked."""
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**NORM_SHAPE)
     fed.drive(fed.clients[:3])
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, unopenable=(2,)))
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, unopenable=(2,), understate_at=(1, 3, 4, 5)))
     fed.drive(fed.members)
 
     hostile = fed.clients[3].node.address
-    assert sum(f"norm_unchecked={hostile} " in r.getMessage() for r in caplog.records) == 4
-    assert not any("reason=NormOutOfRange" in r.getMessage() for r in caplog.records)
+    assert sum(f"norm_unchecked={hostile} " in r.getMessage() for r in caplog.records) == 5
+    assert not any("reason=Norm" in r.getMessage() for r in caplog.records)
 
 
 def test_a_kept_aggregate_share_whose_tail_is_not_zero_is_never_taken_for_publication() -> None:

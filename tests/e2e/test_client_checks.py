@@ -3,9 +3,10 @@
 Committee of 6, t = 3 (six checks per client correct one error, and a member off a client's
 polynomial has the 2t - 1 others a complaint needs), 4 clients, the launcher's default
 ``check_period``. The test plays client 3 and submits well-formed, correctly sealed shares that break
-one rule: one member's share off the polynomial, a shared sample count of zero, or (committee of 4,
-t = 2, where the norm check decides) every coordinate 10^6 without clipping. Every member must
-exclude client 3 by name, name no member, and finalize the round as plaintext FedAvg of clients 0-2.
+one rule: one member's share off the polynomial, a shared sample count of zero, or (with the demo's
+committee, 5 and t = 3) every coordinate 10^6 without clipping, its norm values claimed as dealt or
+steered to claim a norm of 0. Every member must exclude client 3 by name, name no member, and
+finalize the round as plaintext FedAvg of clients 0-2.
 Then a member that posts a false check about client 0 (tests/e2e/lying_member.py): every member names
 it and client 0 stays in.
 """
@@ -24,7 +25,8 @@ from fedtss.chain import load_deployment
 from fedtss.cid import compute_cid
 from fedtss.formats import Manifest, encode_manifest
 from fedtss.shamir import share_vector
-from fedtss.validation import pad_vector
+from fedtss._reed_solomon import evaluate, interpolate
+from fedtss.validation import CheckedLayout, claim_norm_values, committee_decides_norms, pad_vector
 from orchestration.launcher import LocalFederation
 
 from .conftest import ROUND_TIMEOUT
@@ -37,10 +39,12 @@ SHAPE = dict(clients=4, committee=6, threshold=3, min_clients=2, rounds=1)
 
 
 def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None = None,
-                    samples: int | None = None, coordinate: float | None = None) -> None:
+                    samples: int | None = None, coordinate: float | None = None, understate: bool = False) -> None:
     """Client HOSTILE's honest round-1 update, shared with the checks' norm masks and pad, then
     broken: member ``corrupt_member``'s share moved off the polynomial, the shared sample count
-    replaced, or every update coordinate set to ``coordinate`` without clipping."""
+    replaced, or every update coordinate set to ``coordinate`` without clipping. The manifest
+    claims the norm values dealt before the corruption, or with ``understate`` values through
+    members 1..2t - 2's real ones and a squared norm of 0."""
     contract, store = federation.contract, federation.store
     account = federation.clients[HOSTILE]
     model = federation.load_model(federation.initial_model_cid)
@@ -55,14 +59,22 @@ def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None =
     tail = [int.from_bytes(os.urandom(16), "big") % gf.MODULUS for _ in range(contract.threshold())]
     vector = pad_vector(vector, tail[-1], norm_masks=tail[:-1])
     keys = [key for _, key in contract.committee()]
-    rows = share_vector(vector, threshold=contract.threshold(), holders=len(keys), key=os.urandom(32))
+    t = contract.threshold()
+    rows = share_vector(vector, threshold=t, holders=len(keys), key=os.urandom(32))
+    claims = ()
+    if committee_decides_norms(len(keys), t):
+        claims = claim_norm_values(rows, CheckedLayout.of(vector.size, metrics=len(metrics), threshold=t))
+    if understate:
+        fooled = range(1, 2 * t - 1)
+        steered = interpolate([0, *fooled], [0, *(claims[j - 1] for j in fooled)])
+        claims = tuple(evaluate(steered, j) for j in range(1, len(keys) + 1))
     if corrupt_member is not None:
         rows[corrupt_member - 1, 0] = gf.add(rows[corrupt_member - 1, 0:1], np.ones(1, dtype=np.uint64))[0]
     context = UpdateContext(contract.w3.eth.chain_id, contract.address, 1, account.address)
     sealed = seal_rows(rows, context, keys, [os.urandom(32) for _ in keys])
     manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=account.address,
                         n=len(keys), t=contract.threshold(), vector_length=vector.size, quantization=quantization,
-                        share_cids=tuple(store.put(blob) for blob in sealed))
+                        share_cids=tuple(store.put(blob) for blob in sealed), norm_claims=claims)
     assert manifest.share_cids == tuple(compute_cid(blob) for blob in sealed)
     contract.submit_update(account, 1, store.put(encode_manifest(manifest)))
 
@@ -71,15 +83,17 @@ def _member_logs(federation: LocalFederation) -> dict[str, str]:
     return {name: federation.log_path(name).read_text(errors="replace") for name in federation.member_names}
 
 
-#: Committee of 4, t = 2: four agreeing norm values are 3t - 2, so the norm check decides.
-NORM_SHAPE = {**SHAPE, "committee": 4, "threshold": 2}
+#: The demo's committee, 5 and t = 3: 2t - 1 members, so norms are checked.
+NORM_SHAPE = {**SHAPE, "committee": 5, "threshold": 3}
 
 
 @pytest.mark.parametrize(("attack", "reason", "shape"), [
     (dict(corrupt_member=2), "InconsistentShares", SHAPE),
     (dict(samples=0), "SampleCountOutOfRange", SHAPE),
     (dict(coordinate=1e6), "NormOutOfRange", NORM_SHAPE),
-], ids=["one-share-off-the-polynomial", "zero-samples", "every-coordinate-a-million"])
+    (dict(coordinate=1e6, understate=True), "NormClaimMismatch", NORM_SHAPE),
+], ids=["one-share-off-the-polynomial", "zero-samples", "every-coordinate-a-million",
+        "a-million-claimed-as-zero"])
 def test_a_client_breaking_a_checked_rule_is_excluded_by_name_by_every_member_and_the_round_is_fedavg_of_the_rest(
         small_federation, attack: dict, reason: str, shape: dict) -> None:
     federation, tracker = small_federation(skip=(f"client-{HOSTILE}",), **shape)

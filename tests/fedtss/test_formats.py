@@ -513,6 +513,40 @@ def test_a_manifest_passes_the_round_terms_only_for_its_own_client() -> None:
         check_manifest(MANIFEST, client=MANIFEST.client, terms=dataclasses.replace(terms, round=terms.round + 1))
 
 
+CLAIMED = dataclasses.replace(MANIFEST, norm_claims=(5, 0, P - 1))
+
+
+def test_a_manifests_norm_claims_round_trip_as_decimal_strings_and_are_absent_when_empty() -> None:
+    blob = encode_manifest(CLAIMED)
+    assert b'"norm_claims":["5","0","2305843009213693950"]' in blob
+    assert parse_manifest(blob) == CLAIMED
+    assert b"norm_claims" not in MANIFEST_BLOB and parse_manifest(MANIFEST_BLOB).norm_claims == ()
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [(["5", "0"], "exactly n = 3"), ([], "non-empty"), ([5, 0, 1], "decimal strings"), (["05", "0", "1"], "leading"),
+     (["-5", "0", "1"], "sign"), (["5", "0", str(P)], "norm_claims\\[2\\]"), (["5", "0", " 1"], "decimal"),
+     ("5,0,1", "non-empty list"), (["5", "0", "1" * 40], "decimal")],
+)
+def test_malformed_norm_claims_are_a_format_error_naming_them(claims: object, reason: str) -> None:
+    document = json.loads(encode_manifest(CLAIMED))
+    document["norm_claims"] = claims
+    blob = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    with pytest.raises(FormatError, match=reason):
+        parse_manifest(blob)
+
+
+def test_a_manifest_must_carry_norm_claims_exactly_when_the_round_checks_norms() -> None:
+    terms = RoundTerms(MANIFEST.chain_id, MANIFEST.contract, MANIFEST.round, n=MANIFEST.n, t=MANIFEST.t,
+                       vector_length=MANIFEST.vector_length, quantization=MANIFEST.quantization, norm_claims=True)
+    check_manifest(CLAIMED, client=MANIFEST.client, terms=terms)
+    with pytest.raises(FormatError, match="checks norms, the manifest claims none"):
+        check_manifest(MANIFEST, client=MANIFEST.client, terms=terms)
+    with pytest.raises(FormatError, match="this round checks no norms"):
+        check_manifest(CLAIMED, client=MANIFEST.client, terms=dataclasses.replace(terms, norm_claims=False))
+
+
 # -- federated metrics in a model's header -------------------------------------------------
 
 

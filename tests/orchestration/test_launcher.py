@@ -242,13 +242,13 @@ def test_the_demo_says_when_the_default_turns_checks_off_and_what_to_change() ->
 
 
 def test_the_demo_says_what_its_checks_leave_out_of_the_norm_check_and_what_to_change() -> None:
-    note = FederationSpec().norm_check_note  # 5 members, t = 3
-    assert note is not None and "3t - 2 = 7" in note and "--committee 7" in note
-    # enough members, but clip 10 x 10,000 samples x 2^16 squared is beyond p
-    note = FederationSpec(committee=7).norm_check_note
+    note = FederationSpec(committee=4).norm_check_note  # 4 members, t = 3
+    assert note is not None and "2t - 1 = 5" in note and "--committee 5" in note
+    # the demo's 5 / 3 checks norms, but clip 10 x 10,000 samples x 2^16 squared is beyond p
+    note = FederationSpec().norm_check_note
     assert note is not None and "more than 2,317 samples" in note and "--max-samples to 2,317" in note
-    for enough_or_off in (FederationSpec(committee=7, max_samples=2317),
-                          FederationSpec(committee=4, threshold=2, max_samples=1000),
+    for enough_or_off in (FederationSpec(max_samples=2317),
+                          FederationSpec(committee=3, threshold=2, max_samples=1000),
                           FederationSpec(check_period=0), FederationSpec(aggregation="masked")):
         assert enough_or_off.norm_check_note is None
 
