@@ -883,13 +883,15 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
                                    norms=committee_decides_norms(terms.n, terms.t))
 
     claims: dict[int, tuple[int, ...]] = {}
+    claims_lock = Lock()  # fetch threads abandoned at the deadline may still hand one in
 
     def take(index: int, share: NDArray[np.uint64]) -> None:
         projections.take(index, share)
         summed.add(index, share)
 
     def keep_claims(index: int, manifest: Manifest) -> None:
-        claims[index] = manifest.norm_claims
+        with claims_lock:
+            claims[index] = manifest.norm_claims
 
     checks_deadline, _ = node.contract.check_window(round_)
     if checks_deadline == 0:  # past Aggregating (a restart): the set is fixed, no verdict is needed
@@ -903,8 +905,10 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
                           opener=partial(open_client_share, on_manifest=keep_claims), **options)
     log_exclusions(agent, round_, excluded)
     clock.mark("shares")
+    with claims_lock:  # the claims of the clients it opened, fixed from here on
+        opened_claims = {index: claims[index] for index in summed.clients if index in claims}
     pending = PendingChecks(round_, summed, terms.vector_length, terms, tuple(submissions), projections,
-                            claims=claims if terms.norm_claims else None)
+                            claims=opened_claims if terms.norm_claims else None)
     note = start_checks(agent, pending)
     agent.checking[round_] = pending
     clock.mark("checks")
@@ -949,9 +953,10 @@ def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:
 
 def log_unchecked_norms(agent: AggregatorAgent, round_: int, verdict: RoundVerdict, clients: Mapping[int, str]) -> None:
     """Name the kept clients whose norm went unchecked, and why: a limit beyond the field (the
-    client claimed that many samples), or too few members' values matching the client's claims (a
-    member down, or a client whose shares some members could not open). (A committee that can
-    never check norms posts none, and has nothing to log here.)"""
+    client claimed that many samples), or too few members' values matching the client's claims
+    (members down or disputed, a client whose shares some members could not open, claims this
+    member could not read). (A committee that can never check norms posts none, and has nothing
+    to log here.)"""
     fields = dict(role=agent.role, address=agent.node.address, round=round_)
     beyond = set(verdict.norm_limit_beyond_field)
     if beyond:
@@ -960,8 +965,9 @@ def log_unchecked_norms(agent: AggregatorAgent, round_: int, verdict: RoundVerdi
                                        "max_samples, clip_norm or fractional_bits to check them"))
     if rest := [c for c in verdict.norm_unchecked if c not in beyond]:
         log.warning(format_fields(**fields, norm_unchecked=",".join(clients[c] for c in rest),
-                                  note="fewer than 2t - 1 members' norm values match these clients' claims (members "
-                                       "down, or shares they could not open): their norms are not checked"))
+                                  note="fewer than 2t - 1 members on these clients' polynomials have norm values "
+                                       "matching their claims (members down or disputed, shares they could not open, "
+                                       "claims this member could not read): their norms are not checked"))
 
 
 def _post_over_round_set(agent: AggregatorAgent, round_: int, opened: Opened, length: int) -> Outcome:

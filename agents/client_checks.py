@@ -16,7 +16,7 @@ Between opening its shares and posting its aggregate share, member j (when the d
    claimed for it, it complains: ``submitComplaints`` with the AES key of that client's sealed
    share for it (:func:`post_complaints`), so that anyone can open that one share and check it
    (:func:`complaint_projections`);
-4. once every member whose projection was off complained, or the complaints' window closed,
+4. once every member whose projection or norm value was off complained, or the complaints' window closed,
    takes the verdict (:func:`fedtss.validation.round_verdict`, in :func:`step_checks`): clients
    that sealed inconsistent shares, shared a sample count out of range, claimed a norm above the
    clip bound or norm values their shares contradict are excluded by name, members that posted
@@ -29,6 +29,8 @@ close: the verdict comes as soon as the n-th member's checks are mined.
 """
 
 from __future__ import annotations
+
+import time
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,8 +167,10 @@ def posted_complaints(agent: AggregatorAgent, round_: int) -> dict[int, dict[int
     return complaints
 
 
-def _manifest(store: ContentStore, submission: Submission, terms: RoundTerms, max_blob_bytes: int) -> Manifest:
-    manifest = parse_manifest(store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes)))
+def _manifest(store: ContentStore, submission: Submission, terms: RoundTerms, max_blob_bytes: int, *,
+              timeout: float | None = None) -> Manifest:
+    manifest = parse_manifest(store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes),
+                                        timeout=timeout))
     check_manifest(manifest, client=submission.client, terms=terms)
     return manifest
 
@@ -296,21 +300,32 @@ def current_verdict(agent: AggregatorAgent, pending: PendingChecks, *, window_cl
                          norm_claims=pending.claims)
 
 
+#: How long a member spends reading the claims of clients it did not open (each manifest, and all
+#: of them): they only name members about those clients, and its complaints' window is running.
+CLAIMS_FETCH_SECONDS = 1.0
+CLAIMS_BUDGET_SECONDS = 3.0
+
+
 def read_missing_claims(agent: AggregatorAgent, pending: PendingChecks,
                         checks: Mapping[int, Sequence[Check | None]]) -> None:
-    """Read the norm claims of the clients this member did not open but t members checked (the
-    verdict needs every such client's). A manifest it cannot read leaves that client's norm
-    unchecked here; our store being away is raised, to try again at a later tick."""
+    """Read the norm claims of the clients this member did not open but t members checked, within
+    :data:`CLAIMS_BUDGET_SECONDS`: its verdict names members about them too (it posts over none of
+    them either way). A manifest it cannot read in time leaves that client's norm unchecked here;
+    our store being away is raised, to try again at a later tick."""
     if pending.claims is None:
         return
     node = agent.node
+    started = time.monotonic()
     for submission in pending.submissions:
         index = submission.index
         posted = sum(values[index] is not None for values in checks.values())
         if index in pending.claims or posted < pending.terms.t:
             continue
+        if time.monotonic() - started > CLAIMS_BUDGET_SECONDS:
+            break
         try:
-            manifest = _manifest(node.store, submission, pending.terms, node.max_blob_bytes)
+            manifest = _manifest(node.store, submission, pending.terms, node.max_blob_bytes,
+                                 timeout=CLAIMS_FETCH_SECONDS)
         except (FedTSSError, ValueError) as exc:
             if isinstance(exc, StorageError) and is_transient(exc):
                 raise

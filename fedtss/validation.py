@@ -87,12 +87,18 @@ if it is, or no complaint comes, the member is named. A member that complains wh
 matched the claim is named too. Complaining about a mismatch is always safe: the claim and the
 share both come from the client, so an honest client never gets one.
 *Why that is enough*: the real values N(j) lie on a polynomial of degree < 2t - 1 with N(0) =
-||q||^2 (the projection check fixed the shares, masks included). If C is not N, they agree on at
-most 2t - 2 points, so with at least 2t - 1 members posting values equal to their claims
-(:func:`is_norm_checked`), one of them posted a false value or C = N. A client acting alone is
-caught whenever 2t - 1 honest members post, for any committee of n >= 2t - 1
-(:func:`committee_decides_norms`), the demo's 5 / 3 included; a client colluding with c members
-who stay silent is caught when n - c >= 2t - 1 (with c = t - 1: n >= 3t - 2). *What it reveals*
+||q||^2. If C is not N, they agree on at most 2t - 2 points, so with at least 2t - 1 members
+whose shares the projection check found on the polynomial posting values equal to their claims
+(:func:`is_norm_checked`), one of them posted a false value or C = N. *When that holds*: the
+verdict counts only members on the decoded polynomial, so a client can dodge the check by
+keeping members off that count, and is then kept with its norm unchecked and named by every
+member (``norm_unchecked``): by sealing n - 2t + 2 members shares they cannot open (any n), or
+by corrupting that many members' shares in a coordinate of its choosing while steering its
+claims through the other 2t - 2 values, which leaves them disputed (fewer than 2t - 1 others
+agree) as long as decoding still corrects them: n <= 3t - 4, the demo's 5 / 3 included. Otherwise
+a client acting alone is caught for any n >= 2t - 1 (:func:`committee_decides_norms`), and a
+client colluding with c members who stay silent when n - c >= 2t - 1 (c = t - 1: n >= 3t - 2).
+*What it reveals*
 is unchanged: the claims are the values members posted anyway, so ||q||^2 is public for every
 client and nothing else is. Below 2t - 1 members nothing can check a norm, and clients claim
 none and members post 0. The bound holds in GF(p), not in the integers: a client that scales its
@@ -411,8 +417,8 @@ class RoundVerdict:
     with at most t checks (their sample count is still read and range-checked from t).
     ``sample_counts``: each client's sample count, revealed by the count shares.
     ``norm_unchecked``: kept clients whose norm could not be checked (fewer than t checks, claims
-    this member could not read, fewer than 2t - 1 members' values equal to the claims, see
-    :func:`is_norm_checked`, or a limit beyond the field); ``norm_limit_beyond_field``: those of
+    this member could not read, fewer than 2t - 1 members on the decoded polynomial with values
+    equal to the claims, see :func:`is_norm_checked`, or a limit beyond the field); ``norm_limit_beyond_field``: those of
     them for the last reason (their sample count makes the limit reach p); ``squared_norms``: the
     claimed ||q||^2 of each client whose claims were read (public: in its manifest).
     """

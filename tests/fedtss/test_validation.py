@@ -713,6 +713,35 @@ def test_control_were_the_sum_of_the_norm_masks_public_one_member_would_learn_a_
     assert about_a == sum(a * (x - y) for a, x, y in zip(q_a, own_a, own_b)) % MODULUS
 
 
+@pytest.mark.parametrize(("n", "t"), [(3, 2), (4, 2), (5, 3), (6, 3), (7, 3), (7, 4), (8, 4), (9, 4), (11, 6),
+                                    (14, 6), (15, 6)])
+def test_a_lone_client_over_its_limit_is_never_kept_as_norm_checked_and_dodges_by_dispute_exactly_when_n_is_at_most_3t_minus_4(
+        n: int, t: int) -> None:
+    """The class for a client acting alone that keeps members off the count (found in review): it
+    deals an oversized update, steers its claims through members 1..2t - 2's real values and a norm
+    of 0, and moves one norm-mask coordinate of every other member's share so that member's value
+    equals its claim. Those n - 2t + 2 projections are off the polynomial with fewer than 2t - 1
+    others agreeing: disputed while decoding corrects them (n <= 3t - 4), else undecodable. Whatever
+    (n, t), with every member honest, the client is excluded or named as norm-unchecked, never
+    counted as checked, and it is kept exactly when n <= 3t - 4 (the README's statement)."""
+    round_ = _NormRound(n, t, clients=1, scale={0: 1000})
+    masks_start = _layout(t).masks_start
+    round_.claims[0] = _understating_claims(round_, 0, honest_at=list(range(1, 2 * t - 1)), claimed=0)
+    for j in range(2 * t - 1, n + 1):  # nu_j holds j * U_1(j): moving U_1(j) by shift / j moves nu_j by shift
+        shift = (round_.claims[0][j - 1] - round_.checks[j][0][2]) % MODULUS
+        round_.dealt[0, j - 1, masks_start] = (int(round_.dealt[0, j - 1, masks_start])
+                                               + shift * pow(j, -1, MODULUS)) % MODULUS
+        round_.checks[j][0] = round_.shown(j, 0)
+        assert round_.checks[j][0][2] == round_.claims[0][j - 1]
+    limit = _squared_norm(0) * 2
+    first = round_.verdict(limit)
+    complaints = {(j, 0): round_.shown(j, 0) for j, _ in first.awaiting}
+    verdict = round_.verdict(limit, complaints, complained=frozenset(j for j, _ in complaints), window_closed=True)
+    assert 0 in verdict.excluded_clients or 0 in verdict.norm_unchecked, (n, t, verdict)
+    assert (0 not in verdict.excluded_clients) == (n <= 3 * t - 4), (n, t, verdict)
+    assert verdict.wrong_members == {}
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.data())
 def test_over_limit_clients_are_excluded_and_a_norm_liar_named_about_exactly_the_kept_clients_it_lied_about(
