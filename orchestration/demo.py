@@ -43,7 +43,7 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
         console.print(f"[bold]fedtss demo[/bold] {spec.clients} clients, committee {spec.committee} "
                       f"(t = {spec.threshold}), {spec.rounds} rounds of task {spec.task} -> {layout.run_dir}")
         for caution in (committee_warning(spec.committee, spec.threshold), spec.checks_warning,
-                        spec.norm_check_note):
+                        spec.norm_check_note, spec.norm_dodge_note):
             if caution is not None:
                 console.print(f"[yellow]warning:[/yellow] {escape(caution)}", highlight=False)
         federation.prepare()

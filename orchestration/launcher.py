@@ -200,6 +200,20 @@ class FederationSpec:
                 f"norm-checked: clip_norm x samples x 2^fractional_bits must stay below sqrt(p); lower "
                 f"--max-samples to {largest:,} to check every client")
 
+    @property
+    def norm_dodge_note(self) -> str | None:
+        """How a client can keep its norm unchecked with this committee (named by every member), or
+        None: with n <= 3t - 4, by getting the members its claims do not fit disputed."""
+        if not self.resolved_check_period or not committee_decides_norms(self.committee, self.threshold):
+            return None
+        if self.committee > 3 * self.threshold - 4:
+            return None
+        corrupted = self.committee - 2 * self.threshold + 2
+        return (f"with {self.committee} members and t = {self.threshold}, a client can keep its norm unchecked by "
+                f"corrupting the shares of {corrupted} member{'s' if corrupted > 1 else ''} (every member then names "
+                f"it norm_unchecked); --committee {3 * self.threshold - 3} stops that; see the README, "
+                f"\"The norm check\"")
+
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ConfigError(f"name: {self.name!r} must be 1-64 letters, digits, '.', '_' or '-' "

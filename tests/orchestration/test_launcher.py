@@ -253,6 +253,15 @@ def test_the_demo_says_what_its_checks_leave_out_of_the_norm_check_and_what_to_c
         assert enough_or_off.norm_check_note is None
 
 
+def test_the_demo_says_when_a_client_can_dodge_the_norm_check_by_disputes_and_what_to_change() -> None:
+    note = FederationSpec().norm_dodge_note  # 5 / 3: 5 <= 3t - 4
+    assert note is not None and "the shares of 1 member " in note and "--committee 6" in note
+    assert FederationSpec(committee=7, threshold=4).norm_dodge_note is not None  # 7 <= 8
+    for safe_or_off in (FederationSpec(committee=6), FederationSpec(committee=4), FederationSpec(check_period=0),
+                        FederationSpec(aggregation="masked"), FederationSpec(committee=3, threshold=2)):
+        assert safe_or_off.norm_dodge_note is None
+
+
 def test_the_readiness_wait_grows_with_the_number_of_clients() -> None:
     from orchestration.launcher import ready_timeout
 
