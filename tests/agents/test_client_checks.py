@@ -31,7 +31,14 @@ from fedtss.formats import Manifest, VectorKind, decode_field_vector, encode_man
 from fedtss.sealing import keypair_from_seed
 from fedtss.shamir import share_vector
 from fedtss._reed_solomon import evaluate, interpolate
-from fedtss.validation import CheckedLayout, claim_norm_values, committee_decides_norms, decode_checks, pad_vector
+from fedtss.validation import (
+    CheckedLayout,
+    claim_norm_values,
+    committee_decides_norms,
+    decode_checks,
+    norm_share,
+    pad_vector,
+)
 from tests.agents.conftest import Federation
 
 LOGGER = "fedtss.agents"
@@ -49,7 +56,8 @@ def _logged(caplog, key: str, value: str) -> list[str]:
 def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, ...] = (),
                     samples: int | None = None, coordinate: float | None = None,
                     unopenable: tuple[int, ...] = (), understate_at: tuple[int, ...] | None = None,
-                    claim_corrupted: bool = False, corrupt_coordinate: int = 3) -> PreparedUpdate:
+                    claim_corrupted: bool = False, corrupt_coordinate: int = 3,
+                    dispute_the_rest: bool = False) -> PreparedUpdate:
     """Client ``index``'s honest update (with the checks' norm masks and pad), shared t-of-n, then
     the shares of ``corrupt_members`` moved off the polynomial by one in ``corrupt_coordinate``, and
     everything sealed correctly: every share opens and is well-formed. ``samples`` replaces the
@@ -79,6 +87,11 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
         if understate_at is not None:
             steered = interpolate([0, *understate_at], [0, *(claims[j - 1] for j in understate_at)])
             claims = tuple(evaluate(steered, j) for j in range(1, len(keys) + 1))
+        if understate_at is not None and dispute_the_rest:
+            layout = CheckedLayout.of(vector.size, metrics=0, threshold=t)
+            for j in set(range(1, len(keys) + 1)) - set(understate_at):  # nu_j holds j * U_1(j)
+                shift = (claims[j - 1] - norm_share(rows[j - 1], layout, j)) * pow(j, -1, gf.MODULUS)
+                rows[j - 1, layout.masks_start] = (int(rows[j - 1, layout.masks_start]) + shift) % gf.MODULUS
     for member in corrupt_members:
         rows[member - 1, corrupt_coordinate] = gf.add(rows[member - 1, corrupt_coordinate:][:1],
                                                       np.ones(1, dtype=np.uint64))[0]
@@ -382,6 +395,40 @@ def test_a_client_whose_share_one_member_cannot_open_and_whose_claims_fool_the_o
     hostile = fed.clients[3].node.address
     assert sum(f"norm_unchecked={hostile} " in r.getMessage() for r in caplog.records) == 5
     assert not any("reason=Norm" in r.getMessage() for r in caplog.records)
+
+
+def test_with_the_demos_committee_a_client_that_gets_the_member_its_claims_miss_disputed_is_kept_named_unchecked(
+        make_federation_in, caplog) -> None:
+    """What does not hold at n <= 3t - 4 (README, "The norm check"): every coordinate 10^6, claims
+    steered through members 1-4's values and a norm of 0, and member 5's share moved (one norm
+    mask) so that its value fits too. Member 5's projection is off with four others agreeing,
+    fewer than 2t - 1: disputed, so the norm cannot be checked; every member says so."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 2, 3, 4), dispute_the_rest=True))
+    fed.drive(fed.members)
+
+    hostile = fed.clients[3].node.address
+    assert sum(f"norm_unchecked={hostile} " in r.getMessage() for r in caplog.records) == 5
+    assert sum("disputed_member=5 " in r.getMessage() for r in caplog.records) == 5
+    assert events_of(fed.events(), ComplaintsSubmitted) == []
+    assert not any("excluded_client=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+
+
+def test_with_six_members_and_t_3_the_same_dodge_gets_the_client_excluded(make_federation_in, caplog) -> None:
+    """n = 6 > 3t - 4: the two members its claims cannot fit are more than decoding corrects."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**{**NORM_SHAPE, "members": 6})
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 2, 3, 4), dispute_the_rest=True))
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["InconsistentShares"] * 6
+    assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
 
 
 def test_a_kept_aggregate_share_whose_tail_is_not_zero_is_never_taken_for_publication() -> None:
