@@ -98,9 +98,8 @@ claims through the other 2t - 2 values, which leaves them disputed (fewer than 2
 agree) as long as decoding still corrects them: n <= 3t - 4, the demo's 5 / 3 included. Otherwise
 a client acting alone is caught for any n >= 2t - 1 (:func:`committee_decides_norms`), and a
 client colluding with c members who stay silent when n - c >= 2t - 1 (c = t - 1: n >= 3t - 2).
-*What it reveals*
-is unchanged: the claims are the values members posted anyway, so ||q||^2 is public for every
-client and nothing else is. Below 2t - 1 members nothing can check a norm, and clients claim
+*What it reveals* is unchanged: the claims are the values members posted anyway, so ||q||^2 is
+public for every client and nothing else is. Below 2t - 1 members nothing can check a norm, and clients claim
 none and members post 0. The bound holds in GF(p), not in the integers: a client that scales its
 update past the clip bound is caught, but one whose squared norm exceeds p lands anywhere in
 [0, p) and passes with probability limit / p, and one that picks coordinates whose squares sum to
@@ -409,18 +408,20 @@ class RoundVerdict:
     """What the posted checks and complaints of one round decide, the same at every honest member.
 
     ``excluded_clients``: submission index -> reason (``InconsistentShares``,
-    ``SampleCountOutOfRange``, ``InvalidNormClaims``, ``NormOutOfRange``, ``NormClaimMismatch``). ``wrong_members``: member index -> the kept clients it posted a
-    false check about. ``awaiting``: (member, client) pairs whose complaint could still change the
-    verdict (the member posted none yet). ``disputed``: member index -> clients it disagrees with
+    ``SampleCountOutOfRange``, ``InvalidNormClaims``, ``NormOutOfRange``, ``NormClaimMismatch``).
+    ``wrong_members``: member index -> the kept clients it posted a false check about.
+    ``awaiting``: (member, client) pairs whose complaint could still change the verdict (the
+    member posted none yet). ``disputed``: member index -> clients it disagrees with
     where nobody can be blamed without risking an honest client's privacy (see
     :func:`is_safe_to_complain`): nobody is named and the client is kept. ``unchecked``: clients
     with at most t checks (their sample count is still read and range-checked from t).
     ``sample_counts``: each client's sample count, revealed by the count shares.
     ``norm_unchecked``: kept clients whose norm could not be checked (fewer than t checks, claims
     this member could not read, fewer than 2t - 1 members on the decoded polynomial with values
-    equal to the claims, see :func:`is_norm_checked`, or a limit beyond the field); ``norm_limit_beyond_field``: those of
-    them for the last reason (their sample count makes the limit reach p); ``squared_norms``: the
-    claimed ||q||^2 of each client whose claims were read (public: in its manifest).
+    equal to the claims, see :func:`is_norm_checked`, or a limit beyond the field);
+    ``norm_limit_beyond_field``: those of them for the last reason (their sample count makes the
+    limit reach p); ``squared_norms``: the claimed ||q||^2 of each client whose claims were read
+    (public: in its manifest; for an unchecked client, only what it claims).
     """
 
     excluded_clients: dict[int, str] = field(default_factory=dict)
@@ -488,7 +489,7 @@ def round_verdict(
     where :func:`is_safe_to_complain`; elsewhere its disagreement is ``disputed``. A client whose
     revealed sample count is outside [1, ``max_samples``] is excluded: its weight would make the
     round's sum fail. With ``norm_limit`` (sample count -> the largest ||q||^2 clipping allows,
-    :func:`squared_norm_limit`), each client's ``norm_claims`` (client -> its manifest's claims;
+    :func:`squared_norm_limit`), each client's ``norm_claims`` (client -> its manifest's n claims;
     a client missing is not norm-checked here) decide its norm as the module docstring says: a
     claim above the limit or off one polynomial excludes it, a member whose value differs from
     its claim must complain, and its revealed share then excludes the client or names the member;

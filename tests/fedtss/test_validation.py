@@ -758,7 +758,8 @@ def test_over_limit_clients_are_excluded_and_a_norm_liar_named_about_exactly_the
     if liar is not None:
         for client in range(clients):
             if data.draw(st.booleans()):
-                round_.lie_about_norm(liar, client, round_.claims[client][liar - 1] + data.draw(st.integers(1, MODULUS - 1)))
+                shift = data.draw(st.integers(1, MODULUS - 1))
+                round_.lie_about_norm(liar, client, round_.claims[client][liar - 1] + shift)
                 lied_about.add(client)
     shows = liar is not None and data.draw(st.booleans())
     complaints = {(liar, c): round_.shown(liar, c) for c in lied_about} if shows else {}
