@@ -397,6 +397,25 @@ def test_a_client_whose_share_one_member_cannot_open_and_whose_claims_fool_the_o
     assert not any("reason=Norm" in r.getMessage() for r in caplog.records)
 
 
+def test_a_member_that_could_not_open_a_client_reads_its_claims_and_excludes_it_like_the_others(
+        make_federation_in, caplog) -> None:
+    """Member 2 cannot open client 3's share (sealed to nobody's key), so it never parsed its
+    manifest while opening; it reads the claims when the checks are in, and its verdict is the
+    others': every coordinate 10^6 claimed as dealt, excluded for its norm by all five."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, unopenable=(2,)))
+    fed.drive(fed.members)
+
+    reasons = _logged(caplog, "excluded_client", fed.clients[3].node.address)
+    assert sorted(reasons) == ["InvalidSealedShare"] + ["NormOutOfRange"] * 5  # member 2 at opening, then all
+    assert not any("norm_unchecked" in r.getMessage() or "excluded_member=" in r.getMessage()
+                   for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
 def test_with_the_demos_committee_a_client_that_gets_the_member_its_claims_miss_disputed_is_kept_named_unchecked(
         make_federation_in, caplog) -> None:
     """What does not hold at n <= 3t - 4 (README, "The norm check"): every coordinate 10^6, claims
