@@ -68,7 +68,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.client_checks import PendingChecks, ShareProjections, checks_ready, round_rho, start_checks, step_checks
+from agents.client_checks import (
+    PendingChecks,
+    ShareProjections,
+    checks_ready,
+    read_client_manifest,
+    round_rho,
+    start_checks,
+    step_checks,
+)
 from agents.config import AggregatorSettings, FederationSettings, check_ring_capacity
 from agents.client import fetch_model
 from agents.learning import apply_mean_update
@@ -363,15 +371,6 @@ class Exclusion:
     error: BaseException | None = field(default=None, repr=False, compare=False)
 
 
-def read_client_manifest(store: ContentStore, submission: Submission, terms: RoundTerms, *,
-                         max_blob_bytes: int, timeout: float | None = None) -> Manifest:
-    """Fetch one client's manifest and check it is for this round; raises one of CLIENT_FAULTS."""
-    blob = store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes), timeout=timeout)
-    manifest = parse_manifest(blob)
-    check_manifest(manifest, client=submission.client, terms=terms)
-    return manifest
-
-
 def open_client_share(
     store: ContentStore, submission: Submission, terms: RoundTerms, *,
     member_index: int, private_key: bytes, max_blob_bytes: int, timeout: float | None = None,
@@ -617,25 +616,19 @@ def round_submissions(agent: AggregatorAgent, round_: int) -> list[Submission]:
 
 def round_terms(agent: AggregatorAgent, round_: int, vector_length: int) -> RoundTerms:
     node = agent.node
+    n, t, bits = len(node.contract.committee()), node.contract.threshold(), masked_bits(agent)
     return RoundTerms(
         chain_id=node.deployment.chain_id,
         contract=node.deployment.address,
         round=round_,
-        n=len(node.contract.committee()),
-        t=node.contract.threshold(),
+        n=n,
+        t=t,
         vector_length=vector_length,
         quantization=agent.federation.quantization,
-        modulus_bits=masked_bits(agent),
-        norm_claims=is_checking_norms(agent),
+        modulus_bits=bits,
+        # clients claim norm values in the Shamir mode with checks on and a committee that can check them
+        norm_claims=bool(agent.check_period) and bits is None and committee_decides_norms(n, t),
     )
-
-
-def is_checking_norms(agent: AggregatorAgent) -> bool:
-    """Whether the round's clients claim norm values (Shamir mode, checks on, a committee that can
-    check norms: :func:`fedtss.validation.committee_decides_norms`)."""
-    contract = agent.node.contract
-    return (bool(agent.check_period) and masked_bits(agent) is None
-            and committee_decides_norms(len(contract.committee()), contract.threshold()))
 
 
 def masked_bits(agent: AggregatorAgent) -> int | None:
@@ -880,7 +873,7 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     summed = ShareSum.empty(terms.vector_length)
     layout = CheckedLayout.of(terms.vector_length, metrics=len(node.deployment.model_metrics), threshold=terms.t)
     projections = ShareProjections(round_rho(agent, round_, terms.vector_length), layout, agent.member_index,
-                                   norms=committee_decides_norms(terms.n, terms.t))
+                                   norms=terms.norm_claims)
 
     claims: dict[int, tuple[int, ...]] = {}
     claims_lock = Lock()  # fetch threads abandoned at the deadline may still hand one in

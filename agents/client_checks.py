@@ -80,6 +80,7 @@ __all__ = [
     "complaint_projections",
     "post_checks",
     "post_complaints",
+    "read_client_manifest",
     "round_rho",
     "start_checks",
     "step_checks",
@@ -167,8 +168,9 @@ def posted_complaints(agent: AggregatorAgent, round_: int) -> dict[int, dict[int
     return complaints
 
 
-def _manifest(store: ContentStore, submission: Submission, terms: RoundTerms, max_blob_bytes: int, *,
-              timeout: float | None = None) -> Manifest:
+def read_client_manifest(store: ContentStore, submission: Submission, terms: RoundTerms, *,
+                         max_blob_bytes: int, timeout: float | None = None) -> Manifest:
+    """Fetch one client's manifest and check it is for this round; raises one of CLIENT_FAULTS."""
     manifest = parse_manifest(store.get(submission.manifest_cid, max_bytes=min(MANIFEST_MAX_BYTES, max_blob_bytes),
                                         timeout=timeout))
     check_manifest(manifest, client=submission.client, terms=terms)
@@ -177,7 +179,7 @@ def _manifest(store: ContentStore, submission: Submission, terms: RoundTerms, ma
 
 def _sealed_share(store: ContentStore, submission: Submission, terms: RoundTerms, member_index: int,
                   max_blob_bytes: int) -> bytes:
-    manifest = _manifest(store, submission, terms, max_blob_bytes)
+    manifest = read_client_manifest(store, submission, terms, max_blob_bytes=max_blob_bytes)
     return store.get(manifest.share_cids[member_index - 1],
                      max_bytes=field_vector_bytes(terms.vector_length) + OVERHEAD)
 
@@ -324,8 +326,8 @@ def read_missing_claims(agent: AggregatorAgent, pending: PendingChecks,
         if time.monotonic() - started > CLAIMS_BUDGET_SECONDS:
             break
         try:
-            manifest = _manifest(node.store, submission, pending.terms, node.max_blob_bytes,
-                                 timeout=CLAIMS_FETCH_SECONDS)
+            manifest = read_client_manifest(node.store, submission, pending.terms, max_blob_bytes=node.max_blob_bytes,
+                                            timeout=CLAIMS_FETCH_SECONDS)
         except (FedTSSError, ValueError) as exc:
             if isinstance(exc, StorageError) and is_transient(exc):
                 raise

@@ -512,6 +512,8 @@ def round_verdict(
                 norm_unchecked.append(client)
             continue
         agreeing = dict(points)
+        claims = None if norm_limit is None or norm_claims is None else norm_claims.get(client)
+        claimed = None if claims is None else read_norm_claims(claims, threshold)
         if len(points) == threshold:
             unchecked.append(client)  # any t projections fit: only the count can be read
         else:
@@ -523,11 +525,10 @@ def round_verdict(
                 excluded[client] = "InconsistentShares"  # a member's revealed share is off the polynomial
                 continue
             safe = is_safe_to_complain(len(points) - len(result.disagreeing), threshold)
-            claims = _readable_claims(norm_claims, client, threshold) if norm_limit is not None else None
             for member in result.disagreeing:
                 # It must show its share where that is safe: 2t - 1 others agree, or its norm value
-                # contradicts the client's own claim (which only a cheating client causes).
-                if not (safe or claims is not None and points[member][2] != claims[member - 1]):
+                # contradicts the client's own (readable) claim, which only a cheating client causes.
+                if not (safe or claimed is not None and points[member][2] != claims[member - 1]):
                     disputed.setdefault(member, []).append(client)
                 elif member in complained or window_closed:
                     wrong.setdefault(member, []).append(client)
@@ -544,10 +545,9 @@ def round_verdict(
         if not 1 <= counts[client] <= max_samples:
             excluded[client] = "SampleCountOutOfRange"
         elif norm_limit is not None:
-            claims = None if norm_claims is None else norm_claims.get(client)
             values = {j: check[2] for j, check in agreeing.items() if j not in off}
             shown = {m: complaints[m, client] == points[m] for m in values if (m, client) in complaints}
-            verdict = _norm_verdict(claims, values, shown,
+            verdict = _norm_verdict(claims, claimed, values, shown,
                                     threshold, norm_limit(counts[client]), complained=complained,
                                     window_closed=window_closed)
             if verdict.squared_norm is not None:
@@ -574,13 +574,6 @@ def round_verdict(
                         tuple(c for c in beyond_field if c not in excluded))
 
 
-def _readable_claims(norm_claims: Mapping[int, Sequence[int]] | None, client: int,
-                     threshold: int) -> Sequence[int] | None:
-    """The client's claims if they are on one polynomial of degree < 2t - 1 (else None)."""
-    claims = None if norm_claims is None else norm_claims.get(client)
-    return claims if claims is not None and read_norm_claims(claims, threshold) is not None else None
-
-
 @dataclass(frozen=True)
 class _NormVerdict:
     exclusion: str | None = None
@@ -591,14 +584,15 @@ class _NormVerdict:
     beyond_field: bool = False
 
 
-def _norm_verdict(claims: Sequence[int] | None, values: Mapping[int, int], shown: Mapping[int, bool],
-                  threshold: int, limit: int, *, complained: frozenset[int], window_closed: bool) -> _NormVerdict:
-    """One client's norm from its ``claims`` and the members' posted ``values`` (members whose
-    other checks agreed). ``shown``: member -> whether the share its complaint revealed reproduces
-    its posted check (absent: it did not complain about this client)."""
+def _norm_verdict(claims: Sequence[int] | None, claimed: int | None, values: Mapping[int, int],
+                  shown: Mapping[int, bool], threshold: int, limit: int, *, complained: frozenset[int],
+                  window_closed: bool) -> _NormVerdict:
+    """One client's norm from its ``claims`` (``claimed``: the squared norm they state, None if
+    unreadable, :func:`read_norm_claims`) and the members' posted ``values`` (members whose other
+    checks agreed). ``shown``: member -> whether the share its complaint revealed reproduces its
+    posted check (absent: it did not complain about this client)."""
     if claims is None:
         return _NormVerdict()
-    claimed = read_norm_claims(claims, threshold)
     if claimed is None:
         return _NormVerdict(exclusion="InvalidNormClaims")
     beyond_field = limit >= MODULUS  # a limit beyond the field lets any value through
