@@ -19,8 +19,9 @@ Between opening its shares and posting its aggregate share, member j (when the d
 4. once every member whose projection or norm value was off complained, or the complaints' window closed,
    takes the verdict (:func:`fedtss.validation.round_verdict`, in :func:`step_checks`): clients
    that sealed inconsistent shares, shared a sample count out of range, claimed a norm above the
-   clip bound or norm values their shares contradict are excluded by name, members that posted
-   false checks are named, and the member posts its aggregate share over the clients kept.
+   clip bound or norm values their shares contradict are excluded by name (and, by a committee
+   of n >= 3t - 2, clients whose norm it could not check), members that posted false checks are
+   named, and the member posts its aggregate share over the clients kept.
 
 Every input of the verdict is on chain or in the store and fixed once the windows close (the
 contract refuses checks and complaints after them), so every honest member reaches the same
@@ -63,6 +64,7 @@ from fedtss.validation import (
     challenge_vector,
     decode_checks,
     check_share,
+    committee_excludes_unchecked_norms,
     encode_checks,
     round_challenge,
     round_verdict,
@@ -295,11 +297,20 @@ def current_verdict(agent: AggregatorAgent, pending: PendingChecks, *, window_cl
     pending.complaints_seen = len(complaints)
     shown = complaint_projections(node.store, {s.index: s for s in pending.submissions}, pending.terms, complaints,
                                   pending.projections, max_blob_bytes=node.max_blob_bytes)
-    return round_verdict(pending.checks, shown, clients=len(pending.submissions), threshold=pending.terms.t,
-                         max_samples=pending.terms.quantization.max_samples, complained=frozenset(complaints),
-                         window_closed=window_closed,
-                         norm_limit=pending.projections.norm_limit(pending.terms.quantization),
-                         norm_claims=pending.claims)
+    return verdict_of(pending, shown, complained=frozenset(complaints), window_closed=window_closed)
+
+
+def verdict_of(pending: PendingChecks, shown: Mapping[tuple[int, int], Check | None], *,
+               complained: frozenset[int] = frozenset(), window_closed: bool = False) -> RoundVerdict:
+    """:func:`fedtss.validation.round_verdict` on this round's frozen checks, with the complaints
+    ``shown`` so far; a committee of n >= 3t - 2 excludes the clients whose norm it could not check."""
+    assert pending.checks is not None
+    terms = pending.terms
+    return round_verdict(pending.checks, shown, clients=len(pending.submissions), threshold=terms.t,
+                         max_samples=terms.quantization.max_samples, complained=complained,
+                         window_closed=window_closed, norm_limit=pending.projections.norm_limit(terms.quantization),
+                         norm_claims=pending.claims,
+                         exclude_unchecked_norms=committee_excludes_unchecked_norms(terms.n, terms.t))
 
 
 #: How long a member spends reading the claims of clients it did not open (each manifest, and all
@@ -344,10 +355,7 @@ def step_checks(agent: AggregatorAgent, pending: PendingChecks) -> RoundVerdict 
         read_missing_claims(agent, pending, checks)  # our store away: raised, the checks freeze at a later look
         pending.checks = checks
     if not pending.complained:
-        first = round_verdict(pending.checks, {}, clients=len(pending.submissions), threshold=pending.terms.t,
-                              max_samples=pending.terms.quantization.max_samples,
-                              norm_limit=pending.projections.norm_limit(pending.terms.quantization),
-                              norm_claims=pending.claims)
+        first = verdict_of(pending, {})
         mine = sorted(c for m, c in first.awaiting if m == agent.member_index and c in pending.projections.values)
         if mine:
             try:

@@ -140,6 +140,7 @@ __all__ = [
     "decode_checks",
     "claim_norm_values",
     "committee_decides_norms",
+    "committee_excludes_unchecked_norms",
     "is_norm_checked",
     "largest_norm_checked_samples",
     "is_safe_to_complain",
@@ -263,6 +264,17 @@ def committee_decides_norms(committee: int, threshold: int) -> bool:
     that, clients claim no norm values and members post 0 in their place: a norm nobody can act on
     stays private."""
     return is_norm_checked(committee, threshold)
+
+
+def committee_excludes_unchecked_norms(committee: int, threshold: int) -> bool:
+    """Whether a committee excludes every client whose norm it could not check (``NormUnchecked``)
+    instead of keeping it named: from n >= 3t - 2. There the n - (t - 1) >= 2t - 1 honest members
+    check every honest client's norm even with t - 1 colluders silent, so while every honest member
+    is up the rule never costs an honest client, and no client can keep its norm off the count (by
+    shares some members cannot open or do not get, by getting members disputed, or by a sample
+    count whose limit reaches p). Below it, t - 1 silent members, or members down, would get
+    honest clients excluded, so a client whose norm went unchecked is kept and named."""
+    return committee >= 3 * threshold - 2
 
 
 def largest_norm_checked_samples(quantization: QuantizationConfig, *, update: int = 1) -> int:
@@ -408,7 +420,8 @@ class RoundVerdict:
     """What the posted checks and complaints of one round decide, the same at every honest member.
 
     ``excluded_clients``: submission index -> reason (``InconsistentShares``,
-    ``SampleCountOutOfRange``, ``InvalidNormClaims``, ``NormOutOfRange``, ``NormClaimMismatch``).
+    ``SampleCountOutOfRange``, ``InvalidNormClaims``, ``NormOutOfRange``, ``NormClaimMismatch``,
+    and ``NormUnchecked`` where the committee excludes what it could not check).
     ``wrong_members``: member index -> the kept clients it posted a false check about.
     ``awaiting``: (member, client) pairs whose complaint could still change the verdict (the
     member posted none yet). ``disputed``: member index -> clients it disagrees with
@@ -478,6 +491,7 @@ def round_verdict(
     window_closed: bool = False,
     norm_limit: Callable[[int], int] | None = None,
     norm_claims: Mapping[int, Sequence[int]] | None = None,
+    exclude_unchecked_norms: bool = False,
 ) -> RoundVerdict:
     """Decide every client of a round from the members' posted checks.
 
@@ -493,7 +507,10 @@ def round_verdict(
     a client missing is not norm-checked here) decide its norm as the module docstring says: a
     claim above the limit or off one polynomial excludes it, a member whose value differs from
     its claim must complain, and its revealed share then excludes the client or names the member;
-    without ``norm_limit`` (the vectors carry no norm masks) norms are not checked.
+    without ``norm_limit`` (the vectors carry no norm masks) norms are not checked. With
+    ``exclude_unchecked_norms`` (:func:`committee_excludes_unchecked_norms`; only where norms are
+    checked: ``norm_limit`` and ``norm_claims`` given) a client whose norm could not be checked is
+    excluded (``NormUnchecked``) instead of kept and listed in ``norm_unchecked``.
     """
     excluded: dict[int, str] = {}
     wrong: dict[int, list[int]] = {}
@@ -562,6 +579,10 @@ def round_verdict(
                 norm_unchecked.append(client)
                 if verdict.beyond_field:
                     beyond_field.append(client)
+    if exclude_unchecked_norms and norm_limit is not None and norm_claims is not None:
+        # No complaint can make an unchecked norm checked (they convict or name, never add a match),
+        # so this holds before the complaints are in, and spares them.
+        excluded.update((c, "NormUnchecked") for c in norm_unchecked if c not in excluded)
     # A member is named only about clients kept: about an excluded one, nothing hangs on its word.
     awaiting = {(m, c) for m, c in awaiting if c not in excluded}
 

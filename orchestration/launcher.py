@@ -64,7 +64,7 @@ from fedtss.quantize import QuantizationConfig, check_capacity
 from fedtss.sealing import public_key_from_private
 from fedtss.task import Settings
 from fedtss.storage import ContentStore, KuboStore, LocalStore
-from fedtss.validation import committee_decides_norms, largest_norm_checked_samples
+from fedtss.validation import committee_decides_norms, committee_excludes_unchecked_norms, largest_norm_checked_samples
 from orchestration.ipfs_node import JsIpfsNode, start_peered_nodes
 from orchestration.models import layout_toml, task_model_terms
 from orchestration.node import start_local_chain
@@ -196,22 +196,32 @@ class FederationSpec:
         largest = largest_norm_checked_samples(quantization)
         if largest >= self.max_samples:
             return None
-        return (f"a client claiming more than {largest:,} samples (max_samples is {self.max_samples:,}) is not "
-                f"norm-checked: clip_norm x samples x 2^fractional_bits must stay below sqrt(p); lower "
+        fate = ("excluded (its norm cannot be checked)" if committee_excludes_unchecked_norms(self.committee, self.threshold)
+                else "not norm-checked")
+        return (f"a client claiming more than {largest:,} samples (max_samples is {self.max_samples:,}) is {fate}: "
+                f"clip_norm x samples x 2^fractional_bits must stay below sqrt(p); lower "
                 f"--max-samples to {largest:,} to check every client")
 
     @property
     def norm_dodge_note(self) -> str | None:
-        """How a client can keep its norm unchecked with this committee (named by every member), or
-        None: with n <= 3t - 4, by getting the members its claims do not fit disputed."""
+        """What this committee does with a client whose norm it cannot check, or None where norms
+        are not checked: below 3t - 2 a client can keep its norm unchecked (kept, and named by every
+        member); from 3t - 2 such a client is excluded, and so is an honest client once more than
+        n - 2t + 1 members are down or silent (:func:`committee_excludes_unchecked_norms`)."""
         if not self.resolved_check_period or not committee_decides_norms(self.committee, self.threshold):
             return None
-        if self.committee > 3 * self.threshold - 4:
-            return None
-        corrupted = self.committee - 2 * self.threshold + 2
-        return (f"with {self.committee} members and t = {self.threshold}, a client can keep its norm unchecked by "
-                f"corrupting the shares of {corrupted} member{'s' if corrupted > 1 else ''} (every member then names "
-                f"it norm_unchecked); --committee {3 * self.threshold - 3} stops that; see the README, "
+        n, t = self.committee, self.threshold
+        if committee_excludes_unchecked_norms(n, t):
+            spare = n - 2 * t + 1
+            return (f"with {n} members and t = {t}, a client whose norm cannot be checked is excluded: with more "
+                    f"than {spare} member{'s' if spare != 1 else ''} down or silent, honest clients are excluded "
+                    f"too; see the README, \"The norm check\"")
+        off = n - 2 * t + 2
+        ways = f"sealing {off} member{'s' if off > 1 else ''} shares {'they' if off > 1 else 'it'} cannot open"
+        if n <= 3 * t - 4:
+            ways += " or corrupting them"
+        return (f"with {n} members and t = {t}, a client can keep its norm unchecked by {ways} (every member then "
+                f"names it norm_unchecked); --committee {3 * t - 2} excludes such a client; see the README, "
                 f"\"The norm check\"")
 
     def __post_init__(self) -> None:

@@ -450,6 +450,32 @@ def test_with_six_members_and_t_3_the_same_dodge_gets_the_client_excluded(make_f
     fed.assert_model_is_fedavg_of([0, 1, 2])
 
 
+@pytest.mark.parametrize("dodge", ["unopenable", "disputed"])
+def test_with_seven_members_and_t_3_a_client_that_keeps_its_norm_off_the_count_is_excluded_by_every_member(
+        make_federation_in, caplog, dodge: str) -> None:
+    """n = 7 >= 3t - 2: what is not checked is excluded. Every coordinate 10^6, claims steered
+    through members 1-4's values and a norm of 0, and members 5-7 kept off the count: their shares
+    sealed to nobody (the dodge the demo's 5 / 3 only names) or moved so their values fit the
+    claims (disputed, or here beyond what decoding corrects). Every member excludes the client
+    and the round is FedAvg of the three others."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**{**NORM_SHAPE, "members": 7})
+    fed.drive(fed.clients[:3])
+    options = (dict(unopenable=(5, 6, 7)) if dodge == "unopenable" else dict(dispute_the_rest=True))
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 2, 3, 4), **options))
+    fed.drive(fed.members)
+
+    reasons = _logged(caplog, "excluded_client", fed.clients[3].node.address)
+    if dodge == "unopenable":  # members 5-7 at opening, then every member's verdict
+        assert sorted(reasons) == ["InvalidSealedShare"] * 3 + ["NormUnchecked"] * 7
+    else:
+        assert reasons == ["InconsistentShares"] * 7
+    assert not any("norm_unchecked=" in r.getMessage() or "excluded_member=" in r.getMessage()
+                   for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
 def test_a_kept_aggregate_share_whose_tail_is_not_zero_is_never_taken_for_publication() -> None:
     """A member restarted mid-round on this code with a share kept by a version that posted the
     norm masks' sum: publish_own_share must rebuild it (and, the CID then differing, publish

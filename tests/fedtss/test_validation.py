@@ -25,6 +25,7 @@ from fedtss.validation import (
     check_client,
     decode_checks,
     committee_decides_norms,
+    committee_excludes_unchecked_norms,
     encode_checks,
     largest_norm_checked_samples,
     claim_norm_values,
@@ -772,3 +773,97 @@ def test_over_limit_clients_are_excluded_and_a_norm_liar_named_about_exactly_the
     assert verdict.wrong_members == ({liar: tuple(kept_lies)} if kept_lies else {})
     kept = [c for c in range(clients) if c not in beyond]
     assert verdict.norm_unchecked == (tuple(c for c in kept if c in lied_about) if n - 1 < 2 * t - 1 else ())
+
+
+# ------------------------------------------------------------------ n >= 3t - 2: what is not checked is excluded
+
+STRICT_SHAPES = [(4, 2), (5, 2), (7, 3), (8, 3), (10, 4), (11, 4), (16, 6), (17, 6)]
+
+
+def _dispute(round_: _NormRound, client: int, members: list[int]) -> None:
+    """Move one norm-mask coordinate of each of ``members``' shares so that its value equals the
+    client's claim for it (the dispute dodge): its projection is then off the polynomial."""
+    masks_start = _layout(round_.t).masks_start
+    for j in members:
+        shift = (round_.claims[client][j - 1] - round_.checks[j][client][2]) % MODULUS
+        round_.dealt[client, j - 1, masks_start] = (int(round_.dealt[client, j - 1, masks_start])
+                                                    + shift * pow(j, -1, MODULUS)) % MODULUS
+        round_.checks[j][client] = round_.shown(j, client)
+
+
+def _settled(round_: _NormRound, limit: int, **options):
+    """The verdict once every member asked to show its share has (honest members do)."""
+    first = round_.verdict(limit, **options)
+    complaints = {(j, c): round_.shown(j, c) for j, c in first.awaiting}
+    return round_.verdict(limit, complaints, complained=frozenset(j for j, _ in complaints), window_closed=True,
+                          **options)
+
+
+def test_the_committee_excludes_unchecked_norms_from_3t_minus_2() -> None:
+    assert [n for n in range(2, 12) if committee_excludes_unchecked_norms(n, 3)] == list(range(7, 12))
+    assert committee_excludes_unchecked_norms(4, 2) and not committee_excludes_unchecked_norms(3, 2)
+    assert committee_excludes_unchecked_norms(16, 6) and not committee_excludes_unchecked_norms(15, 6)
+
+
+@pytest.mark.parametrize(("n", "t"), STRICT_SHAPES)
+@pytest.mark.parametrize("dodge", ["not-opened", "disputed", "beyond-field"])
+def test_from_3t_minus_2_a_lone_client_that_keeps_its_norm_off_the_count_is_excluded_whatever_the_way(
+        n: int, t: int, dodge: str) -> None:
+    """The class "a client keeps members off the count", every way it has, with the rule on: it
+    seals (or withholds) shares that n - 2t + 2 or more members cannot open, gets that many
+    members disputed by corrupting a norm-mask coordinate of theirs, or claims a sample count whose
+    limit reaches p; its claims are steered through the values of the members left (a norm of 0).
+    Whatever (n, t) from 3t - 2, it is excluded and no honest member is named."""
+    round_ = _NormRound(n, t, clients=2, scale={0: 1000})
+    limit = _squared_norm(1) * 2
+    off = list(range(2 * t - 1, n + 1))  # the n - 2t + 2 members the claims do not fit
+    round_.claims[0] = _understating_claims(round_, 0, honest_at=list(range(1, 2 * t - 1)), claimed=0)
+    if dodge == "not-opened":
+        for j in off:
+            round_.checks[j][0] = None
+    elif dodge == "disputed":
+        _dispute(round_, 0, off)
+    else:  # beyond the field: any value passes, so the honest claims do
+        round_.claims[0] = claim_norm_values(round_.dealt[0], _layout(t))
+        limit = MODULUS
+    strict = _settled(round_, limit, exclude_unchecked_norms=True)
+    assert 0 in strict.excluded_clients and 0 not in strict.norm_unchecked, (n, t, dodge, strict)
+    assert strict.wrong_members == {}
+    if dodge == "beyond-field":
+        assert strict.excluded_clients == {0: "NormUnchecked", 1: "NormUnchecked"}
+    else:
+        assert 1 not in strict.excluded_clients  # the honest client beside it is kept, its norm checked
+        assert 1 not in strict.norm_unchecked
+        lenient = _settled(round_, limit)  # the control: without the rule the unopened dodge is kept
+        assert (0 in lenient.norm_unchecked) == (dodge == "not-opened" or n <= 3 * t - 4), lenient
+
+
+@pytest.mark.parametrize(("n", "t"), STRICT_SHAPES)
+@pytest.mark.parametrize("colluders_do", ["stay-silent", "post-false-values", "post-false-projections"])
+def test_from_3t_minus_2_t_minus_1_colluders_never_get_an_honest_client_excluded_and_each_member_down_counts_like_one(
+        n: int, t: int, colluders_do: str) -> None:
+    """What the rule costs, as a class: t - 1 colluding members silent about an honest client (no
+    checks, as if they could not open it), posting false norm values or false projections, never
+    get it excluded while every other member is up; each honest member down besides them then
+    excludes it once fewer than 2t - 1 members are left (the README's availability bound)."""
+    colluders = list(range(1, t))
+    for down in range(0, n - t + 2):
+        round_ = _NormRound(n, t, clients=1)
+        for j in colluders:
+            if colluders_do == "stay-silent":
+                round_.checks[j][0] = None
+            elif colluders_do == "post-false-values":
+                round_.lie_about_norm(j, 0, round_.claims[0][j - 1] + 1)
+            else:
+                projection, count, value = round_.checks[j][0]
+                round_.checks[j][0] = ((projection + 1) % MODULUS, count, value)
+        for j in range(n - down + 1, n + 1):
+            del round_.checks[j]
+        verdict = round_.verdict(_squared_norm(0) * 2, exclude_unchecked_norms=True, window_closed=True)
+        up_and_honest = n - down - (t - 1)
+        assert (0 in verdict.excluded_clients) == (up_and_honest < 2 * t - 1), (n, t, down, verdict)
+        # false projections beyond the decoding bound make the checks undecodable first (the README's
+        # "What holds, and when"), which excludes the client with the same number of members down
+        beyond_bound = colluders_do == "post-false-projections" and t - 1 > (n - down - t) // 2
+        assert set(verdict.excluded_clients.values()) <= {"NormUnchecked", *(["InconsistentShares"] * beyond_bound)}
+        assert set(verdict.wrong_members) <= set(colluders)

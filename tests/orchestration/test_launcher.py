@@ -253,13 +253,19 @@ def test_the_demo_says_what_its_checks_leave_out_of_the_norm_check_and_what_to_c
         assert enough_or_off.norm_check_note is None
 
 
-def test_the_demo_says_when_a_client_can_dodge_the_norm_check_by_disputes_and_what_to_change() -> None:
-    note = FederationSpec().norm_dodge_note  # 5 / 3: 5 <= 3t - 4
-    assert note is not None and "the shares of 1 member " in note and "--committee 6" in note
-    assert FederationSpec(committee=7, threshold=4).norm_dodge_note is not None  # 7 <= 8
-    for safe_or_off in (FederationSpec(committee=6), FederationSpec(committee=4), FederationSpec(check_period=0),
-                        FederationSpec(aggregation="masked"), FederationSpec(committee=3, threshold=2)):
-        assert safe_or_off.norm_dodge_note is None
+def test_the_demo_says_how_a_client_can_keep_its_norm_unchecked_and_from_which_committee_that_excludes_it() -> None:
+    note = FederationSpec().norm_dodge_note  # 5 / 3: 5 <= 3t - 4, both dodges
+    assert note is not None and "sealing 1 member shares it cannot open or corrupting them" in note
+    assert "--committee 7 excludes" in note
+    note = FederationSpec(committee=6).norm_dodge_note  # 3t - 3: the dispute dodge is stopped
+    assert note is not None and "sealing 2 members shares they cannot open (" in note
+    assert FederationSpec(committee=7, threshold=4).norm_dodge_note is not None  # 7 < 10
+    note = FederationSpec(committee=7).norm_dodge_note  # 3t - 2: excluded, at an availability cost
+    assert note is not None and "is excluded: with more than 2 members down or silent" in note
+    note = FederationSpec(committee=7, max_samples=10_000).norm_check_note
+    assert note is not None and "is excluded (its norm cannot be checked)" in note
+    for off in (FederationSpec(committee=4), FederationSpec(check_period=0), FederationSpec(aggregation="masked")):
+        assert off.norm_dodge_note is None
 
 
 def test_the_readiness_wait_grows_with_the_number_of_clients() -> None:
