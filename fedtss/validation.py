@@ -98,6 +98,11 @@ claims through the other 2t - 2 values, which leaves them disputed (fewer than 2
 agree) as long as decoding still corrects them: n <= 3t - 4, the demo's 5 / 3 included. Otherwise
 a client acting alone is caught for any n >= 2t - 1 (:func:`committee_decides_norms`), and a
 client colluding with c members who stay silent when n - c >= 2t - 1 (c = t - 1: n >= 3t - 2).
+*From n >= 3t - 2* (:func:`committee_excludes_unchecked_norms`) a client whose norm could not be
+checked, for any of these reasons or a limit beyond the field, is excluded (``NormUnchecked``):
+there t - 1 colluders still leave 2t - 1 honest members to check every honest client, so the rule
+costs honest clients nothing while the honest members are up; each member down counts against
+that like a silent colluder.
 *What it reveals* is unchanged: the claims are the values members posted anyway, so ||q||^2 is
 public for every client and nothing else is. Below 2t - 1 members nothing can check a norm, and clients claim
 none and members post 0. The bound holds in GF(p), not in the integers: a client that scales its
