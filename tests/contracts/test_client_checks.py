@@ -126,6 +126,32 @@ def test_the_masked_mode_refuses_a_nonzero_check_period_at_deploy(chain, deploy)
 # ------------------------------------------------------------------------ submitChecks
 
 
+def test_the_challenge_block_on_instant_mining_is_bound_to_the_last_submission_so_no_client_learns_it_first(c):
+    """The challenge is the hash of the block that closed collection. On anvil's instant mining
+    that block holds the last client's submission alone, and its hash depends on the submitted
+    digest (through the block's transactions root), so that client cannot know it before it has
+    fixed its shares (their CIDs are in the manifest whose digest it submits). The same submission
+    at the same time gives the same hash, the control; another digest gives another hash."""
+    c.rounds.start_training(c.chain.accounts[0], cid("model-0", DAG_PB), 1)
+    for client in c.clients[:9]:
+        c.rounds.submit_update(client, 1, cid(f"m-{client.address}"))
+    node = c.chain.node
+    stamp = int(node.w3.eth.get_block("pending")["timestamp"]) + 5
+    base_fee = int(node.w3.eth.get_block("latest")["baseFeePerGas"])
+    hashes = []
+    for manifest in ("manifest-a", "manifest-a", "manifest-b"):
+        before = node.snapshot()
+        node.w3.provider.make_request("evm_setNextBlockTimestamp", [stamp])
+        node.w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(base_fee)])  # revert does not restore it
+        receipt = c.rounds.submit_update(c.clients[9], 1, cid(manifest))
+        (closed,) = events_of(c.rounds.events(receipt), CollectionClosed)
+        block = node.w3.eth.get_block(closed.block_number)
+        assert block["timestamp"] == stamp and len(block["transactions"]) == 1
+        hashes.append(bytes(block["hash"]))
+        node.revert(before)
+    assert hashes[0] == hashes[1] != hashes[2]
+
+
 def test_checks_are_accepted_once_per_member_and_decoded_with_their_fields(c):
     c.to_aggregating()
     for j in range(5):
