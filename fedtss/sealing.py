@@ -70,6 +70,7 @@ __all__ = [
     "open_share",
     "reveal_share_key",
     "open_share_with_key",
+    "share_key_from_secret",
 ]
 
 MAGIC = b"FTSS"
@@ -262,3 +263,19 @@ def open_share_with_key(sealed: bytes, share_key: bytes, context: ShareContext) 
         return AESGCM(key).decrypt(_NONCE, data[_HEADER_BYTES:], bytes(data[:_HEADER_BYTES]) + ctx)
     except (InvalidTag, ValueError, OverflowError):
         raise InvalidSealedShare(_DID_NOT_OPEN) from None
+
+
+def share_key_from_secret(sealed: bytes, shared_secret: bytes, recipient_public_key: bytes,
+                          context: ShareContext) -> bytes:
+    """The AES key of ``sealed`` derived, as its recipient would, from their X25519 shared secret
+    (shown with a proof, :mod:`fedtss.decryption_proof`); :class:`InvalidSealedShare` if the blob
+    has no well-formed header."""
+    if not isinstance(context, ShareContext):
+        raise InvalidSealedShare(_DID_NOT_OPEN)
+    data = memoryview(sealed).cast("B")
+    if data.nbytes < _HEADER_BYTES or data[: len(MAGIC)] != MAGIC or data[len(MAGIC)] != VERSION:
+        raise InvalidSealedShare(_DID_NOT_OPEN)
+    return _derive_key_bytes(_require_32_bytes(shared_secret, "shared secret"),
+                             bytes(data[len(MAGIC) + 1 : _HEADER_BYTES]),
+                             _require_32_bytes(recipient_public_key, "recipient public key"),
+                             encode_share_context(context))
