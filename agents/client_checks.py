@@ -15,10 +15,12 @@ Between opening its shares and posting its aggregate share, member j (when the d
 3. if its own projection is off a client's polynomial, or its norm value is not what the client
    claimed for it, it complains: ``submitComplaints`` with the AES key of that client's sealed
    share for it (:func:`post_complaints`), so that anyone can open that one share and check it
-   (:func:`complaint_projections`);
+   (:func:`complaint_projections`); and for each client whose share reached it but cannot be
+   used (posted as "not opened"), it shows why: the proven X25519 secret of a share that does
+   not open (:mod:`fedtss.decryption_proof`), or the key of one that opens to no share;
 4. once every member whose projection or norm value was off complained, or the complaints' window closed,
    takes the verdict (:func:`fedtss.validation.round_verdict`, in :func:`step_checks`): clients
-   that sealed inconsistent shares, shared a sample count out of range, claimed a norm above the
+   that sealed inconsistent or unusable shares, shared a sample count out of range, claimed a norm above the
    clip bound or norm values their shares contradict are excluded by name (and, by a committee
    of n >= 3t - 2, clients whose norm it could not check), members that posted false checks are
    named, and the member posts its aggregate share over the clients kept.
@@ -31,6 +33,7 @@ close: the verdict comes as soon as the n-th member's checks are mined.
 
 from __future__ import annotations
 
+import os
 import time
 
 from collections.abc import Callable, Mapping, Sequence
@@ -55,11 +58,13 @@ from fedtss.formats import (
     field_vector_bytes,
     parse_manifest,
 )
-from fedtss.sealing import OVERHEAD, ShareContext, open_share_with_key, reveal_share_key
+from fedtss.decryption_proof import Shown, complaint_evidence, read_complaint_evidence
+from fedtss.sealing import OVERHEAD, ShareContext
 from fedtss.storage import ContentStore
 from fedtss.validation import (
     Check,
     CheckedLayout,
+    UNUSABLE,
     RoundVerdict,
     challenge_vector,
     decode_checks,
@@ -162,11 +167,11 @@ def posted_checks(agent: AggregatorAgent, round_: int, clients: int) -> dict[int
 
 
 def posted_complaints(agent: AggregatorAgent, round_: int) -> dict[int, dict[int, bytes]]:
-    """Member index -> {client index: revealed key} (the first post of each member)."""
+    """Member index -> {client index: its evidence} (the first post of each member)."""
     complaints: dict[int, dict[int, bytes]] = {}
     for event in agent.node.round_events(round_, ComplaintsSubmitted):
         if event.member_index not in complaints:
-            complaints[event.member_index] = dict(zip(event.client_indices, event.keys, strict=True))
+            complaints[event.member_index] = dict(zip(event.client_indices, event.evidence, strict=True))
     return complaints
 
 
@@ -180,47 +185,81 @@ def read_client_manifest(store: ContentStore, submission: Submission, terms: Rou
 
 
 def _sealed_share(store: ContentStore, submission: Submission, terms: RoundTerms, member_index: int,
-                  max_blob_bytes: int) -> bytes:
-    manifest = read_client_manifest(store, submission, terms, max_blob_bytes=max_blob_bytes)
+                  max_blob_bytes: int, *, timeout: float | None = None) -> bytes:
+    manifest = read_client_manifest(store, submission, terms, max_blob_bytes=max_blob_bytes, timeout=timeout)
     return store.get(manifest.share_cids[member_index - 1],
-                     max_bytes=field_vector_bytes(terms.vector_length) + OVERHEAD)
+                     max_bytes=field_vector_bytes(terms.vector_length) + OVERHEAD, timeout=timeout)
 
 
-def post_complaints(agent: AggregatorAgent, round_: int, clients: Sequence[Submission], terms: RoundTerms) -> int:
-    """Reveal the key of each of these clients' sealed shares for this member; return how many it revealed."""
+def post_complaints(agent: AggregatorAgent, round_: int, clients: Sequence[Submission], terms: RoundTerms, *,
+                    opened: Callable[[int], bool]) -> int:
+    """Show this member's sealed share from each of these clients (:func:`fedtss.decryption_proof.complaint_evidence`:
+    its key, or the proven secret of a share that does not open); return how many it showed. A
+    client it did not open (``opened`` says) is shown only if its share is there and cannot be
+    used: one it can fetch and use now (a fetch that timed out at opening) is not complained about."""
     node, j = agent.node, agent.member_index
     if j in posted_complaints(agent, round_):
         return 0
     pairs = []
+    started = time.monotonic()
     for submission in clients:
         context = ShareContext(terms.chain_id, terms.contract, terms.round, submission.client, j)
-        try:
-            sealed = _sealed_share(node.store, submission, terms, j, node.max_blob_bytes)
-            pairs.append((submission.index, reveal_share_key(sealed, agent.sealing_key.private_key, context)))
-        except FedTSSError:  # it opened in step 1; gone since, it can no longer be shown
+        was_opened = opened(submission.index)
+        if not was_opened and time.monotonic() - started > CLAIMS_BUDGET_SECONDS:
             continue
+        try:
+            sealed = _sealed_share(node.store, submission, terms, j, node.max_blob_bytes,
+                                   timeout=None if was_opened else CLAIMS_FETCH_SECONDS)
+            evidence = complaint_evidence(sealed, agent.sealing_key.private_key, context, nonce_seed=os.urandom(32))
+            if not was_opened and is_usable(sealed, evidence, agent.sealing_key.public_key, context, terms):
+                continue
+        except (FedTSSError, ValueError) as exc:  # gone since, or never here: nothing to show
+            if isinstance(exc, StorageError) and is_transient(exc) and was_opened:
+                raise
+            continue
+        pairs.append((submission.index, evidence))
     if pairs:
         node.contract.submit_complaints(node.account, round_, pairs)
     return len(pairs)
 
 
+def shown_share(sealed: bytes, evidence: bytes, member_key: bytes, context: ShareContext,
+                terms: RoundTerms) -> NDArray[np.uint64] | str | None:
+    """What one complaint shows: the member's share (its evidence opens it to a well-formed share),
+    :data:`fedtss.validation.UNUSABLE` (the client's blob cannot be used: a proven secret that does not
+    open it, bytes that are no share, a header no honest client writes) or None (evidence of nothing)."""
+    shown = read_complaint_evidence(sealed, evidence, member_key, context)
+    if shown is Shown.UNUSABLE:
+        return UNUSABLE
+    if shown is Shown.NOTHING:
+        return None
+    try:
+        return decode_field_vector(shown, kind=VectorKind.SHARE, max_bytes=field_vector_bytes(terms.vector_length),
+                                   expected_length=terms.vector_length)
+    except FormatError:
+        return UNUSABLE
+
+
+def is_usable(sealed: bytes, evidence: bytes, member_key: bytes, context: ShareContext, terms: RoundTerms) -> bool:
+    return not isinstance(shown_share(sealed, evidence, member_key, context, terms), (str, type(None)))
+
+
 def complaint_projections(store: ContentStore, submissions: Mapping[int, Submission], terms: RoundTerms,
                           complaints: Mapping[int, Mapping[int, bytes]], checker: ShareProjections, *,
-                          max_blob_bytes: int) -> dict[tuple[int, int], Check | None]:
-    """(member, client) -> the check of the share the member's revealed key opens (None: it opens none)."""
-    shown: dict[tuple[int, int], Check | None] = {}
-    for member, keys in complaints.items():
-        for client, key in keys.items():
+                          max_blob_bytes: int, member_keys: Sequence[bytes]) -> dict[tuple[int, int], Check | str | None]:
+    """(member, client) -> the check of the share the member's evidence shows, UNUSABLE, or None
+    (:func:`shown_share`); a blob no longer in the store shows nothing."""
+    shown: dict[tuple[int, int], Check | str | None] = {}
+    for member, pieces in complaints.items():
+        for client, evidence in pieces.items():
             submission = submissions.get(client)
             try:
-                if submission is None:
-                    raise FedTSSError("no such client")
+                if submission is None or not 1 <= member <= len(member_keys):
+                    raise FedTSSError("no such client or member")
                 sealed = _sealed_share(store, submission, terms, member, max_blob_bytes)
                 context = ShareContext(terms.chain_id, terms.contract, terms.round, submission.client, member)
-                share = decode_field_vector(open_share_with_key(sealed, key, context), kind=VectorKind.SHARE,
-                                            max_bytes=field_vector_bytes(terms.vector_length),
-                                            expected_length=terms.vector_length)
-                shown[member, client] = checker.check(share, member)
+                share = shown_share(sealed, evidence, member_keys[member - 1], context, terms)
+                shown[member, client] = checker.check(share, member) if isinstance(share, np.ndarray) else share
             except (FedTSSError, ValueError) as exc:
                 if isinstance(exc, StorageError) and is_transient(exc):
                     raise  # our store is away: decide at a later tick, not on a guess
@@ -296,7 +335,8 @@ def current_verdict(agent: AggregatorAgent, pending: PendingChecks, *, window_cl
     complaints = posted_complaints(agent, pending.round)
     pending.complaints_seen = len(complaints)
     shown = complaint_projections(node.store, {s.index: s for s in pending.submissions}, pending.terms, complaints,
-                                  pending.projections, max_blob_bytes=node.max_blob_bytes)
+                                  pending.projections, max_blob_bytes=node.max_blob_bytes,
+                                  member_keys=[key for _, key in node.contract.committee()])
     return verdict_of(pending, shown, complained=frozenset(complaints), window_closed=window_closed)
 
 
@@ -356,10 +396,11 @@ def step_checks(agent: AggregatorAgent, pending: PendingChecks) -> RoundVerdict 
         pending.checks = checks
     if not pending.complained:
         first = verdict_of(pending, {})
-        mine = sorted(c for m, c in first.awaiting if m == agent.member_index and c in pending.projections.values)
+        mine = sorted(c for m, c in first.awaiting if m == agent.member_index)
         if mine:
             try:
-                post_complaints(agent, pending.round, [pending.submissions[c] for c in mine], pending.terms)
+                post_complaints(agent, pending.round, [pending.submissions[c] for c in mine], pending.terms,
+                                opened=pending.projections.values.__contains__)
             except ContractRevert:  # too late: the verdict names this member, and the round goes on
                 pass
         pending.complained = True

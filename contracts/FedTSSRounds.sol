@@ -28,8 +28,11 @@ contract FedTSSRounds is IFedTSSRounds {
     /// @dev The rings Z_(2^b) of `MaskedSum` mode: whole bytes from 32 to 64 bits.
     uint256 private constant MIN_MODULUS_BITS = 32;
     uint256 private constant MAX_MODULUS_BITS = 64;
-    /// @dev A member's checks of one client: a projection and a share of its sample count, 8 bytes each.
+    /// @dev A member's checks of one client: a projection, a share of its sample count and a norm value, 8 bytes each.
     uint256 private constant CHECK_BYTES_PER_CLIENT = 24;
+    /// @dev A complaint's evidence: the AES key of a share that opened, or a proven X25519 secret (32 + 64).
+    uint256 private constant KEY_BYTES = 32;
+    uint256 private constant PROVEN_SECRET_BYTES = 96;
 
     /// @dev One slot per round, written together on every transition.
     struct Round {
@@ -249,22 +252,26 @@ contract FedTSSRounds is IFedTSSRounds {
     }
 
     /// @inheritdoc IFedTSSRounds
-    function submitComplaints(uint256 round, uint16[] calldata clientIndices, bytes32[] calldata keys) external {
+    function submitComplaints(uint256 round, uint16[] calldata clientIndices, bytes[] calldata evidence) external {
         Round storage r = _rounds[round];
         (MemberSlot storage m,, uint64 complaintsDeadline) = _requireCheckWindow(round, r);
         if (m.lastComplaintsRound == uint56(round)) revert RoundAlreadySubmittedComplaints(round, msg.sender);
         if (block.timestamp > complaintsDeadline) revert RoundDeadlinePassed(round, complaintsDeadline);
         uint256 count = clientIndices.length;
         uint256 clientCount = r.clients;
-        if (count == 0 || count != keys.length || count > clientCount) {
-            revert RoundInvalidComplaints(round, count, keys.length);
+        if (count == 0 || count != evidence.length || count > clientCount) {
+            revert RoundInvalidComplaints(round, count, evidence.length);
         }
         for (uint256 i = 0; i < count; ++i) {
             if (clientIndices[i] >= clientCount) revert RoundInvalidComplaintClient(round, clientIndices[i], clientCount);
+            uint256 length = evidence[i].length;
+            if (length != KEY_BYTES && length != PROVEN_SECRET_BYTES) {
+                revert RoundInvalidComplaintEvidence(round, clientIndices[i], length);
+            }
         }
 
         m.lastComplaintsRound = uint56(round);
-        emit ComplaintsSubmitted(round, msg.sender, m.index, clientIndices, keys);
+        emit ComplaintsSubmitted(round, msg.sender, m.index, clientIndices, evidence);
     }
 
     /// @inheritdoc IFedTSSRounds

@@ -23,8 +23,9 @@ pragma solidity ^0.8.28;
  *
  * Client checks (`ShamirShares` mode, when `checkPeriod` > 0): once collection closes, each
  * member may post, within `checkPeriod` seconds, a projection of the share it received from
- * each client and its share of the client's sample count ({submitChecks}), and then, within `checkPeriod` more, complaints that reveal the keys
- * of the clients whose shares disagree with the others' projections ({submitComplaints}). The
+ * each client and its share of the client's sample count ({submitChecks}), and then, within
+ * `checkPeriod` more, complaints that show the shares of clients that disagree with the others'
+ * projections, or that the member could not open ({submitComplaints}). The
  * contract only enforces who, when and once, and records them in events; every check of the
  * shares themselves is done off chain.
  */
@@ -191,9 +192,11 @@ interface IFedTSSRounds {
     error RoundAlreadySubmittedComplaints(uint256 round, address member);
     /// @dev Checks hold 24 bytes per client of the round: `length` bytes given, `expectedLength` needed.
     error RoundInvalidChecks(uint256 round, uint256 length, uint256 expectedLength);
-    /// @dev Complaints need as many keys as client indices, at least one and at most one per
-    /// client of the round: `clientIndices` indices and `keys` keys were given.
-    error RoundInvalidComplaints(uint256 round, uint256 clientIndices, uint256 keys);
+    /// @dev Complaints need as much evidence as client indices, at least one and at most one per
+    /// client of the round: `clientIndices` indices and `evidence` pieces of evidence were given.
+    error RoundInvalidComplaints(uint256 round, uint256 clientIndices, uint256 evidence);
+    /// @dev The evidence about client `clientIndex` is `length` bytes: 32 (a key) or 96 (a proven secret) are read.
+    error RoundInvalidComplaintEvidence(uint256 round, uint256 clientIndex, uint256 length);
     /// @dev A complaint names client index `clientIndex`, but the round has only `clients` updates.
     error RoundInvalidComplaintClient(uint256 round, uint256 clientIndex, uint256 clients);
 
@@ -280,17 +283,19 @@ interface IFedTSSRounds {
     event ChecksSubmitted(uint256 indexed round, address indexed member, uint8 memberIndex, bytes checks);
 
     /**
-     * @notice A committee member complained about clients whose shares disagree, revealing for
-     * each the 32-byte key of its sealed share so that anyone can check the complaint.
-     * @dev Only in this event, not in storage. `clientIndices[i]` goes with `keys[i]`.
+     * @notice A committee member complained about clients whose shares disagree or did not open,
+     * showing for each what it got so that anyone can check the complaint.
+     * @dev Only in this event, not in storage. `clientIndices[i]` goes with `evidence[i]`: the
+     * 32-byte key that opens the member's sealed share, or 96 bytes proving the member's X25519
+     * secret with the share's ephemeral key (for a share that does not open).
      * @param round The round.
      * @param member The member.
      * @param memberIndex The member's 1-based index (its Shamir evaluation point).
      * @param clientIndices The clients complained about, by submission index.
-     * @param keys For each of them, the key that opens the member's sealed share.
+     * @param evidence For each of them, a key (32 bytes) or a proven secret (96 bytes).
      */
     event ComplaintsSubmitted(
-        uint256 indexed round, address indexed member, uint8 memberIndex, uint16[] clientIndices, bytes32[] keys
+        uint256 indexed round, address indexed member, uint8 memberIndex, uint16[] clientIndices, bytes[] evidence
     );
 
     /**
@@ -431,22 +436,26 @@ interface IFedTSSRounds {
     /**
      * @notice Posts the caller's complaints in `round`: for each client whose share disagrees
      * with the checks, the key of the caller's sealed share from that client, so that anyone
-     * can open the share and see who is wrong. The contract records them without reading them.
+     * can open the share and see who is wrong; for each whose share did not open, the caller's
+     * X25519 secret with that share's ephemeral key and a proof of it, so that anyone can derive
+     * the key and see the share does not open. The contract records them without reading them.
      *
      * Requirements:
      * - the deployment has client checks (`checkPeriod` > 0);
      * - `round` is Aggregating and its complaints deadline ({checkWindow}) has not passed;
      * - the caller is a committee member and has not posted complaints in `round`;
-     * - `clientIndices` and `keys` have the same, non-zero length, at most the round's updates;
-     * - every index is below the number of updates (repeats are recorded as given).
+     * - `clientIndices` and `evidence` have the same, non-zero length, at most the round's updates;
+     * - every index is below the number of updates (repeats are recorded as given);
+     * - every piece of evidence is 32 or 96 bytes.
      *
      * Emits {ComplaintsSubmitted}.
      *
      * @param round The round being aggregated.
      * @param clientIndices The clients complained about, by submission index.
-     * @param keys For each client, the 32-byte key that opens the caller's sealed share from it.
+     * @param evidence For each client, the 32-byte key that opens the caller's sealed share from
+     * it, or the 96-byte proven secret of one that does not open.
      */
-    function submitComplaints(uint256 round, uint16[] calldata clientIndices, bytes32[] calldata keys) external;
+    function submitComplaints(uint256 round, uint16[] calldata clientIndices, bytes[] calldata evidence) external;
 
     /**
      * @notice Submits the CID of the caller's aggregate share over the clients in

@@ -42,15 +42,29 @@ from __future__ import annotations
 
 import hashlib
 
+from enum import Enum
+
 from nacl import bindings as sodium
 from nacl.exceptions import RuntimeError as SodiumError
 
-from fedtss.errors import FormatError
-from fedtss.sealing import MAGIC, VERSION, ShareContext, encode_share_context
+from fedtss.errors import FormatError, InvalidSealedShare
+from fedtss.sealing import (
+    MAGIC,
+    VERSION,
+    ShareContext,
+    encode_share_context,
+    open_share,
+    open_share_with_key,
+    reveal_share_key,
+    share_key_from_secret,
+)
 
 __all__ = [
     "PROOF_BYTES",
     "InvalidDecryptionProof",
+    "Shown",
+    "complaint_evidence",
+    "read_complaint_evidence",
     "ephemeral_key",
     "is_valid_ephemeral",
     "prove_shared_secret",
@@ -194,3 +208,49 @@ def shared_secret_from_proof(sealed: bytes, recipient_public_key: bytes, context
     if _challenge(public, point, secret, commit_base, commit_point, _statement(sealed, context)) != c:
         raise InvalidDecryptionProof("the proof does not verify")
     return _u_from_edwards(secret)
+
+
+class Shown(Enum):
+    """What a complaint's evidence shows when it shows no plaintext (:func:`read_complaint_evidence`)."""
+
+    #: The evidence proves nothing (a key that opens nothing, a proof that does not verify): the member's fault.
+    NOTHING = "nothing"
+    #: The client's sealed share cannot be used by its member: the client's fault.
+    UNUSABLE = "unusable"
+
+
+def complaint_evidence(sealed: bytes, recipient_private_key: bytes, context: ShareContext, *,
+                       nonce_seed: bytes) -> bytes:
+    """What a member posts to show its sealed share from a client: the share's 32-byte AES key if
+    it opens (whatever the plaintext), else the 96-byte proof of its X25519 secret; for a blob
+    whose header or ephemeral key no honest client writes, 32 zero bytes (the blob shows it)."""
+    if not is_valid_ephemeral(sealed):
+        return bytes(32)
+    try:
+        open_share(sealed, recipient_private_key, context)
+    except InvalidSealedShare:
+        return prove_shared_secret(sealed, recipient_private_key, context, nonce_seed=nonce_seed)
+    return reveal_share_key(sealed, recipient_private_key, context)
+
+
+def read_complaint_evidence(sealed: bytes, evidence: bytes, recipient_public_key: bytes,
+                            context: ShareContext) -> bytes | Shown:
+    """What ``evidence`` (:func:`complaint_evidence`) shows about the member's sealed share: its
+    plaintext (the share opened), :attr:`Shown.UNUSABLE` (the blob's header or ephemeral key is
+    not an honest client's, or the member's proven secret does not open it) or
+    :attr:`Shown.NOTHING` (a key that does not open it, a proof that does not verify)."""
+    if not is_valid_ephemeral(sealed):
+        return Shown.UNUSABLE
+    evidence = bytes(evidence)
+    if len(evidence) == PROOF_BYTES:
+        try:
+            secret = shared_secret_from_proof(sealed, recipient_public_key, context, evidence)
+        except InvalidDecryptionProof:
+            return Shown.NOTHING
+        key = share_key_from_secret(sealed, secret, recipient_public_key, context)
+    else:
+        key = evidence
+    try:
+        return open_share_with_key(sealed, key, context)
+    except InvalidSealedShare:  # the proven key is the member's own: the client sealed what it cannot open
+        return Shown.UNUSABLE if len(evidence) == PROOF_BYTES else Shown.NOTHING

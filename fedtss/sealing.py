@@ -24,6 +24,11 @@ and on the context. A caller must therefore never reuse ``ephemeral_seed`` (pass
 ``os.urandom(32)``); :func:`seal_share` takes it as a parameter only so that it is pure and
 test vectors are exact.
 
+A member shows a share it received with :func:`reveal_share_key` (the share opens) or, for one
+that does not open, with its X25519 secret and a proof of it (:mod:`fedtss.decryption_proof`,
+then :func:`share_key_from_secret`), so that a client cannot seal a member what it cannot use
+without everyone seeing it.
+
 Sealed format, version 1 (byte offsets)::
 
     0   4  magic b"FTSS"

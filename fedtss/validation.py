@@ -39,6 +39,13 @@ at least t of them are honest and the polynomial is i's own, so i did cheat. Wit
 n / 2, or members down) t - 1 colluders could have framed j, and its share would be their t-th:
 the disagreement is *disputed*, nobody is named and i is kept.
 
+**A share its member cannot use** (it does not open, opens to bytes that are no share, or has a
+header no honest client writes): the member posts "not opened" for it and then shows why in its
+complaints (:mod:`fedtss.decryption_proof`); the agent reads that evidence as :data:`UNUSABLE`, and
+:func:`round_verdict` excludes the client (``UnusableShare``) at any n and t. A member that posts
+"not opened" and shows a usable share or evidence of nothing is named; one that shows nothing
+(its share never arrived) leaves the client to the others' checks.
+
 **What holds, and when.** Decoding corrects up to floor((m - t) / 2) errors among the m
 projections of a client: as long as the lying members plus the corrupted shares of one client
 stay within that, every honest member reaches the same verdict from the same posted checks and
@@ -118,6 +125,7 @@ import math
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 from fractions import Fraction
 
 import numpy as np
@@ -134,6 +142,7 @@ __all__ = [
     "CHALLENGE_LABEL",
     "CHECK_BYTES",
     "NOT_OPENED",
+    "UNUSABLE",
     "Check",
     "CheckedLayout",
     "ClientCheck",
@@ -162,6 +171,9 @@ __all__ = [
 CHALLENGE_LABEL = b"fedtss/validation/challenge/v1"
 #: What a member posts for a client whose share it could not open (no field element is this large).
 NOT_OPENED = 2**64 - 1
+#: What a complaint shows (in :func:`round_verdict`'s ``complaints``) when its evidence proves the
+#: client's share unusable: the client's fault, whoever complained.
+UNUSABLE: Final = "UnusableShare"
 _ELEMENT_BYTES = 8
 #: Bytes a member posts per client (:func:`encode_checks`): projection, count share, norm share.
 CHECK_BYTES = 3 * _ELEMENT_BYTES
@@ -426,7 +438,7 @@ class RoundVerdict:
 
     ``excluded_clients``: submission index -> reason (``InconsistentShares``,
     ``SampleCountOutOfRange``, ``InvalidNormClaims``, ``NormOutOfRange``, ``NormClaimMismatch``,
-    and ``NormUnchecked`` where the committee excludes what it could not check).
+    ``UnusableShare``, and ``NormUnchecked`` where the committee excludes what it could not check).
     ``wrong_members``: member index -> the kept clients it posted a false check about.
     ``awaiting``: (member, client) pairs whose complaint could still change the verdict (the
     member posted none yet). ``disputed``: member index -> clients it disagrees with
@@ -487,7 +499,7 @@ def _decode_at_zero(points: Mapping[int, int], k: int) -> tuple[int, tuple[int, 
 
 def round_verdict(
     checks: Mapping[int, Sequence[Check | None]],
-    complaints: Mapping[tuple[int, int], Check | None],
+    complaints: Mapping[tuple[int, int], Check | str | None],
     *,
     clients: int,
     threshold: int,
@@ -501,10 +513,16 @@ def round_verdict(
     """Decide every client of a round from the members' posted checks.
 
     ``checks``: member index -> its checks (None: not opened). ``complaints``: (member, client)
-    -> the check of the share the member's revealed key opens (None: it opens nothing, or no
-    share). ``complained``: the members that posted complaints (once each); the others may
-    still complain, so a disagreement of theirs is ``awaiting`` until the complaints' window has
-    closed (``window_closed``): then it names the member. A member is expected to complain only
+    -> the check of the share the member's evidence opens, :data:`UNUSABLE` where the evidence
+    shows the client's share cannot be used (it does not open with the member's proven secret,
+    opens to bytes that are no share, or has a header no honest client writes: the client is
+    excluded, ``UnusableShare``), or None where it shows nothing (a key that opens nothing, a
+    proof that does not verify). ``complained``: the members that posted complaints (once each);
+    the others may still complain, so a disagreement of theirs, or a client they posted "not
+    opened" for, is ``awaiting`` until the complaints' window has closed (``window_closed``):
+    then a disagreement names the member, and a "not opened" stays unexplained (the share may
+    never have reached it). A member that posted "not opened" and then shows a usable share or
+    evidence of nothing is named. A member is expected to complain only
     where :func:`is_safe_to_complain`; elsewhere its disagreement is ``disputed``. A client whose
     revealed sample count is outside [1, ``max_samples``] is excluded: its weight would make the
     round's sum fail. With ``norm_limit`` (sample count -> the largest ||q||^2 clipping allows,
@@ -527,6 +545,16 @@ def round_verdict(
     norm_unchecked: list[int] = []
     beyond_field: list[int] = []
     for client in range(clients):
+        if any(complaints.get((j, client)) == UNUSABLE for j in checks):
+            excluded[client] = "UnusableShare"  # the member's evidence shows the client's own bytes at fault
+            continue
+        for j, values in checks.items():
+            if values[client] is not None:
+                continue
+            if (j, client) in complaints:  # "not opened", yet it showed a usable share or evidence of nothing
+                wrong.setdefault(j, []).append(client)
+            elif j not in complained and not window_closed:
+                awaiting.add((j, client))  # it may still show that the share is unusable
         points = {j: values[client] for j, values in checks.items() if values[client] is not None}
         if len(points) < threshold:
             unchecked.append(client)

@@ -281,13 +281,15 @@ class RoundsContract:
         return self.transact(account, "submitChecks", round_, bytes(checks))
 
     def submit_complaints(self, account: LocalAccount, round_: int, complaints: Sequence[tuple[int, bytes]]) -> dict:
-        """Post the member's complaints of ``round_``: ``(client index, 32-byte key)`` pairs, in the
-        order given. A key that is not 32 bytes is a caller's mistake (ValueError, nothing sent)."""
-        for index, key in complaints:
-            if len(key) != 32:
-                raise ValueError(f"the key of the complaint about client {index} is {len(key)} bytes, not 32")
+        """Post the member's complaints of ``round_``: ``(client index, evidence)`` pairs, in the
+        order given; the evidence is a share's 32-byte AES key or a 96-byte proven X25519 secret
+        (:mod:`fedtss.decryption_proof`). Other lengths are a caller's mistake (ValueError, nothing sent)."""
+        for index, evidence in complaints:
+            if len(evidence) not in (32, 96):
+                raise ValueError(f"the evidence of the complaint about client {index} is {len(evidence)} bytes, "
+                                 "not 32 (a key) or 96 (a proven secret)")
         return self.transact(account, "submitComplaints", round_, [index for index, _ in complaints],
-                             [bytes(key) for _, key in complaints])
+                             [bytes(evidence) for _, evidence in complaints])
 
     def propose_model(self, account: LocalAccount, round_: int, model_cid: str) -> dict:
         return self.transact(account, "proposeModel", round_, *cid_to_parts(model_cid))

@@ -229,15 +229,16 @@ class ChecksSubmitted(RoundEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ComplaintsSubmitted(RoundEvent):
-    """A member complained about the clients ``client_indices`` (submission indices), revealing
-    for each the key of its sealed share from that client (``keys[i]`` goes with
-    ``client_indices[i]``). The keys are public on chain, but open one blob each: keep them
-    out of log lines."""
+    """A member complained about the clients ``client_indices`` (submission indices), showing for
+    each what it got (``evidence[i]`` goes with ``client_indices[i]``): the 32-byte AES key of its
+    sealed share from that client, or, for a share that did not open, its 96-byte proven X25519
+    secret with the share's ephemeral key (:mod:`fedtss.decryption_proof`). The evidence is
+    public on chain, but opens one blob each: keep it out of log lines."""
 
     member: str
     member_index: int
     client_indices: tuple[int, ...]
-    keys: tuple[bytes, ...]
+    evidence: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,7 +305,7 @@ _LAYOUTS: Mapping[str, tuple[type[ChainEvent], tuple[_Argument, ...]]] = {
                                           ("checks", "checks"))),
     "ComplaintsSubmitted": (ComplaintsSubmitted, (("round", "round"), ("member", "member"),
                                                   ("memberIndex", "member_index"),
-                                                  ("clientIndices", "client_indices"), ("keys", "keys"))),
+                                                  ("clientIndices", "client_indices"), ("evidence", "evidence"))),
     "ThresholdReached": (ThresholdReached, (("round", "round"), ("includedClients", "included_clients"),
                                             ("proposalDeadline", "proposal_deadline"))),
     "ModelProposed": (ModelProposed, (("round", "round"), ("member", "member"), (_CID, "model_cid"))),
@@ -330,8 +331,8 @@ def _typed(field_name: str, value: Any) -> Any:
         return bytes(value)
     if field_name == "client_indices":
         return tuple(int(index) for index in value)
-    if field_name == "keys":
-        return tuple(bytes(key) for key in value)
+    if field_name == "evidence":
+        return tuple(bytes(piece) for piece in value)
     return value
 
 

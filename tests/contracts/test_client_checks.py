@@ -215,11 +215,12 @@ def test_checks_and_complaints_once_the_threshold_is_reached_revert(c):
 def test_complaints_are_accepted_once_per_member_and_decoded_with_their_fields(c):
     c.to_aggregating()
     c.check(1)
-    (event,) = c.rounds.events(c.complain(1, [(4, key("k4")), (0, key("k0"))]))
+    proof = key("s") + key("c") + key("z")  # 96 bytes: a proven secret (the contract does not read it)
+    (event,) = c.rounds.events(c.complain(1, [(4, key("k4")), (0, proof)]))
     assert isinstance(event, ComplaintsSubmitted)
     assert (event.round, event.member, event.member_index) == (1, c.members[1].address, 2)
     assert event.client_indices == (4, 0)
-    assert event.keys == (key("k4"), key("k0"))
+    assert event.evidence == (key("k4"), proof)
     assert c.rounds.member_checks(c.members[1].address) == (1, 1)
     with reverts("RoundAlreadySubmittedComplaints", round=1, member=c.members[1].address):
         c.complain(1, [(3, key("k3"))])
@@ -229,11 +230,11 @@ def test_complaints_are_accepted_once_per_member_and_decoded_with_their_fields(c
 def test_complaints_with_mismatched_empty_or_too_many_entries_revert_with_both_counts(c):
     c.to_aggregating(clients=3)
     member = c.members[0]
-    with reverts("RoundInvalidComplaints", round=1, clientIndices=2, keys=1):
+    with reverts("RoundInvalidComplaints", round=1, clientIndices=2, evidence=1):
         c.rounds.transact(member, "submitComplaints", 1, [0, 1], [key("k0")])
-    with reverts("RoundInvalidComplaints", round=1, clientIndices=0, keys=0):
+    with reverts("RoundInvalidComplaints", round=1, clientIndices=0, evidence=0):
         c.complain(0, [])
-    with reverts("RoundInvalidComplaints", round=1, clientIndices=4, keys=4):
+    with reverts("RoundInvalidComplaints", round=1, clientIndices=4, evidence=4):
         c.complain(0, [(i % 3, key(f"k{i}")) for i in range(4)])
 
 
@@ -258,11 +259,14 @@ def test_complaints_from_a_non_member_revert(c):
         c.rounds.submit_complaints(c.outsider, 1, [(0, key("k0"))])
 
 
-def test_a_key_of_other_than_32_bytes_is_refused_before_anything_is_sent(c):
+@pytest.mark.parametrize("length", [0, 31, 33, 64, 95, 97])
+def test_evidence_of_other_than_32_or_96_bytes_is_refused_before_anything_is_sent_and_by_the_contract(c, length):
     c.to_aggregating()
     with pytest.raises(ValueError, match="client 0"):
-        c.complain(0, [(0, b"short")])
+        c.complain(0, [(0, bytes(length))])
     assert c.rounds.member_checks(c.members[0].address) == (0, 0)
+    with reverts("RoundInvalidComplaintEvidence", round=1, clientIndex=2, length=length):
+        c.rounds.transact(c.members[0], "submitComplaints", 1, [0, 2], [key("k0"), bytes(length)])
 
 
 # --------------------------------------------------------------------- the whole round

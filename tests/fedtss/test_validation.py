@@ -36,6 +36,7 @@ from fedtss.validation import (
     read_norm_claims,
     round_challenge,
     round_verdict,
+    UNUSABLE,
     squared_norm_limit,
 )
 
@@ -792,9 +793,10 @@ def _dispute(round_: _NormRound, client: int, members: list[int]) -> None:
 
 
 def _settled(round_: _NormRound, limit: int, **options):
-    """The verdict once every member asked to show its share has (honest members do)."""
+    """The verdict once every member asked to show its share has (honest members do; one that
+    posted "not opened" because the share never reached it has nothing to show)."""
     first = round_.verdict(limit, **options)
-    complaints = {(j, c): round_.shown(j, c) for j, c in first.awaiting}
+    complaints = {(j, c): round_.shown(j, c) for j, c in first.awaiting if round_.checks[j][c] is not None}
     return round_.verdict(limit, complaints, complained=frozenset(j for j, _ in complaints), window_closed=True,
                           **options)
 
@@ -806,11 +808,12 @@ def test_the_committee_excludes_unchecked_norms_from_3t_minus_2() -> None:
 
 
 @pytest.mark.parametrize(("n", "t"), STRICT_SHAPES)
-@pytest.mark.parametrize("dodge", ["not-opened", "disputed", "beyond-field"])
+@pytest.mark.parametrize("dodge", ["withheld", "disputed", "beyond-field"])
 def test_from_3t_minus_2_a_lone_client_that_keeps_its_norm_off_the_count_is_excluded_whatever_the_way(
         n: int, t: int, dodge: str) -> None:
     """The class "a client keeps members off the count", every way it has, with the rule on: it
-    seals (or withholds) shares that n - 2t + 2 or more members cannot open, gets that many
+    withholds shares from n - 2t + 2 or more members (they post "not opened" and have nothing to
+    show; a share sealed so that it does not open is shown and excluded at any n, below), gets that many
     members disputed by corrupting a norm-mask coordinate of theirs, or claims a sample count whose
     limit reaches p; its claims are steered through the values of the members left (a norm of 0).
     Whatever (n, t) from 3t - 2, it is excluded and no honest member is named."""
@@ -818,7 +821,7 @@ def test_from_3t_minus_2_a_lone_client_that_keeps_its_norm_off_the_count_is_excl
     limit = _squared_norm(1) * 2
     off = list(range(2 * t - 1, n + 1))  # the n - 2t + 2 members the claims do not fit
     round_.claims[0] = _understating_claims(round_, 0, honest_at=list(range(1, 2 * t - 1)), claimed=0)
-    if dodge == "not-opened":
+    if dodge == "withheld":
         for j in off:
             round_.checks[j][0] = None
     elif dodge == "disputed":
@@ -834,8 +837,8 @@ def test_from_3t_minus_2_a_lone_client_that_keeps_its_norm_off_the_count_is_excl
     else:
         assert 1 not in strict.excluded_clients  # the honest client beside it is kept, its norm checked
         assert 1 not in strict.norm_unchecked
-        lenient = _settled(round_, limit)  # the control: without the rule the unopened dodge is kept
-        assert (0 in lenient.norm_unchecked) == (dodge == "not-opened" or n <= 3 * t - 4), lenient
+        lenient = _settled(round_, limit)  # the control: without the rule the withheld dodge is kept
+        assert (0 in lenient.norm_unchecked) == (dodge == "withheld" or n <= 3 * t - 4), lenient
 
 
 @pytest.mark.parametrize(("n", "t"), STRICT_SHAPES)
@@ -867,3 +870,47 @@ def test_from_3t_minus_2_t_minus_1_colluders_never_get_an_honest_client_excluded
         beyond_bound = colluders_do == "post-false-projections" and t - 1 > (n - down - t) // 2
         assert set(verdict.excluded_clients.values()) <= {"NormUnchecked", *(["InconsistentShares"] * beyond_bound)}
         assert set(verdict.wrong_members) <= set(colluders)
+
+
+# ------------------------------------------------------------------ shares that cannot be used
+
+@pytest.mark.parametrize(("n", "t"), [(3, 2), (4, 3), (5, 3), (6, 3), (7, 3), (7, 4), (10, 6)])
+def test_a_client_whose_share_one_member_shows_unusable_is_excluded_by_any_committee_and_nobody_named(
+        n: int, t: int) -> None:
+    """The class "a client seals a member a share it cannot use" (it does not open, opens to no
+    share, or has a header no honest client writes): the member posts "not opened", shows its
+    evidence, and every member excludes the client, for any n and t, however many others opened
+    it and whether norms are checked or not. Before the member shows it, its complaint is awaited."""
+    round_ = _NormRound(n, t, clients=2)
+    round_.checks[n][0] = None
+    for norms in ([False, True] if committee_decides_norms(n, t) else [False]):
+        options = dict(norm_limit=_norm_limit(_squared_norm(1) * 2), norm_claims=round_.claims) if norms else {}
+        first = _verdict(round_.checks, threshold=t, **options)
+        assert (n, 0) in first.awaiting and 0 not in first.excluded_clients, (n, t, norms, first)
+        verdict = _verdict(round_.checks, {(n, 0): UNUSABLE}, threshold=t, complained=frozenset({n}), **options)
+        assert verdict.excluded_clients == {0: "UnusableShare"}, (n, t, norms, verdict)
+        assert verdict.wrong_members == {} and verdict.awaiting == frozenset()
+
+
+@pytest.mark.parametrize("shows", ["a-usable-share", "nothing"])
+def test_a_member_that_posts_not_opened_and_then_shows_a_usable_share_or_no_evidence_is_named_and_the_client_kept(
+        shows: str) -> None:
+    """The other side of the class: a member cannot get an honest client excluded by saying it
+    could not open its share. Shown a usable share (its evidence opens it), or evidence that
+    proves nothing (a key that opens nothing, a proof that does not verify: None), it is named."""
+    round_ = _NormRound(6, 3, clients=2)
+    round_.checks[2][1] = None
+    shown = round_.shown(2, 1) if shows == "a-usable-share" else None
+    verdict = round_.verdict(_squared_norm(1) * 2, {(2, 1): shown}, complained=frozenset({2}))
+    assert verdict.excluded_clients == {} and verdict.wrong_members == {2: (1,)}
+
+
+def test_a_member_that_posts_not_opened_and_shows_nothing_leaves_the_client_as_before_once_the_window_closes() -> None:
+    """What stays unexplained: a share that never reached the member (withheld, or lost) leaves
+    nothing to show. Once the window closes the client is decided by the others' checks and the
+    member is not named."""
+    round_ = _NormRound(6, 3, clients=2)
+    round_.checks[2][1] = None
+    verdict = round_.verdict(_squared_norm(1) * 2, window_closed=True)
+    assert verdict.excluded_clients == {} and verdict.wrong_members == {} and verdict.awaiting == frozenset()
+    assert 1 not in verdict.norm_unchecked  # five matching values of six: its norm is still checked

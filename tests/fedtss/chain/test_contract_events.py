@@ -168,8 +168,8 @@ DECODED = {
         ChecksSubmitted(round=4, member=MEMBER, member_index=2, checks=bytes(range(32)), **WHERE),
     ),
     "ComplaintsSubmitted": (
-        {"round": 4, "member": MEMBER, "memberIndex": 2, "clientIndices": [1, 5], "keys": [MODEL, SHARE]},
-        ComplaintsSubmitted(round=4, member=MEMBER, member_index=2, client_indices=(1, 5), keys=(MODEL, SHARE),
+        {"round": 4, "member": MEMBER, "memberIndex": 2, "clientIndices": [1, 5], "evidence": [MODEL, SHARE * 3]},
+        ComplaintsSubmitted(round=4, member=MEMBER, member_index=2, client_indices=(1, 5), evidence=(MODEL, SHARE * 3),
                             **WHERE),
     ),
     "ThresholdReached": (

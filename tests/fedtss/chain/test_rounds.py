@@ -179,7 +179,7 @@ def _any_event(cls: type[RoundEvent]) -> RoundEvent:
               "manifest_cid": MODEL, "clients": 2, "aggregation_deadline": 1, "member": _address(2),
               "member_index": 1, "share_cid": MODEL, "included_clients": ClientSet(3), "proposal_deadline": 1,
               "state_at_failure": RoundState.Collecting, "checks": bytes(16), "client_indices": (1,),
-              "keys": (bytes(32),)}
+              "evidence": (bytes(32),)}
     names = {f.name for f in dataclasses.fields(cls)} - {"block_number", "tx_hash", "log_index"}
     return cls(**{name: values[name] for name in names}, **_at(1))
 
