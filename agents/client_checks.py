@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 
 from agents.runtime import is_transient
 from fedtss.chain import ChecksSubmitted, CollectionClosed, ComplaintsSubmitted
-from fedtss.errors import ContractRevert, FedTSSError, FormatError, StorageError
+from fedtss.errors import BlobTooLarge, ContractRevert, FedTSSError, FormatError, StorageError
 from fedtss.quantize import QuantizationConfig
 from fedtss.formats import (
     MANIFEST_MAX_BYTES,
@@ -195,8 +195,9 @@ def post_complaints(agent: AggregatorAgent, round_: int, clients: Sequence[Submi
                     opened: Callable[[int], bool]) -> int:
     """Show this member's sealed share from each of these clients (:func:`fedtss.decryption_proof.complaint_evidence`:
     its key, or the proven secret of a share that does not open); return how many it showed. A
-    client it did not open (``opened`` says) is shown only if its share is there and cannot be
-    used: one it can fetch and use now (a fetch that timed out at opening) is not complained about."""
+    client it did not open (``opened`` says) is shown only where its share is here and the
+    client's fault (:data:`UNUSABLE`): a share it can use now (a fetch that timed out at opening)
+    or one it cannot fetch is not. The complaints go out even if empty: the others wait for them."""
     node, j = agent.node, agent.member_index
     if j in posted_complaints(agent, round_):
         return 0
@@ -211,23 +212,25 @@ def post_complaints(agent: AggregatorAgent, round_: int, clients: Sequence[Submi
             sealed = _sealed_share(node.store, submission, terms, j, node.max_blob_bytes,
                                    timeout=None if was_opened else CLAIMS_FETCH_SECONDS)
             evidence = complaint_evidence(sealed, agent.sealing_key.private_key, context, nonce_seed=os.urandom(32))
-            if not was_opened and is_usable(sealed, evidence, agent.sealing_key.public_key, context, terms):
+            if not was_opened and shown_share(sealed, evidence, agent.sealing_key.public_key, context,
+                                              terms) != UNUSABLE:
                 continue
+        except BlobTooLarge:  # its CID fixes its size: anyone fetching it sees the same
+            evidence = bytes(32)
         except (FedTSSError, ValueError) as exc:  # gone since, or never here: nothing to show
             if isinstance(exc, StorageError) and is_transient(exc) and was_opened:
                 raise
             continue
         pairs.append((submission.index, evidence))
-    if pairs:
-        node.contract.submit_complaints(node.account, round_, pairs)
+    node.contract.submit_complaints(node.account, round_, pairs)
     return len(pairs)
 
 
 def shown_share(sealed: bytes, evidence: bytes, member_key: bytes, context: ShareContext,
                 terms: RoundTerms) -> NDArray[np.uint64] | str | None:
     """What one complaint shows: the member's share (its evidence opens it to a well-formed share),
-    :data:`fedtss.validation.UNUSABLE` (the client's blob cannot be used: a proven secret that does not
-    open it, bytes that are no share, a header no honest client writes) or None (evidence of nothing)."""
+    :data:`fedtss.validation.UNUSABLE` (the client's fault: a proven secret that does not open the
+    blob, bytes that are no share, a header no honest client writes) or None (evidence of nothing)."""
     shown = read_complaint_evidence(sealed, evidence, member_key, context)
     if shown is Shown.UNUSABLE:
         return UNUSABLE
@@ -240,15 +243,13 @@ def shown_share(sealed: bytes, evidence: bytes, member_key: bytes, context: Shar
         return UNUSABLE
 
 
-def is_usable(sealed: bytes, evidence: bytes, member_key: bytes, context: ShareContext, terms: RoundTerms) -> bool:
-    return not isinstance(shown_share(sealed, evidence, member_key, context, terms), (str, type(None)))
-
-
 def complaint_projections(store: ContentStore, submissions: Mapping[int, Submission], terms: RoundTerms,
                           complaints: Mapping[int, Mapping[int, bytes]], checker: ShareProjections, *,
                           max_blob_bytes: int, member_keys: Sequence[bytes]) -> dict[tuple[int, int], Check | str | None]:
     """(member, client) -> the check of the share the member's evidence shows, UNUSABLE, or None
-    (:func:`shown_share`); a blob no longer in the store shows nothing."""
+    (:func:`shown_share`); a blob larger than a share is UNUSABLE whatever the evidence (its CID
+    fixes its size). A blob this member cannot fetch is left out, undecided: it shows nothing
+    here, but the member that complained had it, so it is not named for it."""
     shown: dict[tuple[int, int], Check | str | None] = {}
     for member, pieces in complaints.items():
         for client, evidence in pieces.items():
@@ -256,13 +257,18 @@ def complaint_projections(store: ContentStore, submissions: Mapping[int, Submiss
             try:
                 if submission is None or not 1 <= member <= len(member_keys):
                     raise FedTSSError("no such client or member")
-                sealed = _sealed_share(store, submission, terms, member, max_blob_bytes)
                 context = ShareContext(terms.chain_id, terms.contract, terms.round, submission.client, member)
+                try:
+                    sealed = _sealed_share(store, submission, terms, member, max_blob_bytes)
+                except BlobTooLarge:
+                    shown[member, client] = UNUSABLE
+                    continue
                 share = shown_share(sealed, evidence, member_keys[member - 1], context, terms)
                 shown[member, client] = checker.check(share, member) if isinstance(share, np.ndarray) else share
-            except (FedTSSError, ValueError) as exc:
-                if isinstance(exc, StorageError) and is_transient(exc):
+            except StorageError as exc:
+                if is_transient(exc):
                     raise  # our store is away: decide at a later tick, not on a guess
+            except (FedTSSError, ValueError):
                 shown[member, client] = None
     return shown
 

@@ -259,7 +259,7 @@ contract FedTSSRounds is IFedTSSRounds {
         if (block.timestamp > complaintsDeadline) revert RoundDeadlinePassed(round, complaintsDeadline);
         uint256 count = clientIndices.length;
         uint256 clientCount = r.clients;
-        if (count == 0 || count != evidence.length || count > clientCount) {
+        if (count != evidence.length || count > clientCount) {
             revert RoundInvalidComplaints(round, count, evidence.length);
         }
         for (uint256 i = 0; i < count; ++i) {

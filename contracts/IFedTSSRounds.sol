@@ -192,8 +192,8 @@ interface IFedTSSRounds {
     error RoundAlreadySubmittedComplaints(uint256 round, address member);
     /// @dev Checks hold 24 bytes per client of the round: `length` bytes given, `expectedLength` needed.
     error RoundInvalidChecks(uint256 round, uint256 length, uint256 expectedLength);
-    /// @dev Complaints need as much evidence as client indices, at least one and at most one per
-    /// client of the round: `clientIndices` indices and `evidence` pieces of evidence were given.
+    /// @dev Complaints need as much evidence as client indices, at most one per client of the
+    /// round: `clientIndices` indices and `evidence` pieces of evidence were given.
     error RoundInvalidComplaints(uint256 round, uint256 clientIndices, uint256 evidence);
     /// @dev The evidence about client `clientIndex` is `length` bytes: 32 (a key) or 96 (a proven secret) are read.
     error RoundInvalidComplaintEvidence(uint256 round, uint256 clientIndex, uint256 length);
@@ -285,9 +285,11 @@ interface IFedTSSRounds {
     /**
      * @notice A committee member complained about clients whose shares disagree or did not open,
      * showing for each what it got so that anyone can check the complaint.
-     * @dev Only in this event, not in storage. `clientIndices[i]` goes with `evidence[i]`: the
-     * 32-byte key that opens the member's sealed share, or 96 bytes proving the member's X25519
-     * secret with the share's ephemeral key (for a share that does not open).
+     * @dev Only in this event, not in storage. `clientIndices[i]` goes with `evidence[i]`: 32
+     * bytes (the key that opens the member's sealed share; any 32 bytes for a blob whose header
+     * shows it is no honest client's) or 96 bytes proving the member's X25519 secret with the
+     * share's ephemeral key (for a share that does not open). Empty: the member has nothing to
+     * show, and says so, so that nobody waits for it.
      * @param round The round.
      * @param member The member.
      * @param memberIndex The member's 1-based index (its Shamir evaluation point).
@@ -436,15 +438,17 @@ interface IFedTSSRounds {
     /**
      * @notice Posts the caller's complaints in `round`: for each client whose share disagrees
      * with the checks, the key of the caller's sealed share from that client, so that anyone
-     * can open the share and see who is wrong; for each whose share did not open, the caller's
-     * X25519 secret with that share's ephemeral key and a proof of it, so that anyone can derive
-     * the key and see the share does not open. The contract records them without reading them.
+     * can open the share and see who is wrong (and, for a share that opens to bytes that are no
+     * share, that it is the client's); for each whose share does not open, the caller's X25519
+     * secret with that share's ephemeral key and a proof of it, so that anyone can derive the key
+     * and see the share does not open. No complaint at all says the caller has nothing to show.
+     * The contract records them without reading them.
      *
      * Requirements:
      * - the deployment has client checks (`checkPeriod` > 0);
      * - `round` is Aggregating and its complaints deadline ({checkWindow}) has not passed;
      * - the caller is a committee member and has not posted complaints in `round`;
-     * - `clientIndices` and `evidence` have the same, non-zero length, at most the round's updates;
+     * - `clientIndices` and `evidence` have the same length, at most the round's updates;
      * - every index is below the number of updates (repeats are recorded as given);
      * - every piece of evidence is 32 or 96 bytes.
      *

@@ -32,10 +32,12 @@ and S opens only this one blob: every E is fresh.
 Why the Edwards form: X25519 works on u-coordinates only, which name a point up to its sign;
 u(s * P) = u(-(s * P)), so fixing the signs of A' and P fixes the statement without changing S.
 
-An ephemeral key that is not the u-coordinate of a point of the prime-order subgroup
+An ephemeral key that is not the canonical u-coordinate of a point of the prime-order subgroup
 (:func:`is_valid_ephemeral`: off the curve, of small order, with a torsion component, or not
 canonically encoded) is never produced by an honest client (its E = X25519(e, 9) for a clamped
 e), and anyone can see that from the public blob alone: no proof is needed, or possible, there.
+Such a blob counts as the client's fault even where its member could open it (X25519 ignores
+bit 255 of E, which the canonical encoding leaves 0): it is not an honest client's blob.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def _u_from_edwards(point: bytes) -> bytes:
 
 def is_valid_ephemeral(sealed: bytes) -> bool:
     """Whether the share's header is well-formed and its ephemeral key a point an honest client
-    can produce. False is the client's fault, visible to anyone from the blob alone."""
+    can produce. False is the client's fault (not an honest client's blob, whether or not its
+    member could open it), visible to anyone from the blob alone."""
     ephemeral = ephemeral_key(sealed)
     return ephemeral is not None and _edwards_from_u(ephemeral) is not None
 

@@ -533,7 +533,8 @@ def round_verdict(
     without ``norm_limit`` (the vectors carry no norm masks) norms are not checked. With
     ``exclude_unchecked_norms`` (:func:`committee_excludes_unchecked_norms`; only where norms are
     checked: ``norm_limit`` and ``norm_claims`` given) a client whose norm could not be checked is
-    excluded (``NormUnchecked``) instead of kept and listed in ``norm_unchecked``.
+    excluded (``NormUnchecked``) instead of kept and listed in ``norm_unchecked`` (a client whose
+    claims are missing from ``norm_claims`` stays listed: the caller could not read them).
     """
     excluded: dict[int, str] = {}
     wrong: dict[int, list[int]] = {}
@@ -548,14 +549,14 @@ def round_verdict(
         if any(complaints.get((j, client)) == UNUSABLE for j in checks):
             excluded[client] = "UnusableShare"  # the member's evidence shows the client's own bytes at fault
             continue
+        points = {j: values[client] for j, values in checks.items() if values[client] is not None}
         for j, values in checks.items():
             if values[client] is not None:
                 continue
             if (j, client) in complaints:  # "not opened", yet it showed a usable share or evidence of nothing
                 wrong.setdefault(j, []).append(client)
-            elif j not in complained and not window_closed:
-                awaiting.add((j, client))  # it may still show that the share is unusable
-        points = {j: values[client] for j, values in checks.items() if values[client] is not None}
+            elif j not in complained and not window_closed and len(points) >= threshold:
+                awaiting.add((j, client))  # it may still show that the share is unusable (below t, nobody sums it)
         if len(points) < threshold:
             unchecked.append(client)
             if norm_limit is not None:
@@ -614,8 +615,10 @@ def round_verdict(
                     beyond_field.append(client)
     if exclude_unchecked_norms and norm_limit is not None and norm_claims is not None:
         # No complaint can make an unchecked norm checked (they convict or name, never add a match),
-        # so this holds before the complaints are in, and spares them.
-        excluded.update((c, "NormUnchecked") for c in norm_unchecked if c not in excluded)
+        # so this holds before the complaints are in, and spares them. Claims this member could not
+        # read leave it unable to tell: it keeps the client listed (it did not open it, so it sums it
+        # in no set of its own) rather than exclude it where the others may not.
+        excluded.update((c, "NormUnchecked") for c in norm_unchecked if c not in excluded and c in norm_claims)
     # A member is named only about clients kept: about an excluded one, nothing hangs on its word.
     awaiting = {(m, c) for m, c in awaiting if c not in excluded}
 

@@ -217,7 +217,7 @@ class FederationSpec:
                     f"than {spare} member{'s' if spare != 1 else ''} down or silent, honest clients are excluded "
                     f"too; see the README, \"The norm check\"")
         off = n - 2 * t + 2
-        ways = f"sealing {off} member{'s' if off > 1 else ''} shares {'they' if off > 1 else 'it'} cannot open"
+        ways = f"withholding the shares of {off} member{'s' if off > 1 else ''}"
         if n <= 3 * t - 4:
             ways += " or corrupting them"
         return (f"with {n} members and t = {t}, a client can keep its norm unchecked by {ways} (every member then "

@@ -283,7 +283,8 @@ class RoundsContract:
     def submit_complaints(self, account: LocalAccount, round_: int, complaints: Sequence[tuple[int, bytes]]) -> dict:
         """Post the member's complaints of ``round_``: ``(client index, evidence)`` pairs, in the
         order given; the evidence is a share's 32-byte AES key or a 96-byte proven X25519 secret
-        (:mod:`fedtss.decryption_proof`). Other lengths are a caller's mistake (ValueError, nothing sent)."""
+        (:mod:`fedtss.decryption_proof`); no pairs says the member has nothing to show. Other
+        lengths are a caller's mistake (ValueError, nothing sent)."""
         for index, evidence in complaints:
             if len(evidence) not in (32, 96):
                 raise ValueError(f"the evidence of the complaint about client {index} is {len(evidence)} bytes, "

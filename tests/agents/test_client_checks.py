@@ -27,8 +27,8 @@ from fedtss.chain import (
     events_of,
 )
 from fedtss.cid import compute_cid
-from fedtss.formats import Manifest, VectorKind, decode_field_vector, encode_manifest
-from fedtss.sealing import keypair_from_seed
+from fedtss.formats import Manifest, VectorKind, decode_field_vector, encode_field_vector, encode_manifest
+from fedtss.sealing import keypair_from_seed, seal_share
 from fedtss.shamir import share_vector
 from fedtss._reed_solomon import evaluate, interpolate
 from fedtss.validation import (
@@ -57,7 +57,7 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
                     samples: int | None = None, coordinate: float | None = None,
                     unopenable: tuple[int, ...] = (), understate_at: tuple[int, ...] | None = None,
                     claim_corrupted: bool = False, corrupt_coordinate: int = 3,
-                    dispute_the_rest: bool = False) -> PreparedUpdate:
+                    dispute_the_rest: bool = False, oversized: tuple[int, ...] = ()) -> PreparedUpdate:
     """Client ``index``'s honest update (with the checks' norm masks and pad), shared t-of-n, then
     the shares of ``corrupt_members`` moved off the polynomial by one in ``corrupt_coordinate``, and
     everything sealed correctly: every share opens and is well-formed. ``samples`` replaces the
@@ -100,12 +100,15 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
                     for j, key in enumerate(keys, start=1)]
     if claim_corrupted:
         claims = claim_norm_values(rows, CheckedLayout.of(vector.size, metrics=0, threshold=t))
-    sealed = seal_rows(rows, context, sealing_keys, [os.urandom(32) for _ in keys])
+    sealed = list(seal_rows(rows, context, sealing_keys, [os.urandom(32) for _ in keys]))
+    for j in oversized:  # one byte more than any share: correctly sealed, and larger than a member fetches
+        plaintext = encode_field_vector(rows[j - 1], kind=VectorKind.SHARE) + b"\x00"
+        sealed[j - 1] = seal_share(plaintext, keys[j - 1], context.for_member(j), ephemeral_seed=os.urandom(32))
     manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=context.client,
                         n=len(keys), t=node.contract.threshold(), vector_length=vector.size,
                         quantization=agent.federation.quantization,
                         share_cids=tuple(compute_cid(blob) for blob in sealed), norm_claims=claims)
-    return PreparedUpdate(sealed, manifest, encode_manifest(manifest))
+    return PreparedUpdate(tuple(sealed), manifest, encode_manifest(manifest))
 
 
 def _submit(fed: Federation, index: int, prepared: PreparedUpdate, *, withhold: tuple[int, ...] = ()) -> None:
@@ -404,6 +407,26 @@ def test_a_client_whose_share_one_member_cannot_open_is_excluded_by_every_member
     fed.assert_model_is_fedavg_of([0, 1, 2])
 
 
+def test_a_client_that_seals_one_member_a_blob_larger_than_any_share_is_excluded_by_every_member(
+        make_federation_in, caplog) -> None:
+    """Found in review: a blob one byte larger than a share is refused by its member's fetch
+    (BlobTooLarge) before anything is opened; its CID fixes its size, so the member shows it with
+    no key at all and every member, fetching it too, excludes the client (UnusableShare)."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, oversized=(2,), understate_at=(1, 3, 4, 5)))
+    fed.drive(fed.members)
+
+    hostile = fed.clients[3].node.address
+    assert sorted(_logged(caplog, "excluded_client", hostile)) == ["BlobTooLarge"] + ["UnusableShare"] * 5
+    (complaint,) = events_of(fed.events(), ComplaintsSubmitted)
+    assert complaint.member_index == 2 and complaint.evidence == (bytes(32),)
+    assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
 def test_a_client_that_withholds_one_members_share_and_fools_the_others_escapes_the_norm_check_named(
         make_federation_in, caplog) -> None:
     """What does not hold (README, "What is not checked yet"): member 2's share is never stored,
@@ -419,7 +442,9 @@ def test_a_client_that_withholds_one_members_share_and_fools_the_others_escapes_
 
     hostile = fed.clients[3].node.address
     assert sum(f"norm_unchecked={hostile} " in r.getMessage() for r in caplog.records) == 5
-    assert events_of(fed.events(), ComplaintsSubmitted) == []
+    # member 2 says it has nothing to show, so that nobody waits for the complaints' window
+    (complaint,) = events_of(fed.events(), ComplaintsSubmitted)
+    assert complaint.member_index == 2 and complaint.client_indices == () and complaint.evidence == ()
     assert not any("reason=Norm" in r.getMessage() or "reason=Unusable" in r.getMessage() for r in caplog.records)
 
 

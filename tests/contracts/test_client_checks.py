@@ -227,13 +227,20 @@ def test_complaints_are_accepted_once_per_member_and_decoded_with_their_fields(c
     c.complain(2, [(3, key("k3"))])  # complaining needs no checks of one's own
 
 
-def test_complaints_with_mismatched_empty_or_too_many_entries_revert_with_both_counts(c):
+def test_an_empty_complaint_is_accepted_once_and_says_the_member_has_nothing_to_show(c):
+    c.to_aggregating(clients=3)
+    (event,) = c.rounds.events(c.complain(0, []))
+    assert isinstance(event, ComplaintsSubmitted) and event.client_indices == () and event.evidence == ()
+    assert c.rounds.member_checks(c.members[0].address) == (0, 1)
+    with reverts("RoundAlreadySubmittedComplaints", round=1, member=c.members[0].address):
+        c.complain(0, [(0, key("k0"))])
+
+
+def test_complaints_with_mismatched_or_too_many_entries_revert_with_both_counts(c):
     c.to_aggregating(clients=3)
     member = c.members[0]
     with reverts("RoundInvalidComplaints", round=1, clientIndices=2, evidence=1):
         c.rounds.transact(member, "submitComplaints", 1, [0, 1], [key("k0")])
-    with reverts("RoundInvalidComplaints", round=1, clientIndices=0, evidence=0):
-        c.complain(0, [])
     with reverts("RoundInvalidComplaints", round=1, clientIndices=4, evidence=4):
         c.complain(0, [(i % 3, key(f"k{i}")) for i in range(4)])
 

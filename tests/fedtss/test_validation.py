@@ -914,3 +914,19 @@ def test_a_member_that_posts_not_opened_and_shows_nothing_leaves_the_client_as_b
     verdict = round_.verdict(_squared_norm(1) * 2, window_closed=True)
     assert verdict.excluded_clients == {} and verdict.wrong_members == {} and verdict.awaiting == frozenset()
     assert 1 not in verdict.norm_unchecked  # five matching values of six: its norm is still checked
+
+
+def test_a_client_below_t_checks_waits_for_no_complaint_and_unread_claims_are_never_an_exclusion() -> None:
+    """Two edges found in review: with fewer than t checks nobody sums the client, so no member
+    is waited for about it; and where this member could not read a client's claims it cannot tell
+    whether the others checked its norm, so even from 3t - 2 it lists the client, never excludes
+    it (the others, which read the claims, decide; this member did not open it)."""
+    round_ = _NormRound(7, 3, clients=2)
+    for j in (1, 2, 3, 4, 5):
+        round_.checks[j][0] = None
+    first = round_.verdict(_squared_norm(1) * 2, exclude_unchecked_norms=True)
+    assert not {pair for pair in first.awaiting if pair[1] == 0}
+    round_ = _NormRound(7, 3, clients=2)
+    del round_.claims[1]
+    verdict = round_.verdict(_squared_norm(1) * 2, exclude_unchecked_norms=True)
+    assert 1 not in verdict.excluded_clients and 1 in verdict.norm_unchecked

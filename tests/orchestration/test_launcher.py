@@ -255,10 +255,10 @@ def test_the_demo_says_what_its_checks_leave_out_of_the_norm_check_and_what_to_c
 
 def test_the_demo_says_how_a_client_can_keep_its_norm_unchecked_and_from_which_committee_that_excludes_it() -> None:
     note = FederationSpec().norm_dodge_note  # 5 / 3: 5 <= 3t - 4, both dodges
-    assert note is not None and "sealing 1 member shares it cannot open or corrupting them" in note
+    assert note is not None and "withholding the shares of 1 member or corrupting them" in note
     assert "--committee 7 excludes" in note
     note = FederationSpec(committee=6).norm_dodge_note  # 3t - 3: the dispute dodge is stopped
-    assert note is not None and "sealing 2 members shares they cannot open (" in note
+    assert note is not None and "withholding the shares of 2 members (" in note
     assert FederationSpec(committee=7, threshold=4).norm_dodge_note is not None  # 7 < 10
     note = FederationSpec(committee=7).norm_dodge_note  # 3t - 2: excluded, at an availability cost
     assert note is not None and "is excluded: with more than 2 members down or silent" in note
