@@ -248,8 +248,9 @@ def complaint_projections(store: ContentStore, submissions: Mapping[int, Submiss
                           max_blob_bytes: int, member_keys: Sequence[bytes]) -> dict[tuple[int, int], Check | str | None]:
     """(member, client) -> the check of the share the member's evidence shows, UNUSABLE, or None
     (:func:`shown_share`); a blob larger than a share is UNUSABLE whatever the evidence (its CID
-    fixes its size). A blob this member cannot fetch is left out, undecided: it shows nothing
-    here, but the member that complained had it, so it is not named for it."""
+    fixes its size). A blob this member cannot fetch is left out, undecided here: a member that
+    posted "not opened" is then not named for its complaint (it had the blob), while one that
+    posted a check must still back it, as without the complaint."""
     shown: dict[tuple[int, int], Check | str | None] = {}
     for member, pieces in complaints.items():
         for client, evidence in pieces.items():
@@ -346,7 +347,7 @@ def current_verdict(agent: AggregatorAgent, pending: PendingChecks, *, window_cl
     return verdict_of(pending, shown, complained=frozenset(complaints), window_closed=window_closed)
 
 
-def verdict_of(pending: PendingChecks, shown: Mapping[tuple[int, int], Check | None], *,
+def verdict_of(pending: PendingChecks, shown: Mapping[tuple[int, int], Check | str | None], *,
                complained: frozenset[int] = frozenset(), window_closed: bool = False) -> RoundVerdict:
     """:func:`fedtss.validation.round_verdict` on this round's frozen checks, with the complaints
     ``shown`` so far; a committee of n >= 3t - 2 excludes the clients whose norm it could not check."""

@@ -125,8 +125,8 @@ import math
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
 from fractions import Fraction
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
