@@ -120,36 +120,34 @@ def is_valid_ephemeral(sealed: bytes) -> bool:
     return ephemeral is not None and _edwards_from_u(ephemeral) is not None
 
 
-def _scalar(value: int) -> bytes:
-    return value.to_bytes(_POINT_BYTES, "little")
-
-
-def _hash_to_scalar(*parts: bytes) -> int:
-    return int.from_bytes(hashlib.sha512(b"".join(parts)).digest(), "little") % _L
+def _hash_to_scalar(*parts: bytes) -> bytes:
+    """SHA-512 of the parts, reduced mod l (32 bytes, little-endian)."""
+    return sodium.crypto_core_ed25519_scalar_reduce(hashlib.sha512(b"".join(parts)).digest())
 
 
 def _statement(sealed: bytes, context: ShareContext) -> bytes:
     return bytes(sealed[:_HEADER_BYTES]) + encode_share_context(context)
 
 
-def _member_scalar(private_key: bytes) -> tuple[int, bytes]:
-    """s = the clamped X25519 scalar mod l, negated if need be so that s * B has sign bit 0; and s * B."""
+def _member_scalar(private_key: bytes) -> tuple[bytes, bytes]:
+    """s = the clamped X25519 scalar mod l, negated if need be so that s * B has sign bit 0; and
+    s * B. The secret scalar only goes through libsodium's scalar functions, not Python integers."""
     if len(private_key) != _POINT_BYTES:
         raise FormatError("private key must be 32 bytes")
     clamped = bytearray(private_key)
     clamped[0] &= 248
     clamped[31] &= 127
     clamped[31] |= 64
-    s = int.from_bytes(clamped, "little") % _L
-    public = sodium.crypto_scalarmult_ed25519_base_noclamp(_scalar(s))
+    s = sodium.crypto_core_ed25519_scalar_reduce(bytes(clamped) + bytes(32))
+    public = sodium.crypto_scalarmult_ed25519_base_noclamp(s)
     if public[31] & 0x80:
-        s = _L - s
-        public = sodium.crypto_scalarmult_ed25519_base_noclamp(_scalar(s))
+        s = sodium.crypto_core_ed25519_scalar_negate(s)
+        public = sodium.crypto_scalarmult_ed25519_base_noclamp(s)
     return s, public
 
 
 def _challenge(public: bytes, point: bytes, secret: bytes, commit_base: bytes, commit_point: bytes,
-               statement: bytes) -> int:
+               statement: bytes) -> bytes:
     return _hash_to_scalar(_LABEL, public, point, secret, commit_base, commit_point, statement)
 
 
@@ -169,20 +167,21 @@ def prove_shared_secret(sealed: bytes, recipient_private_key: bytes, context: Sh
     if len(nonce_seed) != _POINT_BYTES:
         raise FormatError("nonce_seed must be 32 bytes")
     s, public = _member_scalar(bytes(recipient_private_key))
-    secret = sodium.crypto_scalarmult_ed25519_noclamp(_scalar(s), point)
+    secret = sodium.crypto_scalarmult_ed25519_noclamp(s, point)
     statement = _statement(sealed, context)
-    seed = _NONCE_LABEL + bytes(nonce_seed) + _scalar(s) + statement
-    while True:  # c or z of 0 (probability 2^-252 each) would not verify: draw another nonce
+    seed = _NONCE_LABEL + bytes(nonce_seed) + s + statement
+    zero = bytes(_POINT_BYTES)
+    while True:  # k, c or z of 0 (probability 2^-252 each) would not verify: draw another nonce
         k = _hash_to_scalar(seed)
         seed = hashlib.sha512(seed).digest()
-        if k == 0:
+        if k == zero:
             continue
-        commit_base = sodium.crypto_scalarmult_ed25519_base_noclamp(_scalar(k))
-        commit_point = sodium.crypto_scalarmult_ed25519_noclamp(_scalar(k), point)
+        commit_base = sodium.crypto_scalarmult_ed25519_base_noclamp(k)
+        commit_point = sodium.crypto_scalarmult_ed25519_noclamp(k, point)
         c = _challenge(public, point, secret, commit_base, commit_point, statement)
-        z = (k + c * s) % _L
-        if c and z:
-            return secret + _scalar(c) + _scalar(z)
+        z = sodium.crypto_core_ed25519_scalar_add(k, sodium.crypto_core_ed25519_scalar_mul(c, s))
+        if c != zero and z != zero:
+            return secret + c + z
 
 
 def shared_secret_from_proof(sealed: bytes, recipient_public_key: bytes, context: ShareContext,
@@ -208,7 +207,7 @@ def shared_secret_from_proof(sealed: bytes, recipient_public_key: bytes, context
                                                       sodium.crypto_scalarmult_ed25519_noclamp(c_bytes, secret))
     except SodiumError:
         raise InvalidDecryptionProof("the proof does not verify") from None
-    if _challenge(public, point, secret, commit_base, commit_point, _statement(sealed, context)) != c:
+    if _challenge(public, point, secret, commit_base, commit_point, _statement(sealed, context)) != c_bytes:
         raise InvalidDecryptionProof("the proof does not verify")
     return _u_from_edwards(secret)
 
