@@ -55,7 +55,6 @@ from fedtss.sealing import (
     VERSION,
     ShareContext,
     encode_share_context,
-    open_share,
     open_share_with_key,
     reveal_share_key,
     share_key_from_secret,
@@ -229,10 +228,9 @@ def complaint_evidence(sealed: bytes, recipient_private_key: bytes, context: Sha
     if not is_valid_ephemeral(sealed):
         return bytes(32)
     try:
-        open_share(sealed, recipient_private_key, context)
+        return reveal_share_key(sealed, recipient_private_key, context)  # checks that it opens
     except InvalidSealedShare:
         return prove_shared_secret(sealed, recipient_private_key, context, nonce_seed=nonce_seed)
-    return reveal_share_key(sealed, recipient_private_key, context)
 
 
 def read_complaint_evidence(sealed: bytes, evidence: bytes, recipient_public_key: bytes,

@@ -384,44 +384,33 @@ def test_with_fewer_than_2t_minus_1_members_norms_are_neither_claimed_nor_checke
     assert fed.contract.state(1) == RoundState.Finalized
 
 
-def test_a_client_whose_share_one_member_cannot_open_is_excluded_by_every_member_once_that_member_proves_it(
-        make_federation_in, caplog) -> None:
+@pytest.mark.parametrize("how", ["sealed-to-another-key", "one-byte-too-large"])
+def test_a_client_that_seals_one_member_a_share_it_cannot_use_is_excluded_by_every_member_once_that_member_shows_it(
+        make_federation_in, caplog, how: str) -> None:
     """The unopenable-share dodge, closed (README, "Shares that do not open"): member 2's share is
-    sealed to nobody's key and the claims are steered through the other four members' values.
-    Member 2 posts "not opened", then shows its X25519 secret with a proof; anyone derives the key
-    from it and sees the share does not open, so every member excludes the client
-    (``UnusableShare``) and nobody is named, at the demo's 5 / 3 where an unchecked norm is kept."""
+    sealed to nobody's key, or is one byte larger than any share, and the claims are steered
+    through the other four members' values. Member 2 posts "not opened", then shows why: its
+    X25519 secret with a proof (anyone derives the key from it and sees the share does not open),
+    or nothing but the blob (found in review: its fetch refuses it, BlobTooLarge, and its CID fixes
+    its size). Every member excludes the client (``UnusableShare``) and nobody is named, at the
+    demo's 5 / 3 where an unchecked norm is kept."""
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**NORM_SHAPE)
     fed.drive(fed.clients[:3])
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, unopenable=(2,), understate_at=(1, 3, 4, 5)))
+    fault = dict(unopenable=(2,)) if how == "sealed-to-another-key" else dict(oversized=(2,))
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 3, 4, 5), **fault))
     fed.drive(fed.members)
 
     hostile = fed.clients[3].node.address
-    assert sorted(_logged(caplog, "excluded_client", hostile)) == ["InvalidSealedShare"] + ["UnusableShare"] * 5
+    opening = "InvalidSealedShare" if how == "sealed-to-another-key" else "BlobTooLarge"
+    assert sorted(_logged(caplog, "excluded_client", hostile)) == [opening] + ["UnusableShare"] * 5
     (complaint,) = events_of(fed.events(), ComplaintsSubmitted)
-    assert complaint.member_index == 2 and complaint.client_indices == (3,) and len(complaint.evidence[0]) == 96
-    assert not any("norm_unchecked=" in r.getMessage() or "excluded_member=" in r.getMessage()
-                   for r in caplog.records)
-    assert fed.contract.state(1) == RoundState.Finalized
-    fed.assert_model_is_fedavg_of([0, 1, 2])
-
-
-def test_a_client_that_seals_one_member_a_blob_larger_than_any_share_is_excluded_by_every_member(
-        make_federation_in, caplog) -> None:
-    """Found in review: a blob one byte larger than a share is refused by its member's fetch
-    (BlobTooLarge) before anything is opened; its CID fixes its size, so the member shows it with
-    no key at all and every member, fetching it too, excludes the client (UnusableShare)."""
-    caplog.set_level(logging.INFO, logger=LOGGER)
-    fed: Federation = make_federation_in(**NORM_SHAPE)
-    fed.drive(fed.clients[:3])
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, oversized=(2,), understate_at=(1, 3, 4, 5)))
-    fed.drive(fed.members)
-
-    hostile = fed.clients[3].node.address
-    assert sorted(_logged(caplog, "excluded_client", hostile)) == ["BlobTooLarge"] + ["UnusableShare"] * 5
-    (complaint,) = events_of(fed.events(), ComplaintsSubmitted)
-    assert complaint.member_index == 2 and complaint.evidence == (bytes(32),)
+    assert complaint.member_index == 2 and complaint.client_indices == (3,)
+    if how == "sealed-to-another-key":
+        assert len(complaint.evidence[0]) == 96
+        assert not any("norm_unchecked=" in r.getMessage() for r in caplog.records)
+    else:
+        assert complaint.evidence == (bytes(32),)
     assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2])

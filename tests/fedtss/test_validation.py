@@ -409,6 +409,26 @@ def _understating_claims(round_: _NormRound, client: int, *, honest_at: list[int
     return tuple(evaluate(polynomial, j) for j in range(1, round_.n + 1))
 
 
+def _dispute(round_: _NormRound, client: int, members: list[int]) -> None:
+    """Move one norm-mask coordinate of each of ``members``' shares so that its value equals the
+    client's claim for it (the dispute dodge): its projection is then off the polynomial."""
+    masks_start = _layout(round_.t).masks_start
+    for j in members:  # nu_j holds j * U_1(j): moving U_1(j) by shift / j moves nu_j by shift
+        shift = (round_.claims[client][j - 1] - round_.checks[j][client][2]) % MODULUS
+        round_.dealt[client, j - 1, masks_start] = (int(round_.dealt[client, j - 1, masks_start])
+                                                    + shift * pow(j, -1, MODULUS)) % MODULUS
+        round_.checks[j][client] = round_.shown(j, client)
+
+
+def _settled(round_: _NormRound, limit: int, **options):
+    """The verdict once every member asked to show its share has (honest members do; one that
+    posted "not opened" because the share never reached it has nothing to show)."""
+    first = round_.verdict(limit, **options)
+    complaints = {(j, c): round_.shown(j, c) for j, c in first.awaiting if round_.checks[j][c] is not None}
+    return round_.verdict(limit, complaints, complained=frozenset(j for j, _ in complaints), window_closed=True,
+                          **options)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(-(2**20), 2**20), min_size=1, max_size=30), st.integers(2, 5), st.integers(0, 3),
        st.integers(0, 2))
@@ -595,10 +615,7 @@ def test_a_client_understating_its_norm_with_c_silent_colluders_is_caught_exactl
     round_.claims[0] = _understating_claims(round_, 0, honest_at=honest[: 2 * t - 2], claimed=_squared_norm(0))
     for j in colluding:
         round_.lie_about_norm(j, 0, round_.claims[0][j - 1])
-    limit = _squared_norm(0) * 2
-    first = round_.verdict(limit)
-    complaints = {(j, 0): round_.shown(j, 0) for j, c in first.awaiting}
-    verdict = round_.verdict(limit, complaints, complained=frozenset(j for j, _ in complaints), window_closed=True)
+    verdict = _settled(round_, _squared_norm(0) * 2)
     caught = n - colluders >= 2 * t - 1
     assert (verdict.excluded_clients == {0: "NormClaimMismatch"}) == caught, (n, t, colluders, verdict)
     assert not set(verdict.wrong_members) & set(honest)
@@ -727,18 +744,10 @@ def test_a_lone_client_over_its_limit_is_never_kept_as_norm_checked_and_dodges_b
     (n, t), with every member honest, the client is excluded or named as norm-unchecked, never
     counted as checked, and it is kept exactly when n <= 3t - 4 (the README's statement)."""
     round_ = _NormRound(n, t, clients=1, scale={0: 1000})
-    masks_start = _layout(t).masks_start
     round_.claims[0] = _understating_claims(round_, 0, honest_at=list(range(1, 2 * t - 1)), claimed=0)
-    for j in range(2 * t - 1, n + 1):  # nu_j holds j * U_1(j): moving U_1(j) by shift / j moves nu_j by shift
-        shift = (round_.claims[0][j - 1] - round_.checks[j][0][2]) % MODULUS
-        round_.dealt[0, j - 1, masks_start] = (int(round_.dealt[0, j - 1, masks_start])
-                                               + shift * pow(j, -1, MODULUS)) % MODULUS
-        round_.checks[j][0] = round_.shown(j, 0)
-        assert round_.checks[j][0][2] == round_.claims[0][j - 1]
-    limit = _squared_norm(0) * 2
-    first = round_.verdict(limit)
-    complaints = {(j, 0): round_.shown(j, 0) for j, _ in first.awaiting}
-    verdict = round_.verdict(limit, complaints, complained=frozenset(j for j, _ in complaints), window_closed=True)
+    _dispute(round_, 0, list(range(2 * t - 1, n + 1)))
+    assert all(round_.checks[j][0][2] == round_.claims[0][j - 1] for j in range(2 * t - 1, n + 1))
+    verdict = _settled(round_, _squared_norm(0) * 2)
     assert 0 in verdict.excluded_clients or 0 in verdict.norm_unchecked, (n, t, verdict)
     assert (0 not in verdict.excluded_clients) == (n <= 3 * t - 4), (n, t, verdict)
     assert verdict.wrong_members == {}
@@ -779,26 +788,6 @@ def test_over_limit_clients_are_excluded_and_a_norm_liar_named_about_exactly_the
 # ------------------------------------------------------------------ n >= 3t - 2: what is not checked is excluded
 
 STRICT_SHAPES = [(4, 2), (5, 2), (7, 3), (8, 3), (10, 4), (11, 4), (16, 6), (17, 6)]
-
-
-def _dispute(round_: _NormRound, client: int, members: list[int]) -> None:
-    """Move one norm-mask coordinate of each of ``members``' shares so that its value equals the
-    client's claim for it (the dispute dodge): its projection is then off the polynomial."""
-    masks_start = _layout(round_.t).masks_start
-    for j in members:
-        shift = (round_.claims[client][j - 1] - round_.checks[j][client][2]) % MODULUS
-        round_.dealt[client, j - 1, masks_start] = (int(round_.dealt[client, j - 1, masks_start])
-                                                    + shift * pow(j, -1, MODULUS)) % MODULUS
-        round_.checks[j][client] = round_.shown(j, client)
-
-
-def _settled(round_: _NormRound, limit: int, **options):
-    """The verdict once every member asked to show its share has (honest members do; one that
-    posted "not opened" because the share never reached it has nothing to show)."""
-    first = round_.verdict(limit, **options)
-    complaints = {(j, c): round_.shown(j, c) for j, c in first.awaiting if round_.checks[j][c] is not None}
-    return round_.verdict(limit, complaints, complained=frozenset(j for j, _ in complaints), window_closed=True,
-                          **options)
 
 
 def test_the_committee_excludes_unchecked_norms_from_3t_minus_2() -> None:
