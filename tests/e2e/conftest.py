@@ -20,7 +20,7 @@ from orchestration.tracker import RoundTracker
 #: 3 clients, committee of 3, t = 2, as the issue's end-to-end test asks.
 SMALL = FederationSpec(name="e2e", clients=3, committee=3, threshold=2, rounds=2, min_clients=2,
                        collection_period=60, aggregation_period=30, share_wait_seconds=0.5,
-                       keeper_interval=0.5)
+                       keeper_interval=0.5, clients_per_process=1)
 #: A round's phases take a few seconds here; a minute leaves room for a loaded machine.
 ROUND_TIMEOUT = 60.0
 

@@ -76,7 +76,8 @@ def test_demo_in_the_masked_mode_records_the_mode_and_uploads_about_once_the_upd
 
 
 def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path) -> None:
-    demo = subprocess.Popen(_fedtss("demo", "--name", "stopped", "--rounds", "50", *SMALL), cwd=tmp_path,
+    alone = ("--clients-per-process", "1")  # one process per client: the most processes to stop
+    demo = subprocess.Popen(_fedtss("demo", "--name", "stopped", "--rounds", "50", *SMALL, *alone), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         seen = ""

@@ -17,7 +17,8 @@ from fedtss.chain import ModelTerms, load_model_terms
 from fedtss.chain.devnode import dev_accounts
 from fedtss.chain.keys import load_masking_key
 
-from orchestration.launcher import FederationSpec, LocalFederation, _deployment_toml, _toml
+from orchestration.launcher import (FederationSpec, LocalFederation, _deployment_toml, _toml, auto_clients_per_process,
+                                    available_cores)
 from orchestration.report import render_table
 from orchestration.tracker import RoundTracker
 
@@ -161,7 +162,7 @@ def test_no_file_of_a_run_that_others_may_read_holds_a_private_key(tmp_path) -> 
     banner, agents' logs, configs, the saved chain, checkpoints) is searched for the hex of
     every dev account key and every member's sealing key; only 0600 files may hold one."""
     spec = FederationSpec(name="keys", clients=2, committee=2, threshold=2, min_clients=2, rounds=1,
-                          runs_dir=tmp_path / "runs")
+                          clients_per_process=1, runs_dir=tmp_path / "runs")
     federation = LocalFederation(spec)
     try:
         federation.prepare()
@@ -185,7 +186,7 @@ def test_no_file_of_a_run_that_others_may_read_holds_a_private_key(tmp_path) -> 
 @pytest.mark.slow  # starts anvil, two members and the keeper (about 15 s)
 def test_a_member_that_dies_is_named_with_when_and_its_round_and_the_run_knows_it_cannot_finish(tmp_path) -> None:
     spec = FederationSpec(name="exits", clients=2, committee=2, threshold=2, min_clients=2, rounds=1,
-                          runs_dir=tmp_path / "runs")
+                          clients_per_process=1, runs_dir=tmp_path / "runs")
     federation = LocalFederation(spec)
     try:
         federation.prepare()
@@ -207,14 +208,20 @@ def test_a_member_that_dies_is_named_with_when_and_its_round_and_the_run_knows_i
         federation.close()
 
 
-def test_small_federations_run_one_client_per_process_and_large_ones_pack_them() -> None:
-    assert FederationSpec(clients=16).resolved_clients_per_process == 1
-    assert FederationSpec(clients=17).resolved_clients_per_process == 50
+def test_clients_are_packed_one_process_per_core_at_most_fifty_each_and_alone_when_cores_suffice() -> None:
+    assert auto_clients_per_process(10, 2) == 5  # the demo on this machine: two packs of five
+    assert auto_clients_per_process(11, 2) == 6
+    assert auto_clients_per_process(2, 2) == 1
+    assert auto_clients_per_process(10, 16) == 1
+    assert auto_clients_per_process(100, 2) == 50
+    assert auto_clients_per_process(1000, 2) == 50
+    assert auto_clients_per_process(1000, 64) == 16
+    assert FederationSpec(clients=3).resolved_clients_per_process == auto_clients_per_process(3, available_cores())
     assert FederationSpec(clients=17, clients_per_process=1).resolved_clients_per_process == 1
     federation = LocalFederation(FederationSpec(clients=5, min_clients=2, clients_per_process=2))
     assert federation.client_processes == {"clients-0": ["client-0", "client-1"], "clients-1": ["client-2", "client-3"],
                                            "clients-2": ["client-4"]}
-    assert LocalFederation(FederationSpec(clients=3, min_clients=2)).client_processes == {
+    assert LocalFederation(FederationSpec(clients=3, min_clients=2, clients_per_process=1)).client_processes == {
         "client-0": ["client-0"], "client-1": ["client-1"], "client-2": ["client-2"]}
 
 
