@@ -3,8 +3,8 @@
     python -m benchmarks.million            (about 2-4 minutes on 2 cores)
 
 Runs ``examples/million.py`` (1,000,140 float32 parameters) for 2 rounds with 10 clients, a
-committee of 5 and t = 3, one local epoch per round, exactly as ``fedtss demo --task`` runs it:
-one OS process per agent, anvil, the local store. Measures, per round, the seconds of each phase
+committee of 5 and t = 3, one local epoch per round, as ``fedtss demo --task ... --clients-per-process 1``
+runs it: one OS process per agent, anvil, the local store. Measures, per round, the seconds of each phase
 (as the launcher's live table: collecting = from RoundOpened to CollectionClosed, which includes the
 clients' fetching, training, sharing, sealing and storing), the bytes each client stored (its n
 sealed shares and its manifest, read back from the store by the CIDs its manifest names), and each
@@ -35,7 +35,8 @@ __all__ = ["main", "measure"]
 RESULTS = Path(__file__).resolve().parent / "results" / "million.json"
 SPEC = FederationSpec(name="bench-million", clients=10, committee=5, threshold=3, rounds=2, min_clients=3,
                       task=str(EXAMPLES_DIR / "million.py"), training=Settings(epochs=1),
-                      collection_period=600, aggregation_period=300, share_wait_seconds=3.0)
+                      collection_period=600, aggregation_period=300, share_wait_seconds=3.0,
+                      clients_per_process=1)  # one process per client: the memory per client it reports
 
 
 def _peak_memory_mib(pid: int) -> float | None:

@@ -74,8 +74,8 @@ def demo(
     collection_period: Annotated[int, typer.Option(help="seconds a round collects updates")] = 120,
     aggregation_period: Annotated[int, typer.Option(help="seconds for each committee phase")] = 60,
     clients_per_process: Annotated[int | None, typer.Option(
-        help="client agents per OS process (they share PyTorch and web3); default: one process per "
-             "core (at most 50 clients each), 1 when there are no more clients than cores")] = None,
+        help="client agents per OS process (they share PyTorch and web3); default: clients / cores, "
+             "rounded up, at most 50 (1 when there are no more clients than cores)")] = None,
     check_period: Annotated[int | None, typer.Option(
         help="seconds members have to post share checks, and again complaints (shamir mode); 0: off; "
              "default 10, off in the masked mode")] = None,

@@ -23,6 +23,7 @@ agents, the keeper and last anvil (whose SIGTERM writes the chain state).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -95,16 +96,29 @@ DEFAULT_CHECK_PERIOD = 10
 LOCAL_SHARES_OPENED_PER_SECOND = 100
 
 
+@functools.cache
 def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, where the system reports one)."""
+    """The cores this process may use: its CPU affinity, or fewer where a cgroup (v2) CPU quota
+    caps it (a container run with ``--cpus 2`` on a larger host). Read once per process."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, _cgroup_cpu_quota() or cores))
+
+
+def _cgroup_cpu_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
+    """Cores a cgroup v2 quota allows ("quota period", rounded up), None where there is none."""
+    try:
+        quota, period = path.read_text(encoding="ascii").split()[:2]
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):  # no cgroup v2 file, or "max" (no quota)
+        return None
 
 
 def auto_clients_per_process(clients: int, cores: int) -> int:
-    """Clients per process by default: as many processes as cores, at most :data:`AUTO_PACK_SIZE` each.
+    """Clients per process by default: ceil(clients / cores), so that there are no more client
+    processes than cores, and at most :data:`AUTO_PACK_SIZE`.
 
     More client processes than cores only contend: with 10 clients alone on 2 cores (16 agent
     processes and anvil) a round's critical path took 2.35-2.60 s, with two packs of 5 1.61-1.95 s,
@@ -538,9 +552,12 @@ class LocalFederation:
         return self.supervisor.processes
 
     def start_agents(self, *, skip: Iterable[str] = (), keeper: bool = True) -> None:
-        """Start every client and member (but those in ``skip``) and the keeper."""
+        """Start every client process and member (but those in ``skip``, process names) and the keeper."""
         skipped = set(skip)
-        for name in [*self.member_names, *self.client_processes, *(["keeper"] if keeper else [])]:
+        names = [*self.member_names, *self.client_processes, *(["keeper"] if keeper else [])]
+        for name in sorted(skipped - set(names)):
+            self._process_of(name)  # says what to name instead (a packed client: its pack)
+        for name in names:
             if name not in skipped:
                 self.start(name)
 
@@ -559,6 +576,11 @@ class LocalFederation:
         if name == "keeper":
             return "agents.keeper", {"FEDTSS_PRIVATE_KEY": _hex_key(self.operator)}
         if role == "client" and name in self.client_names:
+            pack = next(process for process, clients in self.client_processes.items() if name in clients)
+            if pack != name:
+                raise ConfigError(f"{name} runs in the process {pack} with {len(self.client_processes[pack])} "
+                                  f"clients: start or stop {pack}, or set clients_per_process=1 to run each "
+                                  "client alone")
             return "agents.client", {"FEDTSS_PRIVATE_KEY": _hex_key(self.clients[int(number)])}
         if role == "clients" and name in self.client_processes:
             return "agents.pack", {_packed_key_env(client): _hex_key(self.clients[int(client.removeprefix("client-"))])
@@ -568,7 +590,8 @@ class LocalFederation:
             sealing_private = dev_sealing_keypair(member.address)[0]
             return "agents.aggregator", {"FEDTSS_PRIVATE_KEY": _hex_key(member),
                                          "FEDTSS_SEALING_KEY": sealing_private.hex()}
-        raise ConfigError(f"no node named {name!r}: expected keeper, client-0..client-{self.spec.clients - 1} "
+        processes = list(self.client_processes)
+        raise ConfigError(f"no node named {name!r}: expected keeper, {processes[0]}..{processes[-1]} "
                           f"or member-1..member-{self.spec.committee}")
 
     def wait_until_ready(self, names: Iterable[str] | None = None, *, timeout: float | None = None) -> None:
@@ -577,7 +600,8 @@ class LocalFederation:
         self.supervisor.wait_until_ready(names, timeout=ready_timeout(self.spec.clients) if timeout is None else timeout)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to one node's process group and wait for it to exit."""
+        """Send ``sig`` to one node's process group and wait for it to exit (a packed client: its pack)."""
+        self._process_of(name)  # a name that is no process is a mistake, not a no-op
         self.supervisor.kill(name, sig)
 
     def exited(self) -> dict[str, int]:

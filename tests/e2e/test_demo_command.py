@@ -43,12 +43,14 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 def test_demo_command_writes_the_report_plot_and_chain_and_leaves_no_process(tmp_path) -> None:
-    done = subprocess.run(_fedtss("demo", "--name", "small", "--rounds", "2", *SMALL), cwd=tmp_path,
+    packed = ("--clients-per-process", "2")  # as the default packs them on two cores, on any machine
+    done = subprocess.run(_fedtss("demo", "--name", "small", "--rounds", "2", *SMALL, *packed), cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = tmp_path / "runs" / "small"
     report = json.loads((run / "report.json").read_text())
     assert {"config", "rounds", "plaintext_fedavg", "total_seconds"} <= report.keys()
+    assert report["config"]["clients_per_process"] == 2 and "6 agent processes ready" in done.stdout  # 2 + 3 + keeper
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     for record in report["rounds"]:
         assert record["state"] == "Finalized" and record["participants"] == 3

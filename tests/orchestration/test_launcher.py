@@ -17,8 +17,8 @@ from fedtss.chain import ModelTerms, load_model_terms
 from fedtss.chain.devnode import dev_accounts
 from fedtss.chain.keys import load_masking_key
 
-from orchestration.launcher import (FederationSpec, LocalFederation, _deployment_toml, _toml, auto_clients_per_process,
-                                    available_cores)
+from orchestration import launcher
+from orchestration.launcher import FederationSpec, LocalFederation, _deployment_toml, _toml, auto_clients_per_process
 from orchestration.report import render_table
 from orchestration.tracker import RoundTracker
 
@@ -208,7 +208,7 @@ def test_a_member_that_dies_is_named_with_when_and_its_round_and_the_run_knows_i
         federation.close()
 
 
-def test_clients_are_packed_one_process_per_core_at_most_fifty_each_and_alone_when_cores_suffice() -> None:
+def test_clients_are_packed_one_process_per_core_at_most_fifty_each_and_alone_when_cores_suffice(monkeypatch) -> None:
     assert auto_clients_per_process(10, 2) == 5  # the demo on this machine: two packs of five
     assert auto_clients_per_process(11, 2) == 6
     assert auto_clients_per_process(2, 2) == 1
@@ -216,8 +216,27 @@ def test_clients_are_packed_one_process_per_core_at_most_fifty_each_and_alone_wh
     assert auto_clients_per_process(100, 2) == 50
     assert auto_clients_per_process(1000, 2) == 50
     assert auto_clients_per_process(1000, 64) == 16
-    assert FederationSpec(clients=3).resolved_clients_per_process == auto_clients_per_process(3, available_cores())
+    monkeypatch.setattr(launcher, "available_cores", lambda: 2)
+    federation = LocalFederation(FederationSpec(clients=10))
+    assert federation.client_processes == {"clients-0": [f"client-{i}" for i in range(5)],
+                                           "clients-1": [f"client-{i}" for i in range(5, 10)]}
+    assert federation.spec.to_json()["clients_per_process"] == 5  # the report says what ran
+    for misnamed in (lambda: federation.kill("client-3"), lambda: federation.start("client-3"),
+                     lambda: federation.start_agents(skip=["client-3"])):
+        with pytest.raises(ConfigError, match="client-3 runs in the process clients-0 with 5 clients"):
+            misnamed()  # before, a silent no-op (kill, skip) or a client started without its key
+    with pytest.raises(ConfigError, match="expected keeper, clients-0..clients-1 or member-1..member-5"):
+        federation.kill("member-9")
     assert FederationSpec(clients=17, clients_per_process=1).resolved_clients_per_process == 1
+
+
+@pytest.mark.parametrize(("cpu_max", "cores"), [("max 100000\n", None), ("200000 100000\n", 2),
+                                                ("150000 100000\n", 2), ("50000 100000\n", 1), ("garbled", None)])
+def test_a_cgroup_cpu_quota_caps_the_cores_counted(tmp_path, cpu_max, cores) -> None:
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max, encoding="ascii")
+    assert launcher._cgroup_cpu_quota(path) == cores
+    assert launcher._cgroup_cpu_quota(tmp_path / "absent") is None
     federation = LocalFederation(FederationSpec(clients=5, min_clients=2, clients_per_process=2))
     assert federation.client_processes == {"clients-0": ["client-0", "client-1"], "clients-1": ["client-2", "client-3"],
                                            "clients-2": ["client-4"]}
