@@ -277,9 +277,19 @@ def test_members_wait_for_shares_by_ticks_and_handle_chain_events_meanwhile(make
     for member in fed.members:  # wait for every share, so a member slow to post its own is still awaited
         member.settings = replace(member.settings, share_wait_seconds=60.0)
 
+    waiting, late = fed.members[:2], fed.members[2]
+
     async def run_members_until_finalized_and_none_waits() -> None:
-        runs = [asyncio.create_task(run_agent(member, poll_interval=0.05)) for member in fed.members]
+        runs = [asyncio.create_task(run_agent(member, poll_interval=0.05)) for member in waiting]
         try:
+            # The third member starts once the first two wait in the round, so its share reaches them
+            # as an event they handle while waiting. (Started together, the third share could be
+            # mined before a member began to wait and be read with the round's others: no event.)
+            for _ in range(600):
+                if all(member.is_waiting() for member in waiting) or any(run.done() for run in runs):
+                    break
+                await asyncio.sleep(0.1)
+            runs.append(asyncio.create_task(run_agent(late, poll_interval=0.05)))
             for _ in range(600):
                 settled = not any(member.is_waiting() for member in fed.members)
                 if (settled and fed.contract.state(1) == RoundState.Finalized) or any(run.done() for run in runs):
@@ -295,7 +305,12 @@ def test_members_wait_for_shares_by_ticks_and_handle_chain_events_meanwhile(make
 
     assert fed.contract.state(1) == RoundState.Finalized
     lines = [r.getMessage() for r in caplog.records]
-    for member in fed.members:
+    # The late member heard ThresholdReached before it posted (it handles it first when catching up):
+    # it publishes its share as it posts. (It used to keep it, and the others waited share_wait.)
+    posted = lines[_log_position(lines, f"address={late.node.address}", "event=CollectionClosed",
+                                 "action=aggregate_and_submit")]
+    assert "published: the set was fixed before it posted" in posted
+    for member in waiting:
         me = f"address={member.node.address}"
         started = _log_position(lines, me, "event=ThresholdReached", "action=start_reconstruction")
         # While it waited, the member went on handling chain events: the third share came as one...
