@@ -40,6 +40,7 @@ bench: install
 	$(PY) -m benchmarks.secure_aggregation
 	$(PY) -m benchmarks.ipfs_fetch
 	$(PY) -m benchmarks.validation
+	$(PY) -m benchmarks.latency
 
 clean:
 	rm -rf $(VENV) node_modules build

@@ -6,7 +6,7 @@ asserted here (a timing assertion on a shared two-core machine would be noise).
 
 from __future__ import annotations
 
-from benchmarks import gas, secret_sharing
+from benchmarks import gas, latency, secret_sharing
 from fedtss.formats import field_vector_bytes
 
 SECRET_SHARING_KEYS = {
@@ -81,3 +81,28 @@ def test_the_gas_benchmark_writes_a_submit_update_curve_by_client_count() -> Non
     curve = gas.submit_update_curve((3, 4))
     assert set(curve) == {"3", "4"}
     assert all(0 < c["median"] <= c["max"] < c["round_total"] for c in curve.values())
+
+
+def test_the_latency_benchmark_interleaves_the_shapes_and_takes_the_median_of_each() -> None:
+    calls: list[str] = []
+
+    def fake_demo(name, rounds, options):
+        calls.append(name)
+        path = {"packs": 1.5, "alone": 2.5}[name.split("-")[2]] + int(name.rsplit("-", 1)[1]) / 10
+        return {"median_critical_path_s": path, "setup_seconds": 15.0, "total_seconds": 35.0, "exit_code": 0}
+
+    result = latency.measure(pairs=3, rounds=2, demo=fake_demo)
+    assert calls == ["bench-latency-packs-0", "bench-latency-alone-0", "bench-latency-alone-1",
+                     "bench-latency-packs-1", "bench-latency-packs-2", "bench-latency-alone-2"]
+    assert result["by_shape"]["packs"]["median_critical_path_s"] == 1.6  # 1.5, 1.6, 1.7
+    assert result["by_shape"]["alone"]["median_critical_path_s"] == 2.6
+    assert (result["target_s"], result["rounds"], result["pairs"]) == (0.5, 2, 3) and result["cores"] >= 1
+
+
+def test_the_latency_benchmark_reads_a_real_demo_report_and_removes_its_run(tmp_path) -> None:
+    small = ("--clients", "3", "--committee", "3", "--threshold", "2", "--min-clients", "2")
+    run = latency.run_demo("bench-latency-test", 1, (*small, *latency.SHAPES["alone"]), cwd=tmp_path)
+    assert run["exit_code"] == 0 and run["finalized"] == 1 and run["clients_per_process"] == 1
+    assert run["median_critical_path_s"] > 0 and {"client_train", "member_send"} <= run["breakdown_median"].keys()
+    assert len(run["round_seconds"]) == 1 and run["setup_seconds"] > 0
+    assert not (tmp_path / "runs" / "bench-latency-test").exists()
