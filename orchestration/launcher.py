@@ -169,8 +169,8 @@ class FederationSpec:
     ipfs_hosts: int = 0
     keeper_interval: float = 1.0
     #: Client agents per OS process (agents.pack): 1 runs each client alone, as a real deployment
-    #: does; more share one copy of PyTorch, web3 and numba. None: one process per core
-    #: (:func:`auto_clients_per_process`).
+    #: does; more share one copy of PyTorch, web3 and numba. None: ceil(clients / cores), at most
+    #: :data:`AUTO_PACK_SIZE` (:func:`auto_clients_per_process`).
     clients_per_process: int | None = None
     reopen_failed: bool = False
     runs_dir: Path = Path("runs")
