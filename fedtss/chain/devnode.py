@@ -1,6 +1,6 @@
 """A local anvil node for tests, benchmarks and one-machine runs, and its well-known accounts.
 
-:func:`start_anvil` runs ``node_modules/.bin/anvil`` (on a free port unless one is given)
+:func:`start_anvil` runs the anvil npm installed (on a free port unless one is given)
 and returns once it answers; :meth:`DevNode.stop` ends it. The accounts come from anvil's
 public test mnemonic: they are for local chains only.
 
@@ -28,9 +28,18 @@ from fedtss._files import open_private_log
 from fedtss.chain.reader import ChainReader
 from fedtss.errors import ChainError, ConfigError
 
-__all__ = ["ANVIL", "ANVIL_MNEMONIC", "DevNode", "dev_accounts", "free_port", "start_anvil"]
+__all__ = ["ANVIL", "ANVIL_MNEMONIC", "DevNode", "anvil_executable", "dev_accounts", "free_port", "start_anvil"]
 
 ANVIL = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "anvil"
+
+
+def anvil_executable() -> Path:
+    """The anvil binary npm installed for this platform (``@foundry-rs/anvil-<os>-<arch>/bin/anvil``),
+    else :data:`ANVIL`, npm's Node.js wrapper. The binary is run directly because the wrapper, on
+    SIGTERM, passes the signal on and exits at once: :meth:`DevNode.stop` then returned while anvil
+    was still writing ``--state``, and a reader of the file saw it cut short."""
+    found = sorted(ANVIL.parents[1].glob("@foundry-rs/anvil-*/bin/anvil"))
+    return found[0] if len(found) == 1 and found[0].is_file() else ANVIL
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 
 
@@ -117,7 +126,7 @@ def start_anvil(
     fixed_port = port is not None
     port = port if fixed_port else free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [str(ANVIL), "--port", str(port), "--accounts", str(accounts), "--mnemonic", ANVIL_MNEMONIC]
+    command = [str(anvil_executable()), "--port", str(port), "--accounts", str(accounts), "--mnemonic", ANVIL_MNEMONIC]
     if state is not None:
         Path(state).parent.mkdir(parents=True, exist_ok=True)
         command += ["--state", str(state)]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
+from pathlib import Path
 
 import pytest
 
-from fedtss.chain.devnode import dev_accounts, free_port, start_anvil
+from fedtss.chain.devnode import anvil_executable, dev_accounts, free_port, start_anvil
 from fedtss.errors import ChainError, ConfigError
 
 
@@ -35,6 +37,25 @@ def test_a_node_restarted_on_its_state_file_and_port_keeps_its_chain_and_url(tmp
     finally:
         reopened.stop()
     assert (state.stat().st_mtime_ns, state.read_bytes()) == saved
+
+
+def test_stop_returns_once_anvil_itself_has_written_its_state_and_exited(tmp_path):
+    """npm's Node.js wrapper exits on SIGTERM without waiting for anvil: stop() then returned while
+    anvil still wrote --state, and a reader right after saw a file cut short (a CI run caught it)."""
+    state = tmp_path / "state.json"
+    sender, receiver = dev_accounts(2)
+    node = start_anvil(accounts=2, state=state)
+    pid = node.process.pid
+    try:
+        executable = Path(f"/proc/{pid}/exe").resolve()
+        assert executable == anvil_executable() and executable.name == "anvil"  # anvil itself, not node
+        for value in range(1, 21):  # a chain with some history: a longer write
+            node.w3.eth.wait_for_transaction_receipt(
+                node.w3.eth.send_transaction({"from": sender.address, "to": receiver.address, "value": value}))
+    finally:
+        node.stop()
+    assert not Path(f"/proc/{pid}").exists()  # nothing of it left running
+    assert json.loads(state.read_text(encoding="utf-8"))["block"]["number"] == hex(20)  # whole, last block in
 
 
 def test_load_state_refuses_a_missing_file_and_a_second_state_option(tmp_path):
