@@ -7,7 +7,7 @@ public test mnemonic: they are for local chains only.
 With ``state=FILE`` (``anvil --state``) the chain outlives the process: anvil loads ``FILE``
 at start if it exists and writes the whole chain (state, blocks, receipts, logs) back to it
 when it exits on SIGTERM or SIGINT, which :meth:`DevNode.stop` sends (SIGKILL, its fallback
-after 10 s, writes nothing). Started again with the same ``state`` and ``port``, the node
+after 30 s, writes nothing). Started again with the same ``state`` and ``port``, the node
 answers at the same URL with the same chain, so clients reconnect to it unchanged.
 """
 
