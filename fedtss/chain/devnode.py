@@ -31,6 +31,7 @@ from fedtss.errors import ChainError, ConfigError
 __all__ = ["ANVIL", "ANVIL_MNEMONIC", "DevNode", "anvil_executable", "dev_accounts", "free_port", "start_anvil"]
 
 ANVIL = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "anvil"
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 
 
 def anvil_executable() -> Path:
@@ -40,7 +41,6 @@ def anvil_executable() -> Path:
     was still writing ``--state``, and a reader of the file saw it cut short."""
     found = sorted(ANVIL.parents[1].glob("@foundry-rs/anvil-*/bin/anvil"))
     return found[0] if len(found) == 1 and found[0].is_file() else ANVIL
-ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 
 
 @dataclass
