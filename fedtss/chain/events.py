@@ -79,10 +79,11 @@ from itertools import groupby
 from typing import Any
 from urllib.parse import urlsplit
 
-from web3 import AsyncHTTPProvider, AsyncWeb3, Web3, WebSocketProvider
+from web3 import AsyncWeb3, Web3, WebSocketProvider
 from web3.exceptions import BlockNotFound, ProviderConnectionError, RequestTimedOut, Web3RPCError
 from websockets.exceptions import InvalidStatus
 
+from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
 from fedtss.chain._failures import NODE_FAILURES, node_error
 from fedtss.chain.checkpoint import BlockRef, Checkpoint, compute_fork_point, remember_blocks
 from fedtss.chain.contract import ChainEvent, Deployment, RoundsContract
@@ -444,12 +445,13 @@ class EventSource:
 
 @asynccontextmanager
 async def _over_http(url: str) -> AsyncIterator[AsyncWeb3]:
-    # No retries inside web3: the retry policy (and its logging) is ours.
-    provider = AsyncHTTPProvider(url, request_kwargs={"timeout": REQUEST_TIMEOUT_S}, exception_retry_configuration=None)
+    # Not web3's AsyncHTTPProvider: a cancelled request of it can hang every web3 HTTP
+    # provider in the process (see fedtss.chain._async_http). No retries inside: they are ours.
+    provider = AsyncJSONRPCOverHTTP(url, timeout=REQUEST_TIMEOUT_S)
     try:
         yield AsyncWeb3(provider)
     finally:
-        await provider.disconnect()  # closes its cached aiohttp session
+        await provider.disconnect()  # closes its aiohttp session
 
 
 #: Refusals of eth_getLogs by block hash in a row after which a source reads block ranges only

@@ -323,16 +323,16 @@ def _follow_three_blocks(chain, deployed, request_url: str, methods: list[str]) 
 
 
 def test_each_announced_child_block_costs_one_request_its_logs_by_block_hash(chain, deployed, monkeypatch):
-    from web3 import AsyncHTTPProvider
+    from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
 
     methods: list[str] = []
-    real = AsyncHTTPProvider.make_request
+    real = AsyncJSONRPCOverHTTP.make_request
 
     async def recording(self, method, params):
         methods.append(method)
         return await real(self, method, params)
 
-    monkeypatch.setattr(AsyncHTTPProvider, "make_request", recording)
+    monkeypatch.setattr(AsyncJSONRPCOverHTTP, "make_request", recording)
     later = _follow_three_blocks(chain, deployed, chain.url, methods)  # the announcing node itself
     assert later == ["eth_getLogs"] * 3  # no eth_getBlockByNumber for a block the socket announced
 

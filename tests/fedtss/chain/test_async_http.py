@@ -1,0 +1,80 @@
+"""The event sources' HTTP requests against real anvil: they can be cancelled at any point and
+never hold or leave held web3's process-wide session lock, which every other web3 HTTP provider
+in the process needs (web3.py issue #3867: a CI run hung 80 minutes on it)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+
+import pytest
+from web3 import Web3
+from web3._utils.http_session_manager import HTTPSessionManager
+
+from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
+from fedtss.chain.events import _over_http
+
+
+def answers_from_a_new_thread(url: str, timeout: float = 10.0) -> bool:
+    """Whether a fresh synchronous web3 provider, in a thread of its own (so it must cache a new
+    session under web3's lock), reads the block number within ``timeout``."""
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(Web3(Web3.HTTPProvider(url)).eth.block_number),
+                              daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result)
+
+
+def test_a_polling_request_neither_needs_nor_takes_web3s_process_wide_session_lock(anvil) -> None:
+    async def read_head_while_another_thread_holds_the_lock() -> int:
+        async with _over_http(anvil.url) as w3:
+            return (await asyncio.wait_for(w3.eth.get_block("latest"), 10))["number"]
+
+    assert HTTPSessionManager._lock.acquire(timeout=10)  # as a thread caching its session does
+    try:
+        number = asyncio.run(read_head_while_another_thread_holds_the_lock())
+    finally:
+        HTTPSessionManager._lock.release()
+    assert number == anvil.w3.eth.block_number
+
+
+def test_requests_cancelled_at_random_points_leave_every_web3_provider_in_the_process_working(anvil) -> None:
+    rng = random.Random(3867)
+
+    async def poll(url: str) -> None:
+        async with _over_http(url) as w3:
+            while True:
+                await w3.eth.get_block("latest")
+
+    async def start_and_cancel_pollers() -> None:
+        for _ in range(40):
+            pollers = [asyncio.create_task(poll(anvil.url)) for _ in range(3)]
+            await asyncio.sleep(rng.uniform(0, 0.02))  # before, during or after a request
+            for poller in pollers:
+                poller.cancel()
+            outcomes = await asyncio.gather(*pollers, return_exceptions=True)
+            assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+
+    asyncio.run(start_and_cancel_pollers())
+    assert not HTTPSessionManager._lock.locked()
+    assert answers_from_a_new_thread(anvil.url)
+
+
+def test_a_node_that_does_not_answer_in_time_raises_timeout_error_which_fedtss_counts_as_the_nodes_fault() -> None:
+    from fedtss.chain._failures import NODE_FAILURES
+
+    async def ask_a_silent_server() -> None:
+        server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        provider = AsyncJSONRPCOverHTTP(f"http://127.0.0.1:{port}", timeout=0.3)
+        try:
+            await provider.make_request("eth_blockNumber", [])
+        finally:
+            await provider.disconnect()
+            server.close()
+
+    with pytest.raises(TimeoutError) as caught:
+        asyncio.run(ask_a_silent_server())
+    assert isinstance(caught.value, NODE_FAILURES)
