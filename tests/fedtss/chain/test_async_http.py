@@ -78,3 +78,12 @@ def test_a_node_that_does_not_answer_in_time_raises_timeout_error_which_fedtss_c
     with pytest.raises(TimeoutError) as caught:
         asyncio.run(ask_a_silent_server())
     assert isinstance(caught.value, NODE_FAILURES)
+
+
+def test_no_code_of_the_project_builds_web3s_async_http_provider() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    users = [str(path.relative_to(root)) for package in ("fedtss", "agents", "orchestration", "benchmarks")
+             for path in (root / package).rglob("*.py") if "AsyncHTTPProvider(" in path.read_text(encoding="utf-8")]
+    assert users == [], f"use fedtss.chain._async_http.AsyncJSONRPCOverHTTP instead (web3.py #3867): {users}"
