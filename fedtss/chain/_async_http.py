@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout
+from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
@@ -40,7 +40,10 @@ class AsyncJSONRPCOverHTTP(AsyncJSONBaseProvider):
 
     async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         if self._session is None or self._session.closed:
-            self._session = ClientSession(timeout=self._timeout, raise_for_status=True)
+            # A connection per request, as web3's provider does: a kept-alive connection that a
+            # proxy closed while idle would fail the next request for nothing.
+            self._session = ClientSession(timeout=self._timeout, raise_for_status=True,
+                                          connector=TCPConnector(force_close=True))
         body = self.encode_rpc_request(method, params)
         async with self._session.post(self.endpoint_uri, data=body,
                                       headers={"Content-Type": "application/json"}) as response:
