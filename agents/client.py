@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from threading import Lock
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -282,15 +283,22 @@ def fetch_model(node: Node, cid: str, layout: ModelLayout | None) -> dict[str, N
     return tensors
 
 
+#: Blobs a client stores at once. Each put is a round trip to the store (two fsyncs in a local
+#: folder, an HTTP ``add`` to an IPFS daemon) that waits on the disk or the daemon, not on us.
+STORE_WORKERS = 8
+
+
 def publish_update(node: Node, prepared: PreparedUpdate) -> str:
-    """Store the sealed shares (and the masked vector), then the manifest; return the manifest's CID."""
+    """Store the sealed shares (and the masked vector) side by side, then the manifest; return
+    the manifest's CID. The manifest goes last, so whoever finds it finds every blob it names."""
     blobs = list(zip(prepared.manifest.share_cids, prepared.sealed_shares, strict=True))
     if prepared.masked_blob is not None:
         blobs.append((prepared.manifest.masked_cid, prepared.masked_blob))
-    for expected, blob in blobs:
-        stored = node.store.put(blob)
-        if stored != expected:
-            raise StorageError(f"the store named a sealed share {stored}, its CID is {expected}")
+    with ThreadPoolExecutor(max_workers=min(STORE_WORKERS, len(blobs)), thread_name_prefix="put") as pool:
+        stored = list(pool.map(node.store.put, [blob for _, blob in blobs]))  # the first failure is raised
+    for (expected, _), cid in zip(blobs, stored, strict=True):
+        if cid != expected:
+            raise StorageError(f"the store named a sealed share {cid}, its CID is {expected}")
     return node.store.put(prepared.manifest_blob)
 
 

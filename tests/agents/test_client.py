@@ -122,3 +122,54 @@ def test_a_client_stores_only_sealed_shares_and_its_manifest_and_submits_once(ma
 
 def _blob_files(fed: Federation) -> set:
     return {path for path in (fed.store.root / "blobs").rglob("*") if path.is_file()}
+
+
+class _GatedStore:
+    """A store whose puts of share blobs all wait until ``together`` of them are in flight at once."""
+
+    def __init__(self, together: int, fail: bytes | None = None) -> None:
+        import threading
+
+        self.order: list[bytes] = []
+        self._lock = threading.Lock()
+        self._all_in = threading.Barrier(together, timeout=10)
+        self._fail = fail
+
+    def put(self, data: bytes) -> str:
+        if data != b"manifest":
+            self._all_in.wait()  # a BrokenBarrierError after 10 s if they were stored one by one
+        with self._lock:
+            self.order.append(data)
+        if data == self._fail:
+            raise InvalidSealedShare("the store refused it")
+        return compute_cid(data)
+
+
+def _prepared_blobs(blobs: list[bytes]):
+    from types import SimpleNamespace
+
+    manifest = SimpleNamespace(share_cids=tuple(compute_cid(b) for b in blobs), masked_cid=None)
+    return SimpleNamespace(manifest=manifest, sealed_shares=tuple(blobs), masked_blob=None, manifest_blob=b"manifest")
+
+
+def test_a_client_stores_its_shares_side_by_side_and_the_manifest_only_after_all_of_them() -> None:
+    from types import SimpleNamespace
+
+    from agents.client import publish_update
+
+    blobs = [f"sealed share {j}".encode() for j in range(5)]
+    store = _GatedStore(together=len(blobs))
+    assert publish_update(SimpleNamespace(store=store), _prepared_blobs(blobs)) == compute_cid(b"manifest")
+    assert sorted(store.order[:-1]) == sorted(blobs) and store.order[-1] == b"manifest"
+
+
+def test_a_share_the_store_refuses_fails_the_publication_and_no_manifest_is_stored() -> None:
+    from types import SimpleNamespace
+
+    from agents.client import publish_update
+
+    blobs = [f"sealed share {j}".encode() for j in range(3)]
+    store = _GatedStore(together=len(blobs), fail=blobs[1])
+    with pytest.raises(InvalidSealedShare, match="refused"):
+        publish_update(SimpleNamespace(store=store), _prepared_blobs(blobs))
+    assert b"manifest" not in store.order
