@@ -27,20 +27,30 @@ def answers_from_a_new_thread(url: str, timeout: float = 10.0) -> bool:
     return bool(result)
 
 
-def test_a_polling_request_neither_needs_nor_takes_web3s_process_wide_session_lock(anvil) -> None:
+@pytest.fixture
+def throwaway_session_lock(monkeypatch) -> threading.Lock:
+    """web3's process-wide session lock, replaced for one test: if a regression leaves it taken,
+    that test fails and the rest of the run keeps the real, free one."""
+    lock = threading.Lock()
+    monkeypatch.setattr(HTTPSessionManager, "_lock", lock)
+    return lock
+
+
+def test_a_polling_request_neither_needs_nor_takes_web3s_process_wide_session_lock(anvil, throwaway_session_lock) -> None:
     async def read_head_while_another_thread_holds_the_lock() -> int:
         async with _over_http(anvil.url) as w3:
             return (await asyncio.wait_for(w3.eth.get_block("latest"), 10))["number"]
 
-    assert HTTPSessionManager._lock.acquire(timeout=10)  # as a thread caching its session does
+    assert throwaway_session_lock.acquire(timeout=10)  # as a thread caching its session does
     try:
         number = asyncio.run(read_head_while_another_thread_holds_the_lock())
     finally:
-        HTTPSessionManager._lock.release()
+        throwaway_session_lock.release()
     assert number == anvil.w3.eth.block_number
 
 
-def test_requests_cancelled_at_random_points_leave_every_web3_provider_in_the_process_working(anvil) -> None:
+def test_requests_cancelled_at_random_points_leave_every_web3_provider_in_the_process_working(
+        anvil, throwaway_session_lock) -> None:
     rng = random.Random(3867)
 
     async def poll(url: str) -> None:
@@ -58,7 +68,7 @@ def test_requests_cancelled_at_random_points_leave_every_web3_provider_in_the_pr
             assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
 
     asyncio.run(start_and_cancel_pollers())
-    assert not HTTPSessionManager._lock.locked()
+    assert not throwaway_session_lock.locked()
     assert answers_from_a_new_thread(anvil.url)
 
 
@@ -66,14 +76,18 @@ def test_a_node_that_does_not_answer_in_time_raises_timeout_error_which_fedtss_c
     from fedtss.chain._failures import NODE_FAILURES
 
     async def ask_a_silent_server() -> None:
-        server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        accepted: list[asyncio.StreamWriter] = []
+        server = await asyncio.start_server(lambda reader, writer: accepted.append(writer), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         provider = AsyncJSONRPCOverHTTP(f"http://127.0.0.1:{port}", timeout=0.3)
         try:
             await provider.make_request("eth_blockNumber", [])
         finally:
             await provider.disconnect()
+            for writer in accepted:
+                writer.close()
             server.close()
+            await server.wait_closed()
 
     with pytest.raises(TimeoutError) as caught:
         asyncio.run(ask_a_silent_server())
