@@ -294,7 +294,7 @@ def publish_update(node: Node, prepared: PreparedUpdate) -> str:
     blobs = list(zip(prepared.manifest.share_cids, prepared.sealed_shares, strict=True))
     if prepared.masked_blob is not None:
         blobs.append((prepared.manifest.masked_cid, prepared.masked_blob))
-    with ThreadPoolExecutor(max_workers=min(STORE_WORKERS, len(blobs)), thread_name_prefix="put") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(STORE_WORKERS, len(blobs))), thread_name_prefix="put") as pool:
         stored = list(pool.map(node.store.put, [blob for _, blob in blobs]))  # the first failure is raised
     for (expected, _), cid in zip(blobs, stored, strict=True):
         if cid != expected:

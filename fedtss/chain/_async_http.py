@@ -13,6 +13,7 @@ This provider keeps one aiohttp session of its own, opened on first use in the r
 loop, and takes no lock: cancelling a request only abandons that request. It raises what
 ``AsyncHTTPProvider`` raises (``aiohttp.ClientError``, ``TimeoutError``), which
 ``fedtss.chain`` turns into ``ChainUnavailable``; the JSON-RPC answer is decoded by web3.
+It sends no batch requests (nothing here asks for one) and no web3 ``User-Agent``.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ class AsyncJSONRPCOverHTTP(AsyncJSONBaseProvider):
 
     async def is_connected(self, show_traceback: bool = False) -> bool:
         try:
-            await self.make_request(RPCEndpoint("web3_clientVersion"), [])
+            response = await self.make_request(RPCEndpoint("web3_clientVersion"), [])
         except Exception:
             if show_traceback:
                 raise
             return False
-        return True
+        return "result" in response
 
     async def disconnect(self) -> None:
         if self._session is not None:
