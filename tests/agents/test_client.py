@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -11,6 +14,7 @@ from agents.client import (
     UpdateContext,
     on_round_opened,
     prepare_update,
+    publish_update,
 )
 from agents.runtime import Skip, handle_event
 from fedtss.chain import RoundOpened, RoundState, UpdateSubmitted, events_of, dev_sealing_keypair
@@ -128,8 +132,6 @@ class _GatedStore:
     """A store whose puts of share blobs all wait until ``together`` of them are in flight at once."""
 
     def __init__(self, together: int, fail: bytes | None = None) -> None:
-        import threading
-
         self.order: list[bytes] = []
         self._lock = threading.Lock()
         self._all_in = threading.Barrier(together, timeout=10)
@@ -146,17 +148,11 @@ class _GatedStore:
 
 
 def _prepared_blobs(blobs: list[bytes]):
-    from types import SimpleNamespace
-
     manifest = SimpleNamespace(share_cids=tuple(compute_cid(b) for b in blobs), masked_cid=None)
     return SimpleNamespace(manifest=manifest, sealed_shares=tuple(blobs), masked_blob=None, manifest_blob=b"manifest")
 
 
 def test_a_client_stores_its_shares_side_by_side_and_the_manifest_only_after_all_of_them() -> None:
-    from types import SimpleNamespace
-
-    from agents.client import publish_update
-
     blobs = [f"sealed share {j}".encode() for j in range(5)]
     store = _GatedStore(together=len(blobs))
     assert publish_update(SimpleNamespace(store=store), _prepared_blobs(blobs)) == compute_cid(b"manifest")
@@ -164,10 +160,6 @@ def test_a_client_stores_its_shares_side_by_side_and_the_manifest_only_after_all
 
 
 def test_a_share_the_store_refuses_fails_the_publication_and_no_manifest_is_stored() -> None:
-    from types import SimpleNamespace
-
-    from agents.client import publish_update
-
     blobs = [f"sealed share {j}".encode() for j in range(3)]
     store = _GatedStore(together=len(blobs), fail=blobs[1])
     with pytest.raises(InvalidSealedShare, match="refused"):

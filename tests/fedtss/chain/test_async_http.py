@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from pathlib import Path
 
 import pytest
 from web3 import Web3
 from web3._utils.http_session_manager import HTTPSessionManager
 
 from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
+from fedtss.chain._failures import NODE_FAILURES
 from fedtss.chain.events import _over_http
 
 
@@ -73,8 +75,6 @@ def test_requests_cancelled_at_random_points_leave_every_web3_provider_in_the_pr
 
 
 def test_a_node_that_does_not_answer_in_time_raises_timeout_error_which_fedtss_counts_as_the_nodes_fault() -> None:
-    from fedtss.chain._failures import NODE_FAILURES
-
     async def ask_a_silent_server() -> None:
         accepted: list[asyncio.StreamWriter] = []
         server = await asyncio.start_server(lambda reader, writer: accepted.append(writer), "127.0.0.1", 0)
@@ -95,8 +95,6 @@ def test_a_node_that_does_not_answer_in_time_raises_timeout_error_which_fedtss_c
 
 
 def test_no_code_of_the_project_builds_web3s_async_http_provider() -> None:
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[3]
     users = [str(path.relative_to(root)) for package in ("fedtss", "agents", "orchestration", "benchmarks")
              for path in (root / package).rglob("*.py") if "AsyncHTTPProvider(" in path.read_text(encoding="utf-8")]
