@@ -31,6 +31,7 @@ __all__ = [
     "BLOCK",
     "share_words",
     "lagrange_combine4",
+    "add_scaled",
     "project",
     "project_and_square",
 ]
@@ -172,6 +173,27 @@ def _lagrange_combine4(out, s0, s1, s2, s3, weights, accumulate):
                 + _fold(_mulmod_split(a3 & _P, w3h, w3l))
             )
             dest[i] = _canonical(total)
+    return bad
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _add_scaled(out, share, weight):
+    """out = out + weight·share (mod p) in place, for one weight < p (a member weighting a
+    client's share by its sample count). Returns how many share values were outside the field."""
+    d = out.shape[0]
+    wh = weight >> _S32
+    wl = weight & _M32
+    nblocks = (d + BLOCK - 1) // BLOCK
+    bad = 0
+    for b in prange(nblocks):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, d)
+        v = share[lo:hi]
+        dest = out[lo:hi]
+        for i in range(hi - lo):
+            a = v[i]
+            bad += a >= _P
+            dest[i] = _canonical(dest[i] + _fold(_mulmod_split(a & _P, wh, wl)))
     return bad
 
 
@@ -318,5 +340,6 @@ def _dynamically_scheduled(kernel):
 
 share_words = _dynamically_scheduled(_share_words)
 lagrange_combine4 = _dynamically_scheduled(_lagrange_combine4)
+add_scaled = _dynamically_scheduled(_add_scaled)
 project = _dynamically_scheduled(_project)
 project_and_square = _dynamically_scheduled(_project_and_square)

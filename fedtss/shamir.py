@@ -52,6 +52,7 @@ __all__ = [
     "Reconstruction",
     "share_vector",
     "reconstruct_at_zero",
+    "add_weighted_share",
     "reconstruct_checked",
     "is_consistent",
 ]
@@ -142,6 +143,23 @@ def reconstruct_at_zero(shares: Mapping[int, NDArray[np.uint64]]) -> NDArray[np.
         if outside:
             _raise_outside_field(dict(zip(holders, vectors)))
     return result
+
+
+def add_weighted_share(total: NDArray[np.uint64], share: NDArray[np.uint64], weight: int) -> None:
+    """``total += weight * share (mod p)`` in place: by linearity, a holder that adds every
+    client's share times a public weight holds a share of the weighted sum of their secrets.
+
+    ``total`` must be a uint64 field vector of the same length as ``share``; ``weight`` an int
+    in ``[0, p)``. Raises :class:`InvalidShare` if ``share`` holds a value >= p (``total`` is
+    then wrong and must be dropped).
+    """
+    vector = _as_vector(share, "share")
+    if not isinstance(total, np.ndarray) or total.dtype != np.uint64 or total.shape != vector.shape:
+        raise InvalidShare(f"a share of shape {vector.shape} does not add to a sum of shape {np.shape(total)}")
+    if not _is_int(weight) or not 0 <= int(weight) < MODULUS:
+        raise ConfigError(f"weight must be an int in [0, p), got {weight!r:.40}")
+    if _kernels.add_scaled(total, vector, np.uint64(int(weight))):
+        raise InvalidShare("share has values >= p = 2**61 - 1")
 
 
 def reconstruct_checked(

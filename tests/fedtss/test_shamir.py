@@ -232,6 +232,38 @@ def test_sum_of_shares_reconstructs_the_sum_of_secrets(tn, d, clients, seed, dat
     assert np.array_equal(reconstruct_at_zero(rows_of(aggregate, chosen)), total)
 
 
+@settings(max_examples=20, deadline=None)
+@given(threshold_and_holders, dimensions, st.integers(min_value=2, max_value=5),
+       st.integers(min_value=0, max_value=2**32), st.data())
+def test_shares_added_with_public_weights_reconstruct_the_weighted_sum_of_secrets(tn, d, clients, seed, data) -> None:
+    """What a member does when it weights each client's share by its sample count: any weight in
+    [0, p), p - 1 included (which takes a share out again), gives a share of sum_i w_i secret_i."""
+    threshold, holders = tn
+    rng = np.random.default_rng(seed)
+    secrets = [random_secret(rng, d) for _ in range(clients)]
+    weights = data.draw(st.lists(st.one_of(st.integers(0, P - 1), st.sampled_from([0, 1, P - 1])),
+                                 min_size=clients, max_size=clients))
+    sums = np.zeros((holders, d), dtype=np.uint64)
+    for i, (secret, weight) in enumerate(zip(secrets, weights)):
+        shares = share_vector(secret, threshold=threshold, holders=holders, key=key_of(seed * 8 + i))
+        for j in range(holders):
+            shamir.add_weighted_share(sums[j], shares[j], weight)
+    expected = [sum(w * int(s[k]) for w, s in zip(weights, secrets)) % P for k in range(d)]
+    chosen = data.draw(st.lists(st.integers(1, holders), min_size=threshold, max_size=threshold, unique=True))
+    assert [int(v) for v in reconstruct_at_zero(rows_of(sums, chosen))] == expected
+
+
+def test_adding_a_weighted_share_refuses_values_outside_the_field_a_bad_weight_or_another_length() -> None:
+    total = np.zeros(4, dtype=np.uint64)
+    with pytest.raises(InvalidShare, match=">= p"):
+        shamir.add_weighted_share(total, np.array([1, 2, P, 3], dtype=np.uint64), 5)
+    for weight in (-1, P, 2.0, True):
+        with pytest.raises(ConfigError, match="weight"):
+            shamir.add_weighted_share(total, np.ones(4, dtype=np.uint64), weight)
+    with pytest.raises(InvalidShare, match="shape"):
+        shamir.add_weighted_share(total, np.ones(5, dtype=np.uint64), 1)
+
+
 def test_same_key_gives_same_shares_and_another_key_other_shares() -> None:
     secret = np.arange(10, dtype=np.uint64)
     first = share_vector(secret, threshold=2, holders=3, key=key_of(1))
