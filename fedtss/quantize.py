@@ -19,14 +19,26 @@ and summed by the committee:
    metric coordinate inside the bound every update coordinate has (``|c_j| <= clip_norm``), so
    :func:`check_capacity` covers it too: a loss above ``clip_norm`` is reported as ``clip_norm``.
 
+**Weighted by the members** (the Shamir mode with the committee's checks on): a client shares
+its *unweighted* update, ``q_j = round(c_j · 2^f)`` (``samples = 1`` in steps 2 and 5), with 1
+as the count coordinate, and states its sample count ``m`` in its manifest; each member adds
+``m`` times the client's share to its sum (:func:`fedtss.shamir.add_weighted_share`). By
+linearity the reconstructed sum is the same ``Σ_i m_i q_i`` with ``S`` as its count coordinate,
+and nothing below changes but the rounding error (at most ``2^-(f+1)``, see below). Why: the
+checks bound the squared norm of what a client shares, and without the count in it that bound,
+``(clip_norm · 2^f)^2``, no longer grows with the count the client claims
+(:func:`fedtss.validation.squared_norm_limit`); the count is public in that mode anyway.
+
 The committee reconstructs ``Q = Σ_i q_i (mod p)``. :func:`dequantize_sum` reads a value above
 ``(p-1)/2`` as negative, and returns ``Q_j / (2^f · S)`` with ``S = Σ_i samples_i``: the
 sample-weighted average ``Σ_i samples_i · c_i / S`` of the clipped updates.
 
 Exactness. The modular sum equals the integer sum as long as every partial sum stays within
 ``±(p-1)/2``. :func:`check_capacity` (called by :class:`QuantizationConfig` itself) refuses a
-configuration unless ``max_clients · (clip_norm · max_samples · 2^f · (1 + 2^-51) + 1)`` and
-``max_clients · max_samples`` are both ``<= (p-1)/2``. The slack is the real worst case of
+configuration unless ``max_clients · (clip_norm · max_samples · 2^f · (1 + 2^-51) + max(1, max_samples / 2))``
+and ``max_clients · max_samples`` are both ``<= (p-1)/2`` (the rounding term is 1 for a client
+that weights its own update, and ``m / 2`` for an update rounded unweighted and multiplied by
+``m`` at the members). The slack is the real worst case of
 float64 rounding: the squares of float32 values are exact in float64 and a rounded sum of
 them is never below its largest term, so the computed norm is ``>= |Δw_j|``; then
 ``clip_norm / norm``, the product with ``Δw_j`` and the product with ``samples · 2^f`` (itself
@@ -42,7 +54,9 @@ and converting the exact integer ``Q_j`` to the float64 quotient adds at most th
 roundings (relative 2^-53 each) of a value below ``clip_norm + N · 2^-(f+1) / S``.
 :func:`quantization_error_bound` returns the safe total
 ``N · 2^-(f+1) / S · (1 + 2^-50) + 2^-50 · clip_norm``. Since each client has at least one
-sample (``S >= N``), the error is never above about ``2^-(f+1)`` (7.6e-6 for f = 16).
+sample (``S >= N``), the error is never above about ``2^-(f+1)`` (7.6e-6 for f = 16). Weighted by the
+members, each client's rounding error is multiplied by its count, so the first term becomes
+``2^-(f+1)`` itself (``weighted_by_members=True``).
 """
 
 from __future__ import annotations
@@ -102,9 +116,10 @@ class QuantizationConfig:
 
 
 def _worst_client_value(clip_norm: float, max_samples: int, fractional_bits: int) -> Fraction:
-    """Upper bound on ``|q_j|`` of one client, float rounding included."""
+    """Upper bound on ``|q_j|`` of one client, float rounding included, whether the client weights
+    its update (rounding adds at most 1/2) or the members do (``max_samples`` times 1/2)."""
     scaled = Fraction(clip_norm) * max_samples * 2**fractional_bits
-    return scaled * (1 + _FLOAT_SLACK) + 1
+    return scaled * (1 + _FLOAT_SLACK) + max(1, Fraction(max_samples, 2))
 
 
 def _fits(clip_norm: float, max_samples: int, fractional_bits: int, max_clients: int,
@@ -166,7 +181,7 @@ def _suggestions(config: QuantizationConfig, half: int = _HALF) -> str:
     best_f = next((b for b in range(f - 1, -1, -1) if _fits(clip, samples, b, clients, half)), None)
     if best_f is not None:
         hints.append(f"lower fractional_bits to <= {best_f}")
-    room = Fraction(half, clients) - 1
+    room = Fraction(half, clients) - max(1, Fraction(samples, 2))
     if room > 0 and clients * samples <= half:
         best_clip = room / (samples * 2**f * (1 + _FLOAT_SLACK))
         hints.append(f"lower clip_norm to <= {float(best_clip) * (1 - 1e-6):.6g}")
@@ -283,16 +298,18 @@ def dequantize_sum(
 
 
 def quantization_error_bound(
-    config: QuantizationConfig, *, clients: int, total_samples: int
+    config: QuantizationConfig, *, clients: int, total_samples: int, weighted_by_members: bool = False
 ) -> float:
     """Largest per-coordinate gap between :func:`dequantize_sum` and the exact weighted mean.
 
-    ``clients`` is the number of summed updates and ``total_samples`` their sample total; see
-    the module docstring for the derivation.
+    ``clients`` is the number of summed updates and ``total_samples`` their sample total;
+    ``weighted_by_members``: the clients shared unweighted updates that the members multiplied
+    by each count. See the module docstring for the derivation.
     """
     require_int(clients, "clients", low=1, high=config.max_clients, error=ConfigError)
     require_int(total_samples, "total_samples", low=clients, high=2**62, error=ConfigError)
-    rounding = clients * 2.0 ** -(config.fractional_bits + 1) / total_samples
+    rounded = total_samples if weighted_by_members else clients  # halves of a unit summed
+    rounding = rounded * 2.0 ** -(config.fractional_bits + 1) / total_samples
     return rounding * (1 + 2**-50) + 2**-50 * config.clip_norm
 
 

@@ -24,6 +24,7 @@ from fedtss.quantize import (
     quantize_metrics,
     quantize_update,
 )
+from fedtss.shamir import add_weighted_share
 
 P = FIELD_PRIME
 
@@ -112,6 +113,29 @@ def test_largest_accepted_clip_norm_fits_even_when_every_rounding_goes_up(
             high = middle
     worst = Fraction(low) * samples * 2**bits * (1 + Fraction(1, 2**53)) ** 3 + Fraction(1, 2)
     assert clients * worst <= (P - 1) // 2
+    # Rounded unweighted, then multiplied by the count at the members: the rounding is paid per sample.
+    weighted_by_members = (Fraction(low) * 2**bits * (1 + Fraction(1, 2**53)) ** 2 + Fraction(1, 2)) * samples
+    assert clients * weighted_by_members <= (P - 1) // 2
+
+
+def test_updates_weighted_by_the_members_give_the_weighted_mean_within_their_bound() -> None:
+    """Each client rounds its unweighted update and the members multiply it by the count: the
+    rounding error is multiplied too, so the bound is 2^-(f+1) whatever the counts."""
+    config = QuantizationConfig(clip_norm=2.0, fractional_bits=8, max_samples=500)
+    rng = np.random.default_rng(7)
+    deltas = [rng.uniform(-1, 1, size=16).astype(np.float32) for _ in range(50)]
+    counts = [int(c) for c in rng.integers(1, 500, size=50)]
+    total = np.zeros(17, dtype=np.uint64)
+    for delta, count in zip(deltas, counts):
+        add_weighted_share(total, quantize_update(delta, 1, config), count)  # a "share" with t = 1
+
+    mean, total_samples = dequantize_sum(total, config)
+
+    assert total_samples == sum(counts)
+    reference = exact_weighted_mean([clip_update(x, 2.0) for x in deltas], counts)
+    bound = quantization_error_bound(config, clients=50, total_samples=total_samples, weighted_by_members=True)
+    assert bound == pytest.approx(2.0**-9, rel=1e-6)
+    assert max(abs(Fraction(float(m)) - r) for m, r in zip(mean, reference)) <= Fraction(bound)
 
 
 def test_sample_count_travels_as_the_last_coordinate() -> None:
