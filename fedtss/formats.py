@@ -49,7 +49,10 @@ share for member j. ``chain_id`` and ``round`` are at most 2^53 - 1 so that ever
 parses them exactly. When the committee checks norms (:mod:`fedtss.validation`, "The norm
 check") the manifest also has ``"norm_claims": ["…", …]``: member j's value on the client's
 squared-norm polynomial at index j - 1, n field elements written as decimal strings (no sign, no
-leading zero: they exceed 2^53); otherwise the key is absent.
+leading zero: they exceed 2^53); otherwise the key is absent. When the members weight the
+updates (the Shamir mode with checks on; :mod:`fedtss.quantize`, "Weighted by the members") it
+has ``"samples": int``, the client's sample count in [1, ``max_samples``]; otherwise that key is
+absent too.
 """
 
 from __future__ import annotations
@@ -498,6 +501,7 @@ _QUANTIZATION_KEYS = frozenset({"clip_norm", "fractional_bits", "max_clients", "
 _MASKED_KEYS = frozenset({"masked_cid", "modulus_bits"})
 #: The key a manifest adds when the committee checks norms (:mod:`fedtss.validation`).
 _NORM_CLAIMS_KEY = "norm_claims"
+_SAMPLES_KEY = "samples"
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
@@ -515,6 +519,11 @@ class Manifest:
     ``norm_claims`` (Shamir mode, when the committee checks norms): n field elements, member j's
     value on the client's squared-norm polynomial at index j - 1
     (:func:`fedtss.validation.claim_norm_values`); empty otherwise.
+
+    ``samples`` (Shamir mode with the committee's checks on): the client's sample count, its
+    FedAvg weight, which the members apply to its unweighted shares
+    (:mod:`fedtss.quantize`, "Weighted by the members"); None otherwise (the client weighted the
+    update itself, and its count stays inside the shared vector).
     """
 
     chain_id: int
@@ -529,6 +538,7 @@ class Manifest:
     masked_cid: str | None = None
     modulus_bits: int | None = None
     norm_claims: tuple[int, ...] = ()
+    samples: int | None = None
 
     def __post_init__(self) -> None:
         require_int(self.chain_id, "chain_id", low=1, high=_JSON_SAFE_INT, error=FormatError)
@@ -558,6 +568,10 @@ class Manifest:
             require_int(value, f"norm_claims[{member - 1}] (member {member})", low=0, high=P - 1, error=FormatError)
         if self.norm_claims and self.masked_cid is not None:
             raise FormatError("norm_claims belong to the Shamir mode: a masked manifest has none")
+        if self.samples is not None:
+            require_int(self.samples, "samples", low=1, high=self.quantization.max_samples, error=FormatError)
+            if self.masked_cid is not None:
+                raise FormatError("samples belong to the Shamir mode: a masked manifest has none")
 
 
 def _check_cid(value: object, name: str) -> None:
@@ -589,10 +603,12 @@ def encode_manifest(manifest: Manifest) -> bytes:
     masked = {} if manifest.masked_cid is None else {"masked_cid": manifest.masked_cid,
                                                      "modulus_bits": manifest.modulus_bits}
     claims = {_NORM_CLAIMS_KEY: [str(value) for value in manifest.norm_claims]} if manifest.norm_claims else {}
+    samples = {} if manifest.samples is None else {_SAMPLES_KEY: manifest.samples}
     return _canonical_json(
         {
             **masked,
             **claims,
+            **samples,
             "schema": MANIFEST_SCHEMA,
             "chain_id": manifest.chain_id,
             "contract": manifest.contract,
@@ -618,8 +634,9 @@ def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manif
     document = _load_json(bytes(data), "manifest")
     masked = isinstance(document, dict) and "masked_cid" in document
     claimed = isinstance(document, dict) and _NORM_CLAIMS_KEY in document
+    weighted = isinstance(document, dict) and _SAMPLES_KEY in document
     _require_keys(document, _MANIFEST_KEYS | (_MASKED_KEYS if masked else set())
-                  | ({_NORM_CLAIMS_KEY} if claimed else set()), "manifest")
+                  | ({_NORM_CLAIMS_KEY} if claimed else set()) | ({_SAMPLES_KEY} if weighted else set()), "manifest")
     require_int(document["schema"], "schema", low=MANIFEST_SCHEMA, high=MANIFEST_SCHEMA,
                 error=FormatError)
     quantization = document["quantization"]
@@ -633,7 +650,9 @@ def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manif
     fields = {key: document[key] for key in (_MANIFEST_KEYS | (_MASKED_KEYS if masked else set()))
               - {"schema", "quantization"}}
     claims = _parse_norm_claims(document[_NORM_CLAIMS_KEY]) if claimed else ()
-    return Manifest(**fields, quantization=config, norm_claims=claims)
+    samples = require_int(document[_SAMPLES_KEY], "samples", low=1, high=config.max_samples,
+                          error=FormatError) if weighted else None  # present, so never null
+    return Manifest(**fields, quantization=config, norm_claims=claims, samples=samples)
 
 
 def _parse_norm_claims(value: object) -> tuple[int, ...]:
@@ -668,7 +687,8 @@ def shared_vector_length(tensors: Mapping[str, NDArray[np.float32]], metric_coun
 class RoundTerms:
     """What every manifest of one round must say: where, which round, the committee and the
     federation's vector length and quantization (as the member reading it expects them), and
-    whether it carries norm claims (the committee checks norms)."""
+    whether it carries norm claims (the committee checks norms) and its sample count (the members
+    weight the clients' updates)."""
 
     chain_id: int
     contract: str
@@ -679,6 +699,7 @@ class RoundTerms:
     quantization: QuantizationConfig
     modulus_bits: int | None = None  # the masked mode's ring; None in the Shamir mode
     norm_claims: bool = False
+    samples: bool = False
 
 
 def check_manifest(manifest: Manifest, *, client: str, terms: RoundTerms) -> None:
@@ -697,6 +718,9 @@ def check_manifest(manifest: Manifest, *, client: str, terms: RoundTerms) -> Non
     for name, value in expected.items():
         if getattr(manifest, name) != value:
             raise FormatError(f"manifest {name} does not match this round ({getattr(manifest, name)!r:.80})")
+    if (manifest.samples is not None) != terms.samples:
+        raise FormatError("manifest samples: this round's members weight updates, the manifest states no sample count"
+                          if terms.samples else "manifest samples: this round's clients weight their own updates")
     if bool(manifest.norm_claims) != terms.norm_claims:
         raise FormatError("manifest norm_claims: this round's committee checks norms, the manifest claims none"
                           if terms.norm_claims else "manifest norm_claims: this round checks no norms")

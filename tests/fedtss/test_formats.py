@@ -547,6 +547,46 @@ def test_a_manifest_must_carry_norm_claims_exactly_when_the_round_checks_norms()
         check_manifest(CLAIMED, client=MANIFEST.client, terms=dataclasses.replace(terms, norm_claims=False))
 
 
+WEIGHTED = dataclasses.replace(MANIFEST, samples=37)
+
+
+def test_a_manifests_sample_count_round_trips_as_a_json_integer_and_is_absent_when_the_client_weights_itself() -> None:
+    blob = encode_manifest(WEIGHTED)
+    assert b'"samples":37' in blob and parse_manifest(blob) == WEIGHTED
+    assert b'"samples"' not in MANIFEST_BLOB and parse_manifest(MANIFEST_BLOB).samples is None
+
+
+@pytest.mark.parametrize(
+    ("samples", "reason"),
+    [(0, "samples must be in"), (-3, "samples must be in"), (MANIFEST.quantization.max_samples + 1, "samples must be in"),
+     (2.0, "samples must be an integer"), ("37", "samples must be an integer"), (True, "samples must be an integer"),
+     (None, "samples must be an integer")],
+)
+def test_a_sample_count_outside_one_to_max_samples_or_not_an_integer_is_a_format_error(samples: object,
+                                                                                      reason: str) -> None:
+    """The members multiply the client's share by it: it must be a count the federation allows."""
+    document = json.loads(encode_manifest(WEIGHTED))
+    document["samples"] = samples
+    blob = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    with pytest.raises(FormatError, match=reason):
+        parse_manifest(blob)
+
+
+def test_a_masked_manifest_states_no_sample_count() -> None:
+    with pytest.raises(FormatError, match="samples belong to the Shamir mode"):
+        dataclasses.replace(MANIFEST, masked_cid=MANIFEST.share_cids[0], modulus_bits=32, samples=37)
+
+
+def test_a_manifest_must_state_its_sample_count_exactly_when_the_members_weight_updates() -> None:
+    terms = RoundTerms(MANIFEST.chain_id, MANIFEST.contract, MANIFEST.round, n=MANIFEST.n, t=MANIFEST.t,
+                       vector_length=MANIFEST.vector_length, quantization=MANIFEST.quantization, samples=True)
+    check_manifest(WEIGHTED, client=MANIFEST.client, terms=terms)
+    with pytest.raises(FormatError, match="members weight updates, the manifest states no sample count"):
+        check_manifest(MANIFEST, client=MANIFEST.client, terms=terms)
+    with pytest.raises(FormatError, match="clients weight their own updates"):
+        check_manifest(WEIGHTED, client=MANIFEST.client, terms=dataclasses.replace(terms, samples=False))
+
+
 # -- federated metrics in a model's header -------------------------------------------------
 
 
