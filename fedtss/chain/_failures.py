@@ -9,6 +9,8 @@ errors into :class:`~fedtss.errors.ChainUnavailable`, and
 
 from __future__ import annotations
 
+import errno
+
 import aiohttp
 from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3Exception, Web3RPCError
 from websockets.exceptions import WebSocketException
@@ -50,6 +52,15 @@ def describe_failure(exc: BaseException, rpc_url: str) -> str:
     """Why a node did not answer, in a few words: a refused connection is by far the most common
     case, and urllib3's full retry chain buried it in three lines of pool internals."""
     text = str(exc)
-    if isinstance(exc, OSError) and ("Connection refused" in text or "Errno 111" in text):
+    if _is_refused_connection(exc, text):
         return "connection refused (is a node running there?)"
     return redact_urls(text, rpc_url)
+
+
+def _is_refused_connection(exc: BaseException, text: str) -> bool:
+    """Each transport words it its own way: requests nests "[Errno 111] Connection refused" in its
+    retry chain, aiohttp says "Connect call failed" (with the errno on the exception), websockets
+    raises the ConnectionRefusedError itself."""
+    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return True
+    return isinstance(exc, OSError) and ("Connection refused" in text or "Errno 111" in text)

@@ -5,6 +5,7 @@ in the process needs (web3.py issue #3867: a CI run hung 80 minutes on it)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 import threading
 from pathlib import Path
@@ -12,10 +13,13 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 from web3._utils.http_session_manager import HTTPSessionManager
+from web3.types import RPCEndpoint
 
 from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
-from fedtss.chain._failures import NODE_FAILURES
+from fedtss.chain._failures import NODE_FAILURES, describe_failure, node_error
+from fedtss.chain.devnode import free_port
 from fedtss.chain.events import _over_http
+from fedtss.errors import ChainUnavailable
 
 
 def answers_from_a_new_thread(url: str, timeout: float = 10.0) -> bool:
@@ -99,3 +103,27 @@ def test_no_code_of_the_project_builds_web3s_async_http_provider() -> None:
     users = [str(path.relative_to(root)) for package in ("fedtss", "agents", "orchestration", "benchmarks")
              for path in (root / package).rglob("*.py") if "AsyncHTTPProvider(" in path.read_text(encoding="utf-8")]
     assert users == [], f"use fedtss.chain._async_http.AsyncJSONRPCOverHTTP instead (web3.py #3867): {users}"
+
+
+def test_a_refused_connection_is_named_so_whichever_transport_met_it() -> None:
+    """aiohttp (the event sources' polling) words it "Connect call failed": the hint must not depend
+    on the wording, and the node's URL path (a hosted node's API key) stays out of the message."""
+    url = f"http://127.0.0.1:{free_port()}/secret-key"
+
+    async def poll() -> None:
+        provider = AsyncJSONRPCOverHTTP(url, timeout=5.0)
+        try:
+            await provider.make_request(RPCEndpoint("eth_blockNumber"), [])
+        finally:
+            await provider.disconnect()
+
+    with pytest.raises(NODE_FAILURES) as raised:
+        asyncio.run(poll())
+    error = node_error(raised.value, url, "eth_blockNumber")
+    assert isinstance(error, ChainUnavailable) and "connection refused (is a node running there?)" in str(error)
+    assert "secret-key" not in str(error)
+    for wording in (ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 9)"),
+                    OSError("HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded ([Errno 111] "
+                            "Connection refused)")):
+        assert describe_failure(wording, url) == "connection refused (is a node running there?)"
+    assert describe_failure(TimeoutError("timed out"), url) == "timed out"
