@@ -148,7 +148,7 @@ from fedtss.formats import (
 )
 from fedtss.quantize import QuantizationConfig, dequantize_metrics, dequantize_sum
 from fedtss.sealing import OVERHEAD, ShareContext, open_share
-from fedtss.shamir import Reconstruction, reconstruct_checked
+from fedtss.shamir import Reconstruction, add_weighted_share, reconstruct_checked
 from fedtss.storage import ContentStore
 from fedtss.validation import CheckedLayout, RoundVerdict, check_tail_length, committee_decides_norms
 
@@ -178,6 +178,7 @@ __all__ = [
     "collect_client_shares",
     "sum_client_shares",
     "ShareSum",
+    "share_weight",
     "aggregate_over",
     "compute_fetch_timeout",
     "field_vector_bytes",
@@ -418,12 +419,14 @@ def collect_client_shares(
 
 @dataclass
 class ShareSum:
-    """The Shamir mode's step 1 as it goes: the sum mod p of every share opened so far, and the
-    clients in it. Adding each share as its fetch completes keeps a member's memory at O(L)
-    (plus the fetches in flight), whatever the number of clients."""
+    """The Shamir mode's step 1 as it goes: the sum mod p of every share opened so far, each times
+    its client's weight, and the clients in it. Adding each share as its fetch completes keeps a
+    member's memory at O(L) (plus the fetches in flight), whatever the number of clients."""
 
     total: NDArray[np.uint64] = field(repr=False)
     clients: ClientSet = ClientSet(0)
+    #: Each summed client's weight (:func:`share_weight`), to take its share out again with.
+    weights: dict[int, int] = field(default_factory=dict)
     #: Clients in ``total`` that the committee's checks excluded (:mod:`agents.client_checks`):
     #: taken out again before the member posts, unless the chain fixed a set with them.
     withheld: ClientSet = ClientSet(0)
@@ -437,13 +440,22 @@ class ShareSum:
     def empty(cls, length: int) -> ShareSum:
         return cls(np.zeros(length, dtype=np.uint64))
 
-    def add(self, index: int, share: NDArray[np.uint64]) -> None:
+    def add(self, index: int, share: NDArray[np.uint64], weight: int = 1) -> None:
         if index in self.clients:
             raise ValueError(f"client {index} is already in the sum")
         if share.shape != self.total.shape:
             raise FormatError(f"a share of length {share.size} does not add to a sum of length {self.total.size}")
-        self.total = gf.add(self.total, share)
+        total = self.total.copy()  # a share with a value >= p leaves the sum as it was
+        add_weighted_share(total, share, weight)
+        self.total = total
+        self.weights[index] = weight
         self.clients = ClientSet(self.clients.bitmap | (1 << index))
+
+
+def share_weight(manifest: Manifest) -> int:
+    """What a member multiplies a client's share by: its manifest's sample count where the members
+    weight updates (:mod:`fedtss.quantize`, "Weighted by the members"), else 1 (already weighted)."""
+    return 1 if manifest.samples is None else manifest.samples
 
 
 def sum_client_shares(
@@ -454,9 +466,17 @@ def sum_client_shares(
     """As :func:`collect_client_shares`, but each opened share is added to a running sum as its
     fetch completes and then dropped: what a member keeps is O(L), not one share per client."""
     summed = ShareSum.empty(terms.vector_length)
-    excluded = _open_each(store, submissions, terms, summed.add, member_index=member_index,
+    weights: dict[int, int] = {}  # set by the worker that opens the client, just before it hands the share in
+
+    def note_weight(index: int, manifest: Manifest) -> None:
+        weights[index] = share_weight(manifest)
+
+    def take(index: int, share: NDArray[np.uint64]) -> None:
+        summed.add(index, share, weights[index])
+
+    excluded = _open_each(store, submissions, terms, take, member_index=member_index,
                           private_key=private_key, max_blob_bytes=max_blob_bytes, budget_seconds=budget_seconds,
-                          workers=workers, opener=open_client_share)
+                          workers=workers, opener=partial(open_client_share, on_manifest=note_weight))
     return summed, excluded
 
 
@@ -628,6 +648,8 @@ def round_terms(agent: AggregatorAgent, round_: int, vector_length: int) -> Roun
         modulus_bits=bits,
         # clients claim norm values in the Shamir mode with checks on and a committee that can check them
         norm_claims=bool(agent.check_period) and bits is None and committee_decides_norms(n, t),
+        # and state their sample count for the members to weight by (with checks on, in the Shamir mode)
+        samples=bool(agent.check_period) and bits is None,
     )
 
 
@@ -750,9 +772,9 @@ def shamir_sum_over(agent: AggregatorAgent, round_: int, summed: ShareSum, fixed
         log.warning(format_fields(role=agent.role, address=agent.node.address, round=round_,
                                   note=f"{len(failed)} share(s) to take out of the sum no longer open: nothing posted"))
         return None
-    total = summed.total
-    for share in shares.values():
-        total = gf.sub(total, share)
+    total = summed.total.copy()
+    for index, share in shares.items():
+        add_weighted_share(total, share, gf.MODULUS - summed.weights[index])  # minus weight times the share
     return without_check_tail(agent, total), fixed
 
 
@@ -881,15 +903,19 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
                                    norms=terms.norm_claims)
 
     claims: dict[int, tuple[int, ...]] = {}
+    weights: dict[int, int] = {}
     claims_lock = Lock()  # fetch threads abandoned at the deadline may still hand one in
 
     def take(index: int, share: NDArray[np.uint64]) -> None:
-        projections.take(index, share)
-        summed.add(index, share)
+        projections.take(index, share)  # the checks see what the client shared, unweighted
+        with claims_lock:
+            weight = weights[index]
+        summed.add(index, share, weight)
 
     def keep_claims(index: int, manifest: Manifest) -> None:
         with claims_lock:
             claims[index] = manifest.norm_claims
+            weights[index] = share_weight(manifest)
 
     checks_deadline, _ = node.contract.check_window(round_)
     if checks_deadline == 0:  # past Aggregating (a restart): the set is fixed, no verdict is needed
@@ -950,8 +976,8 @@ def decide_clients(agent: AggregatorAgent, action: DecideClients) -> Outcome:
 
 
 def log_unchecked_norms(agent: AggregatorAgent, round_: int, verdict: RoundVerdict, clients: Mapping[int, str]) -> None:
-    """Name the kept clients whose norm went unchecked, and why: a limit beyond the field (the
-    client claimed that many samples), or too few members' values matching the client's claims
+    """Name the kept clients whose norm went unchecked, and why: a limit beyond the field (a clip
+    bound so large that even one sample's limit reaches p), or too few members' values matching the client's claims
     (members down or disputed, a client whose shares some members could not open, claims this
     member could not read). (A committee that can never check norms posts none, and has nothing
     to log here.)"""
@@ -959,8 +985,8 @@ def log_unchecked_norms(agent: AggregatorAgent, round_: int, verdict: RoundVerdi
     beyond = set(verdict.norm_limit_beyond_field)
     if beyond:
         log.warning(format_fields(**fields, norm_unchecked=",".join(clients[c] for c in sorted(beyond)),
-                                  note="these clients' sample counts put the norm limit beyond the field: lower "
-                                       "max_samples, clip_norm or fractional_bits to check them"))
+                                  note="clip_norm x 2^fractional_bits puts the norm limit beyond the field: lower "
+                                       "clip_norm or fractional_bits to check norms"))
     if rest := [c for c in verdict.norm_unchecked if c not in beyond]:
         log.warning(format_fields(**fields, norm_unchecked=",".join(clients[c] for c in rest),
                                   note="fewer than 2t - 1 members on these clients' polynomials have norm values "

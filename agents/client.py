@@ -50,6 +50,7 @@ from fedtss.formats import (
 )
 from fedtss.masking import PairContext, encode_ring_vector, field_to_ring, mask_update, pairwise_seed, seed_order, share_seeds
 from fedtss.field import MODULUS
+from fedtss._checks import require_int
 from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
 from fedtss.sealing import ShareContext, seal_share
 from fedtss.shamir import share_vector
@@ -238,12 +239,17 @@ def prepare_update(
     committee checks shares, :mod:`fedtss.validation`) is t uniform field elements appended
     last: t - 1 norm masks, so that the members' norm values reveal the update's norm and nothing
     else, and the pad, so that the checks' public projection of the vector is uniform. With it,
-    and a committee that can check norms, the manifest claims each member's norm value.
+    the update and metrics are shared unweighted (count coordinate 1) and the manifest states
+    ``samples``, which the members multiply each share by (:mod:`fedtss.quantize`, "Weighted by
+    the members"): the norm the checks bound is then the clipped update's, whatever the count.
+    With a committee that can check norms, the manifest also claims each member's norm value.
 
     Pure: ``sharing_key`` (32 bytes) and one 32-byte ``ephemeral_seeds`` entry per member are
     the only randomness; pass fresh ``os.urandom(32)`` values (tests pin them).
     """
-    vector = quantized_vector(delta, samples, quantization, metrics)
+    require_int(samples, "samples", low=1, high=quantization.max_samples, error=ConfigError)
+    weighted_by_members = check_tail is not None
+    vector = quantized_vector(delta, 1 if weighted_by_members else samples, quantization, metrics)
     if check_tail is not None:
         vector = pad_vector(vector, check_tail[-1], norm_masks=check_tail[:-1])
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
@@ -262,6 +268,7 @@ def prepare_update(
         quantization=quantization,
         share_cids=tuple(compute_cid(blob) for blob in sealed),
         norm_claims=claims,
+        samples=samples if weighted_by_members else None,
     )
     return PreparedUpdate(sealed, manifest, encode_manifest(manifest))
 

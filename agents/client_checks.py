@@ -113,12 +113,17 @@ class ShareProjections:
         projection, count, norm = check_share(share, self.rho, self.layout, self.member if member is None else member)
         return projection, count, norm if self.norms else 0
 
-    def norm_limit(self, quantization: QuantizationConfig) -> Callable[[int], int] | None:
-        """Sample count -> the largest squared norm clipping allows for this round's vectors (None
-        when the committee cannot decide norms: they are not checked)."""
+    def norm_limit(self, quantization: QuantizationConfig, *,
+                   weighted_by_members: bool = False) -> Callable[[int], int] | None:
+        """Shared sample count -> the largest squared norm clipping allows for this round's vectors
+        (None when the committee cannot decide norms: they are not checked). Where the members
+        weight updates, every client shares its update unweighted: the limit is one sample's."""
         if not self.norms:
             return None
         layout = self.layout
+        if weighted_by_members:
+            limit = squared_norm_limit(quantization, 1, update=layout.update)
+            return lambda _shared_count: limit
         return lambda samples: squared_norm_limit(quantization, samples, update=layout.update)
 
     def take(self, index: int, share: NDArray[np.uint64]) -> None:
@@ -353,9 +358,12 @@ def verdict_of(pending: PendingChecks, shown: Mapping[tuple[int, int], Check | s
     ``shown`` so far; a committee of n >= 3t - 2 excludes the clients whose norm it could not check."""
     assert pending.checks is not None
     terms = pending.terms
+    # Where the members weight updates by the manifests' counts, the shared count coordinate must
+    # be exactly 1 (else the round's sample total, and so its mean, would be off): [1, 1].
+    shared_count_limit = 1 if terms.samples else terms.quantization.max_samples
     return round_verdict(pending.checks, shown, clients=len(pending.submissions), threshold=terms.t,
-                         max_samples=terms.quantization.max_samples, complained=complained,
-                         window_closed=window_closed, norm_limit=pending.projections.norm_limit(terms.quantization),
+                         max_samples=shared_count_limit, complained=complained, window_closed=window_closed,
+                         norm_limit=pending.projections.norm_limit(terms.quantization, weighted_by_members=terms.samples),
                          norm_claims=pending.claims,
                          exclude_unchecked_norms=committee_excludes_unchecked_norms(terms.n, terms.t))
 

@@ -63,8 +63,12 @@ The first sum is a polynomial in j of degree 2(t - 1) whose value at 0 is ||q||^
 norm of the client's quantized update (not its metrics: next to the clip bound, that would give
 away the sum of its squared metrics); the mask term M(j) is one too, with M(0) = 0
 whatever the client dealt. So the n values lie on one polynomial of degree < 2t - 1 whose value
-at 0 is the squared norm, which is compared with what clipping allows for the client's revealed
-sample count (:func:`squared_norm_limit`). The masks are coordinates of the shared vector, so the
+at 0 is the squared norm, which is compared with what clipping allows (:func:`squared_norm_limit`).
+The agents share updates unweighted with these checks on, the members weighting each by the
+public sample count in its manifest (:mod:`fedtss.quantize`, "Weighted by the members"), so the
+limit is one sample's, and the shared count coordinate must be exactly 1 (their
+:func:`round_verdict` is called with ``max_samples=1`` and that limit); the verdict itself also
+takes a limit that grows with a shared count, for vectors weighted by their clients. The masks are coordinates of the shared vector, so the
 projection check has already verified them.
 
 *What it reveals*: ||q||^2 of each client (its update's size: clipped updates are near the clip
@@ -445,12 +449,13 @@ class RoundVerdict:
     where nobody can be blamed without risking an honest client's privacy (see
     :func:`is_safe_to_complain`): nobody is named and the client is kept. ``unchecked``: clients
     with at most t checks (their sample count is still read and range-checked from t).
-    ``sample_counts``: each client's sample count, revealed by the count shares.
+    ``sample_counts``: each client's shared count coordinate, revealed by the count shares (its
+    sample count where clients weight their own updates; 1 where the members weight them).
     ``norm_unchecked``: kept clients whose norm could not be checked (fewer than t checks, claims
     this member could not read, fewer than 2t - 1 members on the decoded polynomial with values
     equal to the claims, see :func:`is_norm_checked`, or a limit beyond the field);
-    ``norm_limit_beyond_field``: those of them for the last reason (their sample count makes the
-    limit reach p); ``squared_norms``: the claimed ||q||^2 of each client whose claims were read
+    ``norm_limit_beyond_field``: those of them for the last reason (the limit for their count,
+    or one sample's for a clip bound that large, reaches p); ``squared_norms``: the claimed ||q||^2 of each client whose claims were read
     (public: in its manifest; for an unchecked client, only what it claims).
     """
 

@@ -203,6 +203,12 @@ class FederationSpec:
         return period if 2 * period < self.aggregation_period else 0
 
     @property
+    def members_weight_updates(self) -> bool:
+        """Whether clients share unweighted updates that the members weight by each manifest's
+        sample count (the Shamir mode with checks on; :mod:`fedtss.quantize`)."""
+        return self.aggregation == "shamir" and bool(self.resolved_check_period)
+
+    @property
     def scaled_check_period(self) -> int:
         """The checks' window this federation's size needs on one machine (see :attr:`resolved_check_period`)."""
         return max(DEFAULT_CHECK_PERIOD, math.ceil(self.clients * self.committee / LOCAL_SHARES_OPENED_PER_SECOND))
@@ -219,7 +225,8 @@ class FederationSpec:
     @property
     def norm_check_note(self) -> str | None:
         """What the committee's checks leave out of the norm check, or None: all of it with too few
-        members to decide a norm, else clients claiming so many samples that the limit reaches p."""
+        members to decide a norm, or with a clip bound so large that one sample's limit reaches p
+        (the members weight updates by the sample count, so the limit does not grow with it)."""
         if not self.resolved_check_period:
             return None
         if not committee_decides_norms(self.committee, self.threshold):
@@ -228,14 +235,12 @@ class FederationSpec:
                     f"{2 * self.threshold - 1}, or a lower --threshold); see the README, \"The norm check\"")
         quantization = QuantizationConfig(clip_norm=self.clip_norm, fractional_bits=self.fractional_bits,
                                           max_clients=self.clients, max_samples=self.max_samples)
-        largest = largest_norm_checked_samples(quantization)
-        if largest >= self.max_samples:
+        if largest_norm_checked_samples(quantization) >= 1:
             return None
         fate = ("excluded (its norm cannot be checked)" if committee_excludes_unchecked_norms(self.committee, self.threshold)
                 else "not norm-checked")
-        return (f"a client claiming more than {largest:,} samples (max_samples is {self.max_samples:,}) is {fate}: "
-                f"clip_norm x samples x 2^fractional_bits must stay below sqrt(p); lower "
-                f"--max-samples to {largest:,} to check every client")
+        return (f"every client is {fate}: clip_norm x 2^fractional_bits = {self.clip_norm:g} x "
+                f"2^{self.fractional_bits} must stay below sqrt(p) ~ 1.5e9; lower --clip-norm or --fractional-bits")
 
     @property
     def norm_dodge_note(self) -> str | None:

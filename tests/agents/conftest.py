@@ -171,8 +171,9 @@ class Federation:
         _, model = self.finalized_model()
         expected = self.plaintext_fedavg(included)
         samples = sum(self.client_update(i)[1] for i in included)
-        bound = quantization_error_bound(self.clients[0].federation.quantization,
-                                         clients=len(included), total_samples=samples)
+        client = self.clients[0]
+        bound = quantization_error_bound(client.federation.quantization, clients=len(included), total_samples=samples,
+                                         weighted_by_members=bool(client.check_period) and client.modulus_bits is None)
         for name, value in expected.items():
             gap = np.abs(model[name].astype(np.float64) - value.astype(np.float64))
             allowed = bound + np.spacing(np.abs(value)).astype(np.float64)  # one float32 rounding

@@ -590,6 +590,26 @@ def test_summing_shares_as_they_open_gives_the_sum_set_and_exclusions_of_collect
         [(e.submission.index, e.reason) for e in collected_excluded] == [(4, "FormatError")]
 
 
+def test_where_the_members_weight_updates_a_member_sums_each_share_times_its_manifests_sample_count(tmp_path) -> None:
+    """And a manifest without a count is excluded there: it would be summed unweighted."""
+    terms = replace(_TERMS, samples=True)
+    store = LocalStore(tmp_path / "store")
+    counts = {0: 7, 2: 1, 3: 250}
+    posted = []
+    for index, count in counts.items():
+        document, sealed = _honest_blobs(index, terms)
+        posted.append(_post(store, index, {**document, "samples": count}, sealed))
+    posted.append(_post(store, 4, *_honest_blobs(4, terms)))
+    options = dict(member_index=1, private_key=_MEMBER_KEY, max_blob_bytes=1 << 20, workers=2)
+    summed, excluded = sum_client_shares(store, posted, terms, **options)
+    shares, _ = collect_client_shares(store, posted, terms, **options)
+    expected = np.zeros(terms.vector_length, dtype=np.uint64)
+    for index, count in counts.items():
+        expected = gf.add(expected, gf.mul_scalar(shares[index], count))
+    assert np.array_equal(summed.total, expected) and summed.weights == counts
+    assert summed.clients == ClientSet(0b1101) and [(e.submission.index, e.reason) for e in excluded] == [(4, "FormatError")]
+
+
 def test_a_member_summing_as_shares_open_holds_a_few_shares_at_a_time_not_one_per_client(tmp_path) -> None:
     terms = replace(_TERMS, vector_length=20_000)
     store = LocalStore(tmp_path / "store")

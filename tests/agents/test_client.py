@@ -57,15 +57,24 @@ def test_round_opened_is_skipped_with_a_reason(view: ClientView, now: int, reaso
     assert isinstance(action, Skip) and reason in action.reason
 
 
-def _prepared(round_: int = 3):
+def _prepared(round_: int = 3, check_tail: list[int] | None = None):
     delta = np.linspace(-0.5, 0.5, 10, dtype=np.float32)
     keys = [dev_sealing_keypair(m)[1] for m in MEMBERS]
     prepared = prepare_update(
         delta, 40, context=UpdateContext(31337, CONTRACT, round_, CLIENT), member_keys=keys, threshold=2,
         quantization=QuantizationConfig(clip_norm=10.0), sharing_key=b"\x01" * 32,
-        ephemeral_seeds=[bytes([2 + j]) * 32 for j in range(3)],
+        ephemeral_seeds=[bytes([2 + j]) * 32 for j in range(3)], check_tail=check_tail,
     )
     return delta, prepared
+
+
+def _opened_shares(prepared) -> dict:
+    shares = {}
+    for j, member in enumerate(MEMBERS, start=1):
+        plaintext = open_share(prepared.sealed_shares[j - 1], dev_sealing_keypair(member)[0],
+                               ShareContext(31337, CONTRACT, 3, CLIENT, j))
+        shares[j] = decode_field_vector(plaintext, kind=VectorKind.SHARE, max_bytes=1 << 20)
+    return shares
 
 
 def test_prepared_update_is_pure_given_its_randomness() -> None:
@@ -79,14 +88,23 @@ def test_each_member_opens_its_share_and_any_two_give_the_quantized_update() -> 
     manifest = parse_manifest(prepared.manifest_blob)
     assert manifest.share_cids == tuple(compute_cid(blob) for blob in prepared.sealed_shares)
     assert (manifest.round, manifest.n, manifest.t, manifest.vector_length) == (3, 3, 2, 11)
-    shares = {}
-    for j, member in enumerate(MEMBERS, start=1):
-        plaintext = open_share(prepared.sealed_shares[j - 1], dev_sealing_keypair(member)[0],
-                               ShareContext(31337, CONTRACT, 3, CLIENT, j))
-        shares[j] = decode_field_vector(plaintext, kind=VectorKind.SHARE, max_bytes=1 << 20)
+    shares = _opened_shares(prepared)
     expected = quantize_update(delta, 40, QuantizationConfig(clip_norm=10.0))
     assert np.array_equal(reconstruct_at_zero({1: shares[1], 3: shares[3]}), expected)
     assert not any(expected.tobytes() in blob for blob in prepared.sealed_shares)
+    assert manifest.samples is None  # the count stays inside the shared vector, private
+
+
+def test_with_checks_a_client_shares_its_update_unweighted_with_count_one_and_states_its_count_in_the_manifest() -> None:
+    """The members weight it (fedtss.quantize, "Weighted by the members"), so the norm the checks
+    bound is the clipped update's; what any two members reconstruct is the unweighted update, then
+    the check tail (t - 1 = 1 norm mask, and the pad)."""
+    delta, prepared = _prepared(check_tail=[11, 22])
+    manifest = parse_manifest(prepared.manifest_blob)
+    assert manifest.samples == 40 and manifest.vector_length == 13
+    shared = reconstruct_at_zero({2: _opened_shares(prepared)[2], 3: _opened_shares(prepared)[3]})
+    unweighted = quantize_update(delta, 1, QuantizationConfig(clip_norm=10.0))
+    assert shared[-3] == 1 and np.array_equal(shared[:-2], unweighted) and list(shared[-2:]) == [11, 22]
 
 
 def test_a_share_does_not_open_for_another_member_or_round() -> None:

@@ -57,12 +57,15 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
                     samples: int | None = None, coordinate: float | None = None,
                     unopenable: tuple[int, ...] = (), understate_at: tuple[int, ...] | None = None,
                     claim_corrupted: bool = False, corrupt_coordinate: int = 3,
-                    dispute_the_rest: bool = False, oversized: tuple[int, ...] = ()) -> PreparedUpdate:
+                    dispute_the_rest: bool = False, oversized: tuple[int, ...] = (),
+                    manifest_samples: int | None = None) -> PreparedUpdate:
     """Client ``index``'s honest update (with the checks' norm masks and pad), shared t-of-n, then
     the shares of ``corrupt_members`` moved off the polynomial by one in ``corrupt_coordinate``, and
-    everything sealed correctly: every share opens and is well-formed. ``samples`` replaces the
-    shared sample count (a field element: p - 5 is -5); ``coordinate`` sets every coordinate of
-    the update to that value, unclipped (quantized as a client that skips clipping would). The
+    everything sealed correctly: every share opens and is well-formed. The update is shared
+    unweighted with the manifest stating the count (``manifest_samples``, else the honest one), as
+    the checks require. ``samples`` replaces the shared count coordinate, 1 for an honest client (a
+    field element: p - 5 is -5); ``coordinate`` sets every coordinate of the update to that value,
+    unclipped (quantized as a client that skips clipping would). The
     manifest claims the norm values of the shares before the corruption (when the committee checks
     norms; of the corrupted ones with ``claim_corrupted``), or with ``understate_at`` (at most
     2t - 2 members) values on the polynomial through those members' real values and a squared
@@ -71,11 +74,11 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
     node = agent.node
     delta, honest_samples = fed.client_update(index)
     quantization = agent.federation.quantization
-    vector = quantized_vector(delta, honest_samples, quantization)
+    vector = quantized_vector(delta, 1, quantization)
     if samples is not None:
         vector[-1] = samples
     if coordinate is not None:
-        vector[:-1] = round(coordinate * honest_samples * 2**quantization.fractional_bits) % gf.MODULUS
+        vector[:-1] = round(coordinate * 2**quantization.fractional_bits) % gf.MODULUS
     t = node.contract.threshold()
     vector = pad_vector(vector, 123456789, norm_masks=[int.from_bytes(os.urandom(16), "big") % gf.MODULUS
                                                        for _ in range(t - 1)])
@@ -107,7 +110,8 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
     manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=context.client,
                         n=len(keys), t=node.contract.threshold(), vector_length=vector.size,
                         quantization=agent.federation.quantization,
-                        share_cids=tuple(compute_cid(blob) for blob in sealed), norm_claims=claims)
+                        share_cids=tuple(compute_cid(blob) for blob in sealed), norm_claims=claims,
+                        samples=honest_samples if manifest_samples is None else manifest_samples)
     return PreparedUpdate(tuple(sealed), manifest, encode_manifest(manifest))
 
 
@@ -190,8 +194,8 @@ def test_a_client_whose_shares_lie_on_no_polynomial_is_excluded_without_a_compla
     fed.assert_model_is_fedavg_of([0, 1, 2])
 
 
-@pytest.mark.parametrize("samples", [0, gf.MODULUS - 5], ids=["zero", "negative"])
-def test_a_client_whose_shared_sample_count_is_zero_or_negative_is_excluded_and_the_round_finalizes(
+@pytest.mark.parametrize("samples", [0, gf.MODULUS - 5, 2], ids=["zero", "negative", "two"])
+def test_a_client_whose_shared_count_is_not_one_is_excluded_and_the_round_finalizes(
         make_federation_in, caplog, samples: int) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**SHAPE)
@@ -334,6 +338,23 @@ def test_a_client_scaled_just_past_its_clip_bound_is_excluded_and_one_just_withi
     clip, d = fed.clients[3].federation.quantization.clip_norm, fed.client_update(3)[0].size
     fed.drive(fed.clients[:3])
     _submit(fed, 3, _hostile_update(fed, 3, coordinate=1.2 * clip / d**0.5))
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormOutOfRange"] * 5
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+def test_a_client_stating_the_largest_sample_count_gets_no_larger_norm_limit_and_is_excluded_past_its_clip_bound(
+        make_federation_in, caplog) -> None:
+    """The members weight updates by the manifest's count, so the norm limit is one sample's
+    whatever count a client states: max_samples with 1.2 clip_norm is excluded like 1 sample."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    quantization = fed.clients[3].federation.quantization
+    clip, d = quantization.clip_norm, fed.client_update(3)[0].size
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1.2 * clip / d**0.5, manifest_samples=quantization.max_samples))
     fed.drive(fed.members)
 
     assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormOutOfRange"] * 5

@@ -41,8 +41,8 @@ SHAPE = dict(clients=4, committee=6, threshold=3, min_clients=2, rounds=1)
 def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None = None,
                     samples: int | None = None, coordinate: float | None = None, understate: bool = False) -> None:
     """Client HOSTILE's honest round-1 update, shared with the checks' norm masks and pad, then
-    broken: member ``corrupt_member``'s share moved off the polynomial, the shared sample count
-    replaced, or every update coordinate set to ``coordinate`` without clipping. The manifest
+    broken: member ``corrupt_member``'s share moved off the polynomial, the shared count coordinate
+    (1: the update is shared unweighted, its count in the manifest) replaced, or every update coordinate set to ``coordinate`` without clipping. The manifest
     claims the norm values dealt before the corruption, or with ``understate`` values through
     members 1..2t - 2's real ones and a squared norm of 0."""
     contract, store = federation.contract, federation.store
@@ -51,11 +51,11 @@ def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None =
     quantization = load_node_config(federation.config_path("member-1"), role="aggregator").federation.quantization
     delta, honest_samples = federation.client_update(HOSTILE, 1, model)
     metrics = [0.0] * len(load_deployment(federation.deployment_path).model_metrics)
-    vector = quantized_vector(delta, honest_samples, quantization, metrics)
+    vector = quantized_vector(delta, 1, quantization, metrics)  # the members weight it by the manifest's count
     if samples is not None:
         vector[delta.size] = samples  # the count sits right after the update
     if coordinate is not None:
-        vector[: delta.size] = round(coordinate * honest_samples * 2**quantization.fractional_bits) % gf.MODULUS
+        vector[: delta.size] = round(coordinate * 2**quantization.fractional_bits) % gf.MODULUS
     tail = [int.from_bytes(os.urandom(16), "big") % gf.MODULUS for _ in range(contract.threshold())]
     vector = pad_vector(vector, tail[-1], norm_masks=tail[:-1])
     keys = [key for _, key in contract.committee()]
@@ -74,7 +74,8 @@ def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None =
     sealed = seal_rows(rows, context, keys, [os.urandom(32) for _ in keys])
     manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=account.address,
                         n=len(keys), t=contract.threshold(), vector_length=vector.size, quantization=quantization,
-                        share_cids=tuple(store.put(blob) for blob in sealed), norm_claims=claims)
+                        share_cids=tuple(store.put(blob) for blob in sealed), norm_claims=claims,
+                        samples=honest_samples)
     assert manifest.share_cids == tuple(compute_cid(blob) for blob in sealed)
     contract.submit_update(account, 1, store.put(encode_manifest(manifest)))
 

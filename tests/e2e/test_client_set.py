@@ -74,7 +74,8 @@ def _assert_is_plaintext_fedavg_of(federation: LocalFederation, clients: list[in
         total += samples
     expected = apply_mean_update(model_in, weighted / total)
     finalized = federation.load_model(finalized_cid)
-    bound = quantization_error_bound(quantization, clients=len(clients), total_samples=total)
+    bound = quantization_error_bound(quantization, clients=len(clients), total_samples=total,
+                                     weighted_by_members=spec.members_weight_updates)
     for name, value in expected.items():
         assert np.all(np.abs(finalized[name] - value) <= bound + np.spacing(np.abs(value))), name
 

@@ -77,7 +77,8 @@ def _assert_is_plaintext_fedavg(federation: LocalFederation, model_in: dict, fin
     quantization = QuantizationConfig(clip_norm=spec.clip_norm, fractional_bits=spec.fractional_bits)
     expected, total_samples = _plaintext_round(federation, model_in, round_)
     finalized = federation.load_model(finalized_cid)
-    bound = quantization_error_bound(quantization, clients=spec.clients, total_samples=total_samples)
+    bound = quantization_error_bound(quantization, clients=spec.clients, total_samples=total_samples,
+                                     weighted_by_members=spec.members_weight_updates)
     for name, value in expected.items():
         # Quantization moves the float64 mean by <= bound; each side then rounds once to float32.
         tolerance = bound + np.spacing(np.abs(value))

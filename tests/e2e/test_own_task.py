@@ -103,7 +103,8 @@ def test_a_task_file_outside_the_repository_trains_two_rounds_as_plaintext_fedav
         expected = apply_mean_update(model_in, sum(clip_update(d, spec.clip_norm) * n for d, n in updates) / total)
         (finalized,) = tracker.round_events(round_, RoundFinalized)
         model_out = federation.load_model(finalized.model_cid)
-        bound = quantization_error_bound(quantization, clients=spec.clients, total_samples=total)
+        bound = quantization_error_bound(quantization, clients=spec.clients, total_samples=total,
+                                         weighted_by_members=spec.members_weight_updates)
         for name, value in expected.items():
             assert np.all(np.abs(model_out[name] - value) <= bound + np.spacing(np.abs(value))), (round_, name)
         assert not np.array_equal(model_out["1.running_var"], model_in["1.running_var"])
