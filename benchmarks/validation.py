@@ -4,7 +4,8 @@
 
 One member's step 1 at d = 10^6, 10 clients, n = 10, t = 6 (the issue's case), with and without the
 checks (agents/client_checks.py): open each client's sealed share, decode it and add it to the
-running sum, and, with the checks, take its projection on the round's challenge and its sample-count
+running sum (``agents.aggregator.ShareSum``; with the checks each share times its manifest's sample
+count, the members weighting the unweighted updates: the same kernel, weight 1 without), and, with the checks, take its projection on the round's challenge and its sample-count
 share and its norm value (a sum of squares of the update's coordinates), then decode every client's
 n checks (fedtss.validation.round_verdict; with the norm limit and each client's norm claims when
 the committee can check norms, n >= 2t - 1). The client's own cost of its claims (n norm values
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.aggregator import ShareSum
 from fedtss import field as gf
 from fedtss.chain import Member, RoundsConfig, RoundsContract, compile_contracts, connect, deploy_rounds, dev_sealing_keypair
 from fedtss.chain.devnode import dev_accounts, start_anvil
@@ -61,6 +63,8 @@ __all__ = ["measure", "measure_gas", "measure_member", "main"]
 RESULTS = Path(__file__).resolve().parent / "results" / "validation.json"
 #: The most one norm claim adds to a manifest: 19 digits, two quotes and a comma.
 _CLAIM_BYTES = 22
+#: What the sample count adds to a manifest: ``"samples":`` and up to 13 digits (2^40), and a comma.
+_SAMPLES_BYTES = 24
 REPEATS = 5
 CONTRACT = "0x" + "11" * 20
 MEMBER = 1
@@ -85,7 +89,9 @@ def _sealed_for_member(case: Case, quantization: QuantizationConfig, private_key
     rng = np.random.default_rng(5)
     sealed, all_rows = [], []
     for i in range(case.clients):
-        vector = quantize_update(rng.normal(0, 0.01, case.d).astype(np.float32), 10 + i, quantization)
+        # with the checks, shared unweighted: the members weight it by the manifest's count
+        vector = quantize_update(rng.normal(0, 0.01, case.d).astype(np.float32), 1 if padded else _samples(i),
+                                 quantization)
         if padded:
             tail = [int(v) for v in rng.integers(0, gf.MODULUS, size=check_tail_length(case.t))]
             vector = pad_vector(vector, tail[-1], norm_masks=tail[:-1])
@@ -97,13 +103,17 @@ def _sealed_for_member(case: Case, quantization: QuantizationConfig, private_key
     return sealed, np.stack(all_rows)
 
 
+def _samples(client: int) -> int:
+    return 10 + client
+
+
 def _member_step(case: Case, sealed: list[bytes], private_key: bytes, length: int,
                  rho: NDArray[np.uint64] | None, layout: CheckedLayout) -> tuple[float, float]:
     """Seconds for member 1 to open, decode and sum every client's share (and check it, with
     ``rho``), and the seconds of those checks alone."""
     started = time.perf_counter()
     checking = 0.0
-    total = np.zeros(length, dtype=np.uint64)
+    summed = ShareSum.empty(length)
     checks = []
     for i, blob in enumerate(sealed):
         plain = open_share(blob, private_key, ShareContext(31337, CONTRACT, 1, _client(i), MEMBER))
@@ -113,7 +123,7 @@ def _member_step(case: Case, sealed: list[bytes], private_key: bytes, length: in
             check_started = time.perf_counter()
             checks.append(check_share(share, rho, layout, MEMBER))
             checking += time.perf_counter() - check_started
-        total = gf.add(total, share)
+        summed.add(i, share, _samples(i) if rho is not None else 1)
     encode_checks(checks)
     return time.perf_counter() - started, checking
 
@@ -146,9 +156,9 @@ def measure_member(case: Case) -> dict[str, float]:
     claims = {i: claim_norm_values(rows[i], layout) for i in range(case.clients)} if norms else None
     claim_seconds = (time.perf_counter() - started) / case.clients
     started = time.perf_counter()
-    verdict = round_verdict(checks, {}, clients=case.clients, threshold=case.t, max_samples=1000,
-                            norm_limit=(lambda samples: squared_norm_limit(quantization, samples, update=case.d))
-                            if norms else None, norm_claims=claims)
+    limit = squared_norm_limit(quantization, 1, update=case.d)  # one sample's: the members weight (as verdict_of)
+    verdict = round_verdict(checks, {}, clients=case.clients, threshold=case.t, max_samples=1,
+                            norm_limit=(lambda _shared_count: limit) if norms else None, norm_claims=claims)
     verdict_seconds = time.perf_counter() - started
     if verdict.excluded_clients or verdict.wrong_members or (norms and verdict.norm_unchecked):
         raise RuntimeError("the benchmark's honest clients and members were not all kept and checked")
@@ -198,10 +208,12 @@ def measure(case: Case, *, member_runs: int = 1) -> dict[str, object]:
     record.update(measure_gas(case))
     length = case.d + 1  # update and sample count (the default task adds its metrics too)
     claims_bytes = case.n * _CLAIM_BYTES if committee_decides_norms(case.n, case.t) else 0
+    manifest_bytes = claims_bytes + _SAMPLES_BYTES
     record.update({
-        # t - 1 norm masks and the pad in every share, and the manifest's norm claims
-        "upload_increase": check_tail_length(case.t) / length + claims_bytes / (case.n * field_vector_bytes(length)),
+        # t - 1 norm masks and the pad in every share, and the manifest's norm claims and sample count
+        "upload_increase": check_tail_length(case.t) / length + manifest_bytes / (case.n * field_vector_bytes(length)),
         "manifest_claims_bytes": claims_bytes,
+        "manifest_samples_bytes": _SAMPLES_BYTES,
         "extra_transactions_per_member": 1,
         "complaint_transactions": "one more, only from a member a client cheated",
         "checks_bytes_per_member_on_chain": CHECK_BYTES * case.clients,
