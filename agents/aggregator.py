@@ -440,14 +440,18 @@ class ShareSum:
     def empty(cls, length: int) -> ShareSum:
         return cls(np.zeros(length, dtype=np.uint64))
 
-    def add(self, index: int, share: NDArray[np.uint64], weight: int = 1) -> None:
+    def add(self, index: int, share: NDArray[np.uint64], weight: int = 1, *,
+            checks: ShareProjections | None = None) -> None:
+        """Add ``weight`` times client ``index``'s share; with ``checks``, take the share's checks in
+        the same pass. A share that cannot be added (or checked) raises and leaves the sum as it was."""
         if index in self.clients:
             raise ValueError(f"client {index} is already in the sum")
         if share.shape != self.total.shape:
             raise FormatError(f"a share of length {share.size} does not add to a sum of length {self.total.size}")
-        total = self.total.copy()  # a share with a value >= p leaves the sum as it was
-        add_weighted_share(total, share, weight)
-        self.total = total
+        if checks is None:
+            add_weighted_share(self.total, share, weight)
+        else:
+            checks.take(index, share, add_to=self.total, weight=weight)
         self.weights[index] = weight
         self.clients = ClientSet(self.clients.bitmap | (1 << index))
 
@@ -907,10 +911,9 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     claims_lock = Lock()  # fetch threads abandoned at the deadline may still hand one in
 
     def take(index: int, share: NDArray[np.uint64]) -> None:
-        projections.take(index, share)  # the checks see what the client shared, unweighted
         with claims_lock:
             weight = weights[index]
-        summed.add(index, share, weight)
+        summed.add(index, share, weight, checks=projections)  # checked as shared (unweighted), summed weighted
 
     def keep_claims(index: int, manifest: Manifest) -> None:
         with claims_lock:

@@ -126,10 +126,13 @@ class ShareProjections:
             return lambda _shared_count: limit
         return lambda samples: squared_norm_limit(quantization, samples, update=layout.update)
 
-    def take(self, index: int, share: NDArray[np.uint64]) -> None:
-        value = self.check(share)
+    def take(self, index: int, share: NDArray[np.uint64], *, add_to: NDArray[np.uint64] | None = None,
+             weight: int = 1) -> None:
+        """Check client ``index``'s share and keep the check; with ``add_to``, add ``weight`` times
+        the share to it in the same pass (:func:`fedtss.validation.check_share`)."""
+        projection, count, norm = check_share(share, self.rho, self.layout, self.member, add_to=add_to, weight=weight)
         with self._lock:
-            self.values[index] = value
+            self.values[index] = projection, count, norm if self.norms else 0
 
     def posted(self, clients: int) -> list[Check | None]:
         return [self.values.get(index) for index in range(clients)]

@@ -32,6 +32,7 @@ __all__ = [
     "share_words",
     "lagrange_combine4",
     "add_scaled",
+    "project_square_and_add",
     "project",
     "project_and_square",
 ]
@@ -323,6 +324,75 @@ def _project_and_square(r, share):
     return _canonical(total), _canonical(total_sq), bad
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _project_square_and_add(r, share, out, weight):
+    """:func:`_project_and_square` and :func:`_add_scaled` in one pass: return (Σ r·share, Σ share²,
+    count of values >= p) and add ``weight``·share to ``out`` in place. A member checks each share
+    and adds it to its sum; the sum's read and write bound the pass, so the checks' arithmetic
+    rides along at little extra cost."""
+    d = share.shape[0]
+    wh = weight >> _S32
+    wl = weight & _M32
+    nblocks = (d + BLOCK - 1) // BLOCK
+    partial = np.zeros(nblocks, dtype=np.uint64)
+    partial_sq = np.zeros(nblocks, dtype=np.uint64)
+    bad = 0
+    for b in prange(nblocks):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, d)
+        vector = share[lo:hi]
+        weights = r[lo:hi]
+        dest = out[lo:hi]
+        ll_lo = _ZERO
+        ll_hi = _ZERO
+        mid_lo = _ZERO
+        mid_hi = _ZERO
+        hh_lo = _ZERO
+        hh_hi = _ZERO
+        sl_lo = _ZERO
+        sl_hi = _ZERO
+        sm_lo = _ZERO
+        sm_hi = _ZERO
+        sh_lo = _ZERO
+        sh_hi = _ZERO
+        for i in range(hi - lo):
+            a = vector[i]
+            bad += a >= _P
+            a = a & _P
+            w = weights[i]
+            a1 = a >> _S32
+            a0 = a & _M32
+            w1 = w >> _S32
+            w0 = w & _M32
+            ll = a0 * w0
+            mid = a1 * w0 + a0 * w1  # < 2**62
+            hh = a1 * w1  # < 2**58
+            ll_lo += ll & _M32
+            ll_hi += ll >> _S32
+            mid_lo += mid & _M32
+            mid_hi += mid >> _S32
+            hh_lo += hh & _M32
+            hh_hi += hh >> _S32
+            sl = a0 * a0
+            sm = (a0 * a1) << np.uint64(1)  # < 2**62
+            sh = a1 * a1  # < 2**58
+            sl_lo += sl & _M32
+            sl_hi += sl >> _S32
+            sm_lo += sm & _M32
+            sm_hi += sm >> _S32
+            sh_lo += sh & _M32
+            sh_hi += sh >> _S32
+            dest[i] = _canonical(dest[i] + _fold(_mulmod_split(a, wh, wl)))
+        partial[b] = _fold_split_sums(ll_lo, ll_hi, mid_lo, mid_hi, hh_lo, hh_hi)
+        partial_sq[b] = _fold_split_sums(sl_lo, sl_hi, sm_lo, sm_hi, sh_lo, sh_hi)
+    total = np.uint64(0)
+    total_sq = np.uint64(0)
+    for b in range(nblocks):
+        total = _fold(total + partial[b])
+        total_sq = _fold(total_sq + partial_sq[b])
+    return _canonical(total), _canonical(total_sq), bad
+
+
 def _dynamically_scheduled(kernel):
     """Wrap a parallel kernel so its blocks are handed out CHUNK_BLOCKS at a time."""
 
@@ -341,5 +411,6 @@ def _dynamically_scheduled(kernel):
 share_words = _dynamically_scheduled(_share_words)
 lagrange_combine4 = _dynamically_scheduled(_lagrange_combine4)
 add_scaled = _dynamically_scheduled(_add_scaled)
+project_square_and_add = _dynamically_scheduled(_project_square_and_add)
 project = _dynamically_scheduled(_project)
 project_and_square = _dynamically_scheduled(_project_and_square)

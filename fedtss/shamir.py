@@ -150,8 +150,9 @@ def add_weighted_share(total: NDArray[np.uint64], share: NDArray[np.uint64], wei
     client's share times a public weight holds a share of the weighted sum of their secrets.
 
     ``total`` must be a uint64 field vector of the same length as ``share``; ``weight`` an int
-    in ``[0, p)``. Raises :class:`InvalidShare` if ``share`` holds a value >= p (``total`` is
-    then wrong and must be dropped).
+    in ``[0, p)``. Raises :class:`InvalidShare` if ``share`` holds a value >= p, with ``total``
+    as it was (the kernel adds the share's values masked to 61 bits in the same pass as it counts
+    the bad ones; adding the same masked values times p - weight takes them out exactly).
     """
     vector = _as_vector(share, "share")
     if not isinstance(total, np.ndarray) or total.dtype != np.uint64 or total.shape != vector.shape:
@@ -159,6 +160,7 @@ def add_weighted_share(total: NDArray[np.uint64], share: NDArray[np.uint64], wei
     if not _is_int(weight) or not 0 <= int(weight) < MODULUS:
         raise ConfigError(f"weight must be an int in [0, p), got {weight!r:.40}")
     if _kernels.add_scaled(total, vector, np.uint64(int(weight))):
+        _kernels.add_scaled(total, vector, np.uint64((MODULUS - int(weight)) % MODULUS))
         raise InvalidShare("share has values >= p = 2**61 - 1")
 
 

@@ -236,13 +236,26 @@ def norm_share(share: NDArray[np.uint64], layout: CheckedLayout, member: int) ->
     return _norm_from_squares(int(squares), share, layout, member)
 
 
-def check_share(share: NDArray[np.uint64], rho: NDArray[np.uint64], layout: CheckedLayout, member: int) -> Check:
+def check_share(share: NDArray[np.uint64], rho: NDArray[np.uint64], layout: CheckedLayout, member: int, *,
+                add_to: NDArray[np.uint64] | None = None, weight: int = 1) -> Check:
     """What member ``member`` posts about one client's share: its projection on ``rho``, its share of
-    the sample count and its norm value (one pass over the share for the first and the last)."""
+    the sample count and its norm value (one pass over the share for the first and the last).
+
+    With ``add_to`` (the member's running sum, a uint64 field vector of the share's length), also
+    adds ``weight`` (in [0, p)) times the share to it in place, in the same pass: the sum's memory
+    traffic bounds that pass, and the checks' arithmetic rides along. A share with a value outside
+    the field raises FormatError and leaves ``add_to`` as it was."""
     share = _checked_share(share, layout)
     if rho.shape != share.shape:
         raise FormatError(f"a share of length {share.size} cannot be projected on a challenge of length {rho.size}")
-    projection, squares, outside = _kernels.project_and_square(rho, share)
+    if add_to is None:
+        projection, squares, outside = _kernels.project_and_square(rho, share)
+    else:
+        if add_to.dtype != np.uint64 or add_to.shape != share.shape or not 0 <= weight < MODULUS:
+            raise FormatError(f"cannot add a share of length {share.size} times {weight} to a sum of shape {add_to.shape}")
+        projection, squares, outside = _kernels.project_square_and_add(rho, share, add_to, np.uint64(weight))
+        if outside:  # take the same masked values out again (see fedtss.shamir.add_weighted_share)
+            _kernels.add_scaled(add_to, share, np.uint64((MODULUS - weight) % MODULUS))
     if outside:
         raise FormatError("a share holds values outside the field")
     return int(projection), int(share[layout.count_index]), _norm_from_squares(int(squares), share, layout, member)

@@ -254,9 +254,10 @@ def test_shares_added_with_public_weights_reconstruct_the_weighted_sum_of_secret
 
 
 def test_adding_a_weighted_share_refuses_values_outside_the_field_a_bad_weight_or_another_length() -> None:
-    total = np.zeros(4, dtype=np.uint64)
+    total = np.array([7, 8, 9, 10], dtype=np.uint64)
     with pytest.raises(InvalidShare, match=">= p"):
-        shamir.add_weighted_share(total, np.array([1, 2, P, 3], dtype=np.uint64), 5)
+        shamir.add_weighted_share(total, np.array([1, 2, P, 2**64 - 1], dtype=np.uint64), 5)
+    assert total.tolist() == [7, 8, 9, 10]  # the values added are taken out again
     for weight in (-1, P, 2.0, True):
         with pytest.raises(ConfigError, match="weight"):
             shamir.add_weighted_share(total, np.ones(4, dtype=np.uint64), weight)

@@ -23,6 +23,7 @@ from fedtss.validation import (
     CheckedLayout,
     challenge_vector,
     check_client,
+    check_share,
     decode_checks,
     committee_decides_norms,
     committee_excludes_unchecked_norms,
@@ -134,6 +135,33 @@ def test_bad_inputs_are_one_line_errors() -> None:
         check_client({1: 0, 2: 0}, threshold=3)
     with pytest.raises(FormatError, match="not a field element"):
         check_client({1: 0, 2: 0, 3: MODULUS}, threshold=3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 5000), st.integers(0, MODULUS - 1), st.integers(0, 2**32))
+def test_checking_a_share_while_adding_it_gives_the_same_check_and_the_weighted_sum(length: int, weight: int,
+                                                                                   seed: int) -> None:
+    """The member's one pass (the checks riding on its sum) against the two separate ones."""
+    rng = np.random.default_rng(seed)
+    layout = CheckedLayout(update=length, metrics=0, threshold=T)
+    share = rng.integers(0, MODULUS, size=layout.length, dtype=np.uint64)
+    total = rng.integers(0, MODULUS, size=layout.length, dtype=np.uint64)
+    rho = challenge_vector(rng.bytes(32), layout.length)
+    expected = gf.add(total, gf.mul_scalar(share, weight))
+    check = check_share(share, rho, layout, 2, add_to=total, weight=weight)
+    assert check == check_share(share, rho, layout, 2) and np.array_equal(total, expected)
+
+
+def test_a_share_outside_the_field_is_refused_and_leaves_the_sum_it_was_added_to_as_it_was() -> None:
+    layout = CheckedLayout(update=6000, metrics=0, threshold=T)
+    rng = np.random.default_rng(3)
+    share = rng.integers(0, MODULUS, size=layout.length, dtype=np.uint64)
+    share[4321] = np.uint64(2**64 - 1)  # 61 bits of it are p itself; any value >= p is outside
+    total = rng.integers(0, MODULUS, size=layout.length, dtype=np.uint64)
+    before = total.copy()
+    with pytest.raises(FormatError, match="outside the field"):
+        check_share(share, challenge_vector(b"\x05" * 32, layout.length), layout, 1, add_to=total, weight=987)
+    assert np.array_equal(total, before)
 
 
 def test_the_challenge_vector_is_deterministic_and_has_no_zero() -> None:
