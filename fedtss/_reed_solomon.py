@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from fedtss.field import MODULUS
 
@@ -41,9 +42,9 @@ def decode(points: Sequence[int], values: Sequence[int], k: int) -> Decoded:
     Raises :class:`DecodingFailure` when there is none (too many errors to correct).
     """
     m = len(points)
-    g0 = _vanishing(points)
+    g0 = _vanishing(tuple(points))
     g1 = interpolate(points, values)
-    r_prev, r_cur = g0, g1
+    r_prev, r_cur = list(g0), g1
     v_prev, v_cur = [], [1]
     # Stop as soon as deg(r) < (m + k) / 2, i.e. 2·deg(r) < m + k.
     while 2 * _degree(r_cur) >= m + k:
@@ -69,23 +70,36 @@ def evaluate(polynomial: Sequence[int], x: int) -> int:
 
 def interpolate(points: Sequence[int], values: Sequence[int]) -> list[int]:
     """Return the polynomial of degree < len(points) through (points[i], values[i])."""
+    result = [0] * len(points)
+    for yi, basis in zip(values, _lagrange_basis(tuple(points))):
+        for power, coefficient in enumerate(basis):
+            result[power] += yi * coefficient
+    return _trim([c % _P for c in result])
+
+
+@lru_cache(maxsize=64)
+def _lagrange_basis(points: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """The Lagrange basis polynomials of ``points``: a verdict decodes every client over the same
+    members' points, so they are computed once per set of points, not once per client."""
     g0 = _vanishing(points)
-    result: list[int] = []
-    for xi, yi in zip(points, values):
-        basis = _divide_by_root(g0, xi)  # Π_{j≠i} (x - x_j)
-        scale = yi * pow(evaluate(basis, xi), -1, _P) % _P
-        result = _add(result, [c * scale % _P for c in basis])
-    return result
+    basis = []
+    for xi in points:
+        numerator = _divide_by_root(g0, xi)  # Π_{j≠i} (x - x_j)
+        scale = pow(evaluate(numerator, xi), -1, _P)
+        basis.append(tuple(c * scale % _P for c in numerator))
+    return tuple(basis)
 
 
-def _vanishing(points: Sequence[int]) -> list[int]:
+@lru_cache(maxsize=64)
+def _vanishing(points: tuple[int, ...]) -> tuple[int, ...]:
+    """Π (x - x_j) over ``points`` (cached, so a tuple)."""
     result = [1]
     for x in points:
         result = _mul(result, [(-x) % _P, 1])
-    return result
+    return tuple(result)
 
 
-def _divide_by_root(polynomial: list[int], root: int) -> list[int]:
+def _divide_by_root(polynomial: Sequence[int], root: int) -> list[int]:
     # Synthetic division by (x - root); the remainder is zero for the callers' roots.
     quotient = [0] * (len(polynomial) - 1)
     carry = 0
