@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.aggregator import ShareSum
+from agents.client_checks import ShareProjections
 from fedtss import field as gf
 from fedtss.chain import Member, RoundsConfig, RoundsContract, compile_contracts, connect, deploy_rounds, dev_sealing_keypair
 from fedtss.chain.devnode import dev_accounts, start_anvil
@@ -43,7 +44,7 @@ from fedtss.cid import compute_cid
 from fedtss.formats import VectorKind, decode_field_vector, encode_field_vector, field_vector_bytes
 from fedtss.quantize import QuantizationConfig, quantize_update
 from fedtss.sealing import ShareContext, keypair_from_seed, open_share, seal_share
-from fedtss.shamir import share_vector
+from fedtss.shamir import add_weighted_share, share_vector
 from fedtss.validation import (
     CHECK_BYTES,
     CheckedLayout,
@@ -108,24 +109,45 @@ def _samples(client: int) -> int:
 
 
 def _member_step(case: Case, sealed: list[bytes], private_key: bytes, length: int,
-                 rho: NDArray[np.uint64] | None, layout: CheckedLayout) -> tuple[float, float]:
-    """Seconds for member 1 to open, decode and sum every client's share (and check it, with
-    ``rho``), and the seconds of those checks alone."""
+                 rho: NDArray[np.uint64] | None, layout: CheckedLayout) -> tuple[float, list[NDArray[np.uint64]]]:
+    """Seconds for member 1 to open, decode and sum every client's share (and check it in the same
+    pass, with ``rho``, as ``begin_checks`` does), and the opened shares."""
     started = time.perf_counter()
-    checking = 0.0
     summed = ShareSum.empty(length)
-    checks = []
+    checks = None if rho is None else ShareProjections(rho, layout, MEMBER, norms=committee_decides_norms(case.n, case.t))
+    shares = []
     for i, blob in enumerate(sealed):
         plain = open_share(blob, private_key, ShareContext(31337, CONTRACT, 1, _client(i), MEMBER))
         share = decode_field_vector(plain, kind=VectorKind.SHARE, max_bytes=field_vector_bytes(length),
                                     expected_length=length)
-        if rho is not None:
-            check_started = time.perf_counter()
-            checks.append(check_share(share, rho, layout, MEMBER))
-            checking += time.perf_counter() - check_started
-        summed.add(i, share, _samples(i) if rho is not None else 1)
-    encode_checks(checks)
-    return time.perf_counter() - started, checking
+        summed.add(i, share, 1 if checks is None else _samples(i), checks=checks)
+        shares.append(share)
+    if checks is not None:
+        encode_checks(checks.posted(case.clients))
+    return time.perf_counter() - started, shares
+
+
+def _checks_own_seconds(shares: list[NDArray[np.uint64]], rho: NDArray[np.uint64], layout: CheckedLayout) -> float:
+    """What the checks add to the step: the pass that checks and sums every share, less the pass that
+    only sums them (the same shares, REPEATS interleaved runs each, medians). Timing the fused pass
+    alone inside the step would count the sum's own memory traffic as the checks'."""
+    scratch = np.zeros(layout.length, dtype=np.uint64)
+    fused, plain = [], []
+
+    def checked() -> None:
+        for i, share in enumerate(shares):
+            check_share(share, rho, layout, MEMBER, add_to=scratch, weight=_samples(i))
+
+    def summed_only() -> None:
+        for i, share in enumerate(shares):
+            add_weighted_share(scratch, share, _samples(i))
+
+    for repeat in range(-1, 3 * REPEATS):
+        for runs, run in ([(fused, checked), (plain, summed_only)] if repeat % 2 else [(plain, summed_only), (fused, checked)]):
+            started = time.perf_counter()
+            run()
+            runs.append(time.perf_counter() - started)
+    return max(0.0, statistics.median(fused[2:]) - statistics.median(plain[2:]))
 
 
 def measure_member(case: Case) -> dict[str, float]:
@@ -134,7 +156,7 @@ def measure_member(case: Case) -> dict[str, float]:
 
     The increase is (checks + verdict) / the step without checks: the difference of the two
     whole steps is the same work plus this machine's noise (+-30 points between runs, in both
-    directions), while the checks' own time is measured directly."""
+    directions), while the checks' own time is measured directly (:func:`_checks_own_seconds`)."""
     quantization = QuantizationConfig(clip_norm=10.0, fractional_bits=16, max_clients=case.clients, max_samples=1000)
     private_key, public_key = keypair_from_seed(bytes(range(32)))
     plain_sealed, _ = _sealed_for_member(case, quantization, private_key, public_key, padded=False)
@@ -149,17 +171,21 @@ def measure_member(case: Case) -> dict[str, float]:
             runs.append(_member_step(case, sealed, private_key, size, challenge, layout))
     plain_step = statistics.median(step for step, _ in plain_runs[2:])
     checked_step = statistics.median(step for step, _ in checked_runs[2:])
-    checking = statistics.median(seconds for _, seconds in checked_runs[2:])
+    checking = _checks_own_seconds(checked_runs[-1][1], rho, layout)
+    del plain_runs, checked_runs  # the opened shares
     checks = {j: [check_share(rows[i, j - 1], rho, layout, j) for i in range(case.clients)] for j in range(1, case.n + 1)}
     norms = committee_decides_norms(case.n, case.t)
     started = time.perf_counter()
     claims = {i: claim_norm_values(rows[i], layout) for i in range(case.clients)} if norms else None
     claim_seconds = (time.perf_counter() - started) / case.clients
-    started = time.perf_counter()
     limit = squared_norm_limit(quantization, 1, update=case.d)  # one sample's: the members weight (as verdict_of)
-    verdict = round_verdict(checks, {}, clients=case.clients, threshold=case.t, max_samples=1,
-                            norm_limit=(lambda _shared_count: limit) if norms else None, norm_claims=claims)
-    verdict_seconds = time.perf_counter() - started
+    verdict_runs = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        verdict = round_verdict(checks, {}, clients=case.clients, threshold=case.t, max_samples=1,
+                                norm_limit=(lambda _shared_count: limit) if norms else None, norm_claims=claims)
+        verdict_runs.append(time.perf_counter() - started)
+    verdict_seconds = statistics.median(verdict_runs)
     if verdict.excluded_clients or verdict.wrong_members or (norms and verdict.norm_unchecked):
         raise RuntimeError("the benchmark's honest clients and members were not all kept and checked")
     return {"member_seconds_without_checks": plain_step, "member_seconds_with_checks": checked_step + verdict_seconds,
