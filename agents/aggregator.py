@@ -778,7 +778,7 @@ def shamir_sum_over(agent: AggregatorAgent, round_: int, summed: ShareSum, fixed
         return None
     total = summed.total.copy()
     for index, share in shares.items():
-        add_weighted_share(total, share, gf.MODULUS - summed.weights[index])  # minus weight times the share
+        add_weighted_share(total, share, (gf.MODULUS - summed.weights[index]) % gf.MODULUS)  # minus weight x share
     return without_check_tail(agent, total), fixed
 
 

@@ -251,8 +251,11 @@ def check_share(share: NDArray[np.uint64], rho: NDArray[np.uint64], layout: Chec
     if add_to is None:
         projection, squares, outside = _kernels.project_and_square(rho, share)
     else:
-        if add_to.dtype != np.uint64 or add_to.shape != share.shape or not 0 <= weight < MODULUS:
-            raise FormatError(f"cannot add a share of length {share.size} times {weight} to a sum of shape {add_to.shape}")
+        # the caller's arguments, not the client's bytes: a ConfigError, never taken for a client's fault
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight < MODULUS:
+            raise ConfigError(f"weight must be an int in [0, p), got {weight!r:.40}")
+        if add_to.dtype != np.uint64 or add_to.shape != share.shape:
+            raise ConfigError(f"cannot add a share of length {share.size} to a sum of shape {add_to.shape}")
         projection, squares, outside = _kernels.project_square_and_add(rho, share, add_to, np.uint64(weight))
         if outside:  # take the same masked values out again (see fedtss.shamir.add_weighted_share)
             _kernels.add_scaled(add_to, share, np.uint64((MODULUS - weight) % MODULUS))

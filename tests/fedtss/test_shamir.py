@@ -254,10 +254,12 @@ def test_shares_added_with_public_weights_reconstruct_the_weighted_sum_of_secret
 
 
 def test_adding_a_weighted_share_refuses_values_outside_the_field_a_bad_weight_or_another_length() -> None:
-    total = np.array([7, 8, 9, 10], dtype=np.uint64)
-    with pytest.raises(InvalidShare, match=">= p"):
-        shamir.add_weighted_share(total, np.array([1, 2, P, 2**64 - 1], dtype=np.uint64), 5)
-    assert total.tolist() == [7, 8, 9, 10]  # the values added are taken out again
+    for weight in (5, 0, P - 1):  # values >= p whose 61 low bits are 0 mod p, and ones that are not
+        total = np.array([7, 8, 9, 10, 11], dtype=np.uint64)
+        with pytest.raises(InvalidShare, match=">= p"):
+            shamir.add_weighted_share(total, np.array([1, P, 2**61 + 5, 2**63 + 7, 2**64 - 1], dtype=np.uint64), weight)
+        assert total.tolist() == [7, 8, 9, 10, 11]  # the values added are taken out again
+    total = np.zeros(4, dtype=np.uint64)
     for weight in (-1, P, 2.0, True):
         with pytest.raises(ConfigError, match="weight"):
             shamir.add_weighted_share(total, np.ones(4, dtype=np.uint64), weight)

@@ -156,12 +156,18 @@ def test_a_share_outside_the_field_is_refused_and_leaves_the_sum_it_was_added_to
     layout = CheckedLayout(update=6000, metrics=0, threshold=T)
     rng = np.random.default_rng(3)
     share = rng.integers(0, MODULUS, size=layout.length, dtype=np.uint64)
-    share[4321] = np.uint64(2**64 - 1)  # 61 bits of it are p itself; any value >= p is outside
-    total = rng.integers(0, MODULUS, size=layout.length, dtype=np.uint64)
-    before = total.copy()
-    with pytest.raises(FormatError, match="outside the field"):
-        check_share(share, challenge_vector(b"\x05" * 32, layout.length), layout, 1, add_to=total, weight=987)
-    assert np.array_equal(total, before)
+    share[4321] = np.uint64(2**64 - 1)  # its 61 low bits are p itself, 0 mod p
+    share[17], share[5000] = np.uint64(2**61 + 5), np.uint64(2**63 + 7)  # and these are not 0 mod p
+    rho = challenge_vector(b"\x05" * 32, layout.length)
+    for weight in (987, 0, MODULUS - 1):
+        total = rng.integers(0, MODULUS, size=layout.length, dtype=np.uint64)
+        before = total.copy()
+        with pytest.raises(FormatError, match="outside the field"):
+            check_share(share, rho, layout, 1, add_to=total, weight=weight)
+        assert np.array_equal(total, before)
+    for weight in (2.0, True, -1, MODULUS):  # the caller's mistake, never a client's fault
+        with pytest.raises(ConfigError, match="weight"):
+            check_share(share, rho, layout, 1, add_to=total, weight=weight)
 
 
 def test_the_challenge_vector_is_deterministic_and_has_no_zero() -> None:
