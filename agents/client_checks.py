@@ -108,9 +108,13 @@ class ShareProjections:
     values: dict[int, Check] = field(default_factory=dict)
     _lock: Lock = field(default_factory=Lock, repr=False)
 
-    def check(self, share: NDArray[np.uint64], member: int | None = None) -> Check:
-        """The check of ``share`` as member ``member`` (this member by default) posts it."""
-        projection, count, norm = check_share(share, self.rho, self.layout, self.member if member is None else member)
+    def check(self, share: NDArray[np.uint64], member: int | None = None, *,
+              add_to: NDArray[np.uint64] | None = None, weight: int = 1) -> Check:
+        """The check of ``share`` as member ``member`` (this member by default) posts it; with
+        ``add_to``, ``weight`` times the share is added to it in the same pass
+        (:func:`fedtss.validation.check_share`)."""
+        projection, count, norm = check_share(share, self.rho, self.layout, self.member if member is None else member,
+                                              add_to=add_to, weight=weight)
         return projection, count, norm if self.norms else 0
 
     def norm_limit(self, quantization: QuantizationConfig, *,
@@ -128,11 +132,10 @@ class ShareProjections:
 
     def take(self, index: int, share: NDArray[np.uint64], *, add_to: NDArray[np.uint64] | None = None,
              weight: int = 1) -> None:
-        """Check client ``index``'s share and keep the check; with ``add_to``, add ``weight`` times
-        the share to it in the same pass (:func:`fedtss.validation.check_share`)."""
-        projection, count, norm = check_share(share, self.rho, self.layout, self.member, add_to=add_to, weight=weight)
+        """Check client ``index``'s share (and add it to ``add_to``, as :meth:`check`) and keep the check."""
+        value = self.check(share, add_to=add_to, weight=weight)
         with self._lock:
-            self.values[index] = projection, count, norm if self.norms else 0
+            self.values[index] = value
 
     def posted(self, clients: int) -> list[Check | None]:
         return [self.values.get(index) for index in range(clients)]
