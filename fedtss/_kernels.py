@@ -35,6 +35,8 @@ __all__ = [
     "project_square_and_add",
     "project",
     "project_and_square",
+    "table_projection",
+    "ternary_projections",
 ]
 
 # Coordinates per block: (t - 1) coefficient rows of BLOCK words stay in L2 while all n
@@ -393,6 +395,62 @@ def _project_square_and_add(r, share, out, weight):
     return _canonical(total), _canonical(total_sq), bad
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _table_projection(word_bytes, tables, share):
+    """Return (sum_j w_j share_j mod p, share values >= p) with w_j = sum_b tables[b, byte b of
+    word j]: the 8 bytes of a coordinate's 64-bit word pick one entry of each of 8 tables (entries
+    below 2**61 - 1, so the 8 add up below 2**64). Eight lookups replace 63 multiplications: the
+    wrap-around check's combined projection (:mod:`fedtss.wraparound`)."""
+    d = share.size
+    nblocks = (d + BLOCK - 1) // BLOCK
+    partial = np.zeros(nblocks, dtype=np.uint64)
+    outside = 0
+    for b in prange(nblocks):
+        lo = b * BLOCK
+        width = min(BLOCK, d - lo)
+        s = share[lo : lo + width]
+        w = word_bytes[8 * lo : 8 * (lo + width)]
+        acc = _ZERO
+        bad = 0
+        for i in range(width):
+            o = 8 * i
+            weight = (tables[0, w[o]] + tables[1, w[o + 1]] + tables[2, w[o + 2]] + tables[3, w[o + 3]]
+                      + tables[4, w[o + 4]] + tables[5, w[o + 5]] + tables[6, w[o + 6]] + tables[7, w[o + 7]])
+            v = s[i]
+            bad += v >= _P
+            acc = _fold(acc + _mulmod_split(_canonical(weight), v >> _S32, v & _M32))
+        partial[b] = _canonical(acc)
+        outside += bad
+    total = _ZERO
+    for b in range(nblocks):
+        total = _canonical(total + partial[b])
+    return total, outside
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _ternary_projections(words, values):
+    """Return the 63 integer projections y_k = sum_j (bit k - bit 0 of words[j]) * values[j],
+    k = 1..63 (int64: the caller bounds |values| so that no sum overflows)."""
+    d = values.size
+    nblocks = (d + BLOCK - 1) // BLOCK
+    partial = np.zeros((nblocks, 63), dtype=np.int64)
+    for b in prange(nblocks):
+        lo = b * BLOCK
+        width = min(BLOCK, d - lo)
+        acc = np.zeros(63, dtype=np.int64)
+        for i in range(width):
+            word = words[lo + i]
+            v = values[lo + i]
+            base = np.int64(word & np.uint64(1)) * v
+            for k in range(63):
+                acc[k] += np.int64((word >> np.uint64(k + 1)) & np.uint64(1)) * v - base
+        partial[b, :] = acc
+    out = np.zeros(63, dtype=np.int64)
+    for b in range(nblocks):
+        out += partial[b, :]
+    return out
+
+
 def _dynamically_scheduled(kernel):
     """Wrap a parallel kernel so its blocks are handed out CHUNK_BLOCKS at a time."""
 
@@ -414,3 +472,5 @@ add_scaled = _dynamically_scheduled(_add_scaled)
 project_square_and_add = _dynamically_scheduled(_project_square_and_add)
 project = _dynamically_scheduled(_project)
 project_and_square = _dynamically_scheduled(_project_and_square)
+table_projection = _dynamically_scheduled(_table_projection)
+ternary_projections = _dynamically_scheduled(_ternary_projections)
