@@ -71,9 +71,13 @@ from numpy.typing import NDArray
 from agents.client_checks import (
     PendingChecks,
     ShareProjections,
+    WrapCheck,
     checks_ready,
+    client_claims,
+    open_client_proof,
+    sealed_proofs_bytes,
     read_client_manifest,
-    round_rho,
+    round_challenge_of,
     start_checks,
     step_checks,
 )
@@ -147,10 +151,11 @@ from fedtss.formats import (
     shared_vector_length,
 )
 from fedtss.quantize import QuantizationConfig, dequantize_metrics, dequantize_sum
-from fedtss.sealing import OVERHEAD, ShareContext, open_share
+from fedtss.sealing import OVERHEAD, ShareContext, open_share_with_key, share_key
 from fedtss.shamir import Reconstruction, add_weighted_share, reconstruct_checked
 from fedtss.storage import ContentStore
-from fedtss.validation import CheckedLayout, RoundVerdict, check_tail_length, committee_decides_norms
+from fedtss.validation import CheckedLayout, RoundVerdict, challenge_vector, check_tail_length, committee_decides_norms
+from fedtss.wraparound import WrapBounds, proof_length
 
 __all__ = [
     "HANDLERS",
@@ -376,11 +381,15 @@ def open_client_share(
     store: ContentStore, submission: Submission, terms: RoundTerms, *,
     member_index: int, private_key: bytes, max_blob_bytes: int, timeout: float | None = None,
     on_manifest: Callable[[int, Manifest], None] | None = None,
+    on_proof: Callable[[int, Manifest, NDArray[np.uint64]], None] | None = None,
 ) -> NDArray[np.uint64]:
     """Fetch, check and open one client's share for this member; raises one of CLIENT_FAULTS.
 
-    ``timeout`` bounds each of the two fetches (manifest, sealed share); None: the store's own.
-    ``on_manifest`` is handed (submission index, manifest) once the manifest checks out.
+    ``timeout`` bounds each fetch (manifest, sealed share, proof); None: the store's own.
+    ``on_manifest`` is handed (submission index, manifest) once the manifest checks out. Where
+    the round has a wrap-around proof (``terms.proof_length``), this member's proof share is
+    opened too (with the key of its sealed share) and handed to ``on_proof``: a proof that does
+    not open or decode makes the share unusable, as a share that does not would.
     """
     manifest = read_client_manifest(store, submission, terms, max_blob_bytes=max_blob_bytes, timeout=timeout)
     if on_manifest is not None:
@@ -388,9 +397,16 @@ def open_client_share(
     plain_size = field_vector_bytes(terms.vector_length)
     sealed = store.get(manifest.share_cids[member_index - 1], max_bytes=plain_size + OVERHEAD, timeout=timeout)
     context = ShareContext(terms.chain_id, terms.contract, terms.round, submission.client, member_index)
-    plaintext = open_share(sealed, private_key, context)
-    return decode_field_vector(plaintext, kind=VectorKind.SHARE, max_bytes=plain_size,
-                               expected_length=terms.vector_length)
+    key = share_key(sealed, private_key, context)
+    plaintext = open_share_with_key(sealed, key, context)
+    share = decode_field_vector(plaintext, kind=VectorKind.SHARE, max_bytes=plain_size,
+                                expected_length=terms.vector_length)
+    if terms.proof_length is not None:
+        proofs = store.get(manifest.proof_cid, max_bytes=sealed_proofs_bytes(terms), timeout=timeout)
+        proof = open_client_proof(proofs, key, context, terms)
+        if on_proof is not None:
+            on_proof(submission.index, manifest, proof)
+    return share
 
 
 def collect_client_shares(
@@ -641,7 +657,7 @@ def round_submissions(agent: AggregatorAgent, round_: int) -> list[Submission]:
 def round_terms(agent: AggregatorAgent, round_: int, vector_length: int) -> RoundTerms:
     node = agent.node
     n, t, bits = len(node.contract.committee()), node.contract.threshold(), masked_bits(agent)
-    return RoundTerms(
+    terms = RoundTerms(
         chain_id=node.deployment.chain_id,
         contract=node.deployment.address,
         round=round_,
@@ -655,6 +671,10 @@ def round_terms(agent: AggregatorAgent, round_: int, vector_length: int) -> Roun
         # and state their sample count for the members to weight by (with checks on, in the Shamir mode)
         samples=bool(agent.check_period) and bits is None,
     )
+    if terms.norm_claims:  # with the norm claims comes the wrap-around proof
+        layout = CheckedLayout.of(vector_length, metrics=len(node.deployment.model_metrics), threshold=t)
+        terms = replace(terms, proof_length=proof_length(WrapBounds.of(terms.quantization, update=layout.update), t))
+    return terms
 
 
 def masked_bits(agent: AggregatorAgent) -> int | None:
@@ -903,10 +923,12 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
     submissions = round_submissions(agent, round_)
     summed = ShareSum.empty(terms.vector_length)
     layout = CheckedLayout.of(terms.vector_length, metrics=len(node.deployment.model_metrics), threshold=terms.t)
-    projections = ShareProjections(round_rho(agent, round_, terms.vector_length), layout, agent.member_index,
-                                   norms=terms.norm_claims)
+    challenge = round_challenge_of(agent, round_)
+    projections = ShareProjections(challenge_vector(challenge, terms.vector_length), layout, agent.member_index,
+                                   norms=terms.norm_claims, wrap=WrapCheck.for_round(challenge, terms, layout))
 
     claims: dict[int, tuple[int, ...]] = {}
+    refused: dict[int, str] = {}
     weights: dict[int, int] = {}
     claims_lock = Lock()  # fetch threads abandoned at the deadline may still hand one in
 
@@ -916,8 +938,11 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
         summed.add(index, share, weight, checks=projections)  # checked as shared (unweighted), summed weighted
 
     def keep_claims(index: int, manifest: Manifest) -> None:
+        read, refusal = client_claims(manifest, projections.wrap)
         with claims_lock:
-            claims[index] = manifest.norm_claims
+            claims[index] = read
+            if refusal is not None:
+                refused[index] = refusal
             weights[index] = share_weight(manifest)
 
     checks_deadline, _ = node.contract.check_window(round_)
@@ -929,13 +954,15 @@ def begin_checks(agent: AggregatorAgent, round_: int) -> Outcome:
         options["budget_seconds"] = min(options["budget_seconds"], to_checks_deadline)
     clock.mark("context")
     excluded = _open_each(node.store, submissions, terms, take, workers=MAX_FETCH_WORKERS,
-                          opener=partial(open_client_share, on_manifest=keep_claims), **options)
+                          opener=partial(open_client_share, on_manifest=keep_claims, on_proof=projections.keep_proof),
+                          **options)
     log_exclusions(agent, round_, excluded)
     clock.mark("shares")
     with claims_lock:  # the claims of the clients it opened, fixed from here on
         opened_claims = {index: claims[index] for index in summed.clients if index in claims}
+        opened_refused = {index: reason for index, reason in refused.items() if index in summed.clients}
     pending = PendingChecks(round_, summed, terms.vector_length, terms, tuple(submissions), projections,
-                            claims=opened_claims if terms.norm_claims else None)
+                            claims=opened_claims if terms.norm_claims else None, refused=opened_refused)
     note = start_checks(agent, pending)
     agent.checking[round_] = pending
     clock.mark("checks")

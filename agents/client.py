@@ -52,9 +52,21 @@ from fedtss.masking import PairContext, encode_ring_vector, field_to_ring, mask_
 from fedtss.field import MODULUS
 from fedtss._checks import require_int
 from fedtss.quantize import QuantizationConfig, quantize_metrics, quantize_update
-from fedtss.sealing import ShareContext, seal_share
+from fedtss.randomness import derive_subkey, uniform_field_elements
+from fedtss.sealing import ShareContext, seal_proof, seal_share, sealing_key
 from fedtss.shamir import share_vector
 from fedtss.validation import CheckedLayout, check_tail_length, claim_norm_values, committee_decides_norms, pad_vector
+from fedtss.wraparound import (
+    WrapBounds,
+    bit_check_weights,
+    bits_seed,
+    claim_bit_check_values,
+    client_projections,
+    projection_bits,
+    projection_seed,
+    projection_words,
+    proof_vector,
+)
 
 if TYPE_CHECKING:
     from agents.learning.task import LoadedTask
@@ -143,6 +155,49 @@ class PreparedUpdate:
     manifest: Manifest
     manifest_blob: bytes = field(repr=False)
     masked_blob: bytes | None = field(default=None, repr=False)
+    #: The client's n sealed wrap-around proofs, one blob (with the norm claims; else None).
+    proof_blob: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SealedProof:
+    """A client's wrap-around proof (:mod:`fedtss.wraparound`): the blob of its n sealed proof
+    shares, the blob's CID and every member's claimed bit-check value."""
+
+    blob: bytes = field(repr=False)
+    cid: str
+    bit_claims: tuple[int, ...]
+
+
+PROOF_MASKS_LABEL = b"fedtss/client/proof-masks/v1"
+PROOF_SHARING_LABEL = b"fedtss/client/proof-sharing/v1"
+
+
+def prove_update(update: NDArray[np.uint64], *, context: UpdateContext, share_cids: Sequence[str],
+                 share_keys: Sequence[bytes], threshold: int, quantization: QuantizationConfig, proof_seed: bytes,
+                 bits: NDArray[np.uint64] | None = None) -> SealedProof:
+    """Prove the quantized, unweighted ``update`` (its field elements) small in the integers, once
+    its shares are sealed: ``share_cids`` fix its projections, the bits of each are shared t-of-n
+    (with the bit check's t - 1 masks) and member j's share is sealed under ``share_keys[j - 1]``,
+    the key of its sealed update share. ``bits`` replaces the proof's bits (tests play cheats with it).
+
+    Pure: ``proof_seed`` (32 fresh bytes) is the only randomness. ConfigError if the update's
+    projections are out of range (its norm is beyond the clip bound)."""
+    bounds = WrapBounds.of(quantization, update=int(update.size))
+    seed = projection_seed(chain_id=context.chain_id, contract=context.contract, round_=context.round,
+                           client=context.client, share_cids=share_cids)
+    if bits is None:
+        bits = projection_bits(client_projections(update, projection_words(seed, bounds.update)), bounds)
+    masks = uniform_field_elements(proof_seed, threshold - 1, label=PROOF_MASKS_LABEL) if threshold > 1 else []
+    proof = proof_vector(bits, [int(mask) for mask in masks])
+    rows = share_vector(proof, threshold=threshold, holders=len(share_keys),
+                        key=derive_subkey(proof_seed, PROOF_SHARING_LABEL))
+    blob = b"".join(seal_proof(encode_field_vector(rows[j - 1], kind=VectorKind.PROOF_SHARE), key,
+                               context.for_member(j))
+                    for j, key in enumerate(share_keys, start=1))
+    cid = compute_cid(blob)
+    claims = claim_bit_check_values(rows, bit_check_weights(bits_seed(seed, [cid]), bounds), threshold=threshold)
+    return SealedProof(blob, cid, claims)
 
 
 def quantized_vector(delta: NDArray[np.float32], samples: int, quantization: QuantizationConfig,
@@ -230,6 +285,7 @@ def prepare_update(
     ephemeral_seeds: Sequence[bytes],
     metrics: Sequence[float] = (),
     check_tail: Sequence[int] | None = None,
+    proof_seed: bytes | None = None,
 ) -> PreparedUpdate:
     """Quantize, share t-of-n, seal share j to ``member_keys[j - 1]``, and describe it all.
 
@@ -242,10 +298,11 @@ def prepare_update(
     the update and metrics are shared unweighted (count coordinate 1) and the manifest states
     ``samples``, which the members multiply each share by (:mod:`fedtss.quantize`, "Weighted by
     the members"): the norm the checks bound is then the clipped update's, whatever the count.
-    With a committee that can check norms, the manifest also claims each member's norm value.
+    With a committee that can check norms, the manifest also claims each member's norm value,
+    and the update is proved small in the integers (:func:`prove_update`, from ``proof_seed``).
 
-    Pure: ``sharing_key`` (32 bytes) and one 32-byte ``ephemeral_seeds`` entry per member are
-    the only randomness; pass fresh ``os.urandom(32)`` values (tests pin them).
+    Pure: ``sharing_key`` (32 bytes), one 32-byte ``ephemeral_seeds`` entry per member and
+    ``proof_seed`` are the only randomness; pass fresh ``os.urandom(32)`` values (tests pin them).
     """
     require_int(samples, "samples", low=1, high=quantization.max_samples, error=ConfigError)
     weighted_by_members = check_tail is not None
@@ -254,9 +311,18 @@ def prepare_update(
         vector = pad_vector(vector, check_tail[-1], norm_masks=check_tail[:-1])
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
     claims: tuple[int, ...] = ()
-    if check_tail is not None and committee_decides_norms(len(member_keys), threshold):
-        claims = claim_norm_values(shares, CheckedLayout.of(vector.size, metrics=len(metrics), threshold=threshold))
     sealed = seal_rows(shares, context, member_keys, ephemeral_seeds)
+    proof = None
+    if check_tail is not None and committee_decides_norms(len(member_keys), threshold):
+        layout = CheckedLayout.of(vector.size, metrics=len(metrics), threshold=threshold)
+        claims = claim_norm_values(shares, layout)
+        if proof_seed is None:
+            raise ConfigError("a committee that checks norms checks wraps too: pass proof_seed (32 fresh bytes)")
+        share_keys = [sealing_key(key, context.for_member(j), ephemeral_seed=seed)
+                      for j, (key, seed) in enumerate(zip(member_keys, ephemeral_seeds, strict=True), start=1)]
+        proof = prove_update(vector[: layout.update], context=context, share_cids=[compute_cid(b) for b in sealed],
+                             share_keys=share_keys, threshold=threshold, quantization=quantization,
+                             proof_seed=proof_seed)
     manifest = Manifest(
         chain_id=context.chain_id,
         contract=context.contract,
@@ -269,8 +335,10 @@ def prepare_update(
         share_cids=tuple(compute_cid(blob) for blob in sealed),
         norm_claims=claims,
         samples=samples if weighted_by_members else None,
+        proof_cid=None if proof is None else proof.cid,
+        bit_claims=() if proof is None else proof.bit_claims,
     )
-    return PreparedUpdate(sealed, manifest, encode_manifest(manifest))
+    return PreparedUpdate(sealed, manifest, encode_manifest(manifest), proof_blob=None if proof is None else proof.blob)
 
 
 # ---------------------------------------------------------------------- the edge
@@ -301,6 +369,8 @@ def publish_update(node: Node, prepared: PreparedUpdate) -> str:
     blobs = list(zip(prepared.manifest.share_cids, prepared.sealed_shares, strict=True))
     if prepared.masked_blob is not None:
         blobs.append((prepared.manifest.masked_cid, prepared.masked_blob))
+    if prepared.proof_blob is not None:
+        blobs.append((prepared.manifest.proof_cid, prepared.proof_blob))
     with ThreadPoolExecutor(max_workers=max(1, min(STORE_WORKERS, len(blobs))), thread_name_prefix="put") as pool:
         stored = list(pool.map(node.store.put, [blob for _, blob in blobs]))  # the first failure is raised
     for (expected, _), cid in zip(blobs, stored, strict=True):
@@ -352,7 +422,7 @@ def train_and_submit(agent: ClientAgent, action: TrainAndSubmit,
     )
     if agent.modulus_bits is None:
         tail = check_tail(common["threshold"], random_bytes) if agent.check_period else None
-        prepared = prepare_update(delta, samples, check_tail=tail, **common)
+        prepared = prepare_update(delta, samples, check_tail=tail, proof_seed=random_bytes(32), **common)
     else:
         prepared = prepare_masked_update(delta, samples, masking=masking_keys(agent, random_bytes(32)), **common)
     clock.mark("protect")

@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 
 from agents.runtime import is_transient
 from fedtss.chain import ChecksSubmitted, CollectionClosed, ComplaintsSubmitted
-from fedtss.errors import BlobTooLarge, ContractRevert, FedTSSError, FormatError, StorageError
+from fedtss.errors import BlobTooLarge, ContractRevert, FedTSSError, FormatError, ShareError, StorageError
 from fedtss.quantize import QuantizationConfig
 from fedtss.formats import (
     MANIFEST_MAX_BYTES,
@@ -58,8 +58,10 @@ from fedtss.formats import (
     field_vector_bytes,
     parse_manifest,
 )
-from fedtss.decryption_proof import Shown, complaint_evidence, read_complaint_evidence
-from fedtss.sealing import OVERHEAD, ShareContext
+from fedtss.decryption_proof import Shown, complaint_evidence, read_complaint_key
+from fedtss.field import MODULUS
+from fedtss.randomness import uniform_field_elements
+from fedtss.sealing import OVERHEAD, PROOF_OVERHEAD, ShareContext, open_proof
 from fedtss.storage import ContentStore
 from fedtss.validation import (
     Check,
@@ -72,15 +74,33 @@ from fedtss.validation import (
     committee_excludes_unchecked_norms,
     encode_checks,
     round_challenge,
+    project_share,
     round_verdict,
     squared_norm_limit,
+)
+from fedtss.wraparound import (
+    RelationTables,
+    WrapBounds,
+    bit_check_value,
+    bit_check_weights,
+    bits_seed,
+    claims_factor,
+    combine_claims,
+    projection_seed,
+    projection_words,
+    read_bit_claims,
+    relation_gamma,
+    relation_tables,
+    relation_value,
 )
 
 if TYPE_CHECKING:
     from agents.aggregator import AggregatorAgent, Submission
 
 __all__ = [
+    "ClientProof",
     "PendingChecks",
+    "WrapCheck",
     "ShareProjections",
     "checks_in",
     "checks_ready",
@@ -88,10 +108,76 @@ __all__ = [
     "post_checks",
     "post_complaints",
     "read_client_manifest",
-    "round_rho",
+    "round_challenge_of",
     "start_checks",
     "step_checks",
 ]
+
+PROOF_RHO_LABEL = b"fedtss/wraparound/proof-rho/v1"
+
+
+@dataclass(frozen=True)
+class ClientProof:
+    """What this member needs of one client's wrap-around proof: its share of the proof vector,
+    the client's projection words and its bit-check weights (:mod:`fedtss.wraparound`)."""
+
+    share: NDArray[np.uint64] = field(repr=False)
+    words: NDArray[np.uint64] = field(repr=False)
+    weights: NDArray[np.uint64] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class WrapCheck:
+    """The round's wrap-around check as every member runs it: its bounds, the relation's tables
+    (from gamma), the proof's projection vector and the factor R that folds the bit check into
+    the posted norm value (all from the round's challenge). Each check a member posts about a
+    client then also covers its proof: the projection adds <rho', proof share>, the count share
+    adds the client's relation value (so it decodes to the count only if every relation holds)
+    and the norm value adds R times the bit-check value (and the client's norm claims R times its
+    bit claims, which must decode to 0 at 0)."""
+
+    bounds: WrapBounds
+    tables: RelationTables = field(repr=False)
+    rho: NDArray[np.uint64] = field(repr=False)
+    factor: int
+    terms: RoundTerms = field(repr=False)
+
+    @classmethod
+    def for_round(cls, challenge: bytes, terms: RoundTerms, layout: CheckedLayout) -> WrapCheck | None:
+        """The round's check, or None when it has no wrap-around proofs (no norm claims)."""
+        if terms.proof_length is None:
+            return None
+        bounds = WrapBounds.of(terms.quantization, update=layout.update)
+        return cls(bounds, relation_tables(relation_gamma(challenge), bounds),
+                   uniform_field_elements(challenge, terms.proof_length, label=PROOF_RHO_LABEL),
+                   claims_factor(challenge), terms)
+
+    def client_proof(self, manifest: Manifest, share: NDArray[np.uint64]) -> ClientProof:
+        """The proof of the client ``manifest`` is from, given this member's share of it."""
+        terms = self.terms
+        seed = projection_seed(chain_id=terms.chain_id, contract=terms.contract, round_=terms.round,
+                               client=manifest.client, share_cids=manifest.share_cids)
+        assert manifest.proof_cid is not None  # check_manifest: it comes with the norm claims
+        return ClientProof(share, projection_words(seed, self.bounds.update),
+                           bit_check_weights(bits_seed(seed, [manifest.proof_cid]), self.bounds))
+
+    def extras(self, share: NDArray[np.uint64], proof: ClientProof, member: int) -> Check:
+        """What member ``member``'s check of ``share`` adds for the client's ``proof``: the proof's
+        projection on rho', the client's relation value, R times its bit-check value."""
+        relation = relation_value(share[: self.bounds.update], proof.share, proof.words, self.tables)
+        bits = bit_check_value(proof.share, proof.weights, member, threshold=self.terms.t)
+        return project_share(proof.share, self.rho), relation, self.factor * bits % MODULUS
+
+    @staticmethod
+    def combine(check: Check, extras: Check) -> Check:
+        return tuple((value + extra) % MODULUS for value, extra in zip(check, extras, strict=True))  # type: ignore[return-value]
+
+    def claims(self, manifest: Manifest) -> tuple[tuple[int, ...], str | None]:
+        """The client's combined claims (norm + R bits) and, if its bit claims do not decode to 0
+        at 0 (its bits are not all bits), why it is excluded."""
+        refusal = None if read_bit_claims(manifest.bit_claims, self.terms.t) else "InvalidProjectionBits"
+        return combine_claims(manifest.norm_claims, manifest.bit_claims, self.factor), refusal
+
 
 @dataclass
 class ShareProjections:
@@ -105,17 +191,34 @@ class ShareProjections:
     #: Whether the committee can check norms (:func:`fedtss.validation.committee_decides_norms`);
     #: if not, 0 is posted in place of every norm value.
     norms: bool = True
+    #: The round's wrap-around check (with the norm claims), else None.
+    wrap: WrapCheck | None = None
     values: dict[int, Check] = field(default_factory=dict)
+    #: Each opened client's proof (handed in as it opens, before its share).
+    proofs: dict[int, ClientProof] = field(default_factory=dict, repr=False)
     _lock: Lock = field(default_factory=Lock, repr=False)
 
     def check(self, share: NDArray[np.uint64], member: int | None = None, *,
-              add_to: NDArray[np.uint64] | None = None, weight: int = 1) -> Check:
+              add_to: NDArray[np.uint64] | None = None, weight: int = 1, proof: ClientProof | None = None) -> Check:
         """The check of ``share`` as member ``member`` (this member by default) posts it; with
         ``add_to``, ``weight`` times the share is added to it in the same pass
-        (:func:`fedtss.validation.check_share`)."""
-        projection, count, norm = check_share(share, self.rho, self.layout, self.member if member is None else member,
-                                              add_to=add_to, weight=weight)
-        return projection, count, norm if self.norms else 0
+        (:func:`fedtss.validation.check_share`); with the wrap-around check, over ``proof`` too."""
+        member = self.member if member is None else member
+        extras = None
+        if self.wrap is not None:  # before the share is added: a proof that raises leaves the sum as it was
+            if proof is None:
+                raise FormatError("a share without its wrap-around proof")
+            extras = self.wrap.extras(share, proof, member)
+        projection, count, norm = check_share(share, self.rho, self.layout, member, add_to=add_to, weight=weight)
+        value = (projection, count, norm if self.norms else 0)
+        return value if extras is None else WrapCheck.combine(value, extras)
+
+    def keep_proof(self, index: int, manifest: Manifest, share: NDArray[np.uint64]) -> None:
+        """Keep client ``index``'s proof (this member's share of it) for its check."""
+        if self.wrap is not None:
+            proof = self.wrap.client_proof(manifest, share)
+            with self._lock:
+                self.proofs[index] = proof
 
     def norm_limit(self, quantization: QuantizationConfig, *,
                    weighted_by_members: bool = False) -> Callable[[int], int] | None:
@@ -133,7 +236,9 @@ class ShareProjections:
     def take(self, index: int, share: NDArray[np.uint64], *, add_to: NDArray[np.uint64] | None = None,
              weight: int = 1) -> None:
         """Check client ``index``'s share (and add it to ``add_to``, as :meth:`check`) and keep the check."""
-        value = self.check(share, add_to=add_to, weight=weight)
+        with self._lock:
+            proof = self.proofs.get(index)
+        value = self.check(share, add_to=add_to, weight=weight, proof=proof)
         with self._lock:
             self.values[index] = value
 
@@ -141,8 +246,9 @@ class ShareProjections:
         return [self.values.get(index) for index in range(clients)]
 
 
-def round_rho(agent: AggregatorAgent, round_: int, vector_length: int) -> NDArray[np.uint64]:
-    """The round's projection vector, from the hash of the block that closed its collection."""
+def round_challenge_of(agent: AggregatorAgent, round_: int) -> bytes:
+    """The round's challenge (:func:`fedtss.validation.round_challenge`): the hash of the block
+    that closed its collection, bound to the round."""
     node = agent.node
     closed = node.round_events(round_, CollectionClosed)
     if not closed:
@@ -150,9 +256,8 @@ def round_rho(agent: AggregatorAgent, round_: int, vector_length: int) -> NDArra
     block = node.contract.chain.block(closed[-1].block_number)
     if block is None:
         raise FedTSSError(f"round {round_}: block {closed[-1].block_number} is not on the node")
-    challenge = round_challenge(chain_id=node.deployment.chain_id, contract=node.deployment.address, round_=round_,
-                                block_hash=bytes.fromhex(block.hash.removeprefix("0x")))
-    return challenge_vector(challenge, vector_length)
+    return round_challenge(chain_id=node.deployment.chain_id, contract=node.deployment.address, round_=round_,
+                           block_hash=bytes.fromhex(block.hash.removeprefix("0x")))
 
 
 def post_checks(agent: AggregatorAgent, round_: int, checks: Sequence[Check | None]) -> bool:
@@ -195,11 +300,44 @@ def read_client_manifest(store: ContentStore, submission: Submission, terms: Rou
     return manifest
 
 
+@dataclass(frozen=True)
+class SealedBlobs:
+    """What a client sealed for one member: its share, and its blob of n sealed proofs (None
+    where the round has no wrap-around proofs)."""
+
+    manifest: Manifest
+    share: bytes = field(repr=False)
+    proofs: bytes | None = field(default=None, repr=False)
+
+
 def _sealed_share(store: ContentStore, submission: Submission, terms: RoundTerms, member_index: int,
-                  max_blob_bytes: int, *, timeout: float | None = None) -> bytes:
+                  max_blob_bytes: int, *, timeout: float | None = None) -> SealedBlobs:
     manifest = read_client_manifest(store, submission, terms, max_blob_bytes=max_blob_bytes, timeout=timeout)
-    return store.get(manifest.share_cids[member_index - 1],
-                     max_bytes=field_vector_bytes(terms.vector_length) + OVERHEAD, timeout=timeout)
+    share = store.get(manifest.share_cids[member_index - 1],
+                      max_bytes=field_vector_bytes(terms.vector_length) + OVERHEAD, timeout=timeout)
+    if terms.proof_length is None:
+        return SealedBlobs(manifest, share)
+    return SealedBlobs(manifest, share, store.get(manifest.proof_cid, max_bytes=sealed_proofs_bytes(terms),
+                                                  timeout=timeout))
+
+
+def sealed_proofs_bytes(terms: RoundTerms) -> int:
+    """The size of a client's blob of n sealed proofs (each for one member, all the same size)."""
+    assert terms.proof_length is not None
+    return terms.n * (field_vector_bytes(terms.proof_length) + PROOF_OVERHEAD)
+
+
+def open_client_proof(proofs: bytes, key: bytes, context: ShareContext, terms: RoundTerms) -> NDArray[np.uint64]:
+    """Member ``context.member_index``'s proof share, from the client's blob of n sealed proofs and
+    the key of the member's sealed share; FormatError or InvalidSealedShare (the client's fault)."""
+    assert terms.proof_length is not None
+    if len(proofs) != sealed_proofs_bytes(terms):
+        raise FormatError(f"a blob of sealed proofs of {len(proofs)} bytes, expected {sealed_proofs_bytes(terms)}")
+    size = len(proofs) // terms.n
+    j = context.member_index
+    plaintext = open_proof(proofs[(j - 1) * size : j * size], key, context)
+    return decode_field_vector(plaintext, kind=VectorKind.PROOF_SHARE, max_bytes=size,
+                               expected_length=terms.proof_length)
 
 
 def post_complaints(agent: AggregatorAgent, round_: int, clients: Sequence[Submission], terms: RoundTerms, *,
@@ -222,7 +360,8 @@ def post_complaints(agent: AggregatorAgent, round_: int, clients: Sequence[Submi
         try:
             sealed = _sealed_share(node.store, submission, terms, j, node.max_blob_bytes,
                                    timeout=None if was_opened else CLAIMS_FETCH_SECONDS)
-            evidence = complaint_evidence(sealed, agent.sealing_key.private_key, context, nonce_seed=os.urandom(32))
+            evidence = complaint_evidence(sealed.share, agent.sealing_key.private_key, context,
+                                          nonce_seed=os.urandom(32))
             if not was_opened and shown_share(sealed, evidence, agent.sealing_key.public_key, context,
                                               terms) != UNUSABLE:
                 continue
@@ -237,20 +376,35 @@ def post_complaints(agent: AggregatorAgent, round_: int, clients: Sequence[Submi
     return len(pairs)
 
 
-def shown_share(sealed: bytes, evidence: bytes, member_key: bytes, context: ShareContext,
-                terms: RoundTerms) -> NDArray[np.uint64] | str | None:
-    """What one complaint shows: the member's share (its evidence opens it to a well-formed share),
-    :data:`fedtss.validation.UNUSABLE` (the client's fault: a proven secret that does not open the
-    blob, bytes that are no share, a header no honest client writes) or None (evidence of nothing)."""
-    shown = read_complaint_evidence(sealed, evidence, member_key, context)
+@dataclass(frozen=True)
+class ShownShare:
+    """A share a complaint shows, with the member's share of the client's proof (None where the
+    round has no wrap-around proofs)."""
+
+    share: NDArray[np.uint64] = field(repr=False)
+    proof: NDArray[np.uint64] | None = field(default=None, repr=False)
+
+
+def shown_share(sealed: SealedBlobs, evidence: bytes, member_key: bytes, context: ShareContext,
+                terms: RoundTerms) -> ShownShare | str | None:
+    """What one complaint shows: the member's share and proof share (its evidence opens the share
+    to a well-formed one, and the share's key opens the proof), :data:`fedtss.validation.UNUSABLE`
+    (the client's fault: a proven secret that does not open the blob, bytes that are no share, a
+    header no honest client writes, a proof that does not open or decode) or None (evidence of nothing)."""
+    shown = read_complaint_key(sealed.share, evidence, member_key, context)
     if shown is Shown.UNUSABLE:
         return UNUSABLE
     if shown is Shown.NOTHING:
         return None
+    plaintext, key = shown
     try:
-        return decode_field_vector(shown, kind=VectorKind.SHARE, max_bytes=field_vector_bytes(terms.vector_length),
-                                   expected_length=terms.vector_length)
-    except FormatError:
+        share = decode_field_vector(plaintext, kind=VectorKind.SHARE, max_bytes=field_vector_bytes(terms.vector_length),
+                                    expected_length=terms.vector_length)
+        if terms.proof_length is None:
+            return ShownShare(share)
+        assert sealed.proofs is not None
+        return ShownShare(share, open_client_proof(sealed.proofs, key, context, terms))
+    except (FormatError, ShareError):
         return UNUSABLE
 
 
@@ -276,7 +430,12 @@ def complaint_projections(store: ContentStore, submissions: Mapping[int, Submiss
                     shown[member, client] = UNUSABLE
                     continue
                 share = shown_share(sealed, evidence, member_keys[member - 1], context, terms)
-                shown[member, client] = checker.check(share, member) if isinstance(share, np.ndarray) else share
+                if isinstance(share, ShownShare):
+                    proof = None if checker.wrap is None or share.proof is None else \
+                        checker.wrap.client_proof(sealed.manifest, share.proof)
+                    shown[member, client] = checker.check(share.share, member, proof=proof)
+                else:
+                    shown[member, client] = share
             except StorageError as exc:
                 if is_transient(exc):
                     raise  # our store is away: decide at a later tick, not on a guess
@@ -304,9 +463,17 @@ class PendingChecks:
     complaints_seen: int = -1
     #: The aggregate share went out over the set the chain fixed before the verdict came.
     posted: bool = False
-    #: Each client's norm claims (from its manifest) when the committee checks norms, else None.
+    #: Each client's norm claims (from its manifest) when the committee checks norms, else None;
+    #: with the wrap-around check, combined with its bit claims (:meth:`WrapCheck.claims`).
     claims: dict[int, tuple[int, ...]] | None = None
+    #: Clients whose manifest alone excludes them (bit claims that are not zero at 0), and why.
+    refused: dict[int, str] = field(default_factory=dict)
 
+
+
+def client_claims(manifest: Manifest, wrap: WrapCheck | None) -> tuple[tuple[int, ...], str | None]:
+    """A client's claims as the verdict reads them, and why its manifest alone excludes it (None: it does not)."""
+    return (manifest.norm_claims, None) if wrap is None else wrap.claims(manifest)
 
 
 def start_checks(agent: AggregatorAgent, pending: PendingChecks) -> str:
@@ -371,7 +538,9 @@ def verdict_of(pending: PendingChecks, shown: Mapping[tuple[int, int], Check | s
                          max_samples=shared_count_limit, complained=complained, window_closed=window_closed,
                          norm_limit=pending.projections.norm_limit(terms.quantization, weighted_by_members=terms.samples),
                          norm_claims=pending.claims,
-                         exclude_unchecked_norms=committee_excludes_unchecked_norms(terms.n, terms.t))
+                         exclude_unchecked_norms=committee_excludes_unchecked_norms(terms.n, terms.t),
+                         refused=pending.refused,
+                         count_reason="CountOrProjectionsOff" if pending.projections.wrap else "SampleCountOutOfRange")
 
 
 #: How long a member spends reading the claims of clients it did not open (each manifest, and all
@@ -404,7 +573,9 @@ def read_missing_claims(agent: AggregatorAgent, pending: PendingChecks,
             if isinstance(exc, StorageError) and is_transient(exc):
                 raise
             continue
-        pending.claims[index] = manifest.norm_claims
+        pending.claims[index], refusal = client_claims(manifest, pending.projections.wrap)
+        if refusal is not None:
+            pending.refused[index] = refusal
 
 
 def step_checks(agent: AggregatorAgent, pending: PendingChecks) -> RoundVerdict | None:

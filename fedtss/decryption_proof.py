@@ -66,6 +66,7 @@ __all__ = [
     "Shown",
     "complaint_evidence",
     "read_complaint_evidence",
+    "read_complaint_key",
     "ephemeral_key",
     "is_valid_ephemeral",
     "prove_shared_secret",
@@ -239,6 +240,14 @@ def read_complaint_evidence(sealed: bytes, evidence: bytes, recipient_public_key
     plaintext (the share opened), :attr:`Shown.UNUSABLE` (the blob's header or ephemeral key is
     not an honest client's, or the member's proven secret does not open it) or
     :attr:`Shown.NOTHING` (a key that does not open it, a proof that does not verify)."""
+    shown = read_complaint_key(sealed, evidence, recipient_public_key, context)
+    return shown if isinstance(shown, Shown) else shown[0]
+
+
+def read_complaint_key(sealed: bytes, evidence: bytes, recipient_public_key: bytes,
+                       context: ShareContext) -> tuple[bytes, bytes] | Shown:
+    """As :func:`read_complaint_evidence`, with the share's key beside its plaintext: the key
+    opens the client's sealed proof for that member too (:func:`fedtss.sealing.open_proof`)."""
     if not is_valid_ephemeral(sealed):
         return Shown.UNUSABLE
     evidence = bytes(evidence)
@@ -251,6 +260,6 @@ def read_complaint_evidence(sealed: bytes, evidence: bytes, recipient_public_key
     else:
         key = evidence
     try:
-        return open_share_with_key(sealed, key, context)
+        return open_share_with_key(sealed, key, context), key
     except InvalidSealedShare:  # the proven key is the member's own: the client sealed what it cannot open
         return Shown.UNUSABLE if len(evidence) == PROOF_BYTES else Shown.NOTHING

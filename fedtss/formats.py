@@ -112,6 +112,8 @@ class VectorKind(IntEnum):
 
     SHARE = 1
     AGGREGATE_SHARE = 2
+    #: A share of a client's wrap-around proof (:mod:`fedtss.wraparound`).
+    PROOF_SHARE = 3
 
 
 def encode_field_vector(values: NDArray[np.uint64], *, kind: VectorKind) -> bytes:
@@ -502,6 +504,8 @@ _MASKED_KEYS = frozenset({"masked_cid", "modulus_bits"})
 #: The key a manifest adds when the committee checks norms (:mod:`fedtss.validation`).
 _NORM_CLAIMS_KEY = "norm_claims"
 _SAMPLES_KEY = "samples"
+#: The keys a manifest adds with its norm claims: the wrap-around proof (:mod:`fedtss.wraparound`).
+_PROOF_KEYS = frozenset({"proof_cid", "bit_claims"})
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
@@ -539,6 +543,8 @@ class Manifest:
     modulus_bits: int | None = None
     norm_claims: tuple[int, ...] = ()
     samples: int | None = None
+    proof_cid: str | None = None
+    bit_claims: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         require_int(self.chain_id, "chain_id", low=1, high=_JSON_SAFE_INT, error=FormatError)
@@ -568,6 +574,15 @@ class Manifest:
             require_int(value, f"norm_claims[{member - 1}] (member {member})", low=0, high=P - 1, error=FormatError)
         if self.norm_claims and self.masked_cid is not None:
             raise FormatError("norm_claims belong to the Shamir mode: a masked manifest has none")
+        if (self.proof_cid is not None) != bool(self.norm_claims) or bool(self.bit_claims) != bool(self.norm_claims):
+            raise FormatError("proof_cid and bit_claims come with norm_claims (the wrap-around check) or not at all")
+        if self.proof_cid is not None:
+            _check_cid(self.proof_cid, "proof_cid")
+            if not isinstance(self.bit_claims, (list, tuple)) or len(self.bit_claims) != self.n:
+                raise FormatError(f"bit_claims must list exactly n = {self.n} field elements")
+            object.__setattr__(self, "bit_claims", tuple(self.bit_claims))
+            for member, value in enumerate(self.bit_claims, start=1):
+                require_int(value, f"bit_claims[{member - 1}] (member {member})", low=0, high=P - 1, error=FormatError)
         if self.samples is not None:
             require_int(self.samples, "samples", low=1, high=self.quantization.max_samples, error=FormatError)
             if self.masked_cid is not None:
@@ -604,9 +619,12 @@ def encode_manifest(manifest: Manifest) -> bytes:
                                                      "modulus_bits": manifest.modulus_bits}
     claims = {_NORM_CLAIMS_KEY: [str(value) for value in manifest.norm_claims]} if manifest.norm_claims else {}
     samples = {} if manifest.samples is None else {_SAMPLES_KEY: manifest.samples}
+    proof = {} if manifest.proof_cid is None else {"proof_cid": manifest.proof_cid,
+                                                   "bit_claims": [str(value) for value in manifest.bit_claims]}
     return _canonical_json(
         {
             **masked,
+            **proof,
             **claims,
             **samples,
             "schema": MANIFEST_SCHEMA,
@@ -636,7 +654,8 @@ def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manif
     claimed = isinstance(document, dict) and _NORM_CLAIMS_KEY in document
     weighted = isinstance(document, dict) and _SAMPLES_KEY in document
     _require_keys(document, _MANIFEST_KEYS | (_MASKED_KEYS if masked else set())
-                  | ({_NORM_CLAIMS_KEY} if claimed else set()) | ({_SAMPLES_KEY} if weighted else set()), "manifest")
+                  | ({_NORM_CLAIMS_KEY} | _PROOF_KEYS if claimed else set()) | ({_SAMPLES_KEY} if weighted else set()),
+                  "manifest")
     require_int(document["schema"], "schema", low=MANIFEST_SCHEMA, high=MANIFEST_SCHEMA,
                 error=FormatError)
     quantization = document["quantization"]
@@ -652,15 +671,19 @@ def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manif
     claims = _parse_norm_claims(document[_NORM_CLAIMS_KEY]) if claimed else ()
     samples = require_int(document[_SAMPLES_KEY], "samples", low=1, high=config.max_samples,
                           error=FormatError) if weighted else None  # present, so never null
-    return Manifest(**fields, quantization=config, norm_claims=claims, samples=samples)
+    proof_cid = document["proof_cid"] if claimed else None
+    bit_claims = _parse_norm_claims(document["bit_claims"], "bit_claims") if claimed else ()
+    return Manifest(**fields, quantization=config, norm_claims=claims, samples=samples, proof_cid=proof_cid,
+                    bit_claims=bit_claims)
 
 
-def _parse_norm_claims(value: object) -> tuple[int, ...]:
-    """The manifest's norm claims, from their one canonical spelling (a non-empty list of decimal strings)."""
+def _parse_norm_claims(value: object, name: str = _NORM_CLAIMS_KEY) -> tuple[int, ...]:
+    """The manifest's norm (or bit) claims, from their one canonical spelling (a non-empty list of
+    decimal strings)."""
     if not isinstance(value, list) or not value:
-        raise FormatError("manifest norm_claims must be a non-empty list (or absent)")
+        raise FormatError(f"manifest {name} must be a non-empty list (or absent)")
     if not all(isinstance(item, str) and _DECIMAL.fullmatch(item) for item in value):
-        raise FormatError("manifest norm_claims must be decimal strings without sign or leading zeros")
+        raise FormatError(f"manifest {name} must be decimal strings without sign or leading zeros")
     return tuple(int(item) for item in value)
 
 
@@ -700,6 +723,9 @@ class RoundTerms:
     modulus_bits: int | None = None  # the masked mode's ring; None in the Shamir mode
     norm_claims: bool = False
     samples: bool = False
+    #: Coordinates of a client's wrap-around proof (:mod:`fedtss.wraparound`), which comes with the
+    #: norm claims; None when there is none.
+    proof_length: int | None = None
 
 
 def check_manifest(manifest: Manifest, *, client: str, terms: RoundTerms) -> None:

@@ -24,6 +24,13 @@ and on the context. A caller must therefore never reuse ``ephemeral_seed`` (pass
 ``os.urandom(32)``); :func:`seal_share` takes it as a parameter only so that it is pure and
 test vectors are exact.
 
+A client's *proof* for the same member (its bits of the wrap-around check, :mod:`fedtss.wraparound`)
+is sealed under a key derived from that share's key, so whatever shows the share's key shows the
+proof too, and a complaint about one client stays one key or one proven secret::
+
+    proof key  = HKDF-SHA256(key, length=32, salt=None, info=b"fedtss sealed proof v1\x00" || ctx)
+    sealed     = AES-256-GCM(proof key, nonce=12 zero bytes, plaintext, aad=b"FTSP" || ctx)  # no header
+
 A member shows a share it received with :func:`reveal_share_key` (the share opens) or, for one
 that does not open, with its X25519 secret and a proof of it (:mod:`fedtss.decryption_proof`,
 then :func:`share_key_from_secret`), so that a client cannot seal a member what it cannot use
@@ -76,6 +83,11 @@ __all__ = [
     "reveal_share_key",
     "open_share_with_key",
     "share_key_from_secret",
+    "PROOF_OVERHEAD",
+    "sealing_key",
+    "share_key",
+    "seal_proof",
+    "open_proof",
 ]
 
 MAGIC = b"FTSS"
@@ -88,6 +100,10 @@ OVERHEAD = _HEADER_BYTES + _TAG_BYTES
 _NONCE = bytes(12)
 _HKDF_INFO = b"fedtss sealed share v1\x00"
 _MAX_PLAINTEXT = 2**31 - 1 - _TAG_BYTES
+_PROOF_INFO = b"fedtss sealed proof v1\x00"
+_PROOF_AAD = b"FTSP"
+#: Bytes a sealed proof adds to its plaintext (the tag: its key comes from the share's).
+PROOF_OVERHEAD = _TAG_BYTES
 
 
 @dataclass(frozen=True)
@@ -284,3 +300,45 @@ def share_key_from_secret(sealed: bytes, shared_secret: bytes, recipient_public_
                              bytes(data[len(MAGIC) + 1 : _HEADER_BYTES]),
                              _require_32_bytes(recipient_public_key, "recipient public key"),
                              encode_share_context(context))
+
+
+def sealing_key(recipient_public_key: bytes, context: ShareContext, *, ephemeral_seed: bytes) -> bytes:
+    """The AES key :func:`seal_share` uses with these inputs: what the client derives its proof's key from."""
+    recipient = _require_32_bytes(recipient_public_key, "recipient public key")
+    ephemeral_key = X25519PrivateKey.from_private_bytes(_require_32_bytes(ephemeral_seed, "ephemeral seed"))
+    try:
+        shared = ephemeral_key.exchange(X25519PublicKey.from_public_bytes(recipient))
+    except ValueError:
+        raise FormatError("recipient public key is a low-order point, not a usable key") from None
+    ephemeral = ephemeral_key.public_key().public_bytes_raw()
+    return _derive_key_bytes(shared, ephemeral, recipient, encode_share_context(context))
+
+
+def share_key(sealed: bytes, recipient_private_key: bytes, context: ShareContext) -> bytes:
+    """The AES key of ``sealed`` as its recipient derives it (not checked to open it: open the
+    share with :func:`open_share_with_key`); :class:`InvalidSealedShare` if it cannot be derived."""
+    return _share_key(sealed, recipient_private_key, context)
+
+
+def _proof_aead(key: bytes, context: ShareContext) -> tuple[AESGCM, bytes]:
+    if not isinstance(context, ShareContext):
+        raise InvalidSealedShare(_DID_NOT_OPEN)
+    ctx = encode_share_context(context)
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=_PROOF_INFO + ctx)
+    return AESGCM(hkdf.derive(_require_32_bytes(key, "share key"))), _PROOF_AAD + ctx
+
+
+def seal_proof(plaintext: bytes, key: bytes, context: ShareContext) -> bytes:
+    """Encrypt a client's proof for one member under the key of its sealed share for that member
+    (:func:`sealing_key`); the proof key is used once, as the share key is."""
+    aead, aad = _proof_aead(key, context)
+    return aead.encrypt(_NONCE, bytes(plaintext), aad)
+
+
+def open_proof(sealed: bytes, key: bytes, context: ShareContext) -> bytes:
+    """Decrypt a sealed proof with its share's key; :class:`InvalidSealedShare` for any failure."""
+    try:
+        aead, aad = _proof_aead(key, context)
+        return aead.decrypt(_NONCE, bytes(memoryview(sealed).cast("B")), aad)
+    except (InvalidTag, ValueError, OverflowError, TypeError, FormatError):
+        raise InvalidSealedShare(_DID_NOT_OPEN) from None

@@ -530,6 +530,8 @@ def round_verdict(
     norm_limit: Callable[[int], int] | None = None,
     norm_claims: Mapping[int, Sequence[int]] | None = None,
     exclude_unchecked_norms: bool = False,
+    refused: Mapping[int, str] | None = None,
+    count_reason: str = "SampleCountOutOfRange",
 ) -> RoundVerdict:
     """Decide every client of a round from the members' posted checks.
 
@@ -556,6 +558,10 @@ def round_verdict(
     checked: ``norm_limit`` and ``norm_claims`` given) a client whose norm could not be checked is
     excluded (``NormUnchecked``) instead of kept and listed in ``norm_unchecked`` (a client whose
     claims are missing from ``norm_claims`` stays listed: the caller could not read them).
+    ``refused``: clients the caller excludes from their public manifest alone (client -> reason:
+    bit claims of the wrap-around check that are not zero at 0). ``count_reason``: the reason a
+    count out of range is given (the wrap-around check folds its relation into the count shares,
+    so there a count "out of range" may be a relation that fails: ``CountOrProjectionsOff``).
     """
     excluded: dict[int, str] = {}
     wrong: dict[int, list[int]] = {}
@@ -567,6 +573,9 @@ def round_verdict(
     norm_unchecked: list[int] = []
     beyond_field: list[int] = []
     for client in range(clients):
+        if refused and client in refused:
+            excluded[client] = refused[client]
+            continue
         if any(complaints.get((j, client)) == UNUSABLE for j in checks):
             excluded[client] = "UnusableShare"  # the member's evidence shows the client's own bytes at fault
             continue
@@ -615,7 +624,7 @@ def round_verdict(
         for member in off:  # its share is consistent, so its count share was false
             (wrong if nameable else disputed).setdefault(member, []).append(client)
         if not 1 <= counts[client] <= max_samples:
-            excluded[client] = "SampleCountOutOfRange"
+            excluded[client] = count_reason
         elif norm_limit is not None:
             values = {j: check[2] for j, check in agreeing.items() if j not in off}
             shown = {m: complaints[m, client] == points[m] for m in values if (m, client) in complaints}

@@ -74,6 +74,9 @@ __all__ = [
     "RelationTables",
     "WrapBounds",
     "bit_check_value",
+    "claims_factor",
+    "combine_claims",
+    "proof_length",
     "bit_check_weights",
     "bits_seed",
     "claim_bit_check_values",
@@ -100,6 +103,7 @@ PROJECTION_WORDS_LABEL = b"fedtss/wraparound/projection-words/v1"
 BITS_SEED_LABEL = b"fedtss/wraparound/bits-seed/v1"
 BIT_WEIGHTS_LABEL = b"fedtss/wraparound/bit-weights/v1"
 GAMMA_LABEL = b"fedtss/wraparound/gamma/v1"
+FACTOR_LABEL = b"fedtss/wraparound/claims-factor/v1"
 
 _HALF = MODULUS // 2
 
@@ -135,6 +139,11 @@ class WrapBounds:
     def bit_count(self) -> int:
         """Coordinates of the proof's bits (before its masks)."""
         return PROJECTIONS * self.bits
+
+
+def proof_length(bounds: WrapBounds, threshold: int) -> int:
+    """Coordinates of a client's proof vector: the bits, then the bit check's t - 1 masks."""
+    return bounds.bit_count + threshold - 1
 
 
 def projection_seed(*, chain_id: int, contract: str, round_: int, client: str, share_cids: Sequence[str]) -> bytes:
@@ -298,6 +307,21 @@ def read_bit_claims(claims: Sequence[int], threshold: int) -> bool:
     from fedtss.validation import read_norm_claims  # the same decoding as the norm claims
 
     return read_norm_claims(claims, threshold) == 0
+
+
+def claims_factor(challenge: bytes) -> int:
+    """R, from the round's challenge: a member posts its norm value plus R times its bit-check
+    value as one number, and each client's claims combine the same way (:func:`combine_claims`).
+    No client knew R, so a member whose pair differs from the claimed pair posts a value other than
+    the combined claim but with probability 1 / p."""
+    return int(uniform_field_elements(_seed(challenge), 1, label=FACTOR_LABEL)[0])
+
+
+def combine_claims(norm_claims: Sequence[int], bit_claims: Sequence[int], factor: int) -> tuple[int, ...]:
+    """Each member's claimed norm value plus ``factor`` times its claimed bit-check value, mod p."""
+    if len(norm_claims) != len(bit_claims):
+        raise FormatError(f"{len(norm_claims)} norm claims and {len(bit_claims)} bit claims")
+    return tuple((norm + factor * bit) % MODULUS for norm, bit in zip(norm_claims, bit_claims))
 
 
 def _seed(seed: bytes) -> bytes:

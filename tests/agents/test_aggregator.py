@@ -635,14 +635,14 @@ def test_a_member_summing_as_shares_open_holds_a_few_shares_at_a_time_not_one_pe
 
 def test_an_exception_no_check_foresaw_excludes_that_client_only(fuzz_store: LocalStore, monkeypatch) -> None:
     honest, other = _post(fuzz_store, 0, *_honest_blobs(0)), _post(fuzz_store, 2, *_honest_blobs(2))
-    real_open = aggregator.open_share
+    real_open = aggregator.open_share_with_key
 
-    def open_share(sealed: bytes, key: bytes, context: ShareContext) -> bytes:
+    def open_share_with_key(sealed: bytes, key: bytes, context: ShareContext) -> bytes:
         if context.client == other.client.lower():
             raise OverflowError("a bug in a check")
         return real_open(sealed, key, context)
 
-    monkeypatch.setattr(aggregator, "open_share", open_share)
+    monkeypatch.setattr(aggregator, "open_share_with_key", open_share_with_key)
     shares, excluded = collect_client_shares(fuzz_store, [honest, other], _TERMS, member_index=1,
                                              private_key=_MEMBER_KEY, max_blob_bytes=1 << 20)
     assert list(shares) == [0]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from agents import client_checks
-from agents.client import PreparedUpdate, UpdateContext, quantized_vector, seal_rows
+from agents.client import PreparedUpdate, UpdateContext, prove_update, quantized_vector, seal_rows
 from fedtss import field as gf
 from agents.runtime import NOTHING_TO_DECIDE
 from fedtss.chain import (
@@ -27,8 +27,9 @@ from fedtss.chain import (
     events_of,
 )
 from fedtss.cid import compute_cid
+from fedtss.errors import ConfigError
 from fedtss.formats import Manifest, VectorKind, decode_field_vector, encode_field_vector, encode_manifest
-from fedtss.sealing import keypair_from_seed, seal_share
+from fedtss.sealing import keypair_from_seed, seal_share, sealing_key
 from fedtss.shamir import share_vector
 from fedtss._reed_solomon import evaluate, interpolate
 from fedtss.validation import (
@@ -39,6 +40,7 @@ from fedtss.validation import (
     norm_share,
     pad_vector,
 )
+from fedtss.wraparound import WrapBounds, client_projections, projection_bits, projection_seed, projection_words
 from tests.agents.conftest import Federation
 
 LOGGER = "fedtss.agents"
@@ -58,7 +60,8 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
                     unopenable: tuple[int, ...] = (), understate_at: tuple[int, ...] | None = None,
                     claim_corrupted: bool = False, corrupt_coordinate: int = 3,
                     dispute_the_rest: bool = False, oversized: tuple[int, ...] = (),
-                    manifest_samples: int | None = None) -> PreparedUpdate:
+                    manifest_samples: int | None = None, clip_scale: float | None = None,
+                    update: np.ndarray | None = None, proof: str = "honest") -> PreparedUpdate:
     """Client ``index``'s honest update (with the checks' norm masks and pad), shared t-of-n, then
     the shares of ``corrupt_members`` moved off the polynomial by one in ``corrupt_coordinate``, and
     everything sealed correctly: every share opens and is well-formed. The update is shared
@@ -69,7 +72,12 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
     manifest claims the norm values of the shares before the corruption (when the committee checks
     norms; of the corrupted ones with ``claim_corrupted``), or with ``understate_at`` (at most
     2t - 2 members) values on the polynomial through those members' real values and a squared
-    norm of 0: the best lie a client can tell about its norm."""
+    norm of 0: the best lie a client can tell about its norm. ``clip_scale`` sets every coordinate so
+    that the update's norm is that many times the clip bound (within the wrap-around proof's range
+    up to a few times); ``update`` replaces the quantized update (field elements). Where the
+    committee checks norms, the manifest carries the wrap-around proof of the dealt update:
+    ``proof`` "honest" (its real projections' bits), "zero" (the bits of projections of 0, in range
+    whatever the update) or "non-bits" (values that make every relation hold but are not bits)."""
     agent = fed.clients[index]
     node = agent.node
     delta, honest_samples = fed.client_update(index)
@@ -77,8 +85,13 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
     vector = quantized_vector(delta, 1, quantization)
     if samples is not None:
         vector[-1] = samples
+    if clip_scale is not None:
+        coordinate = clip_scale * quantization.clip_norm / (vector.size - 1) ** 0.5
     if coordinate is not None:
         vector[:-1] = round(coordinate * 2**quantization.fractional_bits) % gf.MODULUS
+    if update is not None:
+        vector[:-1] = update
+    dealt_update = vector[:-1].copy()
     t = node.contract.threshold()
     vector = pad_vector(vector, 123456789, norm_masks=[int.from_bytes(os.urandom(16), "big") % gf.MODULUS
                                                        for _ in range(t - 1)])
@@ -103,22 +116,54 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
                     for j, key in enumerate(keys, start=1)]
     if claim_corrupted:
         claims = claim_norm_values(rows, CheckedLayout.of(vector.size, metrics=0, threshold=t))
-    sealed = list(seal_rows(rows, context, sealing_keys, [os.urandom(32) for _ in keys]))
+    ephemeral = [os.urandom(32) for _ in keys]
+    sealed = list(seal_rows(rows, context, sealing_keys, ephemeral))
     for j in oversized:  # one byte more than any share: correctly sealed, and larger than a member fetches
         plaintext = encode_field_vector(rows[j - 1], kind=VectorKind.SHARE) + b"\x00"
-        sealed[j - 1] = seal_share(plaintext, keys[j - 1], context.for_member(j), ephemeral_seed=os.urandom(32))
+        sealed[j - 1] = seal_share(plaintext, keys[j - 1], context.for_member(j), ephemeral_seed=ephemeral[j - 1])
+    share_cids = tuple(compute_cid(blob) for blob in sealed)
+    sealed_proof = None
+    if claims:
+        bounds = WrapBounds.of(quantization, update=dealt_update.size)
+        bits = None
+        if proof != "honest":
+            seed = projection_seed(chain_id=context.chain_id, contract=context.contract, round_=1,
+                                   client=context.client, share_cids=share_cids)
+            projections = client_projections(dealt_update, projection_words(seed, bounds.update))
+            bits = _cheating_bits(projections, bounds, proof)
+        share_keys = [sealing_key(key, context.for_member(j), ephemeral_seed=seed)
+                      for j, (key, seed) in enumerate(zip(sealing_keys, ephemeral, strict=True), start=1)]
+        sealed_proof = prove_update(dealt_update, context=context, share_cids=share_cids, share_keys=share_keys,
+                                    threshold=t, quantization=quantization, proof_seed=os.urandom(32), bits=bits)
     manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=context.client,
                         n=len(keys), t=node.contract.threshold(), vector_length=vector.size,
                         quantization=agent.federation.quantization,
-                        share_cids=tuple(compute_cid(blob) for blob in sealed), norm_claims=claims,
-                        samples=honest_samples if manifest_samples is None else manifest_samples)
-    return PreparedUpdate(tuple(sealed), manifest, encode_manifest(manifest))
+                        share_cids=share_cids, norm_claims=claims,
+                        samples=honest_samples if manifest_samples is None else manifest_samples,
+                        proof_cid=None if sealed_proof is None else sealed_proof.cid,
+                        bit_claims=() if sealed_proof is None else sealed_proof.bit_claims)
+    return PreparedUpdate(tuple(sealed), manifest, encode_manifest(manifest),
+                          proof_blob=None if sealed_proof is None else sealed_proof.blob)
+
+
+def _cheating_bits(projections: np.ndarray, bounds: WrapBounds, how: str) -> np.ndarray:
+    """A cheat's proof bits: those of projections of 0 ("zero": in range, whatever the update), or
+    (y_k + B) mod p in the lowest "bit" of each projection ("non-bits": every relation holds)."""
+    if how == "zero":
+        return projection_bits(np.zeros_like(projections), bounds)
+    assert how == "non-bits"
+    fake = np.zeros(bounds.bit_count, dtype=np.uint64)
+    for k, y in enumerate(projections):
+        fake[k * bounds.bits] = (int(y) + bounds.bound) % gf.MODULUS
+    return fake
 
 
 def _submit(fed: Federation, index: int, prepared: PreparedUpdate, *, withhold: tuple[int, ...] = ()) -> None:
     for member, blob in enumerate(prepared.sealed_shares, start=1):
         if member not in withhold:
             fed.store.put(blob)
+    if prepared.proof_blob is not None:
+        fed.store.put(prepared.proof_blob)
     fed.contract.submit_update(fed.clients[index].node.account, 1, fed.store.put(prepared.manifest_blob))
 
 
@@ -194,17 +239,73 @@ def test_a_client_whose_shares_lie_on_no_polynomial_is_excluded_without_a_compla
     fed.assert_model_is_fedavg_of([0, 1, 2])
 
 
+#: With the wrap-around check (norms checked: n >= 2t - 1), the relation rides on the count shares,
+#: so a count that is off cannot be told from a relation that fails; without it, it can.
+WITHOUT_NORMS = {**SHAPE, "threshold": 4}
+
+
+@pytest.mark.parametrize(("shape", "reason"), [(SHAPE, "CountOrProjectionsOff"),
+                                               (WITHOUT_NORMS, "SampleCountOutOfRange")],
+                         ids=["wrap-checked", "norms-unchecked"])
 @pytest.mark.parametrize("samples", [0, gf.MODULUS - 5, 2], ids=["zero", "negative", "two"])
 def test_a_client_whose_shared_count_is_not_one_is_excluded_and_the_round_finalizes(
-        make_federation_in, caplog, samples: int) -> None:
+        make_federation_in, caplog, samples: int, shape: dict, reason: str) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    fed: Federation = make_federation_in(**SHAPE)
+    fed: Federation = make_federation_in(**shape)
     fed.drive(fed.clients[:3])
     _submit(fed, 3, _hostile_update(fed, 3, samples=samples))
     fed.drive(fed.members)
 
-    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["SampleCountOutOfRange"] * 6
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == [reason] * 6
     assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+def _half_wrap(size: int) -> np.ndarray:
+    """(p + 1) / 2 in four coordinates: squared norm 1 mod p, which the norm check alone passes,
+    and w / 2 mod p (about p / 2) added to those coordinates of the sum for an odd count w."""
+    update = np.zeros(size, dtype=np.uint64)
+    update[[1, 5, 9, 13]] = (gf.MODULUS + 1) // 2
+    return update
+
+
+@pytest.mark.parametrize(("attack", "reason"), [
+    (dict(proof="zero"), "CountOrProjectionsOff"),
+    (dict(proof="non-bits"), "InvalidProjectionBits"),
+], ids=["in-range-bits-it-did-not-compute", "non-bits-that-make-the-relations-hold"])
+def test_a_client_whose_update_wraps_its_norm_around_p_is_excluded_by_every_member(
+        make_federation_in, caplog, attack: dict, reason: str) -> None:
+    """The norm check's blind spot (a squared norm that is small only mod p) closed by the
+    wrap-around proof: the client cannot prove its projections small, and either lie it can tell
+    excludes it by name; the round is FedAvg of the others."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    size = fed.client_update(3)[0].size
+    with pytest.raises(ConfigError, match="exceeds its clip bound"):  # no honest proof exists for it
+        _hostile_update(fed, 3, update=_half_wrap(size))
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, update=_half_wrap(size), manifest_samples=3, **attack))
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == [reason] * 5
+    assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
+    assert events_of(fed.events(), ComplaintsSubmitted) == []
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+def test_a_client_that_skips_clipping_by_far_cannot_prove_its_projections_and_is_excluded(
+        make_federation_in, caplog) -> None:
+    """Every coordinate 10^6 (the issue's attack): its projections are far out of range, so the
+    best it can do is prove projections it did not compute, which the relations catch."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**NORM_SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, proof="zero"))
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["CountOrProjectionsOff"] * 5
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2])
 
@@ -298,7 +399,7 @@ def test_a_client_that_skips_clipping_is_excluded_for_its_norm_by_every_member_a
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**NORM_SHAPE)
     fed.drive(fed.clients[:3])
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6))
+    _submit(fed, 3, _hostile_update(fed, 3, clip_scale=2.0))
     fed.drive(fed.members)
 
     assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormOutOfRange"] * 5
@@ -318,7 +419,7 @@ def test_a_client_that_skips_clipping_and_understates_its_norm_is_excluded_once_
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**NORM_SHAPE)
     fed.drive(fed.clients[:3])
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 2, 3, 4)))
+    _submit(fed, 3, _hostile_update(fed, 3, clip_scale=2.0, understate_at=(1, 2, 3, 4)))
     fed.drive(fed.members)
 
     assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["NormClaimMismatch"] * 5
@@ -394,7 +495,7 @@ def test_with_fewer_than_2t_minus_1_members_norms_are_neither_claimed_nor_checke
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**{**SHAPE, "members": 4})
     fed.drive(fed.clients[:3])
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6))
+    _submit(fed, 3, _hostile_update(fed, 3, clip_scale=2.0))
     fed.drive(fed.members)
 
     posted = [decode_checks(e.checks, 4) for e in events_of(fed.events(), ChecksSubmitted)]
@@ -419,7 +520,7 @@ def test_a_client_that_seals_one_member_a_share_it_cannot_use_is_excluded_by_eve
     fed: Federation = make_federation_in(**NORM_SHAPE)
     fed.drive(fed.clients[:3])
     fault = dict(unopenable=(2,)) if how == "sealed-to-another-key" else dict(oversized=(2,))
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 3, 4, 5), **fault))
+    _submit(fed, 3, _hostile_update(fed, 3, clip_scale=2.0, understate_at=(1, 3, 4, 5), **fault))
     fed.drive(fed.members)
 
     hostile = fed.clients[3].node.address
@@ -446,7 +547,7 @@ def test_a_client_that_withholds_one_members_share_and_fools_the_others_escapes_
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**NORM_SHAPE)
     fed.drive(fed.clients[:3])
-    prepared = _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 3, 4, 5))
+    prepared = _hostile_update(fed, 3, clip_scale=2.0, understate_at=(1, 3, 4, 5))
     _submit(fed, 3, prepared, withhold=(2,))
     fed.drive(fed.members)
 
@@ -466,7 +567,7 @@ def test_a_member_that_could_not_open_a_client_reads_its_claims_and_excludes_it_
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**NORM_SHAPE)
     fed.drive(fed.clients[:3])
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, unopenable=(2,)))
+    _submit(fed, 3, _hostile_update(fed, 3, clip_scale=2.0, unopenable=(2,)))
     fed.drive(fed.members)
 
     reasons = _logged(caplog, "excluded_client", fed.clients[3].node.address)
@@ -486,7 +587,7 @@ def test_with_the_demos_committee_a_client_that_gets_the_member_its_claims_miss_
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**NORM_SHAPE)
     fed.drive(fed.clients[:3])
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 2, 3, 4), dispute_the_rest=True))
+    _submit(fed, 3, _hostile_update(fed, 3, clip_scale=2.0, understate_at=(1, 2, 3, 4), dispute_the_rest=True))
     fed.drive(fed.members)
 
     hostile = fed.clients[3].node.address
@@ -502,7 +603,7 @@ def test_with_six_members_and_t_3_the_same_dodge_gets_the_client_excluded(make_f
     caplog.set_level(logging.INFO, logger=LOGGER)
     fed: Federation = make_federation_in(**{**NORM_SHAPE, "members": 6})
     fed.drive(fed.clients[:3])
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 2, 3, 4), dispute_the_rest=True))
+    _submit(fed, 3, _hostile_update(fed, 3, clip_scale=2.0, understate_at=(1, 2, 3, 4), dispute_the_rest=True))
     fed.drive(fed.members)
 
     assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["InconsistentShares"] * 6
@@ -523,7 +624,7 @@ def test_with_seven_members_and_t_3_a_client_that_keeps_its_norm_off_the_count_i
     fed: Federation = make_federation_in(**{**NORM_SHAPE, "members": 7})
     fed.drive(fed.clients[:3])
     options = {"withheld": {}, "unopenable": dict(unopenable=(5, 6, 7)), "disputed": dict(dispute_the_rest=True)}
-    _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, understate_at=(1, 2, 3, 4), **options[dodge]),
+    _submit(fed, 3, _hostile_update(fed, 3, clip_scale=2.0, understate_at=(1, 2, 3, 4), **options[dodge]),
             withhold=(5, 6, 7) if dodge == "withheld" else ())
     fed.drive(fed.members)
 
@@ -561,35 +662,50 @@ def test_a_kept_aggregate_share_whose_tail_is_not_zero_is_never_taken_for_public
 
 # ------------------------------------------------------------------ what a complaint shows
 
-@pytest.mark.parametrize("case", ["opens", "opens-to-no-share", "does-not-open", "bad-header", "wrong-key",
-                                  "another-members-proof", "no-proof-for-an-open-share"])
+_SHARE_CASES = ["opens", "opens-to-no-share", "does-not-open", "bad-header", "wrong-key", "another-members-proof",
+                "no-proof-for-an-open-share"]
+
+
+@pytest.mark.parametrize(("case", "with_proof"),
+                         [(case, False) for case in _SHARE_CASES]
+                         + [(case, True) for case in [*_SHARE_CASES, "proof-under-another-key", "proofs-of-another-size"]])
 def test_a_complaints_evidence_shows_the_share_the_clients_fault_or_nothing_and_never_frames_an_honest_client(
-        case: str) -> None:
+        case: str, with_proof: bool) -> None:
     """The class "what a member shows about its sealed share": its evidence opens a well-formed
     share (its check is read), shows the client's bytes unusable (a share that does not open
     with its proven secret, opens to bytes that are no share, or has a header no honest client
-    writes: UNUSABLE, the client excluded) or shows nothing (a key that opens nothing, a proof
-    that is not its own: None, the member named). An honest client's share is never UNUSABLE."""
+    writes; with the wrap-around check also a proof that the share's key does not open, or a blob
+    of proofs of another size: UNUSABLE, the client excluded) or shows nothing (a key that opens
+    nothing, a proof that is not its own: None, the member named). An honest client's share is
+    never UNUSABLE."""
     from fedtss.decryption_proof import complaint_evidence, prove_shared_secret
     from fedtss.formats import RoundTerms, encode_field_vector
     from fedtss.quantize import QuantizationConfig
-    from fedtss.sealing import ShareContext, seal_share
+    from fedtss.sealing import ShareContext, seal_proof, seal_share
     from fedtss.validation import UNUSABLE
 
     terms = RoundTerms(chain_id=1, contract="0x" + "11" * 20, round=1, n=3, t=2, vector_length=4,
-                       quantization=QuantizationConfig(clip_norm=1.0, max_clients=3, max_samples=10))
+                       quantization=QuantizationConfig(clip_norm=1.0, max_clients=3, max_samples=10),
+                       proof_length=3 if with_proof else None)
     context = ShareContext(1, terms.contract, 1, "0x" + "22" * 20, 2)
     private, public = keypair_from_seed(os.urandom(32))
     share = np.array([1, 2, 3, 4], dtype=np.uint64)
     plaintext = encode_field_vector(share, kind=VectorKind.SHARE)
     foreign = keypair_from_seed(os.urandom(32))[1]  # a key that is not the member's
-    sealed = seal_share(plaintext, public, context, ephemeral_seed=os.urandom(32))
+    ephemeral = os.urandom(32)
+    sealed = seal_share(plaintext, public, context, ephemeral_seed=ephemeral)
     if case == "opens-to-no-share":
-        sealed = seal_share(b"not a share", public, context, ephemeral_seed=os.urandom(32))
+        sealed = seal_share(b"not a share", public, context, ephemeral_seed=ephemeral)
     elif case == "does-not-open":
-        sealed = seal_share(plaintext, foreign, context, ephemeral_seed=os.urandom(32))
+        sealed = seal_share(plaintext, foreign, context, ephemeral_seed=ephemeral)
     elif case == "bad-header":
         sealed = sealed[:5] + bytes(32) + sealed[37:]
+    proof_plain = encode_field_vector(np.array([0, 1, 7], dtype=np.uint64), kind=VectorKind.PROOF_SHARE)
+    proof_key = sealing_key(foreign if case == "proof-under-another-key" else public, context, ephemeral_seed=ephemeral)
+    mine = seal_proof(proof_plain, proof_key, context)
+    proofs = os.urandom(len(mine)) + mine + os.urandom(len(mine))  # member 2's is the second
+    if case == "proofs-of-another-size":
+        proofs += b"\x00"
     evidence = complaint_evidence(sealed, private, context, nonce_seed=os.urandom(32))
     if case == "wrong-key":
         evidence = os.urandom(32)
@@ -597,10 +713,13 @@ def test_a_complaints_evidence_shows_the_share_the_clients_fault_or_nothing_and_
         evidence = prove_shared_secret(sealed, keypair_from_seed(os.urandom(32))[0], context, nonce_seed=os.urandom(32))
     elif case == "no-proof-for-an-open-share":  # a proof of the right secret for a share that opens shows it
         evidence = prove_shared_secret(sealed, private, context, nonce_seed=os.urandom(32))
-    shown = client_checks.shown_share(sealed, evidence, public, context, terms)
+    blobs = client_checks.SealedBlobs(None, sealed, proofs if with_proof else None)  # type: ignore[arg-type]
+    shown = client_checks.shown_share(blobs, evidence, public, context, terms)
     if case in ("opens", "no-proof-for-an-open-share"):
-        assert isinstance(shown, np.ndarray) and shown.tolist() == [1, 2, 3, 4]
-    elif case in ("opens-to-no-share", "does-not-open", "bad-header"):
+        assert isinstance(shown, client_checks.ShownShare) and shown.share.tolist() == [1, 2, 3, 4]
+        assert (shown.proof is None) if not with_proof else shown.proof.tolist() == [0, 1, 7]
+    elif case in ("opens-to-no-share", "does-not-open", "bad-header", "proof-under-another-key",
+                  "proofs-of-another-size"):
         assert shown == UNUSABLE
     else:
         assert shown is None

@@ -513,7 +513,8 @@ def test_a_manifest_passes_the_round_terms_only_for_its_own_client() -> None:
         check_manifest(MANIFEST, client=MANIFEST.client, terms=dataclasses.replace(terms, round=terms.round + 1))
 
 
-CLAIMED = dataclasses.replace(MANIFEST, norm_claims=(5, 0, P - 1))
+CLAIMED = dataclasses.replace(MANIFEST, norm_claims=(5, 0, P - 1), proof_cid=MANIFEST.share_cids[0],
+                              bit_claims=(0, 7, P - 2))
 
 
 def test_a_manifests_norm_claims_round_trip_as_decimal_strings_and_are_absent_when_empty() -> None:
@@ -535,6 +536,34 @@ def test_malformed_norm_claims_are_a_format_error_naming_them(claims: object, re
     blob = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     with pytest.raises(FormatError, match=reason):
         parse_manifest(blob)
+
+
+def test_a_manifests_wrap_around_proof_round_trips_and_comes_only_with_its_norm_claims() -> None:
+    blob = encode_manifest(CLAIMED)
+    assert b'"bit_claims":["0","7","2305843009213693949"]' in blob and b'"proof_cid":' in blob
+    assert parse_manifest(blob) == CLAIMED
+    for without in (dict(proof_cid=None), dict(bit_claims=()), dict(norm_claims=())):
+        with pytest.raises(FormatError, match="come with norm_claims"):
+            dataclasses.replace(CLAIMED, **without)
+    with pytest.raises(FormatError, match="come with norm_claims"):
+        dataclasses.replace(MANIFEST, proof_cid=MANIFEST.share_cids[0])
+    with pytest.raises(FormatError, match="bit_claims must list exactly n = 3"):
+        dataclasses.replace(CLAIMED, bit_claims=(1, 2))
+    with pytest.raises(FormatError, match="proof_cid is not a valid CID"):
+        dataclasses.replace(CLAIMED, proof_cid="not-a-cid")
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda d: d.pop("proof_cid"), "missing proof_cid"),
+    (lambda d: d.pop("bit_claims"), "missing bit_claims"),
+    (lambda d: d.update(bit_claims=["1", "2", "03"]), "bit_claims must be decimal strings"),
+    (lambda d: d.update(bit_claims=["1", "2", str(P)]), "bit_claims\\[2\\]"),
+])
+def test_a_malformed_wrap_around_proof_in_a_manifest_is_a_format_error_naming_it(change, reason: str) -> None:
+    document = json.loads(encode_manifest(CLAIMED))
+    change(document)
+    with pytest.raises(FormatError, match=reason):
+        parse_manifest(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
 
 
 def test_a_manifest_must_carry_norm_claims_exactly_when_the_round_checks_norms() -> None:
