@@ -32,15 +32,16 @@ one message made non-interactive by Fiat-Shamir:
    claims every member's value (:func:`claim_bit_check_values`), like its norm claims; the
    claims must decode to 0 at 0 (:func:`read_bit_claims`).
 
-**Why a crafted wrap fails.** Suppose the centred update q~ (coordinates in (-p/2, p/2)) has a
-coordinate |q~_j| > 2^(l+1). Flipping c_k[j] between its two values (given bit 0) moves <c_k, q>
-by q~_j, more than the width of [-B, 2^l - B], so at most half of the c_k put the projection in
-range: a client's relations and bits all hold with probability at most 2^-63 per sealing,
-however often it re-seals (the seed changes each time). A client whose coordinates are all small
-but whose norm is large fails too: its projection is then spread over a range much wider than
-2^l. So what passes has ||q~|| within a few times 2^l, whose square :class:`WrapBounds` requires
-to be far below p (a factor 64): its squared norm mod p *is* its squared norm, and the norm check
-holds in the integers.
+**Why a crafted wrap fails** (our analysis after PINE's; W = 2^l is the window's width). Centre
+the update: q~ with coordinates in (-p/2, p/2). (a) If some |q~_j| > W, flipping c_k[j] between its
+two values (given bit 0) moves <c_k, q> by q~_j mod p, off the window [-B, W - B] whichever way:
+at most half of the c_k put the projection in range, so all 63 pass with probability at most
+2^-63 per sealing, however often the client re-seals (each sealing draws new projections). (b) If
+every |q~_j| <= W but ||q~||^2 >= p, the projections do not wrap (d W < p / 4) and spread like a
+sum of independent terms of standard deviation ||q~|| / 2 >= sqrt(p) / 2: by a small-ball bound
+(Kolmogorov-Rogozin) one lands in a window of width W with probability about W / sqrt(p), below
+1/8 since :class:`WrapBounds` requires (8 W)^2 < p. So whatever passes has ||q~||^2 < p: its
+squared norm mod p *is* its squared norm, and the norm check holds in the integers.
 
 **What it reveals.** Nothing beyond the norm check: the bits are shared (t - 1 members learn
 nothing of them), the relation value is a share of 0 (its polynomial is fixed by any t - 1
@@ -64,6 +65,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fedtss import _kernels
+from fedtss import field as gf
 from fedtss.errors import ConfigError, FormatError
 from fedtss.field import MODULUS
 from fedtss.quantize import QuantizationConfig
@@ -95,8 +97,9 @@ __all__ = [
 PROJECTIONS = 63
 #: How many times the largest honest norm the bound B is (Hoeffding: 2 e^-(10^2 / 2) per projection).
 BOUND_FACTOR = 10
-#: (MARGIN * 2^l)^2 must stay below p: what passes the projections is that far from wrapping its norm.
-MARGIN = 64
+#: (MARGIN * 2^l)^2 must stay below p: a vector whose norm wraps then passes a projection with
+#: probability below 1 / MARGIN (the module docstring, case b).
+MARGIN = 8
 
 PROJECTION_SEED_LABEL = b"fedtss/wraparound/projection-seed/v1"
 PROJECTION_WORDS_LABEL = b"fedtss/wraparound/projection-words/v1"
@@ -131,8 +134,8 @@ class WrapBounds:
             raise ConfigError(f"clip_norm {quantization.clip_norm} at {quantization.fractional_bits} fractional bits "
                               f"needs {bits}-bit projections, too wide to tell a wrap below p: lower clip_norm or "
                               "fractional_bits")
-        if update * (2 * bound) >= 2**62:
-            raise ConfigError(f"{update} coordinates are too many for the wrap-around check's integer projections")
+        if update << (bits + 2) >= MODULUS:  # d W < p / 4: projections of coordinates below W do not wrap
+            raise ConfigError(f"{update} coordinates are too many for the wrap-around check's projections")
         return cls(update, bound, bits)
 
     @property
@@ -197,15 +200,14 @@ def projection_bits(projections: NDArray[np.int64], bounds: WrapBounds) -> NDArr
     (an honest, clipped update gets there with probability below 2 e^-50 per projection)."""
     if len(projections) != PROJECTIONS:
         raise ConfigError(f"{len(projections)} projections, expected {PROJECTIONS}")
-    out = np.zeros(bounds.bit_count, dtype=np.uint64)
-    for k, projection in enumerate(projections):
-        shifted = int(projection) + bounds.bound
-        if not 0 <= shifted < 1 << bounds.bits:
-            raise ConfigError(f"projection {k + 1} of the update is {int(projection)}, beyond +-{bounds.bound}: "
-                              "the update's norm exceeds its clip bound")
-        for i in range(bounds.bits):
-            out[k * bounds.bits + i] = (shifted >> i) & 1
-    return out
+    shifted = np.asarray(projections, dtype=np.int64) + bounds.bound
+    outside = np.flatnonzero((shifted < 0) | (shifted >= 1 << bounds.bits))
+    if outside.size:
+        k = int(outside[0])
+        raise ConfigError(f"projection {k + 1} of the update is {int(projections[k])}, beyond +-{bounds.bound}: "
+                          "the update's norm exceeds its clip bound")
+    powers = np.arange(bounds.bits, dtype=np.int64)
+    return ((shifted[:, None] >> powers[None, :]) & 1).astype(np.uint64).reshape(-1)
 
 
 def proof_vector(bits: NDArray[np.uint64], masks: Sequence[int]) -> NDArray[np.uint64]:
@@ -285,9 +287,7 @@ def bit_check_value(proof_share: NDArray[np.uint64], weights: NDArray[np.uint64]
     if np.any(share >= MODULUS):
         raise FormatError("a share holds values outside the field")
     bits = share[: weights.size]
-    # (b - 1) * b is below p^2: reduce each product exactly through Python integers (1,512 of them).
-    squares = np.array([int(b) * (int(b) - 1) % MODULUS for b in bits], dtype=np.uint64)
-    value, _ = _kernels.project(weights, squares)
+    value, _ = _kernels.project(weights, gf.mulmod(bits, gf.sub(bits, np.ones_like(bits))))  # r . (b (b - 1))
     total = int(value)
     for i in range(1, threshold):
         total += pow(member, i, MODULUS) * int(share[weights.size + i - 1])

@@ -66,7 +66,8 @@ from fedtss.quantize import QuantizationConfig, check_capacity
 from fedtss.sealing import public_key_from_private
 from fedtss.task import Settings
 from fedtss.storage import ContentStore, KuboStore, LocalStore
-from fedtss.validation import committee_decides_norms, committee_excludes_unchecked_norms, largest_norm_checked_samples
+from fedtss.validation import committee_decides_norms, committee_excludes_unchecked_norms
+from fedtss.wraparound import WrapBounds
 from orchestration.ipfs_node import JsIpfsNode, start_peered_nodes
 from orchestration.models import layout_toml, task_model_terms
 from orchestration.node import start_local_chain
@@ -225,22 +226,15 @@ class FederationSpec:
     @property
     def norm_check_note(self) -> str | None:
         """What the committee's checks leave out of the norm check, or None: all of it with too few
-        members to decide a norm, or with a clip bound so large that one sample's limit reaches p
-        (the members weight updates by the sample count, so the limit does not grow with it)."""
+        members to decide a norm. (A clip bound too large for the wrap-around check, which comes
+        with the norm check, is refused when the spec is made.)"""
         if not self.resolved_check_period:
             return None
         if not committee_decides_norms(self.committee, self.threshold):
             return (f"the committee checks shares and sample counts but not update norms: a norm needs "
                     f"2t - 1 = {2 * self.threshold - 1} members to check it (--committee "
                     f"{2 * self.threshold - 1}, or a lower --threshold); see the README, \"The norm check\"")
-        quantization = QuantizationConfig(clip_norm=self.clip_norm, fractional_bits=self.fractional_bits,
-                                          max_clients=self.clients, max_samples=self.max_samples)
-        if largest_norm_checked_samples(quantization) >= 1:
-            return None
-        fate = ("excluded (its norm cannot be checked)" if committee_excludes_unchecked_norms(self.committee, self.threshold)
-                else "not norm-checked")
-        return (f"every client is {fate}: clip_norm x 2^fractional_bits = {self.clip_norm:g} x "
-                f"2^{self.fractional_bits} must stay below sqrt(p) ~ 1.5e9; lower --clip-norm or --fractional-bits")
+        return None
 
     @property
     def norm_dodge_note(self) -> str | None:
@@ -287,6 +281,9 @@ class FederationSpec:
         if config.aggregation.is_masked:
             # The sum of max_clients quantized updates must not wrap around the ring.
             check_capacity(self.quantization, modulus_bits=config.aggregation.modulus_bits)
+        elif self.resolved_check_period and committee_decides_norms(self.committee, self.threshold):
+            # Norms are checked, and so are wraps: their projections' range must stay far below p.
+            WrapBounds.of(self.quantization, update=1)
 
     @property
     def run_dir(self) -> Path:

@@ -121,7 +121,7 @@ def test_the_bounds_leave_honest_projections_ten_norms_of_room_and_a_wrap_far_be
     largest_honest_norm = QUANTIZATION.clip_norm * 2**QUANTIZATION.fractional_bits
     assert bounds.bound >= 10 * largest_honest_norm
     assert 2 * bounds.bound < 2**bounds.bits
-    assert (64 * 2**bounds.bits) ** 2 < MODULUS
+    assert (8 * 2**bounds.bits) ** 2 < MODULUS
     assert bounds.bit_count == PROJECTIONS * bounds.bits
 
 
