@@ -75,7 +75,7 @@ from agents.client_checks import (
     checks_ready,
     client_claims,
     open_client_proof,
-    sealed_proofs_bytes,
+    sealed_proof_bytes,
     read_client_manifest,
     round_challenge_of,
     start_checks,
@@ -386,10 +386,11 @@ def open_client_share(
     """Fetch, check and open one client's share for this member; raises one of CLIENT_FAULTS.
 
     ``timeout`` bounds each fetch (manifest, sealed share, proof); None: the store's own.
-    ``on_manifest`` is handed (submission index, manifest) once the manifest checks out. Where
-    the round has a wrap-around proof (``terms.proof_length``), this member's proof share is
-    opened too (with the key of its sealed share) and handed to ``on_proof``: a proof that does
-    not open or decode makes the share unusable, as a share that does not would.
+    ``on_manifest`` is handed (submission index, manifest) once the manifest checks out. With
+    ``on_proof`` (the checks), where the round has wrap-around proofs (``terms.proof_length``),
+    this member's proof share is fetched and opened too (with the key of its sealed share) and
+    handed to it: a proof that does not open or decode makes the share unusable, as a share that
+    does not would. Without it (a set already fixed, or a share taken out again) no proof is read.
     """
     manifest = read_client_manifest(store, submission, terms, max_blob_bytes=max_blob_bytes, timeout=timeout)
     if on_manifest is not None:
@@ -401,11 +402,10 @@ def open_client_share(
     plaintext = open_share_with_key(sealed, key, context)
     share = decode_field_vector(plaintext, kind=VectorKind.SHARE, max_bytes=plain_size,
                                 expected_length=terms.vector_length)
-    if terms.proof_length is not None:
-        proofs = store.get(manifest.proof_cid, max_bytes=sealed_proofs_bytes(terms), timeout=timeout)
-        proof = open_client_proof(proofs, key, context, terms)
-        if on_proof is not None:
-            on_proof(submission.index, manifest, proof)
+    if terms.proof_length is not None and on_proof is not None:
+        sealed_proof = store.get(manifest.proof_cids[member_index - 1], max_bytes=sealed_proof_bytes(terms),
+                                 timeout=timeout)
+        on_proof(submission.index, manifest, open_client_proof(sealed_proof, key, context, terms))
     return share
 
 

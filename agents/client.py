@@ -155,17 +155,17 @@ class PreparedUpdate:
     manifest: Manifest
     manifest_blob: bytes = field(repr=False)
     masked_blob: bytes | None = field(default=None, repr=False)
-    #: The client's n sealed wrap-around proofs, one blob (with the norm claims; else None).
-    proof_blob: bytes | None = field(default=None, repr=False)
+    #: The client's n sealed wrap-around proof shares (member j's at j - 1), with the norm claims.
+    sealed_proofs: tuple[bytes, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
 class SealedProof:
-    """A client's wrap-around proof (:mod:`fedtss.wraparound`): the blob of its n sealed proof
-    shares, the blob's CID and every member's claimed bit-check value."""
+    """A client's wrap-around proof (:mod:`fedtss.wraparound`): its n sealed proof shares (member
+    j's at j - 1), their CIDs and every member's claimed bit-check value."""
 
-    blob: bytes = field(repr=False)
-    cid: str
+    sealed: tuple[bytes, ...] = field(repr=False)
+    cids: tuple[str, ...]
     bit_claims: tuple[int, ...]
 
 
@@ -179,25 +179,39 @@ def prove_update(update: NDArray[np.uint64], *, context: UpdateContext, share_ci
     """Prove the quantized, unweighted ``update`` (its field elements) small in the integers, once
     its shares are sealed: ``share_cids`` fix its projections, the bits of each are shared t-of-n
     (with the bit check's t - 1 masks) and member j's share is sealed under ``share_keys[j - 1]``,
-    the key of its sealed update share. ``bits`` replaces the proof's bits (tests play cheats with it).
+    the key of its sealed update share (:func:`share_proof`, then :func:`seal_proof_shares`).
+    ``bits`` replaces the proof's bits (tests play cheats with it).
 
     Pure: ``proof_seed`` (32 fresh bytes) is the only randomness. ConfigError if the update's
     projections are out of range (its norm is beyond the clip bound)."""
-    bounds = WrapBounds.of(quantization, update=int(update.size))
     seed = projection_seed(chain_id=context.chain_id, contract=context.contract, round_=context.round,
                            client=context.client, share_cids=share_cids)
+    bounds = WrapBounds.of(quantization, update=int(update.size))
+    rows = share_proof(update, seed, bounds, threshold=threshold, holders=len(share_keys), proof_seed=proof_seed,
+                       bits=bits)
+    return seal_proof_shares(rows, seed, bounds, context=context, share_keys=share_keys, threshold=threshold)
+
+
+def share_proof(update: NDArray[np.uint64], seed: bytes, bounds: WrapBounds, *, threshold: int, holders: int,
+                proof_seed: bytes, bits: NDArray[np.uint64] | None = None) -> NDArray[np.uint64]:
+    """The n shares of the proof vector (row j - 1 is member j's): the bits of the update's
+    projections from ``seed``, then the bit check's t - 1 masks, all from ``proof_seed``."""
     if bits is None:
         bits = projection_bits(client_projections(update, projection_words(seed, bounds.update)), bounds)
     masks = uniform_field_elements(proof_seed, threshold - 1, label=PROOF_MASKS_LABEL) if threshold > 1 else []
     proof = proof_vector(bits, [int(mask) for mask in masks])
-    rows = share_vector(proof, threshold=threshold, holders=len(share_keys),
-                        key=derive_subkey(proof_seed, PROOF_SHARING_LABEL))
-    blob = b"".join(seal_proof(encode_field_vector(rows[j - 1], kind=VectorKind.PROOF_SHARE), key,
-                               context.for_member(j))
-                    for j, key in enumerate(share_keys, start=1))
-    cid = compute_cid(blob)
-    claims = claim_bit_check_values(rows, bit_check_weights(bits_seed(seed, [cid]), bounds), threshold=threshold)
-    return SealedProof(blob, cid, claims)
+    return share_vector(proof, threshold=threshold, holders=holders, key=derive_subkey(proof_seed, PROOF_SHARING_LABEL))
+
+
+def seal_proof_shares(rows: NDArray[np.uint64], seed: bytes, bounds: WrapBounds, *, context: UpdateContext,
+                      share_keys: Sequence[bytes], threshold: int) -> SealedProof:
+    """Seal proof share j under ``share_keys[j - 1]`` (each key seals one proof: AES-GCM's nonce is
+    fixed), name them, and claim each member's bit-check value under the weights their CIDs fix."""
+    sealed = tuple(seal_proof(encode_field_vector(rows[j - 1], kind=VectorKind.PROOF_SHARE), key, context.for_member(j))
+                   for j, key in enumerate(share_keys, start=1))
+    cids = tuple(compute_cid(blob) for blob in sealed)
+    claims = claim_bit_check_values(rows, bit_check_weights(bits_seed(seed, cids), bounds), threshold=threshold)
+    return SealedProof(sealed, cids, claims)
 
 
 def quantized_vector(delta: NDArray[np.float32], samples: int, quantization: QuantizationConfig,
@@ -335,10 +349,10 @@ def prepare_update(
         share_cids=tuple(compute_cid(blob) for blob in sealed),
         norm_claims=claims,
         samples=samples if weighted_by_members else None,
-        proof_cid=None if proof is None else proof.cid,
+        proof_cids=() if proof is None else proof.cids,
         bit_claims=() if proof is None else proof.bit_claims,
     )
-    return PreparedUpdate(sealed, manifest, encode_manifest(manifest), proof_blob=None if proof is None else proof.blob)
+    return PreparedUpdate(sealed, manifest, encode_manifest(manifest), sealed_proofs=() if proof is None else proof.sealed)
 
 
 # ---------------------------------------------------------------------- the edge
@@ -369,8 +383,7 @@ def publish_update(node: Node, prepared: PreparedUpdate) -> str:
     blobs = list(zip(prepared.manifest.share_cids, prepared.sealed_shares, strict=True))
     if prepared.masked_blob is not None:
         blobs.append((prepared.manifest.masked_cid, prepared.masked_blob))
-    if prepared.proof_blob is not None:
-        blobs.append((prepared.manifest.proof_cid, prepared.proof_blob))
+    blobs += zip(prepared.manifest.proof_cids, prepared.sealed_proofs, strict=True)
     with ThreadPoolExecutor(max_workers=max(1, min(STORE_WORKERS, len(blobs))), thread_name_prefix="put") as pool:
         stored = list(pool.map(node.store.put, [blob for _, blob in blobs]))  # the first failure is raised
     for (expected, _), cid in zip(blobs, stored, strict=True):

@@ -119,10 +119,10 @@ PROOF_RHO_LABEL = b"fedtss/wraparound/proof-rho/v1"
 @dataclass(frozen=True)
 class ClientProof:
     """What this member needs of one client's wrap-around proof: its share of the proof vector,
-    the client's projection words and its bit-check weights (:mod:`fedtss.wraparound`)."""
+    the seed of the client's projections and its bit-check weights (:mod:`fedtss.wraparound`)."""
 
     share: NDArray[np.uint64] = field(repr=False)
-    words: NDArray[np.uint64] = field(repr=False)
+    seed: bytes = field(repr=False)  # of its projections (the words are d x 8 bytes: made when checked)
     weights: NDArray[np.uint64] = field(repr=False)
 
 
@@ -157,14 +157,13 @@ class WrapCheck:
         terms = self.terms
         seed = projection_seed(chain_id=terms.chain_id, contract=terms.contract, round_=terms.round,
                                client=manifest.client, share_cids=manifest.share_cids)
-        assert manifest.proof_cid is not None  # check_manifest: it comes with the norm claims
-        return ClientProof(share, projection_words(seed, self.bounds.update),
-                           bit_check_weights(bits_seed(seed, [manifest.proof_cid]), self.bounds))
+        return ClientProof(share, seed, bit_check_weights(bits_seed(seed, manifest.proof_cids), self.bounds))
 
     def extras(self, share: NDArray[np.uint64], proof: ClientProof, member: int) -> Check:
         """What member ``member``'s check of ``share`` adds for the client's ``proof``: the proof's
         projection on rho', the client's relation value, R times its bit-check value."""
-        relation = relation_value(share[: self.bounds.update], proof.share, proof.words, self.tables)
+        words = projection_words(proof.seed, self.bounds.update)
+        relation = relation_value(share[: self.bounds.update], proof.share, words, self.tables)
         bits = bit_check_value(proof.share, proof.weights, member, threshold=self.terms.t)
         return project_share(proof.share, self.rho), relation, self.factor * bits % MODULUS
 
@@ -237,7 +236,7 @@ class ShareProjections:
              weight: int = 1) -> None:
         """Check client ``index``'s share (and add it to ``add_to``, as :meth:`check`) and keep the check."""
         with self._lock:
-            proof = self.proofs.get(index)
+            proof = self.proofs.pop(index, None)
         value = self.check(share, add_to=add_to, weight=weight, proof=proof)
         with self._lock:
             self.values[index] = value
@@ -302,12 +301,12 @@ def read_client_manifest(store: ContentStore, submission: Submission, terms: Rou
 
 @dataclass(frozen=True)
 class SealedBlobs:
-    """What a client sealed for one member: its share, and its blob of n sealed proofs (None
-    where the round has no wrap-around proofs)."""
+    """What a client sealed for one member: its share, and its sealed proof share (None where the
+    round has no wrap-around proofs)."""
 
     manifest: Manifest
     share: bytes = field(repr=False)
-    proofs: bytes | None = field(default=None, repr=False)
+    proof: bytes | None = field(default=None, repr=False)
 
 
 def _sealed_share(store: ContentStore, submission: Submission, terms: RoundTerms, member_index: int,
@@ -317,26 +316,22 @@ def _sealed_share(store: ContentStore, submission: Submission, terms: RoundTerms
                       max_bytes=field_vector_bytes(terms.vector_length) + OVERHEAD, timeout=timeout)
     if terms.proof_length is None:
         return SealedBlobs(manifest, share)
-    return SealedBlobs(manifest, share, store.get(manifest.proof_cid, max_bytes=sealed_proofs_bytes(terms),
-                                                  timeout=timeout))
+    proof = store.get(manifest.proof_cids[member_index - 1], max_bytes=sealed_proof_bytes(terms), timeout=timeout)
+    return SealedBlobs(manifest, share, proof)
 
 
-def sealed_proofs_bytes(terms: RoundTerms) -> int:
-    """The size of a client's blob of n sealed proofs (each for one member, all the same size)."""
-    assert terms.proof_length is not None
-    return terms.n * (field_vector_bytes(terms.proof_length) + PROOF_OVERHEAD)
+def sealed_proof_bytes(terms: RoundTerms) -> int:
+    """The size of one sealed proof share (0 where the round has no wrap-around proofs)."""
+    return 0 if terms.proof_length is None else field_vector_bytes(terms.proof_length) + PROOF_OVERHEAD
 
 
-def open_client_proof(proofs: bytes, key: bytes, context: ShareContext, terms: RoundTerms) -> NDArray[np.uint64]:
-    """Member ``context.member_index``'s proof share, from the client's blob of n sealed proofs and
-    the key of the member's sealed share; FormatError or InvalidSealedShare (the client's fault)."""
-    assert terms.proof_length is not None
-    if len(proofs) != sealed_proofs_bytes(terms):
-        raise FormatError(f"a blob of sealed proofs of {len(proofs)} bytes, expected {sealed_proofs_bytes(terms)}")
-    size = len(proofs) // terms.n
-    j = context.member_index
-    plaintext = open_proof(proofs[(j - 1) * size : j * size], key, context)
-    return decode_field_vector(plaintext, kind=VectorKind.PROOF_SHARE, max_bytes=size,
+def open_client_proof(sealed: bytes, key: bytes, context: ShareContext, terms: RoundTerms) -> NDArray[np.uint64]:
+    """Member ``context.member_index``'s proof share from its sealed proof and the key of its sealed
+    share; FormatError or InvalidSealedShare (the client's fault)."""
+    if terms.proof_length is None:
+        raise FormatError("this round has no wrap-around proofs")
+    plaintext = open_proof(sealed, key, context)
+    return decode_field_vector(plaintext, kind=VectorKind.PROOF_SHARE, max_bytes=sealed_proof_bytes(terms),
                                expected_length=terms.proof_length)
 
 
@@ -402,8 +397,9 @@ def shown_share(sealed: SealedBlobs, evidence: bytes, member_key: bytes, context
                                     expected_length=terms.vector_length)
         if terms.proof_length is None:
             return ShownShare(share)
-        assert sealed.proofs is not None
-        return ShownShare(share, open_client_proof(sealed.proofs, key, context, terms))
+        if sealed.proof is None:
+            raise FormatError("no sealed proof share beside the share")
+        return ShownShare(share, open_client_proof(sealed.proof, key, context, terms))
     except (FormatError, ShareError):
         return UNUSABLE
 

@@ -225,11 +225,10 @@ def measure_wraparound(case: Case) -> dict[str, float]:
         proof = prove_update(update, context=context, share_cids=share_cids, share_keys=share_keys, threshold=case.t,
                              quantization=quantization, proof_seed=os.urandom(32))
         client_runs.append(time.perf_counter() - started)
-        size = len(proof.blob) // case.n
-        share = decode_field_vector(open_proof(proof.blob[:size], share_keys[0], context.for_member(1)),
-                                    kind=VectorKind.PROOF_SHARE, max_bytes=size)
+        share = decode_field_vector(open_proof(proof.sealed[0], share_keys[0], context.for_member(1)),
+                                    kind=VectorKind.PROOF_SHARE, max_bytes=len(proof.sealed[0]))
         update_share = np.ascontiguousarray(update)  # any field vector: the pass costs the same
-        manifest = SimpleNamespace(client=context.client, share_cids=share_cids, proof_cid=proof.cid)
+        manifest = SimpleNamespace(client=context.client, share_cids=share_cids, proof_cids=proof.cids)
         started = time.perf_counter()
         client_proof = wrap.client_proof(manifest, share)  # type: ignore[arg-type]
         extras = wrap.extras(update_share, client_proof, MEMBER)
@@ -239,8 +238,8 @@ def measure_wraparound(case: Case) -> dict[str, float]:
     sealed_share_bytes = field_vector_bytes(layout.length) + OVERHEAD
     return {"client_prove_seconds": statistics.median(client_runs),
             "member_seconds_per_client": statistics.median(member_runs),
-            "proof_bytes_per_member": len(proof.blob) // case.n,
-            "upload_increase": len(proof.blob) / (case.n * sealed_share_bytes),
+            "proof_bytes_per_member": len(proof.sealed[0]),
+            "upload_increase": len(proof.sealed[0]) / sealed_share_bytes,
             "projections": 63, "bits_per_projection": bounds.bits}
 
 

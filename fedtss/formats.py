@@ -505,7 +505,7 @@ _MASKED_KEYS = frozenset({"masked_cid", "modulus_bits"})
 _NORM_CLAIMS_KEY = "norm_claims"
 _SAMPLES_KEY = "samples"
 #: The keys a manifest adds with its norm claims: the wrap-around proof (:mod:`fedtss.wraparound`).
-_PROOF_KEYS = frozenset({"proof_cid", "bit_claims"})
+_PROOF_KEYS = frozenset({"proof_cids", "bit_claims"})
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
@@ -528,6 +528,10 @@ class Manifest:
     FedAvg weight, which the members apply to its unweighted shares
     (:mod:`fedtss.quantize`, "Weighted by the members"); None otherwise (the client weighted the
     update itself, and its count stays inside the shared vector).
+
+    ``proof_cids`` and ``bit_claims`` come with ``norm_claims``: the client's wrap-around proof
+    (:mod:`fedtss.wraparound`), ``proof_cids[j - 1]`` member j's sealed share of it and
+    ``bit_claims[j - 1]`` member j's bit-check value.
     """
 
     chain_id: int
@@ -543,7 +547,7 @@ class Manifest:
     modulus_bits: int | None = None
     norm_claims: tuple[int, ...] = ()
     samples: int | None = None
-    proof_cid: str | None = None
+    proof_cids: tuple[str, ...] = ()
     bit_claims: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -574,10 +578,14 @@ class Manifest:
             require_int(value, f"norm_claims[{member - 1}] (member {member})", low=0, high=P - 1, error=FormatError)
         if self.norm_claims and self.masked_cid is not None:
             raise FormatError("norm_claims belong to the Shamir mode: a masked manifest has none")
-        if (self.proof_cid is not None) != bool(self.norm_claims) or bool(self.bit_claims) != bool(self.norm_claims):
-            raise FormatError("proof_cid and bit_claims come with norm_claims (the wrap-around check) or not at all")
-        if self.proof_cid is not None:
-            _check_cid(self.proof_cid, "proof_cid")
+        if bool(self.proof_cids) != bool(self.norm_claims) or bool(self.bit_claims) != bool(self.norm_claims):
+            raise FormatError("proof_cids and bit_claims come with norm_claims (the wrap-around check) or not at all")
+        if self.proof_cids:
+            if not isinstance(self.proof_cids, (list, tuple)) or len(self.proof_cids) != self.n:
+                raise FormatError(f"proof_cids must list exactly n = {self.n} CIDs")
+            object.__setattr__(self, "proof_cids", tuple(self.proof_cids))
+            for member, cid in enumerate(self.proof_cids, start=1):
+                _check_cid(cid, f"proof_cids[{member - 1}] (member {member})")
             if not isinstance(self.bit_claims, (list, tuple)) or len(self.bit_claims) != self.n:
                 raise FormatError(f"bit_claims must list exactly n = {self.n} field elements")
             object.__setattr__(self, "bit_claims", tuple(self.bit_claims))
@@ -619,8 +627,8 @@ def encode_manifest(manifest: Manifest) -> bytes:
                                                      "modulus_bits": manifest.modulus_bits}
     claims = {_NORM_CLAIMS_KEY: [str(value) for value in manifest.norm_claims]} if manifest.norm_claims else {}
     samples = {} if manifest.samples is None else {_SAMPLES_KEY: manifest.samples}
-    proof = {} if manifest.proof_cid is None else {"proof_cid": manifest.proof_cid,
-                                                   "bit_claims": [str(value) for value in manifest.bit_claims]}
+    proof = {} if not manifest.proof_cids else {"proof_cids": list(manifest.proof_cids),
+                                                "bit_claims": [str(value) for value in manifest.bit_claims]}
     return _canonical_json(
         {
             **masked,
@@ -671,9 +679,11 @@ def parse_manifest(blob: bytes, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Manif
     claims = _parse_norm_claims(document[_NORM_CLAIMS_KEY]) if claimed else ()
     samples = require_int(document[_SAMPLES_KEY], "samples", low=1, high=config.max_samples,
                           error=FormatError) if weighted else None  # present, so never null
-    proof_cid = document["proof_cid"] if claimed else None
+    proof_cids = document["proof_cids"] if claimed else []
+    if not isinstance(proof_cids, list) or (claimed and not proof_cids):
+        raise FormatError("manifest proof_cids must be a non-empty list (or absent)")
     bit_claims = _parse_norm_claims(document["bit_claims"], "bit_claims") if claimed else ()
-    return Manifest(**fields, quantization=config, norm_claims=claims, samples=samples, proof_cid=proof_cid,
+    return Manifest(**fields, quantization=config, norm_claims=claims, samples=samples, proof_cids=tuple(proof_cids),
                     bit_claims=bit_claims)
 
 

@@ -330,7 +330,8 @@ def _proof_aead(key: bytes, context: ShareContext) -> tuple[AESGCM, bytes]:
 
 def seal_proof(plaintext: bytes, key: bytes, context: ShareContext) -> bytes:
     """Encrypt a client's proof for one member under the key of its sealed share for that member
-    (:func:`sealing_key`); the proof key is used once, as the share key is."""
+    (:func:`sealing_key`). The nonce is fixed, as for shares: seal one proof per share key (a second
+    proof under the same share, hence the same ephemeral seed, would reuse key and nonce)."""
     aead, aad = _proof_aead(key, context)
     return aead.encrypt(_NONCE, bytes(plaintext), aad)
 

@@ -47,9 +47,12 @@ squared norm mod p *is* its squared norm, and the norm check holds in the intege
 nothing of them), the relation value is a share of 0 (its polynomial is fixed by any t - 1
 members' own values and its value 0 at 0), and the bit check's claims are a masked share of 0.
 
-This module is the pure arithmetic and its tests; the agents do not call it yet (the client's
-second sealed vector, the members' posted values and the verdict's use of them are the next
-step: docs/protocol.md, "The wrap-around check").
+This module is the pure arithmetic. The agents run it wherever the committee checks norms
+(docs/protocol.md, step 6c): :func:`agents.client.prove_update` on the client,
+:class:`agents.client_checks.WrapCheck` at each member, which folds the relation value into the
+count share it posts and R times the bit-check value into its norm value, so nothing more goes
+on chain. The bit check's weights come from the proof shares' CIDs, so a client may re-seal its
+proof alone and draw new weights: each try passes non-bits with probability 1 / p (2^-61).
 """
 
 from __future__ import annotations
@@ -159,8 +162,8 @@ def projection_seed(*, chain_id: int, contract: str, round_: int, client: str, s
 
 
 def bits_seed(seed: bytes, bits_cids: Sequence[str]) -> bytes:
-    """The seed of the bit check's weights: ``seed`` and the CIDs of the sealed bits, so the
-    client fixed its bits before it could know the weights."""
+    """The seed of the bit check's weights: ``seed`` and the CIDs of the n sealed proof shares, so
+    the client fixed its bits before it could know the weights."""
     digest = hashlib.sha256(BITS_SEED_LABEL + _seed(seed))
     _update_with_strings(digest, bits_cids)
     return digest.digest()
@@ -264,8 +267,9 @@ def relation_value(update_share: NDArray[np.uint64], proof_share: NDArray[np.uin
     bits_share = np.ascontiguousarray(proof_share[: bounds.bit_count], dtype=np.uint64)
     if bits_share.size != bounds.bit_count:
         raise FormatError(f"a proof share of {proof_share.size} coordinates holds no {bounds.bit_count} bits")
-    projected, outside = _kernels.table_projection(np.ascontiguousarray(words).view(np.uint8), tables.tables,
-                                                   update_share)
+    # byte b of a word is bits 8b..8b+7: read the words little-endian whatever the machine's order
+    word_bytes = np.ascontiguousarray(words, dtype="<u8").view(np.uint8)
+    projected, outside = _kernels.table_projection(word_bytes, tables.tables, update_share)
     bits, bits_outside = _kernels.project(tables.bit_weights, bits_share)
     if outside or bits_outside:
         raise FormatError("a share holds values outside the field")

@@ -282,8 +282,9 @@ class FederationSpec:
             # The sum of max_clients quantized updates must not wrap around the ring.
             check_capacity(self.quantization, modulus_bits=config.aggregation.modulus_bits)
         elif self.resolved_check_period and committee_decides_norms(self.committee, self.threshold):
-            # Norms are checked, and so are wraps: their projections' range must stay far below p.
-            WrapBounds.of(self.quantization, update=1)
+            # Norms are checked, and so are wraps: their projections' range must stay far below p
+            # (for any model up to 2^30 parameters, whose sqrt(d) / 2 of rounding widens it a little).
+            WrapBounds.of(self.quantization, update=2**30)
 
     @property
     def run_dir(self) -> Path:

@@ -83,12 +83,12 @@ def test_prepared_update_is_pure_given_its_randomness() -> None:
     assert one.sealed_shares == two.sealed_shares and one.manifest_blob == two.manifest_blob
     _, three = _prepared(check_tail=[11, 22])
     _, four = _prepared(check_tail=[11, 22])
-    assert three.proof_blob is not None and three.proof_blob == four.proof_blob
+    assert len(three.sealed_proofs) == 3 and three.sealed_proofs == four.sealed_proofs
     assert three.manifest_blob == four.manifest_blob
 
 
 def test_with_norms_checked_a_client_proves_its_projections_and_each_member_opens_its_proof_share() -> None:
-    """n = 3, t = 2 (n >= 2t - 1): the manifest names the blob of the n sealed proofs and claims each
+    """n = 3, t = 2 (n >= 2t - 1): the manifest names the n sealed proof shares and claims each
     member's bit-check value; each member opens its proof share with its share's key, its value
     is the claim, and any t proof shares reconstruct the bits of z_k = y_k + B, k = 1..63."""
     from fedtss.sealing import open_proof, share_key
@@ -99,17 +99,17 @@ def test_with_norms_checked_a_client_proves_its_projections_and_each_member_open
 
     delta, prepared = _prepared(check_tail=[11, 22])
     manifest = parse_manifest(prepared.manifest_blob)
-    assert manifest.proof_cid == compute_cid(prepared.proof_blob) and len(manifest.bit_claims) == 3
+    assert manifest.proof_cids == tuple(compute_cid(blob) for blob in prepared.sealed_proofs)
+    assert len(manifest.bit_claims) == 3
     quantization = QuantizationConfig(clip_norm=10.0)
     bounds = WrapBounds.of(quantization, update=delta.size)
     seed = projection_seed(chain_id=31337, contract=CONTRACT, round_=3, client=CLIENT, share_cids=manifest.share_cids)
-    weights = bit_check_weights(bits_seed(seed, [manifest.proof_cid]), bounds)
-    size = len(prepared.proof_blob) // 3
+    weights = bit_check_weights(bits_seed(seed, manifest.proof_cids), bounds)
     proofs = {}
     for j, member in enumerate(MEMBERS, start=1):
         context = ShareContext(31337, CONTRACT, 3, CLIENT, j)
         key = share_key(prepared.sealed_shares[j - 1], dev_sealing_keypair(member)[0], context)
-        proofs[j] = decode_field_vector(open_proof(prepared.proof_blob[(j - 1) * size : j * size], key, context),
+        proofs[j] = decode_field_vector(open_proof(prepared.sealed_proofs[j - 1], key, context),
                                         kind=VectorKind.PROOF_SHARE, max_bytes=1 << 20)
         assert bit_check_value(proofs[j], weights, j, threshold=2) == manifest.bit_claims[j - 1]
     bits = reconstruct_at_zero({1: proofs[1], 3: proofs[3]})[: bounds.bit_count].reshape(63, bounds.bits)
@@ -203,7 +203,8 @@ class _GatedStore:
 
 def _prepared_blobs(blobs: list[bytes]):
     manifest = SimpleNamespace(share_cids=tuple(compute_cid(b) for b in blobs), masked_cid=None)
-    return SimpleNamespace(manifest=manifest, sealed_shares=tuple(blobs), masked_blob=None, proof_blob=None,
+    manifest.proof_cids = ()
+    return SimpleNamespace(manifest=manifest, sealed_shares=tuple(blobs), masked_blob=None, sealed_proofs=(),
                            manifest_blob=b"manifest")
 
 

@@ -6,6 +6,7 @@ checks publish from being a function of the update."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from agents import client_checks
-from agents.client import PreparedUpdate, UpdateContext, prove_update, quantized_vector, seal_rows
+from agents.client import PreparedUpdate, UpdateContext, quantized_vector, seal_proof_shares, seal_rows, share_proof
 from fedtss import field as gf
 from agents.runtime import NOTHING_TO_DECIDE
 from fedtss.chain import (
@@ -40,7 +41,16 @@ from fedtss.validation import (
     norm_share,
     pad_vector,
 )
-from fedtss.wraparound import WrapBounds, client_projections, projection_bits, projection_seed, projection_words
+from fedtss.wraparound import (
+    WrapBounds,
+    bit_check_weights,
+    bits_seed,
+    claim_bit_check_values,
+    client_projections,
+    projection_bits,
+    projection_seed,
+    projection_words,
+)
 from tests.agents.conftest import Federation
 
 LOGGER = "fedtss.agents"
@@ -61,7 +71,8 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
                     claim_corrupted: bool = False, corrupt_coordinate: int = 3,
                     dispute_the_rest: bool = False, oversized: tuple[int, ...] = (),
                     manifest_samples: int | None = None, clip_scale: float | None = None,
-                    update: np.ndarray | None = None, proof: str = "honest") -> PreparedUpdate:
+                    update: np.ndarray | None = None, proof: str = "honest",
+                    corrupt_proof_members: tuple[int, ...] = ()) -> PreparedUpdate:
     """Client ``index``'s honest update (with the checks' norm masks and pad), shared t-of-n, then
     the shares of ``corrupt_members`` moved off the polynomial by one in ``corrupt_coordinate``, and
     everything sealed correctly: every share opens and is well-formed. The update is shared
@@ -77,7 +88,9 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
     up to a few times); ``update`` replaces the quantized update (field elements). Where the
     committee checks norms, the manifest carries the wrap-around proof of the dealt update:
     ``proof`` "honest" (its real projections' bits), "zero" (the bits of projections of 0, in range
-    whatever the update) or "non-bits" (values that make every relation hold but are not bits)."""
+    whatever the update) or "non-bits" (values that make every relation hold but are not bits);
+    ``corrupt_proof_members``' proof shares are moved off the polynomial by one in their last
+    coordinate (a bit-check mask), before the proof is named and claimed."""
     agent = fed.clients[index]
     node = agent.node
     delta, honest_samples = fed.client_update(index)
@@ -125,25 +138,33 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
     sealed_proof = None
     if claims:
         bounds = WrapBounds.of(quantization, update=dealt_update.size)
+        seed = projection_seed(chain_id=context.chain_id, contract=context.contract, round_=1,
+                               client=context.client, share_cids=share_cids)
         bits = None
         if proof != "honest":
-            seed = projection_seed(chain_id=context.chain_id, contract=context.contract, round_=1,
-                                   client=context.client, share_cids=share_cids)
             projections = client_projections(dealt_update, projection_words(seed, bounds.update))
             bits = _cheating_bits(projections, bounds, proof)
-        share_keys = [sealing_key(key, context.for_member(j), ephemeral_seed=seed)
-                      for j, (key, seed) in enumerate(zip(sealing_keys, ephemeral, strict=True), start=1)]
-        sealed_proof = prove_update(dealt_update, context=context, share_cids=share_cids, share_keys=share_keys,
-                                    threshold=t, quantization=quantization, proof_seed=os.urandom(32), bits=bits)
+        share_keys = [sealing_key(key, context.for_member(j), ephemeral_seed=ephemeral_seed)
+                      for j, (key, ephemeral_seed) in enumerate(zip(sealing_keys, ephemeral, strict=True), start=1)]
+        proof_rows = share_proof(dealt_update, seed, bounds, threshold=t, holders=len(keys), proof_seed=os.urandom(32),
+                                 bits=bits)
+        dealt_rows = proof_rows.copy()
+        for member in corrupt_proof_members:
+            proof_rows[member - 1, -1] = gf.add(proof_rows[member - 1, -1:], np.ones(1, dtype=np.uint64))[0]
+        sealed_proof = seal_proof_shares(proof_rows, seed, bounds, context=context, share_keys=share_keys, threshold=t)
+        if corrupt_proof_members:  # it claims the values of the proof it dealt, as for the norm
+            weights = bit_check_weights(bits_seed(seed, sealed_proof.cids), bounds)
+            sealed_proof = dataclasses.replace(sealed_proof, bit_claims=claim_bit_check_values(dealt_rows, weights,
+                                                                                                threshold=t))
     manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=context.client,
                         n=len(keys), t=node.contract.threshold(), vector_length=vector.size,
                         quantization=agent.federation.quantization,
                         share_cids=share_cids, norm_claims=claims,
                         samples=honest_samples if manifest_samples is None else manifest_samples,
-                        proof_cid=None if sealed_proof is None else sealed_proof.cid,
+                        proof_cids=() if sealed_proof is None else sealed_proof.cids,
                         bit_claims=() if sealed_proof is None else sealed_proof.bit_claims)
     return PreparedUpdate(tuple(sealed), manifest, encode_manifest(manifest),
-                          proof_blob=None if sealed_proof is None else sealed_proof.blob)
+                          sealed_proofs=() if sealed_proof is None else sealed_proof.sealed)
 
 
 def _cheating_bits(projections: np.ndarray, bounds: WrapBounds, how: str) -> np.ndarray:
@@ -162,8 +183,9 @@ def _submit(fed: Federation, index: int, prepared: PreparedUpdate, *, withhold: 
     for member, blob in enumerate(prepared.sealed_shares, start=1):
         if member not in withhold:
             fed.store.put(blob)
-    if prepared.proof_blob is not None:
-        fed.store.put(prepared.proof_blob)
+    for member, blob in enumerate(prepared.sealed_proofs, start=1):
+        if member not in withhold:
+            fed.store.put(blob)
     fed.contract.submit_update(fed.clients[index].node.account, 1, fed.store.put(prepared.manifest_blob))
 
 
@@ -291,6 +313,26 @@ def test_a_client_whose_update_wraps_its_norm_around_p_is_excluded_by_every_memb
     assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == [reason] * 5
     assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
     assert events_of(fed.events(), ComplaintsSubmitted) == []
+    assert fed.contract.state(1) == RoundState.Finalized
+    fed.assert_model_is_fedavg_of([0, 1, 2])
+
+
+def test_a_client_whose_proof_share_is_off_the_polynomial_is_excluded_once_that_member_shows_it(
+        make_federation_in, caplog) -> None:
+    """The bit check is sound only for proof shares on one polynomial (else a client could pick each
+    member's mask share to fit any claims): the proof is under the consistency projection too, so
+    one member's proof share off the polynomial (in a bit-check mask) is caught like a share off
+    it, and its complaint shows both."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    fed: Federation = make_federation_in(**SHAPE)
+    fed.drive(fed.clients[:3])
+    _submit(fed, 3, _hostile_update(fed, 3, corrupt_proof_members=(2,)))
+    fed.drive(fed.members)
+
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["InconsistentShares"] * 6
+    (complaint,) = events_of(fed.events(), ComplaintsSubmitted)
+    assert complaint.member_index == 2 and complaint.client_indices == (3,)
+    assert not any("excluded_member=" in r.getMessage() for r in caplog.records)
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2])
 
@@ -668,7 +710,7 @@ _SHARE_CASES = ["opens", "opens-to-no-share", "does-not-open", "bad-header", "wr
 
 @pytest.mark.parametrize(("case", "with_proof"),
                          [(case, False) for case in _SHARE_CASES]
-                         + [(case, True) for case in [*_SHARE_CASES, "proof-under-another-key", "proofs-of-another-size"]])
+                         + [(case, True) for case in [*_SHARE_CASES, "proof-under-another-key", "proof-of-another-size"]])
 def test_a_complaints_evidence_shows_the_share_the_clients_fault_or_nothing_and_never_frames_an_honest_client(
         case: str, with_proof: bool) -> None:
     """The class "what a member shows about its sealed share": its evidence opens a well-formed
@@ -703,9 +745,8 @@ def test_a_complaints_evidence_shows_the_share_the_clients_fault_or_nothing_and_
     proof_plain = encode_field_vector(np.array([0, 1, 7], dtype=np.uint64), kind=VectorKind.PROOF_SHARE)
     proof_key = sealing_key(foreign if case == "proof-under-another-key" else public, context, ephemeral_seed=ephemeral)
     mine = seal_proof(proof_plain, proof_key, context)
-    proofs = os.urandom(len(mine)) + mine + os.urandom(len(mine))  # member 2's is the second
-    if case == "proofs-of-another-size":
-        proofs += b"\x00"
+    if case == "proof-of-another-size":
+        mine += b"\x00"
     evidence = complaint_evidence(sealed, private, context, nonce_seed=os.urandom(32))
     if case == "wrong-key":
         evidence = os.urandom(32)
@@ -713,13 +754,13 @@ def test_a_complaints_evidence_shows_the_share_the_clients_fault_or_nothing_and_
         evidence = prove_shared_secret(sealed, keypair_from_seed(os.urandom(32))[0], context, nonce_seed=os.urandom(32))
     elif case == "no-proof-for-an-open-share":  # a proof of the right secret for a share that opens shows it
         evidence = prove_shared_secret(sealed, private, context, nonce_seed=os.urandom(32))
-    blobs = client_checks.SealedBlobs(None, sealed, proofs if with_proof else None)  # type: ignore[arg-type]
+    blobs = client_checks.SealedBlobs(None, sealed, mine if with_proof else None)  # type: ignore[arg-type]
     shown = client_checks.shown_share(blobs, evidence, public, context, terms)
     if case in ("opens", "no-proof-for-an-open-share"):
         assert isinstance(shown, client_checks.ShownShare) and shown.share.tolist() == [1, 2, 3, 4]
         assert (shown.proof is None) if not with_proof else shown.proof.tolist() == [0, 1, 7]
     elif case in ("opens-to-no-share", "does-not-open", "bad-header", "proof-under-another-key",
-                  "proofs-of-another-size"):
+                  "proof-of-another-size"):
         assert shown == UNUSABLE
     else:
         assert shown is None

@@ -95,11 +95,11 @@ def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None =
                              share_keys=[sealing_key(key, context.for_member(j), ephemeral_seed=seed)
                                          for j, (key, seed) in enumerate(zip(keys, ephemeral), start=1)],
                              proof_seed=os.urandom(32), bits=lying)
-        assert store.put(proof.blob) == proof.cid
+        assert tuple(store.put(blob) for blob in proof.sealed) == proof.cids
     manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=account.address,
                         n=len(keys), t=contract.threshold(), vector_length=vector.size, quantization=quantization,
                         share_cids=share_cids, norm_claims=claims, samples=honest_samples,
-                        proof_cid=None if proof is None else proof.cid,
+                        proof_cids=() if proof is None else proof.cids,
                         bit_claims=() if proof is None else proof.bit_claims)
     assert manifest.share_cids == tuple(compute_cid(blob) for blob in sealed)
     contract.submit_update(account, 1, store.put(encode_manifest(manifest)))

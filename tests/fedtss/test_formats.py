@@ -513,7 +513,7 @@ def test_a_manifest_passes_the_round_terms_only_for_its_own_client() -> None:
         check_manifest(MANIFEST, client=MANIFEST.client, terms=dataclasses.replace(terms, round=terms.round + 1))
 
 
-CLAIMED = dataclasses.replace(MANIFEST, norm_claims=(5, 0, P - 1), proof_cid=MANIFEST.share_cids[0],
+CLAIMED = dataclasses.replace(MANIFEST, norm_claims=(5, 0, P - 1), proof_cids=MANIFEST.share_cids[::-1],
                               bit_claims=(0, 7, P - 2))
 
 
@@ -540,21 +540,25 @@ def test_malformed_norm_claims_are_a_format_error_naming_them(claims: object, re
 
 def test_a_manifests_wrap_around_proof_round_trips_and_comes_only_with_its_norm_claims() -> None:
     blob = encode_manifest(CLAIMED)
-    assert b'"bit_claims":["0","7","2305843009213693949"]' in blob and b'"proof_cid":' in blob
+    assert b'"bit_claims":["0","7","2305843009213693949"]' in blob and b'"proof_cids":["' in blob
     assert parse_manifest(blob) == CLAIMED
-    for without in (dict(proof_cid=None), dict(bit_claims=()), dict(norm_claims=())):
+    for without in (dict(proof_cids=()), dict(bit_claims=()), dict(norm_claims=())):
         with pytest.raises(FormatError, match="come with norm_claims"):
             dataclasses.replace(CLAIMED, **without)
     with pytest.raises(FormatError, match="come with norm_claims"):
-        dataclasses.replace(MANIFEST, proof_cid=MANIFEST.share_cids[0])
+        dataclasses.replace(MANIFEST, proof_cids=MANIFEST.share_cids)
     with pytest.raises(FormatError, match="bit_claims must list exactly n = 3"):
         dataclasses.replace(CLAIMED, bit_claims=(1, 2))
-    with pytest.raises(FormatError, match="proof_cid is not a valid CID"):
-        dataclasses.replace(CLAIMED, proof_cid="not-a-cid")
+    with pytest.raises(FormatError, match="proof_cids must list exactly n = 3"):
+        dataclasses.replace(CLAIMED, proof_cids=MANIFEST.share_cids[:2])
+    with pytest.raises(FormatError, match="proof_cids\\[1\\] \\(member 2\\) is not a valid CID"):
+        dataclasses.replace(CLAIMED, proof_cids=(MANIFEST.share_cids[0], "not-a-cid", MANIFEST.share_cids[2]))
 
 
 @pytest.mark.parametrize(("change", "reason"), [
-    (lambda d: d.pop("proof_cid"), "missing proof_cid"),
+    (lambda d: d.pop("proof_cids"), "missing proof_cids"),
+    (lambda d: d.update(proof_cids="bafy"), "proof_cids must be a non-empty list"),
+    (lambda d: d.update(proof_cids=[]), "proof_cids must be a non-empty list"),
     (lambda d: d.pop("bit_claims"), "missing bit_claims"),
     (lambda d: d.update(bit_claims=["1", "2", "03"]), "bit_claims must be decimal strings"),
     (lambda d: d.update(bit_claims=["1", "2", str(P)]), "bit_claims\\[2\\]"),

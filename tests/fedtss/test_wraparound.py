@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from fedtss._reed_solomon import decode, evaluate
+from fedtss._reed_solomon import decode, evaluate, interpolate
 from fedtss.errors import ConfigError, FormatError
 from fedtss.field import MODULUS
 from fedtss.quantize import QuantizationConfig
@@ -242,24 +242,83 @@ def test_a_share_with_values_outside_the_field_is_the_clients_format_error(bound
         bit_check_value(proof, bit_check_weights(seed_for(0), bounds), 1, threshold=T)
 
 
-def test_the_bit_check_masks_hide_the_claims_beyond_their_zero_at_0(bounds):
-    """The control: with the masks zero, the public claims of two bit vectors differ at points
-    t - 1 colluders cannot account for; with fresh masks, the claims polynomial minus its known
-    zero at 0 has uniform coefficients of j^1 .. j^(t-1) (checked: they differ between two
-    sharings of the same bits)."""
-    rng = np.random.default_rng(2)
-    bits = projection_bits(client_projections(honest_update(bounds.update, rng),
-                                              projection_words(seed_for(1), bounds.update)), bounds)
-    weights = bit_check_weights(seed_for(2), bounds)
-    key = os.urandom(32)
-    unmasked = share_vector(proof_vector(bits, [0] * (T - 1)), threshold=T, holders=N, key=key)
-    claims = claim_bit_check_values(unmasked, weights, threshold=T)
-    assert read_bit_claims(claims, T)
-    coefficients = decode(list(range(1, N + 1)), list(claims), 2 * T - 1).polynomial
-    masked_twice = [decode(list(range(1, N + 1)), list(claim_bit_check_values(
-        share_vector(proof_vector(bits, [int(rng.integers(MODULUS))] * (T - 1)), threshold=T, holders=N, key=key),
-        weights, threshold=T)), 2 * T - 1).polynomial for _ in range(2)]
-    # the same coefficient stream (same key), so without masks the claims would repeat exactly
-    assert masked_twice[0][1:T] != masked_twice[1][1:T] != coefficients[1:T]
-    assert all(polynomial[0] == 0 for polynomial in (coefficients, *masked_twice))
+def test_a_wrap_of_small_coordinates_spreads_its_projections_far_beyond_the_window():
+    """Case (b) of the module docstring: every coordinate below 2^l (2^23 < 2^24) but 2^15 of them,
+    so the squared norm is 2^61 = 1 mod p; no coordinate alone leaves the window, yet the projections
+    spread over ~sqrt(p) and nearly all land outside it."""
+    d = 2**15
+    bounds = WrapBounds.of(QUANTIZATION, update=d)
+    update = np.full(d, 2**23, dtype=np.uint64)
+    assert squared_norm_mod_p(update) == 1 and 2**23 < 2**bounds.bits
+    inside = []
+    for attempt in range(20):
+        projections = client_projections(update, projection_words(seed_for(attempt), d))
+        inside.append(int(np.sum((projections + bounds.bound >= 0) & (projections + bounds.bound < 2**bounds.bits))))
+        with pytest.raises(ConfigError, match="exceeds its clip bound"):
+            projection_bits(projections, bounds)
+    assert sum(inside) <= 20 * 63 // 8  # below the 1/8 per projection the docstring bounds it by
 
+
+def _second_bits_fit(t: int, n: int, *, masked: bool) -> bool:
+    """Whether t - 1 colluders' proof shares plus every member's public bit-check claim fit a second
+    bit vector as well as the true one: solve for the masks of a dealing that gives the coalition
+    the very same shares (the test of fedtss.validation's norm masks, for the bit check)."""
+    bits = [1, 0, 1, 1, 0, 0, 1, 0]
+    other = bits[::-1]  # also bits, another vector
+    weights = np.array([int.from_bytes(os.urandom(8), "big") % MODULUS for _ in bits], dtype=np.uint64)
+    masks = [int.from_bytes(os.urandom(16), "big") % MODULUS for _ in range(t - 1)] if masked else [0] * (t - 1)
+    shares = share_vector(proof_vector(np.array(bits, dtype=np.uint64), masks), threshold=t, holders=n,
+                          key=os.urandom(32))
+    posted = {j: bit_check_value(shares[j - 1], weights, j, threshold=t) for j in range(1, n + 1)}
+    coalition = range(1, t)
+
+    def other_share(j: int, new_masks: list[int]) -> np.ndarray:
+        values = other + new_masks
+        return np.array([_through({c: int(shares[c - 1, k]) for c in coalition}, values[k], j)
+                         for k in range(len(values))], dtype=np.uint64)
+
+    def value(j: int, new_masks: list[int]) -> int:
+        return bit_check_value(other_share(j, new_masks), weights, j, threshold=t)
+
+    if not masked:
+        return all(value(j, [0] * (t - 1)) == posted[j] for j in range(1, n + 1))
+    outside = list(range(t, n + 1))
+    base = {j: value(j, [0] * (t - 1)) for j in outside}
+    unit = {(j, i): (value(j, [int(i == k) for k in range(t - 1)]) - base[j]) % MODULUS
+            for j in outside for i in range(t - 1)}
+    pick = outside[: t - 1]
+    solved = _solve([[unit[j, i] for i in range(t - 1)] for j in pick], [(posted[j] - base[j]) % MODULUS for j in pick])
+    return all(value(j, solved) == posted[j] for j in range(1, n + 1))
+
+
+def _through(points: dict[int, int], at_zero: int, x: int) -> int:
+    return evaluate(interpolate([0, *points], [at_zero, *points.values()]), x)
+
+
+def _solve(rows: list[list[int]], rhs: list[int]) -> list[int]:
+    """Gaussian elimination over GF(p) of a square system."""
+    size = len(rows)
+    a = [row[:] + [value] for row, value in zip(rows, rhs)]
+    for col in range(size):
+        pivot = next(r for r in range(col, size) if a[r][col] % MODULUS)
+        a[col], a[pivot] = a[pivot], a[col]
+        inverse = pow(a[col][col], MODULUS - 2, MODULUS)
+        a[col] = [v * inverse % MODULUS for v in a[col]]
+        for r in range(size):
+            if r != col and a[r][col]:
+                factor = a[r][col]
+                a[r] = [(v - factor * w) % MODULUS for v, w in zip(a[r], a[col])]
+    return [a[r][size] for r in range(size)]
+
+
+@pytest.mark.parametrize(("n", "t"), [(5, 3), (7, 4), (11, 6)])
+def test_the_bit_check_claims_and_t_minus_1_proof_shares_fit_any_other_bit_vector(n: int, t: int) -> None:
+    """What the public bit-check claims tell t - 1 colluders about the bits (hence the projections)
+    is nothing: for another bit vector there are masks, under a dealing that gives the coalition the
+    very same proof shares, for which every member's value is the very same."""
+    assert _second_bits_fit(t, n, masked=True)
+
+
+@pytest.mark.parametrize(("n", "t"), [(5, 3), (11, 6)])
+def test_control_without_the_bit_check_masks_the_claims_tell_two_bit_vectors_apart(n: int, t: int) -> None:
+    assert not _second_bits_fit(t, n, masked=False)
