@@ -77,6 +77,16 @@ def test_the_validation_benchmark_measures_member_time_gas_and_upload_on_a_small
     assert "submitChecks gas" in validation.render(record)
 
 
+def test_the_validation_benchmark_measures_the_wrap_around_proof_and_checks_the_member_reads_the_claim() -> None:
+    from benchmarks import validation
+
+    wrap = validation.measure_wraparound(validation.Case(d=2000, clients=4, n=5, t=3))
+    assert wrap["client_prove_seconds"] > 0 and wrap["member_seconds_per_client"] > 0
+    # 63 projections x 24 bits and t - 1 = 2 masks, as a sealed field vector (16-byte header, 16-byte tag)
+    assert wrap["bits_per_projection"] == 24 and wrap["proof_bytes_per_member"] == 16 + 8 * (63 * 24 + 2) + 16
+    assert wrap["upload_increase"] == wrap["proof_bytes_per_member"] / (field_vector_bytes(2000 + 1 + 3) + 53)
+
+
 def test_the_gas_benchmark_writes_a_submit_update_curve_by_client_count() -> None:
     curve = gas.submit_update_curve((3, 4))
     assert set(curve) == {"3", "4"}
