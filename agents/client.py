@@ -326,6 +326,7 @@ def prepare_update(
     shares = share_vector(vector, threshold=threshold, holders=len(member_keys), key=sharing_key)
     claims: tuple[int, ...] = ()
     sealed = seal_rows(shares, context, member_keys, ephemeral_seeds)
+    share_cids = tuple(compute_cid(blob) for blob in sealed)
     proof = None
     if check_tail is not None and committee_decides_norms(len(member_keys), threshold):
         layout = CheckedLayout.of(vector.size, metrics=len(metrics), threshold=threshold)
@@ -334,7 +335,7 @@ def prepare_update(
             raise ConfigError("a committee that checks norms checks wraps too: pass proof_seed (32 fresh bytes)")
         share_keys = [sealing_key(key, context.for_member(j), ephemeral_seed=seed)
                       for j, (key, seed) in enumerate(zip(member_keys, ephemeral_seeds, strict=True), start=1)]
-        proof = prove_update(vector[: layout.update], context=context, share_cids=[compute_cid(b) for b in sealed],
+        proof = prove_update(vector[: layout.update], context=context, share_cids=share_cids,
                              share_keys=share_keys, threshold=threshold, quantization=quantization,
                              proof_seed=proof_seed)
     manifest = Manifest(
@@ -346,7 +347,7 @@ def prepare_update(
         t=threshold,
         vector_length=vector.size,
         quantization=quantization,
-        share_cids=tuple(compute_cid(blob) for blob in sealed),
+        share_cids=share_cids,
         norm_claims=claims,
         samples=samples if weighted_by_members else None,
         proof_cids=() if proof is None else proof.cids,

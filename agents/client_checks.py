@@ -466,7 +466,6 @@ class PendingChecks:
     refused: dict[int, str] = field(default_factory=dict)
 
 
-
 def client_claims(manifest: Manifest, wrap: WrapCheck | None) -> tuple[tuple[int, ...], str | None]:
     """A client's claims as the verdict reads them, and why its manifest alone excludes it (None: it does not)."""
     return (manifest.norm_claims, None) if wrap is None else wrap.claims(manifest)
