@@ -156,6 +156,7 @@ from fedtss.shamir import Reconstruction, add_weighted_share, reconstruct_checke
 from fedtss.storage import ContentStore
 from fedtss.validation import CheckedLayout, RoundVerdict, challenge_vector, check_tail_length, committee_decides_norms
 from fedtss.wraparound import WrapBounds, proof_length
+from fedtss.wraparound import warm_up as warm_up_wrap_around_check
 
 __all__ = [
     "HANDLERS",
@@ -1517,6 +1518,8 @@ def build_aggregator_agent(node: Node, environ: Mapping[str, str] | None = None)
     aggregation = node.contract.aggregation()
     if aggregation.is_masked:  # sums that could wrap around the ring stop the member here, not mid-round
         check_ring_capacity(node.config, aggregation.modulus_bits)
+    elif node.contract.check_period():
+        warm_up_wrap_around_check(member=True)  # its kernels' first compile, at start rather than in the checks' window
     return AggregatorAgent(node=node, settings=settings, federation=node.config.federation,
                            sealing_key=key, member_index=index,
                            modulus_bits=aggregation.modulus_bits if aggregation.is_masked else None,

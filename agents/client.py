@@ -67,6 +67,7 @@ from fedtss.wraparound import (
     projection_words,
     proof_vector,
 )
+from fedtss.wraparound import warm_up as warm_up_wrap_around_check
 
 if TYPE_CHECKING:
     from agents.learning.task import LoadedTask
@@ -531,6 +532,8 @@ def build_client_agent(node: Node, environ: Mapping[str, str] | None = None) -> 
                         f"share {sorted(metrics)}; run the federation's task")
     modulus_bits, masking_key = masked_mode_keys(node, settings, os.environ if environ is None else environ)
     _warm_up_torch()
+    if modulus_bits is None and node.contract.check_period():
+        warm_up_wrap_around_check(member=False)  # the projections' kernel, compiled at start, not in the first round
     return ClientAgent(node=node, settings=settings, federation=node.config.federation, task=task,
                        layout=fixed or layout, data=data, modulus_bits=modulus_bits, masking_key=masking_key,
                        check_period=node.contract.check_period())

@@ -94,6 +94,7 @@ __all__ = [
     "relation_gamma",
     "relation_tables",
     "relation_value",
+    "warm_up",
 ]
 
 #: How many projections a client proves small: one 64-bit word per coordinate, bit 0 shared.
@@ -311,6 +312,23 @@ def read_bit_claims(claims: Sequence[int], threshold: int) -> bool:
     from fedtss.validation import read_norm_claims  # the same decoding as the norm claims
 
     return read_norm_claims(claims, threshold) == 0
+
+
+def warm_up(*, member: bool) -> None:
+    """Compile the check's kernels now (about 7 s on a machine that never ran them; numba then
+    caches them on disk, and loading takes ~0.4 s): an agent calls this at start, not inside its
+    first round, where the compile would eat into the checks' window. A client needs only its
+    projections' kernel; a ``member`` the relation's too."""
+    words = np.arange(8, dtype=np.uint64)
+    client_projections(np.arange(8, dtype=np.uint64), words)
+    if member:  # on read-only arrays, as the shares a member decodes are (numba compiles those apart)
+        bounds = WrapBounds(update=8, bound=1, bits=2)
+        share, proof = np.zeros(8, dtype=np.uint64), np.zeros(proof_length(bounds, 2), dtype=np.uint64)
+        share.setflags(write=False)
+        proof.setflags(write=False)
+        relation_value(share, proof, words, relation_tables(2, bounds))
+        bit_check_value(proof, np.ones(bounds.bit_count, dtype=np.uint64), 1, threshold=2)
+        _kernels.project(np.ones(proof.size, dtype=np.uint64), proof)  # the proof's consistency projection
 
 
 def claims_factor(challenge: bytes) -> int:

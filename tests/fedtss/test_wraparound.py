@@ -322,3 +322,11 @@ def test_the_bit_check_claims_and_t_minus_1_proof_shares_fit_any_other_bit_vecto
 @pytest.mark.parametrize(("n", "t"), [(5, 3), (11, 6)])
 def test_control_without_the_bit_check_masks_the_claims_tell_two_bit_vectors_apart(n: int, t: int) -> None:
     assert not _second_bits_fit(t, n, masked=False)
+
+
+def test_warm_up_compiles_the_kernels_an_agent_would_otherwise_compile_inside_its_first_round() -> None:
+    from fedtss import _kernels
+    from fedtss.wraparound import warm_up
+
+    warm_up(member=True)
+    assert _kernels._ternary_projections.signatures and _kernels._table_projection.signatures
