@@ -68,7 +68,6 @@ from fedtss.validation import (
     CheckedLayout,
     UNUSABLE,
     RoundVerdict,
-    challenge_vector,
     decode_checks,
     check_share,
     committee_excludes_unchecked_norms,

@@ -187,12 +187,15 @@ def client_projections(update: NDArray[np.uint64], words: NDArray[np.uint64]) ->
     if np.any(update >= MODULUS):
         raise ConfigError("the update holds values outside the field")
     centred = np.where(update > _HALF, update.astype(np.int64) - np.int64(MODULUS), update.astype(np.int64))
-    # Split each |value| < 2^60 into 2^31 * high + low so that no partial sum overflows 64 bits.
-    low = centred & np.int64(2**31 - 1)
-    high = centred >> np.int64(31)
     words = np.ascontiguousarray(words, dtype=np.uint64)
-    exact = (_kernels.ternary_projections(words, high).astype(object) * 2**31
-             + _kernels.ternary_projections(words, low).astype(object))
+    largest = int(np.max(np.abs(centred))) if centred.size else 0
+    if largest * centred.size < 2**62:  # an honest update: no partial sum can overflow 64 bits
+        exact = _kernels.ternary_projections(words, centred).astype(object)
+    else:  # split each |value| < 2^60 into 2^31 * high + low, each pass exact in 64 bits
+        low = centred & np.int64(2**31 - 1)
+        high = centred >> np.int64(31)
+        exact = (_kernels.ternary_projections(words, high).astype(object) * 2**31
+                 + _kernels.ternary_projections(words, low).astype(object))
     reduced = [int(value) % MODULUS for value in exact]
     return np.array([value - MODULUS if value > _HALF else value for value in reduced], dtype=np.int64)
 

@@ -11,12 +11,13 @@ import os
 import numpy as np
 import pytest
 
-from fedtss._reed_solomon import decode, evaluate, interpolate
+from fedtss._reed_solomon import decode, evaluate
 from fedtss.errors import ConfigError, FormatError
 from fedtss.field import MODULUS
 from fedtss.quantize import QuantizationConfig
 from fedtss.shamir import share_vector
 from fedtss.validation import read_norm_claims
+from tests.fedtss.test_validation import _solve, _through  # the norm masks' test, reused for the bit check's
 from fedtss.wraparound import (
     PROJECTIONS,
     WrapBounds,
@@ -289,26 +290,6 @@ def _second_bits_fit(t: int, n: int, *, masked: bool) -> bool:
     pick = outside[: t - 1]
     solved = _solve([[unit[j, i] for i in range(t - 1)] for j in pick], [(posted[j] - base[j]) % MODULUS for j in pick])
     return all(value(j, solved) == posted[j] for j in range(1, n + 1))
-
-
-def _through(points: dict[int, int], at_zero: int, x: int) -> int:
-    return evaluate(interpolate([0, *points], [at_zero, *points.values()]), x)
-
-
-def _solve(rows: list[list[int]], rhs: list[int]) -> list[int]:
-    """Gaussian elimination over GF(p) of a square system."""
-    size = len(rows)
-    a = [row[:] + [value] for row, value in zip(rows, rhs)]
-    for col in range(size):
-        pivot = next(r for r in range(col, size) if a[r][col] % MODULUS)
-        a[col], a[pivot] = a[pivot], a[col]
-        inverse = pow(a[col][col], MODULUS - 2, MODULUS)
-        a[col] = [v * inverse % MODULUS for v in a[col]]
-        for r in range(size):
-            if r != col and a[r][col]:
-                factor = a[r][col]
-                a[r] = [(v - factor * w) % MODULUS for v, w in zip(a[r], a[col])]
-    return [a[r][size] for r in range(size)]
 
 
 @pytest.mark.parametrize(("n", "t"), [(5, 3), (7, 4), (11, 6)])
