@@ -674,7 +674,8 @@ def round_terms(agent: AggregatorAgent, round_: int, vector_length: int) -> Roun
     )
     if terms.norm_claims:  # with the norm claims comes the wrap-around proof
         layout = CheckedLayout.of(vector_length, metrics=len(node.deployment.model_metrics), threshold=t)
-        terms = replace(terms, proof_length=proof_length(WrapBounds.of(terms.quantization, update=layout.update), t))
+        bounds = WrapBounds.of(terms.quantization, update=layout.update, metrics=layout.metrics)
+        terms = replace(terms, proof_length=proof_length(bounds, t))
     return terms
 
 

@@ -62,6 +62,7 @@ from fedtss.wraparound import (
     bits_seed,
     claim_bit_check_values,
     client_projections,
+    metric_range_bits,
     projection_bits,
     projection_seed,
     projection_words,
@@ -176,31 +177,38 @@ PROOF_SHARING_LABEL = b"fedtss/client/proof-sharing/v1"
 
 def prove_update(update: NDArray[np.uint64], *, context: UpdateContext, share_cids: Sequence[str],
                  share_keys: Sequence[bytes], threshold: int, quantization: QuantizationConfig, proof_seed: bytes,
-                 bits: NDArray[np.uint64] | None = None) -> SealedProof:
-    """Prove the quantized, unweighted ``update`` (its field elements) small in the integers, once
-    its shares are sealed: ``share_cids`` fix its projections, the bits of each are shared t-of-n
-    (with the bit check's t - 1 masks) and member j's share is sealed under ``share_keys[j - 1]``,
-    the key of its sealed update share (:func:`share_proof`, then :func:`seal_proof_shares`).
-    ``bits`` replaces the proof's bits (tests play cheats with it).
+                 metrics: NDArray[np.uint64] | None = None, bits: NDArray[np.uint64] | None = None,
+                 range_bits: NDArray[np.uint64] | None = None) -> SealedProof:
+    """Prove the quantized, unweighted ``update`` (its field elements) small in the integers, and
+    each of its ``metrics`` (their field elements) within the clip bound, once its shares are
+    sealed: ``share_cids`` fix its projections, the bits of each are shared t-of-n (with the bit
+    check's t - 1 masks) and member j's share is sealed under ``share_keys[j - 1]``, the key of its
+    sealed update share (:func:`share_proof`, then :func:`seal_proof_shares`). ``bits`` and
+    ``range_bits`` replace the projections' and the metrics' bits (tests play cheats with them).
 
     Pure: ``proof_seed`` (32 fresh bytes) is the only randomness. ConfigError if the update's
-    projections are out of range (its norm is beyond the clip bound)."""
+    projections are out of range (its norm is beyond the clip bound) or a metric is beyond it."""
     seed = projection_seed(chain_id=context.chain_id, contract=context.contract, round_=context.round,
                            client=context.client, share_cids=share_cids)
-    bounds = WrapBounds.of(quantization, update=int(update.size))
-    rows = share_proof(update, seed, bounds, threshold=threshold, holders=len(share_keys), proof_seed=proof_seed,
-                       bits=bits)
+    metrics = np.zeros(0, dtype=np.uint64) if metrics is None else metrics
+    bounds = WrapBounds.of(quantization, update=int(update.size), metrics=int(metrics.size))
+    rows = share_proof(update, seed, bounds, metrics=metrics, threshold=threshold, holders=len(share_keys),
+                       proof_seed=proof_seed, bits=bits, range_bits=range_bits)
     return seal_proof_shares(rows, seed, bounds, context=context, share_keys=share_keys, threshold=threshold)
 
 
 def share_proof(update: NDArray[np.uint64], seed: bytes, bounds: WrapBounds, *, threshold: int, holders: int,
-                proof_seed: bytes, bits: NDArray[np.uint64] | None = None) -> NDArray[np.uint64]:
+                proof_seed: bytes, metrics: NDArray[np.uint64] | None = None, bits: NDArray[np.uint64] | None = None,
+                range_bits: NDArray[np.uint64] | None = None) -> NDArray[np.uint64]:
     """The n shares of the proof vector (row j - 1 is member j's): the bits of the update's
-    projections from ``seed``, then the bit check's t - 1 masks, all from ``proof_seed``."""
+    projections from ``seed`` and of its ``metrics``' ranges, then the bit check's t - 1 masks,
+    all from ``proof_seed``."""
     if bits is None:
         bits = projection_bits(client_projections(update, projection_words(seed, bounds.update)), bounds)
+    if range_bits is None:
+        range_bits = metric_range_bits(np.zeros(0, dtype=np.uint64) if metrics is None else metrics, bounds)
     masks = uniform_field_elements(proof_seed, threshold - 1, label=PROOF_MASKS_LABEL) if threshold > 1 else []
-    proof = proof_vector(bits, [int(mask) for mask in masks])
+    proof = proof_vector(np.concatenate([bits, range_bits]), [int(mask) for mask in masks])
     return share_vector(proof, threshold=threshold, holders=holders, key=derive_subkey(proof_seed, PROOF_SHARING_LABEL))
 
 
@@ -338,7 +346,7 @@ def prepare_update(
                       for j, (key, seed) in enumerate(zip(member_keys, ephemeral_seeds, strict=True), start=1)]
         proof = prove_update(vector[: layout.update], context=context, share_cids=share_cids,
                              share_keys=share_keys, threshold=threshold, quantization=quantization,
-                             proof_seed=proof_seed)
+                             proof_seed=proof_seed, metrics=vector[layout.metrics_slice])
     manifest = Manifest(
         chain_id=context.chain_id,
         contract=context.contract,

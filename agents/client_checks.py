@@ -140,16 +140,17 @@ class WrapCheck:
     rho: NDArray[np.uint64] = field(repr=False)
     factor: int
     terms: RoundTerms = field(repr=False)
+    layout: CheckedLayout
 
     @classmethod
     def for_round(cls, challenge: bytes, terms: RoundTerms, layout: CheckedLayout) -> WrapCheck | None:
         """The round's check, or None when it has no wrap-around proofs (no norm claims)."""
         if terms.proof_length is None:
             return None
-        bounds = WrapBounds.of(terms.quantization, update=layout.update)
+        bounds = WrapBounds.of(terms.quantization, update=layout.update, metrics=layout.metrics)
         return cls(bounds, relation_tables(relation_gamma(challenge), bounds),
                    uniform_field_elements(challenge, terms.proof_length, label=PROOF_RHO_LABEL),
-                   claims_factor(challenge), terms)
+                   claims_factor(challenge), terms, layout)
 
     def client_proof(self, manifest: Manifest, share: NDArray[np.uint64]) -> ClientProof:
         """The proof of the client ``manifest`` is from, given this member's share of it."""
@@ -162,7 +163,8 @@ class WrapCheck:
         """What member ``member``'s check of ``share`` adds for the client's ``proof``: the proof's
         projection on rho', the client's relation value, R times its bit-check value."""
         words = projection_words(proof.seed, self.bounds.update)
-        relation = relation_value(share[: self.bounds.update], proof.share, words, self.tables)
+        relation = relation_value(share[: self.bounds.update], proof.share, words, self.tables,
+                                  share[self.layout.metrics_slice])
         bits = bit_check_value(proof.share, proof.weights, member, threshold=self.terms.t)
         return project_share(proof.share, self.rho), relation, self.factor * bits % MODULUS
 
@@ -534,7 +536,7 @@ def verdict_of(pending: PendingChecks, shown: Mapping[tuple[int, int], Check | s
                          norm_claims=pending.claims,
                          exclude_unchecked_norms=committee_excludes_unchecked_norms(terms.n, terms.t),
                          refused=pending.refused,
-                         count_reason="CountOrProjectionsOff" if pending.projections.wrap else "SampleCountOutOfRange")
+                         count_reason="CountOrProofOff" if pending.projections.wrap else "SampleCountOutOfRange")
 
 
 #: How long a member spends reading the claims of clients it did not open (each manifest, and all

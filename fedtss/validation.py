@@ -219,6 +219,11 @@ class CheckedLayout:
         return self.update
 
     @property
+    def metrics_slice(self) -> slice:
+        """The metrics' coordinates (after the update and the count)."""
+        return slice(self.update + 1, self.update + 1 + self.metrics)
+
+    @property
     def masks_start(self) -> int:
         return self.update + 1 + self.metrics
 
@@ -561,7 +566,7 @@ def round_verdict(
     ``refused``: clients the caller excludes from their public manifest alone (client -> reason:
     bit claims of the wrap-around check that are not zero at 0). ``count_reason``: the reason a
     count out of range is given (the wrap-around check folds its relation into the count shares,
-    so there a count "out of range" may be a relation that fails: ``CountOrProjectionsOff``).
+    so there a count "out of range" may be a relation that fails: ``CountOrProofOff``).
     """
     excluded: dict[int, str] = {}
     wrong: dict[int, list[int]] = {}

@@ -22,7 +22,7 @@ one message made non-interactive by Fiat-Shamir:
    shares, all 63 at once through the powers of a round challenge gamma no client knew
    (:func:`relation_value`): member j's value lies on a polynomial of degree < t whose value at
    0 is sum_k gamma^k rel_k, zero for an honest client and, if any relation fails, zero with
-   probability at most 63 / p. Its 63 x d multiplications become eight table lookups per
+   probability at most (64 + 2 x metrics) / p (the metrics' relations below join them). Its 63 x d multiplications become eight table lookups per
    coordinate (:func:`relation_tables`; the tables hold the sums of gamma^k over each byte's bits).
 4. **... and that the bits are bits**: sum_i r_i (b_i^2 - b_i) = 0 with r drawn from a second seed
    over the CIDs of the sealed bits (:func:`bits_seed`, :func:`bit_check_weights`), so the client
@@ -37,13 +37,25 @@ the update: q~ with coordinates in (-p/2, p/2). (a) If some |q~_j| > W, flipping
 two values (given bit 0) moves <c_k, q> by q~_j mod p, off the window [-B, W - B] whichever way:
 at most half of the c_k put the projection in range, so all 63 pass with probability at most
 2^-63 per sealing, however often the client re-seals (each sealing draws new projections). (b) If
-every |q~_j| <= W but ||q~||^2 >= p, the projections do not wrap (d W < p / 4) and spread like a
-sum of independent terms of standard deviation ||q~|| / 2 >= sqrt(p) / 2: by a small-ball bound
-(Kolmogorov-Rogozin) one lands in a window of width W with probability about W / sqrt(p), below
-1/8 since :class:`WrapBounds` requires (8 W)^2 < p. So whatever passes has ||q~||^2 < p: its
+every |q~_j| <= W but ||q~||^2 >= p, the projections do not wrap (d W < p / 4), so a projection in
+range puts the integer sum S = sum_j q~_j c_k[j] in a window of width W. Given bit 0, the terms are
+independent, each taking two values q~_j apart with probability 1/2 (variance q~_j^2 / 4, third
+absolute central moment |q~_j|^3 / 8 <= W q~_j^2 / 8), and S has variance s^2 = ||q~||^2 / 4 >= p / 4.
+Berry-Esseen for independent, non-identical terms (constant 0.56, Shevtsova 2010) puts S's
+distribution within 0.56 (W s^2 / 2) / s^3 = 0.28 W / s of a normal one everywhere, so S lands in
+the window with probability at most W / (s sqrt(2 pi)) + 2 x 0.28 W / s < 0.96 W / s < 0.24, as
+:class:`WrapBounds` requires (8 W)^2 < p. The 63 projections use different bits, independent given
+bit 0: all pass with probability below 0.24^63 < 2^-129. So whatever passes has ||q~||^2 < p: its
 squared norm mod p *is* its squared norm, and the norm check holds in the integers.
 
-**What it reveals.** Nothing beyond the norm check: the bits are shared (t - 1 members learn
+**The metrics.** A client's shared evaluation (its metrics, after its update and count) is not in
+the norm, so each metric m is proved in [-C, C] exactly, C the clip bound quantized: the proof also
+holds the bits of a = m + C and of b = C - m (l' bits each, 2^l' > 2C), and the relations
+sum 2^i a_i - C - m = 0 and sum 2^i b_i - C + m = 0 join the others (powers 64 + 2e and 65 + 2e of
+gamma for metric e). Then a + b = 2C mod p with 0 <= a, b < 2^l' and 2^(l' + 1) < p, so a + b = 2C
+in the integers, and m = a - C with 0 <= a <= 2C.
+
+**What it reveals.** Nothing beyond the norm check: the bits (the metrics' too) are shared (t - 1 members learn
 nothing of them), the relation value is a share of 0 (its polynomial is fixed by any t - 1
 members' own values and its value 0 at 0), and the bit check's claims are a masked share of 0.
 
@@ -85,6 +97,7 @@ __all__ = [
     "bit_check_weights",
     "bits_seed",
     "claim_bit_check_values",
+    "metric_range_bits",
     "client_projections",
     "projection_bits",
     "projection_seed",
@@ -118,18 +131,27 @@ _HALF = MODULUS // 2
 @dataclass(frozen=True)
 class WrapBounds:
     """The check's sizes for ``update`` coordinates: each projection is shifted by ``bound`` (B)
-    and proved to lie in [0, 2^``bits``)."""
+    and proved to lie in [0, 2^``bits``). With ``metrics`` (the client's shared evaluation, after
+    its update and count), each metric m is proved in [-C, C], C = ``metric_bound`` (the clip
+    bound, quantized: what an honest client's clipped metric can reach), by the
+    ``metric_bits`` bits of m + C and of C - m."""
 
     update: int
     bound: int
     bits: int
+    metrics: int = 0
+    metric_bound: int = 0
+    metric_bits: int = 0
 
     @classmethod
-    def of(cls, quantization: QuantizationConfig, *, update: int) -> WrapBounds:
+    def of(cls, quantization: QuantizationConfig, *, update: int, metrics: int = 0) -> WrapBounds:
         """The bounds for one sample's quantized update (the members weight updates by their
-        counts), or ConfigError when the projections' range would leave no margin below p."""
+        counts) and ``metrics`` metric values, or ConfigError when the projections' range would
+        leave no margin below p."""
         if not isinstance(update, int) or update < 1:
             raise ConfigError(f"the wrap-around check needs at least one update coordinate, got {update!r}")
+        if not isinstance(metrics, int) or metrics < 0:
+            raise ConfigError(f"the wrap-around check takes a number of metrics >= 0, got {metrics!r}")
         largest_norm = (Fraction(quantization.clip_norm) * 2**quantization.fractional_bits * (1 + Fraction(1, 2**51))
                         + Fraction(math.isqrt(update) + 1, 2))
         bound = BOUND_FACTOR * math.ceil(largest_norm)
@@ -140,12 +162,21 @@ class WrapBounds:
                               "fractional_bits")
         if update << (bits + 2) >= MODULUS:  # d W < p / 4: projections of coordinates below W do not wrap
             raise ConfigError(f"{update} coordinates are too many for the wrap-around check's projections")
-        return cls(update, bound, bits)
+        # quantize_metrics clips to +-clip_norm, then rounds v 2^f (exact in float64) to nearest:
+        # monotone, so no honest metric is beyond the rounded bound
+        metric_bound = int(np.rint(float(quantization.clip_norm) * float(2**quantization.fractional_bits)))
+        metric_bits = max(1, (2 * metric_bound).bit_length())  # m + C and C - m both < 2^metric_bits
+        return cls(update, bound, bits, metrics, metric_bound, metric_bits if metrics else 0)
+
+    @property
+    def projection_bit_count(self) -> int:
+        """Coordinates of the projections' bits (the proof's first)."""
+        return PROJECTIONS * self.bits
 
     @property
     def bit_count(self) -> int:
-        """Coordinates of the proof's bits (before its masks)."""
-        return PROJECTIONS * self.bits
+        """Coordinates of the proof's bits (before its masks): the projections', then each metric's two ranges."""
+        return self.projection_bit_count + 2 * self.metrics * self.metric_bits
 
 
 def proof_length(bounds: WrapBounds, threshold: int) -> int:
@@ -217,6 +248,23 @@ def projection_bits(projections: NDArray[np.int64], bounds: WrapBounds) -> NDArr
     return ((shifted[:, None] >> powers[None, :]) & 1).astype(np.uint64).reshape(-1)
 
 
+def metric_range_bits(metrics: NDArray[np.uint64], bounds: WrapBounds) -> NDArray[np.uint64]:
+    """The bits of m + C, then of C - m, ``bounds.metric_bits`` each, least significant first, for
+    every metric m (a field element, read centred); ConfigError for a metric beyond +-C (not clipped)."""
+    values = np.asarray(metrics, dtype=np.uint64)
+    if values.shape != (bounds.metrics,):
+        raise ConfigError(f"{values.size} metric values for a check of {bounds.metrics}")
+    centred = np.where(values > _HALF, values.astype(np.int64) - np.int64(MODULUS), values.astype(np.int64))
+    outside = np.flatnonzero(np.abs(centred) > bounds.metric_bound)
+    if outside.size:
+        e = int(outside[0])
+        raise ConfigError(f"metric {e + 1} is {int(centred[e])}, beyond +-{bounds.metric_bound}: metrics must be "
+                          "clipped to +-clip_norm")
+    ranges = np.stack([centred + bounds.metric_bound, bounds.metric_bound - centred], axis=1).reshape(-1)
+    powers = np.arange(bounds.metric_bits, dtype=np.int64)
+    return ((ranges[:, None] >> powers[None, :]) & 1).astype(np.uint64).reshape(-1)
+
+
 def proof_vector(bits: NDArray[np.uint64], masks: Sequence[int]) -> NDArray[np.uint64]:
     """The client's second shared vector: the projections' bits, then the bit check's t - 1 masks
     (uniform in [0, p), fresh per round)."""
@@ -235,35 +283,47 @@ def relation_gamma(challenge: bytes) -> int:
 class RelationTables:
     """What every member precomputes once per round from gamma: ``tables`` (8 x 256: entry
     [b, v] is sum of gamma^k over the bits k of byte value v at byte b, bit 0 counting -G),
-    ``bit_weights`` (gamma^k 2^i for the proof's bits), and G = sum_k gamma^k."""
+    ``bit_weights`` (gamma^k 2^i for the proof's bits), G = sum_k gamma^k, and for the metrics'
+    ranges (relations 64 + 2e and 65 + 2e for metric e) each metric's weight
+    gamma^(65+2e) - gamma^(64+2e) and the constant C sum_e (gamma^(64+2e) + gamma^(65+2e))."""
 
     tables: NDArray[np.uint64]
     bit_weights: NDArray[np.uint64]
     total: int
     bounds: WrapBounds
+    metric_weights: tuple[int, ...] = ()
+    metric_constant: int = 0
 
 
 def relation_tables(gamma: int, bounds: WrapBounds) -> RelationTables:
     """The lookup tables of :func:`relation_value` for this round's ``gamma``."""
     if not 0 < gamma < MODULUS:
         raise ConfigError("gamma must be a non-zero field element")
-    powers = [pow(gamma, k, MODULUS) for k in range(PROJECTIONS + 1)]  # powers[k] = gamma^k
-    total = sum(powers[1:]) % MODULUS
-    per_bit = [MODULUS - total] + powers[1:]  # bit 0 of a word counts -G, bit k counts gamma^k
+    powers = [pow(gamma, k, MODULUS) for k in range(PROJECTIONS + 1 + 2 * bounds.metrics)]  # powers[k] = gamma^k
+    total = sum(powers[1 : PROJECTIONS + 1]) % MODULUS
+    per_bit = [MODULUS - total] + powers[1 : PROJECTIONS + 1]  # bit 0 of a word counts -G, bit k counts gamma^k
     tables = np.zeros((8, 256), dtype=np.uint64)
     for byte in range(8):
         for value in range(256):
             tables[byte, value] = sum(per_bit[8 * byte + i] for i in range(8) if value >> i & 1) % MODULUS
+    # metric e's relations: sum 2^i a_i - C - m = 0 (gamma^(64+2e)), sum 2^i b_i - C + m = 0 (gamma^(65+2e))
+    metric_powers = powers[PROJECTIONS + 1 :]
     bit_weights = np.array([powers[k] * (1 << i) % MODULUS for k in range(1, PROJECTIONS + 1)
-                            for i in range(bounds.bits)], dtype=np.uint64)
-    return RelationTables(tables, bit_weights, total, bounds)
+                            for i in range(bounds.bits)]
+                           + [power * (1 << i) % MODULUS for power in metric_powers
+                              for i in range(bounds.metric_bits)], dtype=np.uint64)
+    metric_weights = tuple((metric_powers[2 * e + 1] - metric_powers[2 * e]) % MODULUS for e in range(bounds.metrics))
+    metric_constant = bounds.metric_bound * sum(metric_powers) % MODULUS
+    return RelationTables(tables, bit_weights, total, bounds, metric_weights, metric_constant)
 
 
 def relation_value(update_share: NDArray[np.uint64], proof_share: NDArray[np.uint64], words: NDArray[np.uint64],
-                   tables: RelationTables) -> int:
-    """Member j's share of sum_k gamma^k (sum_i 2^i b_ki - B - <c_k, q>): zero at 0 for an honest
-    client. ``update_share`` is its share's update coordinates, ``proof_share`` its share of the
-    proof vector. FormatError for a share with values outside the field or of the wrong size."""
+                   tables: RelationTables, metrics_share: NDArray[np.uint64] | None = None) -> int:
+    """Member j's share of sum_k gamma^k (sum_i 2^i b_ki - B - <c_k, q>), plus the metrics' range
+    relations: zero at 0 for an honest client. ``update_share`` is its share's update coordinates,
+    ``metrics_share`` its metric coordinates (where the check has metrics), ``proof_share`` its
+    share of the proof vector. FormatError for a share with values outside the field or of the
+    wrong size."""
     bounds = tables.bounds
     update_share = np.ascontiguousarray(update_share, dtype=np.uint64)
     if update_share.size != bounds.update or words.size != bounds.update:
@@ -271,13 +331,17 @@ def relation_value(update_share: NDArray[np.uint64], proof_share: NDArray[np.uin
     bits_share = np.ascontiguousarray(proof_share[: bounds.bit_count], dtype=np.uint64)
     if bits_share.size != bounds.bit_count:
         raise FormatError(f"a proof share of {proof_share.size} coordinates holds no {bounds.bit_count} bits")
+    metric_values = [] if metrics_share is None else [int(v) for v in np.asarray(metrics_share, dtype=np.uint64)]
+    if len(metric_values) != bounds.metrics:
+        raise FormatError(f"{len(metric_values)} metric coordinates for a check of {bounds.metrics}")
     # byte b of a word is bits 8b..8b+7: read the words little-endian whatever the machine's order
     word_bytes = np.ascontiguousarray(words, dtype="<u8").view(np.uint8)
     projected, outside = _kernels.table_projection(word_bytes, tables.tables, update_share)
     bits, bits_outside = _kernels.project(tables.bit_weights, bits_share)
-    if outside or bits_outside:
+    if outside or bits_outside or any(value >= MODULUS for value in metric_values):
         raise FormatError("a share holds values outside the field")
-    return (int(bits) - bounds.bound * tables.total - int(projected)) % MODULUS
+    metrics_term = sum(weight * value for weight, value in zip(tables.metric_weights, metric_values))
+    return (int(bits) - bounds.bound * tables.total - int(projected) - tables.metric_constant + metrics_term) % MODULUS
 
 
 def bit_check_weights(seed: bytes, bounds: WrapBounds) -> NDArray[np.uint64]:

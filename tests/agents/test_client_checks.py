@@ -266,7 +266,7 @@ def test_a_client_whose_shares_lie_on_no_polynomial_is_excluded_without_a_compla
 WITHOUT_NORMS = {**SHAPE, "threshold": 4}
 
 
-@pytest.mark.parametrize(("shape", "reason"), [(SHAPE, "CountOrProjectionsOff"),
+@pytest.mark.parametrize(("shape", "reason"), [(SHAPE, "CountOrProofOff"),
                                                (WITHOUT_NORMS, "SampleCountOutOfRange")],
                          ids=["wrap-checked", "norms-unchecked"])
 @pytest.mark.parametrize("samples", [0, gf.MODULUS - 5, 2], ids=["zero", "negative", "two"])
@@ -293,7 +293,7 @@ def _half_wrap(size: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("attack", "reason"), [
-    (dict(proof="zero"), "CountOrProjectionsOff"),
+    (dict(proof="zero"), "CountOrProofOff"),
     (dict(proof="non-bits"), "InvalidProjectionBits"),
 ], ids=["in-range-bits-it-did-not-compute", "non-bits-that-make-the-relations-hold"])
 def test_a_client_whose_update_wraps_its_norm_around_p_is_excluded_by_every_member(
@@ -347,7 +347,7 @@ def test_a_client_that_skips_clipping_by_far_cannot_prove_its_projections_and_is
     _submit(fed, 3, _hostile_update(fed, 3, coordinate=1e6, proof="zero"))
     fed.drive(fed.members)
 
-    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["CountOrProjectionsOff"] * 5
+    assert _logged(caplog, "excluded_client", fed.clients[3].node.address) == ["CountOrProofOff"] * 5
     assert fed.contract.state(1) == RoundState.Finalized
     fed.assert_model_is_fedavg_of([0, 1, 2])
 

@@ -6,7 +6,8 @@ polynomial has the 2t - 1 others a complaint needs), 4 clients, the launcher's d
 one rule: one member's share off the polynomial, a shared sample count of zero, or (with the demo's
 committee, 5 and t = 3) every coordinate 10^6 without clipping (no honest wrap-around proof exists:
 it proves projections of 0), twice the clip bound with its norm values steered to claim a norm of 0,
-or a squared norm that wraps around p to 1 (four coordinates (p + 1) / 2). Every member must exclude client 3 by name, name no member, and
+or a squared norm that wraps around p to 1 (four coordinates (p + 1) / 2), or a metric of 10^4
+beyond the clip bound (proved as 0). Every member must exclude client 3 by name, name no member, and
 finalize the round as plaintext FedAvg of clients 0-2.
 Then a member that posts a false check about client 0 (tests/e2e/lying_member.py): every member names
 it and client 0 stays in.
@@ -26,7 +27,7 @@ from fedtss.chain import load_deployment
 from fedtss.cid import compute_cid
 from fedtss.formats import Manifest, encode_manifest
 from fedtss.sealing import sealing_key
-from fedtss.wraparound import WrapBounds, projection_bits
+from fedtss.wraparound import WrapBounds, metric_range_bits, projection_bits
 from fedtss.shamir import share_vector
 from fedtss._reed_solomon import evaluate, interpolate
 from fedtss.validation import CheckedLayout, claim_norm_values, committee_decides_norms, pad_vector
@@ -43,15 +44,16 @@ SHAPE = dict(clients=4, committee=6, threshold=3, min_clients=2, rounds=1)
 
 def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None = None,
                     samples: int | None = None, coordinate: float | None = None, understate: bool = False,
-                    clip_scale: float | None = None, half_wrap: bool = False) -> None:
+                    clip_scale: float | None = None, half_wrap: bool = False, metric: float | None = None) -> None:
     """Client HOSTILE's honest round-1 update, shared with the checks' norm masks and pad, then
     broken: member ``corrupt_member``'s share moved off the polynomial, the shared count coordinate
     (1: the update is shared unweighted, its count in the manifest) replaced, or every update coordinate set to ``coordinate`` without clipping. The manifest
     claims the norm values dealt before the corruption, or with ``understate`` values through
     members 1..2t - 2's real ones and a squared norm of 0. ``clip_scale`` sets every coordinate so
     that the norm is that many times the clip bound; ``half_wrap`` puts (p + 1) / 2 in four
-    coordinates (squared norm 1 mod p). Where norms are checked, the manifest carries the
-    wrap-around proof: honest where the update allows one, else the bits of projections of 0."""
+    coordinates (squared norm 1 mod p); ``metric`` shares that value, unclipped, as its first
+    metric. Where norms are checked, the manifest carries the wrap-around proof: honest where the
+    update allows one, else the bits of projections of 0 (and of a metric of 0)."""
     contract, store = federation.contract, federation.store
     account = federation.clients[HOSTILE]
     model = federation.load_model(federation.initial_model_cid)
@@ -67,7 +69,11 @@ def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None =
         vector[: delta.size] = round(coordinate * 2**quantization.fractional_bits) % gf.MODULUS
     if half_wrap:
         vector[[1, 5, 9, 13]] = (gf.MODULUS + 1) // 2
+    if metric is not None:
+        assert metrics, "the federation's task names no metrics"
+        vector[delta.size + 1] = round(metric * 2**quantization.fractional_bits) % gf.MODULUS
     dealt = vector[: delta.size].copy()
+    dealt_metrics = vector[delta.size + 1 : delta.size + 1 + len(metrics)].copy()
     tail = [int.from_bytes(os.urandom(16), "big") % gf.MODULUS for _ in range(contract.threshold())]
     vector = pad_vector(vector, tail[-1], norm_masks=tail[:-1])
     keys = [key for _, key in contract.committee()]
@@ -88,13 +94,14 @@ def _submit_hostile(federation: LocalFederation, *, corrupt_member: int | None =
     share_cids = tuple(store.put(blob) for blob in sealed)
     proof = None
     if claims:
-        bounds = WrapBounds.of(quantization, update=delta.size)
+        bounds = WrapBounds.of(quantization, update=delta.size, metrics=len(metrics))
         lying = None if coordinate is None and not half_wrap or clip_scale is not None else \
             projection_bits(np.zeros(63, dtype=np.int64), bounds)  # no honest proof exists for it
+        lying_ranges = None if metric is None else metric_range_bits(np.zeros(len(metrics), dtype=np.uint64), bounds)
         proof = prove_update(dealt, context=context, share_cids=share_cids, threshold=t, quantization=quantization,
                              share_keys=[sealing_key(key, context.for_member(j), ephemeral_seed=seed)
                                          for j, (key, seed) in enumerate(zip(keys, ephemeral), start=1)],
-                             proof_seed=os.urandom(32), bits=lying)
+                             proof_seed=os.urandom(32), metrics=dealt_metrics, bits=lying, range_bits=lying_ranges)
         assert tuple(store.put(blob) for blob in proof.sealed) == proof.cids
     manifest = Manifest(chain_id=context.chain_id, contract=context.contract, round=1, client=account.address,
                         n=len(keys), t=contract.threshold(), vector_length=vector.size, quantization=quantization,
@@ -115,12 +122,13 @@ NORM_SHAPE = {**SHAPE, "committee": 5, "threshold": 3}
 
 @pytest.mark.parametrize(("attack", "reason", "shape"), [
     (dict(corrupt_member=2), "InconsistentShares", SHAPE),
-    (dict(samples=0), "CountOrProjectionsOff", SHAPE),  # n >= 2t - 1: the relation rides on the count
-    (dict(coordinate=1e6), "CountOrProjectionsOff", NORM_SHAPE),
+    (dict(samples=0), "CountOrProofOff", SHAPE),  # n >= 2t - 1: the relation rides on the count
+    (dict(coordinate=1e6), "CountOrProofOff", NORM_SHAPE),
     (dict(clip_scale=2.0, understate=True), "NormClaimMismatch", NORM_SHAPE),
-    (dict(half_wrap=True), "CountOrProjectionsOff", NORM_SHAPE),
+    (dict(half_wrap=True), "CountOrProofOff", NORM_SHAPE),
+    (dict(metric=1e4), "CountOrProofOff", NORM_SHAPE),
 ], ids=["one-share-off-the-polynomial", "zero-samples", "every-coordinate-a-million",
-        "twice-the-clip-bound-claimed-as-zero", "squared-norm-wrapped-around-p"])
+        "twice-the-clip-bound-claimed-as-zero", "squared-norm-wrapped-around-p", "a-metric-unclipped"])
 def test_a_client_breaking_a_checked_rule_is_excluded_by_name_by_every_member_and_the_round_is_fedavg_of_the_rest(
         small_federation, attack: dict, reason: str, shape: dict) -> None:
     federation, tracker = small_federation(skip=(f"client-{HOSTILE}",), **shape)

@@ -26,6 +26,7 @@ from fedtss.wraparound import (
     bits_seed,
     claim_bit_check_values,
     client_projections,
+    metric_range_bits,
     projection_bits,
     projection_seed,
     projection_words,
@@ -88,20 +89,29 @@ def at_zero(values: dict[int, int], k: int) -> tuple[int, tuple[int, ...]]:
 class Proof:
     """A client's whole proof as the agents will build it: shares of q, the bits, the claims."""
 
-    def __init__(self, update: np.ndarray, bounds: WrapBounds, *, attempt: int = 0, bits: np.ndarray | None = None):
+    def __init__(self, update: np.ndarray, bounds: WrapBounds, *, attempt: int = 0, bits: np.ndarray | None = None,
+                 metrics: np.ndarray | None = None, range_bits: np.ndarray | None = None):
         self.seed = seed_for(attempt)
         self.words = projection_words(self.seed, bounds.update)
         self.projections = client_projections(update, self.words)
+        self.metrics = np.zeros(0, dtype=np.uint64) if metrics is None else metrics
         if bits is None:
             bits = projection_bits(self.projections, bounds)
+        if range_bits is None:
+            range_bits = metric_range_bits(self.metrics, bounds)
         masks = [int(v) for v in np.frombuffer(os.urandom(8 * (T - 1)), dtype=np.uint64) % np.uint64(MODULUS)]
-        self.update_shares = share_vector(update, threshold=T, holders=N, key=os.urandom(32))
-        self.proof_shares = share_vector(proof_vector(bits, masks), threshold=T, holders=N, key=os.urandom(32))
+        self.update_shares = share_vector(np.concatenate([update, self.metrics]), threshold=T, holders=N,
+                                          key=os.urandom(32))
+        self.proof_shares = share_vector(proof_vector(np.concatenate([bits, range_bits]), masks), threshold=T,
+                                         holders=N, key=os.urandom(32))
         self.weights = bit_check_weights(bits_seed(self.seed, [f"bafy-bits-{j}" for j in range(N)]), bounds)
         self.claims = claim_bit_check_values(self.proof_shares, self.weights, threshold=T)
+        self.bounds = bounds
 
     def relation_values(self, tables) -> dict[int, int]:
-        return {j: relation_value(self.update_shares[j - 1], self.proof_shares[j - 1], self.words, tables)
+        d = self.bounds.update
+        return {j: relation_value(self.update_shares[j - 1][:d], self.proof_shares[j - 1], self.words, tables,
+                                  self.update_shares[j - 1][d:] if self.bounds.metrics else None)
                 for j in range(1, N + 1)}
 
     def bit_check_values(self) -> dict[int, int]:
@@ -257,7 +267,7 @@ def test_a_wrap_of_small_coordinates_spreads_its_projections_far_beyond_the_wind
         inside.append(int(np.sum((projections + bounds.bound >= 0) & (projections + bounds.bound < 2**bounds.bits))))
         with pytest.raises(ConfigError, match="exceeds its clip bound"):
             projection_bits(projections, bounds)
-    assert sum(inside) <= 20 * 63 // 8  # below the 1/8 per projection the docstring bounds it by
+    assert sum(inside) <= 20 * 63 // 8  # far below the 0.24 per projection the docstring proves
 
 
 def _second_bits_fit(t: int, n: int, *, masked: bool) -> bool:
@@ -311,3 +321,56 @@ def test_warm_up_compiles_the_kernels_an_agent_would_otherwise_compile_inside_it
 
     warm_up(member=True)
     assert _kernels._ternary_projections.signatures and _kernels._table_projection.signatures
+
+
+#: clip_norm 1 at 2 fractional bits: C = 4, and m + C, C - m take 4 bits (2^4 > 2C).
+SMALL = QuantizationConfig(clip_norm=1.0, fractional_bits=2, max_clients=10, max_samples=10)
+
+
+def _metric_relation_at_zero(bounds: WrapBounds, tables, metric: int, a: int, b: int) -> int:
+    """The relation's value at 0 (on the secrets: it is linear) for an honest update of zeros and one
+    metric ``metric`` (a field element) whose range bits are those of ``a`` and ``b``."""
+    update = np.zeros(bounds.update, dtype=np.uint64)
+    words = projection_words(seed_for(0), bounds.update)
+    projection = projection_bits(client_projections(update, words), bounds)
+    ranges = [(value >> i) & 1 for value in (a, b) for i in range(bounds.metric_bits)]
+    bits = np.concatenate([projection, np.array(ranges, dtype=np.uint64)])
+    return relation_value(update, bits, words, tables, np.array([metric], dtype=np.uint64))
+
+
+def test_a_metric_passes_its_range_relations_with_some_bits_exactly_when_it_is_within_the_clip_bound():
+    """The whole class, exhaustively for C = 4: for every metric from -12 to 12 and two wrapped ones,
+    every pair of 4-bit values the client could share; the relations hold for exactly one pair when
+    |m| <= C (m + C and C - m) and for none otherwise."""
+    bounds = WrapBounds.of(SMALL, update=50, metrics=1)
+    assert (bounds.metric_bound, bounds.metric_bits) == (4, 4)
+    tables = relation_tables(relation_gamma(hashlib.sha256(b"metrics").digest()), bounds)
+    for metric in [*range(-12, 13), (MODULUS + 1) // 2, MODULUS // 3]:
+        passing = [(a, b) for a in range(16) for b in range(16)
+                   if _metric_relation_at_zero(bounds, tables, metric % MODULUS, a, b) == 0]
+        assert passing == ([(metric + 4, 4 - metric)] if -4 <= metric <= 4 else []), metric
+
+
+def test_an_honest_clients_metrics_at_the_clip_bound_prove_their_ranges_and_every_relation_holds(bounds):
+    bounds = WrapBounds.of(QUANTIZATION, update=bounds.update, metrics=3)
+    tables = relation_tables(relation_gamma(hashlib.sha256(b"metrics").digest()), bounds)
+    metrics = to_field(np.array([-bounds.metric_bound, 0, bounds.metric_bound]))
+    assert bounds.metric_bound == QUANTIZATION.clip_norm * 2**QUANTIZATION.fractional_bits
+    proof = Proof(honest_update(bounds.update, np.random.default_rng(5)), bounds, metrics=metrics)
+    assert at_zero(proof.relation_values(tables), T) == (0, ())
+    assert read_bit_claims(proof.claims, T)
+    with pytest.raises(ConfigError, match="metrics must be clipped"):
+        metric_range_bits(to_field(np.array([0, bounds.metric_bound + 1, 0])), bounds)
+
+
+def test_a_metric_beyond_the_clip_bound_that_makes_its_relations_hold_with_non_bits_fails_the_bit_check(bounds):
+    bounds = WrapBounds.of(QUANTIZATION, update=bounds.update, metrics=1)
+    tables = relation_tables(relation_gamma(hashlib.sha256(b"metrics").digest()), bounds)
+    metric = 1000 * bounds.metric_bound
+    ranges = np.zeros(2 * bounds.metric_bits, dtype=np.uint64)
+    ranges[0] = metric + bounds.metric_bound  # a = m + C in its lowest "bit"
+    ranges[bounds.metric_bits] = (bounds.metric_bound - metric) % MODULUS  # b = C - m, a field element
+    proof = Proof(honest_update(bounds.update, np.random.default_rng(6)), bounds,
+                  metrics=to_field(np.array([metric])), range_bits=ranges)
+    assert at_zero(proof.relation_values(tables), T) == (0, ())
+    assert not read_bit_claims(proof.claims, T)
