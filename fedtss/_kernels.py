@@ -396,35 +396,63 @@ def _project_square_and_add(r, share, out, weight):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _table_projection(word_bytes, tables, share):
+def _table_projection(words, tables, share):
     """Return (sum_j w_j share_j mod p, share values >= p) with w_j = sum_b tables[b, byte b of
-    word j]: the 8 bytes of a coordinate's 64-bit word pick one entry of each of 8 tables (entries
-    below 2**61 - 1, so the 8 add up below 2**64). Eight lookups replace 63 multiplications: the
-    wrap-around check's combined projection (:mod:`fedtss.wraparound`)."""
+    words[j]] (byte b: bits 8b..8b+7): the 8 bytes of a coordinate's 64-bit word pick one entry of
+    each of 8 tables (entries below 2**61 - 1, so the 8 add up below 2**64). Eight lookups replace
+    63 multiplications: the wrap-around check's combined projection (:mod:`fedtss.wraparound`).
+
+    Two passes per block: the lookups into a block of weights (folded below 2**61 + 8, which the
+    split product takes), then :func:`_project`'s carry-free sums of partial products, which LLVM
+    vectorizes (one pass with a running modular sum did not vectorize and took 1.4-1.5x as long)."""
     d = share.size
     nblocks = (d + BLOCK - 1) // BLOCK
     partial = np.zeros(nblocks, dtype=np.uint64)
     outside = 0
+    byte = np.uint64(255)
     for b in prange(nblocks):
         lo = b * BLOCK
         width = min(BLOCK, d - lo)
-        s = share[lo : lo + width]
-        w = word_bytes[8 * lo : 8 * (lo + width)]
-        acc = _ZERO
+        vector = share[lo : lo + width]
+        block_words = words[lo : lo + width]
+        weights = np.empty(width, dtype=np.uint64)
+        for i in range(width):
+            x = block_words[i]
+            weights[i] = _fold(tables[0, x & byte] + tables[1, (x >> np.uint64(8)) & byte]
+                               + tables[2, (x >> np.uint64(16)) & byte] + tables[3, (x >> np.uint64(24)) & byte]
+                               + tables[4, (x >> np.uint64(32)) & byte] + tables[5, (x >> np.uint64(40)) & byte]
+                               + tables[6, (x >> np.uint64(48)) & byte] + tables[7, x >> np.uint64(56)])
+        ll_lo = _ZERO
+        ll_hi = _ZERO
+        mid_lo = _ZERO
+        mid_hi = _ZERO
+        hh_lo = _ZERO
+        hh_hi = _ZERO
         bad = 0
         for i in range(width):
-            o = 8 * i
-            weight = (tables[0, w[o]] + tables[1, w[o + 1]] + tables[2, w[o + 2]] + tables[3, w[o + 3]]
-                      + tables[4, w[o + 4]] + tables[5, w[o + 5]] + tables[6, w[o + 6]] + tables[7, w[o + 7]])
-            v = s[i]
-            bad += v >= _P
-            acc = _fold(acc + _mulmod_split(_canonical(weight), v >> _S32, v & _M32))
-        partial[b] = _canonical(acc)
+            a = vector[i]
+            bad += a >= _P
+            a = a & _P
+            w = weights[i]
+            a1 = a >> _S32
+            a0 = a & _M32
+            w1 = w >> _S32  # <= 2**29: w < 2**61 + 8
+            w0 = w & _M32
+            ll = a0 * w0
+            mid = a1 * w0 + a0 * w1  # < 2**62
+            hh = a1 * w1  # < 2**58
+            ll_lo += ll & _M32
+            ll_hi += ll >> _S32
+            mid_lo += mid & _M32
+            mid_hi += mid >> _S32
+            hh_lo += hh & _M32
+            hh_hi += hh >> _S32
+        partial[b] = _fold_split_sums(ll_lo, ll_hi, mid_lo, mid_hi, hh_lo, hh_hi)
         outside += bad
     total = _ZERO
     for b in range(nblocks):
-        total = _canonical(total + partial[b])
-    return total, outside
+        total = _fold(total + partial[b])
+    return _canonical(total), outside
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -334,9 +334,8 @@ def relation_value(update_share: NDArray[np.uint64], proof_share: NDArray[np.uin
     metric_values = [] if metrics_share is None else [int(v) for v in np.asarray(metrics_share, dtype=np.uint64)]
     if len(metric_values) != bounds.metrics:
         raise FormatError(f"{len(metric_values)} metric coordinates for a check of {bounds.metrics}")
-    # byte b of a word is bits 8b..8b+7: read the words little-endian whatever the machine's order
-    word_bytes = np.ascontiguousarray(words, dtype="<u8").view(np.uint8)
-    projected, outside = _kernels.table_projection(word_bytes, tables.tables, update_share)
+    projected, outside = _kernels.table_projection(np.ascontiguousarray(words, dtype=np.uint64), tables.tables,
+                                                   update_share)
     bits, bits_outside = _kernels.project(tables.bit_weights, bits_share)
     if outside or bits_outside or any(value >= MODULUS for value in metric_values):
         raise FormatError("a share holds values outside the field")
