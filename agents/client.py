@@ -177,7 +177,7 @@ PROOF_SHARING_LABEL = b"fedtss/client/proof-sharing/v1"
 
 def prove_update(update: NDArray[np.uint64], *, context: UpdateContext, share_cids: Sequence[str],
                  share_keys: Sequence[bytes], threshold: int, quantization: QuantizationConfig, proof_seed: bytes,
-                 metrics: NDArray[np.uint64] | None = None, bits: NDArray[np.uint64] | None = None,
+                 metrics: NDArray[np.uint64], bits: NDArray[np.uint64] | None = None,
                  range_bits: NDArray[np.uint64] | None = None) -> SealedProof:
     """Prove the quantized, unweighted ``update`` (its field elements) small in the integers, and
     each of its ``metrics`` (their field elements) within the clip bound, once its shares are
@@ -185,28 +185,33 @@ def prove_update(update: NDArray[np.uint64], *, context: UpdateContext, share_ci
     check's t - 1 masks) and member j's share is sealed under ``share_keys[j - 1]``, the key of its
     sealed update share (:func:`share_proof`, then :func:`seal_proof_shares`). ``bits`` and
     ``range_bits`` replace the projections' and the metrics' bits (tests play cheats with them).
+    ``metrics`` is required (empty where the deployment names none): a proof without the metrics
+    the members expect is one they cannot use.
 
     Pure: ``proof_seed`` (32 fresh bytes) is the only randomness. ConfigError if the update's
     projections are out of range (its norm is beyond the clip bound) or a metric is beyond it."""
     seed = projection_seed(chain_id=context.chain_id, contract=context.contract, round_=context.round,
                            client=context.client, share_cids=share_cids)
-    metrics = np.zeros(0, dtype=np.uint64) if metrics is None else metrics
-    bounds = WrapBounds.of(quantization, update=int(update.size), metrics=int(metrics.size))
+    bounds = WrapBounds.of(quantization, update=int(update.size), metrics=int(np.asarray(metrics).size))
     rows = share_proof(update, seed, bounds, metrics=metrics, threshold=threshold, holders=len(share_keys),
                        proof_seed=proof_seed, bits=bits, range_bits=range_bits)
     return seal_proof_shares(rows, seed, bounds, context=context, share_keys=share_keys, threshold=threshold)
 
 
 def share_proof(update: NDArray[np.uint64], seed: bytes, bounds: WrapBounds, *, threshold: int, holders: int,
-                proof_seed: bytes, metrics: NDArray[np.uint64] | None = None, bits: NDArray[np.uint64] | None = None,
+                proof_seed: bytes, metrics: NDArray[np.uint64], bits: NDArray[np.uint64] | None = None,
                 range_bits: NDArray[np.uint64] | None = None) -> NDArray[np.uint64]:
     """The n shares of the proof vector (row j - 1 is member j's): the bits of the update's
     projections from ``seed`` and of its ``metrics``' ranges, then the bit check's t - 1 masks,
-    all from ``proof_seed``."""
+    all from ``proof_seed``. ``bits`` / ``range_bits`` (a cheat's, in tests) must have the sizes
+    of the real ones."""
     if bits is None:
         bits = projection_bits(client_projections(update, projection_words(seed, bounds.update)), bounds)
     if range_bits is None:
-        range_bits = metric_range_bits(np.zeros(0, dtype=np.uint64) if metrics is None else metrics, bounds)
+        range_bits = metric_range_bits(metrics, bounds)
+    if len(bits) != bounds.projection_bit_count or len(range_bits) != bounds.bit_count - bounds.projection_bit_count:
+        raise ConfigError(f"{len(bits)} projection bits and {len(range_bits)} range bits for a proof of "
+                          f"{bounds.projection_bit_count} and {bounds.bit_count - bounds.projection_bit_count}")
     masks = uniform_field_elements(proof_seed, threshold - 1, label=PROOF_MASKS_LABEL) if threshold > 1 else []
     proof = proof_vector(np.concatenate([bits, range_bits]), [int(mask) for mask in masks])
     return share_vector(proof, threshold=threshold, holders=holders, key=derive_subkey(proof_seed, PROOF_SHARING_LABEL))

@@ -15,14 +15,15 @@ one message made non-interactive by Fiat-Shamir:
    the 63 projections are independent.
 2. **The client proves each projection small.** It computes y_k = <c_k, q> in the integers
    (:func:`client_projections`), z_k = y_k + B, and shares the l bits of every z_k in a second
-   vector (:func:`proof_vector`: 63 l bits, then t - 1 masks of the bit check). B is ten times the
+   vector (:func:`proof_vector`: 63 l bits, the metrics' range bits below, then t - 1 masks of the
+   bit check). B is ten times the
    largest norm an honest update has (:class:`WrapBounds`), so an honest |y_k| exceeds it with
    probability below 2 e^-50 (Hoeffding: the c_k[j] are independent, in [-1, 1], of mean 0).
 3. **The committee checks the relation** sum_i 2^i b_ki - B - <c_k, q> = 0 for every k on its
    shares, all 63 at once through the powers of a round challenge gamma no client knew
    (:func:`relation_value`): member j's value lies on a polynomial of degree < t whose value at
    0 is sum_k gamma^k rel_k, zero for an honest client and, if any relation fails, zero with
-   probability at most (64 + 2 x metrics) / p (the metrics' relations below join them). Its 63 x d multiplications become eight table lookups per
+   probability at most (64 + 2 x metrics) / p (the metrics' relations, below, join them). Its 63 x d multiplications become eight table lookups per
    coordinate (:func:`relation_tables`; the tables hold the sums of gamma^k over each byte's bits).
 4. **... and that the bits are bits**: sum_i r_i (b_i^2 - b_i) = 0 with r drawn from a second seed
    over the CIDs of the sealed bits (:func:`bits_seed`, :func:`bit_check_weights`), so the client
@@ -142,6 +143,11 @@ class WrapBounds:
     metrics: int = 0
     metric_bound: int = 0
     metric_bits: int = 0
+
+    def __post_init__(self) -> None:
+        # m + C and C - m fit their bits, and two of them add up below p: a + b = 2C cannot wrap
+        if self.metrics and not (2 * self.metric_bound < 1 << self.metric_bits and 2 << self.metric_bits < MODULUS):
+            raise ConfigError(f"metric ranges of +-{self.metric_bound} in {self.metric_bits} bits cannot be proved")
 
     @classmethod
     def of(cls, quantization: QuantizationConfig, *, update: int, metrics: int = 0) -> WrapBounds:
@@ -266,8 +272,8 @@ def metric_range_bits(metrics: NDArray[np.uint64], bounds: WrapBounds) -> NDArra
 
 
 def proof_vector(bits: NDArray[np.uint64], masks: Sequence[int]) -> NDArray[np.uint64]:
-    """The client's second shared vector: the projections' bits, then the bit check's t - 1 masks
-    (uniform in [0, p), fresh per round)."""
+    """The client's second shared vector: the proof's bits (the projections', then the metrics'
+    ranges), then the bit check's t - 1 masks (uniform in [0, p), fresh per round)."""
     if any(not 0 <= mask < MODULUS for mask in masks):
         raise ConfigError("the bit check's masks must be field elements in [0, p)")
     return np.concatenate([np.asarray(bits, dtype=np.uint64), np.array(list(masks), dtype=np.uint64)])

@@ -221,3 +221,44 @@ def test_a_share_the_store_refuses_fails_the_publication_and_no_manifest_is_stor
     with pytest.raises(InvalidSealedShare, match="refused"):
         publish_update(SimpleNamespace(store=store), _prepared_blobs(blobs))
     assert b"manifest" not in store.order
+
+
+def test_with_metrics_the_proof_holds_their_ranges_and_each_members_relation_is_a_share_of_zero() -> None:
+    """The agents' wiring of the metrics' ranges (n = 3, t = 2): a client with metrics at +-clip_norm
+    and within proves them as the members read them: a proof of the length the members expect, the
+    bits of m + C and C - m, and each member's relation value (from its own share's metric
+    coordinates) on a polynomial that is 0 at 0."""
+    from agents.client_checks import WrapCheck
+    from fedtss.formats import RoundTerms
+    from fedtss.sealing import open_proof, share_key
+    from fedtss.validation import CheckedLayout
+    from fedtss.wraparound import WrapBounds, proof_length
+
+    quantization = QuantizationConfig(clip_norm=10.0)
+    metrics = [10.0, -10.0, 3.25]
+    delta = np.linspace(-0.5, 0.5, 10, dtype=np.float32)
+    prepared = prepare_update(
+        delta, 40, context=UpdateContext(31337, CONTRACT, 3, CLIENT), member_keys=[dev_sealing_keypair(m)[1] for m in MEMBERS],
+        threshold=2, quantization=quantization, sharing_key=b"\x01" * 32, metrics=metrics,
+        ephemeral_seeds=[bytes([2 + j]) * 32 for j in range(3)], check_tail=[11, 22], proof_seed=b"\x05" * 32,
+    )
+    manifest = parse_manifest(prepared.manifest_blob)
+    layout = CheckedLayout.of(manifest.vector_length, metrics=len(metrics), threshold=2)
+    bounds = WrapBounds.of(quantization, update=layout.update, metrics=len(metrics))
+    terms = RoundTerms(31337, CONTRACT, 3, 3, 2, manifest.vector_length, quantization, norm_claims=True, samples=True,
+                       proof_length=proof_length(bounds, 2))
+    wrap = WrapCheck.for_round(b"\x07" * 32, terms, layout)
+    shares, proofs, relations = _opened_shares(prepared), {}, {}
+    for j, member in enumerate(MEMBERS, start=1):
+        context = ShareContext(31337, CONTRACT, 3, CLIENT, j)
+        key = share_key(prepared.sealed_shares[j - 1], dev_sealing_keypair(member)[0], context)
+        proofs[j] = decode_field_vector(open_proof(prepared.sealed_proofs[j - 1], key, context),
+                                        kind=VectorKind.PROOF_SHARE, max_bytes=1 << 20)
+        assert proofs[j].size == terms.proof_length
+        relations[j] = np.array([wrap.extras(shares[j], wrap.client_proof(manifest, proofs[j]), j)[1]], dtype=np.uint64)
+    assert reconstruct_at_zero({1: relations[1], 3: relations[3]}).tolist() == [0]
+    assert reconstruct_at_zero({1: relations[1], 2: relations[2]}).tolist() == [0]
+    bits = reconstruct_at_zero({2: proofs[2], 3: proofs[3]})[bounds.projection_bit_count : bounds.bit_count]
+    ranges = [sum(int(b) << i for i, b in enumerate(row)) for row in bits.reshape(-1, bounds.metric_bits)]
+    c = bounds.metric_bound
+    assert ranges == [2 * c, 0, 0, 2 * c, round(3.25 * 2**16) + c, c - round(3.25 * 2**16)]

@@ -147,7 +147,7 @@ def _hostile_update(fed: Federation, index: int, *, corrupt_members: tuple[int, 
         share_keys = [sealing_key(key, context.for_member(j), ephemeral_seed=ephemeral_seed)
                       for j, (key, ephemeral_seed) in enumerate(zip(sealing_keys, ephemeral, strict=True), start=1)]
         proof_rows = share_proof(dealt_update, seed, bounds, threshold=t, holders=len(keys), proof_seed=os.urandom(32),
-                                 bits=bits)
+                                 metrics=np.zeros(0, dtype=np.uint64), bits=bits)
         dealt_rows = proof_rows.copy()
         for member in corrupt_proof_members:
             proof_rows[member - 1, -1] = gf.add(proof_rows[member - 1, -1:], np.ones(1, dtype=np.uint64))[0]
@@ -173,7 +173,7 @@ def _cheating_bits(projections: np.ndarray, bounds: WrapBounds, how: str) -> np.
     if how == "zero":
         return projection_bits(np.zeros_like(projections), bounds)
     assert how == "non-bits"
-    fake = np.zeros(bounds.bit_count, dtype=np.uint64)
+    fake = np.zeros(bounds.projection_bit_count, dtype=np.uint64)
     for k, y in enumerate(projections):
         fake[k * bounds.bits] = (int(y) + bounds.bound) % gf.MODULUS
     return fake

@@ -217,7 +217,7 @@ def test_a_wrap_that_makes_the_relation_hold_with_non_bits_fails_the_bit_check(b
     words = projection_words(seed_for(0), bounds.update)
     projections = client_projections(update, words)
     # the lowest "bit" of each z_k holds all of y_k + B mod p: the relations hold exactly
-    fake = np.zeros(bounds.bit_count, dtype=np.uint64)
+    fake = np.zeros(bounds.projection_bit_count, dtype=np.uint64)
     for k, y in enumerate(projections):
         fake[k * bounds.bits] = (int(y) + bounds.bound) % MODULUS
     proof = Proof(update, bounds, bits=fake)
@@ -374,3 +374,19 @@ def test_a_metric_beyond_the_clip_bound_that_makes_its_relations_hold_with_non_b
                   metrics=to_field(np.array([metric])), range_bits=ranges)
     assert at_zero(proof.relation_values(tables), T) == (0, ())
     assert not read_bit_claims(proof.claims, T)
+
+
+@pytest.mark.parametrize(("clip_norm", "fractional_bits"), [(10.0, 16), (1.5, 0), (2.5, 0), (0.3, 3)])
+def test_a_metric_clipped_by_an_honest_client_lands_within_the_proved_bound_whatever_the_rounding(
+        clip_norm: float, fractional_bits: int) -> None:
+    """quantize_metrics clips to +-clip_norm and rounds half to even; the bound rounds the same way,
+    so a metric at the clip bound lands exactly on +-C (1.5 -> 2, 2.5 -> 2) and proves its range."""
+    from fedtss.quantize import quantize_metrics
+
+    quantization = QuantizationConfig(clip_norm=clip_norm, fractional_bits=fractional_bits, max_clients=10,
+                                      max_samples=10)
+    bounds = WrapBounds.of(quantization, update=4, metrics=4)
+    values = quantize_metrics([clip_norm, -clip_norm, 1e9, -1e9], 1, quantization)
+    centred = [int(v) - MODULUS if int(v) > MODULUS // 2 else int(v) for v in values]
+    assert centred == [bounds.metric_bound, -bounds.metric_bound, bounds.metric_bound, -bounds.metric_bound]
+    assert metric_range_bits(values, bounds).size == 2 * 4 * bounds.metric_bits
