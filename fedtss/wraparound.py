@@ -16,15 +16,16 @@ one message made non-interactive by Fiat-Shamir:
 2. **The client proves each projection small.** It computes y_k = <c_k, q> in the integers
    (:func:`client_projections`), z_k = y_k + B, and shares the l bits of every z_k in a second
    vector (:func:`proof_vector`: 63 l bits, the metrics' range bits below, then t - 1 masks of the
-   bit check). B is ten times the
-   largest norm an honest update has (:class:`WrapBounds`), so an honest |y_k| exceeds it with
-   probability below 2 e^-50 (Hoeffding: the c_k[j] are independent, in [-1, 1], of mean 0).
+   bit check). B is ten times the largest norm an honest update has (:class:`WrapBounds`), so an
+   honest |y_k| exceeds it with probability below 2 e^-50 (Hoeffding: the c_k[j] are independent,
+   in [-1, 1], of mean 0).
 3. **The committee checks the relation** sum_i 2^i b_ki - B - <c_k, q> = 0 for every k on its
    shares, all 63 at once through the powers of a round challenge gamma no client knew
    (:func:`relation_value`): member j's value lies on a polynomial of degree < t whose value at
    0 is sum_k gamma^k rel_k, zero for an honest client and, if any relation fails, zero with
-   probability at most (64 + 2 x metrics) / p (the metrics' relations, below, join them). Its 63 x d multiplications become eight table lookups per
-   coordinate (:func:`relation_tables`; the tables hold the sums of gamma^k over each byte's bits).
+   probability at most (64 + 2 x metrics) / p (the metrics' relations, below, join them). Its
+   63 x d multiplications become eight table lookups per coordinate (:func:`relation_tables`; the
+   tables hold the sums of gamma^k over each byte's bits).
 4. **... and that the bits are bits**: sum_i r_i (b_i^2 - b_i) = 0 with r drawn from a second seed
    over the CIDs of the sealed bits (:func:`bits_seed`, :func:`bit_check_weights`), so the client
    fixed its bits before knowing r. Member j's value (:func:`bit_check_value`) lies on a
@@ -56,9 +57,9 @@ sum 2^i a_i - C - m = 0 and sum 2^i b_i - C + m = 0 join the others (powers 64 +
 gamma for metric e). Then a + b = 2C mod p with 0 <= a, b < 2^l' and 2^(l' + 1) < p, so a + b = 2C
 in the integers, and m = a - C with 0 <= a <= 2C.
 
-**What it reveals.** Nothing beyond the norm check: the bits (the metrics' too) are shared (t - 1 members learn
-nothing of them), the relation value is a share of 0 (its polynomial is fixed by any t - 1
-members' own values and its value 0 at 0), and the bit check's claims are a masked share of 0.
+**What it reveals.** Nothing beyond the norm check: the bits (the metrics' too) are shared (t - 1
+members learn nothing of them), the relation value is a share of 0 (its polynomial is fixed by any
+t - 1 members' own values and its value 0 at 0), and the bit check's claims are a masked share of 0.
 
 This module is the pure arithmetic. The agents run it wherever the committee checks norms
 (docs/protocol.md, step 6c): :func:`agents.client.prove_update` on the client,
@@ -98,8 +99,8 @@ __all__ = [
     "bit_check_weights",
     "bits_seed",
     "claim_bit_check_values",
-    "metric_range_bits",
     "client_projections",
+    "metric_range_bits",
     "projection_bits",
     "projection_seed",
     "projection_words",
