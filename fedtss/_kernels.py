@@ -209,6 +209,39 @@ def _fold_split_sums(ll_lo, ll_hi, mid_lo, mid_hi, hh_lo, hh_hi):
     return _fold(low + (high >> _S29) + ((high & _M29) << _S32))
 
 
+@njit(inline="always", cache=True)
+def _block_dot(vector, weights):
+    """(A value < 2**63 ≡ Σ weights[i]·vector[i] (mod p), count of vector values >= p) for one block
+    (at most 2**11 values, each weight < 2**61 + 8): :func:`_project`'s carry-free sums of the
+    partial products, which LLVM vectorizes."""
+    ll_lo = _ZERO
+    ll_hi = _ZERO
+    mid_lo = _ZERO
+    mid_hi = _ZERO
+    hh_lo = _ZERO
+    hh_hi = _ZERO
+    bad = 0
+    for i in range(vector.size):
+        a = vector[i]
+        bad += a >= _P
+        a = a & _P
+        w = weights[i]
+        a1 = a >> _S32
+        a0 = a & _M32
+        w1 = w >> _S32  # <= 2**29
+        w0 = w & _M32
+        ll = a0 * w0
+        mid = a1 * w0 + a0 * w1  # < 2**62
+        hh = a1 * w1  # < 2**58
+        ll_lo += ll & _M32
+        ll_hi += ll >> _S32
+        mid_lo += mid & _M32
+        mid_hi += mid >> _S32
+        hh_lo += hh & _M32
+        hh_hi += hh >> _S32
+    return _fold_split_sums(ll_lo, ll_hi, mid_lo, mid_hi, hh_lo, hh_hi), bad
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _project(r, share):
     """Return (Σ_i r[i]·share[i] mod p, count of share values >= p); r must be in [0, p).
@@ -228,31 +261,8 @@ def _project(r, share):
         hi = min(lo + BLOCK, d)
         vector = share[lo:hi]
         weights = r[lo:hi]
-        ll_lo = _ZERO
-        ll_hi = _ZERO
-        mid_lo = _ZERO
-        mid_hi = _ZERO
-        hh_lo = _ZERO
-        hh_hi = _ZERO
-        for i in range(hi - lo):
-            a = vector[i]
-            bad += a >= _P
-            a = a & _P
-            w = weights[i]
-            a1 = a >> _S32
-            a0 = a & _M32
-            w1 = w >> _S32
-            w0 = w & _M32
-            ll = a0 * w0
-            mid = a1 * w0 + a0 * w1  # < 2**62
-            hh = a1 * w1  # < 2**58
-            ll_lo += ll & _M32
-            ll_hi += ll >> _S32
-            mid_lo += mid & _M32
-            mid_hi += mid >> _S32
-            hh_lo += hh & _M32
-            hh_hi += hh >> _S32
-        partial[b] = _fold_split_sums(ll_lo, ll_hi, mid_lo, mid_hi, hh_lo, hh_hi)
+        partial[b], block_bad = _block_dot(vector, weights)
+        bad += block_bad
     total = np.uint64(0)
     for b in range(nblocks):
         total = _fold(total + partial[b])
@@ -403,7 +413,7 @@ def _table_projection(words, tables, share):
     63 multiplications: the wrap-around check's combined projection (:mod:`fedtss.wraparound`).
 
     Two passes per block: the lookups into a block of weights (folded below 2**61 + 8, which the
-    split product takes), then :func:`_project`'s carry-free sums of partial products, which LLVM
+    split product takes), then :func:`_block_dot`, as in :func:`_project`, which LLVM
     vectorizes (one pass with a running modular sum did not vectorize and took 1.4-1.5x as long)."""
     d = share.size
     nblocks = (d + BLOCK - 1) // BLOCK
@@ -422,32 +432,7 @@ def _table_projection(words, tables, share):
                                + tables[2, (x >> np.uint64(16)) & byte] + tables[3, (x >> np.uint64(24)) & byte]
                                + tables[4, (x >> np.uint64(32)) & byte] + tables[5, (x >> np.uint64(40)) & byte]
                                + tables[6, (x >> np.uint64(48)) & byte] + tables[7, x >> np.uint64(56)])
-        ll_lo = _ZERO
-        ll_hi = _ZERO
-        mid_lo = _ZERO
-        mid_hi = _ZERO
-        hh_lo = _ZERO
-        hh_hi = _ZERO
-        bad = 0
-        for i in range(width):
-            a = vector[i]
-            bad += a >= _P
-            a = a & _P
-            w = weights[i]
-            a1 = a >> _S32
-            a0 = a & _M32
-            w1 = w >> _S32  # <= 2**29: w < 2**61 + 8
-            w0 = w & _M32
-            ll = a0 * w0
-            mid = a1 * w0 + a0 * w1  # < 2**62
-            hh = a1 * w1  # < 2**58
-            ll_lo += ll & _M32
-            ll_hi += ll >> _S32
-            mid_lo += mid & _M32
-            mid_hi += mid >> _S32
-            hh_lo += hh & _M32
-            hh_hi += hh >> _S32
-        partial[b] = _fold_split_sums(ll_lo, ll_hi, mid_lo, mid_hi, hh_lo, hh_hi)
+        partial[b], bad = _block_dot(vector, weights)
         outside += bad
     total = _ZERO
     for b in range(nblocks):
