@@ -26,7 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agents.client import build_client_agent
-from agents.runtime import Agent, build_agent, event_source, run_agent, run_logged, run_until_terminated
+from agents.runtime import (Agent, build_agent, event_source, handled_events, run_agent, run_logged,
+                            run_until_terminated)
 from fedtss.chain.shared_events import SharedEventSource
 
 __all__ = ["main", "run_pack"]
@@ -47,7 +48,8 @@ def shared_sources(agents: Sequence[Agent]) -> list[SharedEventSource]:
     groups: dict[tuple[str, str, str, int], list[Agent]] = {}
     for agent in agents:
         groups.setdefault(key(agent), []).append(agent)
-    sources = {k: SharedEventSource(event_source(members[0].node), subscribers=len(members))
+    sources = {k: SharedEventSource(event_source(members[0].node, events=handled_events(*members)),
+                                    subscribers=len(members))
                for k, members in groups.items()}
     return [sources[key(agent)] for agent in agents]
 

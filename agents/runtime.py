@@ -90,6 +90,7 @@ __all__ = [
     "call_retrying",
     "check_round_capacity",
     "handle_event_retrying",
+    "handled_events",
     "is_transient",
     "main",
     "run_agent",
@@ -383,6 +384,13 @@ def event_source(node: Node, **source_options: Any) -> EventSource:
                                           "request_url": node.config.node.http_url or None, **source_options})
 
 
+def handled_events(*agents: Agent) -> frozenset[str]:
+    """The names of the chain events some handler of ``agents`` takes: the only ones their event
+    source needs to read (:func:`run_agent` drops every other event unseen anyway)."""
+    return frozenset(kind.__name__ for agent in agents for kind in agent.handlers
+                     if isinstance(kind, type) and issubclass(kind, ChainEvent))
+
+
 async def run_agent(agent: Agent, *, until_block: int | None = None,
                     source: EventSource | SharedEventSource | None = None,
                     checkpoint_write_interval: float = 0.0, **source_options: Any) -> None:
@@ -395,7 +403,7 @@ async def run_agent(agent: Agent, *, until_block: int | None = None,
     :func:`event_source` unless given (a pack's :class:`SharedEventSource`).
     """
     node = agent.node
-    source = source or event_source(node, **source_options)
+    source = source or event_source(node, **{"events": handled_events(agent), **source_options})
     checkpoint = getattr(agent, "progress", None) or Checkpoint.for_deployment(
         Path(node.config.node.state_dir) / CHECKPOINT_FILE, node.deployment,
         write_interval=checkpoint_write_interval)

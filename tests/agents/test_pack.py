@@ -41,16 +41,23 @@ def test_a_pack_whose_config_does_not_load_exits_with_status_1_naming_the_file(t
 def test_agents_share_a_follower_only_with_the_same_node_urls_contract_and_confirmations(monkeypatch) -> None:
     from types import SimpleNamespace
 
-    def agent(rpc: str, http: str, address: str = "0xC0", confirmations: int = 0) -> SimpleNamespace:
+    from agents.runtime import Tick
+    from fedtss.chain import RoundFinalized, RoundOpened
+
+    def agent(rpc: str, http: str, address: str = "0xC0", confirmations: int = 0,
+              handlers=(RoundOpened, Tick)) -> SimpleNamespace:
         node = SimpleNamespace(rpc_url=rpc, http_url=http, confirmations=confirmations)
         return SimpleNamespace(node=SimpleNamespace(config=SimpleNamespace(node=node),
-                                                    deployment=SimpleNamespace(address=address)))
+                                                    deployment=SimpleNamespace(address=address)),
+                               handlers=dict.fromkeys(handlers))
 
-    monkeypatch.setattr(pack, "event_source", lambda node: ("source of", node.config.node.http_url))
-    agents = [agent("ws://a", "http://a"), agent("ws://a", "http://a"), agent("ws://a", "http://a/key2"),
-              agent("ws://a", "http://a", confirmations=2), agent("ws://a", "http://a", address="0xD0"),
-              agent("ws://a", "http://a")]
+    monkeypatch.setattr(pack, "event_source", lambda node, events: ("source of", node.config.node.http_url, events))
+    agents = [agent("ws://a", "http://a"), agent("ws://a", "http://a", handlers=(RoundFinalized,)),
+              agent("ws://a", "http://a/key2"), agent("ws://a", "http://a", confirmations=2),
+              agent("ws://a", "http://a", address="0xD0"), agent("ws://a", "http://a")]
     sources = pack.shared_sources(agents)
     assert sources[0] is sources[1] is sources[5] and sources[0].subscribers == 3
     assert len({id(s) for s in sources}) == 4
-    assert sources[2].source == ("source of", "http://a/key2") and sources[2].subscribers == 1
+    assert sources[2].source == ("source of", "http://a/key2", {"RoundOpened"}) and sources[2].subscribers == 1
+    # A shared follower reads the events any of its agents handles (a Tick is no chain event).
+    assert sources[0].source[2] == {"RoundOpened", "RoundFinalized"}

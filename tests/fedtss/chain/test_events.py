@@ -337,6 +337,76 @@ def test_each_announced_child_block_costs_one_request_its_logs_by_block_hash(cha
     assert later == ["eth_getLogs"] * 3  # no eth_getBlockByNumber for a block the socket announced
 
 
+def test_a_source_for_some_events_skips_by_bloom_every_announced_block_without_them(chain, deployed, monkeypatch):
+    from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
+
+    methods: list[str] = []
+    real = AsyncJSONRPCOverHTTP.make_request
+
+    async def recording(self, method, params):
+        methods.append(method)
+        return await real(self, method, params)
+
+    monkeypatch.setattr(AsyncJSONRPCOverHTTP, "make_request", recording)
+    after = deployed.deployment.deploy_block - 1
+    source = EventSource.from_deployment(ws(chain.url), deployed.deployment, events={"UpdateSubmitted"},
+                                         request_url=chain.url, **{**FAST, "idle_check": 60.0})
+    blocks: list[int] = []
+
+    async def scenario():
+        async def follow():
+            delivered = []
+            async for batch in source.batches(after):
+                blocks.append(batch.last_block)
+                delivered.extend(batch.events)
+                if len(delivered) == 2:
+                    return delivered
+        consumer = asyncio.create_task(follow())
+        while "eth_getLogs" not in methods:  # the first look: the head, the range since the deploy block
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        first_look = len(methods)
+        mined = []
+        for action in (deployed.start_training, lambda: deployed.submit(0), lambda: deployed.submit(1)):
+            await asyncio.sleep(0.05)
+            mined.append(await asyncio.to_thread(action))
+        return await asyncio.wait_for(consumer, TIMEOUT_S), methods[first_look:], mined
+
+    events, later, mined = asyncio.run(scenario())
+    assert events == events_of(deployed.rounds.get_events(after), UpdateSubmitted)
+    # The block of TrainingStarted and RoundOpened is delivered without a request: its bloom
+    # lacks UpdateSubmitted's topic. Each submission's block is read by its hash.
+    assert later == ["eth_getLogs"] * 2
+    assert mined[0] in blocks and blocks[-2:] == mined[1:]
+
+
+def test_a_source_for_some_events_reads_ranges_with_their_topics_and_delivers_only_them(chain, deployed):
+    deployed.start_training()
+    deployed.submit(0)
+    head = deployed.submit(1)
+    after = deployed.deployment.deploy_block - 1
+    wanted = {"RoundOpened", "UpdateSubmitted"}
+    source = EventSource.from_deployment(chain.url, deployed.deployment, events=wanted, max_block_range=2, **FAST)
+
+    async def read():
+        delivered, last = [], after
+        async for batch in source.batches(after, head):
+            delivered.extend(batch.events)
+            last = batch.last_block
+        return delivered, last
+
+    delivered, last = asyncio.run(asyncio.wait_for(read(), TIMEOUT_S))
+    everything = deployed.rounds.get_events(after)
+    assert delivered == [e for e in everything if e.name in wanted]
+    assert {e.name for e in everything} - wanted == {"TrainingStarted"}  # something was left out
+    assert last == head  # every block is covered, with events or not
+
+
+def test_a_source_refuses_event_names_the_contract_lacks(deployed):
+    with pytest.raises(ConfigError, match=r"\['RoundOpend'\] are not in the contract's ABI"):
+        EventSource.from_deployment("http://127.0.0.1:1", deployed.deployment, events={"RoundOpend", "RoundOpened"})
+
+
 def test_requests_to_another_host_than_the_announcers_read_each_block_as_a_range(chain, deployed):
     node = _HttpOnlyNode(chain.url)  # another port: it could lag and answer [] for a block it lacks
     try:
