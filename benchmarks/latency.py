@@ -7,7 +7,8 @@ that a slow spell of this machine hits both alike: ``packs`` (the launcher's def
 ceil(clients / cores) clients per process) and ``alone`` (``--clients-per-process 1``, one process
 per client, the default until 2026-12-02). From each run's ``report.json`` it keeps the median
 critical path of the rounds (``breakdown_median``, see the README's "Where a round's time goes"),
-its steps, the set-up and total seconds; per shape, the medians over the runs. Writes
+its steps, the set-up and total seconds, and the CPU seconds all its processes spent per round
+while the rounds ran (:class:`TreeCPU`); per shape, the medians over the runs. Writes
 ``benchmarks/results/latency.json`` beside the issue's target (0.5 s per round) and asserts
 nothing. About 40-60 s a run on 2 cores.
 """
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,7 +30,7 @@ from typing import Any
 
 from orchestration.launcher import available_cores
 
-__all__ = ["SHAPES", "TARGET_SECONDS", "measure", "run_demo", "main"]
+__all__ = ["SHAPES", "TARGET_SECONDS", "TreeCPU", "measure", "process_kind", "run_demo", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
@@ -39,11 +42,94 @@ TARGET_SECONDS = 0.5
 Demo = Callable[[str, int, Sequence[str]], dict[str, Any]]
 
 
+class TreeCPU:
+    """The CPU seconds of a process and of every process under it, by kind, read from ``/proc``
+    every ``interval`` seconds in a thread (Linux only; elsewhere :meth:`between` gives None).
+
+    The demo's round is bound by this machine's cores (README, "The cores bound it"): the CPU
+    seconds a round costs, all processes together, say more than its wall seconds, which swing
+    with whatever else the machine does. A process that ends keeps the CPU last read for it.
+    """
+
+    def __init__(self, root_pid: int, *, interval: float = 0.25) -> None:
+        self.root_pid = root_pid
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-cpu", daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __enter__(self) -> TreeCPU:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> dict[str, float] | None:
+        """CPU seconds by kind spent from Unix time ``start`` to ``end`` (the nearest samples)."""
+        if not self.samples:
+            return None
+        first = min(self.samples, key=lambda sample: abs(sample[0] - start))[1]
+        last = min(self.samples, key=lambda sample: abs(sample[0] - end))[1]
+        return {kind: round(cpu - first.get(kind, 0.0), 3) for kind, cpu in last.items()}
+
+    def _run(self) -> None:
+        proc = Path("/proc")
+        while proc.is_dir():
+            self._sample(proc)
+            if self._stop.wait(self.interval):
+                self._sample(proc)
+                return
+
+    def _sample(self, proc: Path) -> None:
+        table: dict[int, tuple[int, str, float]] = {}
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_bytes().decode(errors="replace")
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                fields = stat[stat.rfind(")") + 2:].split()
+                table[int(entry.name)] = (int(fields[1]), command, (int(fields[11]) + int(fields[12])) / self._tick)
+            except (OSError, ValueError, IndexError):
+                continue  # ended meanwhile (or a line this reader does not know)
+        family, grew = {self.root_pid}, True
+        while grew:
+            grew = False
+            for pid, (parent, _, _) in table.items():
+                if parent in family and pid not in family:
+                    family.add(pid)
+                    grew = True
+        for pid in family & table.keys():
+            self._last[pid] = (process_kind(table[pid][1], root=pid == self.root_pid), table[pid][2])
+        totals: dict[str, float] = {}
+        for kind, cpu in self._last.values():
+            totals[kind] = totals.get(kind, 0.0) + cpu
+        self.samples.append((time.time(), totals))
+
+
+def process_kind(command: str, *, root: bool = False) -> str:
+    """Which part of a local federation a command line is."""
+    if root:
+        return "launcher"
+    for marker, kind in (("agents.aggregator", "members"), ("agents.pack", "clients"), ("agents.client", "clients"),
+                         ("agents.keeper", "keeper"), ("anvil", "node")):
+        if marker in command:
+            return kind
+    return "other"
+
+
 def run_demo(name: str, rounds: int, options: Sequence[str], *, cwd: Path = ROOT) -> dict[str, Any]:
     """One ``fedtss demo`` run under ``cwd`` (its run folder removed after), summarized from its report."""
     command = [sys.executable, "-m", "orchestration.cli", "demo", "--name", name, "--rounds", str(rounds), *options]
     started = time.monotonic()
-    done = subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with TreeCPU(process.pid) as cpu:
+        _, stderr = process.communicate()
+    done = subprocess.CompletedProcess(command, process.returncode, None, stderr)
     run_dir = cwd / "runs" / name
     try:
         report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
@@ -53,10 +139,13 @@ def run_demo(name: str, rounds: int, options: Sequence[str], *, cwd: Path = ROOT
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     median = report.get("breakdown_median") or {}
+    finalized = sum(record["state"] == "Finalized" for record in report["rounds"])
+    window = report.get("federation_window_unix")
+    spent = cpu.between(*window) if window else None
     return {
         "command": "fedtss " + " ".join(command[3:]),
         "exit_code": done.returncode,
-        "finalized": sum(record["state"] == "Finalized" for record in report["rounds"]),
+        "finalized": finalized,
         "clients_per_process": report["config"].get("clients_per_process"),
         "median_critical_path_s": median.get("total"),
         "breakdown_median": median,
@@ -64,6 +153,12 @@ def run_demo(name: str, rounds: int, options: Sequence[str], *, cwd: Path = ROOT
         "setup_seconds": report["setup_seconds"],
         "total_seconds": report["total_seconds"],
         "wall_seconds": round(time.monotonic() - started, 1),
+        # While the rounds ran: CPU seconds by kind of process, per finalized round, and the
+        # cores kept busy on average (of the machine's available_cores()).
+        "cpu_seconds_by_kind": spent,
+        "cpu_seconds_per_round": round(sum(spent.values()) / finalized, 3) if spent and finalized else None,
+        "busy_cores": round(sum(spent.values()) / (window[1] - window[0]), 2) if spent and window[1] > window[0]
+        else None,
     }
 
 
@@ -80,8 +175,8 @@ def measure(*, pairs: int, rounds: int, shapes: Mapping[str, Sequence[str]] = SH
         values = [run[key] for run in runs[shape] if run[key] is not None]
         return round(statistics.median(values), 3) if values else None
 
-    by_shape = {shape: {key: median_of(key, shape) for key in ("median_critical_path_s", "setup_seconds",
-                                                                "total_seconds")}
+    by_shape = {shape: {key: median_of(key, shape) for key in ("median_critical_path_s", "cpu_seconds_per_round",
+                                                                "busy_cores", "setup_seconds", "total_seconds")}
                 for shape in shapes}
     return {"rounds": rounds, "pairs": pairs, "cores": available_cores(), "target_s": TARGET_SECONDS,
             "by_shape": by_shape, "runs": runs}
@@ -96,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for shape, summary in result["by_shape"].items():
-        print(f"{shape:6} median critical path {summary['median_critical_path_s']} s, set-up "
+        print(f"{shape:6} median critical path {summary['median_critical_path_s']} s, "
+              f"{summary['cpu_seconds_per_round']} CPU-s a round on {summary['busy_cores']} busy cores, set-up "
               f"{summary['setup_seconds']} s, whole run {summary['total_seconds']} s (target {TARGET_SECONDS} s)")
     print(f"written to {RESULTS}")
     failed = [run for shape_runs in result["runs"].values() for run in shape_runs if run["exit_code"] != 0]

@@ -36,6 +36,7 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
     started = time.monotonic()
     _raise_on_sigterm()
     federation_seconds: float | None = None
+    federation_window: tuple[float, float] | None = None
     setup_seconds: float | None = None
     records: list[RoundMeasurement] = []
     layout = RunLayout(spec.run_dir)
@@ -57,7 +58,7 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
                       f"{time.monotonic() - started:.1f} s; opening training")
         tracker = RoundTracker(federation)
         federation.start_training()
-        training_started = time.monotonic()
+        training_started, training_started_unix = time.monotonic(), time.time()
         setup_seconds = training_started - started
         timeout = spec.rounds * (spec.collection_period + 2 * spec.aggregation_period) + 60
         try:
@@ -83,6 +84,7 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
         finally:
             records = list(tracker.records.values())
             federation_seconds = time.monotonic() - training_started
+            federation_window = (training_started_unix, time.time())
             for exit_ in tracker.process_exits:
                 console.print(f"[red]{escape(exit_.describe())}[/red]; the end of {federation.log_path(exit_.name)}:",
                               highlight=False)
@@ -99,7 +101,7 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
                           total_seconds=time.monotonic() - started, federation_seconds=federation_seconds,
                           setup_seconds=setup_seconds, process_exits=tracker.process_exits,
                           breakdown=breakdowns(read_actions(layout.logs_dir), [r.round for r in records],
-                                               spec.threshold))
+                                               spec.threshold), federation_window=federation_window)
     write_report(report, layout.report_path)
     plot_accuracy(report, layout.plot_path)
     _print_summary(console, report, layout)

@@ -18,6 +18,8 @@
     total_seconds     the whole command, set-up included
     setup_seconds*    run folder, anvil, deploy, data, agents started and ready
     federation_seconds*  from startTraining to the last round's end
+    federation_window_unix*  the same span as two Unix times, to line it up with other
+                      measurements (benchmarks.latency reads the processes' CPU time in it)
     process_exits*    agent or keeper processes that ended while the federation ran: name,
                       exit code (negative: killed by that signal), seconds into training, round
 
@@ -132,7 +134,8 @@ def build_report(config: dict[str, Any], records: Sequence[RoundMeasurement], pl
                  plaintext_loss: Sequence[float], *, total_seconds: float,
                  federation_seconds: float | None, setup_seconds: float | None = None,
                  process_exits: Sequence[ProcessExit] = (),
-                 breakdown: Mapping[int, dict[str, float]] | None = None) -> dict[str, Any]:
+                 breakdown: Mapping[int, dict[str, float]] | None = None,
+                 federation_window: tuple[float, float] | None = None) -> dict[str, Any]:
     """The ``report.json`` document; ``breakdown``: each finalized round's critical path
     (:func:`orchestration.latency.round_breakdown`)."""
     breakdown = breakdown or {}
@@ -144,6 +147,7 @@ def build_report(config: dict[str, Any], records: Sequence[RoundMeasurement], pl
         "total_seconds": round(total_seconds, 2),
         "setup_seconds": None if setup_seconds is None else round(setup_seconds, 2),
         "federation_seconds": None if federation_seconds is None else round(federation_seconds, 2),
+        "federation_window_unix": None if federation_window is None else [round(t, 3) for t in federation_window],
         "process_exits": [exit_.to_json() for exit_ in process_exits],
     }
 

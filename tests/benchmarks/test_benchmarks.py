@@ -99,13 +99,15 @@ def test_the_latency_benchmark_interleaves_the_shapes_and_takes_the_median_of_ea
     def fake_demo(name, rounds, options):
         calls.append(name)
         path = {"packs": 1.5, "alone": 2.5}[name.split("-")[2]] + int(name.rsplit("-", 1)[1]) / 10
-        return {"median_critical_path_s": path, "setup_seconds": 15.0, "total_seconds": 35.0, "exit_code": 0}
+        return {"median_critical_path_s": path, "setup_seconds": 15.0, "total_seconds": 35.0, "exit_code": 0,
+                "cpu_seconds_per_round": path * 1.8, "busy_cores": None}
 
     result = latency.measure(pairs=3, rounds=2, demo=fake_demo)
     assert calls == ["bench-latency-packs-0", "bench-latency-alone-0", "bench-latency-alone-1",
                      "bench-latency-packs-1", "bench-latency-packs-2", "bench-latency-alone-2"]
     assert result["by_shape"]["packs"]["median_critical_path_s"] == 1.6  # 1.5, 1.6, 1.7
     assert result["by_shape"]["alone"]["median_critical_path_s"] == 2.6
+    assert result["by_shape"]["packs"]["cpu_seconds_per_round"] == 2.88 and result["by_shape"]["packs"]["busy_cores"] is None
     assert (result["target_s"], result["rounds"], result["pairs"]) == (0.5, 2, 3) and result["cores"] >= 1
 
 
@@ -117,3 +119,25 @@ def test_the_latency_benchmark_reads_a_real_demo_report_and_removes_its_run(tmp_
     assert run["median_critical_path_s"] > 0 and {"client_train", "member_send"} <= run["breakdown_median"].keys()
     assert len(run["round_seconds"]) == 2 and run["setup_seconds"] > 0
     assert not (tmp_path / "runs" / "bench-latency-test").exists()
+    # The processes' CPU while the rounds ran, by kind: the members, the clients and the node worked.
+    spent = run["cpu_seconds_by_kind"]
+    assert spent["members"] > 0 and spent["clients"] > 0 and spent["node"] > 0
+    assert run["cpu_seconds_per_round"] == round(sum(spent.values()) / 2, 3) and 0 < run["busy_cores"] <= 64
+
+
+def test_tree_cpu_counts_a_grandchilds_cpu_after_it_ended_as_the_grandchild_counted_it(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    # A child that starts a grandchild burning about 0.6 s of CPU, which reports its own CPU time.
+    burn = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\nprint(time.process_time())"
+    child = f"import subprocess, sys; print(subprocess.run([sys.executable, '-c', {burn!r}], capture_output=True, text=True).stdout)"
+    started = time.time()
+    process = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    with latency.TreeCPU(process.pid, interval=0.05) as cpu:
+        reported = float(process.communicate()[0].split()[0])
+    spent = cpu.between(started - 1, time.time() + 1)
+    assert spent is not None and abs(spent["other"] - reported) < 0.15  # the grandchild, ended, still counted
+    assert latency.process_kind("python -m agents.aggregator --config m.toml") == "members"
+    assert latency.process_kind("/x/anvil --port 1") == "node" and latency.process_kind("x", root=True) == "launcher"
