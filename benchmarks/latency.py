@@ -104,7 +104,10 @@ class TreeCPU:
                     family.add(pid)
                     grew = True
         for pid in family & table.keys():
-            self._last[pid] = (process_kind(table[pid][1], root=pid == self.root_pid), table[pid][2])
+            kind = process_kind(table[pid][1], root=pid == self.root_pid)
+            if kind == "other" and pid in self._last:
+                kind = self._last[pid][0]  # an ended process (a zombie) has no command line left
+            self._last[pid] = (kind, table[pid][2])
         totals: dict[str, float] = {}
         for kind, cpu in self._last.values():
             totals[kind] = totals.get(kind, 0.0) + cpu

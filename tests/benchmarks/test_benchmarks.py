@@ -141,3 +141,21 @@ def test_tree_cpu_counts_a_grandchilds_cpu_after_it_ended_as_the_grandchild_coun
     assert spent is not None and abs(spent["other"] - reported) < 0.15  # the grandchild, ended, still counted
     assert latency.process_kind("python -m agents.aggregator --config m.toml") == "members"
     assert latency.process_kind("/x/anvil --port 1") == "node" and latency.process_kind("x", root=True) == "launcher"
+
+
+def test_tree_cpu_keeps_the_kind_of_a_process_whose_command_line_is_gone_when_it_ended(tmp_path) -> None:
+    def process(pid: int, parent: int, command: bytes, ticks: int) -> None:
+        folder = tmp_path / str(pid)
+        folder.mkdir(exist_ok=True)
+        # pid (comm) state ppid ... utime stime: fields 14 and 15 of /proc/PID/stat
+        (folder / "stat").write_text(f"{pid} (py thon) S {parent} 0 0 0 0 0 0 0 0 0 {ticks} 0 0 0\n")
+        (folder / "cmdline").write_bytes(command)
+
+    cpu = latency.TreeCPU(10)
+    process(10, 1, b"python\0-m\0orchestration.cli\0demo", 100)
+    process(11, 10, b"python\0-m\0agents.aggregator\0--config\0m.toml", 200)
+    cpu._sample(tmp_path)
+    process(11, 10, b"", 300)  # a zombie: its command line reads empty
+    cpu._sample(tmp_path)
+    spent = cpu.between(0, 1e12)
+    assert spent["members"] == round(100 / cpu._tick, 3) and "other" not in spent and spent["launcher"] == 0
