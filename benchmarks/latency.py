@@ -48,7 +48,8 @@ class TreeCPU:
 
     The demo's round is bound by this machine's cores (README, "The cores bound it"): the CPU
     seconds a round costs, all processes together, say more than its wall seconds, which swing
-    with whatever else the machine does. A process that ends keeps the CPU last read for it.
+    with whatever else the machine does. A process that ends keeps the CPU last read for it; one
+    that starts and ends between two reads is not counted (a demo's processes live for the run).
     """
 
     def __init__(self, root_pid: int, *, interval: float = 0.25) -> None:

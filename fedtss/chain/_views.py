@@ -21,16 +21,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
+from eth_abi.codec import ABICodec
 from eth_abi.exceptions import DecodingError, EncodingError
-from eth_utils import function_abi_to_4byte_selector, to_checksum_address
+from eth_utils import function_abi_to_4byte_selector, is_checksum_address, to_checksum_address
 from web3 import Web3
+from web3._utils.abi import build_strict_registry
 from web3.types import RPCEndpoint
 
 __all__ = ["ASK_WEB3", "CallCodec", "EventCodec", "call_codecs", "event_codecs", "read_view"]
 
 #: What :func:`read_view` returns when web3 should answer instead (see the module doc).
 ASK_WEB3 = object()
+#: The arguments' encoder web3 8 uses by default: bytes of the exact size, checksummed addresses.
+_STRICT = ABICodec(build_strict_registry())
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,11 @@ class CallCodec:
                    tuple(item["outputs"]))
 
     def encode(self, args: Sequence[Any]) -> str:
-        return "0x" + (self.selector + abi_encode(self.input_types, list(args))).hex()
+        """The call's data; refuses (ValueError) what web3 refuses: a short ``bytes32``, an
+        address that is not checksummed."""
+        for kind, value in zip(self.input_types, args, strict=True):
+            _require_checksummed(kind, value)
+        return "0x" + (self.selector + _STRICT.encode(self.input_types, list(args))).hex()
 
     def decode(self, raw: bytes) -> Any:
         values = abi_decode([_abi_type(o) for o in self.outputs], raw)
@@ -115,6 +122,14 @@ def event_codecs(abi: Sequence[Mapping[str, Any]]) -> dict[str, EventCodec]:
     items = [i for i in abi if i.get("type") == "event" and not i.get("anonymous")]
     names = [i["name"] for i in items]
     return {i["name"]: EventCodec.of(i) for i in items if names.count(i["name"]) == 1}
+
+
+def _require_checksummed(kind: str, value: Any) -> None:
+    if kind.endswith("]") and isinstance(value, (list, tuple)):
+        for item in value:
+            _require_checksummed(kind[:kind.rindex("[")], item)
+    elif kind == "address" and isinstance(value, str) and not is_checksum_address(value):
+        raise ValueError(f"{value} is not a checksummed address")
 
 
 def _is_dynamic(kind: str) -> bool:

@@ -228,12 +228,15 @@ class EventSource:
             raise ConfigError(f"events {unknown} are not in the contract's ABI; it has {sorted(by_name)}")
         return sorted(by_name[name] for name in names)
 
-    def _log_filter(self, **where: Any) -> dict[str, Any]:
-        """An ``eth_getLogs`` filter for the contract's events this source delivers."""
+    async def _logs(self, w3: AsyncWeb3, **where: Any) -> list[Log]:
+        """The logs of the contract's events this source delivers, in the blocks ``where`` names;
+        none, without a request, for a source of no events (``[[]]`` would mean any topic)."""
+        if self._topics == []:
+            return []
         query = {"address": self.address, **where}
         if self._topics is not None:
             query["topics"] = [self._topics]
-        return query
+        return await _get_logs(w3, query)
 
     def _cannot_hold_events(self, header: Mapping[str, Any]) -> bool:
         """Whether a header's logs bloom proves its block has no event this source delivers."""
@@ -402,14 +405,15 @@ class EventSource:
                 or not isinstance(block_hash, bytes) or not isinstance(parent, bytes):
             return None
         last = position.recent[-1]
-        if self._by_hash_failures >= _BY_HASH_FAILURES_ALLOWED \
-                or (last.number, last.hash) != (position.last, _hex(parent)) or number != position.last + 1 \
+        if (last.number, last.hash) != (position.last, _hex(parent)) or number != position.last + 1 \
                 or (until_block is not None and number > until_block):
             return None
-        if self._cannot_hold_events(header):
+        if self._cannot_hold_events(header):  # no request: whatever the node's record with them
             return self._delivered(position, [], number, number, _hex(block_hash), at_head=True)
+        if self._by_hash_failures >= _BY_HASH_FAILURES_ALLOWED:
+            return None
         try:
-            logs = await _get_logs(w3, self._log_filter(blockHash=_hex(block_hash)))
+            logs = await self._logs(w3, blockHash=_hex(block_hash))
         except RequestTimedOut:
             raise
         except Web3RPCError as exc:  # the node does not hold that block (any more): look at the head
@@ -472,7 +476,7 @@ class EventSource:
             last_hash = _hex(head["hash"]) if last == head["number"] else await _block_hash(w3, last)
             if last_hash is None:
                 return  # the chain got shorter meanwhile: the next look rewinds
-            logs = await _get_logs(w3, self._log_filter(fromBlock=hex(first), toBlock=hex(last)))
+            logs = await self._logs(w3, fromBlock=hex(first), toBlock=hex(last))
             yield self._delivered(position, logs, first, last, last_hash,
                                   at_head=last == head["number"] - self.confirmations)
 
@@ -498,9 +502,13 @@ async def _over_http(url: str) -> AsyncIterator[AsyncWeb3]:
 
 
 async def _get_logs(w3: AsyncWeb3, query: Mapping[str, Any]) -> list[Log]:
-    """``eth_getLogs`` for ``query`` (block numbers and hashes in hex), handed straight to the
-    provider: web3's request and result formatters cost about 1 ms of CPU a request, and every
-    agent asks once a block. An error answer raises Web3RPCError, as web3 would."""
+    """``eth_getLogs`` for ``query`` (block numbers and hashes in hex). Over HTTP it is handed
+    straight to the provider: web3's request and result formatters cost about 1 ms of CPU a
+    request, and every agent asks once a block; an error answer raises Web3RPCError, as web3
+    would. Over a WebSocket it goes through web3: its provider matches answers to requests that
+    web3 registered, and an error answer to one it did not register kills its listener."""
+    if not isinstance(w3.provider, AsyncJSONRPCOverHTTP):
+        return [log_from_rpc(entry) for entry in await w3.eth.get_logs(query)]  # type: ignore[arg-type]
     answer = await w3.provider.make_request(RPCEndpoint("eth_getLogs"), [dict(query)])
     result = answer.get("result") if isinstance(answer, Mapping) else None
     if not isinstance(result, list):

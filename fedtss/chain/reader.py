@@ -28,7 +28,7 @@ from web3.types import RPCEndpoint
 
 from fedtss.chain._failures import BAD_ANSWERS, NODE_FAILURES, node_error
 from fedtss.chain.redaction import display_url, redact_node_urls
-from fedtss.errors import ChainError
+from fedtss.errors import ChainError, ChainUnavailable
 
 __all__ = [
     "Block",
@@ -141,9 +141,13 @@ class ChainReader:
     def pending_time(self) -> int:
         """The timestamp the next transaction would see: the pending block's, else the latest's
         (a node that builds no pending block answers for "pending" with an error or nothing)."""
-        answer = self._plain("pending block", "eth_getBlockByNumber", ["pending", False])
-        if isinstance(answer, Mapping) and isinstance(answer.get("timestamp"), str):
+        try:
+            answer = self._plain("pending block", "eth_getBlockByNumber", ["pending", False])
             return _int(answer["timestamp"])
+        except ChainUnavailable:
+            raise
+        except (ChainError, LookupError, TypeError, ValueError):
+            pass  # no usable pending block in the plain answer: as web3 reads it, below
         try:
             return int(self._w3.eth.get_block("pending")["timestamp"])
         except OSError as exc:
@@ -156,7 +160,7 @@ class ChainReader:
         if not transactions and (isinstance(ref, int) or ref in ("latest", "pending", "earliest", "safe", "finalized")):
             answer = self._plain("block", "eth_getBlockByNumber", [hex(ref) if isinstance(ref, int) else ref, False])
             if answer is None or isinstance(answer, Mapping):
-                return None if answer is None else block_from_rpc(answer)
+                return None if answer is None else self._parsed("block", block_from_rpc, answer)
         raw = self._ask("block", self._w3.eth.get_block, ref, transactions)
         return None if raw is None else block_from_rpc(raw)
 
@@ -188,7 +192,7 @@ class ChainReader:
         plain = {**query, "fromBlock": _tag(from_block), "toBlock": _tag(to_block)}
         answer = self._plain("logs", "eth_getLogs", [plain])
         if isinstance(answer, list):
-            return [log_from_rpc(raw) for raw in answer]
+            return self._parsed("logs", lambda raws: [log_from_rpc(raw) for raw in raws], answer)
         return [log_from_rpc(raw) for raw in self._ask("logs", self._w3.eth.get_logs, query)]
 
     # ------------------------------------------------------------------ accounts
@@ -230,6 +234,13 @@ class ChainReader:
         if not isinstance(answer, Mapping) or "error" in answer or "result" not in answer:
             return _ASK_WEB3
         return answer["result"]
+
+    def _parsed(self, what: str, parse: Callable[[Any], _T], answer: Any) -> _T:
+        """``parse(answer)``; a plain answer of the wrong shape is the node's ChainError."""
+        try:
+            return parse(answer)
+        except (LookupError, TypeError, ValueError) as exc:
+            raise node_error(exc, self.rpc_url, what) from exc
 
     def _ask(self, what: str, call: Callable[..., _T], *args: Any) -> _T | None:
         """``call(*args)``; None when the node says it has no such block or transaction."""

@@ -321,6 +321,7 @@ def test_a_transaction_built_from_plain_requests_is_the_one_web3_builds(chain, d
         web3s = call.build_transaction({**params, "gas": call.estimate_gas(params, block_identifier="pending")
                                         + GAS_HEADROOM})
         assert {k: plain[k] for k in web3s if k != "from"} == {k: v for k, v in web3s.items() if k != "from"}, function
+        assert set(plain) - set(web3s) <= {"type"} and plain["type"] == 2  # EIP-1559, as its fee fields say
     # One that would revert (a second startTraining is fine here: none ran) is left to web3:
     rounds.start_training(operator, cid("m0"), 1)
     assert _plain_transaction(chain.w3, operator.address, rounds.address,

@@ -431,6 +431,45 @@ def test_an_announced_block_the_node_does_not_hold_is_not_delivered_and_the_head
     assert position.last == head["number"]  # nothing delivered, nothing skipped
 
 
+def test_over_a_websocket_alone_an_announced_block_the_node_does_not_hold_leaves_the_connection_usable(
+        chain, deployed):
+    source = EventSource.from_deployment(ws(chain.url), deployed.deployment, events={"UpdateSubmitted"})
+    head = chain.w3.eth.get_block("latest")
+    position = _Position(head["number"], (BlockRef(head["number"], "0x" + bytes(head["hash"]).hex()),), 0)
+    unknown = {"number": head["number"] + 1, "hash": random.randbytes(32), "parentHash": bytes(head["hash"])}
+
+    async def look():
+        async with source._connect() as w3:  # requests on the socket itself: no request_url
+            refused = await source._next_block(w3, position, unknown, None)
+            return refused, (await w3.eth.get_block("latest"))["number"]
+
+    refused, number = asyncio.run(asyncio.wait_for(look(), TIMEOUT_S))
+    assert refused is None and number == head["number"]  # the socket still answers after the error
+
+
+def test_a_source_of_no_events_delivers_every_block_empty_without_asking_for_logs(chain, deployed, monkeypatch):
+    from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
+
+    deployed.start_training()
+    head = deployed.submit(0)
+    methods: list[str] = []
+    real = AsyncJSONRPCOverHTTP.make_request
+
+    async def recording(self, method, params):
+        methods.append(method)
+        return await real(self, method, params)
+
+    monkeypatch.setattr(AsyncJSONRPCOverHTTP, "make_request", recording)
+    source = EventSource.from_deployment(chain.url, deployed.deployment, events=set(), **FAST)
+
+    async def read():
+        return [batch async for batch in source.batches(deployed.deployment.deploy_block - 1, head)]
+
+    batches = asyncio.run(asyncio.wait_for(read(), TIMEOUT_S))
+    assert batches[-1].last_block == head and not any(batch.events for batch in batches)
+    assert "eth_getLogs" not in methods  # "topics": [[]] would have asked for every event
+
+
 def test_after_three_refusals_in_a_row_a_source_reads_ranges_only_and_says_so_once(chain, deployed, caplog):
     source = EventSource.from_deployment(chain.url, deployed.deployment)
     head = chain.w3.eth.get_block("latest")

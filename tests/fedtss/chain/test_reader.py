@@ -149,3 +149,33 @@ def test_views_and_transactions_ask_the_node_its_chain_id_once_per_connection(ch
     assert node.methods.count("eth_call") >= 6 and "eth_sendRawTransaction" in node.methods
     first_call = node.methods.index("eth_call")
     assert "eth_chainId" not in node.methods[first_call:]  # web3's validation asked before every call
+
+
+def test_blocks_logs_and_the_pending_time_read_plainly_are_what_web3_reads(chain, deployed):
+    from fedtss.chain.reader import block_from_rpc, log_from_rpc
+
+    rounds = deployed.rounds
+    rounds.start_training(deployed.accounts[0], cid("model-0"), 1)
+    reader, address, first_block = rounds.chain, rounds.address, deployed.deployment.deploy_block
+    w3 = chain.w3
+    head = w3.eth.block_number
+    for ref in ("latest", head, head - 1):
+        assert reader.block(ref) == block_from_rpc(w3.eth.get_block(ref))
+    assert reader.block(head + 1000) is None
+    by_web3 = [log_from_rpc(raw) for raw in w3.eth.get_logs({"address": address, "fromBlock": first_block,
+                                                              "toBlock": "latest"})]
+    assert by_web3 and reader.logs(address, first_block, "latest") == by_web3
+    assert abs(reader.pending_time() - w3.eth.get_block("pending")["timestamp"]) <= 1
+
+
+def test_a_plain_answer_of_the_wrong_shape_is_a_chain_error_naming_what_was_asked(chain, monkeypatch):
+    from fedtss.chain.reader import ChainReader, http_web3
+    from fedtss.errors import ChainError, ChainUnavailable
+
+    w3 = http_web3(chain.url, timeout=10)
+    reader = ChainReader(w3)
+    monkeypatch.setattr(w3.provider, "make_request", lambda method, params: {"jsonrpc": "2.0", "id": 1,
+                                                                              "result": {"number": "zz"}})
+    with pytest.raises(ChainError, match=r"\(block\)") as info:
+        reader.block("latest")
+    assert not isinstance(info.value, ChainUnavailable)

@@ -8,6 +8,7 @@ from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
@@ -66,3 +67,14 @@ def test_a_log_with_the_wrong_number_of_topics_or_short_data_is_left_to_web3(rou
     one_topic = ["0x" + abi_encode(["uint256"], [1]).hex()]
     assert codec.decode(one_topic, b"") is None
     assert codec.decode(one_topic * 2, b"\0" * 10) is None
+
+
+def test_arguments_web3_refuses_are_left_to_web3_not_padded_or_taken_lowercase(rounds_artifact):
+    from fedtss.chain._views import call_codecs
+
+    codecs = call_codecs(rounds_artifact.abi)
+    with pytest.raises(Exception):
+        codecs["voteCount"].encode((1, 1, b"short"))  # eth_abi's default registry would pad it
+    with pytest.raises(Exception):
+        codecs["isClient"].encode(("0x" + "ab" * 20,))  # not checksummed
+    assert codecs["isClient"].encode((to_checksum_address("0x" + "ab" * 20),)).startswith("0x")
