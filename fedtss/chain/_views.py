@@ -1,17 +1,20 @@
-"""A view read in one JSON-RPC request, without web3's per-call machinery (private).
+"""Views, transactions' data and events coded by eth_abi, without web3's per-call machinery (private).
 
 web3.py 8's ``ContractFunction.call`` spends about 2.9 ms of CPU on one view (argument
 normalizers, request and result formatters, middleware, output normalizers: measured on this
-machine against anvil), and agents read views on every event and tick: on two cores shared by
-ten clients, five members, the keeper and the node, that CPU is what bounds a round. A
-:class:`CallCodec` does the same ABI work with eth_abi and hands the request to web3's provider
-(0.7 ms in all). It returns what web3 would: the one output, or a tuple of the outputs, structs
-as tuples, addresses checksummed (``tests/fedtss/chain/test_contract.py`` compares every view
-of the contract with web3's answer).
+machine against anvil), encodes a transaction's call twice (to estimate it, then to build it),
+and its ``process_log`` takes about 1 ms a log; agents read views on every event and tick and
+decode the logs of every block they follow: on two cores shared by ten clients, five members,
+the keeper and the node, that CPU is what bounds a round. A :class:`CallCodec` does the same ABI
+work with eth_abi and :func:`read_view` hands the request to web3's provider (0.7 ms in all); an
+:class:`EventCodec` decodes a log. They give what web3 gives: the one output, or a list of the
+outputs, arrays as lists, structs as tuples, addresses checksummed (``test_contract.py`` compares
+every view of the contract with web3's answer, ``test_views.py`` every event with random
+arguments).
 
-Only the plain case is done here: a JSON-RPC error answer (a revert) or an argument eth_abi
-refuses makes :func:`read_view` return :data:`ASK_WEB3`, and the caller asks through web3,
-which raises exactly as it always did.
+Only the plain case is done here: a JSON-RPC error answer (a revert), an argument web3 would
+refuse or an answer that does not decode makes :func:`read_view` return :data:`ASK_WEB3` (and
+:meth:`EventCodec.decode` None), and the caller goes through web3, which raises as it always did.
 """
 
 from __future__ import annotations

@@ -270,8 +270,8 @@ class RoundsContract:
                      data=self._encoded(function, args))
 
     def _encoded(self, function: str, args: Sequence[Any]) -> str | None:
-        """``function(*args)`` ABI-encoded by eth_abi; None if eth_abi refuses an argument (web3's
-        normalizers may take it, or say why not)."""
+        """``function(*args)`` ABI-encoded by eth_abi; None for an argument web3 would refuse or
+        that eth_abi cannot encode as it stands: web3 then builds the transaction, or says why not."""
         codec = self._calls.get(function)
         try:
             return None if codec is None else codec.encode(args)
