@@ -286,7 +286,14 @@ def build_federation(tmp_path: Path, chain: AnvilNode, artifact: Artifact, shape
 def make_federation_in(
     chain: AnvilNode, rounds_artifact: Artifact, tmp_path: Path
 ) -> Iterator[Callable[..., Federation]]:
-    """``make(clients=3, members=3, threshold=2)``: a fresh federation with round 1 open."""
+    """``make(clients=3, members=3, threshold=2)``: a fresh federation with round 1 open.
+
+    The checks' kernels are compiled first, as the agents' processes do at start: these agents are
+    built in process, and a fresh clone's first compile (about 7 s on a loaded machine) inside a
+    3 s check window made every member miss it (RoundDeadlinePassed) in a CI run."""
+    from fedtss.wraparound import warm_up
+
+    warm_up(member=True)
 
     def make(**shape: int) -> Federation:
         return build_federation(tmp_path, chain, rounds_artifact, FederationShape(**shape))
