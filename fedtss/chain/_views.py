@@ -31,7 +31,7 @@ from web3 import Web3
 from web3._utils.abi import build_strict_registry
 from web3.types import RPCEndpoint
 
-__all__ = ["ASK_WEB3", "CallCodec", "EventCodec", "call_codecs", "event_codecs", "read_view"]
+__all__ = ["ASK_WEB3", "CallCodec", "EventCodec", "abi_type", "call_codecs", "event_codecs", "read_view"]
 
 #: What :func:`read_view` returns when web3 should answer instead (see the module doc).
 ASK_WEB3 = object()
@@ -49,7 +49,7 @@ class CallCodec:
 
     @classmethod
     def of(cls, item: Mapping[str, Any]) -> CallCodec:
-        return cls(function_abi_to_4byte_selector(item), tuple(_abi_type(i) for i in item["inputs"]),
+        return cls(function_abi_to_4byte_selector(item), tuple(abi_type(i) for i in item["inputs"]),
                    tuple(item["outputs"]))
 
     def encode(self, args: Sequence[Any]) -> str:
@@ -60,7 +60,7 @@ class CallCodec:
         return "0x" + (self.selector + _STRICT.encode(self.input_types, list(args))).hex()
 
     def decode(self, raw: bytes) -> Any:
-        values = abi_decode([_abi_type(o) for o in self.outputs], raw)
+        values = abi_decode([abi_type(o) for o in self.outputs], raw)
         normalized = [_checksummed(o, v) for o, v in zip(self.outputs, values, strict=True)]
         return normalized[0] if len(normalized) == 1 else normalized
 
@@ -111,9 +111,9 @@ class EventCodec:
         if len(topics) != len(self.indexed) or any(_is_dynamic(i["type"]) for i in self.indexed):
             return None
         try:
-            values = [abi_decode([_abi_type(i)], bytes.fromhex(t.removeprefix("0x")))[0]
+            values = [abi_decode([abi_type(i)], bytes.fromhex(t.removeprefix("0x")))[0]
                       for i, t in zip(self.indexed, topics, strict=True)]
-            values += abi_decode([_abi_type(i) for i in self.unindexed], data)
+            values += abi_decode([abi_type(i) for i in self.unindexed], data)
         except (DecodingError, ValueError):
             return None
         items = self.indexed + self.unindexed
@@ -139,9 +139,10 @@ def _is_dynamic(kind: str) -> bool:
     return kind in ("bytes", "string") or kind.endswith("[]") or kind.startswith("tuple")
 
 
-def _abi_type(item: Mapping[str, Any]) -> str:
+def abi_type(item: Mapping[str, Any]) -> str:
+    """The canonical ABI type of an ABI input or output (a struct as ``(t1,t2)``)."""
     if item["type"].startswith("tuple"):
-        return f"({','.join(_abi_type(c) for c in item['components'])}){item['type'][5:]}"
+        return f"({','.join(abi_type(c) for c in item['components'])}){item['type'][5:]}"
     return item["type"]
 
 

@@ -31,7 +31,7 @@ from web3.exceptions import ContractLogicError, ContractPanicError, Web3Exceptio
 from web3.types import RPCEndpoint
 
 from fedtss.chain._failures import BAD_ANSWERS, NODE_FAILURES, node_error
-from fedtss.chain._views import ASK_WEB3, call_codecs, event_codecs, read_view
+from fedtss.chain._views import ASK_WEB3, abi_type as _abi_type, call_codecs, event_codecs, read_view
 from fedtss.chain.compile import Artifact
 from fedtss.chain.contract_events import ChainEvent, ClientSet, RoundEvent, RoundState, decode_event
 from fedtss.chain.config import AGGREGATION_MODES, Aggregation, ModelTerms, RoundsConfig, parse_rounds_config
@@ -683,13 +683,6 @@ def _hex(value: bytes) -> str:
 def _topic(event: dict[str, Any]) -> str:
     """An event's topic 0, as lowercase 0x hex (how :class:`~fedtss.chain.reader.Log` has it)."""
     return _hex(Web3.keccak(text=_signature(event)))
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    if item["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
-        return f"({inner}){item['type'][5:]}"
-    return item["type"]
 
 
 def _first_indexed(event: dict[str, Any]) -> str | None:

@@ -27,6 +27,7 @@ from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
 from web3.types import RPCEndpoint
 
 from fedtss.chain._failures import BAD_ANSWERS, NODE_FAILURES, node_error
+from fedtss.chain._views import ASK_WEB3
 from fedtss.chain.redaction import display_url, redact_node_urls
 from fedtss.errors import ChainError, ChainUnavailable
 
@@ -225,14 +226,14 @@ class ChainReader:
     def _plain(self, what: str, method: str, params: list[Any]) -> Any:
         """The ``result`` of one JSON-RPC request handed straight to the provider, skipping web3's
         formatters and middleware (about 1 ms of CPU a request: agents ask for the head and a
-        round's logs on every event); ``_ASK_WEB3`` for an error answer or none, so that the
+        round's logs on every event); ``ASK_WEB3`` for an error answer or none, so that the
         caller asks through web3, which raises as it always did. A result of null is None."""
         try:
             answer = self._w3.provider.make_request(RPCEndpoint(method), params)
         except (*NODE_FAILURES, *BAD_ANSWERS) as exc:
             raise node_error(exc, self.rpc_url, what) from exc
         if not isinstance(answer, Mapping) or "error" in answer or "result" not in answer:
-            return _ASK_WEB3
+            return ASK_WEB3
         return answer["result"]
 
     def _parsed(self, what: str, parse: Callable[[Any], _T], answer: Any) -> _T:
@@ -308,10 +309,6 @@ def log_from_rpc(raw: Mapping[str, Any]) -> Log:
                data=_bytes(raw["data"]), block_number=_int(raw["blockNumber"]), block_hash=_hash(raw["blockHash"]),
                tx_hash=_hash(raw["transactionHash"]), tx_index=_int(raw["transactionIndex"]),
                log_index=_int(raw["logIndex"]))
-
-
-#: What :meth:`ChainReader._plain` returns when web3 should answer instead.
-_ASK_WEB3 = object()
 
 
 def _tag(block: int | str) -> str:

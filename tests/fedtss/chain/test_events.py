@@ -322,7 +322,8 @@ def _follow_three_blocks(chain, deployed, request_url: str, methods: list[str]) 
     return later
 
 
-def test_each_announced_child_block_costs_one_request_its_logs_by_block_hash(chain, deployed, monkeypatch):
+def _record_requests(monkeypatch) -> list[str]:
+    """The JSON-RPC methods every source's HTTP requests ask for, from now on, in order."""
     from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
 
     methods: list[str] = []
@@ -333,21 +334,17 @@ def test_each_announced_child_block_costs_one_request_its_logs_by_block_hash(cha
         return await real(self, method, params)
 
     monkeypatch.setattr(AsyncJSONRPCOverHTTP, "make_request", recording)
+    return methods
+
+
+def test_each_announced_child_block_costs_one_request_its_logs_by_block_hash(chain, deployed, monkeypatch):
+    methods = _record_requests(monkeypatch)
     later = _follow_three_blocks(chain, deployed, chain.url, methods)  # the announcing node itself
     assert later == ["eth_getLogs"] * 3  # no eth_getBlockByNumber for a block the socket announced
 
 
 def test_a_source_for_some_events_skips_by_bloom_every_announced_block_without_them(chain, deployed, monkeypatch):
-    from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
-
-    methods: list[str] = []
-    real = AsyncJSONRPCOverHTTP.make_request
-
-    async def recording(self, method, params):
-        methods.append(method)
-        return await real(self, method, params)
-
-    monkeypatch.setattr(AsyncJSONRPCOverHTTP, "make_request", recording)
+    methods = _record_requests(monkeypatch)
     after = deployed.deployment.deploy_block - 1
     source = EventSource.from_deployment(ws(chain.url), deployed.deployment, events={"UpdateSubmitted"},
                                          request_url=chain.url, **{**FAST, "idle_check": 60.0})
@@ -448,18 +445,9 @@ def test_over_a_websocket_alone_an_announced_block_the_node_does_not_hold_leaves
 
 
 def test_a_source_of_no_events_delivers_every_block_empty_without_asking_for_logs(chain, deployed, monkeypatch):
-    from fedtss.chain._async_http import AsyncJSONRPCOverHTTP
-
     deployed.start_training()
     head = deployed.submit(0)
-    methods: list[str] = []
-    real = AsyncJSONRPCOverHTTP.make_request
-
-    async def recording(self, method, params):
-        methods.append(method)
-        return await real(self, method, params)
-
-    monkeypatch.setattr(AsyncJSONRPCOverHTTP, "make_request", recording)
+    methods = _record_requests(monkeypatch)
     source = EventSource.from_deployment(chain.url, deployed.deployment, events=set(), **FAST)
 
     async def read():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from web3 import Web3
 
 from fedtss.chain import RoundsContract
-from fedtss.chain._views import _abi_type, event_codecs
+from fedtss.chain._views import abi_type as _abi_type, event_codecs
 from fedtss.chain.contract import _plain
 
 ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
