@@ -30,7 +30,7 @@ from typing import Any
 
 from orchestration.launcher import available_cores
 
-__all__ = ["SHAPES", "TARGET_SECONDS", "TreeCPU", "measure", "process_kind", "run_demo", "main"]
+__all__ = ["SHAPES", "TARGET_SECONDS", "TreeCPU", "measure", "pinned", "process_kind", "run_demo", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
@@ -126,11 +126,24 @@ def process_kind(command: str, *, root: bool = False) -> str:
     return "other"
 
 
-def run_demo(name: str, rounds: int, options: Sequence[str], *, cwd: Path = ROOT) -> dict[str, Any]:
-    """One ``fedtss demo`` run under ``cwd`` (its run folder removed after), summarized from its report."""
+def pinned(command: Sequence[str], cpus: Sequence[int] | None) -> list[str]:
+    """``command`` run on the CPUs ``cpus`` only (``taskset``; its children inherit the affinity),
+    or as it is when ``cpus`` is None."""
+    if cpus is None:
+        return list(command)
+    return ["taskset", "--cpu-list", ",".join(str(cpu) for cpu in cpus), *command]
+
+
+def run_demo(name: str, rounds: int, options: Sequence[str], *, cwd: Path = ROOT,
+             cpus: Sequence[int] | None = None) -> dict[str, Any]:
+    """One ``fedtss demo`` run under ``cwd`` (its run folder removed after), summarized from its report.
+
+    ``cpus``: run the demo and every process it starts on these CPUs only (all the available
+    ones when None)."""
     command = [sys.executable, "-m", "orchestration.cli", "demo", "--name", name, "--rounds", str(rounds), *options]
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(pinned(command, cpus), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
     with TreeCPU(process.pid) as cpu:
         _, stderr = process.communicate()
     done = subprocess.CompletedProcess(command, process.returncode, None, stderr)
@@ -148,6 +161,7 @@ def run_demo(name: str, rounds: int, options: Sequence[str], *, cwd: Path = ROOT
     spent = cpu.between(*window) if window else None
     return {
         "command": "fedtss " + " ".join(command[3:]),
+        "cpus": None if cpus is None else list(cpus),
         "exit_code": done.returncode,
         "finalized": finalized,
         "clients_per_process": report["config"].get("clients_per_process"),
