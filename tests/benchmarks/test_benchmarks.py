@@ -58,9 +58,24 @@ def test_the_million_parameter_benchmark_reports_phases_uploads_and_memory_on_a_
 def test_the_ipfs_fetch_benchmark_times_put_and_both_gets_for_each_size() -> None:
     from benchmarks import ipfs_fetch
 
-    figures = ipfs_fetch.measure(sizes=(100, 5000), repeats=2)
+    figures = ipfs_fetch.measure(sizes=(100, 5000), repeats=2, cpu_blobs=20)
     assert [r["bytes"] for r in figures["records"]] == [100, 5000]
     assert all(r[key] > 0 for r in figures["records"] for key in ("put_ms", "local_get_ms", "remote_get_ms"))
+    # Both daemons' CPU per blob, while 20 blobs are added and fetched (a fetched blob is checked).
+    cpu = figures["daemon_cpu"]
+    assert cpu["blobs"] == 20 and all(cpu[key] > 0 for key in ("add_ms", "remote_get_fetcher_ms", "remote_get_holder_ms"))
+
+
+def test_process_cpu_seconds_reads_a_processs_own_cpu_time() -> None:
+    import os
+    import time
+
+    from benchmarks import ipfs_fetch
+
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    assert abs(ipfs_fetch.process_cpu_seconds(os.getpid()) - time.process_time()) < 0.05
 
 
 def test_the_validation_benchmark_measures_member_time_gas_and_upload_on_a_small_case() -> None:
@@ -159,3 +174,49 @@ def test_tree_cpu_keeps_the_kind_of_a_process_whose_command_line_is_gone_when_it
     cpu._sample(tmp_path)
     spent = cpu.between(0, 1e12)
     assert spent["members"] == round(100 / cpu._tick, 3) and "other" not in spent and spent["launcher"] == 0
+
+
+def test_pinned_runs_a_command_and_its_children_on_the_given_cpus_only() -> None:
+    import os
+    import subprocess
+    import sys
+
+    # A child reports its grandchild's affinity: taskset's pinning is inherited.
+    grandchild = "import os; print(sorted(os.sched_getaffinity(0)))"
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}])"
+    command = latency.pinned([sys.executable, "-c", child], (0,))
+    assert subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip() == "[0]"
+    assert latency.pinned(["x", "y"], None) == ["x", "y"]
+    assert len(os.sched_getaffinity(0)) >= 1
+
+
+def test_the_amdahl_fit_recovers_the_serial_share_and_the_cores_a_target_takes() -> None:
+    from benchmarks import cores
+
+    # A round of 2.0 s on one core whose 0.25 share does not shrink: 1.25 s on 2 cores.
+    assert abs(cores.amdahl_serial_share(2.0, 1.25, 2) - 0.25) < 1e-9
+    assert abs(cores.predicted_seconds(2.0, 0.25, 4) - 0.875) < 1e-9
+    assert abs(cores.cores_for(0.875, 2.0, 0.25) - 4) < 1e-9  # the inverse of predicted_seconds
+    assert cores.cores_for(0.5, 2.0, 0.25) is None  # the serial 0.5 s alone: no number of cores
+    assert cores.cores_for(3.0, 2.0, 0.25) == 1.0
+    # Noise past either end is clipped: no negative serial share, none above 1.
+    assert cores.amdahl_serial_share(2.0, 0.9, 2) == 0.0 and cores.amdahl_serial_share(2.0, 2.2, 2) == 1.0
+
+
+def test_the_cores_benchmark_interleaves_one_cpu_and_all_with_the_same_shape_and_fits_them() -> None:
+    from benchmarks import cores
+
+    calls: list[tuple[str, tuple[str, ...], object]] = []
+
+    def fake_demo(name, rounds, options, cpus):
+        calls.append((name, tuple(options), cpus))
+        seconds = 1.9 if cpus == (0,) else 1.07
+        return {"median_critical_path_s": seconds, "cpu_seconds_per_round": 1.9, "busy_cores": None, "exit_code": 0}
+
+    result = cores.measure(pairs=2, rounds=3, demo=fake_demo, cores=2)
+    assert [(name, cpus) for name, _, cpus in calls] == [
+        ("bench-cores-one-0", (0,)), ("bench-cores-all-0", None), ("bench-cores-all-1", None), ("bench-cores-one-1", (0,))]
+    assert {options for _, options, _ in calls} == {("--clients-per-process", "5")}
+    fit = result["amdahl"]
+    assert fit["serial_share"] == round(2 * 1.07 / 1.9 - 1, 3) and fit["predicted_s"]["2"] == 1.07
+    assert 6 <= fit["cores_for_target"] <= 7  # (1 - s) / (0.5 / 1.9 - s) with s = 0.126
