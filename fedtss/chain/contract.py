@@ -223,6 +223,9 @@ class RoundsContract:
         self._calls = call_codecs(abi, transactions=True)
         #: Events decoded with eth_abi (web3's process_log takes ~1 ms of CPU per log).
         self._event_codecs = event_codecs(abi)
+        #: 4-byte selector -> function name (web3's get_function_by_selector searches the ABI each time).
+        self._functions_by_selector = {function_abi_to_4byte_selector(item): item["name"]
+                                       for item in abi if item["type"] == "function"}
         #: Topic 0 (lowercase 0x hex) -> event name.
         self._events_by_topic = {_topic(item): item["name"] for item in abi if item["type"] == "event"}
         #: Event name -> topic 0, for the events whose first indexed argument is ``round``.
@@ -440,6 +443,10 @@ class RoundsContract:
 
     # --------------------------------------------------------------------------- calls
 
+    def function_name(self, data: bytes) -> str | None:
+        """The function of this contract whose selector begins ``data`` (calldata), or None."""
+        return self._functions_by_selector.get(bytes(data[:4])) if len(data) >= 4 else None
+
     def decode_call(self, data: bytes | str) -> DecodedCall:
         """Calldata sent to this contract, decoded; never raises (the result says what did not
         decode). Calldata is untrusted: anyone can have any bytes mined as a call to it."""
@@ -449,9 +456,8 @@ class RoundsContract:
             return DecodedCall(b"", problem="the input is not hex data")
         if len(raw) < 4:
             return DecodedCall(raw, problem=f"{len(raw)} bytes of input, too short for a 4-byte function selector")
-        try:
-            function = self.contract.get_function_by_selector(raw[:4]).fn_name
-        except _CALL_DECODING_ERRORS:
+        function = self.function_name(raw)
+        if function is None:
             return DecodedCall(raw, problem=f"selector {_hex(raw[:4])} names no function of the round contract")
         try:
             _, args = self.contract.decode_function_input(raw)

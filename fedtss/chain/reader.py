@@ -17,6 +17,7 @@ deadlines are compared with ``block.timestamp``, so that is the time they are in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -167,11 +169,17 @@ class ChainReader:
 
     def transaction(self, tx_hash: str) -> Transaction | None:
         """The transaction with this hash; None if the node knows none."""
+        answer = self._plain_by_hash("transaction", "eth_getTransactionByHash", tx_hash)
+        if answer is None or isinstance(answer, Mapping):
+            return None if answer is None else self._parsed("transaction", transaction_from_rpc, answer)
         raw = self._ask("transaction", self._w3.eth.get_transaction, tx_hash)
         return None if raw is None else transaction_from_rpc(raw)
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         """The receipt of a mined transaction; None if it is not mined (or not known)."""
+        answer = self._plain_by_hash("receipt", "eth_getTransactionReceipt", tx_hash)
+        if answer is None or isinstance(answer, Mapping):
+            return None if answer is None else self._parsed("receipt", receipt_from_rpc, answer)
         raw = self._ask("receipt", self._w3.eth.get_transaction_receipt, tx_hash)
         return None if raw is None else receipt_from_rpc(raw)
 
@@ -235,6 +243,13 @@ class ChainReader:
         if not isinstance(answer, Mapping) or "error" in answer or "result" not in answer:
             return ASK_WEB3
         return answer["result"]
+
+    def _plain_by_hash(self, what: str, method: str, tx_hash: Any) -> Any:
+        """:meth:`_plain` for a request by transaction hash; ``ASK_WEB3`` for a hash that is not
+        0x and 64 hex digits (web3 also takes bytes, and says why it refuses the rest)."""
+        if not (isinstance(tx_hash, str) and _TX_HASH.fullmatch(tx_hash)):
+            return ASK_WEB3
+        return self._plain(what, method, [tx_hash])
 
     def _parsed(self, what: str, parse: Callable[[Any], _T], answer: Any) -> _T:
         """``parse(answer)``; a plain answer of the wrong shape is the node's ChainError."""
