@@ -395,10 +395,9 @@ STORE_WORKERS = 8
 def publish_update(node: Node, prepared: PreparedUpdate) -> str:
     """Store the sealed shares (and the masked vector) side by side, then the manifest; return
     the manifest's CID. The manifest goes last, so whoever finds it finds every blob it names."""
-    blobs = list(zip(prepared.manifest.share_cids, prepared.sealed_shares, strict=True))
-    if prepared.masked_blob is not None:
-        blobs.append((prepared.manifest.masked_cid, prepared.masked_blob))
-    blobs += zip(prepared.manifest.proof_cids, prepared.sealed_proofs, strict=True)
+    contents = [*prepared.sealed_shares, *([prepared.masked_blob] if prepared.masked_blob is not None else []),
+                *prepared.sealed_proofs]
+    blobs = list(zip(prepared.manifest.blob_cids, contents, strict=True))
     with ThreadPoolExecutor(max_workers=max(1, min(STORE_WORKERS, len(blobs))), thread_name_prefix="put") as pool:
         stored = list(pool.map(node.store.put, [blob for _, blob in blobs]))  # the first failure is raised
     for (expected, _), cid in zip(blobs, stored, strict=True):

@@ -51,11 +51,11 @@ def _peak_memory_mib(pid: int) -> float | None:
 
 
 def _client_bytes(federation: LocalFederation, event: UpdateSubmitted) -> int:
-    """What one client stored for one round: its sealed shares and its manifest."""
+    """What one client stored for one round: its manifest and every blob it names."""
     store = federation.store
     manifest_blob = store.get(event.manifest_cid, max_bytes=1 << 20)
     manifest = parse_manifest(manifest_blob)
-    return len(manifest_blob) + sum(len(store.get(cid, max_bytes=1 << 30)) for cid in manifest.share_cids)
+    return len(manifest_blob) + sum(len(store.get(cid, max_bytes=1 << 30)) for cid in manifest.blob_cids)
 
 
 def measure(spec: FederationSpec = SPEC) -> dict:

@@ -596,6 +596,13 @@ class Manifest:
             if self.masked_cid is not None:
                 raise FormatError("samples belong to the Shamir mode: a masked manifest has none")
 
+    @property
+    def blob_cids(self) -> tuple[str, ...]:
+        """Every blob this manifest names, in the order a client stores them: the sealed shares,
+        the masked vector (masked mode), the sealed proof shares (the wrap-around check). What a
+        client uploads for a round is these and the manifest itself."""
+        return (*self.share_cids, *((self.masked_cid,) if self.masked_cid else ()), *self.proof_cids)
+
 
 def _check_cid(value: object, name: str) -> None:
     """Accept only CID v1, base32, sha2-256, codec raw or dag-pb: one string per CID."""

@@ -82,9 +82,10 @@ def run_demo(spec: FederationSpec, *, console: Console | None = None) -> int:
             # Timed out, or the chain stopped answering: report what was measured, then fail.
             console.print(f"[red]fedtss demo: {escape(str(exc))}[/red]", highlight=False)
         finally:
-            records = list(tracker.records.values())
             federation_seconds = time.monotonic() - training_started
             federation_window = (training_started_unix, time.time())
+            tracker.measure_uploads()  # after the rounds, not while they run (it reads every blob back)
+            records = list(tracker.records.values())
             for exit_ in tracker.process_exits:
                 console.print(f"[red]{escape(exit_.describe())}[/red]; the end of {federation.log_path(exit_.name)}:",
                               highlight=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from fedtss.chain import ChainEvent, RoundState, TrainingCompleted, UpdateSubmitted, load_deployment
@@ -82,7 +83,7 @@ class RoundTracker:
         self._seen_tx: set[str] = set()
         self._seen_at: dict[int, dict[RoundState, float]] = {}  # round -> state -> when it was seen
         self._gas: dict[int, dict[str, int]] = {}
-        #: Round -> bytes each submitting client stored, as read back from the store.
+        #: Round -> bytes each submitting client stored, read back from the store by measure_uploads().
         self._uploads: dict[int, dict[str, int]] = {}
         layout = deployment.model_layout
         self._update_bytes = None if layout is None else 4 * layout.size
@@ -102,9 +103,24 @@ class RoundTracker:
             return []
         self._fold(events, time.monotonic())
         self._account_gas(events)
-        self._account_uploads(events)
         self.events.extend(events)
         return events
+
+    def measure_uploads(self) -> None:
+        """Read back what each submitter stored (its manifest and every blob it names), for
+        ``records``' upload figures. Once, after the rounds: reading a round's blobs while the next
+        one ran took store and CPU time from the federation being measured (110 blobs a round in
+        the default demo, each a request to an IPFS daemon with ``--ipfs-hosts``)."""
+        store = self.federation.store
+        submissions = [event for event in self.events if isinstance(event, UpdateSubmitted)]
+        if store is None or not submissions:
+            return
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload") as pool:
+            sizes = list(pool.map(lambda event: _upload_or_none(store, event.manifest_cid), submissions))
+        self._uploads = {}
+        for event, size in zip(submissions, sizes, strict=True):
+            if size is not None:
+                self._uploads.setdefault(_round_of(event), {})[event.client] = size
 
     def wait_until(self, condition: Callable[[RoundTracker], bool], *, timeout: float,
                    on_poll: Callable[[], None] | None = None, watch_processes: bool = True) -> None:
@@ -209,18 +225,6 @@ class RoundTracker:
                 measured.upload_ratio = round(measured.upload_bytes_per_client / self._update_bytes, 4)
         return measured
 
-    def _account_uploads(self, events: Sequence[ChainEvent]) -> None:
-        """What each new submitter stored: its manifest and the blobs it names, measured in the store."""
-        store = self.federation.store
-        for event in events:
-            if not isinstance(event, UpdateSubmitted) or store is None:
-                continue
-            try:
-                self._uploads.setdefault(_round_of(event), {})[event.client] = stored_upload_bytes(
-                    store, event.manifest_cid)
-            except (FedTSSError, OSError):
-                continue  # a blob gone or unreadable (deleted, never stored): nothing to count
-
     def _federated_metrics(self, record: RoundRecord) -> dict[str, float]:
         """The clients' own evaluation of the model ``record``'s round made: carried by the result of
         the first later round that trained from it and finalized (so known one round later, or after
@@ -244,7 +248,7 @@ class RoundTracker:
             if round_ not in self.rounds:
                 continue
             transaction = chain.transaction(event.tx_hash)
-            function = self.contract.decode_call(transaction.input).function if transaction else None
+            function = self.contract.function_name(transaction.input) if transaction else None
             if function is None:
                 continue  # an event always comes from a decodable call of ours; a vanished tx is left out
             spent = self._gas.setdefault(round_, {})
@@ -254,9 +258,14 @@ class RoundTracker:
 def stored_upload_bytes(store: ContentStore, manifest_cid: str) -> int:
     """Bytes one client stored for a round: the manifest plus every blob it names (read back)."""
     manifest_blob = store.get(manifest_cid, max_bytes=MANIFEST_MAX_BYTES)
-    manifest = parse_manifest(manifest_blob)
-    named = [*manifest.share_cids, *([manifest.masked_cid] if manifest.masked_cid else [])]
-    return len(manifest_blob) + sum(_blob_size(store, cid) for cid in named)
+    return len(manifest_blob) + sum(_blob_size(store, cid) for cid in parse_manifest(manifest_blob).blob_cids)
+
+
+def _upload_or_none(store: ContentStore, manifest_cid: str) -> int | None:
+    try:
+        return stored_upload_bytes(store, manifest_cid)
+    except (FedTSSError, OSError):
+        return None  # a blob gone or unreadable (deleted, never stored): nothing to count
 
 
 def _blob_size(store: ContentStore, cid: str) -> int:

@@ -256,6 +256,26 @@ def test_manifest_round_trips_and_is_canonical_json() -> None:
     assert document["contract"] == "0x5fbdb2315678afecb367f032d93f642f64180aa3"
 
 
+def test_blob_cids_names_every_cid_a_manifest_holds_in_storing_order() -> None:
+    checked = dataclasses.replace(MANIFEST, norm_claims=(1, 2, 3), samples=7, bit_claims=(4, 5, 6),
+                                  proof_cids=(raw_cid("p1"), raw_cid("p2"), raw_cid("p3")))
+    masked = dataclasses.replace(MANIFEST, masked_cid=raw_cid("m"), modulus_bits=32)
+    assert checked.blob_cids == (*checked.share_cids, *checked.proof_cids)
+    assert masked.blob_cids == (*masked.share_cids, raw_cid("m")) and MANIFEST.blob_cids == MANIFEST.share_cids
+    # The class: whatever field holds a CID (today share_cids, masked_cid, proof_cids) is a blob the
+    # client stores, and what counts or fetches a client's blobs reads blob_cids: a CID field it
+    # leaves out (the demo's upload figure once left out the proofs) fails here.
+    for manifest in (MANIFEST, checked, masked):
+        held: list[str] = []
+        for item in dataclasses.fields(manifest):
+            value = getattr(manifest, item.name)
+            if item.name.endswith("_cids"):
+                held += value
+            elif item.name.endswith("_cid") and value is not None:
+                held.append(value)
+        assert sorted(manifest.blob_cids) == sorted(held) and len(set(held)) == len(held)
+
+
 def _mutated_manifest(path: tuple[str, ...], value: object) -> bytes:
     document = json.loads(MANIFEST_BLOB)
     target = document

@@ -60,3 +60,22 @@ def test_an_open_round_has_no_result_and_no_total_yet() -> None:
     measured = measure_round(fold_rounds(_opened_with_updates(2))[1], {RoundState.Collecting: 1.0})
     assert (measured.state, measured.submitted, measured.model_cid, measured.gas) == ("Collecting", 2, None, {})
     assert measured.opened_at == 1.0 and measured.seconds() == {}
+
+
+def test_a_clients_upload_is_its_manifest_and_every_blob_it_names_proofs_included(tmp_path) -> None:
+    import os
+
+    from fedtss.formats import Manifest, encode_manifest
+    from fedtss.quantize import QuantizationConfig
+    from fedtss.storage.local import LocalStore
+    from orchestration.tracker import stored_upload_bytes
+
+    store = LocalStore(tmp_path / "store")
+    shares = [store.put(os.urandom(1000)) for _ in range(3)]
+    proofs = [store.put(os.urandom(300)) for _ in range(3)]
+    manifest = Manifest(chain_id=31337, contract="0x5FbDB2315678afecb367f032d93F642f64180aa3", round=1,
+                        client="0x70997970C51812dc3A010C7d01b50e0d17dc79C8", n=3, t=2, vector_length=11,
+                        quantization=QuantizationConfig(clip_norm=2.5, fractional_bits=12), share_cids=tuple(shares),
+                        norm_claims=(1, 2, 3), samples=5, proof_cids=tuple(proofs), bit_claims=(4, 5, 6))
+    blob = encode_manifest(manifest)
+    assert stored_upload_bytes(store, store.put(blob)) == len(blob) + 3 * 1000 + 3 * 300
