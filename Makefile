@@ -41,6 +41,7 @@ bench: install
 	$(PY) -m benchmarks.ipfs_fetch
 	$(PY) -m benchmarks.validation
 	$(PY) -m benchmarks.latency
+	$(PY) -m benchmarks.cores
 
 clean:
 	rm -rf $(VENV) node_modules build
