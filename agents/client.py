@@ -393,8 +393,9 @@ STORE_WORKERS = 8
 
 
 def publish_update(node: Node, prepared: PreparedUpdate) -> str:
-    """Store the sealed shares (and the masked vector) side by side, then the manifest; return
-    the manifest's CID. The manifest goes last, so whoever finds it finds every blob it names."""
+    """Store every blob the manifest names (the sealed shares, the masked vector, the sealed proof
+    shares: ``Manifest.blob_cids``) side by side, then the manifest; return the manifest's CID. The
+    manifest goes last, so whoever finds it finds every blob it names."""
     contents = [*prepared.sealed_shares, *([prepared.masked_blob] if prepared.masked_blob is not None else []),
                 *prepared.sealed_proofs]
     blobs = list(zip(prepared.manifest.blob_cids, contents, strict=True))
@@ -402,7 +403,7 @@ def publish_update(node: Node, prepared: PreparedUpdate) -> str:
         stored = list(pool.map(node.store.put, [blob for _, blob in blobs]))  # the first failure is raised
     for (expected, _), cid in zip(blobs, stored, strict=True):
         if cid != expected:
-            raise StorageError(f"the store named a sealed share {cid}, its CID is {expected}")
+            raise StorageError(f"the store named a blob {cid}, its CID is {expected}")
     return node.store.put(prepared.manifest_blob)
 
 

@@ -68,7 +68,8 @@ def daemon_cpu(holder: KuboStore, fetcher: KuboStore, holder_pid: int, fetcher_p
     served = process_cpu_seconds(holder_pid) - before_holder
     got = process_cpu_seconds(fetcher_pid) - before_fetcher
     return {"bytes": size, "blobs": count, "add_ms": round(1000 * add / count, 1),
-            "remote_get_fetcher_ms": round(1000 * got / count, 1), "remote_get_holder_ms": round(1000 * served / count, 1)}
+            "remote_get_fetcher_ms": round(1000 * got / count, 1),
+            "remote_get_holder_ms": round(1000 * served / count, 1)}
 
 
 def measure(sizes: tuple[int, ...] = SIZES, repeats: int = 7, cpu_blobs: int = 200) -> dict[str, object]:
@@ -103,10 +104,10 @@ def main() -> int:
     for record in figures["records"]:  # type: ignore[union-attr]
         print(f"{record['bytes']:>9,} B: put {record['put_ms']} ms, local get {record['local_get_ms']} ms, "
               f"remote get {record['remote_get_ms']} ms")
-    cpu = figures["daemon_cpu"]
+    cpu: dict[str, float] | None = figures["daemon_cpu"]  # type: ignore[assignment]
     if cpu:
-        print(f"daemon CPU per {cpu['bytes']:,} B blob: add {cpu['add_ms']} ms; remote get {cpu['remote_get_fetcher_ms']} "  # type: ignore[index]
-              f"ms fetching + {cpu['remote_get_holder_ms']} ms serving")  # type: ignore[index]
+        print(f"daemon CPU per {cpu['bytes']:,} B blob: add {cpu['add_ms']} ms; remote get "
+              f"{cpu['remote_get_fetcher_ms']} ms fetching + {cpu['remote_get_holder_ms']} ms serving")
     print(f"wrote {RESULTS}")
     return 0
 

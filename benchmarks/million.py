@@ -25,10 +25,9 @@ from pathlib import Path
 
 from agents.learning import EXAMPLES_DIR
 from fedtss.chain import UpdateSubmitted
-from fedtss.formats import parse_manifest
 from fedtss.task import Settings
 from orchestration.launcher import FederationSpec, LocalFederation
-from orchestration.tracker import RoundTracker
+from orchestration.tracker import RoundTracker, stored_upload_bytes
 
 __all__ = ["main", "measure"]
 
@@ -52,10 +51,7 @@ def _peak_memory_mib(pid: int) -> float | None:
 
 def _client_bytes(federation: LocalFederation, event: UpdateSubmitted) -> int:
     """What one client stored for one round: its manifest and every blob it names."""
-    store = federation.store
-    manifest_blob = store.get(event.manifest_cid, max_bytes=1 << 20)
-    manifest = parse_manifest(manifest_blob)
-    return len(manifest_blob) + sum(len(store.get(cid, max_bytes=1 << 30)) for cid in manifest.blob_cids)
+    return stored_upload_bytes(federation.store, event.manifest_cid)
 
 
 def measure(spec: FederationSpec = SPEC) -> dict:

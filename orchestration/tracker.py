@@ -117,10 +117,11 @@ class RoundTracker:
             return
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload") as pool:
             sizes = list(pool.map(lambda event: _upload_or_none(store, event.manifest_cid), submissions))
-        self._uploads = {}
+        uploads: dict[int, dict[str, int]] = {}
         for event, size in zip(submissions, sizes, strict=True):
             if size is not None:
-                self._uploads.setdefault(_round_of(event), {})[event.client] = size
+                uploads.setdefault(_round_of(event), {})[event.client] = size
+        self._uploads = uploads
 
     def wait_until(self, condition: Callable[[RoundTracker], bool], *, timeout: float,
                    on_poll: Callable[[], None] | None = None, watch_processes: bool = True) -> None:
@@ -262,6 +263,7 @@ def stored_upload_bytes(store: ContentStore, manifest_cid: str) -> int:
 
 
 def _upload_or_none(store: ContentStore, manifest_cid: str) -> int | None:
+    """:func:`stored_upload_bytes`, or None where a blob cannot be read."""
     try:
         return stored_upload_bytes(store, manifest_cid)
     except (FedTSSError, OSError):

@@ -176,12 +176,16 @@ class ChainReader:
         return None if raw is None else transaction_from_rpc(raw)
 
     def receipt(self, tx_hash: str) -> Receipt | None:
-        """The receipt of a mined transaction; None if it is not mined (or not known)."""
+        """The receipt of a mined transaction; None if it is not mined (or not known): some nodes
+        answer a pending transaction with a receipt whose ``blockNumber`` is null."""
         answer = self._plain_by_hash("receipt", "eth_getTransactionReceipt", tx_hash)
         if answer is None or isinstance(answer, Mapping):
-            return None if answer is None else self._parsed("receipt", receipt_from_rpc, answer)
-        raw = self._ask("receipt", self._w3.eth.get_transaction_receipt, tx_hash)
-        return None if raw is None else receipt_from_rpc(raw)
+            raw = answer
+        else:
+            raw = self._ask("receipt", self._w3.eth.get_transaction_receipt, tx_hash)
+        if raw is None or ("blockNumber" in raw and raw["blockNumber"] is None):
+            return None
+        return self._parsed("receipt", receipt_from_rpc, raw)
 
     def gas_used(self, tx_hash: str) -> int:
         """The gas a mined transaction used; ChainError if the chain has no receipt for it."""

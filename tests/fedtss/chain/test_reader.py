@@ -204,3 +204,7 @@ def test_a_plain_answer_of_the_wrong_shape_is_a_chain_error_naming_what_was_aske
     for what, read in (("transaction", reader.transaction), ("receipt", reader.receipt)):
         with pytest.raises(ChainError, match=rf"\({what}\)"):
             read("0x" + "ab" * 32)
+    # A node may answer a pending transaction's receipt with a null block: not mined, so None.
+    monkeypatch.setattr(w3.provider, "make_request", lambda method, params: {"jsonrpc": "2.0", "id": 1,
+                                                                              "result": {"blockNumber": None}})
+    assert reader.receipt("0x" + "ab" * 32) is None
