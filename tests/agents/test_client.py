@@ -202,8 +202,8 @@ class _GatedStore:
 
 
 def _prepared_blobs(blobs: list[bytes]):
-    manifest = SimpleNamespace(share_cids=tuple(compute_cid(b) for b in blobs), masked_cid=None)
-    manifest.proof_cids = ()
+    manifest = SimpleNamespace(share_cids=tuple(compute_cid(b) for b in blobs), masked_cid=None, proof_cids=())
+    manifest.blob_cids = manifest.share_cids  # what Manifest.blob_cids gives without masked vector or proofs
     return SimpleNamespace(manifest=manifest, sealed_shares=tuple(blobs), masked_blob=None, sealed_proofs=(),
                            manifest_blob=b"manifest")
 
